@@ -1,0 +1,4 @@
+#ifndef MOSAIC_CBLAS_SHIM_H
+#define MOSAIC_CBLAS_SHIM_H
+#include <cblas.h>
+#endif

@@ -1,0 +1,21 @@
+import ArgumentParser
+
+/// `mosaic`: every batch job of the pipeline is a subcommand, launched under `mpirun`.
+@main
+struct Mosaic: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mosaic",
+        abstract: "Mosaic home-feed recommender: MPI-parallel batch jobs.",
+        discussion: """
+            Run a job on N ranks with `Cluster/mpirun-local.sh -np N .build/release/mosaic <job>`,
+            or with `mpirun` directly. Without mpirun a job runs as a one-rank world.
+            """,
+        subcommands: [Doctor.self, Bench.self, SelfTest.self])
+}
+
+/// `mosaic bench …`: benchmarks that print a table and ratios against a peer.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks: print a table of figures with the ratio against a named peer.",
+        subcommands: [BenchCollectives.self, BenchGemm.self])
+}
