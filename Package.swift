@@ -13,7 +13,7 @@ let swiftSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "Mosaic",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "mosaic", targets: ["mosaic"]),
         .library(name: "Collective", targets: ["Collective"]),

@@ -7,12 +7,15 @@ extension Communicator {
 
     /// Replaces `buffer` on every rank with root's `buffer`. Every rank must pass a buffer of
     /// root's length (use `broadcast(_:root:)` returning an array when the length is unknown).
+    @inlinable
     public func broadcast<T: MPIScalar>(_ buffer: inout [T], root: Int = 0) throws {
         try buffer.withUnsafeMutableBufferPointer { try broadcast($0, root: root) }
     }
 
     /// Broadcasts the contents of a raw buffer from `root`, in chunks of `maxElementsPerCall`.
+    @inlinable
     public func broadcast<T: MPIScalar>(_ buffer: UnsafeMutableBufferPointer<T>, root: Int = 0) throws {
+        if isLocal { return }  // one rank: the root's buffer is already here
         var offset = 0
         while offset < buffer.count {
             let n = Swift.min(chunk, buffer.count - offset)
@@ -42,12 +45,15 @@ extension Communicator {
 
     /// Element-wise reduction of `buffer` over all ranks, in place: afterwards every rank holds
     /// the same result. Chunked when `buffer.count > maxElementsPerCall`.
+    @inlinable
     public func allreduce<T: MPIScalar>(_ buffer: inout [T], op: ReduceOp = .sum) throws {
         try buffer.withUnsafeMutableBufferPointer { try allreduce($0, op: op) }
     }
 
     /// In-place allreduce over a raw buffer (for parameter and gradient buffers).
+    @inlinable
     public func allreduce<T: MPIScalar>(_ buffer: UnsafeMutableBufferPointer<T>, op: ReduceOp = .sum) throws {
+        if isLocal { return }  // one rank: the reduction of one contribution is itself
         var offset = 0
         while offset < buffer.count {
             let n = Swift.min(chunk, buffer.count - offset)
@@ -105,6 +111,7 @@ extension Communicator {
 
     /// Each rank's count, on every rank.
     func allgatherCounts(_ count: Int) throws -> [Int] {
+        if isLocal { return [count] }
         var mine = Int64(count)
         var all = [Int64](repeating: 0, count: size)
         try all.withUnsafeMutableBufferPointer { out in
@@ -118,6 +125,7 @@ extension Communicator {
     }
 
     func allgatherv<T: MPIScalar>(_ values: [T], counts: [Int]) throws -> [T] {
+        if isLocal { return values }
         let total = counts.reduce(0, +)
         var out = [T](zeroed: total)
         let displs = exclusiveSum(counts)
@@ -193,6 +201,7 @@ extension Communicator {
                 call: "alltoallv",
                 message: "sendCounts \(sendCounts) must have \(size) entries summing to \(values.count)")
         }
+        if isLocal { return (values, sendCounts) }
         var send64 = sendCounts.map(Int64.init)
         var recv64 = [Int64](repeating: 0, count: size)
         try send64.withUnsafeMutableBufferPointer { s in
@@ -208,6 +217,7 @@ extension Communicator {
     }
 
     func alltoallv<T: MPIScalar>(_ values: [T], sendCounts: [Int], recvCounts: [Int]) throws -> (values: [T], counts: [Int]) {
+        if isLocal { return (Array(values.prefix(recvCounts[0])), recvCounts) }
         let sendDispls = exclusiveSum(sendCounts)
         let recvDispls = exclusiveSum(recvCounts)
         var out = [T](zeroed: recvCounts.reduce(0, +))
@@ -267,6 +277,7 @@ extension Communicator {
     }
 
     func allreduceUnchunked<T: MPIScalar>(_ buffer: UnsafeMutableBufferPointer<T>, op: ReduceOp) throws {
+        if isLocal { return }
         try locked {
             try check(
                 MPI_Allreduce(mosaic_in_place(), buffer.baseAddress, Int32(buffer.count), T.mpiDatatype, op.handle, comm),

@@ -9,9 +9,9 @@ extension Communicator {
 
     /// Runs a job body; on error, logs it (rank 0 logs its own; other ranks log theirs prefixed
     /// with the rank) and ends the whole world with MPI_Abort so no rank hangs in a collective.
-    public static func runJob(_ body: (Communicator) throws -> Void) {
+    public static func runJob(forceMPI: Bool = false, _ body: (Communicator) throws -> Void) {
         let comm: Communicator
-        do { comm = try Communicator.world() } catch {
+        do { comm = try Communicator.world(forceMPI: forceMPI) } catch {
             FileHandle.standardError.write(Data("mosaic: cannot start MPI: \(error)\n".utf8))
             exit(1)
         }

@@ -70,8 +70,17 @@ public enum MPIRun {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(20_000) }
         if process.isRunning {
-            process.terminate()
-            kill(-process.processIdentifier, SIGKILL)
+            // Timed out: kill it, and never wait forever for a child nobody may reap.
+            kill(process.processIdentifier, SIGKILL)
+            let grace = Date().addingTimeInterval(5)
+            while process.isRunning && Date() < grace { usleep(20_000) }
+            if process.isRunning {
+                return Result(status: -1, stdout: "", stderr: "\(executable) timed out after \(timeout) s and could not be reaped")
+            }
+            _ = group.wait(timeout: .now() + 5)
+            return Result(
+                status: -1, stdout: String(decoding: outData, as: UTF8.self),
+                stderr: String(decoding: errData, as: UTF8.self) + "\n\(executable) timed out after \(timeout) s")
         }
         process.waitUntilExit()
         group.wait()

@@ -20,42 +20,49 @@ struct BenchCollectives: ParsableCommand {
         abstract: "Allreduce bandwidth: Communicator.allreduce vs raw MPI_Allreduce, 4 KiB – 64 MiB.",
         discussion: "Run with 2 ranks: Cluster/mpirun-local.sh -np 2 .build/release/mosaic bench collectives")
 
-    @Option(help: "Smallest message in KiB.") var minKiB = 4
-    @Option(help: "Largest message in MiB.") var maxMiB = 64
-    @Option(help: "Bytes moved per measurement, in MiB (sets the iteration count per size).") var volumeMiB = 512
-    @Option(help: "Repetitions; the best of each is reported.") var repeats = 5
+    @Option(name: .customLong("min-kib"), help: "Smallest message, KiB.") var minKiB = 4
+    @Option(name: .customLong("max-mib"), help: "Largest message, MiB.") var maxMiB = 64
+    @Option(name: .customLong("round-mib"), help: "Bytes reduced per timed round, MiB (sets calls per round).")
+    var roundMiB = 32
+    @Option(help: "Timed rounds per size; raw and wrapper alternate, and each side's fastest round counts.")
+    var rounds = 15
 
     func run() throws {
         Communicator.runJob { comm in
-            comm.log("allreduce (sum, Float, in place) on \(comm.size) rank(s); algbw = bytes / time; best of \(repeats)")
-            comm.log("| message | iters | raw MPI_Allreduce GB/s | Communicator.allreduce GB/s | wrapper / raw |")
+            comm.log("allreduce (sum, Float, in place) on \(comm.size) rank(s); algbw = message bytes / time per call;")
+            comm.log("raw and wrapper alternate in \(rounds) rounds per size, the fastest round of each counts")
+            comm.log("| message | calls/round | raw MPI_Allreduce GB/s | Communicator.allreduce GB/s | wrapper / raw |")
             comm.log("|---:|---:|---:|---:|---:|")
             var bytes = minKiB << 10
             var worst = Double.infinity
             while bytes <= maxMiB << 20 {
                 let n = bytes / 4
-                let iters = max(3, min(2000, (volumeMiB << 20) / bytes))
+                let calls = max(2, min(500, (roundMiB << 20) / bytes))
                 var array = [Float](repeating: 0, count: n)
+                // Warm-up: connection set-up and buffer registration are not measured.
+                for _ in 0 ..< 3 { try comm.allreduce(&array) }
                 var bestRaw = Double.infinity, bestWrapped = Double.infinity
-                for _ in 0 ..< repeats {
+                for _ in 0 ..< rounds {
                     // Raw: the C call itself, on the same buffer.
                     try comm.barrier()
                     var t0 = now()
                     array.withUnsafeMutableBufferPointer { p in
-                        for _ in 0 ..< iters {
-                            MPI_Allreduce(mosaic_in_place(), p.baseAddress, Int32(n), mosaic_type_float(), mosaic_op_sum(), mosaic_comm_world())
+                        for _ in 0 ..< calls {
+                            MPI_Allreduce(
+                                mosaic_in_place(), p.baseAddress, Int32(n), mosaic_type_float(), mosaic_op_sum(),
+                                mosaic_comm_world())
                         }
                     }
                     bestRaw = min(bestRaw, try comm.allreduce(now() - t0, op: .max))
                     try comm.barrier()
                     t0 = now()
-                    for _ in 0 ..< iters { try comm.allreduce(&array) }
+                    for _ in 0 ..< calls { try comm.allreduce(&array) }
                     bestWrapped = min(bestWrapped, try comm.allreduce(now() - t0, op: .max))
                 }
-                let raw = Double(bytes) * Double(iters) / bestRaw / 1e9
-                let wrapped = Double(bytes) * Double(iters) / bestWrapped / 1e9
+                let raw = Double(bytes) * Double(calls) / bestRaw / 1e9
+                let wrapped = Double(bytes) * Double(calls) / bestWrapped / 1e9
                 worst = min(worst, wrapped / raw)
-                comm.log(String(format: "| %@ | %d | %.2f | %.2f | %.3f |", formatBytes(bytes), iters, raw, wrapped, wrapped / raw))
+                comm.log(String(format: "| %@ | %d | %.2f | %.2f | %.3f |", formatBytes(bytes), calls, raw, wrapped, wrapped / raw))
                 bytes *= 4
             }
             comm.log(String(format: "lowest wrapper/raw ratio: %.3f (goal ≥ 0.95)", worst))

@@ -20,7 +20,7 @@ struct Doctor: ParsableCommand {
     var scratch: String = NSTemporaryDirectory()
 
     func run() throws {
-        Communicator.runJob { comm in
+        Communicator.runJob(forceMPI: true) { comm in
             var failures: [String] = []
             func check(_ name: String, _ body: () throws -> String) {
                 do {
