@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash Cluster/install-deps.sh
 swift build -c release --product mosaic
-Cluster/mpirun-local.sh -np 2 .build/release/mosaic doctor
+Cluster/run-job.sh Jobs/doctor.job

@@ -9,11 +9,13 @@ struct Doctor: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check MPI, BLAS and HDF5 on every rank and print a verdict.",
         discussion: """
-            Run it under mpirun on the nodes you want to check, e.g.
-              Cluster/mpirun-local.sh -np 2 .build/release/mosaic doctor
-            It reports the world size and hosts, checks an allreduce checksum, compares a BLAS
-            gemm with a naive product, and writes and reads back an HDF5 file on every rank.
-            Exits 0 when every check passes on every rank, 1 otherwise.
+            Run it under mpirun on the nodes you want to check, e.g. \
+            `Cluster/mpirun-local.sh -np 2 .build/release/mosaic doctor`.
+
+            It reports the world size and hosts, checks an allreduce checksum, compares a BLAS \
+            gemm with a naive product, and writes and reads back an HDF5 file on every rank. \
+            Without mpirun it initialises MPI as a singleton. Exits 0 when every check passes \
+            on every rank, 1 otherwise.
             """)
 
     @Option(help: "Folder for the HDF5 round-trip files (each rank writes its own).")

@@ -7,8 +7,9 @@ struct Mosaic: ParsableCommand {
         commandName: "mosaic",
         abstract: "Mosaic home-feed recommender: MPI-parallel batch jobs.",
         discussion: """
-            Run a job on N ranks with `Cluster/mpirun-local.sh -np N .build/release/mosaic <job>`,
-            or with `mpirun` directly. Without mpirun a job runs as a one-rank world.
+            Run a job on N ranks of this machine with \
+            `Cluster/mpirun-local.sh -np N .build/release/mosaic <job>`, or with mpirun/srun on a \
+            cluster. Without a launcher a job runs as a one-rank world. Logs come from rank 0.
             """,
         subcommands: [Doctor.self, Bench.self, SelfTest.self])
 }
