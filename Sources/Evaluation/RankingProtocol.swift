@@ -56,8 +56,15 @@ public enum RankingProtocol {
     public static func fullRank(scores: [Float], target: Int, exclude: Set<Int>, ties: TieBreaking = .optimistic) -> Double {
         var higher = 0, equal = 0
         let t = scores[target]
-        for i in 1 ..< scores.count where i != target && !exclude.contains(i) {
-            if scores[i] > t { higher += 1 } else if scores[i] == t { equal += 1 }
+        // Count over every item, then take the excluded ones back out: O(items + |exclude|).
+        scores.withUnsafeBufferPointer { s in
+            for i in 1 ..< s.count {
+                if s[i] > t { higher += 1 } else if s[i] == t { equal += 1 }
+            }
+        }
+        equal -= 1  // the target itself
+        for i in exclude where i != target && i >= 1 && i < scores.count {
+            if scores[i] > t { higher -= 1 } else if scores[i] == t { equal -= 1 }
         }
         switch ties {
         case .optimistic: return Double(higher)

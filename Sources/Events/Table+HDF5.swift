@@ -60,7 +60,7 @@ extension Table {
         var dimension = 0
         if entity == "pins" {
             let ds = try group.dataset("embedding")
-            dimension = ds.shape.count == 2 ? ds.shape[1] : 0
+            dimension = ds.shape.count == 2 ? ds.shape[1] : 1
         }
         guard let schema = EntitySchema.named(entity, dimension: dimension) else {
             throw ArtifactError(file: file.path, object: "/\(entity)", message: "unknown entity")

@@ -10,7 +10,7 @@ struct Mosaic: ParsableCommand {
             Run a job on N ranks with `Cluster/mpirun-local.sh -np N .build/release/mosaic <job>`,
             or with `mpirun` directly. Without mpirun a job runs as a one-rank world.
             """,
-        subcommands: [Doctor.self, Generate.self, Ingest.self, Export.self, Digest.self, Bench.self, SelfTest.self])
+        subcommands: [Doctor.self, Generate.self, Ingest.self, Export.self, Adapt.self, Digest.self, Bench.self, SelfTest.self])
 }
 
 /// `mosaic bench …`: benchmarks that print a table and ratios against a peer.
