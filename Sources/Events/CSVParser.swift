@@ -265,15 +265,28 @@ public struct CSVParser {
 }
 
 /// Validates fields and accumulates accepted rows column by column.
+///
+/// The hot loop works on plain values only: each column's rule is flattened into a `Rule` (no
+/// strings or arrays to retain per field), and a row's values go to flat scratch buffers that
+/// are committed only when every field is valid.
 struct RowSink {
+    /// A column's parsing rule with plain payloads.
+    enum Rule {
+        case id, timestamp, integer(Int64, Int64), enumeration(Int), country, probability, vector(Int), intList(Int)
+    }
     let specs: [ColumnSpec]
+    let rules: [Rule]
+    /// Per enumeration column: accepted spellings as bytes with their codes.
+    let spellings: [[(bytes: [UInt8], code: UInt8)]]
     let schema: EntitySchema
     let file: String
     var i64: [[Int64]], i32: [[Int32]], u8: [[UInt8]], f32: [[Float]]
     var rows: [Int64] = []
     var rejects: [RejectRecord] = []
-    // Scratch for one row (committed only when every field is valid).
-    var si64: [Int64], si32: [[Int32]], su8: [UInt8], sf32: [[Float]]
+    // Scratch for one row: one Int64 per scalar column, floats/ints of wide columns from `offset`.
+    var scalar: [Int64]
+    var floats: [Float], ints: [Int32]
+    let offset: [Int]
     var fieldStarts: [Int] = [], fieldEnds: [Int] = []
 
     init(specs: [ColumnSpec], schema: EntitySchema, file: String) {
@@ -281,14 +294,36 @@ struct RowSink {
         self.schema = schema
         self.file = file
         let n = specs.count
+        var rules: [Rule] = [], spellings: [[(bytes: [UInt8], code: UInt8)]] = []
+        var offset: [Int] = [], width = 0
+        for c in specs {
+            offset.append(width)
+            width += c.width
+            switch c.kind {
+            case .id: rules.append(.id)
+            case .timestamp: rules.append(.timestamp)
+            case .integer(let r): rules.append(.integer(Int64(r.lowerBound), Int64(r.upperBound)))
+            case .enumeration(let names, let aliases):
+                rules.append(.enumeration(spellings.count))
+                spellings.append(names.enumerated().map { (Array($0.element.utf8), UInt8($0.offset)) } + aliases.map { (Array($0.key.utf8), $0.value) })
+            case .country: rules.append(.country)
+            case .probability: rules.append(.probability)
+            case .vector: rules.append(.vector(c.width))
+            case .intList: rules.append(.intList(c.width))
+            }
+        }
+        self.rules = rules
+        self.spellings = spellings
+        self.offset = offset
         i64 = Array(repeating: [], count: n); i32 = Array(repeating: [], count: n)
         u8 = Array(repeating: [], count: n); f32 = Array(repeating: [], count: n)
-        si64 = Array(repeating: 0, count: n); si32 = Array(repeating: [], count: n)
-        su8 = Array(repeating: 0, count: n); sf32 = Array(repeating: [], count: n)
+        scalar = Array(repeating: 0, count: n)
+        floats = Array(repeating: 0, count: width)
+        ints = Array(repeating: 0, count: width)
     }
 
-    mutating func reject(_ line: Int, _ field: String, _ reason: RejectReason, _ detail: String) {
-        rejects.append(RejectRecord(file: file, row: Int64(line), field: field, reason: reason, detail: detail))
+    mutating func reject(_ line: Int, _ k: Int, _ reason: RejectReason, _ detail: String) {
+        rejects.append(RejectRecord(file: file, row: Int64(line), field: k < 0 ? "" : specs[k].name, reason: reason, detail: detail))
     }
 
     static func text(_ base: UnsafePointer<UInt8>, _ s: Int, _ e: Int) -> String {
@@ -297,96 +332,111 @@ struct RowSink {
 
     mutating func add(_ base: UnsafePointer<UInt8>, _ s: Int, _ e: Int, line: Int, delimiter: UInt8) {
         if !Self.isValidUTF8(base, s, e) {
-            reject(line, "", .invalidUTF8, "the line holds bytes that are not UTF-8")
+            reject(line, -1, .invalidUTF8, "the line holds bytes that are not UTF-8")
             return
         }
         fieldStarts.removeAll(keepingCapacity: true)
         fieldEnds.removeAll(keepingCapacity: true)
         var fs = s
-        for i in s ..< e where base[i] == delimiter {
-            fieldStarts.append(fs); fieldEnds.append(i); fs = i + 1
+        var i = s
+        while i < e {
+            guard let d = memchr(base + i, Int32(delimiter), e - i) else { break }
+            let at = base.distance(to: d.assumingMemoryBound(to: UInt8.self))
+            fieldStarts.append(fs); fieldEnds.append(at)
+            fs = at + 1
+            i = at + 1
         }
         fieldStarts.append(fs); fieldEnds.append(e)
-        guard fieldStarts.count == specs.count else {
-            reject(line, "", .wrongColumnCount, "found \(fieldStarts.count) fields, the header has \(specs.count)")
+        guard fieldStarts.count == rules.count else {
+            reject(line, -1, .wrongColumnCount, "found \(fieldStarts.count) fields, the header has \(rules.count)")
             return
         }
-        for (k, c) in specs.enumerated() {
-            let a = fieldStarts[k], b = fieldEnds[k]
-            if let (reason, detail) = parseField(c, k, base, a, b) {
-                reject(line, c.name, reason, detail)
+        for k in 0 ..< rules.count {
+            if let (reason, detail) = parseField(k, base, fieldStarts[k], fieldEnds[k]) {
+                reject(line, k, reason, detail)
                 return
             }
         }
-        for (k, c) in specs.enumerated() {
-            switch c.storage {
-            case .int64: i64[k].append(si64[k])
-            case .int32: if c.width == 1 { i32[k].append(si32[k][0]) } else { i32[k].append(contentsOf: si32[k]) }
-            case .uint8: u8[k].append(su8[k])
-            case .float32: if c.width == 1 { f32[k].append(sf32[k][0]) } else { f32[k].append(contentsOf: sf32[k]) }
+        for k in 0 ..< rules.count {
+            switch rules[k] {
+            case .id, .timestamp: i64[k].append(scalar[k])
+            case .integer, .country: i32[k].append(Int32(truncatingIfNeeded: scalar[k]))
+            case .enumeration: u8[k].append(UInt8(truncatingIfNeeded: scalar[k]))
+            case .probability: f32[k].append(floats[offset[k]])
+            case .vector(let w): f32[k].append(contentsOf: floats[offset[k] ..< offset[k] + w])
+            case .intList(let w): i32[k].append(contentsOf: ints[offset[k] ..< offset[k] + w])
             }
         }
         rows.append(Int64(line))
     }
 
     /// Parses field `k` into scratch; returns a reason on failure.
-    mutating func parseField(_ c: ColumnSpec, _ k: Int, _ base: UnsafePointer<UInt8>, _ a: Int, _ b: Int) -> (RejectReason, String)? {
-        switch c.kind {
+    mutating func parseField(_ k: Int, _ base: UnsafePointer<UInt8>, _ a: Int, _ b: Int) -> (RejectReason, String)? {
+        switch rules[k] {
         case .id, .timestamp:
             if a == b { return (.emptyField, "empty") }
             guard let v = Self.parseInt(base, a, b) else { return (.notAnInteger, "'\(Self.text(base, a, b))' is not an integer") }
-            if c.kind == .id, v < 0 { return (.outOfRange, "\(v) < 0") }
-            if c.kind == .timestamp, v < 0 || v > 4_102_444_800_000 { return (.outOfRange, "\(v) ms is outside 1970…2100") }
-            si64[k] = v
-        case .integer(let range):
+            if case .id = rules[k], v < 0 { return (.outOfRange, "\(v) < 0") }
+            if case .timestamp = rules[k], v < 0 || v > 4_102_444_800_000 { return (.outOfRange, "\(v) ms is outside 1970…2100") }
+            scalar[k] = v
+        case .integer(let lo, let hi):
             if a == b { return (.emptyField, "empty") }
             guard let v = Self.parseInt(base, a, b) else { return (.notAnInteger, "'\(Self.text(base, a, b))' is not an integer") }
-            guard v >= Int64(range.lowerBound), v <= Int64(range.upperBound) else { return (.outOfRange, "\(v) outside \(range.lowerBound)…\(range.upperBound)") }
-            si32[k] = [Int32(v)]
-        case .enumeration(let names, let aliases):
-            let s = String(decoding: UnsafeBufferPointer(start: base + a, count: b - a), as: UTF8.self)
-            if let i = names.firstIndex(of: s) { su8[k] = UInt8(i) }
-            else if let i = aliases[s] { su8[k] = i }
-            else { return (.unknownValue, "'\(s.prefix(40))' is not one of \(names.joined(separator: "|"))") }
+            guard v >= lo, v <= hi else { return (.outOfRange, "\(v) outside \(lo)…\(hi)") }
+            scalar[k] = v
+        case .enumeration(let e):
+            var found = false
+            for (bytes, code) in spellings[e] where bytes.count == b - a {
+                if bytes.withUnsafeBufferPointer({ memcmp($0.baseAddress!, base + a, b - a) == 0 }) {
+                    scalar[k] = Int64(code)
+                    found = true
+                    break
+                }
+            }
+            if !found {
+                let names = spellings[e].map { String(decoding: $0.bytes, as: UTF8.self) }
+                return (.unknownValue, "'\(Self.text(base, a, b))' is not one of \(names.joined(separator: "|"))")
+            }
         case .country:
-            let code = CountryCode.pack(UnsafeBufferPointer(start: base + a, count: b - a))
-            guard let code else { return (.unknownValue, "'\(Self.text(base, a, b))' is not a two-letter upper-case country code") }
-            si32[k] = [code]
+            guard let code = CountryCode.pack(UnsafeBufferPointer(start: base + a, count: b - a)) else {
+                return (.unknownValue, "'\(Self.text(base, a, b))' is not a two-letter upper-case country code")
+            }
+            scalar[k] = Int64(code)
         case .probability:
-            if a == b { sf32[k] = [.nan]; return nil }
+            if a == b { floats[offset[k]] = .nan; return nil }
             guard let v = Self.parseFloat(base, a, b) else { return (.notANumber, "'\(Self.text(base, a, b))' is not a number") }
             guard v.isFinite else { return (.nonFinite, "'\(Self.text(base, a, b))' is not finite") }
             guard v >= 0, v <= 1 else { return (.outOfRange, "\(v) is not a probability") }
-            sf32[k] = [v]
-        case .vector:
-            sf32[k].removeAll(keepingCapacity: true)
-            var i = a
+            floats[offset[k]] = v
+        case .vector(let w):
+            var i = a, n = 0
             while i < b {
                 while i < b, base[i] == 32 { i += 1 }
                 if i == b { break }
                 var j = i
                 while j < b, base[j] != 32 { j += 1 }
-                guard let v = Self.parseFloat(base, i, j) else { return (.notANumber, "value \(sf32[k].count): '\(Self.text(base, i, j))' is not a number") }
-                guard v.isFinite else { return (.nonFinite, "value \(sf32[k].count) is '\(Self.text(base, i, j))'") }
-                sf32[k].append(v)
+                guard let v = Self.parseFloat(base, i, j) else { return (.notANumber, "value \(n): '\(Self.text(base, i, j))' is not a number") }
+                guard v.isFinite else { return (.nonFinite, "value \(n) is '\(Self.text(base, i, j))'") }
+                if n < w { floats[offset[k] + n] = v }
+                n += 1
                 i = j
             }
-            if sf32[k].count != c.width { return (.wrongDimension, "\(sf32[k].count) values, expected \(c.width)") }
-        case .intList:
-            si32[k].removeAll(keepingCapacity: true)
-            var i = a
+            if n != w { return (.wrongDimension, "\(n) values, expected \(w)") }
+        case .intList(let w):
+            var i = a, n = 0
             while i < b {
                 var j = i
                 while j < b, base[j] != 59 { j += 1 }
                 if j > i {
                     guard let v = Self.parseInt(base, i, j) else { return (.notAnInteger, "'\(Self.text(base, i, j))' is not an integer") }
                     guard v >= 0, v <= Int64(Int32.max) else { return (.outOfRange, "\(v) outside 0…\(Int32.max)") }
-                    si32[k].append(Int32(v))
+                    if n < w { ints[offset[k] + n] = Int32(v) }
+                    n += 1
                 }
                 i = j + 1
             }
-            if si32[k].count > c.width { return (.tooManyValues, "\(si32[k].count) values, at most \(c.width)") }
-            while si32[k].count < c.width { si32[k].append(-1) }
+            if n > w { return (.tooManyValues, "\(n) values, at most \(w)") }
+            for j in n ..< w { ints[offset[k] + j] = -1 }
         }
         return nil
     }

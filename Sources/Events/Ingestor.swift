@@ -70,6 +70,7 @@ public struct Ingestor {
                 let ids = table.i64(key), rows = table.i64("_row")
                 let keep = try askOwners(keys: ids, payload: rows, comm: comm) { keys, rows in
                     var first: [Int64: Int64] = [:]
+                    first.reserveCapacity(keys.count)
                     for (k, r) in zip(keys, rows) { first[k] = min(first[k] ?? .max, r) }
                     return zip(keys, rows).map { k, r in first[k] == r ? 1 : 0 }
                 }

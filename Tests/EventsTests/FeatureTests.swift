@@ -92,3 +92,30 @@ struct FeatureTests {
         }
     }
 }
+
+import Evaluation
+
+@Suite("Oracle metrics of the synthetic world")
+struct OracleTests {
+    @Test("the stored true probabilities are calibrated and beat a constant predictor on the realised labels")
+    func oracle() throws {
+        let g = WorldGenerator(smallWorld(users: 300, powerEvery: 0))
+        let events = g.users(Array(0 ..< 300)).events
+        let type = events.uint8["event_type"]!, pc = events.float32["p_closeup"]!, ps = events.float32["p_save"]!
+        let users = events.i64("user_id")
+        let labels = ImpressionLabels.compute(events)
+        let rows = (0 ..< events.count).filter { type[$0] == EventType.impression.rawValue }
+        let y = rows.map { ImpressionLabels.has(labels[$0], .closeup) }
+        let oracle = ClassificationMetrics.report(probabilities: rows.map { pc[$0] }, labels: y, groups: rows.map { users[$0] })
+        let rate = Float(y.filter { $0 }.count) / Float(y.count)
+        let constant = ClassificationMetrics.report(probabilities: rows.map { _ in rate }, labels: y, groups: rows.map { users[$0] })
+        #expect(oracle.auc! > 0.7, "\(oracle)")
+        #expect(oracle.gauc! > 0.6, "\(oracle)")
+        #expect(oracle.ece < 0.02, "\(oracle)")
+        #expect(oracle.logloss < constant.logloss - 0.02, "\(oracle) vs \(constant)")
+        // Saves: rarer, and also predicted by their true probability.
+        let ySave = rows.map { ImpressionLabels.has(labels[$0], .save) }
+        let saves = ClassificationMetrics.report(probabilities: rows.map { ps[$0] }, labels: ySave, groups: rows.map { users[$0] })
+        #expect(saves.positives < oracle.positives / 2 && saves.auc! > 0.7, "\(saves)")
+    }
+}
