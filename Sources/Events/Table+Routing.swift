@@ -17,11 +17,16 @@ extension Table {
             order[start[d]] = i
             start[d] += 1
         }
-        let sorted = gathered(order)
-        var out = sorted
+        // Column by column: gather the send buffer in destination order, exchange, drop it, so
+        // that at most one column is held twice beside the input and the output.
+        var out = Table(schema: schema)
+        out.int64 = [:]; out.int32 = [:]; out.uint8 = [:]; out.float32 = [:]
         var received = 0
         func exchange<T: MPIScalar>(_ v: [T], _ w: Int) throws -> [T] {
-            let (values, rc) = try comm.alltoallv(v, sendCounts: counts.map { $0 * w })
+            var send = [T]()
+            send.reserveCapacity(v.count)
+            if w == 1 { for i in order { send.append(v[i]) } } else { for i in order { send.append(contentsOf: v[(i * w) ..< (i * w + w)]) } }
+            let (values, rc) = try comm.alltoallv(send, sendCounts: counts.map { $0 * w })
             received = rc.reduce(0, +) / w
             return values
         }
@@ -29,14 +34,14 @@ extension Table {
         // collectives match up.
         for c in presentColumns {
             switch c.storage {
-            case .int64: out.int64[c.name] = try exchange(sorted.int64[c.name]!, c.width)
-            case .int32: out.int32[c.name] = try exchange(sorted.int32[c.name]!, c.width)
-            case .uint8: out.uint8[c.name] = try exchange(sorted.uint8[c.name]!, c.width)
-            case .float32: out.float32[c.name] = try exchange(sorted.float32[c.name]!, c.width)
+            case .int64: out.int64[c.name] = try exchange(int64[c.name]!, c.width)
+            case .int32: out.int32[c.name] = try exchange(int32[c.name]!, c.width)
+            case .uint8: out.uint8[c.name] = try exchange(uint8[c.name]!, c.width)
+            case .float32: out.float32[c.name] = try exchange(float32[c.name]!, c.width)
             }
         }
         for k in int64.keys.filter({ $0.hasPrefix("_") }).sorted() {
-            out.int64[k] = try exchange(sorted.int64[k]!, 1)
+            out.int64[k] = try exchange(int64[k]!, 1)
         }
         if presentColumns.isEmpty { received = 0 }
         out.count = received

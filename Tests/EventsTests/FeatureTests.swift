@@ -1,3 +1,5 @@
+import Evaluation
+import _TestSupport
 import Events
 import Foundation
 import Linalg
@@ -93,7 +95,7 @@ struct FeatureTests {
     }
 }
 
-import Evaluation
+
 
 @Suite("Oracle metrics of the synthetic world")
 struct OracleTests {
@@ -117,5 +119,22 @@ struct OracleTests {
         let ySave = rows.map { ImpressionLabels.has(labels[$0], .save) }
         let saves = ClassificationMetrics.report(probabilities: rows.map { ps[$0] }, labels: ySave, groups: rows.map { users[$0] })
         #expect(saves.positives < oracle.positives / 2 && saves.auc! > 0.7, "\(saves)")
+    }
+}
+
+@Suite("Features under mpirun", .serialized, .enabled(if: MPIRun.mpirunAvailable, "mpirun is not installed"))
+struct MultiRankFeatureTests {
+    @Test("labels and point-in-time features of a generated world are the same on 1, 2 and 4 ranks, with no leak")
+    func featuresAreRankIndependent() throws {
+        let dir = try MPIRun.temporaryDirectory("features")
+        _ = try runMosaic(2, ["generate", "--out", dir.path] + smallGenerateArgs)
+        var reference: String? = nil
+        for ranks in [1, 2, 4] {
+            let line = try runMosaic(ranks, ["selftest", "features", "--data", dir.path, "--long", "500"])
+                .split(separator: "\n").first { $0.hasPrefix("FEATURES") }.map(String.init)
+            let l = try #require(line)
+            #expect(!l.contains("examples=0 "))
+            if let reference { #expect(l == reference, "\(ranks) ranks") } else { reference = l }
+        }
     }
 }
