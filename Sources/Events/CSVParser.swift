@@ -164,7 +164,8 @@ public struct CSVParser {
     }
 
     /// Collective: parses this rank's byte range. `_row` holds global 1-based line numbers.
-    public func parse(comm: Communicator) throws -> ParsedFile {
+    /// `progress(bytesDone, bytesOfRange, rowsSoFar)` is called after every block.
+    public func parse(comm: Communicator, progress: (Int, Int, Int) -> Void = { _, _, _ in }) throws -> ParsedFile {
         let (size, header, _) = try Self.firstLines(path: path)
         let specs = try Self.headerColumns(header, schema: schema, delimiter: delimiter, path: path)
         let p = comm.size, r = comm.rank
@@ -252,6 +253,7 @@ public struct CSVParser {
             have -= consumed
             bufOffset += consumed
             if eof { done = true }
+            progress(min(bufOffset, end) - begin, end - begin, dataRows)
         }
         // Global line numbers: lines owned by lower ranks come first.
         let counts = try comm.allgather([Int64(localLines)])

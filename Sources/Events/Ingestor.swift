@@ -46,7 +46,11 @@ public struct Ingestor {
 
     /// Collective: runs the import up to (not including) writing. `progress` is called on
     /// every rank after each entity with (entity, rows accepted here, rows parsed here).
-    public func run(comm: Communicator, progress: (String, Int, Int) -> Void = { _, _, _ in }) throws -> Result {
+    /// `parsing(file, bytesDone, bytesOfRange, rows)` reports progress within each file.
+    public func run(
+        comm: Communicator, progress: (String, Int, Int) -> Void = { _, _, _ in },
+        parsing: (String, Int, Int, Int) -> Void = { _, _, _, _ in }
+    ) throws -> Result {
         var tables: [String: Table] = [:]
         var keySets: [String: Set<Int64>] = [:]
         var rejects: [RejectRecord] = []
@@ -59,7 +63,7 @@ public struct Ingestor {
             }
             let schema = EntitySchema.named(entity, dimension: dim)!
             let parser = CSVParser(path: path, schema: schema, delimiter: delimiter ?? CSVParser.delimiter(forPath: path))
-            let parsed = try parser.parse(comm: comm)
+            let parsed = try parser.parse(comm: comm) { parsing(path, $0, $1, $2) }
             local[0] += parsed.dataRows
             local[2] += parsed.bytes
             rejects += parsed.rejects

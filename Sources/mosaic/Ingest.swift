@@ -23,7 +23,7 @@ struct Ingest: ParsableCommand {
     @Option(help: "Saves file (pin_id,board_id,user_id,saved_at_ms).") var saves: String?
     @Option(help: "Users file (user_id,country,device,signup_at_ms).") var users: String?
     @Option(help: "Root folder of dataset runs.") var out = "out/imported"
-    @Option(help: "Run id (default: import-<unix seconds of the events file's mtime or 0>).") var runID: String?
+    @Option(help: "Run id (default: import-<Unix time of the start>).") var runID: String?
     @Option(help: "Largest accepted fraction of rejected rows (0…1; duplicates excluded).") var maxRejectRate = 0.01
     @Option(help: "Rejects file (TSV); default <out>/rejects-<run-id>.tsv.") var rejects: String?
     @Option(help: "Field delimiter: comma or tab (default: tab for .tsv/.tab/.txt, else comma).") var delimiter: String?
@@ -49,12 +49,22 @@ struct Ingest: ParsableCommand {
             comm.log("ingest: \(files.keys.sorted().joined(separator: ", ")) on \(comm.size) rank(s) → \(out)/runs/\(runID)")
             let ingestor = Ingestor(files: files, delimiter: delim, dimension: dimension, maxRejectRate: maxRejectRate)
             var parsedSoFar = 0
-            let result = try ingestor.run(comm: comm) { entity, accepted, parsed in
+            var lastLog = now()
+            let result = try ingestor.run(comm: comm, progress: { entity, accepted, parsed in
                 parsedSoFar += parsed
                 let t = now() - t0
                 comm.log(String(format: "ingest: %@ done on rank 0: %d rows parsed, %d kept here; %.0f rows/s on rank 0, elapsed %.1fs",
                                  entity, parsed, accepted, Double(parsedSoFar) / max(t, 1e-9), t))
-            }
+            }, parsing: { file, done, total, rows in
+                let t = now()
+                guard t - lastLog >= 2, total > 0 else { return }
+                lastLog = t
+                let fraction = Double(done) / Double(total)
+                let elapsed = t - t0
+                comm.log(String(format: "ingest: %@ %.1f%% of rank 0's range, %d rows, %.0f rows/s on rank 0 (all files), ETA %.0fs",
+                                (file as NSString).lastPathComponent, 100 * fraction, rows, Double(parsedSoFar + rows) / elapsed,
+                                fraction > 0 ? (t - t0) * (1 - fraction) / fraction : 0))
+            })
             let validateSeconds = try comm.allreduce(now() - t0, op: .max)
             let s = result.summary
             if comm.isRoot {
