@@ -4,7 +4,7 @@
 count, integer ids/timestamps/positions, event type and surface in their sets, probabilities
 empty or in [0, 1]. Counts accepted and rejected rows and drops duplicate event ids.
 No sorting, routing or writing: it is a lower bound on the work of a single-process importer.
-Prints one line: PEER rows=<n> accepted=<n> rejected=<n> duplicates=<n> seconds=<s>"""
+Prints one line: PEER rows=<n> accepted=<n> rejected=<n> duplicates=<n> seconds=<s> cpu_seconds=<s>"""
 import csv
 import math
 import sys
@@ -16,6 +16,7 @@ SURFACES = {"home", "related", "search", "board"}
 
 def main(path):
     t0 = time.perf_counter()
+    c0 = time.process_time()
     rows = accepted = rejected = duplicates = 0
     seen = set()
     with open(path, newline="", encoding="utf-8", errors="strict") as f:
@@ -56,7 +57,8 @@ def main(path):
             seen.add(event_id)
             accepted += 1
     seconds = time.perf_counter() - t0
-    print(f"PEER rows={rows} accepted={accepted} rejected={rejected} duplicates={duplicates} seconds={seconds:.3f}")
+    cpu = time.process_time() - c0
+    print(f"PEER rows={rows} accepted={accepted} rejected={rejected} duplicates={duplicates} seconds={seconds:.3f} cpu_seconds={cpu:.3f}")
 
 
 if __name__ == "__main__":

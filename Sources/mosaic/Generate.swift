@@ -89,6 +89,7 @@ struct Generate: ParsableCommand {
             var events = 0
             var progress = Progress(comm: comm, label: "generate")
             let tEvents = now()
+            let cpuEvents = cpuSeconds()
             var i = 0
             while i < mine.count {
                 let ids = Array(mine[i ..< min(mine.count, i + blockUsers)])
@@ -102,6 +103,7 @@ struct Generate: ParsableCommand {
                 progress.update(done: i, total: mine.count, items: events, unit: "events")
             }
             let eventSeconds = try comm.allreduce(now() - tEvents, op: .max)
+            let eventCPU = try maxCPUSeconds(comm, since: cpuEvents)
             let routedSaves = try saves.routed(to: saves.i64("pin_id").map { Sharding.owner($0, ranks: comm.size) }, comm: comm)
             let sp = routedSaves.i64("pin_id"), st = routedSaves.i64("saved_at_ms"), su = routedSaves.i64("user_id"), sb = routedSaves.i64("board_id")
             try writer.append(routedSaves.gathered((0 ..< routedSaves.count).sorted { (sp[$0], st[$0], su[$0], sb[$0]) < (sp[$1], st[$1], su[$1], sb[$1]) }))
@@ -118,8 +120,8 @@ struct Generate: ParsableCommand {
             comm.log(String(format: "generate: done: %d events, %d pins, %d saves, %d boards in %.2fs (events %.0f/s overall, %.0f/s per rank)",
                             sum[0], sum[1], sum[2], sum[3], seconds, Double(sum[0]) / eventSeconds, Double(sum[0]) / eventSeconds / Double(comm.size)))
             if comm.isRoot {
-                print(String(format: "GENERATE ranks=%d users=%d pins=%d events=%d saves=%d boards=%d seconds=%.3f event_seconds=%.3f events_per_s=%.0f maxrss_mib=%@",
-                             comm.size, users, sum[1], sum[0], sum[2], sum[3], seconds, eventSeconds, Double(sum[0]) / eventSeconds, memory))
+                print(String(format: "GENERATE ranks=%d users=%d pins=%d events=%d saves=%d boards=%d seconds=%.3f event_seconds=%.3f events_per_s=%.0f cpu_seconds=%.3f maxrss_mib=%@",
+                             comm.size, users, sum[1], sum[0], sum[2], sum[3], seconds, eventSeconds, Double(sum[0]) / eventSeconds, eventCPU, memory))
             }
         }
     }

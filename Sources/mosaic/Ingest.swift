@@ -45,6 +45,7 @@ struct Ingest: ParsableCommand {
         let rejectsPath = rejects ?? URL(fileURLWithPath: out).appendingPathComponent("rejects-\(id).tsv").path
         Communicator.runJob { comm in
             let t0 = now()
+            let cpu0 = cpuSeconds()
             let runID = try comm.broadcast(string: id)
             comm.log("ingest: \(files.keys.sorted().joined(separator: ", ")) on \(comm.size) rank(s) → \(out)/runs/\(runID)")
             let ingestor = Ingestor(files: files, delimiter: delim, dimension: dimension, maxRejectRate: maxRejectRate)
@@ -91,12 +92,13 @@ struct Ingest: ParsableCommand {
             try writer.commit()
             let seconds = try comm.allreduce(now() - t0, op: .max)
             let memory = try peakMemoryPerRank(comm)
+            let cpu = try maxCPUSeconds(comm, since: cpu0)
             comm.log(String(format: "ingest: done in %.2fs (%.0f rows/s overall, %.0f per rank; %.1f MB/s)", seconds,
                             Double(s.dataRows) / seconds, Double(s.dataRows) / seconds / Double(comm.size), Double(s.bytes) / seconds / 1e6))
             if comm.isRoot {
-                print(String(format: "INGEST ranks=%d rows=%d accepted=%d rejected=%d duplicates=%d bytes=%d seconds=%.3f validate_seconds=%.3f rows_per_s=%.0f maxrss_mib=%@ %@",
+                print(String(format: "INGEST ranks=%d rows=%d accepted=%d rejected=%d duplicates=%d bytes=%d seconds=%.3f validate_seconds=%.3f rows_per_s=%.0f cpu_seconds=%.3f maxrss_mib=%@ %@",
                              comm.size, s.dataRows, s.accepted, s.rejected, s.duplicates, s.bytes, seconds, validateSeconds,
-                             Double(s.dataRows) / seconds, memory, reasons))
+                             Double(s.dataRows) / seconds, cpu, memory, reasons))
             }
         }
     }

@@ -8,6 +8,18 @@ func peakMemoryMiB() -> Double {
     return Double(usage.ru_maxrss) / 1024
 }
 
+/// CPU seconds (user + system) used by this process so far.
+func cpuSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+}
+
+/// Collective: the largest CPU time of any rank since `start` (seconds).
+func maxCPUSeconds(_ comm: Communicator, since start: Double) throws -> Double {
+    try comm.allreduce(cpuSeconds() - start, op: .max)
+}
+
 /// Collective: every rank's peak memory, as "r0,r1,…" MiB (one decimal).
 func peakMemoryPerRank(_ comm: Communicator) throws -> String {
     let all = try comm.allgather([peakMemoryMiB()])
