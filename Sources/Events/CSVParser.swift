@@ -258,7 +258,7 @@ public struct CSVParser {
         // Global line numbers: lines owned by lower ranks come first.
         let counts = try comm.allgather([Int64(localLines)])
         let before = counts[0 ..< r].reduce(0, +)
-        var table = sink.table()
+        var table = sink.takeTable()
         table.int64["_row"] = table.int64["_row"]!.map { $0 + before }
         var rejects = sink.rejects
         for i in rejects.indices { rejects[i].row += before }
@@ -502,18 +502,29 @@ struct RowSink {
         return true
     }
 
-    func table() -> Table {
+    /// Moves the accepted rows out as a table, copying each column to an exact-size buffer and
+    /// releasing the grown one before the next (growth by doubling leaves up to 2× slack).
+    mutating func takeTable() -> Table {
+        func fit<T>(_ a: inout [T]) -> [T] {
+            let out = [T](unsafeUninitializedCapacity: a.count) { buffer, n in
+                _ = buffer.initialize(from: a)
+                n = a.count
+            }
+            a = []
+            return out
+        }
         var t = Table(schema: schema, including: Set(specs.filter(\.optional).map(\.name)))
         for (k, c) in specs.enumerated() {
             switch c.storage {
-            case .int64: t.int64[c.name] = i64[k]
-            case .int32: t.int32[c.name] = i32[k]
-            case .uint8: t.uint8[c.name] = u8[k]
-            case .float32: t.float32[c.name] = f32[k]
+            case .int64: t.int64[c.name] = fit(&i64[k])
+            case .int32: t.int32[c.name] = fit(&i32[k])
+            case .uint8: t.uint8[c.name] = fit(&u8[k])
+            case .float32: t.float32[c.name] = fit(&f32[k])
             }
         }
-        t.int64["_row"] = rows
-        t.setCount(rows.count)
+        let n = rows.count
+        t.int64["_row"] = fit(&rows)
+        t.setCount(n)
         return t
     }
 }

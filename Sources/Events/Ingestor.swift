@@ -84,11 +84,12 @@ public struct Ingestor {
                     local[1] += 1
                     rejects.append(RejectRecord(file: path, row: rows[i], field: key, reason: .duplicateID, detail: "\(key) \(ids[i]) already appeared earlier in the file"))
                 }
-                if kept.count != table.count { table = table.gathered(kept) }
+                if kept.count != table.count { table.permute(kept) }
             }
 
             // Route to the shard owner.
-            table = try table.routed(to: table.i64(schema.shardKey).map { Sharding.owner($0, ranks: comm.size) }, comm: comm)
+            let destination = table.i64(schema.shardKey).map { Sharding.owner($0, ranks: comm.size) }
+            table = try table.route(to: destination, comm: comm)
 
             // Foreign keys against entities imported in this job.
             for (column, target) in schema.foreignKeys {
@@ -104,10 +105,10 @@ public struct Ingestor {
                     if found[i] == 1 { kept.append(i); continue }
                     rejects.append(RejectRecord(file: path, row: rows[i], field: column, reason: .unknownReference, detail: "no \(target) row has id \(values[i])"))
                 }
-                if kept.count != table.count { table = table.gathered(kept) }
+                if kept.count != table.count { table.permute(kept) }
             }
 
-            table = Self.sorted(table)
+            table.permute(Self.sortOrder(table))
             if let key = schema.primaryKey { keySets[entity] = Set(table.i64(key)) }
             tables[entity] = table
             progress(entity, table.count, parsed.dataRows)
@@ -150,7 +151,14 @@ public struct Ingestor {
 
     /// Sorts rows into their on-disk order: events by (user, time, event id); saves by (pin,
     /// time, user, board); other entities by their id.
-    static func sorted(_ t: Table) -> Table {
+    static func sorted(_ t0: Table) -> Table {
+        var t = t0
+        t.permute(sortOrder(t))
+        return t
+    }
+
+    /// The row order of `sorted`.
+    static func sortOrder(_ t: Table) -> [Int] {
         let order: [Int]
         switch t.schema.name {
         case "events":
@@ -163,7 +171,7 @@ public struct Ingestor {
             let k = t.i64(t.schema.primaryKey!)
             order = (0 ..< t.count).sorted { k[$0] < k[$1] }
         }
-        return t.gathered(order)
+        return order
     }
 
     /// The number of space-separated values in the `embedding` field of the first data row.

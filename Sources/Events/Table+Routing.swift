@@ -5,6 +5,14 @@ extension Table {
     /// returns the rows this rank received, in (source rank, source order) order. Hidden
     /// bookkeeping columns (`_…`) travel too.
     public func routed(to destination: [Int], comm: Communicator) throws -> Table {
+        var copy = self
+        return try copy.route(to: destination, comm: comm)
+    }
+
+    /// Like `routed`, but consumes this table column by column while sending (each input
+    /// column is released once exchanged), so peak memory is about one table plus one column.
+    /// Afterwards `self` is empty.
+    public mutating func route(to destination: [Int], comm: Communicator) throws -> Table {
         precondition(destination.count == count)
         let p = comm.size
         var counts = [Int](repeating: 0, count: p)
@@ -32,21 +40,20 @@ extension Table {
         }
         // Every rank walks the same column list (schema order, then hidden names sorted), so the
         // collectives match up.
-        for c in presentColumns {
+        let columns = presentColumns
+        for c in columns {
             switch c.storage {
-            case .int64: out.int64[c.name] = try exchange(int64[c.name]!, c.width)
-            case .int32: out.int32[c.name] = try exchange(int32[c.name]!, c.width)
-            case .uint8: out.uint8[c.name] = try exchange(uint8[c.name]!, c.width)
-            case .float32: out.float32[c.name] = try exchange(float32[c.name]!, c.width)
+            case .int64: out.int64[c.name] = try exchange(int64.removeValue(forKey: c.name)!, c.width)
+            case .int32: out.int32[c.name] = try exchange(int32.removeValue(forKey: c.name)!, c.width)
+            case .uint8: out.uint8[c.name] = try exchange(uint8.removeValue(forKey: c.name)!, c.width)
+            case .float32: out.float32[c.name] = try exchange(float32.removeValue(forKey: c.name)!, c.width)
             }
         }
         for k in int64.keys.filter({ $0.hasPrefix("_") }).sorted() {
-            out.int64[k] = try exchange(int64[k]!, 1)
+            out.int64[k] = try exchange(int64.removeValue(forKey: k)!, 1)
         }
-        if presentColumns.isEmpty { received = 0 }
-        out.count = received
-        if presentColumns.isEmpty { return out }
-        out.setCount(received)
+        count = 0
+        out.setCount(columns.isEmpty ? 0 : received)
         return out
     }
 }

@@ -113,6 +113,28 @@ public struct Table: Sendable {
         return out
     }
 
+    /// Reorders (or filters) the rows in place to `rows`, one column at a time, so that peak
+    /// memory is the table plus one column rather than two tables.
+    public mutating func permute(_ rows: [Int]) {
+        func pick<T>(_ v: [T], _ w: Int) -> [T] {
+            if w == 1 { return rows.map { v[$0] } }
+            var o = [T]()
+            o.reserveCapacity(rows.count * w)
+            for r in rows { o.append(contentsOf: v[(r * w) ..< (r * w + w)]) }
+            return o
+        }
+        for c in presentColumns {
+            switch c.storage {
+            case .int64: let v = int64.removeValue(forKey: c.name)!; int64[c.name] = pick(v, c.width)
+            case .int32: let v = int32.removeValue(forKey: c.name)!; int32[c.name] = pick(v, c.width)
+            case .uint8: let v = uint8.removeValue(forKey: c.name)!; uint8[c.name] = pick(v, c.width)
+            case .float32: let v = float32.removeValue(forKey: c.name)!; float32[c.name] = pick(v, c.width)
+            }
+        }
+        for k in int64.keys.filter({ $0.hasPrefix("_") }) { let v = int64.removeValue(forKey: k)!; int64[k] = pick(v, 1) }
+        count = rows.count
+    }
+
     /// Column `name` as `Int64`s (throws a precondition failure when absent).
     public func i64(_ name: String) -> [Int64] { int64[name]! }
 }
