@@ -109,7 +109,11 @@ public struct Ingestor {
             }
 
             table.permute(Self.sortOrder(table))
-            if let key = schema.primaryKey { keySets[entity] = Set(table.i64(key)) }
+            // Keep this rank's ids only when a later file references this entity.
+            let referenced = files.keys.contains { other in
+                EntitySchema.named(other, dimension: 1)!.foreignKeys.contains { $0.entity == entity }
+            }
+            if referenced, let key = schema.primaryKey { keySets[entity] = Set(table.i64(key)) }
             tables[entity] = table
             progress(entity, table.count, parsed.dataRows)
         }
