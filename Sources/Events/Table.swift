@@ -10,9 +10,14 @@ public struct Table: Sendable {
     public var schema: EntitySchema
     /// Number of rows.
     public internal(set) var count: Int
+    /// `int64` columns by name, each `count × width` values row-major. Names starting with `_`
+    /// are hidden bookkeeping columns (e.g. `_row`, the source line at ingest), never written.
     public var int64: [String: [Int64]] = [:]
+    /// `int32` columns by name (`count × width` values).
     public var int32: [String: [Int32]] = [:]
+    /// `uint8` columns by name (enum codes).
     public var uint8: [String: [UInt8]] = [:]
+    /// `float32` columns by name (`count × width` values; NaN = not recorded).
     public var float32: [String: [Float]] = [:]
 
     /// An empty table with every required column (and the optional ones in `including`).

@@ -191,10 +191,44 @@ struct MultiRankIngestTests {
         #expect(r.status != 0)
         #expect(r.stderr.contains("reject_rate_exceeded"), "\(r.output)")
         #expect(!FileManager.default.fileExists(atPath: strict.appendingPathComponent("current").path))
+        // More ranks than lines: ranks with an empty byte range take part and contribute nothing.
+        let tiny = dir.appendingPathComponent("tiny.csv")
+        try Data((eventsHeader + "\n" + goodEvents(0 ..< 1)[0] + "\n").utf8).write(to: tiny)
+        for ranks in [1, 4] {
+            let stdout = try runMosaic(ranks, ["ingest", "--events", tiny.path, "--out", dir.appendingPathComponent("tiny\(ranks)").path, "--run-id", "t"])
+            #expect(stdout.contains("rows=1 accepted=1 rejected=0"), "\(stdout)")
+        }
         // An empty file is a named error too.
         let empty = dir.appendingPathComponent("empty.csv")
         try Data().write(to: empty)
         let r2 = try MPIRun.mosaic(ranks: 2, ["ingest", "--events", empty.path, "--out", strict.path, "--run-id", "y"])
         #expect(r2.status != 0 && r2.stderr.contains("empty_file"), "\(r2.output)")
+    }
+}
+
+@Suite("CSV export ↔ import round trip")
+struct CSVRoundTripTests {
+    @Test("edge-case floats, lists and enums survive CSVWriter → CSVParser bit for bit")
+    func edgeValues() throws {
+        var pins = Table(schema: .pins(dimension: 4), including: ["tags"])
+        pins.int64["pin_id"] = [0, 9_223_372_036_854_775_807]
+        pins.int32["category"] = [0, Int32.max]
+        pins.int64["created_at_ms"] = [0, 4_102_444_800_000]
+        pins.int64["creator_id"] = [5, 6]
+        pins.float32["embedding"] = [-0.0, .leastNonzeroMagnitude, .greatestFiniteMagnitude, 1e-38, 0.1, -3.4028235e38, 1.0000001, 123456.79]
+        pins.int32["tags"] = [1, 2, 3, 4, 5, 6, 7, 8] + [Int32](repeating: -1, count: 8)
+        pins.setCount(2)
+        for delimiter: UInt8 in [44, 9] {
+            var bytes = CSVWriter.header(pins, delimiter: delimiter)
+            CSVWriter.append(pins, rows: 0 ..< 2, delimiter: delimiter, to: &bytes)
+            let dir = try MPIRun.temporaryDirectory("csv-rt")
+            let path = dir.appendingPathComponent(delimiter == 9 ? "pins.tsv" : "pins.csv").path
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            let r = try Ingestor(files: ["pins": path]).run(comm: try Communicator.world())
+            #expect(r.rejects.isEmpty, "\(r.rejects)")
+            let back = r.tables["pins"]!
+            #expect(back.float32["embedding"]!.map(\.bitPattern) == pins.float32["embedding"]!.map(\.bitPattern))
+            #expect(back.digest() == pins.digest())
+        }
     }
 }
