@@ -48,6 +48,10 @@ struct Ingest: ParsableCommand {
             let cpu0 = cpuSeconds()
             let runID = try comm.broadcast(string: id)
             comm.log("ingest: \(files.keys.sorted().joined(separator: ", ")) on \(comm.size) rank(s) → \(out)/runs/\(runID)")
+            // Start the run first, so that an already published run id fails before any work.
+            let writer = try DatasetWriter(
+                root: URL(fileURLWithPath: out), runID: runID, producer: "mosaic ingest",
+                config: files.mapValues { $0 }, comm: comm)
             let ingestor = Ingestor(files: files, delimiter: delim, dimension: dimension, maxRejectRate: maxRejectRate)
             var parsedSoFar = 0
             var lastLog = now()
@@ -81,9 +85,6 @@ struct Ingest: ParsableCommand {
                     file: rejectsPath, row: 0, reason: "reject_rate_exceeded",
                     message: String(format: "%.4f of rows rejected (%d of %d) > --max-reject-rate %.4f; nothing was published", rate, s.rejected, s.dataRows, maxRejectRate))
             }
-            let writer = try DatasetWriter(
-                root: URL(fileURLWithPath: out), runID: runID, producer: "mosaic ingest",
-                config: files.mapValues { $0 }, comm: comm)
             for entity in EntitySchema.entityNames {
                 guard let t = result.tables[entity] else { continue }
                 _ = try writer.writer(t.schema, columns: t.presentColumns)
