@@ -19,6 +19,8 @@ let package = Package(
         .library(name: "Collective", targets: ["Collective"]),
         .library(name: "Linalg", targets: ["Linalg"]),
         .library(name: "Artifacts", targets: ["Artifacts"]),
+        .library(name: "Events", targets: ["Events"]),
+        .library(name: "Evaluation", targets: ["Evaluation"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -40,11 +42,17 @@ let package = Package(
         .target(name: "Linalg", dependencies: ["CBLAS"], swiftSettings: swiftSettings),
         .target(name: "Artifacts", dependencies: ["CHDF5", "Collective"], swiftSettings: swiftSettings),
 
+        // MARK: - Data and evaluation
+        // Schema, CSV ingest, synthetic world, adapters, splits, point-in-time features.
+        .target(name: "Events", dependencies: ["Linalg", "Collective", "Artifacts"], swiftSettings: swiftSettings),
+        // Offline metrics and protocols (no MPI, no HDF5).
+        .target(name: "Evaluation", dependencies: ["Linalg"], swiftSettings: swiftSettings),
+
         // MARK: - Executables
         .executableTarget(
             name: "mosaic",
             dependencies: [
-                "Collective", "Linalg", "Artifacts", "CMPI", "CBLAS",
+                "Collective", "Linalg", "Artifacts", "CMPI", "CBLAS", "Events", "Evaluation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
@@ -55,6 +63,14 @@ let package = Package(
         .testTarget(
             name: "FoundationTests",
             dependencies: ["Collective", "Linalg", "Artifacts", "_TestSupport", "mosaic"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "EventsTests",
+            dependencies: ["Events", "Evaluation", "Collective", "Artifacts", "Linalg", "_TestSupport", "mosaic"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "EvaluationTests",
+            dependencies: ["Evaluation", "_TestSupport", "mosaic"],
             swiftSettings: swiftSettings),
     ]
 )
