@@ -1,0 +1,168 @@
+import Foundation
+
+/// Update rules. Dense parameters use `update(values:grads:lr:)` on the whole buffer; embedding
+/// tables use `updateRows`, which reads and writes only the rows a batch touched ("lazy"
+/// sparse variants: untouched rows keep their value and state).
+public enum OptimizerKind: Sendable, Equatable {
+    /// v ← μ·v + g; θ ← θ − lr·v (μ = 0 is plain SGD).
+    case sgd(momentum: Double)
+    /// Adam (Kingma & Ba) with bias correction; `weightDecay` > 0 is AdamW's decoupled decay
+    /// θ ← θ − lr·λ·θ.
+    case adam(beta1: Double, beta2: Double, epsilon: Double, weightDecay: Double)
+    /// Adagrad: s ← s + g²; θ ← θ − lr·g/(sqrt(s) + ε).
+    case adagrad(epsilon: Double, initialAccumulator: Double)
+
+    public static let adam = OptimizerKind.adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0)
+
+    /// Number of state slots per parameter (momentum / moments / accumulator).
+    public var stateSlots: Int {
+        switch self {
+        case .sgd(let m): m == 0 ? 0 : 1
+        case .adam: 2
+        case .adagrad: 1
+        }
+    }
+
+    /// A short name for logs and checkpoints.
+    public var name: String {
+        switch self {
+        case .sgd: "sgd"
+        case .adam(_, _, _, let wd): wd > 0 ? "adamw" : "adam"
+        case .adagrad: "adagrad"
+        }
+    }
+}
+
+/// An optimizer and its state for `count` parameters (`stateSlots` × count scalars).
+///
+/// State is kept in the parameters' scalar type; `t` counts the dense steps taken (used for
+/// Adam's bias correction; sparse row updates use the caller's global step so a row touched
+/// rarely is still corrected by the true step).
+public final class Optimizer<T: Real> {
+    public let kind: OptimizerKind
+    public let count: Int
+    /// State slot s of parameter i is `state[s][i]`.
+    public var state: [[T]]
+    /// Steps taken.
+    public var t: Int = 0
+
+    public init(_ kind: OptimizerKind, count: Int) {
+        self.kind = kind
+        self.count = count
+        var initial: T = 0
+        if case .adagrad(_, let a) = kind { initial = T(a) }
+        state = (0 ..< kind.stateSlots).map { _ in [T](repeating: initial, count: count) }
+    }
+
+    /// One step on the whole buffer: θ ← update(θ, g) at learning rate `lr`.
+    public func update(values: UnsafeMutableBufferPointer<T>, grads: UnsafeMutableBufferPointer<T>, lr: Double) {
+        precondition(values.count == count && grads.count == count, "Optimizer: buffer sizes differ from \(count)")
+        t += 1
+        apply(values.baseAddress!, grads.baseAddress!, range: 0 ..< count, stateOffset: 0, lr: lr, step: t)
+    }
+
+    /// Sparse step for an embedding table (`rows × dim` values, this optimizer built with
+    /// `count == rows·dim`): updates only `gradient.rows`, at global step `step` (≥ 1).
+    public func updateRows(table: inout [T], gradient: SparseRows<T>, lr: Double, step: Int) {
+        precondition(table.count == count, "Optimizer: table of \(table.count) values, state for \(count)")
+        let dim = gradient.dim
+        table.withUnsafeMutableBufferPointer { v in
+            gradient.grads.withUnsafeBufferPointer { g in
+                for (i, row) in gradient.rows.enumerated() {
+                    let start = Int(row) * dim
+                    apply(v.baseAddress! + start, UnsafeMutablePointer(mutating: g.baseAddress! + i * dim), range: 0 ..< dim,
+                          stateOffset: start, lr: lr, step: step)
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    private func apply(
+        _ v: UnsafeMutablePointer<T>, _ g: UnsafeMutablePointer<T>, range: Range<Int>, stateOffset: Int, lr: Double, step: Int
+    ) {
+        let n = range.count
+        switch kind {
+        case .sgd(let momentum):
+            let rate = T(lr)
+            if momentum == 0 {
+                for i in 0 ..< n { v[i] -= rate * g[i] }
+            } else {
+                let mu = T(momentum)
+                state[0].withUnsafeMutableBufferPointer { m in
+                    let mp = m.baseAddress! + stateOffset
+                    for i in 0 ..< n {
+                        mp[i] = mu * mp[i] + g[i]
+                        v[i] -= rate * mp[i]
+                    }
+                }
+            }
+        case .adam(let beta1, let beta2, let epsilon, let weightDecay):
+            let b1 = T(beta1), b2 = T(beta2), eps = T(epsilon)
+            let c1 = 1 - pow(beta1, Double(step)), c2 = 1 - pow(beta2, Double(step))
+            let rate = T(lr / c1), root2 = T(1 / c2.squareRoot()), decay = T(1 - lr * weightDecay)
+            var m = state[0], s = state[1]
+            state = []  // keep m and s uniquely referenced while mutating
+            m.withUnsafeMutableBufferPointer { mb in
+                s.withUnsafeMutableBufferPointer { sb in
+                    let mp = mb.baseAddress! + stateOffset, sp = sb.baseAddress! + stateOffset
+                    for i in 0 ..< n {
+                        mp[i] = b1 * mp[i] + (1 - b1) * g[i]
+                        sp[i] = b2 * sp[i] + (1 - b2) * g[i] * g[i]
+                        v[i] = v[i] * decay - rate * mp[i] / (sp[i].squareRoot() * root2 + eps)
+                    }
+                }
+            }
+            state = [m, s]
+        case .adagrad(let epsilon, _):
+            let rate = T(lr), eps = T(epsilon)
+            state[0].withUnsafeMutableBufferPointer { a in
+                let ap = a.baseAddress! + stateOffset
+                for i in 0 ..< n {
+                    ap[i] += g[i] * g[i]
+                    v[i] -= rate * g[i] / (ap[i].squareRoot() + eps)
+                }
+            }
+        }
+    }
+}
+
+/// Learning rate as a function of the step (1-based): linear warm-up from 0 over `warmupSteps`,
+/// then `decay` from `base`.
+public struct LearningRateSchedule: Sendable, Equatable {
+    public enum Decay: Sendable, Equatable {
+        case constant
+        /// Linear from base to `final` at step `totalSteps`, then `final`.
+        case linear(totalSteps: Int, final: Double)
+        /// Cosine from base to `final` at step `totalSteps`, then `final`.
+        case cosine(totalSteps: Int, final: Double)
+        /// base · rate^(steps after warm-up).
+        case exponential(rate: Double)
+    }
+    public var base: Double
+    public var warmupSteps: Int
+    public var decay: Decay
+
+    public init(base: Double, warmupSteps: Int = 0, decay: Decay = .constant) {
+        self.base = base
+        self.warmupSteps = warmupSteps
+        self.decay = decay
+    }
+
+    /// The rate at `step` (1-based).
+    public func rate(at step: Int) -> Double {
+        if step <= warmupSteps { return base * Double(step) / Double(warmupSteps) }
+        let after = Double(step - warmupSteps)
+        switch decay {
+        case .constant: return base
+        case .linear(let total, let final):
+            let span = Double(Swift.max(1, total - warmupSteps))
+            return base + (final - base) * Swift.min(1, after / span)
+        case .cosine(let total, let final):
+            let span = Double(Swift.max(1, total - warmupSteps))
+            let x = Swift.min(1, after / span)
+            return final + (base - final) * 0.5 * (1 + cos(.pi * x))
+        case .exponential(let rate): return base * pow(rate, after)
+        }
+    }
+}
