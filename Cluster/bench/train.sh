@@ -1,25 +1,31 @@
 #!/usr/bin/env bash
-# Benchmark of the Learning library: `mosaic bench train` on 1 and 2 ranks, beside the same
-# DCN-v2 + MMoE architecture in PyTorch CPU (Cluster/bench/train_peer.py) with the same thread
-# count. Creates `.venv-bench` (gitignored) with torch on first use.
+# Benchmark of the Learning library: `mosaic bench train` on 1 rank (2 BLAS threads, with the
+# PyTorch CPU peer at 2 threads) and on 2 ranks (1 BLAS thread each), which prints the full
+# table: examples/s, scaling 2 ranks vs 1, Swift vs PyTorch, fused allreduce vs raw MPI.
 #
 #   Cluster/bench/train.sh [extra `mosaic bench train` options, e.g. --steps 30]
 #
-# torch from PyPI depends on multi-GB CUDA wheels; this installs the torch wheel with
-# --no-deps plus its small pure-python dependencies, which is enough for CPU use.
+# Creates `.venv-bench` (gitignored) with torch on first use. torch from PyPI is built against
+# CUDA: `pip install --no-deps torch` alone does not import (it looks for libcublasLt), so when
+# that fails this installs torch with its dependencies (about 5 GB of CUDA wheels; CPU is used).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 venv=.venv-bench
-if [ ! -x "$venv/bin/python" ]; then python3 -m venv "$venv"; fi
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
   "$venv/bin/pip" install --quiet --upgrade pip
   "$venv/bin/pip" install --quiet --no-deps torch
   "$venv/bin/pip" install --quiet filelock typing-extensions sympy networkx jinja2 fsspec mpmath MarkupSafe numpy
+  "$venv/bin/python" -c "import torch" 2>/dev/null || "$venv/bin/pip" install --quiet torch numpy
 fi
-"$venv/bin/python" -c "import torch; print('peer: torch', torch.__version__, 'threads', torch.get_num_threads())" || {
-  echo "torch could not be imported from $venv; running without the peer" >&2; peer=(); }
-peer=(--peer-python "$venv/bin/python")
+peer=()
+if "$venv/bin/python" -c "import torch, numpy" 2>/dev/null; then peer=(--peer-python "$venv/bin/python");
+else echo "torch could not be imported from $venv; running without the peer" >&2; fi
 swift build -c release --product mosaic
-# 1 rank with 2 BLAS threads vs 2 ranks with 1 thread each: the same 2 cores either way.
-OPENBLAS_NUM_THREADS=2 .build/release/mosaic bench train --ranks-label 1 --threads 2 "${peer[@]}" "$@"
-Cluster/mpirun-local.sh -np 2 .build/release/mosaic bench train --ranks-label 2 --threads 1 "${peer[@]}" "$@"
+out=$(OPENBLAS_NUM_THREADS=2 .build/release/mosaic bench train --threads 2 "${peer[@]}" "$@")
+echo "$out"
+one=$(echo "$out" | sed -n 's/^SWIFT_EPS=//p')
+peer_eps=$(echo "$out" | sed -n 's/^PEER_EPS=//p')
+extra=(--one-rank-eps "$one")
+[ -n "$peer_eps" ] && extra+=(--peer-eps "$peer_eps")
+Cluster/mpirun-local.sh -np 2 .build/release/mosaic bench train --threads 1 "${extra[@]}" "$@"

@@ -40,6 +40,7 @@ public struct SyntheticClicks: Sendable {
     }
 
     /// Examples `range` (global indices), ids hashed into `table`'s rows (salt = field).
+    @_specialize(where T == Float)
     public func batch<T: Real>(_ range: Range<Int>, table: EmbeddingTable<T>) -> ClickBatch<T> {
         var rows: [Int] = [], dense: [T] = []
         var labels = [[T]](repeating: [], count: tasks)
@@ -108,6 +109,7 @@ public final class CrossMMoEModel<T: Real>: TrainableModel {
     }
 
     /// Per-task logits (count each) for a batch.
+    @_specialize(where T == Float)
     public func predict(_ batch: ClickBatch<T>, training: Bool = false, step: Int = 0) -> [[T]] {
         let e = table.forward(batch.rows, fields: config.fields)
         let x0 = Tensor.concat([e, Tensor(rows: batch.count, cols: config.denseWidth, data: batch.dense)])
@@ -119,6 +121,7 @@ public final class CrossMMoEModel<T: Real>: TrainableModel {
         return mmoe.forward(h).map(\.data)
     }
 
+    @_specialize(where T == Float)
     public func lossAndGradients(_ batch: ClickBatch<T>, normalizer: T, step: Int) -> (loss: Double, sparse: [SparseRows<T>]) {
         let logits = predict(batch, training: true, step: step)
         var loss = 0.0

@@ -40,6 +40,7 @@ public final class CrossNetwork<T: Real>: Layer {
         }
     }
 
+    @_specialize(where T == Float)
     public func forward(_ x: Tensor<T>) -> Tensor<T> {
         precondition(x.cols == width, "CrossNetwork: width \(x.cols), expected \(width)")
         x0 = x
@@ -52,6 +53,7 @@ public final class CrossNetwork<T: Real>: Layer {
         return xl
     }
 
+    @_specialize(where T == Float)
     private func layerForward(_ l: Int, _ xl: Tensor<T>) -> Tensor<T> {
         let n = xl.rows, d = width
         var y = xl
@@ -106,6 +108,7 @@ public final class CrossNetwork<T: Real>: Layer {
         return y
     }
 
+    @_specialize(where T == Float)
     public func backward(_ dy: Tensor<T>) -> Tensor<T> {
         let n = dy.rows, d = width
         var dx0 = [T](repeating: 0, count: n * d)
@@ -200,6 +203,7 @@ public final class CrossNetwork<T: Real>: Layer {
 }
 
 /// Row-wise softmax in place over a (rows, cols) buffer (max-subtracted).
+@_specialize(where T == Float)
 func softmaxRows<T: Real>(_ z: inout [T], rows: Int, cols: Int) {
     for r in 0 ..< rows {
         var m = -T.infinity

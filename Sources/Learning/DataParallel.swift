@@ -13,6 +13,7 @@ public struct GradientFusion: Sendable {
     }
 
     /// Sums `buffer` over all ranks, in place.
+    @_specialize(where T == Float)
     public func allreduceSum<T: Real>(_ buffer: UnsafeMutableBufferPointer<T>, comm: Communicator) throws {
         if comm.size == 1 { return }
         var offset = 0
@@ -30,6 +31,7 @@ public struct GradientFusion: Sendable {
 ///
 /// Traffic: Σ_ranks touched rows × (dim + 2) scalars, independent of the table size.
 public enum SparseExchange {
+    @_specialize(where T == Float)
     public static func allgatherSum<T: Real>(_ local: SparseRows<T>, comm: Communicator) throws -> SparseRows<T> {
         let mine = local.deduplicated()
         if comm.size == 1 { return mine }
@@ -57,6 +59,7 @@ public struct ReplicaDivergenceError: Error, CustomStringConvertible, Sendable {
 public enum ReplicaCheck {
     /// A position-weighted sum of `values`, in Double: sensitive to a changed value and to swapped
     /// positions.
+    @_specialize(where T == Float)
     public static func checksum<T: Real>(_ values: UnsafeBufferPointer<T>) -> Double {
         var total = 0.0
         for i in 0 ..< values.count { total += Double(values[i]) * Double(1 + i % 1021) }

@@ -16,6 +16,7 @@ public struct SparseRows<T: Real>: Sendable {
 
     /// Rows sorted ascending with duplicates summed. Duplicates are added in their original
     /// order (so a rank-ordered concatenation sums in rank order, the same on every rank).
+    @_specialize(where T == Float)
     public func deduplicated() -> SparseRows {
         if rows.isEmpty { return self }
         let order = rows.indices.sorted { rows[$0] != rows[$1] ? rows[$0] < rows[$1] : $0 < $1 }
@@ -79,6 +80,7 @@ public final class EmbeddingTable<T: Real> {
 
     /// Looks up `fields` rows per example: `indices` is (B, fields) row indices; returns
     /// (B, fields·dim), the field embeddings concatenated.
+    @_specialize(where T == Float)
     public func forward(_ indices: [Int], fields: Int) -> Tensor<T> {
         precondition(fields > 0 && indices.count % fields == 0, "EmbeddingTable \(name): \(indices.count) indices for \(fields) fields")
         let b = indices.count / fields
@@ -97,6 +99,7 @@ public final class EmbeddingTable<T: Real> {
     }
 
     /// The gradient of the last `forward`'s rows from dL/dy (B, fields·dim), de-duplicated.
+    @_specialize(where T == Float)
     public func backward(_ dy: Tensor<T>) -> SparseRows<T> {
         precondition(dy.count == lookedUp.count * dim, "EmbeddingTable \(name): gradient shape does not match the lookup")
         return SparseRows(dim: dim, rows: lookedUp.map { Int64($0) }, grads: dy.data).deduplicated()

@@ -17,12 +17,14 @@ public final class Sequential<T: Real>: Layer {
     public let layers: [any Layer<T>]
     public init(_ layers: [any Layer<T>]) { self.layers = layers }
 
+    @_specialize(where T == Float)
     public func forward(_ x: Tensor<T>) -> Tensor<T> {
         var h = x
         for layer in layers { h = layer.forward(h) }
         return h
     }
 
+    @_specialize(where T == Float)
     public func backward(_ dy: Tensor<T>) -> Tensor<T> {
         var g = dy
         for layer in layers.reversed() { g = layer.backward(g) }
@@ -61,6 +63,7 @@ public final class Linear<T: Real>: Layer {
         self.bias = bias ? store.add("\(name).bias", shape: [outputs], .zeros) : nil
     }
 
+    @_specialize(where T == Float)
     public func forward(_ x: Tensor<T>) -> Tensor<T> {
         precondition(x.cols == inputs, "Linear \(weight.name): input width \(x.cols), expected \(inputs)")
         self.x = x
@@ -80,6 +83,7 @@ public final class Linear<T: Real>: Layer {
         return Tensor(rows: b, cols: outputs, data: y)
     }
 
+    @_specialize(where T == Float)
     public func backward(_ dy: Tensor<T>) -> Tensor<T> {
         let b = dy.rows
         var dx = [T](repeating: 0, count: b * inputs)
@@ -120,6 +124,7 @@ public final class Activation<T: Real>: Layer {
     // GELU, tanh form: 0.5·x·(1 + tanh(c·(x + 0.044715·x³))), c = sqrt(2/π).
     static var geluC: T { T(0.7978845608028654) }
 
+    @_specialize(where T == Float)
     public func forward(_ x: Tensor<T>) -> Tensor<T> {
         self.x = x
         var out = x
@@ -138,6 +143,7 @@ public final class Activation<T: Real>: Layer {
         return out
     }
 
+    @_specialize(where T == Float)
     public func backward(_ dy: Tensor<T>) -> Tensor<T> {
         var dx = dy
         dx.data.withUnsafeMutableBufferPointer { g in
@@ -179,6 +185,7 @@ public final class LayerNorm<T: Real>: Layer {
         beta = store.add("\(name).beta", shape: [width], .zeros)
     }
 
+    @_specialize(where T == Float)
     public func forward(_ x: Tensor<T>) -> Tensor<T> {
         precondition(x.cols == width, "LayerNorm \(gamma.name): width \(x.cols), expected \(width)")
         let d = width, b = x.rows
@@ -208,6 +215,7 @@ public final class LayerNorm<T: Real>: Layer {
         return y
     }
 
+    @_specialize(where T == Float)
     public func backward(_ dy: Tensor<T>) -> Tensor<T> {
         let d = width, b = dy.rows
         var dx = dy
@@ -257,6 +265,7 @@ public final class Dropout<T: Real>: Layer {
         self.seed = seed
     }
 
+    @_specialize(where T == Float)
     public func forward(_ x: Tensor<T>) -> Tensor<T> {
         guard isTraining, rate > 0 else {
             mask = []
@@ -275,6 +284,7 @@ public final class Dropout<T: Real>: Layer {
         return y
     }
 
+    @_specialize(where T == Float)
     public func backward(_ dy: Tensor<T>) -> Tensor<T> {
         if mask.isEmpty { return dy }
         var dx = dy

@@ -7,6 +7,7 @@
 public enum Loss {
     /// Binary cross-entropy on logits z with labels y ∈ [0, 1] and per-example weights w:
     /// Σ w·(softplus(z) − y·z) / normalizer.
+    @_specialize(where T == Float)
     public static func binaryCrossEntropy<T: Real>(
         logits: [T], labels: [T], weights: [T]? = nil, normalizer: T
     ) -> (loss: T, gradient: [T]) {
@@ -25,6 +26,7 @@ public enum Loss {
     /// Focal loss (Lin et al. 2017) on logits, labels y ∈ {0, 1}:
     /// −α_t·(1 − p_t)^γ·log p_t, with p_t = σ(z) for y = 1 and 1 − σ(z) for y = 0,
     /// α_t = α or 1 − α. γ = 0, α = 0.5 gives half the BCE. Needs γ = 0 or γ ≥ 1.
+    @_specialize(where T == Float)
     public static func focal<T: Real>(
         logits: [T], labels: [T], gamma: T = 2, alpha: T = 0.25, weights: [T]? = nil, normalizer: T
     ) -> (loss: T, gradient: [T]) {
@@ -54,6 +56,7 @@ public enum Loss {
     /// logits (B, C) score each example's C candidates, column `0` being the positive;
     /// logQ (B, C) holds log sampling probabilities; the loss is
     /// Σ_b −w_b·log softmax(z_b − logQ_b)[0] / normalizer.
+    @_specialize(where T == Float)
     public static func sampledSoftmax<T: Real>(
         logits: Tensor<T>, logQ: Tensor<T>, weights: [T]? = nil, normalizer: T
     ) -> (loss: T, gradient: Tensor<T>) {
@@ -78,6 +81,7 @@ public enum Loss {
     /// Max-margin ranking loss: Σ_b Σ_s max(0, margin − pos_b + neg_{b,s}) / normalizer, with
     /// positive scores (B) and negative scores (B, S). Gradients are the subgradient (0 at the
     /// hinge).
+    @_specialize(where T == Float)
     public static func hinge<T: Real>(
         positive: [T], negative: Tensor<T>, margin: T = 1, normalizer: T
     ) -> (loss: T, positive: [T], negative: Tensor<T>) {

@@ -26,6 +26,7 @@ public final class MMoE<T: Real> {
     }
 
     /// Per-task outputs from x (B, inputs).
+    @_specialize(where T == Float)
     public func forward(_ x: Tensor<T>) -> [Tensor<T>] {
         let n = x.rows, m = expertWidth, ec = experts.count
         expertOutputs = experts.map { $0.forward(x) }
@@ -52,6 +53,7 @@ public final class MMoE<T: Real> {
     public func gateWeights(task k: Int) -> [T] { gateValues[k] }
 
     /// dL/dx from per-task dL/doutput.
+    @_specialize(where T == Float)
     public func backward(_ dOuts: [Tensor<T>]) -> Tensor<T> {
         precondition(dOuts.count == towers.count, "MMoE: \(dOuts.count) task gradients for \(towers.count) tasks")
         let n = dOuts[0].rows, m = expertWidth, ec = experts.count

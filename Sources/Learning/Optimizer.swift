@@ -55,6 +55,7 @@ public final class Optimizer<T: Real> {
     }
 
     /// One step on the whole buffer: θ ← update(θ, g) at learning rate `lr`.
+    @_specialize(where T == Float)
     public func update(values: UnsafeMutableBufferPointer<T>, grads: UnsafeMutableBufferPointer<T>, lr: Double) {
         precondition(values.count == count && grads.count == count, "Optimizer: buffer sizes differ from \(count)")
         t += 1
@@ -63,6 +64,7 @@ public final class Optimizer<T: Real> {
 
     /// Sparse step for an embedding table (`rows × dim` values, this optimizer built with
     /// `count == rows·dim`): updates only `gradient.rows`, at global step `step` (≥ 1).
+    @_specialize(where T == Float)
     public func updateRows(table: inout [T], gradient: SparseRows<T>, lr: Double, step: Int) {
         precondition(table.count == count, "Optimizer: table of \(table.count) values, state for \(count)")
         let dim = gradient.dim
@@ -77,6 +79,7 @@ public final class Optimizer<T: Real> {
         }
     }
 
+    @_specialize(where T == Float)
     @inline(__always)
     private func apply(
         _ v: UnsafeMutablePointer<T>, _ g: UnsafeMutablePointer<T>, range: Range<Int>, stateOffset: Int, lr: Double, step: Int

@@ -54,6 +54,7 @@ public final class ParameterStore<T: Real> {
     /// Registers a tensor named `name` (unique) of `shape`, initialised by `initializer`.
     /// Pointers from `value`/`grad` taken before an `add` are invalid after it.
     @discardableResult
+    @_specialize(where T == Float)
     public func add(_ name: String, shape: [Int], _ initializer: Initializer) -> ParameterView {
         precondition(!views.contains { $0.name == name }, "ParameterStore: duplicate parameter name \(name)")
         let view = ParameterView(name: name, offset: count, shape: shape)

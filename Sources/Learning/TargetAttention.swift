@@ -31,6 +31,7 @@ public final class TargetAttention<T: Real> {
         wo = store.add("\(name).wo", shape: [he, outputs], .glorot(fanIn: he, fanOut: outputs))
     }
 
+    @_specialize(where T == Float)
     private func project(_ x: [T], rows: Int, width: Int, _ w: ParameterView) -> [T] {
         let he = heads * headWidth
         var out = [T](repeating: 0, count: rows * he)
@@ -43,6 +44,7 @@ public final class TargetAttention<T: Real> {
     }
 
     /// Output (B, outputs). `length` is T, the padded sequence length.
+    @_specialize(where T == Float)
     public func forward(query: Tensor<T>, keys: [T], values: [T], mask: [Bool], length: Int) -> Tensor<T> {
         b = query.rows
         t = length
@@ -96,6 +98,7 @@ public final class TargetAttention<T: Real> {
     public var lastAttention: [T] { attention }
 
     /// Gradients of query (B, dq), keys and values (B·T, dk) from dL/doutput (B, outputs).
+    @_specialize(where T == Float)
     public func backward(_ dOut: Tensor<T>) -> (query: Tensor<T>, keys: [T], values: [T]) {
         let h = heads, e = headWidth, he = h * e
         var dContext = [T](repeating: 0, count: b * he)

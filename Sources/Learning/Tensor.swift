@@ -32,6 +32,7 @@ public struct Tensor<T: Real>: Sendable {
     }
 
     /// Columns concatenated: shapes (B, d1), (B, d2), … → (B, d1 + d2 + …).
+    @_specialize(where T == Float)
     public static func concat(_ parts: [Tensor]) -> Tensor {
         precondition(!parts.isEmpty, "concat: no parts")
         let b = parts[0].rows
@@ -54,6 +55,7 @@ public struct Tensor<T: Real>: Sendable {
 
     /// The inverse of `concat`: splits columns into parts of the given widths (the backward
     /// pass of concatenation).
+    @_specialize(where T == Float)
     public func split(_ widths: [Int]) -> [Tensor] {
         precondition(widths.reduce(0, +) == cols, "split: widths \(widths) do not add up to \(cols)")
         var parts: [Tensor] = []
@@ -74,6 +76,7 @@ public struct Tensor<T: Real>: Sendable {
     }
 
     /// Element-wise `self += other` (same shape).
+    @_specialize(where T == Float)
     public mutating func add(_ other: Tensor) {
         precondition(other.rows == rows && other.cols == cols, "add: shape mismatch")
         data.withUnsafeMutableBufferPointer { a in
@@ -86,6 +89,7 @@ public struct Tensor<T: Real>: Sendable {
 
 /// `c = alpha·op(a)·op(b) + beta·c` on tensors' storage (row-major, leading dimensions equal to
 /// the stored widths).
+@_specialize(where T == Float)
 @inline(__always)
 func matmul<T: Real>(
     _ ta: Bool, _ tb: Bool, m: Int, n: Int, k: Int, alpha: T = 1,
