@@ -67,7 +67,14 @@ public final class CrossNetwork<T: Real>: Layer {
                     matmul(false, false, m: n, n: d, k: d, xp.baseAddress!, d, store.value(w[l]), d, beta: 1, fp.baseAddress!, d)
                 }
             }
-            for i in 0 ..< n * d { y.data[i] += x0.data[i] * f[i] }
+            let x0d = x0.data
+            y.data.withUnsafeMutableBufferPointer { yp in
+                x0d.withUnsafeBufferPointer { xp in
+                    f.withUnsafeBufferPointer { fp in
+                        for i in 0 ..< n * d { yp[i] += xp[i] * fp[i] }
+                    }
+                }
+            }
             fs.append(f)
         case .lowRank(let rank, let experts):
             // proj = x·V (n, E·r); u_i = proj_i·U_i + b_i (n, d) stored as (E, n, d).
@@ -120,9 +127,20 @@ public final class CrossNetwork<T: Real>: Layer {
             case .fullRank:
                 let f = fs[l]
                 var df = [T](repeating: 0, count: n * d)
-                for i in 0 ..< n * d {
-                    df[i] = g0.data[i] * x0.data[i]
-                    dx0[i] += g0.data[i] * f[i]
+                let x0d = x0.data, gd = g0.data
+                df.withUnsafeMutableBufferPointer { dfp in
+                    dx0.withUnsafeMutableBufferPointer { dxp in
+                        x0d.withUnsafeBufferPointer { xp in
+                            gd.withUnsafeBufferPointer { gp in
+                                f.withUnsafeBufferPointer { fp in
+                                    for i in 0 ..< n * d {
+                                        dfp[i] = gp[i] * xp[i]
+                                        dxp[i] += gp[i] * fp[i]
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
                 let db = store.grad(b[l])
                 for r in 0 ..< n { for c in 0 ..< d { db[c] += df[r * d + c] } }

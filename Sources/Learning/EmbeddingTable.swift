@@ -19,7 +19,15 @@ public struct SparseRows<T: Real>: Sendable {
     @_specialize(where T == Float)
     public func deduplicated() -> SparseRows {
         if rows.isEmpty { return self }
-        let order = rows.indices.sorted { rows[$0] != rows[$1] ? rows[$0] < rows[$1] : $0 < $1 }
+        let order: [Int]
+        if rows.count < 1 << 23, rows.allSatisfy({ $0 >= 0 && $0 < 1 << 40 }) {
+            // Sort (row, position) packed in one Int64: much faster than a closure sort.
+            var keys = rows.enumerated().map { $0.element << 23 | Int64($0.offset) }
+            keys.sort()
+            order = keys.map { Int($0 & ((1 << 23) - 1)) }
+        } else {
+            order = rows.indices.sorted { rows[$0] != rows[$1] ? rows[$0] < rows[$1] : $0 < $1 }
+        }
         var outRows: [Int64] = []
         var out: [T] = []
         outRows.reserveCapacity(rows.count)

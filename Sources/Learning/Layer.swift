@@ -128,12 +128,13 @@ public final class Activation<T: Real>: Layer {
     public func forward(_ x: Tensor<T>) -> Tensor<T> {
         self.x = x
         var out = x
-        out.data.withUnsafeMutableBufferPointer { o in
+        out.data.withUnsafeMutableBufferPointer { ob in
+            let o = ob.baseAddress!, count = ob.count
             switch kind {
-            case .relu: for i in 0 ..< o.count where o[i] < 0 { o[i] = 0 }
-            case .sigmoid: for i in 0 ..< o.count { o[i] = T.sigmoid(o[i]) }
+            case .relu: for i in 0 ..< count { o[i] = Swift.max(o[i], 0) }  // branchless: vectorises
+            case .sigmoid: for i in 0 ..< count { o[i] = T.sigmoid(o[i]) }
             case .gelu:
-                for i in 0 ..< o.count {
+                for i in 0 ..< count {
                     let v = o[i]
                     o[i] = T(0.5) * v * (1 + T.tanh(Self.geluC * (v + T(0.044715) * v * v * v)))
                 }
@@ -145,25 +146,30 @@ public final class Activation<T: Real>: Layer {
 
     @_specialize(where T == Float)
     public func backward(_ dy: Tensor<T>) -> Tensor<T> {
-        var dx = dy
-        dx.data.withUnsafeMutableBufferPointer { g in
-            x.data.withUnsafeBufferPointer { xp in
-                y.data.withUnsafeBufferPointer { yp in
-                    switch kind {
-                    case .relu: for i in 0 ..< g.count where xp[i] <= 0 { g[i] = 0 }
-                    case .sigmoid: for i in 0 ..< g.count { g[i] *= yp[i] * (1 - yp[i]) }
-                    case .gelu:
-                        for i in 0 ..< g.count {
-                            let v = xp[i]
-                            let t = T.tanh(Self.geluC * (v + T(0.044715) * v * v * v))
-                            let d = T(0.5) * (1 + t) + T(0.5) * v * (1 - t * t) * Self.geluC * (1 + 3 * T(0.044715) * v * v)
-                            g[i] *= d
+        let n = dy.count
+        var out = [T](repeating: 0, count: n)
+        out.withUnsafeMutableBufferPointer { ob in
+            dy.data.withUnsafeBufferPointer { gb in
+                x.data.withUnsafeBufferPointer { xb in
+                    y.data.withUnsafeBufferPointer { yb in
+                        // Plain base pointers, so the loops vectorise (no reloads through the buffers).
+                        let o = ob.baseAddress!, g = gb.baseAddress!, xp = xb.baseAddress!, yp = yb.baseAddress!
+                        switch kind {
+                        case .relu: for i in 0 ..< n { o[i] = xp[i] > 0 ? g[i] : 0 }
+                        case .sigmoid: for i in 0 ..< n { o[i] = g[i] * yp[i] * (1 - yp[i]) }
+                        case .gelu:
+                            for i in 0 ..< n {
+                                let v = xp[i]
+                                let t = T.tanh(Self.geluC * (v + T(0.044715) * v * v * v))
+                                let d = T(0.5) * (1 + t) + T(0.5) * v * (1 - t * t) * Self.geluC * (1 + 3 * T(0.044715) * v * v)
+                                o[i] = g[i] * d
+                            }
                         }
                     }
                 }
             }
         }
-        return dx
+        return Tensor(rows: dy.rows, cols: dy.cols, data: out)
     }
 }
 

@@ -37,11 +37,14 @@ public final class MMoE<T: Real> {
             softmaxRows(&g, rows: n, cols: ec)
             gateValues.append(g)
             var h = [T](repeating: 0, count: n * m)
-            for e in 0 ..< ec {
-                let o = expertOutputs[e].data
-                for r in 0 ..< n {
-                    let w = g[r * ec + e]
-                    for c in 0 ..< m { h[r * m + c] += w * o[r * m + c] }
+            h.withUnsafeMutableBufferPointer { hp in
+                for e in 0 ..< ec {
+                    expertOutputs[e].data.withUnsafeBufferPointer { o in
+                        for r in 0 ..< n {
+                            let w = g[r * ec + e]
+                            for c in 0 ..< m { hp[r * m + c] += w * o[r * m + c] }
+                        }
+                    }
                 }
             }
             outs.append(towers[k].forward(Tensor(rows: n, cols: m, data: h)))
@@ -64,15 +67,20 @@ public final class MMoE<T: Real> {
             let g = gateValues[k]
             var dz = [T](repeating: 0, count: n * ec)
             for e in 0 ..< ec {
-                let o = expertOutputs[e].data
-                for r in 0 ..< n {
-                    let w = g[r * ec + e]
-                    var dot: T = 0
-                    for c in 0 ..< m {
-                        dExpert[e][r * m + c] += w * dh[r * m + c]
-                        dot += dh[r * m + c] * o[r * m + c]
+                dExpert[e].withUnsafeMutableBufferPointer { de in
+                    expertOutputs[e].data.withUnsafeBufferPointer { o in
+                        dh.withUnsafeBufferPointer { dhp in
+                            for r in 0 ..< n {
+                                let w = g[r * ec + e]
+                                var dot: T = 0
+                                for c in 0 ..< m {
+                                    de[r * m + c] += w * dhp[r * m + c]
+                                    dot += dhp[r * m + c] * o[r * m + c]
+                                }
+                                dz[r * ec + e] = dot
+                            }
+                        }
                     }
-                    dz[r * ec + e] = dot
                 }
             }
             for r in 0 ..< n {

@@ -43,7 +43,7 @@ public final class Optimizer<T: Real> {
     public let count: Int
     /// State slot s of parameter i is `state[s][i]`.
     public var state: [[T]]
-    /// Steps taken.
+    /// Dense steps taken; for sparse row updates, the last global step.
     public var t: Int = 0
 
     public init(_ kind: OptimizerKind, count: Int) {
@@ -59,7 +59,10 @@ public final class Optimizer<T: Real> {
     public func update(values: UnsafeMutableBufferPointer<T>, grads: UnsafeMutableBufferPointer<T>, lr: Double) {
         precondition(values.count == count && grads.count == count, "Optimizer: buffer sizes differ from \(count)")
         t += 1
-        apply(values.baseAddress!, grads.baseAddress!, range: 0 ..< count, stateOffset: 0, lr: lr, step: t)
+        let step = t
+        withState { m, s in
+            apply(values.baseAddress!, UnsafePointer(grads.baseAddress!), n: count, m, s, lr: lr, step: step)
+        }
     }
 
     /// Sparse step for an embedding table (`rows × dim` values, this optimizer built with
@@ -67,64 +70,77 @@ public final class Optimizer<T: Real> {
     @_specialize(where T == Float)
     public func updateRows(table: inout [T], gradient: SparseRows<T>, lr: Double, step: Int) {
         precondition(table.count == count, "Optimizer: table of \(table.count) values, state for \(count)")
+        t = step
         let dim = gradient.dim
         table.withUnsafeMutableBufferPointer { v in
             gradient.grads.withUnsafeBufferPointer { g in
-                for (i, row) in gradient.rows.enumerated() {
-                    let start = Int(row) * dim
-                    apply(v.baseAddress! + start, UnsafeMutablePointer(mutating: g.baseAddress! + i * dim), range: 0 ..< dim,
-                          stateOffset: start, lr: lr, step: step)
+                withState { m, s in
+                    for (i, row) in gradient.rows.enumerated() {
+                        let start = Int(row) * dim
+                        apply(v.baseAddress! + start, g.baseAddress! + i * dim, n: dim, m.map { $0 + start }, s.map { $0 + start },
+                              lr: lr, step: step)
+                    }
                 }
             }
         }
     }
 
+    /// Runs `body` with pointers to state slots 0 and 1 (nil when the kind has fewer).
+    private func withState(_ body: (UnsafeMutablePointer<T>?, UnsafeMutablePointer<T>?) -> Void) {
+        var slots = state
+        state = []  // keep the slots uniquely referenced while they are written through pointers
+        defer { state = slots }
+        switch slots.count {
+        case 0: body(nil, nil)
+        case 1: slots[0].withUnsafeMutableBufferPointer { body($0.baseAddress!, nil) }
+        default:
+            var first = slots[0], second = slots[1]
+            slots = []
+            first.withUnsafeMutableBufferPointer { m in
+                second.withUnsafeMutableBufferPointer { s in body(m.baseAddress!, s.baseAddress!) }
+            }
+            slots = [first, second]
+        }
+    }
+
+    /// Updates n values `v` from gradients `g` with state slots `m`, `s` (same offsets).
     @_specialize(where T == Float)
     @inline(__always)
     private func apply(
-        _ v: UnsafeMutablePointer<T>, _ g: UnsafeMutablePointer<T>, range: Range<Int>, stateOffset: Int, lr: Double, step: Int
+        _ v: UnsafeMutablePointer<T>, _ g: UnsafePointer<T>, n: Int, _ m: UnsafeMutablePointer<T>?, _ s: UnsafeMutablePointer<T>?,
+        lr: Double, step: Int
     ) {
-        let n = range.count
         switch kind {
         case .sgd(let momentum):
             let rate = T(lr)
-            if momentum == 0 {
-                for i in 0 ..< n { v[i] -= rate * g[i] }
-            } else {
+            if let m {
                 let mu = T(momentum)
-                state[0].withUnsafeMutableBufferPointer { m in
-                    let mp = m.baseAddress! + stateOffset
-                    for i in 0 ..< n {
-                        mp[i] = mu * mp[i] + g[i]
-                        v[i] -= rate * mp[i]
-                    }
+                for i in 0 ..< n {
+                    m[i] = mu * m[i] + g[i]
+                    v[i] -= rate * m[i]
                 }
+            } else {
+                for i in 0 ..< n { v[i] -= rate * g[i] }
             }
         case .adam(let beta1, let beta2, let epsilon, let weightDecay):
+            let m = m!, s = s!
             let b1 = T(beta1), b2 = T(beta2), eps = T(epsilon)
             let c1 = 1 - pow(beta1, Double(step)), c2 = 1 - pow(beta2, Double(step))
             let rate = T(lr / c1), root2 = T(1 / c2.squareRoot()), decay = T(1 - lr * weightDecay)
-            var m = state[0], s = state[1]
-            state = []  // keep m and s uniquely referenced while mutating
-            m.withUnsafeMutableBufferPointer { mb in
-                s.withUnsafeMutableBufferPointer { sb in
-                    let mp = mb.baseAddress! + stateOffset, sp = sb.baseAddress! + stateOffset
-                    for i in 0 ..< n {
-                        mp[i] = b1 * mp[i] + (1 - b1) * g[i]
-                        sp[i] = b2 * sp[i] + (1 - b2) * g[i] * g[i]
-                        v[i] = v[i] * decay - rate * mp[i] / (sp[i].squareRoot() * root2 + eps)
-                    }
-                }
+            for i in 0 ..< n {
+                let gi = g[i]
+                let mi = b1 * m[i] + (1 - b1) * gi
+                let si = b2 * s[i] + (1 - b2) * gi * gi
+                m[i] = mi
+                s[i] = si
+                v[i] = v[i] * decay - rate * mi / (si.squareRoot() * root2 + eps)
             }
-            state = [m, s]
         case .adagrad(let epsilon, _):
+            let a = m!
             let rate = T(lr), eps = T(epsilon)
-            state[0].withUnsafeMutableBufferPointer { a in
-                let ap = a.baseAddress! + stateOffset
-                for i in 0 ..< n {
-                    ap[i] += g[i] * g[i]
-                    v[i] -= rate * g[i] / (ap[i].squareRoot() + eps)
-                }
+            for i in 0 ..< n {
+                a[i] += g[i] * g[i]
+                v[i] -= rate * g[i] / (a[i].squareRoot() + eps)
             }
         }
     }

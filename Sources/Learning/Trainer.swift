@@ -71,6 +71,7 @@ public final class DataParallelTrainer<Model: TrainableModel> {
     /// One step on this rank's slice `localBatch` of a global batch of `globalBatchSize`
     /// examples. Collective. Returns the global mean loss of the batch (before the update).
     @discardableResult
+    @_specialize(where Model == CrossMMoEModel<Float>)
     public func step(_ localBatch: Model.Batch, globalBatchSize: Int) throws -> Double {
         let store = model.parameters
         store.zeroGrads()

@@ -33,6 +33,13 @@ struct BenchTrain: ParsableCommand {
 
     func run() throws {
         if threads > 0 { BLAS.setThreads(threads) }
+        #if os(Linux)
+        // Keep freed activation buffers in the heap instead of returning them to the kernel
+        // (glibc mmaps blocks over 128 KiB by default, so every step would page-fault its
+        // activations afresh); PyTorch's CPU caching allocator does the same.
+        _ = glibcMallopt(-3 /* M_MMAP_THRESHOLD */, 1 << 30)
+        _ = glibcMallopt(-1 /* M_TRIM_THRESHOLD */, 1 << 30)
+        #endif
         Communicator.runJob { comm in
             var config = CrossMMoEConfig()
             config.tableRows = tableRows
@@ -145,3 +152,8 @@ struct BenchTrain: ParsableCommand {
         return Double(line.dropFirst("PEER_EPS=".count))
     }
 }
+
+#if os(Linux)
+/// glibc's `mallopt` (malloc.h is not part of the Glibc module).
+@_silgen_name("mallopt") func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+#endif
