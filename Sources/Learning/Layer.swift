@@ -155,7 +155,7 @@ public final class Activation<T: Real>: Layer {
                         // Plain base pointers, so the loops vectorise (no reloads through the buffers).
                         let o = ob.baseAddress!, g = gb.baseAddress!, xp = xb.baseAddress!, yp = yb.baseAddress!
                         switch kind {
-                        case .relu: for i in 0 ..< n { o[i] = xp[i] > 0 ? g[i] : 0 }
+                        case .relu: Kernels.reluBackward(o, g, xp, n)
                         case .sigmoid: for i in 0 ..< n { o[i] = g[i] * yp[i] * (1 - yp[i]) }
                         case .gelu:
                             for i in 0 ..< n {

@@ -127,14 +127,7 @@ public final class Optimizer<T: Real> {
             let b1 = T(beta1), b2 = T(beta2), eps = T(epsilon)
             let c1 = 1 - pow(beta1, Double(step)), c2 = 1 - pow(beta2, Double(step))
             let rate = T(lr / c1), root2 = T(1 / c2.squareRoot()), decay = T(1 - lr * weightDecay)
-            for i in 0 ..< n {
-                let gi = g[i]
-                let mi = b1 * m[i] + (1 - b1) * gi
-                let si = b2 * s[i] + (1 - b2) * gi * gi
-                m[i] = mi
-                s[i] = si
-                v[i] = v[i] * decay - rate * mi / (si.squareRoot() * root2 + eps)
-            }
+            Kernels.adam(v, g, m, s, n, b1: b1, b2: b2, rate: rate, root2: root2, eps: eps, decay: decay)
         case .adagrad(let epsilon, _):
             let a = m!
             let rate = T(lr), eps = T(epsilon)
