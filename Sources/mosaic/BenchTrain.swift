@@ -28,9 +28,9 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "OpenBLAS threads per rank (0 = leave the default); the peer gets threads × ranks.") var threads = 0
     @Option(help: "Python with torch for the peer (rank 0 runs it after the Swift measurement); omit to skip.") var peerPython: String?
     @Option(help: "Peer script.") var peerScript = "Cluster/bench/train_peer.py"
-    @Option(help: "Examples/s of a previous 1-rank run, to print the scaling ratio.") var oneRankEps: Double?
-    @Option(help: "Examples/s of a previous peer run, to print beside this run.") var peerEps: Double?
-    @Option(help: "Label printed for the run (defaults to the rank count).") var ranksLabel: String?
+    @Option(help: "An earlier run to print in the same table, as `label|ranks×threads|examples/s` (repeatable; Cluster/bench/train.sh passes its 1-rank and peer runs).")
+    var earlier: [String] = []
+    @Option(help: "Examples/s of the 1 rank × 1 thread run: the base of the scaling ratios.") var baselineEps: Double?
 
     func run() throws {
         if threads > 0 { BLAS.setThreads(threads) }
@@ -98,26 +98,34 @@ struct BenchTrain: ParsableCommand {
                 }
             }
 
-            var peer = peerEps
+            var peer: Double? = nil
             if comm.isRoot, let peerPython {
                 peer = try runPeer(python: peerPython, threads: max(1, BLAS.threads) * comm.size)
             }
             guard comm.isRoot else { return }
-            let label = ranksLabel ?? "\(comm.size)"
+            let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first.map(String.init) ?? "?"
             print("")
-            print("DCN-v2 + MMoE training, global batch \(batch), fastest of \(repeats) rounds of \(steps) steps (final loss \(String(format: "%.4f", loss))), "
-                  + "OpenBLAS core type \(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "auto")")
-            print("| run | ranks × BLAS threads | examples/s | ms/step | comm ms/step | ratio |")
+            print("DCN-v2 + MMoE training, global batch \(batch), fastest of \(repeats) rounds of \(steps) steps; "
+                  + "OpenBLAS core type \(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "auto"); load average \(load)")
+            print("| run | ranks × threads | examples/s | ms/step | comm ms/step | vs Swift 1 × 1 |")
             print("|---|---|---:|---:|---:|---:|")
-            if let one = oneRankEps {
-                print(String(format: "| Swift, 1 rank (earlier run) | 1 × %d | %.0f | %.1f | – | 1.00 |", comm.size * max(1, BLAS.threads), one, Double(batch) / one * 1000))
+            func row(_ label: String, _ config: String, _ value: Double, _ commMs: String) {
+                let ratio = baselineEps.map { String(format: "%.2f", value / $0) } ?? "–"
+                print(String(format: "| %@ | %@ | %.0f | %.1f | %@ | %@ |", label as NSString, config as NSString, value,
+                             Double(batch) / value * 1000, commMs as NSString, ratio as NSString))
             }
-            print(String(format: "| Swift, %@ rank(s) | %d × %d | %.0f | %.1f | %.1f | %@ |", label as NSString, comm.size, BLAS.threads, eps,
-                         elapsed / Double(steps) * 1000, commSeconds / Double(steps) * 1000,
-                         (oneRankEps.map { String(format: "%.2f (vs 1 rank)", eps / $0) } ?? "–") as NSString))
+            for line in earlier {
+                let parts = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+                guard parts.count == 3, let value = Double(parts[2]) else {
+                    throw ValidationError("--earlier \"\(line)\": expected label|ranks×threads|examples/s")
+                }
+                row(parts[0], parts[1], value, "–")
+            }
+            let shape = "\(comm.size) × \(BLAS.threads)"
+            row("Swift, \(comm.size) rank(s)", shape, eps, String(format: "%.1f", commSeconds / Double(steps) * 1000))
             if let peer {
-                print(String(format: "| PyTorch CPU, 1 process | 1 × %d | %.0f | %.1f | – | Swift/PyTorch %.2f |",
-                             max(1, BLAS.threads) * comm.size, peer, Double(batch) / peer * 1000, eps / peer))
+                row("PyTorch CPU, 1 process", "1 × \(max(1, BLAS.threads) * comm.size)", peer, "–")
+                print(String(format: "Swift / PyTorch at %d thread(s): %.2f", max(1, BLAS.threads) * comm.size, eps / peer))
             }
             print("SWIFT_EPS=\(eps)")
             if let peer { print("PEER_EPS=\(peer)") }
