@@ -13,10 +13,14 @@ public struct PlattScaling: Sendable, Equatable {
 
     /// Fits a, b on scores (logits) and labels in {0, 1} (optionally weighted). O(n) per Newton
     /// iteration; stops when the step is below 1e-10 or after `iterations`.
-    public static func fit(scores: [Double], labels: [Double], weights: [Double]? = nil, iterations: Int = 100) -> PlattScaling {
-        precondition(scores.count == labels.count && !scores.isEmpty, "Platt: scores and labels must be non-empty and equal in length")
+    public static func fit(scores: [Double], labels: [Double], weights: [Double]? = nil, iterations: Int = 100)
+        -> PlattScaling
+    {
+        precondition(
+            scores.count == labels.count && !scores.isEmpty,
+            "Platt: scores and labels must be non-empty and equal in length")
         var a = 1.0, b = 0.0
-        for _ in 0 ..< iterations {
+        for _ in 0..<iterations {
             var ga = 0.0, gb = 0.0, haa = 1e-12, hab = 0.0, hbb = 1e-12
             for i in scores.indices {
                 let w = weights?[i] ?? 1
@@ -59,13 +63,16 @@ public struct IsotonicRegression: Sendable, Equatable {
     public var thresholds: [Double], values: [Double]
 
     public init(thresholds: [Double], values: [Double]) {
-        precondition(thresholds.count == values.count && !thresholds.isEmpty, "Isotonic: empty or mismatched thresholds/values")
+        precondition(
+            thresholds.count == values.count && !thresholds.isEmpty, "Isotonic: empty or mismatched thresholds/values")
         self.thresholds = thresholds
         self.values = values
     }
 
     public static func fit(scores: [Double], labels: [Double], weights: [Double]? = nil) -> IsotonicRegression {
-        precondition(scores.count == labels.count && !scores.isEmpty, "Isotonic: scores and labels must be non-empty and equal in length")
+        precondition(
+            scores.count == labels.count && !scores.isEmpty,
+            "Isotonic: scores and labels must be non-empty and equal in length")
         let order = scores.indices.sorted { scores[$0] < scores[$1] }
         // Blocks: (weighted mean label, weight, weighted mean score).
         var mean: [Double] = [], weight: [Double] = [], centre: [Double] = []
@@ -108,7 +115,9 @@ public struct IsotonicRegression: Sendable, Equatable {
         let t = try group.read("isotonic_thresholds", as: Double.self)
         let v = try group.read("isotonic_values", as: Double.self)
         guard t.count == v.count, !t.isEmpty else {
-            throw ArtifactError(file: group.file.path, object: group.path, message: "isotonic thresholds (\(t.count)) and values (\(v.count)) differ or are empty")
+            throw ArtifactError(
+                file: group.file.path, object: group.path,
+                message: "isotonic thresholds (\(t.count)) and values (\(v.count)) differ or are empty")
         }
         return IsotonicRegression(thresholds: t, values: v)
     }
@@ -126,7 +135,7 @@ public enum CalibrationMetrics {
             count[b] += 1; sumP[b] += predictions[i]; sumY[b] += labels[i]
         }
         var ece = 0.0
-        for b in 0 ..< bins where count[b] > 0 { ece += abs(sumY[b] - sumP[b]) / Double(predictions.count) }
+        for b in 0..<bins where count[b] > 0 { ece += abs(sumY[b] - sumP[b]) / Double(predictions.count) }
         return ece
     }
 }

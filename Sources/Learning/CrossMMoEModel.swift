@@ -48,20 +48,21 @@ public struct SyntheticClicks: Sendable {
         for i in range {
             var rng = RandomStream(seed: seed, rank: 1, index: UInt64(i))
             var z = [Double](repeating: 0, count: tasks)
-            for f in 0 ..< fields {
+            for f in 0..<fields {
                 let id = zipf.sample(&rng)
                 rows.append(table.row(forID: Int64(id), salt: f))
-                for k in 0 ..< tasks { z[k] += weight(field: f, id: id, task: k) * 0.6 }
+                for k in 0..<tasks { z[k] += weight(field: f, id: id, task: k) * 0.6 }
             }
-            for j in 0 ..< denseWidth {
+            for j in 0..<denseWidth {
                 let x = rng.normal()
                 dense.append(T(x))
-                for k in 0 ..< tasks { z[k] += (j % (k + 2) == 0 ? 0.5 : -0.3) * x }
+                for k in 0..<tasks { z[k] += (j % (k + 2) == 0 ? 0.5 : -0.3) * x }
             }
-            for k in 0 ..< tasks { labels[k].append(rng.uniform() < 1 / (1 + Foundation.exp(-z[k])) ? 1 : 0) }
+            for k in 0..<tasks { labels[k].append(rng.uniform() < 1 / (1 + Foundation.exp(-z[k])) ? 1 : 0) }
         }
-        return ClickBatch(count: range.count, firstIndex: range.lowerBound, rows: rows, dense: dense, labels: labels,
-                          weights: [T](repeating: 1, count: range.count))
+        return ClickBatch(
+            count: range.count, firstIndex: range.lowerBound, rows: rows, dense: dense, labels: labels,
+            weights: [T](repeating: 1, count: range.count))
     }
 }
 
@@ -102,10 +103,12 @@ public final class CrossMMoEModel<T: Real>: TrainableModel {
         self.config = config
         parameters = ParameterStore(seed: config.seed)
         table = EmbeddingTable(name: "ids", rows: config.tableRows, dim: config.dim, seed: config.seed &+ 1)
-        cross = CrossNetwork(parameters, name: "cross", width: config.inputWidth, layers: config.crossLayers, kind: config.crossKind)
+        cross = CrossNetwork(
+            parameters, name: "cross", width: config.inputWidth, layers: config.crossLayers, kind: config.crossKind)
         dropout = Dropout(rate: config.dropout, seed: config.seed &+ 2)
-        mmoe = MMoE(parameters, name: "mmoe", inputs: config.inputWidth, expertCount: config.experts,
-                    expertWidths: config.expertWidths, tasks: config.tasks, towerWidths: config.towerWidths)
+        mmoe = MMoE(
+            parameters, name: "mmoe", inputs: config.inputWidth, expertCount: config.experts,
+            expertWidths: config.expertWidths, tasks: config.tasks, towerWidths: config.towerWidths)
     }
 
     /// Per-task logits (count each) for a batch.
@@ -122,12 +125,15 @@ public final class CrossMMoEModel<T: Real>: TrainableModel {
     }
 
     @_specialize(where T == Float)
-    public func lossAndGradients(_ batch: ClickBatch<T>, normalizer: T, step: Int) -> (loss: Double, sparse: [SparseRows<T>]) {
+    public func lossAndGradients(_ batch: ClickBatch<T>, normalizer: T, step: Int) -> (
+        loss: Double, sparse: [SparseRows<T>]
+    ) {
         let logits = predict(batch, training: true, step: step)
         var loss = 0.0
         var dOuts: [Tensor<T>] = []
-        for k in 0 ..< config.tasks {
-            let (l, g) = Loss.binaryCrossEntropy(logits: logits[k], labels: batch.labels[k], weights: batch.weights, normalizer: normalizer)
+        for k in 0..<config.tasks {
+            let (l, g) = Loss.binaryCrossEntropy(
+                logits: logits[k], labels: batch.labels[k], weights: batch.weights, normalizer: normalizer)
             loss += Double(l)
             dOuts.append(Tensor(rows: batch.count, cols: 1, data: g))
         }

@@ -26,7 +26,7 @@ public final class CrossNetwork<T: Real>: Layer {
         width = d
         self.layers = layers
         self.kind = kind
-        for l in 0 ..< layers {
+        for l in 0..<layers {
             switch kind {
             case .fullRank:
                 w.append(store.add("\(name).\(l).weight", shape: [d, d], .glorot(fanIn: d, fanOut: d)))
@@ -46,7 +46,7 @@ public final class CrossNetwork<T: Real>: Layer {
         x0 = x
         xs = []; fs = []; gates = []; projections = []
         var xl = x
-        for l in 0 ..< layers {
+        for l in 0..<layers {
             xs.append(xl)
             xl = layerForward(l, xl)
         }
@@ -61,17 +61,19 @@ public final class CrossNetwork<T: Real>: Layer {
         case .fullRank:
             var f = [T](repeating: 0, count: n * d)
             let bias = store.value(b[l])
-            for r in 0 ..< n { for c in 0 ..< d { f[r * d + c] = bias[c] } }
+            for r in 0..<n { for c in 0..<d { f[r * d + c] = bias[c] } }
             xl.data.withUnsafeBufferPointer { xp in
                 f.withUnsafeMutableBufferPointer { fp in
-                    matmul(false, false, m: n, n: d, k: d, xp.baseAddress!, d, store.value(w[l]), d, beta: 1, fp.baseAddress!, d)
+                    matmul(
+                        false, false, m: n, n: d, k: d, xp.baseAddress!, d, store.value(w[l]), d, beta: 1,
+                        fp.baseAddress!, d)
                 }
             }
             let x0d = x0.data
             y.data.withUnsafeMutableBufferPointer { yp in
                 x0d.withUnsafeBufferPointer { xp in
                     f.withUnsafeBufferPointer { fp in
-                        for i in 0 ..< n * d { yp[i] += xp[i] * fp[i] }
+                        for i in 0..<n * d { yp[i] += xp[i] * fp[i] }
                     }
                 }
             }
@@ -83,29 +85,34 @@ public final class CrossNetwork<T: Real>: Layer {
             var logits = [T](repeating: 0, count: n * experts)
             xl.data.withUnsafeBufferPointer { xp in
                 proj.withUnsafeMutableBufferPointer { pp in
-                    matmul(false, false, m: n, n: experts * rank, k: d, xp.baseAddress!, d, store.value(v[l]), experts * rank,
-                           pp.baseAddress!, experts * rank)
+                    matmul(
+                        false, false, m: n, n: experts * rank, k: d, xp.baseAddress!, d, store.value(v[l]),
+                        experts * rank,
+                        pp.baseAddress!, experts * rank)
                 }
                 logits.withUnsafeMutableBufferPointer { lp in
-                    matmul(false, false, m: n, n: experts, k: d, xp.baseAddress!, d, store.value(g[l]), experts, lp.baseAddress!, experts)
+                    matmul(
+                        false, false, m: n, n: experts, k: d, xp.baseAddress!, d, store.value(g[l]), experts,
+                        lp.baseAddress!, experts)
                 }
             }
             let bias = store.value(b[l]), uw = store.value(u[l])
             us.withUnsafeMutableBufferPointer { up in
                 proj.withUnsafeBufferPointer { pp in
-                    for e in 0 ..< experts {
+                    for e in 0..<experts {
                         let out = up.baseAddress! + e * n * d
-                        for r in 0 ..< n { (out + r * d).update(from: bias + e * d, count: d) }
-                        matmul(false, false, m: n, n: d, k: rank, pp.baseAddress! + e * rank, experts * rank,
-                               uw + e * rank * d, d, beta: 1, out, d)
+                        for r in 0..<n { (out + r * d).update(from: bias + e * d, count: d) }
+                        matmul(
+                            false, false, m: n, n: d, k: rank, pp.baseAddress! + e * rank, experts * rank,
+                            uw + e * rank * d, d, beta: 1, out, d)
                     }
                 }
             }
             softmaxRows(&logits, rows: n, cols: experts)
-            for e in 0 ..< experts {
-                for r in 0 ..< n {
+            for e in 0..<experts {
+                for r in 0..<n {
                     let ge = logits[r * experts + e]
-                    for c in 0 ..< d { y.data[r * d + c] += ge * x0.data[r * d + c] * us[(e * n + r) * d + c] }
+                    for c in 0..<d { y.data[r * d + c] += ge * x0.data[r * d + c] * us[(e * n + r) * d + c] }
                 }
             }
             projections.append(proj)
@@ -120,7 +127,7 @@ public final class CrossNetwork<T: Real>: Layer {
         let n = dy.rows, d = width
         var dx0 = [T](repeating: 0, count: n * d)
         var g0 = dy  // dL/dx_{l+1}
-        for l in (0 ..< layers).reversed() {
+        for l in (0..<layers).reversed() {
             let xl = xs[l]
             var dxl = g0.data  // the residual path
             switch kind {
@@ -133,7 +140,7 @@ public final class CrossNetwork<T: Real>: Layer {
                         x0d.withUnsafeBufferPointer { xp in
                             gd.withUnsafeBufferPointer { gp in
                                 f.withUnsafeBufferPointer { fp in
-                                    for i in 0 ..< n * d {
+                                    for i in 0..<n * d {
                                         dfp[i] = gp[i] * xp[i]
                                         dxp[i] += gp[i] * fp[i]
                                     }
@@ -143,12 +150,16 @@ public final class CrossNetwork<T: Real>: Layer {
                     }
                 }
                 let db = store.grad(b[l])
-                for r in 0 ..< n { for c in 0 ..< d { db[c] += df[r * d + c] } }
+                for r in 0..<n { for c in 0..<d { db[c] += df[r * d + c] } }
                 xl.data.withUnsafeBufferPointer { xp in
                     df.withUnsafeBufferPointer { dp in
-                        matmul(true, false, m: d, n: d, k: n, xp.baseAddress!, d, dp.baseAddress!, d, beta: 1, store.grad(w[l]), d)
+                        matmul(
+                            true, false, m: d, n: d, k: n, xp.baseAddress!, d, dp.baseAddress!, d, beta: 1,
+                            store.grad(w[l]), d)
                         dxl.withUnsafeMutableBufferPointer { op in
-                            matmul(false, true, m: n, n: d, k: d, dp.baseAddress!, d, store.value(w[l]), d, beta: 1, op.baseAddress!, d)
+                            matmul(
+                                false, true, m: n, n: d, k: d, dp.baseAddress!, d, store.value(w[l]), d, beta: 1,
+                                op.baseAddress!, d)
                         }
                     }
                 }
@@ -157,13 +168,13 @@ public final class CrossNetwork<T: Real>: Layer {
                 var dgate = [T](repeating: 0, count: n * experts)
                 var dproj = [T](repeating: 0, count: n * experts * rank)
                 let db = store.grad(b[l]), du = store.grad(u[l]), uw = store.value(u[l])
-                for e in 0 ..< experts {
+                for e in 0..<experts {
                     // du_e = g_e · dy ⊙ x0 (n, d)
                     var due = [T](repeating: 0, count: n * d)
-                    for r in 0 ..< n {
+                    for r in 0..<n {
                         let ge = gate[r * experts + e]
                         var dot: T = 0
-                        for c in 0 ..< d {
+                        for c in 0..<d {
                             let i = r * d + c
                             let ue = us[(e * n + r) * d + c]
                             dot += g0.data[i] * x0.data[i] * ue
@@ -176,38 +187,48 @@ public final class CrossNetwork<T: Real>: Layer {
                     due.withUnsafeBufferPointer { dp in
                         proj.withUnsafeBufferPointer { pp in
                             // dU_e += proj_eᵀ·du_e (r, d)
-                            matmul(true, false, m: rank, n: d, k: n, pp.baseAddress! + e * rank, experts * rank, dp.baseAddress!, d,
-                                   beta: 1, du + e * rank * d, d)
+                            matmul(
+                                true, false, m: rank, n: d, k: n, pp.baseAddress! + e * rank, experts * rank,
+                                dp.baseAddress!, d,
+                                beta: 1, du + e * rank * d, d)
                         }
                         dproj.withUnsafeMutableBufferPointer { dpp in
                             // dproj_e = du_e·U_eᵀ (n, r)
-                            matmul(false, true, m: n, n: rank, k: d, dp.baseAddress!, d, uw + e * rank * d, d,
-                                   dpp.baseAddress! + e * rank, experts * rank)
+                            matmul(
+                                false, true, m: n, n: rank, k: d, dp.baseAddress!, d, uw + e * rank * d, d,
+                                dpp.baseAddress! + e * rank, experts * rank)
                         }
                     }
                 }
                 // Softmax backward: dz = g ⊙ (dg − Σ g·dg).
                 var dz = [T](repeating: 0, count: n * experts)
-                for r in 0 ..< n {
+                for r in 0..<n {
                     var s: T = 0
-                    for e in 0 ..< experts { s += gate[r * experts + e] * dgate[r * experts + e] }
-                    for e in 0 ..< experts { dz[r * experts + e] = gate[r * experts + e] * (dgate[r * experts + e] - s) }
+                    for e in 0..<experts { s += gate[r * experts + e] * dgate[r * experts + e] }
+                    for e in 0..<experts { dz[r * experts + e] = gate[r * experts + e] * (dgate[r * experts + e] - s) }
                 }
                 xl.data.withUnsafeBufferPointer { xp in
                     dproj.withUnsafeBufferPointer { dpp in
-                        matmul(true, false, m: d, n: experts * rank, k: n, xp.baseAddress!, d, dpp.baseAddress!, experts * rank,
-                               beta: 1, store.grad(v[l]), experts * rank)
+                        matmul(
+                            true, false, m: d, n: experts * rank, k: n, xp.baseAddress!, d, dpp.baseAddress!,
+                            experts * rank,
+                            beta: 1, store.grad(v[l]), experts * rank)
                         dxl.withUnsafeMutableBufferPointer { op in
-                            matmul(false, true, m: n, n: d, k: experts * rank, dpp.baseAddress!, experts * rank, store.value(v[l]),
-                                   experts * rank, beta: 1, op.baseAddress!, d)
+                            matmul(
+                                false, true, m: n, n: d, k: experts * rank, dpp.baseAddress!, experts * rank,
+                                store.value(v[l]),
+                                experts * rank, beta: 1, op.baseAddress!, d)
                         }
                     }
                     dz.withUnsafeBufferPointer { zp in
-                        matmul(true, false, m: d, n: experts, k: n, xp.baseAddress!, d, zp.baseAddress!, experts,
-                               beta: 1, store.grad(g[l]), experts)
+                        matmul(
+                            true, false, m: d, n: experts, k: n, xp.baseAddress!, d, zp.baseAddress!, experts,
+                            beta: 1, store.grad(g[l]), experts)
                         dxl.withUnsafeMutableBufferPointer { op in
-                            matmul(false, true, m: n, n: d, k: experts, zp.baseAddress!, experts, store.value(g[l]), experts,
-                                   beta: 1, op.baseAddress!, d)
+                            matmul(
+                                false, true, m: n, n: d, k: experts, zp.baseAddress!, experts, store.value(g[l]),
+                                experts,
+                                beta: 1, op.baseAddress!, d)
                         }
                     }
                 }
@@ -215,7 +236,7 @@ public final class CrossNetwork<T: Real>: Layer {
             g0 = Tensor(rows: n, cols: d, data: dxl)
         }
         // x0 is also x_0: the first layer's input gradient adds to the ⊙ x0 paths.
-        for i in 0 ..< n * d { g0.data[i] += dx0[i] }
+        for i in 0..<n * d { g0.data[i] += dx0[i] }
         return g0
     }
 }
@@ -223,16 +244,16 @@ public final class CrossNetwork<T: Real>: Layer {
 /// Row-wise softmax in place over a (rows, cols) buffer (max-subtracted).
 @_specialize(where T == Float)
 func softmaxRows<T: Real>(_ z: inout [T], rows: Int, cols: Int) {
-    for r in 0 ..< rows {
+    for r in 0..<rows {
         var m = -T.infinity
-        for c in 0 ..< cols { m = Swift.max(m, z[r * cols + c]) }
+        for c in 0..<cols { m = Swift.max(m, z[r * cols + c]) }
         var s: T = 0
-        for c in 0 ..< cols {
+        for c in 0..<cols {
             let e = T.exp(z[r * cols + c] - m)
             z[r * cols + c] = e
             s += e
         }
-        for c in 0 ..< cols { z[r * cols + c] /= s }
+        for c in 0..<cols { z[r * cols + c] /= s }
     }
 }
 

@@ -19,7 +19,7 @@ public struct GradientFusion: Sendable {
         var offset = 0
         while offset < buffer.count {
             let n = Swift.min(bucketElements, buffer.count - offset)
-            try comm.allreduce(UnsafeMutableBufferPointer(rebasing: buffer[offset ..< offset + n]), op: .sum)
+            try comm.allreduce(UnsafeMutableBufferPointer(rebasing: buffer[offset..<offset + n]), op: .sum)
             offset += n
         }
     }
@@ -62,7 +62,7 @@ public enum ReplicaCheck {
     @_specialize(where T == Float)
     public static func checksum<T: Real>(_ values: UnsafeBufferPointer<T>) -> Double {
         var total = 0.0
-        for i in 0 ..< values.count { total += Double(values[i]) * Double(1 + i % 1021) }
+        for i in 0..<values.count { total += Double(values[i]) * Double(1 + i % 1021) }
         return total
     }
 
@@ -72,7 +72,8 @@ public enum ReplicaCheck {
         let all = try comm.allgather([checksum])
         let bad = all.indices.filter { all[$0] != all[0] && !(all[$0].isNaN && all[0].isNaN) }
         if !bad.isEmpty || all.contains(where: { !$0.isFinite }) {
-            throw ReplicaDivergenceError(step: step, ranks: bad.isEmpty ? all.indices.filter { !all[$0].isFinite } : bad, checksums: all)
+            throw ReplicaDivergenceError(
+                step: step, ranks: bad.isEmpty ? all.indices.filter { !all[$0].isFinite } : bad, checksums: all)
         }
     }
 }
@@ -83,6 +84,6 @@ public enum BatchSharding {
     /// ranks (sizes differ by at most one). The global batch does not depend on the rank count,
     /// so 1, 2 or 4 ranks compute the same gradient.
     public static func slice(globalBatch: Int, rank: Int, size: Int) -> Range<Int> {
-        (rank * globalBatch / size) ..< ((rank + 1) * globalBatch / size)
+        (rank * globalBatch / size)..<((rank + 1) * globalBatch / size)
     }
 }

@@ -8,7 +8,8 @@ public struct SparseRows<T: Real>: Sendable {
     public var grads: [T]
 
     public init(dim: Int, rows: [Int64] = [], grads: [T] = []) {
-        precondition(grads.count == rows.count * dim, "SparseRows: \(grads.count) values for \(rows.count) rows × \(dim)")
+        precondition(
+            grads.count == rows.count * dim, "SparseRows: \(grads.count) values for \(rows.count) rows × \(dim)")
         self.dim = dim
         self.rows = rows
         self.grads = grads
@@ -37,7 +38,7 @@ public struct SparseRows<T: Real>: Sendable {
                 let src = g.baseAddress! + i * dim
                 if outRows.last == rows[i] {
                     let base = out.count - dim
-                    for c in 0 ..< dim { out[base + c] += src[c] }
+                    for c in 0..<dim { out[base + c] += src[c] }
                 } else {
                     outRows.append(rows[i])
                     out.append(contentsOf: UnsafeBufferPointer(start: src, count: dim))
@@ -70,9 +71,9 @@ public final class EmbeddingTable<T: Real> {
         self.rows = rows
         self.dim = dim
         var v = [T](repeating: 0, count: rows * dim)
-        for r in 0 ..< rows {
+        for r in 0..<rows {
             var rng = RandomStream(seed: seed, rank: 0, index: UInt64(r))
-            for c in 0 ..< dim { v[r * dim + c] = T(rng.normal() * std) }
+            for c in 0..<dim { v[r * dim + c] = T(rng.normal() * std) }
         }
         values = v
     }
@@ -90,7 +91,9 @@ public final class EmbeddingTable<T: Real> {
     /// (B, fields·dim), the field embeddings concatenated.
     @_specialize(where T == Float)
     public func forward(_ indices: [Int], fields: Int) -> Tensor<T> {
-        precondition(fields > 0 && indices.count % fields == 0, "EmbeddingTable \(name): \(indices.count) indices for \(fields) fields")
+        precondition(
+            fields > 0 && indices.count % fields == 0,
+            "EmbeddingTable \(name): \(indices.count) indices for \(fields) fields")
         let b = indices.count / fields
         lookedUp = indices
         self.fields = fields
@@ -109,7 +112,8 @@ public final class EmbeddingTable<T: Real> {
     /// The gradient of the last `forward`'s rows from dL/dy (B, fields·dim), de-duplicated.
     @_specialize(where T == Float)
     public func backward(_ dy: Tensor<T>) -> SparseRows<T> {
-        precondition(dy.count == lookedUp.count * dim, "EmbeddingTable \(name): gradient shape does not match the lookup")
+        precondition(
+            dy.count == lookedUp.count * dim, "EmbeddingTable \(name): gradient shape does not match the lookup")
         return SparseRows(dim: dim, rows: lookedUp.map { Int64($0) }, grads: dy.data).deduplicated()
     }
 }

@@ -2,13 +2,19 @@
 /// the generic loops through possibly aliasing pointers); other scalars take the plain loop.
 enum Kernels {
     @inline(__always)
-    static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
+    static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    }
     @inline(__always)
-    static func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self) }
+    static func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+    }
 
     /// o[i] = x[i] > 0 ? g[i] : 0 (ReLU backward).
     @_specialize(where T == Float)
-    static func reluBackward<T: Real>(_ o: UnsafeMutablePointer<T>, _ g: UnsafePointer<T>, _ x: UnsafePointer<T>, _ n: Int) {
+    static func reluBackward<T: Real>(
+        _ o: UnsafeMutablePointer<T>, _ g: UnsafePointer<T>, _ x: UnsafePointer<T>, _ n: Int
+    ) {
         var i = 0
         if T.self == Float.self {
             let of = UnsafeMutableRawPointer(o).assumingMemoryBound(to: Float.self)
@@ -30,7 +36,8 @@ enum Kernels {
     /// v ← v·decay − rate·m/(sqrt(s)·root2 + ε).
     @_specialize(where T == Float)
     static func adam<T: Real>(
-        _ v: UnsafeMutablePointer<T>, _ g: UnsafePointer<T>, _ m: UnsafeMutablePointer<T>, _ s: UnsafeMutablePointer<T>, _ n: Int,
+        _ v: UnsafeMutablePointer<T>, _ g: UnsafePointer<T>, _ m: UnsafeMutablePointer<T>, _ s: UnsafeMutablePointer<T>,
+        _ n: Int,
         b1: T, b2: T, rate: T, root2: T, eps: T, decay: T
     ) {
         var i = 0

@@ -38,7 +38,7 @@ public final class Sequential<T: Real>: Layer {
         finalActivation: Bool = true
     ) -> Sequential {
         var layers: [any Layer<T>] = []
-        for i in 0 ..< widths.count - 1 {
+        for i in 0..<widths.count - 1 {
             layers.append(Linear(store, name: "\(name).\(i)", inputs: widths[i], outputs: widths[i + 1]))
             if finalActivation || i < widths.count - 2 { layers.append(Activation(activation)) }
         }
@@ -73,11 +73,12 @@ public final class Linear<T: Real>: Layer {
         y.withUnsafeMutableBufferPointer { yp in
             if let bias {
                 let bp = store.value(bias)
-                for r in 0 ..< b { (yp.baseAddress! + r * outputs).update(from: bp, count: outputs) }
+                for r in 0..<b { (yp.baseAddress! + r * outputs).update(from: bp, count: outputs) }
             }
             x.data.withUnsafeBufferPointer { xp in
-                matmul(false, false, m: b, n: outputs, k: inputs, xp.baseAddress!, inputs, w, outputs,
-                       beta: bias == nil ? 0 : 1, yp.baseAddress!, outputs)
+                matmul(
+                    false, false, m: b, n: outputs, k: inputs, xp.baseAddress!, inputs, w, outputs,
+                    beta: bias == nil ? 0 : 1, yp.baseAddress!, outputs)
             }
         }
         return Tensor(rows: b, cols: outputs, data: y)
@@ -90,20 +91,22 @@ public final class Linear<T: Real>: Layer {
         dy.data.withUnsafeBufferPointer { g in
             x.data.withUnsafeBufferPointer { xp in
                 // dW += xᵀ·dy  (inputs, outputs)
-                matmul(true, false, m: inputs, n: outputs, k: b, xp.baseAddress!, inputs, g.baseAddress!, outputs,
-                       beta: 1, store.grad(weight), outputs)
+                matmul(
+                    true, false, m: inputs, n: outputs, k: b, xp.baseAddress!, inputs, g.baseAddress!, outputs,
+                    beta: 1, store.grad(weight), outputs)
             }
             if let bias {
                 let db = store.grad(bias)
-                for r in 0 ..< b {
+                for r in 0..<b {
                     let row = g.baseAddress! + r * outputs
-                    for c in 0 ..< outputs { db[c] += row[c] }
+                    for c in 0..<outputs { db[c] += row[c] }
                 }
             }
             dx.withUnsafeMutableBufferPointer { dxp in
                 // dx = dy·Wᵀ  (B, inputs)
-                matmul(false, true, m: b, n: inputs, k: outputs, g.baseAddress!, outputs, store.value(weight), outputs,
-                       dxp.baseAddress!, inputs)
+                matmul(
+                    false, true, m: b, n: inputs, k: outputs, g.baseAddress!, outputs, store.value(weight), outputs,
+                    dxp.baseAddress!, inputs)
             }
         }
         return Tensor(rows: b, cols: inputs, data: dx)
@@ -131,10 +134,10 @@ public final class Activation<T: Real>: Layer {
         out.data.withUnsafeMutableBufferPointer { ob in
             let o = ob.baseAddress!, count = ob.count
             switch kind {
-            case .relu: for i in 0 ..< count { o[i] = Swift.max(o[i], 0) }  // branchless: vectorises
-            case .sigmoid: for i in 0 ..< count { o[i] = T.sigmoid(o[i]) }
+            case .relu: for i in 0..<count { o[i] = Swift.max(o[i], 0) }  // branchless: vectorises
+            case .sigmoid: for i in 0..<count { o[i] = T.sigmoid(o[i]) }
             case .gelu:
-                for i in 0 ..< count {
+                for i in 0..<count {
                     let v = o[i]
                     o[i] = T(0.5) * v * (1 + T.tanh(Self.geluC * (v + T(0.044715) * v * v * v)))
                 }
@@ -156,12 +159,14 @@ public final class Activation<T: Real>: Layer {
                         let o = ob.baseAddress!, g = gb.baseAddress!, xp = xb.baseAddress!, yp = yb.baseAddress!
                         switch kind {
                         case .relu: Kernels.reluBackward(o, g, xp, n)
-                        case .sigmoid: for i in 0 ..< n { o[i] = g[i] * yp[i] * (1 - yp[i]) }
+                        case .sigmoid: for i in 0..<n { o[i] = g[i] * yp[i] * (1 - yp[i]) }
                         case .gelu:
-                            for i in 0 ..< n {
+                            for i in 0..<n {
                                 let v = xp[i]
                                 let t = T.tanh(Self.geluC * (v + T(0.044715) * v * v * v))
-                                let d = T(0.5) * (1 + t) + T(0.5) * v * (1 - t * t) * Self.geluC * (1 + 3 * T(0.044715) * v * v)
+                                let d =
+                                    T(0.5) * (1 + t) + T(0.5) * v * (1 - t * t) * Self.geluC
+                                    * (1 + 3 * T(0.044715) * v * v)
                                 o[i] = g[i] * d
                             }
                         }
@@ -201,17 +206,17 @@ public final class LayerNorm<T: Real>: Layer {
         let g = store.value(gamma), bt = store.value(beta)
         xhat.data.withUnsafeMutableBufferPointer { h in
             y.data.withUnsafeMutableBufferPointer { yp in
-                for r in 0 ..< b {
+                for r in 0..<b {
                     let row = h.baseAddress! + r * d
                     var mean: T = 0
-                    for c in 0 ..< d { mean += row[c] }
+                    for c in 0..<d { mean += row[c] }
                     mean /= T(d)
                     var variance: T = 0
-                    for c in 0 ..< d { let z = row[c] - mean; variance += z * z }
+                    for c in 0..<d { let z = row[c] - mean; variance += z * z }
                     variance /= T(d)
                     let inv = 1 / (variance + epsilon).squareRoot()
                     inverseStd[r] = inv
-                    for c in 0 ..< d {
+                    for c in 0..<d {
                         row[c] = (row[c] - mean) * inv
                         yp[r * d + c] = g[c] * row[c] + bt[c]
                     }
@@ -228,10 +233,10 @@ public final class LayerNorm<T: Real>: Layer {
         let g = store.value(gamma), dg = store.grad(gamma), db = store.grad(beta)
         dx.data.withUnsafeMutableBufferPointer { o in
             xhat.data.withUnsafeBufferPointer { h in
-                for r in 0 ..< b {
+                for r in 0..<b {
                     let row = o.baseAddress! + r * d, xr = h.baseAddress! + r * d
                     var meanD: T = 0, meanDX: T = 0
-                    for c in 0 ..< d {
+                    for c in 0..<d {
                         dg[c] += row[c] * xr[c]
                         db[c] += row[c]
                         let dxhat = row[c] * g[c]
@@ -241,7 +246,7 @@ public final class LayerNorm<T: Real>: Layer {
                     meanD /= T(d)
                     meanDX /= T(d)
                     let inv = inverseStd[r]
-                    for c in 0 ..< d { row[c] = inv * (row[c] * g[c] - meanD - xr[c] * meanDX) }
+                    for c in 0..<d { row[c] = inv * (row[c] * g[c] - meanD - xr[c] * meanDX) }
                 }
             }
         }
@@ -280,13 +285,13 @@ public final class Dropout<T: Real>: Layer {
         let keep = T(1 / (1 - rate))
         mask = [T](repeating: 0, count: x.count)
         var y = x
-        for r in 0 ..< x.rows {
+        for r in 0..<x.rows {
             var rng = RandomStream(seed: seed, rank: UInt64(step), index: UInt64(firstRow + r))
-            for c in 0 ..< x.cols where rng.uniform() >= rate {
+            for c in 0..<x.cols where rng.uniform() >= rate {
                 mask[r * x.cols + c] = keep
             }
         }
-        for i in 0 ..< y.count { y.data[i] *= mask[i] }
+        for i in 0..<y.count { y.data[i] *= mask[i] }
         return y
     }
 
@@ -294,7 +299,7 @@ public final class Dropout<T: Real>: Layer {
     public func backward(_ dy: Tensor<T>) -> Tensor<T> {
         if mask.isEmpty { return dy }
         var dx = dy
-        for i in 0 ..< dx.count { dx.data[i] *= mask[i] }
+        for i in 0..<dx.count { dx.data[i] *= mask[i] }
         return dx
     }
 }

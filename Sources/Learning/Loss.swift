@@ -11,11 +11,12 @@ public enum Loss {
     public static func binaryCrossEntropy<T: Real>(
         logits: [T], labels: [T], weights: [T]? = nil, normalizer: T
     ) -> (loss: T, gradient: [T]) {
-        precondition(labels.count == logits.count && (weights?.count ?? logits.count) == logits.count,
-                     "binaryCrossEntropy: logits, labels and weights differ in length")
+        precondition(
+            labels.count == logits.count && (weights?.count ?? logits.count) == logits.count,
+            "binaryCrossEntropy: logits, labels and weights differ in length")
         var loss: T = 0
         var g = [T](repeating: 0, count: logits.count)
-        for i in 0 ..< logits.count {
+        for i in 0..<logits.count {
             let w = weights?[i] ?? 1, z = logits[i], y = labels[i]
             loss += w * (T.softplus(z) - y * z)
             g[i] = w * (T.sigmoid(z) - y) / normalizer
@@ -34,7 +35,7 @@ public enum Loss {
         precondition(gamma == 0 || gamma >= 1, "focal: gamma must be 0 or ≥ 1")
         var loss: T = 0
         var g = [T](repeating: 0, count: logits.count)
-        for i in 0 ..< logits.count {
+        for i in 0..<logits.count {
             let w = weights?[i] ?? 1
             let positive = labels[i] > T(0.5)
             let zt = positive ? logits[i] : -logits[i]  // p_t = σ(z_t)
@@ -60,20 +61,21 @@ public enum Loss {
     public static func sampledSoftmax<T: Real>(
         logits: Tensor<T>, logQ: Tensor<T>, weights: [T]? = nil, normalizer: T
     ) -> (loss: T, gradient: Tensor<T>) {
-        precondition(logQ.rows == logits.rows && logQ.cols == logits.cols, "sampledSoftmax: logits and logQ differ in shape")
+        precondition(
+            logQ.rows == logits.rows && logQ.cols == logits.cols, "sampledSoftmax: logits and logQ differ in shape")
         let b = logits.rows, c = logits.cols
         var p = logits.data
-        for i in 0 ..< p.count { p[i] -= logQ.data[i] }
+        for i in 0..<p.count { p[i] -= logQ.data[i] }
         var loss: T = 0
-        for r in 0 ..< b {
+        for r in 0..<b {
             var m = -T.infinity
-            for j in 0 ..< c { m = Swift.max(m, p[r * c + j]) }
+            for j in 0..<c { m = Swift.max(m, p[r * c + j]) }
             var s: T = 0
-            for j in 0 ..< c { s += T.exp(p[r * c + j] - m) }
+            for j in 0..<c { s += T.exp(p[r * c + j] - m) }
             let logZ = m + T.log(s)
             let w = weights?[r] ?? 1
             loss += w * (logZ - p[r * c])
-            for j in 0 ..< c { p[r * c + j] = w * (T.exp(p[r * c + j] - logZ) - (j == 0 ? 1 : 0)) / normalizer }
+            for j in 0..<c { p[r * c + j] = w * (T.exp(p[r * c + j] - logZ) - (j == 0 ? 1 : 0)) / normalizer }
         }
         return (loss / normalizer, Tensor(rows: b, cols: c, data: p))
     }
@@ -85,12 +87,14 @@ public enum Loss {
     public static func hinge<T: Real>(
         positive: [T], negative: Tensor<T>, margin: T = 1, normalizer: T
     ) -> (loss: T, positive: [T], negative: Tensor<T>) {
-        precondition(negative.rows == positive.count, "hinge: \(positive.count) positives for \(negative.rows) rows of negatives")
+        precondition(
+            negative.rows == positive.count, "hinge: \(positive.count) positives for \(negative.rows) rows of negatives"
+        )
         var loss: T = 0
         var dp = [T](repeating: 0, count: positive.count)
         var dn = Tensor<T>.zeros(negative.rows, negative.cols)
-        for r in 0 ..< negative.rows {
-            for s in 0 ..< negative.cols {
+        for r in 0..<negative.rows {
+            for s in 0..<negative.cols {
                 let v = margin - positive[r] + negative[r, s]
                 if v > 0 {
                     loss += v

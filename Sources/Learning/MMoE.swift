@@ -16,11 +16,12 @@ public final class MMoE<T: Real> {
         _ store: ParameterStore<T>, name: String, inputs: Int, expertCount: Int, expertWidths: [Int], tasks: Int,
         towerWidths: [Int]
     ) {
-        precondition(!expertWidths.isEmpty && !towerWidths.isEmpty && expertCount > 0 && tasks > 0, "MMoE: empty configuration")
+        precondition(
+            !expertWidths.isEmpty && !towerWidths.isEmpty && expertCount > 0 && tasks > 0, "MMoE: empty configuration")
         expertWidth = expertWidths.last!
-        experts = (0 ..< expertCount).map { .mlp(store, name: "\(name).expert\($0)", widths: [inputs] + expertWidths) }
-        gates = (0 ..< tasks).map { Linear(store, name: "\(name).gate\($0)", inputs: inputs, outputs: expertCount) }
-        towers = (0 ..< tasks).map {
+        experts = (0..<expertCount).map { .mlp(store, name: "\(name).expert\($0)", widths: [inputs] + expertWidths) }
+        gates = (0..<tasks).map { Linear(store, name: "\(name).gate\($0)", inputs: inputs, outputs: expertCount) }
+        towers = (0..<tasks).map {
             .mlp(store, name: "\(name).tower\($0)", widths: [expertWidths.last!] + towerWidths, finalActivation: false)
         }
     }
@@ -38,11 +39,11 @@ public final class MMoE<T: Real> {
             gateValues.append(g)
             var h = [T](repeating: 0, count: n * m)
             h.withUnsafeMutableBufferPointer { hp in
-                for e in 0 ..< ec {
+                for e in 0..<ec {
                     expertOutputs[e].data.withUnsafeBufferPointer { o in
-                        for r in 0 ..< n {
+                        for r in 0..<n {
                             let w = g[r * ec + e]
-                            for c in 0 ..< m { hp[r * m + c] += w * o[r * m + c] }
+                            for c in 0..<m { hp[r * m + c] += w * o[r * m + c] }
                         }
                     }
                 }
@@ -60,20 +61,20 @@ public final class MMoE<T: Real> {
     public func backward(_ dOuts: [Tensor<T>]) -> Tensor<T> {
         precondition(dOuts.count == towers.count, "MMoE: \(dOuts.count) task gradients for \(towers.count) tasks")
         let n = dOuts[0].rows, m = expertWidth, ec = experts.count
-        var dExpert = (0 ..< ec).map { _ in [T](repeating: 0, count: n * m) }
+        var dExpert = (0..<ec).map { _ in [T](repeating: 0, count: n * m) }
         var dx: Tensor<T>? = nil
-        for k in 0 ..< towers.count {
+        for k in 0..<towers.count {
             let dh = towers[k].backward(dOuts[k]).data
             let g = gateValues[k]
             var dz = [T](repeating: 0, count: n * ec)
-            for e in 0 ..< ec {
+            for e in 0..<ec {
                 dExpert[e].withUnsafeMutableBufferPointer { de in
                     expertOutputs[e].data.withUnsafeBufferPointer { o in
                         dh.withUnsafeBufferPointer { dhp in
-                            for r in 0 ..< n {
+                            for r in 0..<n {
                                 let w = g[r * ec + e]
                                 var dot: T = 0
-                                for c in 0 ..< m {
+                                for c in 0..<m {
                                     de[r * m + c] += w * dhp[r * m + c]
                                     dot += dhp[r * m + c] * o[r * m + c]
                                 }
@@ -83,15 +84,15 @@ public final class MMoE<T: Real> {
                     }
                 }
             }
-            for r in 0 ..< n {
+            for r in 0..<n {
                 var s: T = 0
-                for e in 0 ..< ec { s += g[r * ec + e] * dz[r * ec + e] }
-                for e in 0 ..< ec { dz[r * ec + e] = g[r * ec + e] * (dz[r * ec + e] - s) }
+                for e in 0..<ec { s += g[r * ec + e] * dz[r * ec + e] }
+                for e in 0..<ec { dz[r * ec + e] = g[r * ec + e] * (dz[r * ec + e] - s) }
             }
             let dxGate = gates[k].backward(Tensor(rows: n, cols: ec, data: dz))
             if dx == nil { dx = dxGate } else { dx!.add(dxGate) }
         }
-        for e in 0 ..< ec { dx!.add(experts[e].backward(Tensor(rows: n, cols: m, data: dExpert[e]))) }
+        for e in 0..<ec { dx!.add(experts[e].backward(Tensor(rows: n, cols: m, data: dExpert[e]))) }
         return dx!
     }
 }

@@ -51,7 +51,7 @@ public final class Optimizer<T: Real> {
         self.count = count
         var initial: T = 0
         if case .adagrad(_, let a) = kind { initial = T(a) }
-        state = (0 ..< kind.stateSlots).map { _ in [T](repeating: initial, count: count) }
+        state = (0..<kind.stateSlots).map { _ in [T](repeating: initial, count: count) }
     }
 
     /// One step on the whole buffer: θ ← update(θ, g) at learning rate `lr`.
@@ -77,8 +77,10 @@ public final class Optimizer<T: Real> {
                 withState { m, s in
                     for (i, row) in gradient.rows.enumerated() {
                         let start = Int(row) * dim
-                        apply(v.baseAddress! + start, g.baseAddress! + i * dim, n: dim, m.map { $0 + start }, s.map { $0 + start },
-                              lr: lr, step: step)
+                        apply(
+                            v.baseAddress! + start, g.baseAddress! + i * dim, n: dim, m.map { $0 + start },
+                            s.map { $0 + start },
+                            lr: lr, step: step)
                     }
                 }
             }
@@ -107,7 +109,8 @@ public final class Optimizer<T: Real> {
     @_specialize(where T == Float)
     @inline(__always)
     private func apply(
-        _ v: UnsafeMutablePointer<T>, _ g: UnsafePointer<T>, n: Int, _ m: UnsafeMutablePointer<T>?, _ s: UnsafeMutablePointer<T>?,
+        _ v: UnsafeMutablePointer<T>, _ g: UnsafePointer<T>, n: Int, _ m: UnsafeMutablePointer<T>?,
+        _ s: UnsafeMutablePointer<T>?,
         lr: Double, step: Int
     ) {
         switch kind {
@@ -115,12 +118,12 @@ public final class Optimizer<T: Real> {
             let rate = T(lr)
             if let m {
                 let mu = T(momentum)
-                for i in 0 ..< n {
+                for i in 0..<n {
                     m[i] = mu * m[i] + g[i]
                     v[i] -= rate * m[i]
                 }
             } else {
-                for i in 0 ..< n { v[i] -= rate * g[i] }
+                for i in 0..<n { v[i] -= rate * g[i] }
             }
         case .adam(let beta1, let beta2, let epsilon, let weightDecay):
             let m = m!, s = s!
@@ -131,7 +134,7 @@ public final class Optimizer<T: Real> {
         case .adagrad(let epsilon, _):
             let a = m!
             let rate = T(lr), eps = T(epsilon)
-            for i in 0 ..< n {
+            for i in 0..<n {
                 a[i] += g[i] * g[i]
                 v[i] -= rate * g[i] / (a[i].squareRoot() + eps)
             }

@@ -73,7 +73,7 @@ public final class ParameterStore<T: Real> {
         }
         var rng = RandomStream(seed: seed, rank: 0, index: UInt64(views.count))
         let p = storage + count
-        for i in 0 ..< view.count {
+        for i in 0..<view.count {
             switch initializer {
             case .zeros: p[i] = 0
             case .ones: p[i] = 1
@@ -105,7 +105,8 @@ public final class ParameterStore<T: Real> {
     /// Sets every gradient to zero (before a step's backward passes, which accumulate).
     public func zeroGrads() {
         // All-zero bytes are 0.0 for IEEE floats; memset is much faster than a generic fill.
-        UnsafeMutableRawPointer(gradStorage).initializeMemory(as: UInt8.self, repeating: 0, count: count * MemoryLayout<T>.stride)
+        UnsafeMutableRawPointer(gradStorage).initializeMemory(
+            as: UInt8.self, repeating: 0, count: count * MemoryLayout<T>.stride)
     }
 
     /// Copies of the values, e.g. for checkpoints and tests.
@@ -120,6 +121,7 @@ public final class ParameterStore<T: Real> {
     /// A text description of the layout (`name offset d0xd1` per line), saved in checkpoints so a
     /// checkpoint can be checked against the model that loads it.
     public var layout: String {
-        views.map { "\($0.name) \($0.offset) \($0.shape.map(String.init).joined(separator: "x"))" }.joined(separator: "\n")
+        views.map { "\($0.name) \($0.offset) \($0.shape.map(String.init).joined(separator: "x"))" }.joined(
+            separator: "\n")
     }
 }

@@ -27,7 +27,8 @@ extension Float: Real {
         alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        BLAS.gemm(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        BLAS.gemm(
+            transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
     }
     @inline(__always) public static func exp(_ x: Float) -> Float { Foundation.expf(x) }
     @inline(__always) public static func log(_ x: Float) -> Float { Foundation.logf(x) }
@@ -43,7 +44,8 @@ extension Double: Real {
         alpha: Double, a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
         beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
     ) {
-        BLAS.gemm(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        BLAS.gemm(
+            transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
     }
     @inline(__always) public static func exp(_ x: Double) -> Double { Foundation.exp(x) }
     @inline(__always) public static func log(_ x: Double) -> Double { Foundation.log(x) }
@@ -56,7 +58,11 @@ extension Real {
     /// Logistic sigmoid 1 / (1 + e^-x), stable for large |x|.
     @inline(__always)
     public static func sigmoid(_ x: Self) -> Self {
-        x >= 0 ? 1 / (1 + exp(-x)) : { let e = exp(x); return e / (1 + e) }()
+        x >= 0
+            ? 1 / (1 + exp(-x))
+            : {
+                let e = exp(x); return e / (1 + e)
+            }()
     }
     /// softplus(x) = log(1 + e^x), stable for large |x|.
     @inline(__always)

@@ -16,7 +16,8 @@ public final class TargetAttention<T: Real> {
     private var mask: [Bool] = []
 
     public init(
-        _ store: ParameterStore<T>, name: String, queryWidth: Int, keyWidth: Int, heads: Int, headWidth: Int, outputs: Int
+        _ store: ParameterStore<T>, name: String, queryWidth: Int, keyWidth: Int, heads: Int, headWidth: Int,
+        outputs: Int
     ) {
         self.store = store
         self.queryWidth = queryWidth
@@ -37,7 +38,9 @@ public final class TargetAttention<T: Real> {
         var out = [T](repeating: 0, count: rows * he)
         x.withUnsafeBufferPointer { xp in
             out.withUnsafeMutableBufferPointer { op in
-                matmul(false, false, m: rows, n: he, k: width, xp.baseAddress!, width, store.value(w), he, op.baseAddress!, he)
+                matmul(
+                    false, false, m: rows, n: he, k: width, xp.baseAddress!, width, store.value(w), he, op.baseAddress!,
+                    he)
             }
         }
         return out
@@ -49,8 +52,9 @@ public final class TargetAttention<T: Real> {
         b = query.rows
         t = length
         precondition(query.cols == queryWidth, "TargetAttention: query width \(query.cols), expected \(queryWidth)")
-        precondition(keys.count == b * t * keyWidth && values.count == keys.count && mask.count == b * t,
-                     "TargetAttention: keys/values/mask do not match (B, T) = (\(b), \(t))")
+        precondition(
+            keys.count == b * t * keyWidth && values.count == keys.count && mask.count == b * t,
+            "TargetAttention: keys/values/mask do not match (B, T) = (\(b), \(t))")
         self.query = query.data
         self.keys = keys
         self.values = values
@@ -62,33 +66,35 @@ public final class TargetAttention<T: Real> {
         attention = [T](repeating: 0, count: b * h * t)
         context = [T](repeating: 0, count: b * he)
         let scale = 1 / T(e).squareRoot()
-        for i in 0 ..< b {
-            for hd in 0 ..< h {
+        for i in 0..<b {
+            for hd in 0..<h {
                 let a = (i * h + hd) * t
                 var m = -T.infinity
-                for s in 0 ..< t where mask[i * t + s] {
+                for s in 0..<t where mask[i * t + s] {
                     var dot: T = 0
-                    for c in 0 ..< e { dot += q[i * he + hd * e + c] * k[(i * t + s) * he + hd * e + c] }
+                    for c in 0..<e { dot += q[i * he + hd * e + c] * k[(i * t + s) * he + hd * e + c] }
                     attention[a + s] = dot * scale
                     m = Swift.max(m, dot * scale)
                 }
                 if m == -T.infinity { continue }  // all padding: zero weights, zero context
                 var total: T = 0
-                for s in 0 ..< t where mask[i * t + s] {
+                for s in 0..<t where mask[i * t + s] {
                     attention[a + s] = T.exp(attention[a + s] - m)
                     total += attention[a + s]
                 }
-                for s in 0 ..< t where mask[i * t + s] {
+                for s in 0..<t where mask[i * t + s] {
                     attention[a + s] /= total
                     let w = attention[a + s]
-                    for c in 0 ..< e { context[i * he + hd * e + c] += w * v[(i * t + s) * he + hd * e + c] }
+                    for c in 0..<e { context[i * he + hd * e + c] += w * v[(i * t + s) * he + hd * e + c] }
                 }
             }
         }
         var out = [T](repeating: 0, count: b * outputs)
         context.withUnsafeBufferPointer { cp in
             out.withUnsafeMutableBufferPointer { op in
-                matmul(false, false, m: b, n: outputs, k: he, cp.baseAddress!, he, store.value(wo), outputs, op.baseAddress!, outputs)
+                matmul(
+                    false, false, m: b, n: outputs, k: he, cp.baseAddress!, he, store.value(wo), outputs,
+                    op.baseAddress!, outputs)
             }
         }
         return Tensor(rows: b, cols: outputs, data: out)
@@ -104,10 +110,14 @@ public final class TargetAttention<T: Real> {
         var dContext = [T](repeating: 0, count: b * he)
         dOut.data.withUnsafeBufferPointer { gp in
             context.withUnsafeBufferPointer { cp in
-                matmul(true, false, m: he, n: outputs, k: b, cp.baseAddress!, he, gp.baseAddress!, outputs, beta: 1, store.grad(wo), outputs)
+                matmul(
+                    true, false, m: he, n: outputs, k: b, cp.baseAddress!, he, gp.baseAddress!, outputs, beta: 1,
+                    store.grad(wo), outputs)
             }
             dContext.withUnsafeMutableBufferPointer { dp in
-                matmul(false, true, m: b, n: he, k: outputs, gp.baseAddress!, outputs, store.value(wo), outputs, dp.baseAddress!, he)
+                matmul(
+                    false, true, m: b, n: he, k: outputs, gp.baseAddress!, outputs, store.value(wo), outputs,
+                    dp.baseAddress!, he)
             }
         }
         var dq = [T](repeating: 0, count: b * he)
@@ -115,24 +125,24 @@ public final class TargetAttention<T: Real> {
         var dv = [T](repeating: 0, count: b * t * he)
         let scale = 1 / T(e).squareRoot()
         var dA = [T](repeating: 0, count: t)
-        for i in 0 ..< b {
-            for hd in 0 ..< h {
+        for i in 0..<b {
+            for hd in 0..<h {
                 let a = (i * h + hd) * t, cOff = i * he + hd * e
                 var weighted: T = 0
-                for s in 0 ..< t where mask[i * t + s] {
+                for s in 0..<t where mask[i * t + s] {
                     let kvOff = (i * t + s) * he + hd * e
                     var dot: T = 0
-                    for c in 0 ..< e {
+                    for c in 0..<e {
                         dot += dContext[cOff + c] * v[kvOff + c]
                         dv[kvOff + c] += attention[a + s] * dContext[cOff + c]
                     }
                     dA[s] = dot
                     weighted += attention[a + s] * dot
                 }
-                for s in 0 ..< t where mask[i * t + s] {
+                for s in 0..<t where mask[i * t + s] {
                     let ds = attention[a + s] * (dA[s] - weighted) * scale
                     let kvOff = (i * t + s) * he + hd * e
-                    for c in 0 ..< e {
+                    for c in 0..<e {
                         dq[cOff + c] += ds * k[kvOff + c]
                         dk[kvOff + c] += ds * q[cOff + c]
                     }
@@ -143,10 +153,14 @@ public final class TargetAttention<T: Real> {
             var dx = [T](repeating: 0, count: rows * width)
             dProj.withUnsafeBufferPointer { dp in
                 input.withUnsafeBufferPointer { xp in
-                    matmul(true, false, m: width, n: he, k: rows, xp.baseAddress!, width, dp.baseAddress!, he, beta: 1, store.grad(w), he)
+                    matmul(
+                        true, false, m: width, n: he, k: rows, xp.baseAddress!, width, dp.baseAddress!, he, beta: 1,
+                        store.grad(w), he)
                 }
                 dx.withUnsafeMutableBufferPointer { op in
-                    matmul(false, true, m: rows, n: width, k: he, dp.baseAddress!, he, store.value(w), he, op.baseAddress!, width)
+                    matmul(
+                        false, true, m: rows, n: width, k: he, dp.baseAddress!, he, store.value(w), he, op.baseAddress!,
+                        width)
                 }
             }
             return dx

@@ -43,7 +43,7 @@ public struct Tensor<T: Real>: Sendable {
             var offset = 0
             for p in parts {
                 p.data.withUnsafeBufferPointer { s in
-                    for r in 0 ..< b {
+                    for r in 0..<b {
                         (o.baseAddress! + r * width + offset).update(from: s.baseAddress! + r * p.cols, count: p.cols)
                     }
                 }
@@ -64,7 +64,7 @@ public struct Tensor<T: Real>: Sendable {
             for w in widths {
                 var out = [T](repeating: 0, count: rows * w)
                 out.withUnsafeMutableBufferPointer { o in
-                    for r in 0 ..< rows {
+                    for r in 0..<rows {
                         (o.baseAddress! + r * w).update(from: s.baseAddress! + r * cols + offset, count: w)
                     }
                 }
@@ -81,7 +81,7 @@ public struct Tensor<T: Real>: Sendable {
         precondition(other.rows == rows && other.cols == cols, "add: shape mismatch")
         data.withUnsafeMutableBufferPointer { a in
             other.data.withUnsafeBufferPointer { b in
-                for i in 0 ..< a.count { a[i] += b[i] }
+                for i in 0..<a.count { a[i] += b[i] }
             }
         }
     }
@@ -96,6 +96,7 @@ func matmul<T: Real>(
     _ a: UnsafePointer<T>, _ lda: Int, _ b: UnsafePointer<T>, _ ldb: Int,
     beta: T = 0, _ c: UnsafeMutablePointer<T>, _ ldc: Int
 ) {
-    T.gemm(ta ? .transpose : .none, tb ? .transpose : .none, m: m, n: n, k: k, alpha: alpha,
-           a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    T.gemm(
+        ta ? .transpose : .none, tb ? .transpose : .none, m: m, n: n, k: k, alpha: alpha,
+        a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
 }

@@ -86,7 +86,8 @@ public final class DataParallelTrainer<Model: TrainableModel> {
         let lr = config.schedule.rate(at: step)
         denseOptimizer.update(values: store.values, grads: store.grads, lr: lr)
         for (i, table) in model.tables.enumerated() {
-            sparseOptimizers[i].updateRows(table: &table.values, gradient: merged[i], lr: lr * config.sparseRateScale, step: step)
+            sparseOptimizers[i].updateRows(
+                table: &table.values, gradient: merged[i], lr: lr * config.sparseRateScale, step: step)
         }
         if config.checksumEvery > 0, step % config.checksumEvery == 0 { try verifyReplicas() }
         return loss
@@ -156,7 +157,9 @@ public final class DataParallelTrainer<Model: TrainableModel> {
         }
         let layout = try root.stringAttribute("layout")
         guard layout == model.parameters.layout else {
-            throw ArtifactError(file: path, object: "/parameters", message: "parameter layout differs from the model's (different architecture?)")
+            throw ArtifactError(
+                file: path, object: "/parameters",
+                message: "parameter layout differs from the model's (different architecture?)")
         }
         for (name, kind) in [("dense_optimizer", config.dense), ("sparse_optimizer", config.sparse)] {
             let saved = try root.stringAttribute(name)
@@ -170,7 +173,9 @@ public final class DataParallelTrainer<Model: TrainableModel> {
         for s in denseOptimizer.state.indices {
             let slot = try opt.read("slot\(s)", as: T.self)
             guard slot.count == denseOptimizer.count else {
-                throw ArtifactError(file: path, object: "/dense_optimizer/slot\(s)", message: "\(slot.count) values, expected \(denseOptimizer.count)")
+                throw ArtifactError(
+                    file: path, object: "/dense_optimizer/slot\(s)",
+                    message: "\(slot.count) values, expected \(denseOptimizer.count)")
             }
             denseOptimizer.state[s] = slot
         }
@@ -179,8 +184,9 @@ public final class DataParallelTrainer<Model: TrainableModel> {
             let g = try tables.group(table.name)
             let values = try g.read("values", as: T.self)
             guard values.count == table.values.count else {
-                throw ArtifactError(file: path, object: "/tables/\(table.name)/values",
-                                    message: "\(values.count) values, expected \(table.rows)×\(table.dim)")
+                throw ArtifactError(
+                    file: path, object: "/tables/\(table.name)/values",
+                    message: "\(values.count) values, expected \(table.rows)×\(table.dim)")
             }
             table.values = values
             sparseOptimizers[i].t = Int(try g.intAttribute("t"))

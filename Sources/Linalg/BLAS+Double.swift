@@ -10,8 +10,9 @@ extension BLAS {
         beta: Double = 0, c: UnsafeMutablePointer<Double>, ldc: Int
     ) {
         precondition(m >= 0 && n >= 0 && k >= 0, "dgemm: negative dimension")
-        precondition(n < maxCount && k < maxCount && lda < maxCount && ldb < maxCount && ldc < maxCount,
-                     "dgemm: n, k and leading dimensions must be below Int32.max")
+        precondition(
+            n < maxCount && k < maxCount && lda < maxCount && ldb < maxCount && ldc < maxCount,
+            "dgemm: n, k and leading dimensions must be below Int32.max")
         if m == 0 || n == 0 { return }
         let block = maxCount / Swift.max(1, Swift.max(lda, ldc))
         var row = 0

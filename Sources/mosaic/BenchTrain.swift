@@ -23,23 +23,28 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Global batch size.") var batch = 512
     @Option(help: "Timed steps.") var steps = 20
     @Option(help: "Untimed warm-up steps.") var warmup = 3
-    @Option(help: "Timed rounds of --steps steps; the fastest round is reported (the machine may be shared).") var repeats = 3
+    @Option(help: "Timed rounds of --steps steps; the fastest round is reported (the machine may be shared).")
+    var repeats = 3
     @Option(help: "Rows of the hashed embedding table.") var tableRows = 100_000
     @Option(help: "OpenBLAS threads per rank (0 = leave the default); the peer gets threads × ranks.") var threads = 0
-    @Option(help: "Python with torch for the peer (rank 0 runs it after the Swift measurement); omit to skip.") var peerPython: String?
+    @Option(help: "Python with torch for the peer (rank 0 runs it after the Swift measurement); omit to skip.")
+    var peerPython: String?
     @Option(help: "Peer script.") var peerScript = "Cluster/bench/train_peer.py"
-    @Option(help: "An earlier run to print in the same table, as `label|ranks×threads|examples/s` (repeatable; Cluster/bench/train.sh passes its 1-rank and peer runs).")
+    @Option(
+        help:
+            "An earlier run to print in the same table, as `label|ranks×threads|examples/s` (repeatable; Cluster/bench/train.sh passes its 1-rank and peer runs)."
+    )
     var earlier: [String] = []
     @Option(help: "Examples/s of the 1 rank × 1 thread run: the base of the scaling ratios.") var baselineEps: Double?
 
     func run() throws {
         if threads > 0 { BLAS.setThreads(threads) }
         #if os(Linux)
-        // Keep freed activation buffers in the heap instead of returning them to the kernel
-        // (glibc mmaps blocks over 128 KiB by default, so every step would page-fault its
-        // activations afresh); PyTorch's CPU caching allocator does the same.
-        _ = glibcMallopt(-3 /* M_MMAP_THRESHOLD */, 1 << 30)
-        _ = glibcMallopt(-1 /* M_TRIM_THRESHOLD */, 1 << 30)
+            // Keep freed activation buffers in the heap instead of returning them to the kernel
+            // (glibc mmaps blocks over 128 KiB by default, so every step would page-fault its
+            // activations afresh); PyTorch's CPU caching allocator does the same.
+            _ = glibcMallopt(-3 /* M_MMAP_THRESHOLD */, 1 << 30)
+            _ = glibcMallopt(-1 /* M_TRIM_THRESHOLD */, 1 << 30)
         #endif
         Communicator.runJob { comm in
             var config = CrossMMoEConfig()
@@ -48,20 +53,22 @@ struct BenchTrain: ParsableCommand {
             var tc = TrainerConfig()
             tc.checksumEvery = 0
             let trainer = try DataParallelTrainer(model: model, comm: comm, config: tc)
-            let data = SyntheticClicks(fields: config.fields, denseWidth: config.denseWidth, tasks: config.tasks, vocabulary: 1_000_000)
+            let data = SyntheticClicks(
+                fields: config.fields, denseWidth: config.denseWidth, tasks: config.tasks, vocabulary: 1_000_000)
             let slice = BatchSharding.slice(globalBatch: batch, rank: comm.rank, size: comm.size)
-            let batches = (0 ..< 4).map { s in
-                data.batch((s * batch + slice.lowerBound) ..< (s * batch + slice.upperBound), table: model.table)
+            let batches = (0..<4).map { s in
+                data.batch((s * batch + slice.lowerBound)..<(s * batch + slice.upperBound), table: model.table)
             }
-            comm.log("bench train: \(comm.size) rank(s) × \(BLAS.threads) BLAS thread(s), global batch \(batch), "
-                     + "\(model.parameters.count) dense parameters, table \(tableRows)×\(config.dim)")
-            for s in 0 ..< warmup { try trainer.step(batches[s % 4], globalBatchSize: batch) }
+            comm.log(
+                "bench train: \(comm.size) rank(s) × \(BLAS.threads) BLAS thread(s), global batch \(batch), "
+                    + "\(model.parameters.count) dense parameters, table \(tableRows)×\(config.dim)")
+            for s in 0..<warmup { try trainer.step(batches[s % 4], globalBatchSize: batch) }
             var elapsed = Double.infinity, commSeconds = 0.0, loss = 0.0
-            for _ in 0 ..< repeats {
+            for _ in 0..<repeats {
                 try comm.barrier()
                 let comm0 = trainer.communicationSeconds
                 let t0 = now()
-                for s in 0 ..< steps { loss = try trainer.step(batches[s % 4], globalBatchSize: batch) }
+                for s in 0..<steps { loss = try trainer.step(batches[s % 4], globalBatchSize: batch) }
                 let round = try comm.allreduce(now() - t0, op: .max)
                 let roundComm = try comm.allreduce(trainer.communicationSeconds - comm0, op: .max)
                 if round < elapsed { (elapsed, commSeconds) = (round, roundComm) }
@@ -77,19 +84,21 @@ struct BenchTrain: ParsableCommand {
                     var buffer = [Float](repeating: 1, count: n)
                     let iters = max(5, min(200, (256 << 20) / (n * 4)))
                     var bestRaw = Double.infinity, bestFused = Double.infinity
-                    for _ in 0 ..< 3 {
+                    for _ in 0..<3 {
                         try comm.barrier()
                         var t = now()
                         buffer.withUnsafeMutableBufferPointer { p in
-                            for _ in 0 ..< iters {
-                                MPI_Allreduce(mosaic_in_place(), p.baseAddress, Int32(n), mosaic_type_float(), mosaic_op_sum(), mosaic_comm_world())
+                            for _ in 0..<iters {
+                                MPI_Allreduce(
+                                    mosaic_in_place(), p.baseAddress, Int32(n), mosaic_type_float(), mosaic_op_sum(),
+                                    mosaic_comm_world())
                             }
                         }
                         bestRaw = min(bestRaw, try comm.allreduce(now() - t, op: .max))
                         try comm.barrier()
                         t = now()
                         try buffer.withUnsafeMutableBufferPointer { p in
-                            for _ in 0 ..< iters { try trainer.fusion.allreduceSum(p, comm: comm) }
+                            for _ in 0..<iters { try trainer.fusion.allreduceSum(p, comm: comm) }
                         }
                         bestFused = min(bestFused, try comm.allreduce(now() - t, op: .max))
                     }
@@ -103,16 +112,22 @@ struct BenchTrain: ParsableCommand {
                 peer = try runPeer(python: peerPython, threads: max(1, BLAS.threads) * comm.size)
             }
             guard comm.isRoot else { return }
-            let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first.map(String.init) ?? "?"
+            let load =
+                (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first.map(
+                    String.init) ?? "?"
             print("")
-            print("DCN-v2 + MMoE training, global batch \(batch), fastest of \(repeats) rounds of \(steps) steps; "
-                  + "OpenBLAS core type \(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "auto"); load average \(load)")
+            print(
+                "DCN-v2 + MMoE training, global batch \(batch), fastest of \(repeats) rounds of \(steps) steps; "
+                    + "OpenBLAS core type \(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "auto"); load average \(load)"
+            )
             print("| run | ranks × threads | examples/s | ms/step | comm ms/step | vs Swift 1 × 1 |")
             print("|---|---|---:|---:|---:|---:|")
             func row(_ label: String, _ config: String, _ value: Double, _ commMs: String) {
                 let ratio = baselineEps.map { String(format: "%.2f", value / $0) } ?? "–"
-                print(String(format: "| %@ | %@ | %.0f | %.1f | %@ | %@ |", label as NSString, config as NSString, value,
-                             Double(batch) / value * 1000, commMs as NSString, ratio as NSString))
+                print(
+                    String(
+                        format: "| %@ | %@ | %.0f | %.1f | %@ | %@ |", label as NSString, config as NSString, value,
+                        Double(batch) / value * 1000, commMs as NSString, ratio as NSString))
             }
             for line in earlier {
                 let parts = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
@@ -125,13 +140,16 @@ struct BenchTrain: ParsableCommand {
             row("Swift, \(comm.size) rank(s)", shape, eps, String(format: "%.1f", commSeconds / Double(steps) * 1000))
             if let peer {
                 row("PyTorch CPU, 1 process", "1 × \(max(1, BLAS.threads) * comm.size)", peer, "–")
-                print(String(format: "Swift / PyTorch at %d thread(s): %.2f", max(1, BLAS.threads) * comm.size, eps / peer))
+                print(
+                    String(
+                        format: "Swift / PyTorch at %d thread(s): %.2f", max(1, BLAS.threads) * comm.size, eps / peer))
             }
             print("SWIFT_EPS=\(eps)")
             if let peer { print("PEER_EPS=\(peer)") }
             if !bandwidth.isEmpty {
                 print("")
-                print("Gradient allreduce on \(comm.size) ranks (sum, Float, in place); algbw = bytes / time, best of 3")
+                print(
+                    "Gradient allreduce on \(comm.size) ranks (sum, Float, in place); algbw = bytes / time, best of 3")
                 print("| buffer | raw MPI_Allreduce GB/s | fused (GradientFusion, 4 MiB buckets) GB/s | fused / raw |")
                 print("|---|---:|---:|---:|")
                 for (size, raw, fused) in bandwidth {
@@ -145,9 +163,13 @@ struct BenchTrain: ParsableCommand {
     func runPeer(python: String, threads: Int) throws -> Double? {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [peerScript, "--batch", "\(batch)", "--steps", "\(steps)", "--warmup", "\(warmup)",
-                             "--threads", "\(threads)", "--table-rows", "\(tableRows)", "--repeats", "\(repeats)"]
-        var env = ProcessInfo.processInfo.environment.filter { !($0.key.hasPrefix("OMPI_") || $0.key.hasPrefix("PMIX_")) }
+        process.arguments = [
+            peerScript, "--batch", "\(batch)", "--steps", "\(steps)", "--warmup", "\(warmup)",
+            "--threads", "\(threads)", "--table-rows", "\(tableRows)", "--repeats", "\(repeats)",
+        ]
+        var env = ProcessInfo.processInfo.environment.filter {
+            !($0.key.hasPrefix("OMPI_") || $0.key.hasPrefix("PMIX_"))
+        }
         env["OMP_NUM_THREADS"] = "\(threads)"
         process.environment = env
         let pipe = Pipe()
@@ -157,9 +179,10 @@ struct BenchTrain: ParsableCommand {
         process.waitUntilExit()
         FileHandle.standardError.write(Data(output.utf8))
         guard process.terminationStatus == 0,
-              let line = output.split(separator: "\n").first(where: { $0.hasPrefix("PEER_EPS=") })
+            let line = output.split(separator: "\n").first(where: { $0.hasPrefix("PEER_EPS=") })
         else {
-            FileHandle.standardError.write(Data("peer failed (status \(process.terminationStatus)); no PyTorch figure\n".utf8))
+            FileHandle.standardError.write(
+                Data("peer failed (status \(process.terminationStatus)); no PyTorch figure\n".utf8))
             return nil
         }
         return Double(line.dropFirst("PEER_EPS=".count))
@@ -167,6 +190,6 @@ struct BenchTrain: ParsableCommand {
 }
 
 #if os(Linux)
-/// glibc's `mallopt` (malloc.h is not part of the Glibc module).
-@_silgen_name("mallopt") func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+    /// glibc's `mallopt` (malloc.h is not part of the Glibc module).
+    @_silgen_name("mallopt") func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
 #endif

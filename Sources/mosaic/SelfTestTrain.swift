@@ -45,7 +45,8 @@ struct SelfTestTrain: ParsableCommand {
             var tc = TrainerConfig()
             tc.dense = kind
             tc.sparse = kind
-            tc.schedule = LearningRateSchedule(base: 0.01, warmupSteps: 3, decay: .cosine(totalSteps: steps, final: 0.001))
+            tc.schedule = LearningRateSchedule(
+                base: 0.01, warmupSteps: 3, decay: .cosine(totalSteps: steps, final: 0.001))
             tc.checksumEvery = checksumEvery
             tc.bucketElements = 1000  // several buckets even for this small model
             let trainer = try DataParallelTrainer(model: model, comm: comm, config: tc)
@@ -53,13 +54,14 @@ struct SelfTestTrain: ParsableCommand {
                 try trainer.loadCheckpoint(from: checkpoint)
                 comm.log("resumed from \(checkpoint) at step \(trainer.step)")
             }
-            let data = SyntheticClicks(fields: config.fields, denseWidth: config.denseWidth, tasks: config.tasks, vocabulary: 2000)
+            let data = SyntheticClicks(
+                fields: config.fields, denseWidth: config.denseWidth, tasks: config.tasks, vocabulary: 2000)
             var loss = 0.0
             while trainer.step < steps {
                 let s = trainer.step
                 let slice = BatchSharding.slice(globalBatch: globalBatch, rank: comm.rank, size: comm.size)
                 let first = s * globalBatch
-                let batch = data.batch((first + slice.lowerBound) ..< (first + slice.upperBound), table: model.table)
+                let batch = data.batch((first + slice.lowerBound)..<(first + slice.upperBound), table: model.table)
                 if let corruptRank, corruptRank == comm.rank, s == 1 { model.parameters.values[0] += 0.5 }
                 loss = try trainer.step(batch, globalBatchSize: globalBatch)
                 comm.log("step \(trainer.step)/\(steps) loss \(String(format: "%.5f", loss))")

@@ -12,7 +12,7 @@ struct CalibrationTests {
     func sample(_ n: Int, seed: UInt64) -> (scores: [Double], labels: [Double]) {
         var rng = RandomStream(seed: seed)
         var s: [Double] = [], y: [Double] = []
-        for _ in 0 ..< n {
+        for _ in 0..<n {
             let z = rng.normal() * 1.5
             s.append(z)
             y.append(rng.uniform() < 1 / (1 + exp(-(0.5 * z - 0.8))) ? 1 : 0)
@@ -23,9 +23,11 @@ struct CalibrationTests {
     @Test("Platt scaling: ECE of a miscalibrated model drops below 0.01 on fresh data; a, b recovered")
     func platt() throws {
         let fitData = sample(40_000, seed: 1), test = sample(100_000, seed: 2)
-        let raw = CalibrationMetrics.expectedCalibrationError(predictions: test.scores.map { 1 / (1 + exp(-$0)) }, labels: test.labels)
+        let raw = CalibrationMetrics.expectedCalibrationError(
+            predictions: test.scores.map { 1 / (1 + exp(-$0)) }, labels: test.labels)
         let platt = PlattScaling.fit(scores: fitData.scores, labels: fitData.labels)
-        let ece = CalibrationMetrics.expectedCalibrationError(predictions: test.scores.map { platt($0) }, labels: test.labels)
+        let ece = CalibrationMetrics.expectedCalibrationError(
+            predictions: test.scores.map { platt($0) }, labels: test.labels)
         #expect(raw > 0.1, "the raw scores are miscalibrated: ECE \(raw)")
         #expect(ece < 0.01, "ECE after Platt \(ece)")
         #expect(abs(platt.a - 0.5) < 0.05 && abs(platt.b + 0.8) < 0.05, "a \(platt.a) b \(platt.b)")
@@ -37,7 +39,8 @@ struct CalibrationTests {
         let iso = IsotonicRegression.fit(scores: fitData.scores, labels: fitData.labels)
         #expect(zip(iso.values, iso.values.dropFirst()).allSatisfy { $0 <= $1 })
         #expect(zip(iso.thresholds, iso.thresholds.dropFirst()).allSatisfy { $0 <= $1 })
-        let ece = CalibrationMetrics.expectedCalibrationError(predictions: test.scores.map { iso($0) }, labels: test.labels)
+        let ece = CalibrationMetrics.expectedCalibrationError(
+            predictions: test.scores.map { iso($0) }, labels: test.labels)
         #expect(ece < 0.01, "ECE after isotonic \(ece)")
         // PAV on a small case: violators are pooled into their mean.
         let small = IsotonicRegression.fit(scores: [1, 2, 3, 4, 5], labels: [0, 1, 0, 1, 1])

@@ -7,9 +7,11 @@ import _TestSupport
 /// Parameters (dense and embedding table) of a checkpoint written by `mosaic selftest train`.
 func checkpointValues(_ path: String) throws -> (dense: [Float], table: [Float], step: Int64) {
     let file = try H5File(path: path, mode: .read)
-    return (try file.root.read("parameters", as: Float.self),
-            try file.root.group("tables").group("ids").read("values", as: Float.self),
-            try file.root.intAttribute("step"))
+    return (
+        try file.root.read("parameters", as: Float.self),
+        try file.root.group("tables").group("ids").read("values", as: Float.self),
+        try file.root.intAttribute("step")
+    )
 }
 
 func maxDifference(_ a: [Float], _ b: [Float]) -> Float {
@@ -17,7 +19,8 @@ func maxDifference(_ a: [Float], _ b: [Float]) -> Float {
     return zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) }
 }
 
-@Suite("Data-parallel training under mpirun", .serialized, .enabled(if: MPIRun.mpirunAvailable, "mpirun is not installed"))
+@Suite(
+    "Data-parallel training under mpirun", .serialized, .enabled(if: MPIRun.mpirunAvailable, "mpirun is not installed"))
 struct DataParallelTrainingTests {
     @Test("1, 2 and 4 ranks on the same global batches give the same parameters after 12 steps")
     func rankCountIndependence() throws {
@@ -45,7 +48,9 @@ struct DataParallelTrainingTests {
         }
     }
 
-    @Test("a run stopped after step 5 and resumed equals an uninterrupted run; 2-rank checkpoints resume on 1 and 4 ranks")
+    @Test(
+        "a run stopped after step 5 and resumed equals an uninterrupted run; 2-rank checkpoints resume on 1 and 4 ranks"
+    )
     func resume() throws {
         let dir = try MPIRun.temporaryDirectory("learning-resume")
         let full = dir.appendingPathComponent("full.h5").path
@@ -54,21 +59,30 @@ struct DataParallelTrainingTests {
         let reference = try checkpointValues(full)
 
         let ckpt = dir.appendingPathComponent("ckpt.h5").path
-        r = try MPIRun.mosaic(ranks: 2, ["selftest", "train", "--steps", "10", "--out", dir.appendingPathComponent("unused.h5").path,
-                                         "--checkpoint", ckpt, "--checkpoint-every", "5", "--stop-after", "5"])
+        r = try MPIRun.mosaic(
+            ranks: 2,
+            [
+                "selftest", "train", "--steps", "10", "--out", dir.appendingPathComponent("unused.h5").path,
+                "--checkpoint", ckpt, "--checkpoint-every", "5", "--stop-after", "5",
+            ])
         #expect(r.status == 0 && r.stdout.contains("TRAIN STOPPED ranks=2 step=5"), "\(r.output)")
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("unused.h5").path))
         #expect(try checkpointValues(ckpt).step == 5)
 
         for ranks in [2, 1, 4] {
             let out = dir.appendingPathComponent("resumed-\(ranks).h5").path
-            r = try MPIRun.mosaic(ranks: ranks, ["selftest", "train", "--steps", "10", "--out", out, "--checkpoint", ckpt, "--resume"])
+            r = try MPIRun.mosaic(
+                ranks: ranks, ["selftest", "train", "--steps", "10", "--out", out, "--checkpoint", ckpt, "--resume"])
             #expect(r.status == 0 && r.stdout.contains("TRAIN OK ranks=\(ranks) step=10"), "\(r.output)")
             let resumed = try checkpointValues(out)
             if ranks == 2 {
-                #expect(resumed.dense == reference.dense && resumed.table == reference.table, "same rank count: bit-identical")
+                #expect(
+                    resumed.dense == reference.dense && resumed.table == reference.table,
+                    "same rank count: bit-identical")
             } else {
-                #expect(maxDifference(resumed.dense, reference.dense) < 1e-4 && maxDifference(resumed.table, reference.table) < 1e-4)
+                #expect(
+                    maxDifference(resumed.dense, reference.dense) < 1e-4
+                        && maxDifference(resumed.table, reference.table) < 1e-4)
             }
         }
     }
@@ -76,10 +90,15 @@ struct DataParallelTrainingTests {
     @Test("a replica that diverges is reported by rank", arguments: [2, 4])
     func divergence(ranks: Int) throws {
         let dir = try MPIRun.temporaryDirectory("learning-diverge")
-        let r = try MPIRun.mosaic(ranks: ranks, ["selftest", "train", "--steps", "6", "--out", dir.appendingPathComponent("x.h5").path,
-                                                 "--corrupt-rank", "\(ranks - 1)", "--checksum-every", "2"])
+        let r = try MPIRun.mosaic(
+            ranks: ranks,
+            [
+                "selftest", "train", "--steps", "6", "--out", dir.appendingPathComponent("x.h5").path,
+                "--corrupt-rank", "\(ranks - 1)", "--checksum-every", "2",
+            ])
         #expect(r.status != 0)
-        #expect(r.stderr.contains("parameters diverged at step 2: rank(s) \(ranks - 1) differ from rank 0"), "\(r.output)")
+        #expect(
+            r.stderr.contains("parameters diverged at step 2: rank(s) \(ranks - 1) differ from rank 0"), "\(r.output)")
     }
 
     @Test("every optimizer trains identically on 1 and 2 ranks", arguments: ["sgd", "adamw", "adagrad"])
@@ -88,7 +107,8 @@ struct DataParallelTrainingTests {
         var values: [[Float]] = []
         for ranks in [1, 2] {
             let out = dir.appendingPathComponent("\(ranks).h5").path
-            let r = try MPIRun.mosaic(ranks: ranks, ["selftest", "train", "--steps", "6", "--optimizer", name, "--out", out])
+            let r = try MPIRun.mosaic(
+                ranks: ranks, ["selftest", "train", "--steps", "6", "--optimizer", name, "--out", out])
             #expect(r.status == 0, "\(r.output)")
             values.append(try checkpointValues(out).dense)
         }
@@ -104,8 +124,10 @@ struct DataParallelTrainingTests {
             try file.root.setAttribute("format", "mosaic-learning-checkpoint-v1")
             try file.root.setAttribute("layout", "something else")
         }
-        let r = try MPIRun.mosaicSingleton(["selftest", "train", "--steps", "2", "--out", dir.appendingPathComponent("o.h5").path,
-                                            "--checkpoint", path, "--resume"])
+        let r = try MPIRun.mosaicSingleton([
+            "selftest", "train", "--steps", "2", "--out", dir.appendingPathComponent("o.h5").path,
+            "--checkpoint", path, "--resume",
+        ])
         #expect(r.status != 0)
         #expect(r.stderr.contains(path) && r.stderr.contains("layout"), "\(r.output)")
     }

@@ -22,7 +22,7 @@ enum GradientCheck {
     /// Numeric gradient of `loss` with respect to `count` scalars read by `get` and written by
     /// `set`.
     static func numeric(count: Int, get: (Int) -> Double, set: (Int, Double) -> Void, loss: () -> Double) -> [Double] {
-        (0 ..< count).map { i in
+        (0..<count).map { i in
             let v = get(i)
             set(i, v + h)
             let plus = loss()
@@ -40,14 +40,16 @@ enum GradientCheck {
     }
 
     static func random(_ n: Int, _ rng: inout RandomStream, scale: Double = 1) -> [Double] {
-        (0 ..< n).map { _ in rng.normal() * scale }
+        (0..<n).map { _ in rng.normal() * scale }
     }
 
     static func dot(_ a: [Double], _ b: [Double]) -> Double { zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } }
 
     /// Checks a single-input layer: the projection L = Σ g ⊙ layer(x) for random x and g.
     /// Returns (input error, parameter error).
-    static func check(_ layer: some Layer<Double>, store: ParameterStore<Double>, rows: Int, cols: Int, seed: UInt64 = 3)
+    static func check(
+        _ layer: some Layer<Double>, store: ParameterStore<Double>, rows: Int, cols: Int, seed: UInt64 = 3
+    )
         -> (input: Double, parameters: Double)
     {
         var rng = RandomStream(seed: seed)
