@@ -139,3 +139,34 @@ public enum CalibrationMetrics {
         return ece
     }
 }
+
+/// A fitted calibrator of either kind, as saved beside a model (`saveCheckpoint(to:calibrators:)`).
+public enum Calibrator: Sendable, Equatable {
+    case platt(PlattScaling)
+    case isotonic(IsotonicRegression)
+
+    /// Calibrated probability of raw score s.
+    public func callAsFunction(_ s: Double) -> Double {
+        switch self {
+        case .platt(let p): p(s)
+        case .isotonic(let i): i(s)
+        }
+    }
+
+    public func save(to group: H5Group) throws {
+        switch self {
+        case .platt(let p): try p.save(to: group)
+        case .isotonic(let i): try i.save(to: group)
+        }
+    }
+
+    /// Loads a calibrator of the kind named by the group's `calibration` attribute.
+    public static func load(from group: H5Group) throws -> Calibrator {
+        switch try group.stringAttribute("calibration") {
+        case "platt": return .platt(try PlattScaling.load(from: group))
+        case "isotonic": return .isotonic(try IsotonicRegression.load(from: group))
+        case let other:
+            throw ArtifactError(file: group.file.path, object: group.path, message: "unknown calibration kind \(other)")
+        }
+    }
+}

@@ -111,7 +111,7 @@ public final class DataParallelTrainer<Model: TrainableModel> {
     /// (rank 0 writes `path.tmp`, then renames it, so a crash never leaves a half-written
     /// checkpoint under `path`). Replicas are identical, so the file does not depend on the
     /// rank count and loads on any number of ranks. Collective.
-    public func saveCheckpoint(to path: String) throws {
+    public func saveCheckpoint(to path: String, calibrators: [String: Calibrator] = [:]) throws {
         try verifyReplicas()
         if comm.isRoot {
             let tmp = path + ".tmp"
@@ -138,6 +138,12 @@ public final class DataParallelTrainer<Model: TrainableModel> {
                         try g.write("optimizer_slot\(s)", slot, shape: [table.rows, table.dim])
                     }
                 }
+                if !calibrators.isEmpty {
+                    let group = try root.createGroup("calibration")
+                    for (name, calibrator) in calibrators.sorted(by: { $0.key < $1.key }) {
+                        try calibrator.save(to: try group.createGroup(name))
+                    }
+                }
                 try file.flush()
             }
             if rename(tmp, path) != 0 {
@@ -145,6 +151,16 @@ public final class DataParallelTrainer<Model: TrainableModel> {
             }
         }
         try comm.barrier()
+    }
+
+    /// The calibrators saved with a checkpoint (by name, e.g. one per task); empty when none.
+    public static func calibrators(in path: String) throws -> [String: Calibrator] {
+        let root = try H5File(path: path, mode: .read).root
+        guard root.contains("calibration") else { return [:] }
+        let group = try root.group("calibration")
+        var out: [String: Calibrator] = [:]
+        for name in try group.names() { out[name] = try Calibrator.load(from: try group.group(name)) }
+        return out
     }
 
     /// Restores everything `saveCheckpoint` wrote, on any rank count. Every rank reads the file.

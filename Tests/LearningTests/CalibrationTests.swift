@@ -1,4 +1,5 @@
 import Artifacts
+import Collective
 import Foundation
 import Learning
 import Linalg
@@ -63,5 +64,42 @@ struct CalibrationTests {
         #expect(try PlattScaling.load(from: file.root.group("ctr_platt")) == platt)
         #expect(try IsotonicRegression.load(from: file.root.group("ctr_isotonic")) == iso)
         #expect(try file.root.group("ctr_platt").stringAttribute("calibration") == "platt")
+    }
+}
+
+@Suite("Calibration of a trained model, saved with its checkpoint")
+struct ModelCalibrationTests {
+    @Test("Platt and isotonic fitted on a model's held-out logits are saved in its checkpoint and reload")
+    func calibrateTrainedModel() throws {
+        var config = CrossMMoEConfig()
+        config.fields = 3
+        config.dim = 4
+        config.tableRows = 500
+        config.denseWidth = 3
+        config.crossLayers = 1
+        config.experts = 2
+        config.expertWidths = [8]
+        config.towerWidths = [4, 1]
+        let model = CrossMMoEModel<Float>(config)
+        var tc = TrainerConfig()
+        tc.schedule = LearningRateSchedule(base: 0.01)
+        let trainer = try DataParallelTrainer(model: model, comm: try Communicator.world(), config: tc)
+        let data = SyntheticClicks(fields: 3, denseWidth: 3, tasks: 2, vocabulary: 300)
+        for s in 0..<20 { try trainer.step(data.batch(s * 64..<(s + 1) * 64, table: model.table), globalBatchSize: 64) }
+        // Held-out examples (never trained on): task 0's logits and labels.
+        let heldOut: ClickBatch<Float> = data.batch(100_000..<104_000, table: model.table)
+        let logits = model.predict(heldOut)[0].map(Double.init)
+        let labels = heldOut.labels[0].map(Double.init)
+        let platt = PlattScaling.fit(scores: logits, labels: labels)
+        let iso = IsotonicRegression.fit(scores: logits, labels: labels)
+        let ecePlatt = CalibrationMetrics.expectedCalibrationError(
+            predictions: logits.map { platt($0) }, labels: labels)
+        #expect(ecePlatt < 0.05, "in-sample ECE after Platt \(ecePlatt)")
+        let path = try MPIRun.temporaryDirectory("calibrated").appendingPathComponent("model.h5").path
+        try trainer.saveCheckpoint(
+            to: path, calibrators: ["task0_platt": .platt(platt), "task0_isotonic": .isotonic(iso)])
+        let loaded = try DataParallelTrainer<CrossMMoEModel<Float>>.calibrators(in: path)
+        #expect(loaded == ["task0_platt": .platt(platt), "task0_isotonic": .isotonic(iso)])
+        #expect(loaded["task0_platt"]!(logits[0]) == platt(logits[0]))
     }
 }
