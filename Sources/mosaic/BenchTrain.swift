@@ -17,7 +17,8 @@ struct BenchTrain: ParsableCommand {
             cross layers (width 336), MMoE with 3 experts 256-128, 2 towers 64-1, weighted BCE, Adam \
             (sparse lazy Adam for embedding rows). Timed: forward + backward + gradient exchange + \
             update; synthetic batches are generated before timing (so is the peer's data).
-            Run: Cluster/bench/train.sh (1 rank × 2 BLAS threads with the PyTorch peer, then 2 ranks × 1 thread).
+            Run: Cluster/bench/train.sh (1 rank × 1 and × 2 BLAS threads, each beside PyTorch at the same \
+            thread count, then 2 ranks × 1 thread, which prints the whole table).
             """)
 
     @Option(help: "Global batch size.") var batch = 512
