@@ -35,7 +35,7 @@ public final class Activation<T: Real>: Layer {
     @_specialize(where T == Float)
     public func backward(_ dy: Tensor<T>) -> Tensor<T> {
         let n = dy.count
-        var out = [T](repeating: 0, count: n)
+        var out = [T].uninitialized(n)
         out.withUnsafeMutableBufferPointer { ob in
             dy.data.withUnsafeBufferPointer { gb in
                 x.data.withUnsafeBufferPointer { xb in

@@ -59,7 +59,7 @@ public final class CrossNetwork<T: Real>: Layer {
         var y = xl
         switch kind {
         case .fullRank:
-            var f = [T](repeating: 0, count: n * d)
+            var f = [T].uninitialized(n * d)
             let bias = store.value(b[l])
             for r in 0..<n { for c in 0..<d { f[r * d + c] = bias[c] } }
             xl.data.withUnsafeBufferPointer { xp in
@@ -133,7 +133,7 @@ public final class CrossNetwork<T: Real>: Layer {
             switch kind {
             case .fullRank:
                 let f = fs[l]
-                var df = [T](repeating: 0, count: n * d)
+                var df = [T].uninitialized(n * d)
                 let x0d = x0.data, gd = g0.data
                 df.withUnsafeMutableBufferPointer { dfp in
                     dx0.withUnsafeMutableBufferPointer { dxp in

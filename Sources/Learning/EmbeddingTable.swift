@@ -97,7 +97,7 @@ public final class EmbeddingTable<T: Real> {
         let b = indices.count / fields
         lookedUp = indices
         self.fields = fields
-        var out = [T](repeating: 0, count: indices.count * dim)
+        var out = [T].uninitialized(indices.count * dim)
         out.withUnsafeMutableBufferPointer { o in
             values.withUnsafeBufferPointer { v in
                 for (i, r) in indices.enumerated() {

@@ -20,7 +20,7 @@ public final class Linear<T: Real>: Layer {
         precondition(x.cols == inputs, "Linear \(weight.name): input width \(x.cols), expected \(inputs)")
         self.x = x
         let b = x.rows
-        var y = [T](repeating: 0, count: b * outputs)
+        var y = [T].uninitialized(b * outputs)
         let w = store.value(weight)
         y.withUnsafeMutableBufferPointer { yp in
             if let bias {
@@ -39,7 +39,7 @@ public final class Linear<T: Real>: Layer {
     @_specialize(where T == Float)
     public func backward(_ dy: Tensor<T>) -> Tensor<T> {
         let b = dy.rows
-        var dx = [T](repeating: 0, count: b * inputs)
+        var dx = [T].uninitialized(b * inputs)
         dy.data.withUnsafeBufferPointer { g in
             x.data.withUnsafeBufferPointer { xp in
                 // dW += xᵀ·dy  (inputs, outputs)

@@ -35,7 +35,7 @@ public final class TargetAttention<T: Real> {
     @_specialize(where T == Float)
     private func project(_ x: [T], rows: Int, width: Int, _ w: ParameterView) -> [T] {
         let he = heads * headWidth
-        var out = [T](repeating: 0, count: rows * he)
+        var out = [T].uninitialized(rows * he)
         x.withUnsafeBufferPointer { xp in
             out.withUnsafeMutableBufferPointer { op in
                 matmul(
@@ -89,7 +89,7 @@ public final class TargetAttention<T: Real> {
                 }
             }
         }
-        var out = [T](repeating: 0, count: b * outputs)
+        var out = [T].uninitialized(b * outputs)
         context.withUnsafeBufferPointer { cp in
             out.withUnsafeMutableBufferPointer { op in
                 matmul(
@@ -107,7 +107,7 @@ public final class TargetAttention<T: Real> {
     @_specialize(where T == Float)
     public func backward(_ dOut: Tensor<T>) -> (query: Tensor<T>, keys: [T], values: [T]) {
         let h = heads, e = headWidth, he = h * e
-        var dContext = [T](repeating: 0, count: b * he)
+        var dContext = [T].uninitialized(b * he)
         dOut.data.withUnsafeBufferPointer { gp in
             context.withUnsafeBufferPointer { cp in
                 matmul(
@@ -150,7 +150,7 @@ public final class TargetAttention<T: Real> {
             }
         }
         func back(_ dProj: [T], input: [T], rows: Int, width: Int, _ w: ParameterView) -> [T] {
-            var dx = [T](repeating: 0, count: rows * width)
+            var dx = [T].uninitialized(rows * width)
             dProj.withUnsafeBufferPointer { dp in
                 input.withUnsafeBufferPointer { xp in
                     matmul(
