@@ -85,7 +85,7 @@ struct BenchTrain: ParsableCommand {
                     var buffer = [Float](repeating: 1, count: n)
                     let iters = max(5, min(200, (256 << 20) / (n * 4)))
                     var bestRaw = Double.infinity, bestFused = Double.infinity
-                    for _ in 0..<3 {
+                    for _ in 0..<5 {
                         try comm.barrier()
                         var t = now()
                         buffer.withUnsafeMutableBufferPointer { p in
@@ -150,7 +150,7 @@ struct BenchTrain: ParsableCommand {
             if !bandwidth.isEmpty {
                 print("")
                 print(
-                    "Gradient allreduce on \(comm.size) ranks (sum, Float, in place); algbw = bytes / time, best of 3")
+                    "Gradient allreduce on \(comm.size) ranks (sum, Float, in place); algbw = bytes / time, best of 5")
                 print("| buffer | raw MPI_Allreduce GB/s | fused (GradientFusion, 4 MiB buckets) GB/s | fused / raw |")
                 print("|---|---:|---:|---:|")
                 for (size, raw, fused) in bandwidth {
