@@ -53,6 +53,10 @@ public final class DataParallelTrainer<Model: TrainableModel> {
     public let fusion: GradientFusion
     /// Seconds spent in gradient communication (dense + sparse), cumulative.
     public private(set) var communicationSeconds = 0.0
+    /// Seconds spent in forward + backward passes, cumulative.
+    public private(set) var computeSeconds = 0.0
+    /// Seconds spent in optimizer updates, cumulative.
+    public private(set) var updateSeconds = 0.0
 
     /// Starts from the model's current parameters, made identical on every rank by a broadcast
     /// from rank 0.
@@ -74,13 +78,16 @@ public final class DataParallelTrainer<Model: TrainableModel> {
     @_specialize(where Model == CrossMMoEModel<Float>)
     public func step(_ localBatch: Model.Batch, globalBatchSize: Int) throws -> Double {
         let store = model.parameters
+        let start = clock()
         store.zeroGrads()
         let (localLoss, sparse) = model.lossAndGradients(localBatch, normalizer: T(globalBatchSize), step: step + 1)
         let t0 = clock()
+        computeSeconds += t0 - start
         try fusion.allreduceSum(store.grads, comm: comm)
         let loss = try comm.allreduce(localLoss, op: .sum)
         let merged = try sparse.map { try SparseExchange.allgatherSum($0, comm: comm) }
-        communicationSeconds += clock() - t0
+        let t1 = clock()
+        communicationSeconds += t1 - t0
         step += 1
         _ = rng.next()
         let lr = config.schedule.rate(at: step)
@@ -89,6 +96,7 @@ public final class DataParallelTrainer<Model: TrainableModel> {
             sparseOptimizers[i].updateRows(
                 table: &table.values, gradient: merged[i], lr: lr * config.sparseRateScale, step: step)
         }
+        updateSeconds += clock() - t1
         if config.checksumEvery > 0, step % config.checksumEvery == 0 { try verifyReplicas() }
         return loss
     }

@@ -60,8 +60,9 @@ public final class Optimizer<T: Real> {
         precondition(values.count == count && grads.count == count, "Optimizer: buffer sizes differ from \(count)")
         t += 1
         let step = t
+        let c = coefficients(lr: lr, step: step)
         withState { m, s in
-            apply(values.baseAddress!, UnsafePointer(grads.baseAddress!), n: count, m, s, lr: lr, step: step)
+            apply(values.baseAddress!, UnsafePointer(grads.baseAddress!), n: count, m, s, c)
         }
     }
 
@@ -72,6 +73,7 @@ public final class Optimizer<T: Real> {
         precondition(table.count == count, "Optimizer: table of \(table.count) values, state for \(count)")
         t = step
         let dim = gradient.dim
+        let c = coefficients(lr: lr, step: step)  // once per call, not per row
         table.withUnsafeMutableBufferPointer { v in
             gradient.grads.withUnsafeBufferPointer { g in
                 withState { m, s in
@@ -79,8 +81,7 @@ public final class Optimizer<T: Real> {
                         let start = Int(row) * dim
                         apply(
                             v.baseAddress! + start, g.baseAddress! + i * dim, n: dim, m.map { $0 + start },
-                            s.map { $0 + start },
-                            lr: lr, step: step)
+                            s.map { $0 + start }, c)
                     }
                 }
             }
@@ -105,19 +106,35 @@ public final class Optimizer<T: Real> {
         }
     }
 
+    /// Per-step constants of the update rule (bias corrections computed once per step).
+    private struct Coefficients {
+        var rate: T, mu: T = 0, b1: T = 0, b2: T = 0, eps: T = 0, root2: T = 1, decay: T = 1
+    }
+
+    private func coefficients(lr: Double, step: Int) -> Coefficients {
+        switch kind {
+        case .sgd(let momentum): return Coefficients(rate: T(lr), mu: T(momentum))
+        case .adam(let beta1, let beta2, let epsilon, let weightDecay):
+            let c1 = 1 - pow(beta1, Double(step)), c2 = 1 - pow(beta2, Double(step))
+            return Coefficients(
+                rate: T(lr / c1), b1: T(beta1), b2: T(beta2), eps: T(epsilon), root2: T(1 / c2.squareRoot()),
+                decay: T(1 - lr * weightDecay))
+        case .adagrad(let epsilon, _): return Coefficients(rate: T(lr), eps: T(epsilon))
+        }
+    }
+
     /// Updates n values `v` from gradients `g` with state slots `m`, `s` (same offsets).
     @_specialize(where T == Float)
     @inline(__always)
     private func apply(
         _ v: UnsafeMutablePointer<T>, _ g: UnsafePointer<T>, n: Int, _ m: UnsafeMutablePointer<T>?,
-        _ s: UnsafeMutablePointer<T>?,
-        lr: Double, step: Int
+        _ s: UnsafeMutablePointer<T>?, _ c: Coefficients
     ) {
         switch kind {
-        case .sgd(let momentum):
-            let rate = T(lr)
+        case .sgd:
+            let rate = c.rate
             if let m {
-                let mu = T(momentum)
+                let mu = c.mu
                 for i in 0..<n {
                     m[i] = mu * m[i] + g[i]
                     v[i] -= rate * m[i]
@@ -125,15 +142,11 @@ public final class Optimizer<T: Real> {
             } else {
                 for i in 0..<n { v[i] -= rate * g[i] }
             }
-        case .adam(let beta1, let beta2, let epsilon, let weightDecay):
-            let m = m!, s = s!
-            let b1 = T(beta1), b2 = T(beta2), eps = T(epsilon)
-            let c1 = 1 - pow(beta1, Double(step)), c2 = 1 - pow(beta2, Double(step))
-            let rate = T(lr / c1), root2 = T(1 / c2.squareRoot()), decay = T(1 - lr * weightDecay)
-            Kernels.adam(v, g, m, s, n, b1: b1, b2: b2, rate: rate, root2: root2, eps: eps, decay: decay)
-        case .adagrad(let epsilon, _):
+        case .adam:
+            Kernels.adam(v, g, m!, s!, n, b1: c.b1, b2: c.b2, rate: c.rate, root2: c.root2, eps: c.eps, decay: c.decay)
+        case .adagrad:
             let a = m!
-            let rate = T(lr), eps = T(epsilon)
+            let rate = c.rate, eps = c.eps
             for i in 0..<n {
                 a[i] += g[i] * g[i]
                 v[i] -= rate * g[i] / (a[i].squareRoot() + eps)
