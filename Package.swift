@@ -4,8 +4,8 @@ import PackageDescription
 /// Mosaic: an MPI-parallel home-feed recommender. See README.md.
 ///
 /// Dependencies flow one way:
-///   C modules ← Linalg / Collective / Artifacts ← (Events, Graph, Learning) ← (Models, Index)
-///   ← Feed ← executables.
+///   C modules ← Linalg / Collective / Artifacts ← Events, Evaluation, Learning, Index
+///   ← executables.
 
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "Artifacts", targets: ["Artifacts"]),
         .library(name: "Events", targets: ["Events"]),
         .library(name: "Evaluation", targets: ["Evaluation"]),
+        .library(name: "Learning", targets: ["Learning"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -48,11 +49,15 @@ let package = Package(
         // Offline metrics and protocols (no MPI, no HDF5).
         .target(name: "Evaluation", dependencies: ["Linalg"], swiftSettings: swiftSettings),
 
+        // MARK: - Learning
+        // Layers with hand-written backward passes, losses, optimizers, data-parallel trainer.
+        .target(name: "Learning", dependencies: ["Linalg", "Collective", "Artifacts"], swiftSettings: swiftSettings),
+
         // MARK: - Executables
         .executableTarget(
             name: "mosaic",
             dependencies: [
-                "Collective", "Linalg", "Artifacts", "CMPI", "CBLAS", "Events", "Evaluation",
+                "Collective", "Linalg", "Artifacts", "Events", "Evaluation", "Learning", "CMPI", "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
@@ -71,6 +76,10 @@ let package = Package(
         .testTarget(
             name: "EvaluationTests",
             dependencies: ["Evaluation", "_TestSupport", "mosaic"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "LearningTests",
+            dependencies: ["Learning", "Linalg", "Collective", "Artifacts", "_TestSupport", "mosaic"],
             swiftSettings: swiftSettings),
     ]
 )

@@ -25,15 +25,15 @@ public struct ArtifactError: Error, CustomStringConvertible, Sendable {
 
 /// Serialises every HDF5 call of the process: the serial HDF5 library is not thread-safe.
 enum HDF5 {
-    static let lock: NSRecursiveLock = {
-        mosaic_h5_silence_errors()
-        return NSRecursiveLock()
-    }()
+    static let lock = NSRecursiveLock()
 
     @inline(__always)
     static func locked<R>(_ body: () throws -> R) rethrows -> R {
         lock.lock()
         defer { lock.unlock() }
+        // HDF5 keeps its error-printing setting per thread in thread-safe builds (Debian's is):
+        // silence it on whatever thread calls; failures become Swift errors instead.
+        mosaic_h5_silence_errors()
         return try body()
     }
 

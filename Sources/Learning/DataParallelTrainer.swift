@@ -1,0 +1,225 @@
+import Artifacts
+import Collective
+import Foundation
+import Linalg
+
+/// A model the data-parallel trainer can train: dense parameters in one store, embedding
+/// tables updated sparsely.
+public protocol TrainableModel: AnyObject {
+    associatedtype Scalar: Real
+    associatedtype Batch
+    var parameters: ParameterStore<Scalar> { get }
+    var tables: [EmbeddingTable<Scalar>] { get }
+    /// Forward and backward on this rank's examples of the step's global batch, with losses
+    /// divided by `normalizer` (the global batch size). Adds dense gradients into `parameters`;
+    /// returns this rank's loss share and one sparse gradient per table.
+    func lossAndGradients(_ batch: Batch, normalizer: Scalar, step: Int) -> (loss: Double, sparse: [SparseRows<Scalar>])
+}
+
+/// Trainer settings.
+public struct TrainerConfig: Sendable, Equatable {
+    /// Optimizer for the dense parameters and for embedding rows.
+    public var dense: OptimizerKind = .adam
+    public var sparse: OptimizerKind = .adam
+    public var schedule = LearningRateSchedule(base: 1e-3)
+    /// Embedding rows learn at schedule × this.
+    public var sparseRateScale = 1.0
+    /// Replica checksum every N steps (0 = never).
+    public var checksumEvery = 50
+    /// Allreduce bucket in elements.
+    public var bucketElements = 1 << 20
+    /// Seed of the trainer's own stream (saved and restored with checkpoints).
+    public var seed: UInt64 = 99
+
+    public init() {}
+}
+
+/// Data-parallel training (the Horovod role): every rank holds a replica of the model and
+/// processes its slice of each global batch; dense gradients are summed with a fused
+/// allreduce, embedding gradients exchanged as de-duplicated touched rows (`SparseExchange`);
+/// every rank then applies the same update, so replicas stay identical — checked by a
+/// checksum every `checksumEvery` steps (`ReplicaDivergenceError` names the diverged rank).
+public final class DataParallelTrainer<Model: TrainableModel> {
+    public typealias T = Model.Scalar
+    public let model: Model
+    public let comm: Communicator
+    public let config: TrainerConfig
+    public let denseOptimizer: Optimizer<T>
+    public let sparseOptimizers: [Optimizer<T>]
+    /// Steps completed.
+    public private(set) var step = 0
+    /// The trainer's stream (advanced once per step; for shuffling and sampling by callers).
+    public var rng: RandomStream
+    public let fusion: GradientFusion
+    /// Seconds spent in gradient communication (dense + sparse), cumulative.
+    public private(set) var communicationSeconds = 0.0
+    /// Seconds spent in forward + backward passes, cumulative.
+    public private(set) var computeSeconds = 0.0
+    /// Seconds spent in optimizer updates, cumulative.
+    public private(set) var updateSeconds = 0.0
+
+    /// Starts from the model's current parameters, made identical on every rank by a broadcast
+    /// from rank 0.
+    public init(model: Model, comm: Communicator, config: TrainerConfig = TrainerConfig()) throws {
+        self.model = model
+        self.comm = comm
+        self.config = config
+        denseOptimizer = Optimizer(config.dense, count: model.parameters.count)
+        sparseOptimizers = model.tables.map { Optimizer(config.sparse, count: $0.values.count) }
+        rng = RandomStream(seed: config.seed)
+        fusion = GradientFusion(bucketElements: config.bucketElements)
+        try comm.broadcast(model.parameters.values, root: 0)
+        for table in model.tables { try comm.broadcast(&table.values, root: 0) }
+    }
+
+    /// One step on this rank's slice `localBatch` of a global batch of `globalBatchSize`
+    /// examples. Collective. Returns the global mean loss of the batch (before the update).
+    @discardableResult
+    @_specialize(where Model == CrossMMoEModel<Float>)
+    public func step(_ localBatch: Model.Batch, globalBatchSize: Int) throws -> Double {
+        let store = model.parameters
+        let start = clock()
+        store.zeroGrads()
+        let (localLoss, sparse) = model.lossAndGradients(localBatch, normalizer: T(globalBatchSize), step: step + 1)
+        let t0 = clock()
+        computeSeconds += t0 - start
+        try fusion.allreduceSum(store.grads, comm: comm)
+        let loss = try comm.allreduce(localLoss, op: .sum)
+        let merged = try sparse.map { try SparseExchange.allgatherSum($0, comm: comm) }
+        let t1 = clock()
+        communicationSeconds += t1 - t0
+        step += 1
+        _ = rng.next()
+        let lr = config.schedule.rate(at: step)
+        denseOptimizer.update(values: store.values, grads: store.grads, lr: lr)
+        for (i, table) in model.tables.enumerated() {
+            sparseOptimizers[i].updateRows(
+                table: &table.values, gradient: merged[i], lr: lr * config.sparseRateScale, step: step)
+        }
+        updateSeconds += clock() - t1
+        if config.checksumEvery > 0, step % config.checksumEvery == 0 { try verifyReplicas() }
+        return loss
+    }
+
+    /// Checks that every rank holds the same parameters, tables and optimizer step; throws
+    /// `ReplicaDivergenceError` naming the ranks that differ from rank 0. Collective.
+    public func verifyReplicas() throws {
+        var sum = ReplicaCheck.checksum(UnsafeBufferPointer(model.parameters.values))
+        for table in model.tables { sum += table.values.withUnsafeBufferPointer { ReplicaCheck.checksum($0) } }
+        try ReplicaCheck.verify(checksum: sum, step: step, comm: comm)
+    }
+
+    private func clock() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+    // MARK: - Checkpoints
+
+    static var format: String { "mosaic-learning-checkpoint-v1" }
+
+    /// Writes parameters, tables, optimizer state, step and RNG state to the HDF5 file `path`
+    /// (rank 0 writes `path.tmp`, then renames it, so a crash never leaves a half-written
+    /// checkpoint under `path`). Replicas are identical, so the file does not depend on the
+    /// rank count and loads on any number of ranks. Collective.
+    public func saveCheckpoint(to path: String, calibrators: [String: Calibrator] = [:]) throws {
+        try verifyReplicas()
+        if comm.isRoot {
+            let tmp = path + ".tmp"
+            do {
+                let file = try H5File(path: tmp, mode: .create)
+                let root = file.root
+                try root.setAttribute("format", Self.format)
+                try root.setAttribute("step", Int64(step))
+                try root.setAttribute("ranks", Int64(comm.size))
+                try root.setAttribute("layout", model.parameters.layout)
+                try root.setAttribute("dense_optimizer", config.dense.name)
+                try root.setAttribute("sparse_optimizer", config.sparse.name)
+                try root.setAttribute("rng_state", values: rng.state.map { Int64(bitPattern: $0) })
+                try root.write("parameters", model.parameters.valuesArray())
+                let opt = try root.createGroup("dense_optimizer")
+                try opt.setAttribute("t", Int64(denseOptimizer.t))
+                for (s, slot) in denseOptimizer.state.enumerated() { try opt.write("slot\(s)", slot) }
+                let tables = try root.createGroup("tables")
+                for (i, table) in model.tables.enumerated() {
+                    let g = try tables.createGroup(table.name)
+                    try g.write("values", table.values, shape: [table.rows, table.dim])
+                    try g.setAttribute("t", Int64(sparseOptimizers[i].t))
+                    for (s, slot) in sparseOptimizers[i].state.enumerated() {
+                        try g.write("optimizer_slot\(s)", slot, shape: [table.rows, table.dim])
+                    }
+                }
+                if !calibrators.isEmpty {
+                    let group = try root.createGroup("calibration")
+                    for (name, calibrator) in calibrators.sorted(by: { $0.key < $1.key }) {
+                        try calibrator.save(to: try group.createGroup(name))
+                    }
+                }
+                try file.flush()
+            }
+            if rename(tmp, path) != 0 {
+                throw ArtifactError(file: path, message: "cannot rename \(tmp) to \(path): errno \(errno)")
+            }
+        }
+        try comm.barrier()
+    }
+
+    /// The calibrators saved with a checkpoint (by name, e.g. one per task); empty when none.
+    public static func calibrators(in path: String) throws -> [String: Calibrator] {
+        let root = try H5File(path: path, mode: .read).root
+        guard root.contains("calibration") else { return [:] }
+        let group = try root.group("calibration")
+        var out: [String: Calibrator] = [:]
+        for name in try group.names() { out[name] = try Calibrator.load(from: try group.group(name)) }
+        return out
+    }
+
+    /// Restores everything `saveCheckpoint` wrote, on any rank count. Every rank reads the file.
+    /// Throws `ArtifactError` naming the file and object when it does not match this model.
+    public func loadCheckpoint(from path: String) throws {
+        let file = try H5File(path: path, mode: .read)
+        let root = file.root
+        guard try root.stringAttribute("format") == Self.format else {
+            throw ArtifactError(file: path, object: "/", message: "not a \(Self.format) checkpoint")
+        }
+        let layout = try root.stringAttribute("layout")
+        guard layout == model.parameters.layout else {
+            throw ArtifactError(
+                file: path, object: "/parameters",
+                message: "parameter layout differs from the model's (different architecture?)")
+        }
+        for (name, kind) in [("dense_optimizer", config.dense), ("sparse_optimizer", config.sparse)] {
+            let saved = try root.stringAttribute(name)
+            guard saved == kind.name else {
+                throw ArtifactError(file: path, object: "/", message: "\(name) is \(saved), this run uses \(kind.name)")
+            }
+        }
+        model.parameters.setValues(try root.read("parameters", as: T.self))
+        let opt = try root.group("dense_optimizer")
+        denseOptimizer.t = Int(try opt.intAttribute("t"))
+        for s in denseOptimizer.state.indices {
+            let slot = try opt.read("slot\(s)", as: T.self)
+            guard slot.count == denseOptimizer.count else {
+                throw ArtifactError(
+                    file: path, object: "/dense_optimizer/slot\(s)",
+                    message: "\(slot.count) values, expected \(denseOptimizer.count)")
+            }
+            denseOptimizer.state[s] = slot
+        }
+        let tables = try root.group("tables")
+        for (i, table) in model.tables.enumerated() {
+            let g = try tables.group(table.name)
+            let values = try g.read("values", as: T.self)
+            guard values.count == table.values.count else {
+                throw ArtifactError(
+                    file: path, object: "/tables/\(table.name)/values",
+                    message: "\(values.count) values, expected \(table.rows)×\(table.dim)")
+            }
+            table.values = values
+            sparseOptimizers[i].t = Int(try g.intAttribute("t"))
+            for s in sparseOptimizers[i].state.indices {
+                sparseOptimizers[i].state[s] = try g.read("optimizer_slot\(s)", as: T.self)
+            }
+        }
+        step = Int(try root.intAttribute("step"))
+        rng = RandomStream(state: try root.numericAttribute("rng_state", as: Int64.self).map { UInt64(bitPattern: $0) })
+        try verifyReplicas()
+    }
+}

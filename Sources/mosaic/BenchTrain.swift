@@ -1,0 +1,208 @@
+import ArgumentParser
+import CMPI
+import Collective
+import Foundation
+import Learning
+import Linalg
+
+/// `mosaic bench train`: training throughput of the DCN-v2 + MMoE ranker on the data-parallel
+/// trainer, beside the same architecture in PyTorch CPU, and fused-allreduce bandwidth beside
+/// raw MPI_Allreduce. `Cluster/bench/train.sh` runs it on 1 and 2 ranks.
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Examples/s of DCN-v2 + MMoE training (1 vs N ranks, vs PyTorch CPU) and fused allreduce bandwidth.",
+        discussion: """
+            Model: 20 sparse fields × 16 dims from one hashed table + 16 dense features, 3 full-rank \
+            cross layers (width 336), MMoE with 3 experts 256-128, 2 towers 64-1, weighted BCE, Adam \
+            (sparse lazy Adam for embedding rows). Timed: forward + backward + gradient exchange + \
+            update; synthetic batches are generated before timing (so is the peer's data).
+            Run: Cluster/bench/train.sh (1 rank × 1 and × 2 BLAS threads, each beside PyTorch at the same \
+            thread count, then 2 ranks × 1 thread, which prints the whole table).
+            """)
+
+    @Option(help: "Global batch size.") var batch = 512
+    @Option(help: "Timed steps.") var steps = 20
+    @Option(help: "Untimed warm-up steps.") var warmup = 3
+    @Option(help: "Timed rounds of --steps steps; the fastest round is reported (the machine may be shared).")
+    var repeats = 3
+    @Option(help: "Rows of the hashed embedding table.") var tableRows = 100_000
+    @Option(help: "OpenBLAS threads per rank (0 = leave the default); the peer gets threads × ranks.") var threads = 0
+    @Option(help: "Python with torch for the peer (rank 0 runs it after the Swift measurement); omit to skip.")
+    var peerPython: String?
+    @Option(help: "Peer script.") var peerScript = "Cluster/bench/train_peer.py"
+    @Option(
+        help:
+            "An earlier run to print in the same table, as `label|ranks×threads|examples/s` (repeatable; Cluster/bench/train.sh passes its 1-rank and peer runs)."
+    )
+    var earlier: [String] = []
+    @Option(help: "Examples/s of the 1 rank × 1 thread run: the base of the scaling ratios.") var baselineEps: Double?
+
+    func run() throws {
+        if threads > 0 { BLAS.setThreads(threads) }
+        #if os(Linux)
+            // Keep freed activation buffers in the heap instead of returning them to the kernel
+            // (glibc mmaps blocks over 128 KiB by default, so every step would page-fault its
+            // activations afresh); PyTorch's CPU caching allocator does the same.
+            _ = glibcMallopt(-3 /* M_MMAP_THRESHOLD */, 1 << 30)
+            _ = glibcMallopt(-1 /* M_TRIM_THRESHOLD */, 1 << 30)
+        #endif
+        Communicator.runJob { comm in
+            var config = CrossMMoEConfig()
+            config.tableRows = tableRows
+            let model = CrossMMoEModel<Float>(config)
+            var tc = TrainerConfig()
+            tc.checksumEvery = 0
+            let trainer = try DataParallelTrainer(model: model, comm: comm, config: tc)
+            let data = SyntheticClicks(
+                fields: config.fields, denseWidth: config.denseWidth, tasks: config.tasks, vocabulary: 1_000_000)
+            let slice = BatchSharding.slice(globalBatch: batch, rank: comm.rank, size: comm.size)
+            let batches = (0..<4).map { s in
+                data.batch((s * batch + slice.lowerBound)..<(s * batch + slice.upperBound), table: model.table)
+            }
+            comm.log(
+                "bench train: \(comm.size) rank(s) × \(BLAS.threads) BLAS thread(s), global batch \(batch), "
+                    + "\(model.parameters.count) dense parameters, table \(tableRows)×\(config.dim)")
+            for s in 0..<warmup { try trainer.step(batches[s % 4], globalBatchSize: batch) }
+            var elapsed = Double.infinity, commSeconds = 0.0, loss = 0.0
+            var breakdown = (compute: 0.0, update: 0.0)
+            for _ in 0..<repeats {
+                try comm.barrier()
+                let comm0 = trainer.communicationSeconds
+                let (compute0, update0) = (trainer.computeSeconds, trainer.updateSeconds)
+                let t0 = now()
+                for s in 0..<steps { loss = try trainer.step(batches[s % 4], globalBatchSize: batch) }
+                let round = try comm.allreduce(now() - t0, op: .max)
+                let roundComm = try comm.allreduce(trainer.communicationSeconds - comm0, op: .max)
+                if round < elapsed {
+                    (elapsed, commSeconds) = (round, roundComm)
+                    breakdown = (trainer.computeSeconds - compute0, trainer.updateSeconds - update0)
+                }
+            }
+            try trainer.verifyReplicas()
+            let eps = Double(batch * steps) / elapsed
+
+            // Fused allreduce (GradientFusion over the contiguous gradient buffer) vs one raw
+            // MPI_Allreduce of the same bytes.
+            var bandwidth: [(String, Double, Double)] = []
+            if comm.size > 1 {
+                for n in [model.parameters.count, 16 << 20] {
+                    var buffer = [Float](repeating: 1, count: n)
+                    let iters = max(5, min(200, (256 << 20) / (n * 4)))
+                    var bestRaw = Double.infinity, bestFused = Double.infinity
+                    for _ in 0..<5 {
+                        try comm.barrier()
+                        var t = now()
+                        buffer.withUnsafeMutableBufferPointer { p in
+                            for _ in 0..<iters {
+                                MPI_Allreduce(
+                                    mosaic_in_place(), p.baseAddress, Int32(n), mosaic_type_float(), mosaic_op_sum(),
+                                    mosaic_comm_world())
+                            }
+                        }
+                        bestRaw = min(bestRaw, try comm.allreduce(now() - t, op: .max))
+                        try comm.barrier()
+                        t = now()
+                        try buffer.withUnsafeMutableBufferPointer { p in
+                            for _ in 0..<iters { try trainer.fusion.allreduceSum(p, comm: comm) }
+                        }
+                        bestFused = min(bestFused, try comm.allreduce(now() - t, op: .max))
+                    }
+                    let bytes = Double(n * 4 * iters)
+                    bandwidth.append((formatBytes(n * 4), bytes / bestRaw / 1e9, bytes / bestFused / 1e9))
+                }
+            }
+
+            var peer: Double? = nil
+            if comm.isRoot, let peerPython {
+                peer = try runPeer(python: peerPython, threads: max(1, BLAS.threads) * comm.size)
+            }
+            guard comm.isRoot else { return }
+            let load =
+                (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first.map(
+                    String.init) ?? "?"
+            print("")
+            print(
+                "DCN-v2 + MMoE training, global batch \(batch), fastest of \(repeats) rounds of \(steps) steps; "
+                    + "OpenBLAS core type \(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "auto"); load average \(load)"
+            )
+            print("| run | ranks × threads | examples/s | ms/step | comm ms/step | vs Swift 1 × 1 |")
+            print("|---|---|---:|---:|---:|---:|")
+            func row(_ label: String, _ config: String, _ value: Double, _ commMs: String) {
+                let ratio = baselineEps.map { String(format: "%.2f", value / $0) } ?? "–"
+                print(
+                    String(
+                        format: "| %@ | %@ | %.0f | %.1f | %@ | %@ |", label as NSString, config as NSString, value,
+                        Double(batch) / value * 1000, commMs as NSString, ratio as NSString))
+            }
+            for line in earlier {
+                let parts = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+                guard parts.count == 3, let value = Double(parts[2]) else {
+                    throw ValidationError("--earlier \"\(line)\": expected label|ranks×threads|examples/s")
+                }
+                row(parts[0], parts[1], value, "–")
+            }
+            let shape = "\(comm.size) × \(BLAS.threads)"
+            row("Swift, \(comm.size) rank(s)", shape, eps, String(format: "%.1f", commSeconds / Double(steps) * 1000))
+            if let peer {
+                row("PyTorch CPU, 1 process", "1 × \(max(1, BLAS.threads) * comm.size)", peer, "–")
+                print(
+                    String(
+                        format: "Swift / PyTorch at %d thread(s): %.2f", max(1, BLAS.threads) * comm.size, eps / peer))
+            }
+            print(
+                String(
+                    format:
+                        "rank 0 per step: forward+backward %.1f ms, gradient exchange %.1f ms (includes waiting for the "
+                        + "slowest rank), optimizer update %.1f ms",
+                    breakdown.compute / Double(steps) * 1000, commSeconds / Double(steps) * 1000,
+                    breakdown.update / Double(steps) * 1000))
+            print("SWIFT_EPS=\(eps)")
+            if let peer { print("PEER_EPS=\(peer)") }
+            if !bandwidth.isEmpty {
+                print("")
+                print(
+                    "Gradient allreduce on \(comm.size) ranks (sum, Float, in place); algbw = bytes / time, best of 5")
+                print("| buffer | raw MPI_Allreduce GB/s | fused (GradientFusion, 4 MiB buckets) GB/s | fused / raw |")
+                print("|---|---:|---:|---:|")
+                for (size, raw, fused) in bandwidth {
+                    print(String(format: "| %@ | %.2f | %.2f | %.3f |", size as NSString, raw, fused, fused / raw))
+                }
+            }
+        }
+    }
+
+    /// Runs the PyTorch peer and returns its examples/s (its line `PEER_EPS=…`).
+    func runPeer(python: String, threads: Int) throws -> Double? {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = [
+            peerScript, "--batch", "\(batch)", "--steps", "\(steps)", "--warmup", "\(warmup)",
+            "--threads", "\(threads)", "--table-rows", "\(tableRows)", "--repeats", "\(repeats)",
+        ]
+        var env = ProcessInfo.processInfo.environment.filter {
+            !($0.key.hasPrefix("OMPI_") || $0.key.hasPrefix("PMIX_"))
+        }
+        env["OMP_NUM_THREADS"] = "\(threads)"
+        process.environment = env
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        FileHandle.standardError.write(Data(output.utf8))
+        guard process.terminationStatus == 0,
+            let line = output.split(separator: "\n").first(where: { $0.hasPrefix("PEER_EPS=") })
+        else {
+            FileHandle.standardError.write(
+                Data("peer failed (status \(process.terminationStatus)); no PyTorch figure\n".utf8))
+            return nil
+        }
+        return Double(line.dropFirst("PEER_EPS=".count))
+    }
+}
+
+#if os(Linux)
+    /// glibc's `mallopt` (malloc.h is not part of the Glibc module).
+    @_silgen_name("mallopt") func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+#endif
