@@ -104,9 +104,15 @@ public final class H5File: @unchecked Sendable {
     public init(path: String, mode: Mode) throws {
         self.path = path
         id = try HDF5.locked {
+            // No HDF5 flock: Mosaic's concurrency protocol is private staging files plus an atomic
+            // publish, so a reader never meets a writer; and a lock inherited by a child process
+            // forked at the wrong moment would outlive the file's close.
+            let fapl = H5Pcreate(mosaic_h5p_file_access())
+            defer { H5Pclose(fapl) }
+            H5Pset_file_locking(fapl, false, true)
             switch mode {
             case .create:
-                let fid = H5Fcreate(path, mosaic_h5f_acc_trunc(), mosaic_h5p_default(), mosaic_h5p_default())
+                let fid = H5Fcreate(path, mosaic_h5f_acc_trunc(), mosaic_h5p_default(), fapl)
                 if fid < 0 {
                     throw ArtifactError(file: path, message: "cannot create HDF5 file: \(HDF5.lastErrorDetail())")
                 }
@@ -122,7 +128,7 @@ public final class H5File: @unchecked Sendable {
                         file: path, message: "not a readable HDF5 file (truncated, corrupt, or another format)")
                 }
                 let flags = mode == .read ? mosaic_h5f_acc_rdonly() : mosaic_h5f_acc_rdwr()
-                let fid = H5Fopen(path, flags, mosaic_h5p_default())
+                let fid = H5Fopen(path, flags, fapl)
                 if fid < 0 {
                     throw ArtifactError(
                         file: path,

@@ -85,29 +85,36 @@ public final class RunWriter {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let mine = try encoder.encode(files.map { LocalFile(artifact: $0.artifact, file: $0.file) })
-        let (bytes, counts) = try comm.allgatherv(Array(mine))
+        let (bytes, counts) = try comm.gatherv(Array(mine), root: 0)  // counts are empty off the root
         var all: [LocalFile] = []
         var offset = 0
         for c in counts {
             all += try JSONDecoder().decode([LocalFile].self, from: Data(bytes[offset ..< offset + c]))
             offset += c
         }
-        var byName: [String: [Manifest.File]] = [:]
-        for f in all { byName[f.artifact, default: []].append(f.file) }
-        let manifest = Manifest(
-            schemaVersion: Manifest.currentSchemaVersion, runID: runID, producer: producer, ranks: comm.size,
-            createdAt: ISO8601DateFormatter().string(from: Date()), config: config,
-            artifacts: byName.keys.sorted().map { name in
-                Manifest.Artifact(name: name, files: byName[name]!.sorted { ($0.rank, $0.path) < ($1.rank, $1.path) })
-            })
         try comm.barrier()  // every rank has closed its files
+        // Rank 0 alone builds, writes and publishes the manifest, then sends that exact document
+        // to every rank, so all ranks return what readers will see (one clock, one timestamp).
         var failure = ""
+        var published = Data()
         if comm.isRoot {
-            do { try publish(manifest) } catch { failure = "\(error)" }
+            var byName: [String: [Manifest.File]] = [:]
+            for f in all { byName[f.artifact, default: []].append(f.file) }
+            let manifest = Manifest(
+                schemaVersion: Manifest.currentSchemaVersion, runID: runID, producer: producer, ranks: comm.size,
+                createdAt: ISO8601DateFormatter().string(from: Date()), config: config,
+                artifacts: byName.keys.sorted().map { name in
+                    Manifest.Artifact(name: name, files: byName[name]!.sorted { ($0.rank, $0.path) < ($1.rank, $1.path) })
+                })
+            do {
+                try publish(manifest)
+                published = try encoder.encode(manifest)
+            } catch { failure = "\(error)" }
         }
         let message = try comm.broadcast(string: failure)
         if !message.isEmpty { throw ArtifactError(file: root.path, message: message) }
-        return manifest
+        let document = try comm.broadcastArray(Array(published))
+        return try JSONDecoder().decode(Manifest.self, from: Data(document))
     }
 
     private struct LocalFile: Codable {
