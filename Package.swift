@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "Collective", targets: ["Collective"]),
         .library(name: "Linalg", targets: ["Linalg"]),
         .library(name: "Artifacts", targets: ["Artifacts"]),
+        .library(name: "Index", targets: ["Index"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -40,11 +41,15 @@ let package = Package(
         .target(name: "Linalg", dependencies: ["CBLAS"], swiftSettings: swiftSettings),
         .target(name: "Artifacts", dependencies: ["CHDF5", "Collective"], swiftSettings: swiftSettings),
 
+        // MARK: - Retrieval
+        // IVF-Flat / IVF-PQ over distributed k-means (issue 5).
+        .target(name: "Index", dependencies: ["Linalg", "Collective", "Artifacts"], swiftSettings: swiftSettings),
+
         // MARK: - Executables
         .executableTarget(
             name: "mosaic",
             dependencies: [
-                "Collective", "Linalg", "Artifacts", "CMPI", "CBLAS",
+                "Collective", "Linalg", "Artifacts", "Index", "CMPI", "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
@@ -55,6 +60,10 @@ let package = Package(
         .testTarget(
             name: "FoundationTests",
             dependencies: ["Collective", "Linalg", "Artifacts", "_TestSupport", "mosaic"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "IndexTests",
+            dependencies: ["Index", "Collective", "Artifacts", "Linalg", "_TestSupport", "mosaic"],
             swiftSettings: swiftSettings),
     ]
 )
