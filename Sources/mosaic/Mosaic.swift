@@ -10,12 +10,12 @@ struct Mosaic: ParsableCommand {
             Run a job on N ranks with `Cluster/mpirun-local.sh -np N .build/release/mosaic <job>`,
             or with `mpirun` directly. Without mpirun a job runs as a one-rank world.
             """,
-        subcommands: [Doctor.self, Bench.self, SelfTest.self])
+        subcommands: [Doctor.self, IndexCommand.self, Bench.self, SelfTest.self])
 }
 
 /// `mosaic bench …`: benchmarks that print a table and ratios against a peer.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks: print a table of figures with the ratio against a named peer.",
-        subcommands: [BenchCollectives.self, BenchGemm.self])
+        subcommands: [BenchCollectives.self, BenchGemm.self, BenchIndex.self])
 }
