@@ -56,13 +56,56 @@ extension IVFIndex {
 
     /// Searches every shard and merges: each rank passes the same `queries` and gets the global
     /// top-k (ties broken by the smaller id, so results do not depend on the rank count).
-    /// Collective.
+    /// With re-ranking, the global best `k * refineFactor` ADC candidates are chosen first and
+    /// only then re-ranked exactly by the shards that hold them, as on one rank. Collective.
     public func search(_ queries: [Float], k: Int, parameters: SearchParameters = SearchParameters(), comm: Communicator)
         throws -> (distances: [Float], labels: [Int64])
     {
-        let local = try search(queries, k: k, parameters: parameters)
-        if comm.size == 1 { return local }
         let nq = queries.count / d
+        guard m > 0, storesVectors, parameters.refineFactor > 1 else {
+            return try mergeShards(try search(queries, k: k, parameters: parameters), nq: nq, k: k, comm: comm)
+        }
+        let kk = k * parameters.refineFactor
+        var adc = parameters
+        adc.refineFactor = 0
+        let candidates = try mergeShards(try search(queries, k: kk, parameters: adc), nq: nq, k: kk, comm: comm)
+        return try mergeShards(refine(queries, candidates: candidates.labels, kCandidates: kk, k: k), nq: nq, k: k, comm: comm)
+    }
+
+    /// Exact distances for the candidate ids (nq, kCandidates) this shard holds; the best k
+    /// per query, reported like `search`.
+    func refine(_ queries: [Float], candidates: [Int64], kCandidates: Int, k: Int) -> (distances: [Float], labels: [Int64]) {
+        let nq = queries.count / d
+        var distances = [Float](repeating: 0, count: nq * k)
+        var labels = [Int64](repeating: -1, count: nq * k)
+        queries.withUnsafeBufferPointer { pq in
+            distances.withUnsafeMutableBufferPointer { od in
+                labels.withUnsafeMutableBufferPointer { ol in
+                    for i in 0 ..< nq {
+                        var heap = ResultHeap(distances: od.baseAddress! + i * k, labels: ol.baseAddress! + i * k, k: k)
+                        for j in 0 ..< kCandidates {
+                            let id = candidates[i * kCandidates + j]
+                            guard id >= 0, let slot = idMap[id] else { continue }
+                            let l = Int(slot >> 32), pos = Int(slot & 0xFFFF_FFFF)
+                            let dist = lists[l].vectors.withUnsafeBufferPointer {
+                                Distances.distance(metric, pq.baseAddress! + i * d, $0.baseAddress! + pos * d, d)
+                            }
+                            heap.push(dist, id)
+                        }
+                        heap.sortAscending()
+                        for j in 0 ..< k { od[i * k + j] = ol[i * k + j] < 0 ? metric.missing : metric.report(od[i * k + j]) }
+                    }
+                }
+            }
+        }
+        return (distances, labels)
+    }
+
+    /// The global top-k of every shard's (nq, k) results (allgatherv, then a per-query merge by
+    /// (distance, id)); identical on every rank.
+    func mergeShards(_ local: (distances: [Float], labels: [Int64]), nq: Int, k: Int, comm: Communicator) throws
+        -> (distances: [Float], labels: [Int64])
+    {
         let (allD, _) = try comm.allgatherv(local.distances)
         let (allL, _) = try comm.allgatherv(local.labels)
         var distances = [Float](repeating: metric.missing, count: nq * k)

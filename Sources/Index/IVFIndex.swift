@@ -289,9 +289,11 @@ public struct IVFIndex: Sendable {
             idMap[recvIds[i]] = UInt64(l) << 32 | UInt64(lists[l].count)
             lists[l].ids.append(recvIds[i])
             if storesVectors {
-                let v = recvVectors[(i * d) ..< ((i + 1) * d)]
-                lists[l].vectors.append(contentsOf: v)
-                lists[l].norms.append(v.reduce(0) { $0 + $1 * $1 })
+                recvVectors.withUnsafeBufferPointer { pv in
+                    let v = pv.baseAddress! + i * d
+                    lists[l].vectors.append(contentsOf: UnsafeBufferPointer(start: v, count: d))
+                    lists[l].norms.append(Distances.dot(v, v, d))
+                }
             }
             if m > 0 { lists[l].codes.append(contentsOf: recvCodes[(i * m) ..< ((i + 1) * m)]) }
         }

@@ -43,7 +43,8 @@ struct IVFIndexTests {
         let a = try index.search(q, k: 5, parameters: SearchParameters(nprobe: 4))
         let b = try index.search(q, k: 5, parameters: SearchParameters(nprobe: 4, threads: 3, queryBlock: 37))
         #expect(a.labels == b.labels)
-        #expect(a.distances == b.distances)
+        // Different block shapes change sgemm's summation order: last-bit differences only.
+        #expect(zip(a.distances, b.distances).allSatisfy { abs($0 - $1) <= 1e-4 * Swift.max(1, abs($0)) })
     }
 
     @Test("IVF-PQ recall rises with m; exact re-ranking raises it further")

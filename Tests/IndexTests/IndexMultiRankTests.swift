@@ -96,8 +96,10 @@ struct IndexMultiRankTests {
         let dir = try MPIRun.temporaryDirectory("index-bad")
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("bad.h5").path
-        let f = try H5File(path: path, mode: .create)
-        try f.root.write("vectors", [Int64](repeating: 1, count: 12), shape: [3, 4])
+        do {
+            let f = try H5File(path: path, mode: .create)
+            try f.root.write("vectors", [Int64](repeating: 1, count: 12), shape: [3, 4])
+        }
         let r = try MPIRun.mosaic(ranks: 2, ["index", "build", "--input", path, "--output", dir.appendingPathComponent("o.h5").path])
         #expect(r.status != 0)
         #expect(r.stderr.contains(path) && r.stderr.contains("/vectors") && r.stderr.contains("expected float32"), "\(r.output)")

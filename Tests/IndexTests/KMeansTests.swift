@@ -50,7 +50,7 @@ struct KMeansTests {
         let x: [Float] = (0 ..< 5).flatMap { i in (0 ..< d).map { Float(i * 10 + $0) } }
         let r = try KMeans(d: d, k: 10, parameters: KMeansParameters(iterations: 5, initialization: initialization)).train(x, comm: world())
         #expect(r.centroids.count == 10 * d)
-        #expect(r.centroids.allSatisfy(\.isFinite))
+        #expect(r.centroids.allSatisfy { $0.isFinite })
         #expect(r.sampleSize == 5)
         let nearest = ExactSearch.search(base: r.centroids, queries: x, d: d, k: 1)
         #expect(nearest.distances.allSatisfy { $0 < 1e-2 }, "\(nearest.distances)")
