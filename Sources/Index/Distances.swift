@@ -35,7 +35,7 @@ enum Distances {
         while j + 8 <= d {
             let va = ra.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
             let vb = rb.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
-            acc = acc.addingProduct(va, vb)
+            acc += va * vb
             j += 8
         }
         var s = acc.sum()
@@ -55,7 +55,7 @@ enum Distances {
         while j + 8 <= d {
             let t = ra.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
                 - rb.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
-            acc = acc.addingProduct(t, t)
+            acc += t * t
             j += 8
         }
         var s = acc.sum()

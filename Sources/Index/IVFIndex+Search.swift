@@ -224,6 +224,25 @@ extension IVFIndex {
             let t = start[l + 1] - start[l]
             let s = lists[l].count
             if t == 0 || s == 0 { continue }
+            if t < 4 {
+                // Few queries on this list: direct SIMD distances beat a thin sgemm.
+                lists[l].vectors.withUnsafeBufferPointer { pv in
+                    let base = Int64(l) << 32
+                    for r in 0 ..< t {
+                        let i = pairQuery[start[l] + r]
+                        let qi = q + i * d
+                        var thr = heaps[i].threshold
+                        for j in 0 ..< s {
+                            let dist = Distances.distance(metric, qi, pv.baseAddress! + j * d, d)
+                            if dist <= thr {
+                                heaps[i].push(dist, base | Int64(j))
+                                thr = heaps[i].threshold
+                            }
+                        }
+                    }
+                }
+                continue
+            }
             if qBuf.count < t * d { qBuf = [Float](repeating: 0, count: t * d) }
             if ip.count < t * s { ip = [Float](repeating: 0, count: t * s) }
             qBuf.withUnsafeMutableBufferPointer { qb in
