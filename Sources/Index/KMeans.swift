@@ -162,8 +162,9 @@ public struct KMeans: Sendable {
             let obj = reduce[k * d + k]
             objective.append(obj)
             if parameters.verbose {
-                comm.log(String(format: "k-means iteration %d/%d: objective %.6g (%.2fs)", iteration + 1, parameters.iterations,
-                                obj, Date().timeIntervalSince(t0)))
+                let seconds = Date().timeIntervalSince(t0)
+                comm.log(String(format: "k-means iteration %d/%d: objective %.6g (%.2fs, ETA %.1fs)", iteration + 1, parameters.iterations,
+                                obj, seconds, seconds * Double(parameters.iterations - iteration - 1)))
             }
             if objective.count >= 2, parameters.tolerance > 0 {
                 let prev = objective[objective.count - 2]

@@ -86,7 +86,7 @@ struct IndexBuild: ParsableCommand {
     @Option(help: "Seed for sampling, initialisation and repairs.") var seed: UInt64 = 1234
     @Option(help: "Vectors added per collective round (bounds the exchange buffers).") var addBatch = 262_144
     @Option(help: "OpenBLAS threads per rank.") var threads = 1
-    @Flag(help: "Log the k-means objective per iteration.") var verbose = false
+    @Flag(help: "Do not log the k-means objective and ETA per iteration.") var quiet = false
 
     func parameters() throws -> IVFParameters {
         guard let metric = Metric(rawValue: metric) else {
@@ -96,7 +96,7 @@ struct IndexBuild: ParsableCommand {
             throw ValidationError("--initialization: expected random or kmeans++, found \(initialization)")
         }
         let km = KMeansParameters(iterations: iterations, tolerance: tolerance, seed: seed, maxPointsPerCentroid: maxPointsPerCentroid,
-                                  initialization: initialization, metric: metric, verbose: verbose)
+                                  initialization: initialization, metric: metric, verbose: !quiet)
         var pqKM = km
         pqKM.seed = seed &+ 1_000_003
         pqKM.initialization = .random

@@ -68,6 +68,22 @@ struct IVFIndexTests {
         #expect(recalls[0] < recalls[1] && recalls[1] < recalls[2], "recall by m = 2, 4, 8: \(recalls)")
     }
 
+    @Test("IVF-PQ with inner product: ADC finds neighbours, re-ranking makes them exact")
+    func pqInnerProduct() throws {
+        let d = Self.d
+        let x = clustered(n: 3000, d: d, clusters: 30, noise: 0.4, normalise: true)
+        let q = clustered(n: 60, d: d, clusters: 30, noise: 0.4, seed: 21, normalise: true)
+        let exact = ExactSearch.search(base: x, queries: q, d: d, k: 10, metric: .innerProduct)
+        let index = try build(x, ids: (0 ..< 3000).map(Int64.init), nlist: 8, metric: .innerProduct, pqM: 8, keepVectors: true)
+        let adc = try index.search(q, k: 10, parameters: SearchParameters(nprobe: 8))
+        let refined = try index.search(q, k: 10, parameters: SearchParameters(nprobe: 8, refineFactor: 20))
+        let ra = ExactSearch.recall(found: adc.labels, kFound: 10, truth: exact.labels, kTruth: 10, k: 10)
+        let rr = ExactSearch.recall(found: refined.labels, kFound: 10, truth: exact.labels, kTruth: 10, k: 10)
+        #expect(ra > 0.3 && rr > 0.97 && rr >= ra, "ADC \(ra), refined \(rr)")
+        // Inner products are reported descending.
+        for i in 0 ..< 60 { for j in 1 ..< 10 { #expect(refined.distances[i * 10 + j - 1] >= refined.distances[i * 10 + j]) } }
+    }
+
     @Test("vectors added later are found without retraining; removed ids disappear without a scan")
     func addAndRemove() throws {
         let d = Self.d
