@@ -11,8 +11,10 @@ struct IVFIndexTests {
 
     func build(_ x: [Float], ids: [Int64]? = nil, nlist: Int = 16, metric: Metric = .l2, pqM: Int = 0, keepVectors: Bool = false) throws -> IVFIndex {
         let km = KMeansParameters(iterations: 10, initialization: .random)
+        // PQ: 256 centroids per sub-quantiser; a small sample keeps the debug-build test fast.
+        let pqKM = KMeansParameters(iterations: 6, seed: 4321, maxPointsPerCentroid: 8, initialization: .random)
         var index = try IVFIndex(d: Self.d, parameters: IVFParameters(nlist: nlist, metric: metric, pqM: pqM, keepVectors: keepVectors,
-                                                                      kmeans: km, pqKMeans: km))
+                                                                      kmeans: km, pqKMeans: pqKM))
         try index.train(x, comm: world())
         try index.add(x, ids: ids ?? (0 ..< Int64(x.count / Self.d)).map { $0 * 3 + 1 }, comm: world())
         return index
