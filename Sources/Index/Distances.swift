@@ -12,8 +12,9 @@ enum Distances {
     static let blockRows = 1024
 
     /// Squared norms of `n` rows of width `d` read with leading dimension `lda`.
-    static func squaredNorms(_ x: UnsafePointer<Float>, n: Int, d: Int, lda: Int, into out: UnsafeMutablePointer<Float>) {
-        for i in 0 ..< n { out[i] = dot(x + i * lda, x + i * lda, d) }
+    static func squaredNorms(_ x: UnsafePointer<Float>, n: Int, d: Int, lda: Int, into out: UnsafeMutablePointer<Float>)
+    {
+        for i in 0..<n { out[i] = dot(x + i * lda, x + i * lda, d) }
     }
 
     static func squaredNorms(_ x: [Float], n: Int, d: Int) -> [Float] {
@@ -53,7 +54,8 @@ enum Distances {
         var j = 0
         let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
         while j + 8 <= d {
-            let t = ra.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
+            let t =
+                ra.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
                 - rb.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
             acc += t * t
             j += 8
@@ -92,9 +94,10 @@ enum Distances {
         while start < n {
             let rows = Swift.min(b, n - start)
             // ip is (rows, k) = x_block (rows, d) · cᵀ (d, k)
-            BLAS.gemm(.none, .transpose, m: rows, n: k, k: d, a: x + start * lda, lda: lda, b: centroids, ldb: d,
-                      c: ip, ldc: k)
-            for i in 0 ..< rows {
+            BLAS.gemm(
+                .none, .transpose, m: rows, n: k, k: d, a: x + start * lda, lda: lda, b: centroids, ldb: d,
+                c: ip, ldc: k)
+            for i in 0..<rows {
                 let row = ip + i * k
                 let xi = x + (start + i) * lda
                 let xNorm: Float = metric == .l2 ? dot(xi, xi, d) : 0
@@ -107,9 +110,9 @@ enum Distances {
                 } else {
                     var heap = ResultHeap(distances: outD, labels: outL, k: p)
                     if metric == .l2 {
-                        for j in 0 ..< k { heap.push(Swift.max(0, cNorms![j] - 2 * row[j] + xNorm), Int64(j)) }
+                        for j in 0..<k { heap.push(Swift.max(0, cNorms![j] - 2 * row[j] + xNorm), Int64(j)) }
                     } else {
-                        for j in 0 ..< k { heap.push(-row[j], Int64(j)) }
+                        for j in 0..<k { heap.push(-row[j], Int64(j)) }
                     }
                     heap.sortAscending()
                 }
@@ -151,7 +154,7 @@ enum Distances {
             }
         }
         var best = Float.infinity, bestJ = Int.max
-        for lane in 0 ..< 8 where bestI[lane] != Int32.max {
+        for lane in 0..<8 where bestI[lane] != Int32.max {
             if bestV[lane] < best || (bestV[lane] == best && Int(bestI[lane]) < bestJ) {
                 best = bestV[lane]
                 bestJ = Int(bestI[lane])
@@ -182,9 +185,10 @@ enum Distances {
                     labels.withUnsafeMutableBufferPointer { pl in
                         dist.withUnsafeMutableBufferPointer { pd in
                             if n > 0 && k > 0 {
-                                nearest(x: px.baseAddress!, n: n, d: d, lda: d, centroids: pc.baseAddress!, k: k,
-                                        cNorms: pn.baseAddress, metric: metric, p: p, labels: pl.baseAddress!,
-                                        distances: pd.baseAddress!)
+                                nearest(
+                                    x: px.baseAddress!, n: n, d: d, lda: d, centroids: pc.baseAddress!, k: k,
+                                    cNorms: pn.baseAddress, metric: metric, p: p, labels: pl.baseAddress!,
+                                    distances: pd.baseAddress!)
                             }
                         }
                     }
@@ -228,7 +232,9 @@ struct ResultHeap {
                     distances[i] = distances[parent]
                     labels[i] = labels[parent]
                     i = parent
-                } else { break }
+                } else {
+                    break
+                }
             }
             distances[i] = d
             labels[i] = label
@@ -249,7 +255,9 @@ struct ResultHeap {
                 distances[i] = distances[m]
                 labels[i] = labels[m]
                 i = m
-            } else { break }
+            } else {
+                break
+            }
         }
         distances[i] = d
         labels[i] = label
@@ -257,13 +265,13 @@ struct ResultHeap {
 
     /// Sorts the kept entries nearest first in place; unused slots get (+inf, −1).
     mutating func sortAscending() {
-        var pairs = (0 ..< count).map { (distances[$0], labels[$0]) }
+        var pairs = (0..<count).map { (distances[$0], labels[$0]) }
         pairs.sort { Self.worse($1.0, $1.1, $0.0, $0.1) }
         for (i, p) in pairs.enumerated() {
             distances[i] = p.0
             labels[i] = p.1
         }
-        for i in count ..< k {
+        for i in count..<k {
             distances[i] = .infinity
             labels[i] = -1
         }

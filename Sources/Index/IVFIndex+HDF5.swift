@@ -21,10 +21,10 @@ extension IVFIndex {
     /// so a reader never sees a half-written index.
     public func save(to path: String, comm: Communicator, producer: String = "mosaic") throws {
         guard isTrained else { throw IndexError("save: the index is not trained") }
-        var sizes = (0 ..< nlist).map { ownedLists.contains($0) ? Int64(lists[$0].count) : 0 }
+        var sizes = (0..<nlist).map { ownedLists.contains($0) ? Int64(lists[$0].count) : 0 }
         try comm.allreduce(&sizes)
         var offsets = [Int64](repeating: 0, count: nlist + 1)
-        for l in 0 ..< nlist { offsets[l + 1] = offsets[l] + sizes[l] }
+        for l in 0..<nlist { offsets[l + 1] = offsets[l] + sizes[l] }
         let ntotal = Int(offsets[nlist])
         let tmp = path + ".tmp"
         if comm.isRoot {
@@ -52,7 +52,7 @@ extension IVFIndex {
             try file.flush()
         }
         // Shards write their contiguous row ranges one after another (serial HDF5).
-        for r in 0 ..< comm.size {
+        for r in 0..<comm.size {
             try comm.barrier()
             guard r == comm.rank else { continue }
             let owned = ownedLists
@@ -61,7 +61,9 @@ extension IVFIndex {
             let first = Int(offsets[owned.lowerBound])
             let file = try H5File(path: tmp, mode: .readWrite)
             try file.root.dataset("ids").writeRows(at: first, owned.flatMap { lists[$0].ids })
-            if storesVectors { try file.root.dataset("vectors").writeRows(at: first, owned.flatMap { lists[$0].vectors }) }
+            if storesVectors {
+                try file.root.dataset("vectors").writeRows(at: first, owned.flatMap { lists[$0].vectors })
+            }
             if m > 0 { try file.root.dataset("codes").writeRows(at: first, owned.flatMap { lists[$0].codes }) }
             try file.flush()
         }
@@ -83,10 +85,14 @@ extension IVFIndex {
     /// Loads shard `shard` of `shards` (balanced contiguous list ranges; `0 of 1` = everything).
     /// Only that shard's rows are read (hyperslabs); the centroids are always read in full.
     public static func load(from path: String, shard: Int = 0, of shards: Int = 1) throws -> IVFIndex {
-        guard shards >= 1, shard >= 0, shard < shards else { throw IndexError("load: shard \(shard) of \(shards) is invalid") }
+        guard shards >= 1, shard >= 0, shard < shards else {
+            throw IndexError("load: shard \(shard) of \(shards) is invalid")
+        }
         let file = try H5File(path: path, mode: .read)
         let root = file.root
-        func fail(_ object: String, _ message: String) -> ArtifactError { ArtifactError(file: path, object: object, message: message) }
+        func fail(_ object: String, _ message: String) -> ArtifactError {
+            ArtifactError(file: path, object: object, message: message)
+        }
         func attrError(_ name: String, _ expected: String, _ found: String) -> ArtifactError {
             fail("/ attribute '\(name)'", "expected \(expected), found \(found)")
         }
@@ -98,9 +104,13 @@ extension IVFIndex {
         let version = try root.intAttribute("schema_version")
         guard version == schemaVersion else { throw attrError("schema_version", "\(schemaVersion)", "\(version)") }
         let kind = try root.stringAttribute("kind")
-        guard kind == "IVFFlat" || kind == "IVFPQ" else { throw attrError("kind", "\"IVFFlat\" or \"IVFPQ\"", "\"\(kind)\"") }
+        guard kind == "IVFFlat" || kind == "IVFPQ" else {
+            throw attrError("kind", "\"IVFFlat\" or \"IVFPQ\"", "\"\(kind)\"")
+        }
         let metricName = try root.stringAttribute("metric")
-        guard let metric = Metric(rawValue: metricName) else { throw attrError("metric", "\"l2\" or \"ip\"", "\"\(metricName)\"") }
+        guard let metric = Metric(rawValue: metricName) else {
+            throw attrError("metric", "\"l2\" or \"ip\"", "\"\(metricName)\"")
+        }
         let d = Int(try root.intAttribute("d")), nlist = Int(try root.intAttribute("nlist"))
         let m = Int(try root.intAttribute("m")), ntotal = Int(try root.intAttribute("ntotal"))
         let keep = try root.intAttribute("keep_vectors") != 0
@@ -110,46 +120,51 @@ extension IVFIndex {
         guard (kind == "IVFFlat") == (m == 0), m >= 0, m == 0 || d % m == 0 else {
             throw attrError("m", kind == "IVFFlat" ? "0 for IVFFlat" : "a divisor of d=\(d) for IVFPQ", "\(m)")
         }
-        var index = try IVFIndex(d: d, parameters: IVFParameters(nlist: nlist, metric: metric, pqM: m, keepVectors: keep))
+        var index = try IVFIndex(
+            d: d, parameters: IVFParameters(nlist: nlist, metric: metric, pqM: m, keepVectors: keep))
         try index.setCentroids(try root.dataset("centroids", of: Float.self, shape: [nlist, d]).read(as: Float.self))
         let offsets = try root.dataset("list_offsets", of: Int64.self, shape: [nlist + 1]).read(as: Int64.self)
-        for l in 0 ..< nlist where offsets[l + 1] < offsets[l] {
-            throw fail("/list_offsets", "expected non-decreasing offsets, found \(offsets[l]) then \(offsets[l + 1]) at list \(l)")
+        for l in 0..<nlist where offsets[l + 1] < offsets[l] {
+            throw fail(
+                "/list_offsets",
+                "expected non-decreasing offsets, found \(offsets[l]) then \(offsets[l + 1]) at list \(l)")
         }
         guard offsets[0] == 0, offsets[nlist] == Int64(ntotal) else {
-            throw fail("/list_offsets", "expected offsets from 0 to ntotal=\(ntotal), found \(offsets[0]) … \(offsets[nlist])")
+            throw fail(
+                "/list_offsets", "expected offsets from 0 to ntotal=\(ntotal), found \(offsets[0]) … \(offsets[nlist])")
         }
         let idsSet = try root.dataset("ids", of: Int64.self, shape: [ntotal])
         let vectorSet = index.storesVectors ? try root.dataset("vectors", of: Float.self, shape: [ntotal, d]) : nil
         var codeSet: H5Dataset?
         if m > 0 {
-            let pqc = try root.dataset("pq_centroids", of: Float.self, shape: [m, ProductQuantizer.ksub, d / m]).read(as: Float.self)
+            let pqc = try root.dataset("pq_centroids", of: Float.self, shape: [m, ProductQuantizer.ksub, d / m]).read(
+                as: Float.self)
             try index.setPQ(try ProductQuantizer(d: d, m: m, centroids: pqc))
             codeSet = try root.dataset("codes", of: UInt8.self, shape: [ntotal, m])
         }
-        let sizes = (0 ..< nlist).map { Int(offsets[$0 + 1] - offsets[$0]) }
+        let sizes = (0..<nlist).map { Int(offsets[$0 + 1] - offsets[$0]) }
         let bounds = balancedBounds(sizes, parts: shards)
         index.listBounds = bounds
         index.shard = shard
         index.shardCount = shards
         let lo = Int(offsets[bounds[shard]]), hi = Int(offsets[bounds[shard + 1]])
-        let ids = try idsSet.readRows(lo ..< hi, as: Int64.self)
-        let vectors = try vectorSet?.readRows(lo ..< hi, as: Float.self) ?? []
-        let codes = try codeSet?.readRows(lo ..< hi, as: UInt8.self) ?? []
-        for l in bounds[shard] ..< bounds[shard + 1] {
+        let ids = try idsSet.readRows(lo..<hi, as: Int64.self)
+        let vectors = try vectorSet?.readRows(lo..<hi, as: Float.self) ?? []
+        let codes = try codeSet?.readRows(lo..<hi, as: UInt8.self) ?? []
+        for l in bounds[shard]..<bounds[shard + 1] {
             let a = Int(offsets[l]) - lo, b = Int(offsets[l + 1]) - lo
             if a == b { continue }
-            index.lists[l].ids = Array(ids[a ..< b])
+            index.lists[l].ids = Array(ids[a..<b])
             for (pos, id) in index.lists[l].ids.enumerated() {
                 if index.idMap.updateValue(UInt64(l) << 32 | UInt64(pos), forKey: id) != nil {
                     throw fail("/ids", "expected unique ids, found \(id) twice (row \(lo + a + pos))")
                 }
             }
             if index.storesVectors {
-                index.lists[l].vectors = Array(vectors[(a * d) ..< (b * d)])
+                index.lists[l].vectors = Array(vectors[(a * d)..<(b * d)])
                 index.lists[l].norms = Distances.squaredNorms(index.lists[l].vectors, n: b - a, d: d)
             }
-            if m > 0 { index.lists[l].codes = Array(codes[(a * m) ..< (b * m)]) }
+            if m > 0 { index.lists[l].codes = Array(codes[(a * m)..<(b * m)]) }
         }
         index.isTrained = true
         return index

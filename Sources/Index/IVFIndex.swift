@@ -116,7 +116,9 @@ public struct IVFIndex: Sendable {
             throw IndexError("IVF: nlist must be in 1 ..< 2^31, found \(parameters.nlist)")
         }
         if parameters.pqM > 0 {
-            guard d % parameters.pqM == 0 else { throw IndexError("IVF-PQ: m (\(parameters.pqM)) must divide d (\(d))") }
+            guard d % parameters.pqM == 0 else {
+                throw IndexError("IVF-PQ: m (\(parameters.pqM)) must divide d (\(d))")
+            }
         }
         guard parameters.pqM >= 0 else { throw IndexError("IVF-PQ: m must be ≥ 0, found \(parameters.pqM)") }
         self.d = d
@@ -126,8 +128,8 @@ public struct IVFIndex: Sendable {
 
     /// Lists held by this shard.
     public var ownedLists: Range<Int> {
-        guard let b = listBounds else { return 0 ..< nlist }
-        return b[shard] ..< b[shard + 1]
+        guard let b = listBounds else { return 0..<nlist }
+        return b[shard]..<b[shard + 1]
     }
 
     /// Vectors held by this shard.
@@ -168,7 +170,7 @@ public struct IVFIndex: Sendable {
             let sample = KMeans.sample(Swift.min(total, want), from: total, seed: parameters.pqKMeans.seed ^ 0x5EED)
             let lo = lowerBound(sample, offset), hi = lowerBound(sample, offset + n)
             var xs = [Float](repeating: 0, count: (hi - lo) * d)
-            for i in lo ..< hi { for j in 0 ..< d { xs[(i - lo) * d + j] = x[(sample[i] - offset) * d + j] } }
+            for i in lo..<hi { for j in 0..<d { xs[(i - lo) * d + j] = x[(sample[i] - offset) * d + j] } }
             let residuals = residuals(of: xs, n: hi - lo)
             var quantizer = try ProductQuantizer(d: d, m: m)
             try quantizer.train(residuals.values, parameters: parameters.pqKMeans, comm: comm)
@@ -179,7 +181,9 @@ public struct IVFIndex: Sendable {
 
     /// Installs trained coarse centroids (nlist, d).
     mutating func setCentroids(_ c: [Float]) throws {
-        guard c.count == nlist * d else { throw IndexError("IVF: expected \(nlist * d) centroid values, found \(c.count)") }
+        guard c.count == nlist * d else {
+            throw IndexError("IVF: expected \(nlist * d) centroid values, found \(c.count)")
+        }
         centroids = c
         centroidNorms = Distances.squaredNorms(c, n: nlist, d: d)
     }
@@ -198,14 +202,15 @@ public struct IVFIndex: Sendable {
             }
             centroids.withUnsafeBufferPointer { cc in
                 term.withUnsafeMutableBufferPointer { pt in
-                    for j in 0 ..< m {
-                        BLAS.gemm(.none, .transpose, m: nlist, n: ksub, k: ds, alpha: 2, a: cc.baseAddress! + j * ds, lda: d,
-                                  b: pc.baseAddress! + j * ksub * ds, ldb: ds, c: pt.baseAddress! + j * ksub, ldc: m * ksub)
+                    for j in 0..<m {
+                        BLAS.gemm(
+                            .none, .transpose, m: nlist, n: ksub, k: ds, alpha: 2, a: cc.baseAddress! + j * ds, lda: d,
+                            b: pc.baseAddress! + j * ksub * ds, ldb: ds, c: pt.baseAddress! + j * ksub, ldc: m * ksub)
                     }
                 }
             }
         }
-        for l in 0 ..< nlist { for t in 0 ..< (m * ksub) { term[l * m * ksub + t] += pNorms[t] } }
+        for l in 0..<nlist { for t in 0..<(m * ksub) { term[l * m * ksub + t] += pNorms[t] } }
         pqListTerm = term
     }
 
@@ -213,9 +218,9 @@ public struct IVFIndex: Sendable {
     func residuals(of x: [Float], n: Int) -> (values: [Float], lists: [Int64]) {
         let (labels, _) = Distances.nearest(x, n: n, d: d, centroids: centroids, k: nlist, metric: metric)
         var r = x
-        for i in 0 ..< n {
+        for i in 0..<n {
             let l = Int(labels[i])
-            for j in 0 ..< d { r[i * d + j] -= centroids[l * d + j] }
+            for j in 0..<d { r[i * d + j] -= centroids[l * d + j] }
         }
         return (r, labels)
     }
@@ -248,9 +253,9 @@ public struct IVFIndex: Sendable {
         var codes: [UInt8] = []
         if let pq {
             var r = x
-            for i in 0 ..< n {
+            for i in 0..<n {
                 let l = Int(labels[i])
-                for j in 0 ..< d { r[i * d + j] -= centroids[l * d + j] }
+                for j in 0..<d { r[i * d + j] -= centroids[l * d + j] }
             }
             codes = pq.encode(r, n: n)
         }
@@ -261,7 +266,7 @@ public struct IVFIndex: Sendable {
         for r in dest { sendCounts[r] += 1 }
         var cursor = exclusivePrefix(sendCounts)
         var order = [Int](repeating: 0, count: n)
-        for i in 0 ..< n {
+        for i in 0..<n {
             order[cursor[dest[i]]] = i
             cursor[dest[i]] += 1
         }
@@ -272,18 +277,18 @@ public struct IVFIndex: Sendable {
         var recvVectors: [Float] = []
         if storesVectors {
             var send = [Float](repeating: 0, count: n * d)
-            for (o, i) in order.enumerated() { for j in 0 ..< d { send[o * d + j] = x[i * d + j] } }
+            for (o, i) in order.enumerated() { for j in 0..<d { send[o * d + j] = x[i * d + j] } }
             recvVectors = try comm.alltoallv(send, sendCounts: sendCounts.map { $0 * d }).values
         }
         var recvCodes: [UInt8] = []
         if m > 0 {
             var send = [UInt8](repeating: 0, count: n * m)
-            for (o, i) in order.enumerated() { for j in 0 ..< m { send[o * m + j] = codes[i * m + j] } }
+            for (o, i) in order.enumerated() { for j in 0..<m { send[o * m + j] = codes[i * m + j] } }
             recvCodes = try comm.alltoallv(send, sendCounts: sendCounts.map { $0 * m }).values
         }
         _ = recvCounts
         var duplicate: Int64?
-        for i in 0 ..< recvIds.count {
+        for i in 0..<recvIds.count {
             let l = Int(recvLists[i])
             if idMap[recvIds[i]] != nil { duplicate = recvIds[i]; continue }
             idMap[recvIds[i]] = UInt64(l) << 32 | UInt64(lists[l].count)
@@ -295,11 +300,13 @@ public struct IVFIndex: Sendable {
                     lists[l].norms.append(Distances.dot(v, v, d))
                 }
             }
-            if m > 0 { lists[l].codes.append(contentsOf: recvCodes[(i * m) ..< ((i + 1) * m)]) }
+            if m > 0 { lists[l].codes.append(contentsOf: recvCodes[(i * m)..<((i + 1) * m)]) }
         }
         let dupes = try comm.allreduce(duplicate.map { _ in Int64(1) } ?? 0)
         if dupes > 0 {
-            throw IndexError("add: \(dupes) rank(s) received ids already in the index (e.g. \(duplicate.map(String.init) ?? "on another rank")); those vectors were skipped")
+            throw IndexError(
+                "add: \(dupes) rank(s) received ids already in the index (e.g. \(duplicate.map(String.init) ?? "on another rank")); those vectors were skipped"
+            )
         }
     }
 
@@ -317,10 +324,10 @@ public struct IVFIndex: Sendable {
                 lists[l].ids[pos] = moved
                 idMap[moved] = UInt64(l) << 32 | UInt64(pos)
                 if storesVectors {
-                    for j in 0 ..< d { lists[l].vectors[pos * d + j] = lists[l].vectors[last * d + j] }
+                    for j in 0..<d { lists[l].vectors[pos * d + j] = lists[l].vectors[last * d + j] }
                     lists[l].norms[pos] = lists[l].norms[last]
                 }
-                if m > 0 { for j in 0 ..< m { lists[l].codes[pos * m + j] = lists[l].codes[last * m + j] } }
+                if m > 0 { for j in 0..<m { lists[l].codes[pos * m + j] = lists[l].codes[last * m + j] } }
             }
             lists[l].ids.removeLast()
             if storesVectors {
@@ -349,7 +356,7 @@ public struct IVFIndex: Sendable {
         let total = counts.reduce(0, +)
         var bounds = [0]
         var acc = 0, l = 0
-        for r in 1 ..< Swift.max(1, parts) {
+        for r in 1..<Swift.max(1, parts) {
             if total == 0 {
                 bounds.append(r * nlist / parts)
                 continue

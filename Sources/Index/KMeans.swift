@@ -102,21 +102,25 @@ public struct KMeans: Sendable {
         var xs = [Float](repeating: 0, count: ns * d)
         x.withUnsafeBufferPointer { px in
             xs.withUnsafeMutableBufferPointer { ps in
-                for i in 0 ..< ns {
+                for i in 0..<ns {
                     let row = sampleIndices[lo + i] - offset
                     (ps.baseAddress! + i * d).update(from: px.baseAddress! + row * d, count: d)
                 }
             }
         }
         if parameters.verbose {
-            comm.log("k-means: k=\(k) d=\(d) N=\(total) sample M=\(m) on \(comm.size) rank(s), init \(parameters.initialization.rawValue)")
+            comm.log(
+                "k-means: k=\(k) d=\(d) N=\(total) sample M=\(m) on \(comm.size) rank(s), init \(parameters.initialization.rawValue)"
+            )
         }
         var centroids = try initialCentroids(xs, ns: ns, sampleOffset: sampleOffset, m: m, comm: comm)
         return try lloyd(xs, ns: ns, m: m, centroids: &centroids, comm: comm)
     }
 
     /// Lloyd iterations on the local sample `xs` (ns, d).
-    private func lloyd(_ xs: [Float], ns: Int, m: Int, centroids: inout [Float], comm: Communicator) throws -> KMeansResult {
+    private func lloyd(_ xs: [Float], ns: Int, m: Int, centroids: inout [Float], comm: Communicator) throws
+        -> KMeansResult
+    {
         let metric = parameters.metric
         var objective: [Double] = []
         var repaired = 0
@@ -124,7 +128,7 @@ public struct KMeans: Sendable {
         var dist = [Float](repeating: 0, count: ns)
         // One reduction buffer: sums (k, d), counts (k), objective (1).
         var reduce = [Double](repeating: 0, count: k * d + k + 1)
-        for iteration in 0 ..< Swift.max(1, parameters.iterations) {
+        for iteration in 0..<Swift.max(1, parameters.iterations) {
             let t0 = Date()
             let norms = Distances.squaredNorms(centroids, n: k, d: d)
             xs.withUnsafeBufferPointer { px in
@@ -148,10 +152,10 @@ public struct KMeans: Sendable {
                 xs.withUnsafeBufferPointer { px in
                     let sums = r.baseAddress!, cnt = r.baseAddress! + k * d
                     var obj = 0.0
-                    for i in 0 ..< ns {
+                    for i in 0..<ns {
                         let c = Int(labels[i])
                         let row = px.baseAddress! + i * d, s = sums + c * d
-                        for j in 0 ..< d { s[j] += Double(row[j]) }
+                        for j in 0..<d { s[j] += Double(row[j]) }
                         cnt[c] += 1
                         obj += Double(dist[i])
                     }
@@ -163,8 +167,11 @@ public struct KMeans: Sendable {
             objective.append(obj)
             if parameters.verbose {
                 let seconds = Date().timeIntervalSince(t0)
-                comm.log(String(format: "k-means iteration %d/%d: objective %.6g (%.2fs, ETA %.1fs)", iteration + 1, parameters.iterations,
-                                obj, seconds, seconds * Double(parameters.iterations - iteration - 1)))
+                comm.log(
+                    String(
+                        format: "k-means iteration %d/%d: objective %.6g (%.2fs, ETA %.1fs)", iteration + 1,
+                        parameters.iterations,
+                        obj, seconds, seconds * Double(parameters.iterations - iteration - 1)))
             }
             if objective.count >= 2, parameters.tolerance > 0 {
                 let prev = objective[objective.count - 2]
@@ -173,17 +180,17 @@ public struct KMeans: Sendable {
             }
             if iteration + 1 >= Swift.max(1, parameters.iterations) { break }
             // Update: mean of each cluster (renormalised for inner product).
-            var counts = Array(reduce[(k * d) ..< (k * d + k)])
-            for c in 0 ..< k where counts[c] > 0 {
+            var counts = Array(reduce[(k * d)..<(k * d + k)])
+            for c in 0..<k where counts[c] > 0 {
                 var norm = 0.0
-                for j in 0 ..< d {
+                for j in 0..<d {
                     let v = reduce[c * d + j] / counts[c]
                     centroids[c * d + j] = Float(v)
                     norm += v * v
                 }
                 if metric == .innerProduct, norm > 0 {
                     let inv = 1 / norm.squareRoot()
-                    for j in 0 ..< d { centroids[c * d + j] = Float(reduce[c * d + j] / counts[c] * inv) }
+                    for j in 0..<d { centroids[c * d + j] = Float(reduce[c * d + j] / counts[c] * inv) }
                 }
             }
             repaired += repairEmptyClusters(&centroids, counts: &counts)
@@ -196,10 +203,10 @@ public struct KMeans: Sendable {
     func repairEmptyClusters(_ centroids: inout [Float], counts: inout [Double]) -> Int {
         let eps: Float = 1.0 / 1024
         var repaired = 0
-        for ci in 0 ..< k where counts[ci] == 0 {
+        for ci in 0..<k where counts[ci] == 0 {
             var cj = 0
-            for c in 1 ..< k where counts[c] > counts[cj] { cj = c }
-            for j in 0 ..< d {
+            for c in 1..<k where counts[c] > counts[cj] { cj = c }
+            for j in 0..<d {
                 let v = centroids[cj * d + j]
                 let delta = eps * Swift.max(abs(v), 1e-3) * (j % 2 == 0 ? 1 : -1)
                 centroids[ci * d + j] = v + delta
@@ -215,14 +222,16 @@ public struct KMeans: Sendable {
     // MARK: - Initialisation
 
     /// The initial (k, d) centroids, identical on every rank.
-    private func initialCentroids(_ xs: [Float], ns: Int, sampleOffset: Int, m: Int, comm: Communicator) throws -> [Float] {
+    private func initialCentroids(_ xs: [Float], ns: Int, sampleOffset: Int, m: Int, comm: Communicator) throws
+        -> [Float]
+    {
         var rng = RandomStream(seed: parameters.seed, index: 1)
         if parameters.initialization == .random || m <= k {
             // k distinct sample positions (all of them, cycled, when M ≤ k).
-            let positions = m <= k ? (0 ..< k).map { $0 % m } : Self.sample(k, from: m, seed: parameters.seed &+ 1)
+            let positions = m <= k ? (0..<k).map { $0 % m } : Self.sample(k, from: m, seed: parameters.seed &+ 1)
             var c = [Float](repeating: 0, count: k * d)
             for (i, pos) in positions.enumerated() where pos >= sampleOffset && pos < sampleOffset + ns {
-                for j in 0 ..< d { c[i * d + j] = xs[(pos - sampleOffset) * d + j] }
+                for j in 0..<d { c[i * d + j] = xs[(pos - sampleOffset) * d + j] }
             }
             // Only the owner of each point wrote it: the sum is exact.
             try comm.allreduce(&c)
@@ -232,18 +241,18 @@ public struct KMeans: Sendable {
         var c = [Float](repeating: 0, count: k * d)
         var minD = [Float](repeating: .infinity, count: ns)
         var chosen = rng.int(below: m)
-        for ci in 0 ..< k {
+        for ci in 0..<k {
             var v = [Float](repeating: 0, count: d)
             if chosen >= sampleOffset && chosen < sampleOffset + ns {
-                for j in 0 ..< d { v[j] = xs[(chosen - sampleOffset) * d + j] }
+                for j in 0..<d { v[j] = xs[(chosen - sampleOffset) * d + j] }
             }
             try comm.allreduce(&v)
-            for j in 0 ..< d { c[ci * d + j] = v[j] }
+            for j in 0..<d { c[ci * d + j] = v[j] }
             if ci + 1 == k { break }
             var localSum = 0.0
             xs.withUnsafeBufferPointer { px in
                 v.withUnsafeBufferPointer { pv in
-                    for i in 0 ..< ns {
+                    for i in 0..<ns {
                         let dd = Distances.l2(px.baseAddress! + i * d, pv.baseAddress!, d)
                         if dd < minD[i] { minD[i] = dd }
                         localSum += Double(minD[i])
@@ -260,7 +269,7 @@ public struct KMeans: Sendable {
             let target = u * totalSum
             // The rank whose prefix range holds `target`, then the point inside it.
             var acc = 0.0, owner = comm.size - 1
-            for r in 0 ..< comm.size {
+            for r in 0..<comm.size {
                 if target < acc + sums[r] { owner = r; break }
                 acc += sums[r]
             }
@@ -268,7 +277,7 @@ public struct KMeans: Sendable {
             if owner == comm.rank {
                 var run = acc
                 pick = Int64(sampleOffset + ns - 1)
-                for i in 0 ..< ns {
+                for i in 0..<ns {
                     run += Double(minD[i])
                     if target < run { pick = Int64(sampleOffset + i); break }
                 }
@@ -281,10 +290,10 @@ public struct KMeans: Sendable {
     /// `count` distinct integers from `0 ..< n`, sorted, drawn by Floyd's algorithm from `seed`
     /// alone (O(count) memory, independent of any rank layout).
     static func sample(_ count: Int, from n: Int, seed: UInt64) -> [Int] {
-        if count >= n { return Array(0 ..< n) }
+        if count >= n { return Array(0..<n) }
         var rng = RandomStream(seed: seed, index: 0)
         var chosen = Set<Int>(minimumCapacity: count)
-        for j in (n - count) ..< n {
+        for j in (n - count)..<n {
             let t = rng.int(below: j + 1)
             if !chosen.insert(t).inserted { chosen.insert(j) }
         }

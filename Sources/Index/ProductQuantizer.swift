@@ -22,7 +22,9 @@ public struct ProductQuantizer: Sendable {
         self.m = m
         self.centroids = centroids ?? [Float](repeating: 0, count: d * Self.ksub)
         guard self.centroids.count == d * Self.ksub else {
-            throw IndexError("PQ: expected \(d * Self.ksub) centroid values (m=\(m), 256, dsub=\(d / m)), found \(self.centroids.count)")
+            throw IndexError(
+                "PQ: expected \(d * Self.ksub) centroid values (m=\(m), 256, dsub=\(d / m)), found \(self.centroids.count)"
+            )
         }
     }
 
@@ -31,15 +33,15 @@ public struct ProductQuantizer: Sendable {
     public mutating func train(_ x: [Float], parameters: KMeansParameters, comm: Communicator) throws {
         let n = x.count / d
         let ds = dsub
-        for j in 0 ..< m {
+        for j in 0..<m {
             var sub = [Float](repeating: 0, count: n * ds)
-            for i in 0 ..< n { for t in 0 ..< ds { sub[i * ds + t] = x[i * d + j * ds + t] } }
+            for i in 0..<n { for t in 0..<ds { sub[i * ds + t] = x[i * d + j * ds + t] } }
             var p = parameters
             p.seed = parameters.seed &+ UInt64(j)
             p.metric = .l2
             p.verbose = false
             let result = try KMeans(d: ds, k: Self.ksub, parameters: p).train(sub, comm: comm)
-            centroids.replaceSubrange((j * Self.ksub * ds) ..< ((j + 1) * Self.ksub * ds), with: result.centroids)
+            centroids.replaceSubrange((j * Self.ksub * ds)..<((j + 1) * Self.ksub * ds), with: result.centroids)
         }
     }
 
@@ -52,7 +54,7 @@ public struct ProductQuantizer: Sendable {
         var dist = [Float](repeating: 0, count: n)
         x.withUnsafeBufferPointer { px in
             centroids.withUnsafeBufferPointer { pc in
-                for j in 0 ..< m {
+                for j in 0..<m {
                     let cj = pc.baseAddress! + j * ksub * ds
                     var norms = [Float](repeating: 0, count: ksub)
                     Distances.squaredNorms(cj, n: ksub, d: ds, lda: ds, into: &norms)
@@ -66,7 +68,7 @@ public struct ProductQuantizer: Sendable {
                             }
                         }
                     }
-                    for i in 0 ..< n { codes[i * m + j] = UInt8(labels[i]) }
+                    for i in 0..<n { codes[i * m + j] = UInt8(labels[i]) }
                 }
             }
         }
@@ -77,10 +79,10 @@ public struct ProductQuantizer: Sendable {
     public func decode(_ codes: [UInt8], n: Int) -> [Float] {
         var out = [Float](repeating: 0, count: n * d)
         let ds = dsub
-        for i in 0 ..< n {
-            for j in 0 ..< m {
+        for i in 0..<n {
+            for j in 0..<m {
                 let c = Int(codes[i * m + j])
-                for t in 0 ..< ds { out[i * d + j * ds + t] = centroids[(j * Self.ksub + c) * ds + t] }
+                for t in 0..<ds { out[i * d + j * ds + t] = centroids[(j * Self.ksub + c) * ds + t] }
             }
         }
         return out
@@ -91,9 +93,10 @@ public struct ProductQuantizer: Sendable {
     func innerProductTables(_ q: UnsafePointer<Float>, nq: Int, into out: UnsafeMutablePointer<Float>) {
         let ds = dsub, ksub = Self.ksub
         centroids.withUnsafeBufferPointer { pc in
-            for j in 0 ..< m {
-                BLAS.gemm(.none, .transpose, m: nq, n: ksub, k: ds, a: q + j * ds, lda: d,
-                          b: pc.baseAddress! + j * ksub * ds, ldb: ds, c: out + j * ksub, ldc: m * ksub)
+            for j in 0..<m {
+                BLAS.gemm(
+                    .none, .transpose, m: nq, n: ksub, k: ds, a: q + j * ds, lda: d,
+                    b: pc.baseAddress! + j * ksub * ds, ldb: ds, c: out + j * ksub, ldc: m * ksub)
             }
         }
     }

@@ -9,7 +9,8 @@ import Linalg
 struct BenchIndex: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "index",
-        abstract: "IVF-Flat / IVF-PQ build time, index bytes, recall@k and queries/s beside faiss-cpu (same data, same run).",
+        abstract:
+            "IVF-Flat / IVF-PQ build time, index bytes, recall@k and queries/s beside faiss-cpu (same data, same run).",
         discussion: """
             Generates n clustered vectors (seeded; cached in --work-dir), exact ground truth for nq
             queries, then builds and searches Mosaic's index in this process and faiss-cpu's
@@ -46,7 +47,7 @@ struct BenchIndex: ParsableCommand {
         let xb = try file.root.read("vectors", as: Float.self)
         let xq = try file.root.read("queries", as: Float.self)
         let gt = try file.root.read("ground_truth", as: Int64.self)
-        let ids = (0 ..< n).map(Int64.init)
+        let ids = (0..<n).map(Int64.init)
         let probes = nprobe.split(separator: ",").compactMap { Int($0) }
         log("data: \(dataPath)")
 
@@ -73,14 +74,18 @@ struct BenchIndex: ParsableCommand {
             for np in probes {
                 var best = Double.infinity
                 var labels: [Int64] = []
-                for _ in 0 ..< Swift.max(1, repeats) {
+                for _ in 0..<Swift.max(1, repeats) {
                     let s0 = now()
-                    labels = try index.search(xq, k: k, parameters: SearchParameters(nprobe: np, threads: threads)).labels
+                    labels = try index.search(xq, k: k, parameters: SearchParameters(nprobe: np, threads: threads))
+                        .labels
                     best = Swift.min(best, now() - s0)
                 }
                 let recall = ExactSearch.recall(found: labels, kFound: k, truth: gt, kTruth: k, k: k)
                 mosaicSearch[kind, default: [:]][np] = Row(recall: recall, qps: Double(nq) / best)
-                log(String(format: "Mosaic %@ nprobe=%d: recall@%d %.4f, %.0f QPS", kind, np, k, recall, Double(nq) / best))
+                log(
+                    String(
+                        format: "Mosaic %@ nprobe=%d: recall@%d %.4f, %.0f QPS", kind, np, k, recall, Double(nq) / best)
+                )
             }
         }
 
@@ -89,18 +94,25 @@ struct BenchIndex: ParsableCommand {
         var peerSearch: [String: [Int: Row]] = [:]
         var peerName = "faiss-cpu (not run)"
         if let python = peerPython {
-            let r = try runProcess(python, [peerScript, "--data", dataPath, "--nlist", "\(nlist)", "--m", "\(pqM)", "--k", "\(k)",
-                                            "--iterations", "\(iterations)", "--threads", "\(threads)", "--nprobe", nprobe,
-                                            "--repeats", "\(repeats)"])
+            let r = try runProcess(
+                python,
+                [
+                    peerScript, "--data", dataPath, "--nlist", "\(nlist)", "--m", "\(pqM)", "--k", "\(k)",
+                    "--iterations", "\(iterations)", "--threads", "\(threads)", "--nprobe", nprobe,
+                    "--repeats", "\(repeats)",
+                ])
             guard r.status == 0 else { throw IndexError("peer failed (status \(r.status)):\n\(r.stderr)") }
             for line in r.stdout.split(separator: "\n") {
-                guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
+                guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                    continue
+                }
                 if let v = obj["version"] as? String { peerName = "faiss-cpu \(v)" }
                 guard let kind = obj["index"] as? String else { continue }
                 if obj["phase"] as? String == "build" {
                     peerBuild[kind] = ((obj["seconds"] as? Double) ?? 0, (obj["bytes"] as? Int) ?? 0)
                 } else if let np = obj["nprobe"] as? Int {
-                    peerSearch[kind, default: [:]][np] = Row(recall: (obj["recall"] as? Double) ?? 0, qps: (obj["qps"] as? Double) ?? 0)
+                    peerSearch[kind, default: [:]][np] = Row(
+                        recall: (obj["recall"] as? Double) ?? 0, qps: (obj["qps"] as? Double) ?? 0)
                 }
             }
         }
@@ -113,11 +125,15 @@ struct BenchIndex: ParsableCommand {
             for np in [1, ranks] {
                 var args = ["-np", "\(np)", "--oversubscribe", "--bind-to", "none"]
                 if getuid() == 0 { args.append("--allow-run-as-root") }
-                args += ["-x", "OPENBLAS_NUM_THREADS", CommandLine.arguments[0], "index", "build", "--input", dataPath,
-                         "--output", "\(workDir)/dist-\(np).h5", "--nlist", "\(nlist)", "--iterations", "\(iterations)",
-                         "--tolerance", "0", "--threads", "1"]
+                args += [
+                    "-x", "OPENBLAS_NUM_THREADS", CommandLine.arguments[0], "index", "build", "--input", dataPath,
+                    "--output", "\(workDir)/dist-\(np).h5", "--nlist", "\(nlist)", "--iterations", "\(iterations)",
+                    "--tolerance", "0", "--threads", "1",
+                ]
                 let r = try runProcess(mpirun, args)
-                guard r.status == 0, let line = r.stdout.split(separator: "\n").first(where: { $0.hasPrefix("INDEX BUILT") }) else {
+                guard r.status == 0,
+                    let line = r.stdout.split(separator: "\n").first(where: { $0.hasPrefix("INDEX BUILT") })
+                else {
                     throw IndexError("mpirun -np \(np) mosaic index build failed:\n\(r.stdout)\(r.stderr)")
                 }
                 distributed.append((np, String(line)))
@@ -126,40 +142,64 @@ struct BenchIndex: ParsableCommand {
         }
 
         // Tables.
-        print("\n## IVF index, \(n) × \(d) clustered vectors (\(clusters) clusters, noise \(noise)), \(nq) queries, k = \(k)")
-        print("nlist = \(nlist), PQ m = \(pqM) × 8 bits, k-means \(iterations) iterations (random init, ≤ 256 points per centroid), threads = \(threads) on both sides; peer: \(peerName)\n")
-        print("| index | Mosaic build s | \(peerName) build s | build speed Mosaic / faiss | Mosaic bytes | faiss bytes |")
+        print(
+            "\n## IVF index, \(n) × \(d) clustered vectors (\(clusters) clusters, noise \(noise)), \(nq) queries, k = \(k)"
+        )
+        print(
+            "nlist = \(nlist), PQ m = \(pqM) × 8 bits, k-means \(iterations) iterations (random init, ≤ 256 points per centroid), threads = \(threads) on both sides; peer: \(peerName)\n"
+        )
+        print(
+            "| index | Mosaic build s | \(peerName) build s | build speed Mosaic / faiss | Mosaic bytes | faiss bytes |"
+        )
         print("|---|---:|---:|---:|---:|---:|")
         for kind in ["IVFFlat", "IVFPQ"] {
             let (ms, mb) = mosaicBuild[kind]!
             let (fs, fb) = peerBuild[kind] ?? (.nan, 0)
-            print(String(format: "| %@ | %.2f | %.2f | %.2f× | %@ | %@ |", kind, ms, fs, fs / ms, formatBytes(mb), formatBytes(fb)))
+            print(
+                String(
+                    format: "| %@ | %.2f | %.2f | %.2f× | %@ | %@ |", kind, ms, fs, fs / ms, formatBytes(mb),
+                    formatBytes(fb)))
         }
-        print("\n| index | nprobe | Mosaic recall@\(k) | faiss recall@\(k) | Mosaic QPS | faiss QPS | QPS Mosaic / faiss |")
+        print(
+            "\n| index | nprobe | Mosaic recall@\(k) | faiss recall@\(k) | Mosaic QPS | faiss QPS | QPS Mosaic / faiss |"
+        )
         print("|---|---:|---:|---:|---:|---:|---:|")
         for kind in ["IVFFlat", "IVFPQ"] {
             for np in probes {
                 let a = mosaicSearch[kind]![np]!
                 let b = peerSearch[kind]?[np] ?? Row(recall: .nan, qps: .nan)
-                print(String(format: "| %@ | %d | %.4f | %.4f | %.0f | %.0f | %.2f× |", kind, np, a.recall, b.recall, a.qps, b.qps, a.qps / b.qps))
+                print(
+                    String(
+                        format: "| %@ | %d | %.4f | %.4f | %.0f | %.0f | %.2f× |", kind, np, a.recall, b.recall, a.qps,
+                        b.qps, a.qps / b.qps))
             }
         }
         if !distributed.isEmpty {
-            print("\n`mosaic index build` IVF-Flat under mpirun, 1 BLAS thread per rank (seconds; total = read + train + add + write):\n")
+            print(
+                "\n`mosaic index build` IVF-Flat under mpirun, 1 BLAS thread per rank (seconds; total = read + train + add + write):\n"
+            )
             print("| ranks | read | train | add | write | total | speed-up vs 1 rank |")
             print("|---:|---:|---:|---:|---:|---:|---:|")
             let base = field(distributed[0].1, "seconds")
             for (np, line) in distributed {
-                print(String(format: "| %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f× |", np, field(line, "read"), field(line, "train"),
-                             field(line, "add"), field(line, "save"), field(line, "seconds"), base / field(line, "seconds")))
+                print(
+                    String(
+                        format: "| %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f× |", np, field(line, "read"),
+                        field(line, "train"),
+                        field(line, "add"), field(line, "save"), field(line, "seconds"), base / field(line, "seconds")))
             }
-            print(String(format: "\nCPU actually available to this run (2 threads of a fixed loop vs 1): %.2f cores", capacity))
+            print(
+                String(
+                    format: "\nCPU actually available to this run (2 threads of a fixed loop vs 1): %.2f cores",
+                    capacity))
         }
     }
 
     /// A `name=value` figure from a job's summary line.
     func field(_ line: String, _ name: String) -> Double {
-        for part in line.split(separator: " ") where part.hasPrefix(name + "=") { return Double(part.dropFirst(name.count + 1)) ?? .nan }
+        for part in line.split(separator: " ") where part.hasPrefix(name + "=") {
+            return Double(part.dropFirst(name.count + 1)) ?? .nan
+        }
         return .nan
     }
 
@@ -169,7 +209,7 @@ struct BenchIndex: ParsableCommand {
         @Sendable func spin() -> Double {
             let t0 = now()
             var x: UInt64 = 1
-            for i in 0 ..< 300_000_000 as Range<UInt64> { x = x &* 6364136223846793005 &+ i }
+            for i in 0..<300_000_000 as Range<UInt64> { x = x &* 6364136223846793005 &+ i }
             if x == 42 { print("") }  // keeps the loop alive
             return now() - t0
         }
@@ -187,20 +227,20 @@ struct BenchIndex: ParsableCommand {
     func generate(_ path: String) throws {
         log("generating \(n) × \(d) vectors and \(nq) queries, then exact ground truth …")
         var centres = [Float](repeating: 0, count: clusters * d)
-        for c in 0 ..< clusters {
+        for c in 0..<clusters {
             var rng = RandomStream(seed: seed, rank: 1, index: UInt64(c))
-            for j in 0 ..< d { centres[c * d + j] = Float(rng.normal()) }
+            for j in 0..<d { centres[c * d + j] = Float(rng.normal()) }
         }
         func rows(_ range: Range<Int>) -> [Float] {
             var out = [Float](repeating: 0, count: range.count * d)
             for (r, i) in range.enumerated() {
                 var rng = RandomStream(seed: seed, index: UInt64(i))
                 let c = rng.int(below: clusters)
-                for j in 0 ..< d { out[r * d + j] = centres[c * d + j] + Float(noise * rng.normal()) }
+                for j in 0..<d { out[r * d + j] = centres[c * d + j] + Float(noise * rng.normal()) }
             }
             return out
         }
-        let xb = rows(0 ..< n), xq = rows(n ..< (n + nq))
+        let xb = rows(0..<n), xq = rows(n..<(n + nq))
         let t0 = now()
         let gt = ExactSearch.search(base: xb, queries: xq, d: d, k: k).labels
         log(String(format: "ground truth in %.1fs", now() - t0))
@@ -209,7 +249,8 @@ struct BenchIndex: ParsableCommand {
         try f.root.write("vectors", xb, shape: [n, d])
         try f.root.write("queries", xq, shape: [nq, d])
         try f.root.write("ground_truth", gt, shape: [nq, k])
-        try f.root.setAttribute("generator", "mosaic bench index: \(clusters) N(0,1) centres, noise \(noise), seed \(seed)")
+        try f.root.setAttribute(
+            "generator", "mosaic bench index: \(clusters) N(0,1) centres, noise \(noise), seed \(seed)")
         try f.flush()
         try FileManager.default.moveItem(atPath: tmp, toPath: path)
     }
@@ -223,7 +264,9 @@ struct BenchIndex: ParsableCommand {
     }
 
     /// Runs a child with a clean MPI environment (this process is itself an MPI singleton).
-    func runProcess(_ executable: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    func runProcess(_ executable: String, _ arguments: [String]) throws -> (
+        status: Int32, stdout: String, stderr: String
+    ) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments

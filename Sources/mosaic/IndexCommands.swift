@@ -30,35 +30,43 @@ struct VectorInput: ParsableArguments {
         let file = try H5File(path: input, mode: .read)
         let ds = try file.root.dataset(dataset, of: Float.self, shape: [nil, nil])
         let n = ds.shape[0], d = ds.shape[1]
-        guard d > 0 else { throw ArtifactError(file: input, object: ds.path, message: "expected vectors of dimension ≥ 1, found (\(n), 0)") }
-        let lo = comm.rank * n / comm.size, hi = (comm.rank + 1) * n / comm.size
-        let x = try ds.readRows(lo ..< hi, as: Float.self)
-        for (i, v) in x.enumerated() where !v.isFinite {
-            throw ArtifactError(file: input, object: ds.path, message: "row \(lo + i / d), column \(i % d): expected a finite value, found \(v)")
+        guard d > 0 else {
+            throw ArtifactError(
+                file: input, object: ds.path, message: "expected vectors of dimension ≥ 1, found (\(n), 0)")
         }
-        var ids = (lo ..< hi).map(Int64.init)
+        let lo = comm.rank * n / comm.size, hi = (comm.rank + 1) * n / comm.size
+        let x = try ds.readRows(lo..<hi, as: Float.self)
+        for (i, v) in x.enumerated() where !v.isFinite {
+            throw ArtifactError(
+                file: input, object: ds.path,
+                message: "row \(lo + i / d), column \(i % d): expected a finite value, found \(v)")
+        }
+        var ids = (lo..<hi).map(Int64.init)
         if file.root.contains(idsDataset) {
-            ids = try file.root.dataset(idsDataset, of: Int64.self, shape: [n]).readRows(lo ..< hi, as: Int64.self)
+            ids = try file.root.dataset(idsDataset, of: Int64.self, shape: [n]).readRows(lo..<hi, as: Int64.self)
         }
         return (x, ids, d, n, lo)
     }
 }
 
 /// Adds `x` in batches (collective: every rank makes the same number of calls), with progress.
-func addInBatches(_ index: inout IVFIndex, x: [Float], ids: [Int64], total: Int, batch: Int, comm: Communicator) throws {
+func addInBatches(_ index: inout IVFIndex, x: [Float], ids: [Int64], total: Int, batch: Int, comm: Communicator) throws
+{
     let d = index.d
     let n = ids.count
     let rounds = Int(try comm.allreduce(Int64((n + batch - 1) / batch), op: .max))
     let t0 = Date()
     var done = 0
-    for r in 0 ..< rounds {
+    for r in 0..<rounds {
         let lo = Swift.min(n, r * batch), hi = Swift.min(n, lo + batch)
-        try index.add(Array(x[(lo * d) ..< (hi * d)]), ids: Array(ids[lo ..< hi]), comm: comm)
+        try index.add(Array(x[(lo * d)..<(hi * d)]), ids: Array(ids[lo..<hi]), comm: comm)
         done = Int(try comm.allreduce(Int64(hi)))
         let elapsed = Date().timeIntervalSince(t0)
         let eta = done > 0 ? elapsed * Double(total - done) / Double(done) : 0
-        comm.log(String(format: "add: %d / %d vectors (%.0f%%), %.1fs, ETA %.1fs", done, total,
-                        100 * Double(done) / Double(Swift.max(1, total)), elapsed, eta))
+        comm.log(
+            String(
+                format: "add: %d / %d vectors (%.0f%%), %.1fs, ETA %.1fs", done, total,
+                100 * Double(done) / Double(Swift.max(1, total)), elapsed, eta))
     }
 }
 
@@ -80,7 +88,8 @@ struct IndexBuild: ParsableCommand {
     @Option(help: "IVF-PQ sub-quantisers m (must divide d); 0 builds IVF-Flat.") var pqM = 0
     @Flag(help: "IVF-PQ: also store the full vectors, for exact re-ranking at search time.") var keepVectors = false
     @Option(help: "k-means iterations (coarse and PQ).") var iterations = 25
-    @Option(help: "k-means stops when the objective improves by less than this fraction (0 = never).") var tolerance = 1e-4
+    @Option(help: "k-means stops when the objective improves by less than this fraction (0 = never).") var tolerance =
+        1e-4
     @Option(help: "k-means initialisation: random or kmeans++.") var initialization = "random"
     @Option(help: "k-means training sample: at most this many points per centroid.") var maxPointsPerCentroid = 256
     @Option(help: "Seed for sampling, initialisation and repairs.") var seed: UInt64 = 1234
@@ -95,12 +104,14 @@ struct IndexBuild: ParsableCommand {
         guard let initialization = KMeansParameters.Initialization(rawValue: initialization) else {
             throw ValidationError("--initialization: expected random or kmeans++, found \(initialization)")
         }
-        let km = KMeansParameters(iterations: iterations, tolerance: tolerance, seed: seed, maxPointsPerCentroid: maxPointsPerCentroid,
-                                  initialization: initialization, metric: metric, verbose: !quiet)
+        let km = KMeansParameters(
+            iterations: iterations, tolerance: tolerance, seed: seed, maxPointsPerCentroid: maxPointsPerCentroid,
+            initialization: initialization, metric: metric, verbose: !quiet)
         var pqKM = km
         pqKM.seed = seed &+ 1_000_003
         pqKM.initialization = .random
-        return IVFParameters(nlist: nlist, metric: metric, pqM: pqM, keepVectors: keepVectors, kmeans: km, pqKMeans: pqKM)
+        return IVFParameters(
+            nlist: nlist, metric: metric, pqM: pqM, keepVectors: keepVectors, kmeans: km, pqKMeans: pqKM)
     }
 
     func run() throws {
@@ -110,8 +121,9 @@ struct IndexBuild: ParsableCommand {
             let t0 = Date()
             let (x, ids, d, total, _) = try source.readSlice(comm: comm)
             let tRead = Date()
-            comm.log("index build: \(total) vectors of d=\(d) from \(source.input) on \(comm.size) rank(s); "
-                + "nlist=\(nlist) \(pqM > 0 ? "IVF-PQ m=\(pqM)" : "IVF-Flat") metric=\(metric)")
+            comm.log(
+                "index build: \(total) vectors of d=\(d) from \(source.input) on \(comm.size) rank(s); "
+                    + "nlist=\(nlist) \(pqM > 0 ? "IVF-PQ m=\(pqM)" : "IVF-Flat") metric=\(metric)")
             var index = try IVFIndex(d: d, parameters: parameters)
             try index.train(x, comm: comm)
             let tTrain = Date()
@@ -122,9 +134,13 @@ struct IndexBuild: ParsableCommand {
             let tSave = Date()
             let bytes = ((try? FileManager.default.attributesOfItem(atPath: output))?[.size] as? Int) ?? 0
             if comm.isRoot {
-                print(String(format: "INDEX BUILT ntotal=%d d=%d nlist=%d m=%d ranks=%d read=%.3f train=%.3f add=%.3f save=%.3f seconds=%.3f bytes=%d",
-                             total, d, nlist, pqM, comm.size, tRead.timeIntervalSince(t0), tTrain.timeIntervalSince(tRead),
-                             tAdd.timeIntervalSince(tTrain), tSave.timeIntervalSince(tAdd), tSave.timeIntervalSince(t0), bytes))
+                print(
+                    String(
+                        format:
+                            "INDEX BUILT ntotal=%d d=%d nlist=%d m=%d ranks=%d read=%.3f train=%.3f add=%.3f save=%.3f seconds=%.3f bytes=%d",
+                        total, d, nlist, pqM, comm.size, tRead.timeIntervalSince(t0), tTrain.timeIntervalSince(tRead),
+                        tAdd.timeIntervalSince(tTrain), tSave.timeIntervalSince(tAdd), tSave.timeIntervalSince(t0),
+                        bytes))
             }
         }
     }
@@ -145,10 +161,12 @@ struct IndexSearch: ParsableCommand {
     @Option(help: "Dataset of the queries: float32, shape (nq, d).") var dataset = "queries"
     @Option(help: "Results per query.") var k = 10
     @Option(help: "Inverted lists visited per query.") var nprobe = 8
-    @Option(help: "IVF-PQ with kept vectors: re-rank the best k × this many candidates exactly (0 = off).") var refineFactor = 0
+    @Option(help: "IVF-PQ with kept vectors: re-rank the best k × this many candidates exactly (0 = off).")
+    var refineFactor = 0
     @Option(help: "Search threads per rank.") var threads = 1
     @Option(help: "Output HDF5 file for labels and distances (omit to skip).") var output: String?
-    @Option(help: "Dataset in --queries with the true neighbour ids, int64 (nq, ≥ k), to print recall@k.") var groundTruth: String?
+    @Option(help: "Dataset in --queries with the true neighbour ids, int64 (nq, ≥ k), to print recall@k.")
+    var groundTruth: String?
 
     func run() throws {
         Communicator.runJob { comm in
@@ -157,7 +175,9 @@ struct IndexSearch: ParsableCommand {
             let qfile = try H5File(path: queries, mode: .read)
             let q = try qfile.root.dataset(dataset, of: Float.self, shape: [nil, ivf.d]).read(as: Float.self)
             let nq = q.count / ivf.d
-            comm.log("index search: \(nq) queries, k=\(k), nprobe=\(nprobe) over \(comm.size) shard(s); this shard holds lists \(ivf.ownedLists), \(ivf.count) vectors")
+            comm.log(
+                "index search: \(nq) queries, k=\(k), nprobe=\(nprobe) over \(comm.size) shard(s); this shard holds lists \(ivf.ownedLists), \(ivf.count) vectors"
+            )
             try comm.barrier()
             let t0 = Date()
             let params = SearchParameters(nprobe: nprobe, refineFactor: refineFactor, threads: threads)
@@ -167,10 +187,14 @@ struct IndexSearch: ParsableCommand {
             if let gt = groundTruth {
                 let ds = try qfile.root.dataset(gt, of: Int64.self, shape: [nq, nil])
                 guard ds.shape[1] >= k else {
-                    throw ArtifactError(file: queries, object: ds.path, message: "expected at least k=\(k) columns, found \(ds.shape[1])")
+                    throw ArtifactError(
+                        file: queries, object: ds.path,
+                        message: "expected at least k=\(k) columns, found \(ds.shape[1])")
                 }
                 let truth = try ds.read(as: Int64.self)
-                recallText = String(format: " recall@%d=%.4f", k, ExactSearch.recall(found: labels, kFound: k, truth: truth, kTruth: ds.shape[1], k: k))
+                recallText = String(
+                    format: " recall@%d=%.4f", k,
+                    ExactSearch.recall(found: labels, kFound: k, truth: truth, kTruth: ds.shape[1], k: k))
             }
             if comm.isRoot {
                 if let output {
@@ -183,8 +207,11 @@ struct IndexSearch: ParsableCommand {
                 }
                 var digest: UInt64 = 1469598103934665603
                 for l in labels { digest = (digest ^ UInt64(bitPattern: l)) &* 1099511628211 }
-                print(String(format: "SEARCH nq=%d k=%d nprobe=%d ranks=%d seconds=%.4f qps=%.0f%@ digest=%016llx", nq, k, nprobe, comm.size,
-                             seconds, Double(nq) / Swift.max(seconds, 1e-9), recallText as NSString, digest))
+                print(
+                    String(
+                        format: "SEARCH nq=%d k=%d nprobe=%d ranks=%d seconds=%.4f qps=%.0f%@ digest=%016llx", nq, k,
+                        nprobe, comm.size,
+                        seconds, Double(nq) / Swift.max(seconds, 1e-9), recallText as NSString, digest))
             }
         }
     }
@@ -194,7 +221,9 @@ struct IndexAdd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "add",
         abstract: "Add fresh vectors to an existing index without retraining or rebuilding it.",
-        discussion: "Each rank loads its shard, reads its slice of --input, vectors go to their list's shard, and the index is rewritten.")
+        discussion:
+            "Each rank loads its shard, reads its slice of --input, vectors go to their list's shard, and the index is rewritten."
+    )
 
     @Option(help: "Index file to update.") var index: String
     @OptionGroup var source: VectorInput
@@ -207,7 +236,9 @@ struct IndexAdd: ParsableCommand {
             var ivf = try IVFIndex.load(from: index, comm: comm)
             let (x, ids, d, total, _) = try source.readSlice(comm: comm)
             guard d == ivf.d else {
-                throw ArtifactError(file: source.input, object: "/\(source.dataset)", message: "expected vectors of d=\(ivf.d) (the index's), found d=\(d)")
+                throw ArtifactError(
+                    file: source.input, object: "/\(source.dataset)",
+                    message: "expected vectors of d=\(ivf.d) (the index's), found d=\(d)")
             }
             let before = Int(try comm.allreduce(Int64(ivf.count)))
             try addInBatches(&ivf, x: x, ids: ids, total: total, batch: Swift.max(1, addBatch), comm: comm)

@@ -9,14 +9,20 @@ import _TestSupport
 struct IVFIndexTests {
     static let d = 16
 
-    func build(_ x: [Float], ids: [Int64]? = nil, nlist: Int = 16, metric: Metric = .l2, pqM: Int = 0, keepVectors: Bool = false) throws -> IVFIndex {
+    func build(
+        _ x: [Float], ids: [Int64]? = nil, nlist: Int = 16, metric: Metric = .l2, pqM: Int = 0,
+        keepVectors: Bool = false
+    ) throws -> IVFIndex {
         let km = KMeansParameters(iterations: 10, initialization: .random)
         // PQ: 256 centroids per sub-quantiser; a small sample keeps the debug-build test fast.
         let pqKM = KMeansParameters(iterations: 6, seed: 4321, maxPointsPerCentroid: 8, initialization: .random)
-        var index = try IVFIndex(d: Self.d, parameters: IVFParameters(nlist: nlist, metric: metric, pqM: pqM, keepVectors: keepVectors,
-                                                                      kmeans: km, pqKMeans: pqKM))
+        var index = try IVFIndex(
+            d: Self.d,
+            parameters: IVFParameters(
+                nlist: nlist, metric: metric, pqM: pqM, keepVectors: keepVectors,
+                kmeans: km, pqKMeans: pqKM))
         try index.train(x, comm: world())
-        try index.add(x, ids: ids ?? (0 ..< Int64(x.count / Self.d)).map { $0 * 3 + 1 }, comm: world())
+        try index.add(x, ids: ids ?? (0..<Int64(x.count / Self.d)).map { $0 * 3 + 1 }, comm: world())
         return index
     }
 
@@ -24,7 +30,7 @@ struct IVFIndexTests {
     func flatExhaustiveIsExact(metric: Metric) throws {
         let d = Self.d
         let x = clustered(n: 3000, d: d, clusters: 30, noise: 0.6, normalise: metric == .innerProduct)
-        let ids = (0 ..< Int64(3000)).map { $0 * 3 + 1 }
+        let ids = (0..<Int64(3000)).map { $0 * 3 + 1 }
         let q = clustered(n: 60, d: d, clusters: 30, noise: 0.6, seed: 99, normalise: metric == .innerProduct)
         let index = try build(x, ids: ids, metric: metric)
         #expect(index.count == 3000)
@@ -57,7 +63,7 @@ struct IVFIndexTests {
         let exact = ExactSearch.search(base: x, queries: q, d: d, k: 10).labels
         var recalls: [Double] = []
         for m in [2, 4, 8] {
-            let index = try build(x, ids: (0 ..< 4000).map(Int64.init), nlist: 8, pqM: m, keepVectors: m == 8)
+            let index = try build(x, ids: (0..<4000).map(Int64.init), nlist: 8, pqM: m, keepVectors: m == 8)
             let r = try index.search(q, k: 10, parameters: SearchParameters(nprobe: 8))
             recalls.append(ExactSearch.recall(found: r.labels, kFound: 10, truth: exact, kTruth: 10, k: 10))
             if m == 8 {
@@ -76,39 +82,45 @@ struct IVFIndexTests {
         let x = clustered(n: 3000, d: d, clusters: 30, noise: 0.4, normalise: true)
         let q = clustered(n: 60, d: d, clusters: 30, noise: 0.4, seed: 21, normalise: true)
         let exact = ExactSearch.search(base: x, queries: q, d: d, k: 10, metric: .innerProduct)
-        let index = try build(x, ids: (0 ..< 3000).map(Int64.init), nlist: 8, metric: .innerProduct, pqM: 8, keepVectors: true)
+        let index = try build(
+            x, ids: (0..<3000).map(Int64.init), nlist: 8, metric: .innerProduct, pqM: 8, keepVectors: true)
         let adc = try index.search(q, k: 10, parameters: SearchParameters(nprobe: 8))
         let refined = try index.search(q, k: 10, parameters: SearchParameters(nprobe: 8, refineFactor: 20))
         let ra = ExactSearch.recall(found: adc.labels, kFound: 10, truth: exact.labels, kTruth: 10, k: 10)
         let rr = ExactSearch.recall(found: refined.labels, kFound: 10, truth: exact.labels, kTruth: 10, k: 10)
         #expect(ra > 0.3 && rr > 0.97 && rr >= ra, "ADC \(ra), refined \(rr)")
         // Inner products are reported descending.
-        for i in 0 ..< 60 { for j in 1 ..< 10 { #expect(refined.distances[i * 10 + j - 1] >= refined.distances[i * 10 + j]) } }
+        for i in 0..<60 {
+            for j in 1..<10 { #expect(refined.distances[i * 10 + j - 1] >= refined.distances[i * 10 + j]) }
+        }
     }
 
     @Test("vectors added later are found without retraining; removed ids disappear without a scan")
     func addAndRemove() throws {
         let d = Self.d
         let x = clustered(n: 3000, d: d, clusters: 30)
-        let ids = (0 ..< Int64(3000)).map { $0 + 1000 }
+        let ids = (0..<Int64(3000)).map { $0 + 1000 }
         let q = clustered(n: 50, d: d, clusters: 30, seed: 77)
-        var index = try build(rows(x, 0 ..< 2000, d: d), ids: Array(ids[0 ..< 2000]))
-        try index.add(rows(x, 2000 ..< 3000, d: d), ids: Array(ids[2000 ..< 3000]), comm: world())
+        var index = try build(rows(x, 0..<2000, d: d), ids: Array(ids[0..<2000]))
+        try index.add(rows(x, 2000..<3000, d: d), ids: Array(ids[2000..<3000]), comm: world())
         #expect(index.count == 3000)
         let full = try index.search(q, k: 10, parameters: SearchParameters(nprobe: 16))
         #expect(full.labels == ExactSearch.search(base: x, ids: ids, queries: q, d: d, k: 10).labels)
 
-        let gone = Array(ids[0 ..< 3000].filter { $0 % 3 == 0 })
+        let gone = Array(ids[0..<3000].filter { $0 % 3 == 0 })
         #expect(try index.remove(ids: gone, comm: world()) == gone.count)
         #expect(index.remove(ids: gone) == 0)
         #expect(index.count == 3000 - gone.count)
-        let keep = (0 ..< 3000).filter { ids[$0] % 3 != 0 }
+        let keep = (0..<3000).filter { ids[$0] % 3 != 0 }
         let after = try index.search(q, k: 10, parameters: SearchParameters(nprobe: 16))
-        let exactAfter = ExactSearch.search(base: keep.flatMap { rows(x, $0 ..< $0 + 1, d: d) }, ids: keep.map { ids[$0] },
-                                            queries: q, d: d, k: 10)
+        let exactAfter = ExactSearch.search(
+            base: keep.flatMap { rows(x, $0..<$0 + 1, d: d) }, ids: keep.map { ids[$0] },
+            queries: q, d: d, k: 10)
         #expect(after.labels == exactAfter.labels)
         #expect(!after.labels.contains { $0 % 3 == 0 })
-        let error = #expect(throws: IndexError.self) { try index.add(rows(x, 1 ..< 2, d: d), ids: [ids[1]], comm: world()) }
+        let error = #expect(throws: IndexError.self) {
+            try index.add(rows(x, 1..<2, d: d), ids: [ids[1]], comm: world())
+        }
         #expect(error?.description.contains("already in the index") == true)
     }
 
@@ -132,11 +144,13 @@ struct IVFIndexTests {
         #expect(s0.ownedLists.upperBound == s1.ownedLists.lowerBound && s1.ownedLists.upperBound == 16)
         #expect(s0.count + s1.count == index.count && s0.count > 0 && s1.count > 0)
         let r0 = try s0.search(q, k: 10, parameters: p), r1 = try s1.search(q, k: 10, parameters: p)
-        for i in 0 ..< 40 {
-            let merged = (0 ..< 10).map { (r0.distances[i * 10 + $0], r0.labels[i * 10 + $0]) }
-                + (0 ..< 10).map { (r1.distances[i * 10 + $0], r1.labels[i * 10 + $0]) }
-            let best = merged.filter { $0.1 >= 0 }.sorted { $0.0 < $1.0 || ($0.0 == $1.0 && $0.1 < $1.1) }.prefix(10).map(\.1)
-            #expect(Array(best) == Array(a.labels[(i * 10) ..< (i * 10 + 10)]))
+        for i in 0..<40 {
+            let merged =
+                (0..<10).map { (r0.distances[i * 10 + $0], r0.labels[i * 10 + $0]) }
+                + (0..<10).map { (r1.distances[i * 10 + $0], r1.labels[i * 10 + $0]) }
+            let best = merged.filter { $0.1 >= 0 }.sorted { $0.0 < $1.0 || ($0.0 == $1.0 && $0.1 < $1.1) }.prefix(10)
+                .map(\.1)
+            #expect(Array(best) == Array(a.labels[(i * 10)..<(i * 10 + 10)]))
         }
         // h5py-readable layout.
         let file = try H5File(path: path, mode: .read)
@@ -176,16 +190,21 @@ struct IVFIndexTests {
         #expect(message(truncated) != "loaded")
 
         let version = try variant("version.h5") { try $0.root.setAttribute("schema_version", Int64(7)) }
-        #expect(message(version).contains("schema_version") && message(version).contains("expected 1, found 7"), "\(message(version))")
+        #expect(
+            message(version).contains("schema_version") && message(version).contains("expected 1, found 7"),
+            "\(message(version))")
 
         let dim = try variant("dim.h5") { try $0.root.setAttribute("d", Int64(8)) }
-        #expect(message(dim).contains("/centroids") && message(dim).contains("expected float32 (4, 8)"), "\(message(dim))")
+        #expect(
+            message(dim).contains("/centroids") && message(dim).contains("expected float32 (4, 8)"), "\(message(dim))")
 
         let offsets = try variant("offsets.h5") { f in
             let ds = try f.root.dataset("list_offsets")
             try ds.writeRows(at: 2, [Int64(1)])
         }
-        #expect(message(offsets).contains("/list_offsets") && message(offsets).contains("expected non-decreasing"), "\(message(offsets))")
+        #expect(
+            message(offsets).contains("/list_offsets") && message(offsets).contains("expected non-decreasing"),
+            "\(message(offsets))")
 
         let kind = try variant("kind.h5") { try $0.root.setAttribute("m", Int64(4)) }
         #expect(message(kind).contains("attribute 'm'") && message(kind).contains("0 for IVFFlat"), "\(message(kind))")

@@ -22,12 +22,12 @@ struct IndexMultiRankTests {
         let x = clustered(n: n, d: d, clusters: 30, noise: 0.5)
         let f = try H5File(path: path, mode: .create)
         try f.root.write("vectors", x, shape: [n, d])
-        try f.root.write("ids", (0 ..< Int64(n)).map { ($0 * 7919) % Int64(n) + 100_000 }, shape: [n])
+        try f.root.write("ids", (0..<Int64(n)).map { ($0 * 7919) % Int64(n) + 100_000 }, shape: [n])
         try f.root.write("queries", clustered(n: 64, d: d, clusters: 30, noise: 0.5, seed: 31), shape: [64, d])
         let fresh = clustered(n: 200, d: d, clusters: 30, noise: 0.5, seed: 55)
         let g = try H5File(path: dir.appendingPathComponent("fresh.h5").path, mode: .create)
         try g.root.write("vectors", fresh, shape: [200, d])
-        try g.root.write("ids", (0 ..< Int64(200)).map { $0 + 900_000 }, shape: [200])
+        try g.root.write("ids", (0..<Int64(200)).map { $0 + 900_000 }, shape: [200])
         return path
     }
 
@@ -40,24 +40,44 @@ struct IndexMultiRankTests {
     static func outcome(ranks: Int, dir: URL, input: String) throws -> Outcome {
         let index = dir.appendingPathComponent("ivfpq-\(ranks).h5").path
         let results = dir.appendingPathComponent("results-\(ranks).h5").path
-        let build = try run(ranks, ["index", "build", "--input", input, "--output", index, "--nlist", "24", "--pq-m", "4",
-                                    "--keep-vectors", "--initialization", "kmeans++", "--iterations", "12", "--seed", "5"])
+        let build = try run(
+            ranks,
+            [
+                "index", "build", "--input", input, "--output", index, "--nlist", "24", "--pq-m", "4",
+                "--keep-vectors", "--initialization", "kmeans++", "--iterations", "12", "--seed", "5",
+            ])
         #expect(build.stdout.contains("INDEX BUILT ntotal=\(n) d=\(d) nlist=24 m=4 ranks=\(ranks)"), "\(build.output)")
-        let search = try run(ranks, ["index", "search", "--index", index, "--queries", input, "--k", "10", "--nprobe", "6",
-                                     "--refine-factor", "4", "--output", results])
+        let search = try run(
+            ranks,
+            [
+                "index", "search", "--index", index, "--queries", input, "--k", "10", "--nprobe", "6",
+                "--refine-factor", "4", "--output", results,
+            ])
         let line = search.stdout.split(separator: "\n").first { $0.hasPrefix("SEARCH") }.map(String.init) ?? ""
         let f = try H5File(path: index, mode: .read)
         let r = try H5File(path: results, mode: .read)
         // Update path: add fresh vectors, remove some ids, search again.
         let updated = dir.appendingPathComponent("updated-\(ranks).h5").path
-        let add = try run(ranks, ["index", "add", "--index", index, "--input", dir.appendingPathComponent("fresh.h5").path, "--output", updated])
+        let add = try run(
+            ranks,
+            [
+                "index", "add", "--index", index, "--input", dir.appendingPathComponent("fresh.h5").path, "--output",
+                updated,
+            ])
         #expect(add.stdout.contains("INDEX ADDED added=200 ntotal=\(n + 200)"), "\(add.output)")
-        let remove = try run(ranks, ["index", "remove", "--index", updated, "--ids", "900000", "900001", "100000", "42"])
+        let remove = try run(
+            ranks, ["index", "remove", "--index", updated, "--ids", "900000", "900001", "100000", "42"])
         #expect(remove.stdout.contains("INDEX REMOVED removed=3 ntotal=\(n + 197)"), "\(remove.output)")
         let after = dir.appendingPathComponent("after-\(ranks).h5").path
-        _ = try run(ranks, ["index", "search", "--index", updated, "--queries", input, "--k", "10", "--nprobe", "24", "--output", after])
+        _ = try run(
+            ranks,
+            [
+                "index", "search", "--index", updated, "--queries", input, "--k", "10", "--nprobe", "24", "--output",
+                after,
+            ])
         return Outcome(
-            centroids: try f.root.read("centroids", as: Float.self), pqCentroids: try f.root.read("pq_centroids", as: Float.self),
+            centroids: try f.root.read("centroids", as: Float.self),
+            pqCentroids: try f.root.read("pq_centroids", as: Float.self),
             offsets: try f.root.read("list_offsets", as: Int64.self), ids: try f.root.read("ids", as: Int64.self),
             codes: try f.root.read("codes", as: UInt8.self), labels: try r.root.read("labels", as: Int64.self),
             distances: try r.root.read("distances", as: Float.self), searchLine: line,
@@ -100,11 +120,16 @@ struct IndexMultiRankTests {
             let f = try H5File(path: path, mode: .create)
             try f.root.write("vectors", [Int64](repeating: 1, count: 12), shape: [3, 4])
         }
-        let r = try MPIRun.mosaic(ranks: 2, ["index", "build", "--input", path, "--output", dir.appendingPathComponent("o.h5").path])
+        let r = try MPIRun.mosaic(
+            ranks: 2, ["index", "build", "--input", path, "--output", dir.appendingPathComponent("o.h5").path])
         #expect(r.status != 0)
-        #expect(r.stderr.contains(path) && r.stderr.contains("/vectors") && r.stderr.contains("expected float32"), "\(r.output)")
+        #expect(
+            r.stderr.contains(path) && r.stderr.contains("/vectors") && r.stderr.contains("expected float32"),
+            "\(r.output)")
         let help = try MPIRun.mosaicSingleton(["index", "build", "--help"])
-        for option in ["--input", "--nlist", "--pq-m", "--metric", "--keep-vectors", "--initialization", "--iterations"] {
+        for option in [
+            "--input", "--nlist", "--pq-m", "--metric", "--keep-vectors", "--initialization", "--iterations",
+        ] {
             #expect(help.stdout.contains(option), "--help lacks \(option)")
         }
     }
