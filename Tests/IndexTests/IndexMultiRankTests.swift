@@ -126,6 +126,19 @@ struct IndexMultiRankTests {
         #expect(
             r.stderr.contains(path) && r.stderr.contains("/vectors") && r.stderr.contains("expected float32"),
             "\(r.output)")
+        // Queries of another dimension than the index's.
+        let good = dir.appendingPathComponent("good.h5").path
+        do {
+            let f = try H5File(path: good, mode: .create)
+            try f.root.write("vectors", clustered(n: 300, d: 8, clusters: 3), shape: [300, 8])
+            try f.root.write("queries", clustered(n: 5, d: 6, clusters: 3), shape: [5, 6])
+        }
+        let index = dir.appendingPathComponent("i.h5").path
+        let build = try MPIRun.mosaic(ranks: 2, ["index", "build", "--input", good, "--output", index, "--nlist", "4"])
+        #expect(build.status == 0, "\(build.output)")
+        let search = try MPIRun.mosaic(ranks: 2, ["index", "search", "--index", index, "--queries", good])
+        #expect(search.status != 0)
+        #expect(search.stderr.contains("/queries: expected float32 (*, 8), found float32 (5, 6)"), "\(search.output)")
         let help = try MPIRun.mosaicSingleton(["index", "build", "--help"])
         for option in [
             "--input", "--nlist", "--pq-m", "--metric", "--keep-vectors", "--initialization", "--iterations",
