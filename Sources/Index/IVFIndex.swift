@@ -230,8 +230,9 @@ public struct IVFIndex: Sendable {
     /// Adds this rank's vectors `x` (n, d) with their `ids` (n). Collective: each vector is
     /// assigned to its nearest centroid, encoded, and sent to the shard owning that list
     /// (alltoallv). Lists keep vectors in (source rank, local order) order, i.e. global row order,
-    /// whatever the rank count. Ids must be unique; an id already present is an error on the
-    /// shard that holds it.
+    /// whatever the rank count. Ids must be unique (the caller's contract, as in faiss): an id
+    /// that arrives at a shard already holding it is skipped and reported as an error after the
+    /// batch; a duplicate that lands on another shard is not detected.
     public mutating func add(_ x: [Float], ids: [Int64], comm: Communicator) throws {
         guard isTrained else { throw IndexError("add: the index is not trained") }
         let n = ids.count
@@ -272,7 +273,7 @@ public struct IVFIndex: Sendable {
         }
         let sendLists = order.map { labels[$0] }
         let sendIds = order.map { ids[$0] }
-        let (recvLists, recvCounts) = try comm.alltoallv(sendLists, sendCounts: sendCounts)
+        let recvLists = try comm.alltoallv(sendLists, sendCounts: sendCounts).values
         let (recvIds, _) = try comm.alltoallv(sendIds, sendCounts: sendCounts)
         var recvVectors: [Float] = []
         if storesVectors {
@@ -286,7 +287,6 @@ public struct IVFIndex: Sendable {
             for (o, i) in order.enumerated() { for j in 0..<m { send[o * m + j] = codes[i * m + j] } }
             recvCodes = try comm.alltoallv(send, sendCounts: sendCounts.map { $0 * m }).values
         }
-        _ = recvCounts
         var duplicate: Int64?
         for i in 0..<recvIds.count {
             let l = Int(recvLists[i])
