@@ -43,11 +43,21 @@ extension IVFIndex {
             try root.setAttribute("producer", producer)
             try root.write("centroids", centroids, shape: [nlist, d])
             try root.write("list_offsets", offsets, shape: [nlist + 1])
-            _ = try root.createDataset("ids", of: Int64.self, shape: [ntotal])
-            if storesVectors { _ = try root.createDataset("vectors", of: Float.self, shape: [ntotal, d]) }
+            // Chunked storage: a shard's write allocates only its own chunks, where contiguous
+            // storage would be allocated and zero-filled in full by the first partial write.
+            // About 16384 rows per chunk, sized so that the last chunk is nearly full.
+            let chunks = Swift.max(1, (ntotal + 16383) / 16384)
+            let rowsPerChunk = Swift.max(1, (ntotal + chunks - 1) / chunks)
+            func chunk(_ width: Int?) -> [Int]? {
+                ntotal == 0 ? nil : (width.map { [rowsPerChunk, $0] } ?? [rowsPerChunk])
+            }
+            _ = try root.createDataset("ids", of: Int64.self, shape: [ntotal], chunk: chunk(nil))
+            if storesVectors {
+                _ = try root.createDataset("vectors", of: Float.self, shape: [ntotal, d], chunk: chunk(d))
+            }
             if let pq {
                 try root.write("pq_centroids", pq.centroids, shape: [m, ProductQuantizer.ksub, pq.dsub])
-                _ = try root.createDataset("codes", of: UInt8.self, shape: [ntotal, m])
+                _ = try root.createDataset("codes", of: UInt8.self, shape: [ntotal, m], chunk: chunk(m))
             }
             try file.flush()
         }
@@ -60,11 +70,11 @@ extension IVFIndex {
             if rows == 0 { continue }
             let first = Int(offsets[owned.lowerBound])
             let file = try H5File(path: tmp, mode: .readWrite)
-            try file.root.dataset("ids").writeRows(at: first, owned.flatMap { lists[$0].ids })
+            try file.root.dataset("ids").writeRows(at: first, concatenated(owned, \.ids, rows))
             if storesVectors {
-                try file.root.dataset("vectors").writeRows(at: first, owned.flatMap { lists[$0].vectors })
+                try file.root.dataset("vectors").writeRows(at: first, concatenated(owned, \.vectors, rows * d))
             }
-            if m > 0 { try file.root.dataset("codes").writeRows(at: first, owned.flatMap { lists[$0].codes }) }
+            if m > 0 { try file.root.dataset("codes").writeRows(at: first, concatenated(owned, \.codes, rows * m)) }
             try file.flush()
         }
         try comm.barrier()
@@ -73,6 +83,14 @@ extension IVFIndex {
             try FileManager.default.moveItem(atPath: tmp, toPath: path)
         }
         try comm.barrier()
+    }
+
+    /// The lists `range`'s arrays at `field`, end to end (`count` elements).
+    private func concatenated<T>(_ range: Range<Int>, _ field: KeyPath<InvertedList, [T]>, _ count: Int) -> [T] {
+        var out: [T] = []
+        out.reserveCapacity(count)
+        for l in range { out.append(contentsOf: lists[l][keyPath: field]) }
+        return out
     }
 
     /// Loads this rank's shard of the index at `path`: lists are split into `comm.size`

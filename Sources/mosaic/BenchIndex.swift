@@ -41,7 +41,7 @@ struct BenchIndex: ParsableCommand {
         let comm = try Communicator.world()
         BLAS.setThreads(threads)
         try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
-        let dataPath = "\(workDir)/data-n\(n)-d\(d)-q\(nq)-c\(clusters)-s\(seed)-k\(k).h5"
+        let dataPath = "\(workDir)/data-n\(n)-d\(d)-q\(nq)-c\(clusters)-noise\(noise)-s\(seed)-k\(k).h5"
         if !FileManager.default.fileExists(atPath: dataPath) { try generate(dataPath) }
         let file = try H5File(path: dataPath, mode: .read)
         let xb = try file.root.read("vectors", as: Float.self)
