@@ -1,4 +1,5 @@
 import Artifacts
+import Collective
 import Foundation
 import Index
 import Testing
@@ -31,7 +32,13 @@ struct IndexMultiRankTests {
         return path
     }
 
+    /// Initialises this process's own one-rank MPI world before any child is launched: the
+    /// singleton's first initialisation forks an `orted`, which would otherwise inherit the pipes
+    /// of a concurrently running `mpirun` child and keep them open (the reader never sees EOF).
+    static func initialiseWorldFirst() throws { _ = try Communicator.world() }
+
     static func run(_ ranks: Int, _ args: [String]) throws -> MPIRun.Result {
+        try initialiseWorldFirst()
         let r = try MPIRun.mosaic(ranks: ranks, args)
         #expect(r.status == 0, "mosaic \(args.joined(separator: " ")) on \(ranks) ranks: \(r.output)")
         return r
@@ -113,6 +120,7 @@ struct IndexMultiRankTests {
 
     @Test("bad input files give a clear error naming the file and dataset")
     func badInput() throws {
+        try Self.initialiseWorldFirst()
         let dir = try MPIRun.temporaryDirectory("index-bad")
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("bad.h5").path
