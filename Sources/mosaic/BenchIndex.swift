@@ -12,10 +12,10 @@ struct BenchIndex: ParsableCommand {
         abstract:
             "IVF-Flat / IVF-PQ build time, index bytes, recall@k and queries/s beside faiss-cpu (same data, same run).",
         discussion: """
-            Generates n clustered vectors (seeded; cached in --work-dir), exact ground truth for nq
-            queries, then builds and searches Mosaic's index in this process and faiss-cpu's
-            IndexIVFFlat / IndexIVFPQ through Cluster/bench/index_peer.py with the same nlist, m,
-            k-means iterations, nprobe and thread count. Then times `mosaic index build` under
+            Generates n clustered vectors (seeded; cached in --work-dir), exact ground truth for nq \
+            queries, then builds and searches Mosaic's index in this process and faiss-cpu's \
+            IndexIVFFlat / IndexIVFPQ through Cluster/bench/index_peer.py with the same nlist, m, \
+            k-means iterations, nprobe and thread count. Then times `mosaic index build` under \
             mpirun with 1 and --ranks ranks. Use Cluster/bench/index.sh, which makes the venv.
             """)
 

@@ -11,7 +11,7 @@ struct IndexCommand: ParsableCommand {
         commandName: "index",
         abstract: "IVF-Flat / IVF-PQ approximate nearest-neighbour index: build, search, add, remove.",
         discussion: """
-            Every subcommand runs under mpirun: ranks share the work and the index is sharded by
+            Every subcommand runs under mpirun: ranks share the work and the index is sharded by \
             contiguous ranges of list ids. Example:
               Cluster/mpirun-local.sh -np 2 .build/release/mosaic index build --input pins.h5 --output pins.ivf.h5
             """,
@@ -75,9 +75,9 @@ struct IndexBuild: ParsableCommand {
         commandName: "build",
         abstract: "Train (distributed k-means) and fill an IVF-Flat or IVF-PQ index; write it to HDF5.",
         discussion: """
-            Each rank reads a contiguous slice of the input rows (hyperslab), k-means runs
-            data-parallel with allreduce, and each vector is sent to the rank owning its list
-            (alltoallv). The output is one HDF5 file (schema mosaic.ivf v1) whose lists are in
+            Each rank reads a contiguous slice of the input rows (hyperslab), k-means runs \
+            data-parallel with allreduce, and each vector is sent to the rank owning its list \
+            (alltoallv). The output is one HDF5 file (schema mosaic.ivf v1) whose lists are in \
             list-id order. Prints `INDEX BUILT …` with timings on rank 0.
             """)
 
@@ -151,8 +151,8 @@ struct IndexSearch: ParsableCommand {
         commandName: "search",
         abstract: "Search an index with a batch of queries; each rank loads and scans only its shard.",
         discussion: """
-            Results (labels int64 (nq, k), distances float32 (nq, k)) are merged over ranks and
-            written by rank 0 to --output. With --ground-truth, prints recall@k. Prints
+            Results (labels int64 (nq, k), distances float32 (nq, k)) are merged over ranks and \
+            written by rank 0 to --output. With --ground-truth, prints recall@k. Prints \
             `SEARCH …` on rank 0 with the query rate and a digest of the labels.
             """)
 
