@@ -51,7 +51,8 @@ struct IndexMultiRankTests {
             ranks,
             [
                 "index", "build", "--input", input, "--output", index, "--nlist", "24", "--pq-m", "4",
-                "--keep-vectors", "--initialization", "kmeans++", "--iterations", "12", "--seed", "5",
+                "--keep-vectors", "--initialization", "kmeans++", "--iterations", "12", "--seed", "5", "--add-batch",
+                "700",
             ])
         #expect(build.stdout.contains("INDEX BUILT ntotal=\(n) d=\(d) nlist=24 m=4 ranks=\(ranks)"), "\(build.output)")
         let search = try run(
@@ -69,7 +70,7 @@ struct IndexMultiRankTests {
             ranks,
             [
                 "index", "add", "--index", index, "--input", dir.appendingPathComponent("fresh.h5").path, "--output",
-                updated,
+                updated, "--add-batch", "70",
             ])
         #expect(add.stdout.contains("INDEX ADDED added=200 ntotal=\(n + 200)"), "\(add.output)")
         let remove = try run(
