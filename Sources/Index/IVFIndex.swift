@@ -347,6 +347,30 @@ public struct IVFIndex: Sendable {
         Int(try comm.allreduce(Int64(remove(ids: ids))))
     }
 
+    /// Puts every list of this shard in ascending id order (vectors and codes follow), a
+    /// canonical order that does not depend on how many ranks added the vectors or in which
+    /// batches. Cost: O(s log s) per list plus one pass over its vectors.
+    public mutating func sortListsById() {
+        for l in ownedLists where lists[l].count > 1 {
+            let list = lists[l]
+            let order = list.ids.indices.sorted { list.ids[$0] < list.ids[$1] }
+            if order.enumerated().allSatisfy({ $0.offset == $0.element }) { continue }
+            var sorted = InvertedList()
+            sorted.ids = order.map { list.ids[$0] }
+            if storesVectors {
+                sorted.vectors.reserveCapacity(list.vectors.count)
+                for i in order { sorted.vectors.append(contentsOf: list.vectors[(i * d)..<((i + 1) * d)]) }
+                sorted.norms = order.map { list.norms[$0] }
+            }
+            if m > 0 {
+                sorted.codes.reserveCapacity(list.codes.count)
+                for i in order { sorted.codes.append(contentsOf: list.codes[(i * m)..<((i + 1) * m)]) }
+            }
+            for (pos, id) in sorted.ids.enumerated() { idMap[id] = UInt64(l) << 32 | UInt64(pos) }
+            lists[l] = sorted
+        }
+    }
+
     /// True when this shard holds `id`.
     public func contains(_ id: Int64) -> Bool { idMap[id] != nil }
 

@@ -49,22 +49,20 @@ struct VectorInput: ParsableArguments {
     }
 }
 
-/// Adds this rank's rows `x` (global rows `first ..< first + n`) in rounds that each cover a
-/// contiguous range of `batch` *global* rows (collective: every rank makes the same calls).
-/// Since the rank slices are contiguous and ascending, every list then receives its vectors in
-/// global row order, so the index file is the same whatever the rank count.
+/// Adds this rank's rows `x` in local batches (collective: every rank makes the same number
+/// of calls), with progress, then sorts every list by id: the canonical order makes the index
+/// file the same whatever the rank count and batch size.
 func addInBatches(
-    _ index: inout IVFIndex, x: [Float], ids: [Int64], first: Int, total: Int, batch: Int, comm: Communicator
+    _ index: inout IVFIndex, x: [Float], ids: [Int64], total: Int, batch: Int, comm: Communicator
 ) throws {
     let d = index.d
     let n = ids.count
-    let rounds = (total + batch - 1) / batch
+    let rounds = Int(try comm.allreduce(Int64((n + batch - 1) / batch), op: .max))
     let t0 = Date()
     for r in 0..<rounds {
-        let lo = Swift.min(n, Swift.max(0, r * batch - first))
-        let hi = Swift.max(lo, Swift.min(n, (r + 1) * batch - first))
+        let lo = Swift.min(n, r * batch), hi = Swift.min(n, lo + batch)
         try index.add(Array(x[(lo * d)..<(hi * d)]), ids: Array(ids[lo..<hi]), comm: comm)
-        let done = Swift.min(total, (r + 1) * batch)
+        let done = Int(try comm.allreduce(Int64(hi)))
         let elapsed = Date().timeIntervalSince(t0)
         let eta = elapsed * Double(total - done) / Double(Swift.max(1, done))
         comm.log(
@@ -72,6 +70,7 @@ func addInBatches(
                 format: "add: %d / %d vectors (%.0f%%), %.1fs, ETA %.1fs", done, total,
                 100 * Double(done) / Double(Swift.max(1, total)), elapsed, eta))
     }
+    index.sortListsById()
 }
 
 struct IndexBuild: ParsableCommand {
@@ -123,7 +122,7 @@ struct IndexBuild: ParsableCommand {
         Communicator.runJob { comm in
             BLAS.setThreads(threads)
             let t0 = Date()
-            let (x, ids, d, total, first) = try source.readSlice(comm: comm)
+            let (x, ids, d, total, _) = try source.readSlice(comm: comm)
             let tRead = Date()
             comm.log(
                 "index build: \(total) vectors of d=\(d) from \(source.input) on \(comm.size) rank(s); "
@@ -133,7 +132,7 @@ struct IndexBuild: ParsableCommand {
             let tTrain = Date()
             comm.log(String(format: "trained in %.2fs", tTrain.timeIntervalSince(tRead)))
             try addInBatches(
-                &index, x: x, ids: ids, first: first, total: total, batch: Swift.max(1, addBatch), comm: comm)
+                &index, x: x, ids: ids, total: total, batch: Swift.max(1, addBatch), comm: comm)
             let tAdd = Date()
             try index.save(to: output, comm: comm, producer: "mosaic index build")
             let tSave = Date()
@@ -239,7 +238,7 @@ struct IndexAdd: ParsableCommand {
         Communicator.runJob { comm in
             BLAS.setThreads(1)
             var ivf = try IVFIndex.load(from: index, comm: comm)
-            let (x, ids, d, total, first) = try source.readSlice(comm: comm)
+            let (x, ids, d, total, _) = try source.readSlice(comm: comm)
             guard d == ivf.d else {
                 throw ArtifactError(
                     file: source.input, object: "/\(source.dataset)",
@@ -247,7 +246,7 @@ struct IndexAdd: ParsableCommand {
             }
             let before = Int(try comm.allreduce(Int64(ivf.count)))
             try addInBatches(
-                &ivf, x: x, ids: ids, first: first, total: total, batch: Swift.max(1, addBatch), comm: comm)
+                &ivf, x: x, ids: ids, total: total, batch: Swift.max(1, addBatch), comm: comm)
             try ivf.save(to: output ?? index, comm: comm, producer: "mosaic index add")
             let after = Int(try comm.allreduce(Int64(ivf.count)))
             if comm.isRoot { print("INDEX ADDED added=\(after - before) ntotal=\(after)") }
