@@ -56,6 +56,13 @@ public enum MPIRun {
         env["OPENBLAS_NUM_THREADS"] = "1"
         process.environment = env
         let outPipe = Pipe(), errPipe = Pipe()
+        // Close-on-exec on every end: a process forked meanwhile by this one (the `orted` that
+        // a first in-process MPI singleton initialisation starts) must not inherit the write
+        // ends, or the reads below never see EOF. The child still gets its copies (dup2).
+        for handle in [outPipe.fileHandleForReading, outPipe.fileHandleForWriting,
+                       errPipe.fileHandleForReading, errPipe.fileHandleForWriting] {
+            _ = fcntl(handle.fileDescriptor, F_SETFD, FD_CLOEXEC)
+        }
         process.standardOutput = outPipe
         process.standardError = errPipe
         process.standardInput = FileHandle.nullDevice

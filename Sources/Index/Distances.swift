@@ -1,0 +1,279 @@
+import Foundation
+import Linalg
+
+// Glossary: n = rows of x, d = dimension, k = centroids or results, b = rows in a block.
+
+/// Distance kernels shared by k-means, the coarse quantiser, PQ encoding and search.
+///
+/// Large products are computed in blocks of `blockRows` rows with one sgemm per block, using
+/// ‖x − c‖² = ‖x‖² − 2 x·c + ‖c‖² (faiss's `exhaustive_L2sqr_blas`).
+enum Distances {
+    /// Default rows per gemm block: the (b, k) scratch stays a few MiB.
+    static let blockRows = 1024
+
+    /// Squared norms of `n` rows of width `d` read with leading dimension `lda`.
+    static func squaredNorms(_ x: UnsafePointer<Float>, n: Int, d: Int, lda: Int, into out: UnsafeMutablePointer<Float>)
+    {
+        for i in 0..<n { out[i] = dot(x + i * lda, x + i * lda, d) }
+    }
+
+    static func squaredNorms(_ x: [Float], n: Int, d: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: n)
+        x.withUnsafeBufferPointer { px in
+            out.withUnsafeMutableBufferPointer { po in
+                if n > 0 { squaredNorms(px.baseAddress!, n: n, d: d, lda: d, into: po.baseAddress!) }
+            }
+        }
+        return out
+    }
+
+    /// `a · b` over `d` elements (SIMD, 8 lanes).
+    @inline(__always)
+    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ d: Int) -> Float {
+        var acc = SIMD8<Float>()
+        var j = 0
+        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+        while j + 8 <= d {
+            let va = ra.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
+            let vb = rb.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
+            acc += va * vb
+            j += 8
+        }
+        var s = acc.sum()
+        while j < d {
+            s += a[j] * b[j]
+            j += 1
+        }
+        return s
+    }
+
+    /// ‖a − b‖² over `d` elements (SIMD, 8 lanes).
+    @inline(__always)
+    static func l2(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ d: Int) -> Float {
+        var acc = SIMD8<Float>()
+        var j = 0
+        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+        while j + 8 <= d {
+            let t =
+                ra.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
+                - rb.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
+            acc += t * t
+            j += 8
+        }
+        var s = acc.sum()
+        while j < d {
+            let t = a[j] - b[j]
+            s += t * t
+            j += 1
+        }
+        return s
+    }
+
+    /// Distance (smaller is better) between `a` and `b` under `metric`.
+    @inline(__always)
+    static func distance(_ metric: Metric, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ d: Int) -> Float {
+        metric == .l2 ? l2(a, b, d) : -dot(a, b, d)
+    }
+
+    /// For each of `n` rows of `x` (leading dimension `lda`), the `p` nearest of `k` centroids
+    /// (`(k, d)` row-major, `cNorms` their squared norms, needed for L2), sorted nearest first.
+    ///
+    /// - Returns through `labels`/`distances` (both `(n, p)`): centroid indices and internal
+    ///   distances (squared L2, or −inner product). Ties go to the smaller centroid index.
+    /// - Cost: 2·n·k·d flops in sgemm blocks of `blockRows` rows, plus O(n·k·log p) selection.
+    static func nearest(
+        x: UnsafePointer<Float>, n: Int, d: Int, lda: Int, centroids: UnsafePointer<Float>, k: Int,
+        cNorms: UnsafePointer<Float>?, metric: Metric, p: Int,
+        labels: UnsafeMutablePointer<Int64>, distances: UnsafeMutablePointer<Float>, blockRows: Int = blockRows
+    ) {
+        if n == 0 { return }
+        let b = Swift.max(1, Swift.min(blockRows, n))
+        let ip = UnsafeMutablePointer<Float>.allocate(capacity: b * k)
+        defer { ip.deallocate() }
+        var start = 0
+        while start < n {
+            let rows = Swift.min(b, n - start)
+            // ip is (rows, k) = x_block (rows, d) · cᵀ (d, k)
+            BLAS.gemm(
+                .none, .transpose, m: rows, n: k, k: d, a: x + start * lda, lda: lda, b: centroids, ldb: d,
+                c: ip, ldc: k)
+            for i in 0..<rows {
+                let row = ip + i * k
+                let xi = x + (start + i) * lda
+                let xNorm: Float = metric == .l2 ? dot(xi, xi, d) : 0
+                let outD = distances + (start + i) * p
+                let outL = labels + (start + i) * p
+                if p == 1 {
+                    let (j, v) = argmin(row, cNorms: metric == .l2 ? cNorms : nil, k: k)
+                    outD[0] = metric == .l2 ? Swift.max(0, v + xNorm) : v
+                    outL[0] = Int64(j)
+                } else {
+                    var heap = ResultHeap(distances: outD, labels: outL, k: p)
+                    if metric == .l2 {
+                        for j in 0..<k { heap.push(Swift.max(0, cNorms![j] - 2 * row[j] + xNorm), Int64(j)) }
+                    } else {
+                        for j in 0..<k { heap.push(-row[j], Int64(j)) }
+                    }
+                    heap.sortAscending()
+                }
+            }
+            start += rows
+        }
+    }
+
+    /// The index and value of the smallest `cNorms[j] − 2·row[j]` (L2, `cNorms` given) or
+    /// `−row[j]` (inner product) over j < k; ties go to the smaller j. SIMD over 8 lanes.
+    @inline(__always)
+    static func argmin(_ row: UnsafePointer<Float>, cNorms: UnsafePointer<Float>?, k: Int) -> (Int, Float) {
+        var bestV = SIMD8<Float>(repeating: .infinity)
+        var bestI = SIMD8<Int32>(repeating: Int32.max)
+        var idx = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7)
+        let step = SIMD8<Int32>(repeating: 8)
+        let raw = UnsafeRawPointer(row)
+        var j = 0
+        if let cNorms {
+            let rn = UnsafeRawPointer(cNorms)
+            while j + 8 <= k {
+                let r = raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
+                let n = rn.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
+                let v = n - 2 * r
+                let mask = v .< bestV
+                bestV.replace(with: v, where: mask)
+                bestI.replace(with: idx, where: mask)
+                idx &+= step
+                j += 8
+            }
+        } else {
+            while j + 8 <= k {
+                let v = -raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
+                let mask = v .< bestV
+                bestV.replace(with: v, where: mask)
+                bestI.replace(with: idx, where: mask)
+                idx &+= step
+                j += 8
+            }
+        }
+        var best = Float.infinity, bestJ = Int.max
+        for lane in 0..<8 where bestI[lane] != Int32.max {
+            if bestV[lane] < best || (bestV[lane] == best && Int(bestI[lane]) < bestJ) {
+                best = bestV[lane]
+                bestJ = Int(bestI[lane])
+            }
+        }
+        while j < k {
+            let v = cNorms.map { $0[j] - 2 * row[j] } ?? -row[j]
+            if v < best { best = v; bestJ = j }
+            j += 1
+        }
+        if bestJ == Int.max {  // every value NaN or +inf: fall back to the first centroid
+            bestJ = 0
+            best = cNorms.map { $0[0] - 2 * row[0] } ?? -row[0]
+        }
+        return (bestJ, best)
+    }
+
+    /// Array convenience for `nearest` over contiguous rows.
+    static func nearest(
+        _ x: [Float], n: Int, d: Int, centroids: [Float], k: Int, metric: Metric, p: Int = 1
+    ) -> (labels: [Int64], distances: [Float]) {
+        var labels = [Int64](repeating: -1, count: n * p)
+        var dist = [Float](repeating: metric.missing, count: n * p)
+        let norms = squaredNorms(centroids, n: k, d: d)
+        x.withUnsafeBufferPointer { px in
+            centroids.withUnsafeBufferPointer { pc in
+                norms.withUnsafeBufferPointer { pn in
+                    labels.withUnsafeMutableBufferPointer { pl in
+                        dist.withUnsafeMutableBufferPointer { pd in
+                            if n > 0 && k > 0 {
+                                nearest(
+                                    x: px.baseAddress!, n: n, d: d, lda: d, centroids: pc.baseAddress!, k: k,
+                                    cNorms: pn.baseAddress, metric: metric, p: p, labels: pl.baseAddress!,
+                                    distances: pd.baseAddress!)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return (labels, dist)
+    }
+}
+
+/// A bounded max-heap over caller-owned slots that keeps the `k` smallest (distance, label)
+/// pairs; ties go to the smaller label, so the kept set never depends on push order.
+struct ResultHeap {
+    let distances: UnsafeMutablePointer<Float>
+    let labels: UnsafeMutablePointer<Int64>
+    let k: Int
+    private(set) var count = 0
+
+    init(distances: UnsafeMutablePointer<Float>, labels: UnsafeMutablePointer<Int64>, k: Int) {
+        self.distances = distances
+        self.labels = labels
+        self.k = k
+    }
+
+    /// The distance a candidate must beat (or tie with a smaller label) once full.
+    @inline(__always) var threshold: Float { count < k ? .infinity : distances[0] }
+
+    @inline(__always)
+    static func worse(_ d1: Float, _ l1: Int64, _ d2: Float, _ l2: Int64) -> Bool {
+        d1 > d2 || (d1 == d2 && l1 > l2)
+    }
+
+    @inline(__always)
+    mutating func push(_ d: Float, _ label: Int64) {
+        if count < k {
+            var i = count
+            count += 1
+            while i > 0 {
+                let parent = (i - 1) >> 1
+                if Self.worse(d, label, distances[parent], labels[parent]) {
+                    distances[i] = distances[parent]
+                    labels[i] = labels[parent]
+                    i = parent
+                } else {
+                    break
+                }
+            }
+            distances[i] = d
+            labels[i] = label
+        } else if k > 0 && Self.worse(distances[0], labels[0], d, label) {
+            siftDownFromTop(d, label)
+        }
+    }
+
+    @inline(__always)
+    private mutating func siftDownFromTop(_ d: Float, _ label: Int64) {
+        var i = 0
+        while true {
+            let l = 2 * i + 1
+            if l >= count { break }
+            var m = l
+            if l + 1 < count && Self.worse(distances[l + 1], labels[l + 1], distances[l], labels[l]) { m = l + 1 }
+            if Self.worse(distances[m], labels[m], d, label) {
+                distances[i] = distances[m]
+                labels[i] = labels[m]
+                i = m
+            } else {
+                break
+            }
+        }
+        distances[i] = d
+        labels[i] = label
+    }
+
+    /// Sorts the kept entries nearest first in place; unused slots get (+inf, −1).
+    mutating func sortAscending() {
+        var pairs = (0..<count).map { (distances[$0], labels[$0]) }
+        pairs.sort { Self.worse($1.0, $1.1, $0.0, $0.1) }
+        for (i, p) in pairs.enumerated() {
+            distances[i] = p.0
+            labels[i] = p.1
+        }
+        for i in count..<k {
+            distances[i] = .infinity
+            labels[i] = -1
+        }
+    }
+}
