@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "Evaluation", targets: ["Evaluation"]),
         .library(name: "Learning", targets: ["Learning"]),
         .library(name: "Index", targets: ["Index"]),
+        .library(name: "Feed", targets: ["Feed"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -58,11 +59,15 @@ let package = Package(
         // Distributed k-means, IVF-Flat and IVF-PQ (build, add, remove, search, HDF5).
         .target(name: "Index", dependencies: ["Linalg", "Collective", "Artifacts"], swiftSettings: swiftSettings),
 
+        // MARK: - Feed
+        // Retrieval channels → rank → re-rank; today: the content channel.
+        .target(name: "Feed", dependencies: ["Events", "Index", "Collective", "Artifacts"], swiftSettings: swiftSettings),
+
         // MARK: - Executables
         .executableTarget(
             name: "mosaic",
             dependencies: [
-                "Collective", "Linalg", "Artifacts", "Events", "Evaluation", "Learning", "Index", "CMPI", "CBLAS",
+                "Collective", "Linalg", "Artifacts", "Events", "Evaluation", "Learning", "Index", "Feed", "CMPI", "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
@@ -89,6 +94,10 @@ let package = Package(
         .testTarget(
             name: "IndexTests",
             dependencies: ["Index", "Collective", "Artifacts", "Linalg", "_TestSupport", "mosaic"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "FeedTests",
+            dependencies: ["Feed", "_TestSupport", "mosaic"],
             swiftSettings: swiftSettings),
     ]
 )

@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: install what is missing, build in release mode, and run it
-# on 2 ranks. For now the main job is the node check (`mosaic doctor`).
+# The main job on a fresh machine: install what is missing, build in release mode, then on
+# 2 ranks: check the node, generate the embedded default synthetic world, and show a feed.
+#   Cluster/quickstart.sh            (RANKS=N and USERS=N change the defaults; OUT the folder)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ranks="${RANKS:-2}"
+users="${USERS:-2000}"
+out="${OUT:-out/quickstart}"
 bash Cluster/install-deps.sh
 swift build -c release --product mosaic
-Cluster/run-job.sh Jobs/doctor.job
+RANKS="$ranks" Cluster/run-job.sh Jobs/doctor.job
+rm -rf "$out/world"
+Cluster/mpirun-local.sh -np "$ranks" .build/release/mosaic generate --users "$users" --out "$out/world"
+Cluster/mpirun-local.sh -np "$ranks" .build/release/mosaic feed preview --world "$out/world"

@@ -1,0 +1,168 @@
+import Artifacts
+import Collective
+import Events
+import Foundation
+import Index
+
+/// The content retrieval channel: pins whose content embedding lies near what a user engaged
+/// with. Pins stay sharded: each rank holds the pins of its dataset shards and one shard of the
+/// IVF index; lookups and searches are collective.
+public struct ContentChannel: Sendable {
+    /// This rank's pins: ids, categories, and embeddings (`ids.count × d`, row-major).
+    public let ids: [Int64]
+    public let categories: [Int32]
+    public let embeddings: [Float]
+    /// Embedding dimension.
+    public let d: Int
+    /// The distributed IVF-Flat index over every pin's embedding (this rank's shard of lists).
+    public let index: IVFIndex
+    private let row: [Int64: Int]
+
+    /// Reads this rank's pin shards of `world` and builds the index (collective).
+    ///
+    /// - Parameter nlist: inverted lists; nil = about √(pins), at least 1.
+    public static func build(world: DatasetReader, nlist: Int? = nil, seed: UInt64 = 1234, comm: Communicator) throws
+        -> ContentChannel
+    {
+        var ids: [Int64] = [], categories: [Int32] = [], embeddings: [Float] = []
+        var d = 0
+        for path in try world.myShards("pins", comm: comm) {
+            let t = try DatasetReader.readShard(path, entity: "pins")
+            ids += t.i64("pin_id")
+            categories += t.int32["category"]!
+            embeddings += t.float32["embedding"]!
+            d = t.count > 0 ? t.float32["embedding"]!.count / t.count : d
+        }
+        d = Int(try comm.allreduce(Int64(d), op: .max))
+        let total = Int(try comm.allreduce(Int64(ids.count)))
+        guard d > 0, total > 0 else {
+            throw ArtifactError(file: world.run.directory.path, object: "pins", message: "no pins with embeddings in the dataset")
+        }
+        let lists = nlist ?? max(1, Int(Double(total).squareRoot()))
+        var kmeans = KMeansParameters(seed: seed, initialization: .random)
+        kmeans.iterations = 15
+        var index = try IVFIndex(d: d, parameters: IVFParameters(nlist: min(lists, total), metric: .l2, kmeans: kmeans))
+        try index.train(embeddings, comm: comm)
+        try index.add(embeddings, ids: ids, comm: comm)
+        return ContentChannel(ids: ids, categories: categories, embeddings: embeddings, d: d, index: index,
+                              row: Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, $0) }))
+    }
+
+    /// Embeddings `(pins.count × d)` and categories of `pins`, whichever rank holds them
+    /// (collective; every rank passes the same `pins`). Unknown pins get zeros and category -1.
+    public func lookup(_ pins: [Int64], comm: Communicator) throws -> (embeddings: [Float], categories: [Int32]) {
+        var e = [Float](repeating: 0, count: pins.count * d)
+        var c = [Int32](repeating: -1, count: pins.count)
+        for (i, p) in pins.enumerated() {
+            guard let r = row[p] else { continue }
+            for j in 0 ..< d { e[i * d + j] = embeddings[r * d + j] }
+            c[i] = categories[r]
+        }
+        try comm.allreduce(&e)  // each pin lives on exactly one rank: the sum is a gather
+        try comm.allreduce(&c, op: .max)
+        return (e, c)
+    }
+
+    /// For each of `queries` (nq × d), the `k` pins nearest to it that are not in `exclude`,
+    /// best first, with squared L2 distances (collective; same arguments on every rank).
+    public func retrieve(queries: [Float], k: Int, exclude: Set<Int64>, nprobe: Int = 16, comm: Communicator) throws
+        -> [[(pin: Int64, distance: Float)]]
+    {
+        let nq = queries.count / d
+        let want = k + exclude.count
+        let (dist, labels) = try index.search(queries, k: want, parameters: SearchParameters(nprobe: nprobe), comm: comm)
+        return (0 ..< nq).map { q in
+            var out: [(pin: Int64, distance: Float)] = []
+            for i in (q * want) ..< ((q + 1) * want) where labels[i] >= 0 && !exclude.contains(labels[i]) {
+                out.append((labels[i], dist[i]))
+                if out.count == k { break }
+            }
+            return out
+        }
+    }
+
+    /// A multi-interest feed: one query per interest (the mean embedding of the engaged pins
+    /// of each of the user's `interests` most engaged categories), feed slots shared in
+    /// proportion to engagement and filled round-robin, duplicates and `exclude` left out.
+    /// Collective. Returns the feed with the interest (category) each pin was retrieved for.
+    public func multiInterestFeed(
+        engaged: [Int64], k: Int, interests: Int = 5, exclude: Set<Int64>, nprobe: Int = 16, comm: Communicator
+    ) throws -> [(pin: Int64, distance: Float, interest: Int32)] {
+        let (e, cats) = try lookup(engaged, comm: comm)
+        var members: [Int32: [Int]] = [:]
+        for (i, c) in cats.enumerated() where c >= 0 { members[c, default: []].append(i) }
+        let top = members.sorted { ($0.value.count, -$0.key) > ($1.value.count, -$1.key) }.prefix(max(1, interests))
+        guard !top.isEmpty else { return [] }
+        var queries = [Float](repeating: 0, count: top.count * d)
+        for (q, (_, rows)) in top.enumerated() {
+            for r in rows { for j in 0 ..< d { queries[q * d + j] += e[r * d + j] / Float(rows.count) } }
+        }
+        let lists = try retrieve(queries: queries, k: k, exclude: exclude, nprobe: nprobe, comm: comm)
+        // Quotas by largest remainder over the interests' engagement counts.
+        let total = top.reduce(0) { $0 + $1.value.count }
+        var quota = top.map { k * $0.value.count / total }
+        var order = Array(top.indices).sorted {
+            (k * top[$0].value.count % total, -$0) > (k * top[$1].value.count % total, -$1)
+        }
+        while quota.reduce(0, +) < k, !order.isEmpty { quota[order.removeFirst()] += 1 }
+        var feed: [(pin: Int64, distance: Float, interest: Int32)] = []
+        var taken = Set<Int64>()
+        var cursor = [Int](repeating: 0, count: top.count)
+        var progress = true
+        while feed.count < k && progress {
+            progress = false
+            for q in top.indices where quota[q] > 0 && feed.count < k {
+                while cursor[q] < lists[q].count, taken.contains(lists[q][cursor[q]].pin) { cursor[q] += 1 }
+                guard cursor[q] < lists[q].count else { continue }
+                let item = lists[q][cursor[q]]
+                feed.append((item.pin, item.distance, top[q].key))
+                taken.insert(item.pin)
+                quota[q] -= 1
+                progress = true
+            }
+        }
+        return feed
+    }
+}
+
+/// One user's events, gathered from whichever rank holds the user's shard.
+public struct UserHistory: Sendable {
+    public var pins: [Int64] = []
+    public var types: [EventType] = []
+    public var times: [Int64] = []
+
+    /// Collective: the events of `user` in `world`, in time order, on every rank.
+    public static func load(user: Int64, world: DatasetReader, comm: Communicator) throws -> UserHistory {
+        var pins: [Int64] = [], types: [Int64] = [], times: [Int64] = []
+        for path in try world.myShards("events", comm: comm) {
+            let t = try DatasetReader.readShard(path, entity: "events")
+            let users = t.i64("user_id"), p = t.i64("pin_id"), ts = t.i64("timestamp_ms"), ty = t.uint8["event_type"]!
+            for i in 0 ..< t.count where users[i] == user {
+                pins.append(p[i])
+                types.append(Int64(ty[i]))
+                times.append(ts[i])
+            }
+        }
+        // A user's rows are in one shard: concatenating over ranks keeps them in time order.
+        let all = try comm.allgatherv(pins + types + times)
+        let n = all.values.count / 3
+        var h = UserHistory()
+        var offset = 0
+        for count in all.counts {
+            let m = count / 3
+            for i in 0 ..< m {
+                h.pins.append(all.values[offset + i])
+                h.types.append(EventType(rawValue: UInt8(all.values[offset + m + i])) ?? .impression)
+                h.times.append(all.values[offset + 2 * m + i])
+            }
+            offset += count
+        }
+        precondition(h.pins.count == n)
+        return h
+    }
+
+    /// Pins the user engaged with (closeup, click or save) before `cut` (ms), most recent last.
+    public func engaged(before cut: Int64) -> [Int64] {
+        zip(zip(pins, types), times).filter { $0.1 < cut && [.closeup, .click, .save].contains($0.0.1) }.map { $0.0.0 }
+    }
+}
