@@ -42,7 +42,7 @@ public struct ColumnSpec: Sendable, Equatable {
     }
 }
 
-/// The entities of the data model and their columns (see `Jobs/README-data.md`).
+/// The entities of the data model and their columns (see `the README, section Data`).
 ///
 /// Every entity is stored as one HDF5 group `/<entity>` per shard file, one dataset per column
 /// (`(n,)` or `(n, width)`), all with the same first dimension.

@@ -23,7 +23,7 @@ public enum SharedData {
 /// `mosaic generate` and `mosaic ingest`). The files are a few MB, so every rank parses the
 /// whole file and keeps the rows it owns (users by `user_id`, pins by `pin_id`).
 ///
-/// Mapping (see Jobs/README-data.md):
+/// Mapping (see the README, section Data):
 /// - Amazon Games / Beauty: each action is a `save` event; the datasets have no timestamps, so
 ///   the k-th action of a user gets `timestamp_ms = 1e12 + k·1000` (order preserved, which is
 ///   all the leave-one-out protocol uses); `session_id` = user; pins have no content embedding

@@ -11,7 +11,7 @@ struct Adapt: ParsableCommand {
         discussion: """
             Reads ../shared/data (or --shared, or $MOSAIC_SHARED) at run time; the data is never copied into the
             repository. Writes users, pins and events in the same layout as `mosaic generate` (see
-            Jobs/README-data.md for the mapping). Frappe events also get `context` (n, 8) and `split` datasets.
+            the README, section Data for the mapping). Frappe events also get `context` (n, 8) and `split` datasets.
             """)
 
     @Argument(help: "amazon-games, beauty or frappe.") var dataset: String

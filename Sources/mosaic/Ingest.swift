@@ -9,7 +9,7 @@ struct Ingest: ParsableCommand {
         commandName: "ingest",
         abstract: "Import CSV/TSV files (with a header) into a sharded HDF5 dataset run, validating every row.",
         discussion: """
-            Columns are documented in Jobs/README-data.md. Every rank reads its byte range of each file.
+            Columns are documented in the README, section Data. Every rank reads its byte range of each file.
             Rejected rows go to the rejects file (file, row, field, reason, detail); the job fails (and
             publishes nothing) only when rejected rows exceed --max-reject-rate of all data rows. Duplicate
             ids are dropped (the first row in the file is kept) and counted. Events end up sharded by user
