@@ -265,7 +265,7 @@ public struct IVFIndex: Sendable {
         var sendCounts = [Int](repeating: 0, count: p)
         let dest = labels.map { owner(of: Int($0)) }
         for r in dest { sendCounts[r] += 1 }
-        var cursor = exclusivePrefix(sendCounts)
+        var cursor = exclusiveSum(sendCounts)
         var order = [Int](repeating: 0, count: n)
         for i in 0..<n {
             order[cursor[dest[i]]] = i
@@ -395,14 +395,4 @@ public struct IVFIndex: Sendable {
         bounds.append(nlist)
         return bounds
     }
-}
-
-func exclusivePrefix(_ counts: [Int]) -> [Int] {
-    var out = [Int](repeating: 0, count: counts.count)
-    var acc = 0
-    for (i, c) in counts.enumerated() {
-        out[i] = acc
-        acc += c
-    }
-    return out
 }
