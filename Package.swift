@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "Events", targets: ["Events"]),
         .library(name: "Evaluation", targets: ["Evaluation"]),
         .library(name: "Learning", targets: ["Learning"]),
+        .library(name: "Ranking", targets: ["Ranking"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -53,11 +54,18 @@ let package = Package(
         // Layers with hand-written backward passes, losses, optimizers, data-parallel trainer.
         .target(name: "Learning", dependencies: ["Linalg", "Collective", "Artifacts"], swiftSettings: swiftSettings),
 
+        // MARK: - Ranking
+        // The ranker (DCN-v2 + MMoE + position tower, LR baseline), its training and scoring.
+        .target(
+            name: "Ranking",
+            dependencies: ["Learning", "Events", "Evaluation", "Linalg", "Collective", "Artifacts"],
+            swiftSettings: swiftSettings),
+
         // MARK: - Executables
         .executableTarget(
             name: "mosaic",
             dependencies: [
-                "Collective", "Linalg", "Artifacts", "Events", "Evaluation", "Learning", "CMPI", "CBLAS",
+                "Collective", "Linalg", "Artifacts", "Events", "Evaluation", "Learning", "Ranking", "CMPI", "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
@@ -80,6 +88,10 @@ let package = Package(
         .testTarget(
             name: "LearningTests",
             dependencies: ["Learning", "Linalg", "Collective", "Artifacts", "_TestSupport", "mosaic"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "RankingTests",
+            dependencies: ["Ranking", "Learning", "Evaluation", "Linalg", "Collective", "Artifacts", "_TestSupport", "mosaic"],
             swiftSettings: swiftSettings),
     ]
 )
