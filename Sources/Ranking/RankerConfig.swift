@@ -38,11 +38,29 @@ public struct RankerConfig: Sendable, Codable, Equatable {
     /// loss (before dividing by the batch size), so it does not depend on the rank count.
     public var embeddingL2 = 0.0
     public var seed: UInt64 = 2021
+    /// DIN: target attention (one head) over the last `shortLength` events (0 = off).
+    public var shortLength = 0
+    /// SIM: the GSU keeps `simK` past events per candidate (0 = off) by `simSearch` (`hard`:
+    /// the user's events in the candidate's category; `soft`: top-K by inner product of content
+    /// embeddings); the ESU is multi-head target attention (`simHeads`) over them.
+    public var simK = 0, simHeads = 2
+    public var simSearch = "hard"
+    /// Buckets of the time since an event (log2 of minutes, capped) in sequence encodings.
+    public var timeBuckets = 16
+    /// The sparse field holding the candidate pin id: its embedding is the attention query, and
+    /// sequence events' pins are looked up with the same hashing salt.
+    public var candidateField = 1
 
     public init() {}
 
+    /// Event types in sequence encodings (impression, closeup, click, save, hide).
+    public static let eventTypes = 5
+
+    /// Width added to the DCN input by the attention outputs.
+    public var attentionWidth: Int { (shortLength > 0 ? dim : 0) + (simK > 0 ? dim : 0) }
+
     /// Width of the DCN input: F·dim + denseWidth + contentWidth.
-    public var inputWidth: Int { fields * dim + denseWidth + contentWidth }
+    public var inputWidth: Int { fields * dim + denseWidth + contentWidth + attentionWidth }
 
     public var crossKind: CrossKind { crossRank > 0 ? .lowRank(rank: crossRank, experts: crossExperts) : .fullRank }
 
@@ -58,6 +76,13 @@ public struct RankerConfig: Sendable, Codable, Equatable {
         guard !expertWidths.isEmpty, experts > 0 else { throw fail("experts and expert_widths must be non-empty") }
         guard dropout >= 0, dropout < 1 else { throw fail("dropout must be in [0, 1)") }
         guard positionBuckets >= 0 else { throw fail("position_buckets must be ≥ 0") }
+        guard shortLength >= 0, simK >= 0, simHeads > 0, timeBuckets > 0 else {
+            throw fail("short_length, sim_k must be ≥ 0; sim_heads, time_buckets > 0")
+        }
+        guard ["hard", "soft"].contains(simSearch) else { throw fail("sim_search is '\(simSearch)', expected hard or soft") }
+        guard candidateField >= 0, candidateField < fields else {
+            throw fail("candidate_field \(candidateField) outside 0..<\(fields)")
+        }
     }
 
     public func json() -> String {

@@ -19,6 +19,11 @@ public struct RankerBatch<T: Real>: Sendable {
     public var labels: [[T]]
     /// Example weights, count.
     public var weights: [T]
+    /// Short (DIN) sequence, (count, shortLength) each: table rows of the events' pins, event
+    /// type codes, time-since buckets, and whether the slot holds an event.
+    public var short = SequenceSlots()
+    /// SIM GSU results, (count, simK) each, same layout.
+    public var long = SequenceSlots()
 
     public init(
         count: Int, firstIndex: Int, rows: [Int], dense: [T] = [], content: [T] = [], positions: [Int] = [],
@@ -32,6 +37,28 @@ public struct RankerBatch<T: Real>: Sendable {
         self.positions = positions
         self.labels = labels
         self.weights = weights ?? [T](repeating: 1, count: count)
+    }
+}
+
+/// Fixed-length, padded sequence slots of a batch: slot (b, t) at index b·T + t.
+public struct SequenceSlots: Sendable {
+    public var rows: [Int] = [], types: [Int] = [], buckets: [Int] = []
+    public var mask: [Bool] = []
+    public init() {}
+    public init(rows: [Int], types: [Int], buckets: [Int], mask: [Bool]) {
+        self.rows = rows
+        self.types = types
+        self.buckets = buckets
+        self.mask = mask
+    }
+    /// Appends one example's events (at most `length`, the most recent last), padding to `length`.
+    public mutating func append(rows r: [Int], types t: [Int], buckets b: [Int], length: Int) {
+        let n = min(length, r.count)
+        rows += r.suffix(n); types += t.suffix(n); buckets += b.suffix(n)
+        mask += [Bool](repeating: true, count: n)
+        let pad = length - n
+        rows += [Int](repeating: 0, count: pad); types += [Int](repeating: 0, count: pad)
+        buckets += [Int](repeating: 0, count: pad); mask += [Bool](repeating: false, count: pad)
     }
 }
 
@@ -82,6 +109,11 @@ public final class RankerModel<T: Real>: RankingModel {
     public let dropout: Dropout<T>
     public let mmoe: MMoE<T>
     public let positionTower: Sequential<T>?
+    /// ESU (SIM) and DIN target attention; nil when off.
+    public let esu: TargetAttention<T>?, din: TargetAttention<T>?
+    /// Event-type (5, dim) and time-bucket (timeBuckets, dim) encodings added to sequence
+    /// events' pin embeddings.
+    public let typeEmbedding: ParameterView?, timeEmbedding: ParameterView?
     public var tables: [EmbeddingTable<T>] { [table] }
     private var lastPositionInput = false
 
@@ -95,6 +127,24 @@ public final class RankerModel<T: Real>: RankingModel {
         mmoe = MMoE(
             parameters, name: "mmoe", inputs: config.inputWidth, expertCount: config.experts,
             expertWidths: config.expertWidths, tasks: config.tasks.count, towerWidths: config.towerWidths)
+        let d = config.dim
+        esu =
+            config.simK > 0
+            ? TargetAttention(
+                parameters, name: "esu", queryWidth: d, keyWidth: d, heads: config.simHeads, headWidth: d, outputs: d)
+            : nil
+        din =
+            config.shortLength > 0
+            ? TargetAttention(parameters, name: "din", queryWidth: d, keyWidth: d, heads: 1, headWidth: d, outputs: d)
+            : nil
+        if config.simK > 0 || config.shortLength > 0 {
+            typeEmbedding = parameters.add(
+                "sequence.type", shape: [RankerConfig.eventTypes, d], .normal(std: 0.01))
+            timeEmbedding = parameters.add("sequence.time", shape: [config.timeBuckets, d], .normal(std: 0.01))
+        } else {
+            typeEmbedding = nil
+            timeEmbedding = nil
+        }
         positionTower =
             config.positionBuckets > 0
             ? .mlp(
@@ -113,6 +163,51 @@ public final class RankerModel<T: Real>: RankingModel {
         return x
     }
 
+    private var lastKeys: [T] = []
+
+    /// The candidate field's columns of the field embeddings (B, dim): the attention query.
+    func candidateEmbedding(_ e: Tensor<T>) -> Tensor<T> {
+        let d = config.dim, f = config.candidateField, w = e.cols
+        var q = [T].init(repeating: 0, count: e.rows * d)
+        for i in 0..<e.rows { for c in 0..<d { q[i * d + c] = e.data[i * w + f * d + c] } }
+        return Tensor(rows: e.rows, cols: d, data: q)
+    }
+
+    /// Sequence encodings (slots, dim): pin embedding + type + time bucket; zero when masked.
+    /// Also kept in `lastKeys` (they are both keys and values of the attention).
+    func sequenceKeys(_ s: SequenceSlots, _ slots: Int) -> [T] {
+        precondition(s.rows.count == slots && s.mask.count == slots, "sequence slots: \(s.rows.count), expected \(slots)")
+        let d = config.dim
+        var k = [T](repeating: 0, count: slots * d)
+        let te = parameters.value(typeEmbedding!), tb = parameters.value(timeEmbedding!)
+        table.values.withUnsafeBufferPointer { v in
+            for j in 0..<slots where s.mask[j] {
+                precondition(s.types[j] >= 0 && s.types[j] < RankerConfig.eventTypes, "event type \(s.types[j])")
+                precondition(s.buckets[j] >= 0 && s.buckets[j] < config.timeBuckets, "time bucket \(s.buckets[j])")
+                let r = s.rows[j] * d, t = s.types[j] * d, b = s.buckets[j] * d
+                for c in 0..<d { k[j * d + c] = v[r + c] + te[t + c] + tb[b + c] }
+            }
+        }
+        lastKeys = k
+        return k
+    }
+
+    /// Gradient of sequence encodings (slots, dim) → type/time parameters, and pin rows
+    /// appended to `rows`/`grads` (sparse).
+    func sequenceBackward(_ s: SequenceSlots, _ g: [T], rows: inout [Int64], grads: inout [T]) {
+        let d = config.dim
+        let te = parameters.grad(typeEmbedding!), tb = parameters.grad(timeEmbedding!)
+        for j in 0..<s.mask.count where s.mask[j] {
+            rows.append(Int64(s.rows[j]))
+            for c in 0..<d {
+                let v = g[j * d + c]
+                te[s.types[j] * d + c] += v
+                tb[s.buckets[j] * d + c] += v
+                grads.append(v)
+            }
+        }
+    }
+
     @_specialize(where T == Float)
     public func logits(_ batch: RankerBatch<T>, training: Bool, step: Int) -> [[T]] {
         let n = batch.count
@@ -120,6 +215,21 @@ public final class RankerModel<T: Real>: RankingModel {
         var parts = [e]
         if config.denseWidth > 0 { parts.append(Tensor(rows: n, cols: config.denseWidth, data: batch.dense)) }
         if config.contentWidth > 0 { parts.append(Tensor(rows: n, cols: config.contentWidth, data: batch.content)) }
+        if esu != nil || din != nil {
+            let query = candidateEmbedding(e)
+            if let esu {
+                parts.append(
+                    esu.forward(
+                        query: query, keys: sequenceKeys(batch.long, n * config.simK), values: lastKeys,
+                        mask: batch.long.mask, length: config.simK))
+            }
+            if let din {
+                parts.append(
+                    din.forward(
+                        query: query, keys: sequenceKeys(batch.short, n * config.shortLength), values: lastKeys,
+                        mask: batch.short.mask, length: config.shortLength))
+            }
+        }
         let x0 = parts.count == 1 ? e : Tensor.concat(parts)
         var h = cross.forward(x0)
         dropout.isTraining = training
@@ -154,7 +264,23 @@ public final class RankerModel<T: Real>: RankingModel {
         var widths = [config.fields * config.dim]
         if config.denseWidth > 0 { widths.append(config.denseWidth) }
         if config.contentWidth > 0 { widths.append(config.contentWidth) }
-        var de = widths.count == 1 ? dx0 : dx0.split(widths)[0]
+        if esu != nil { widths.append(config.dim) }
+        if din != nil { widths.append(config.dim) }
+        let pieces = widths.count == 1 ? [dx0] : dx0.split(widths)
+        var de = pieces[0]
+        var extraRows: [Int64] = [], extraGrads: [T] = []
+        var next = pieces.count - (esu != nil ? 1 : 0) - (din != nil ? 1 : 0)
+        for (attention, slots) in [(esu, batch.long), (din, batch.short)] {
+            guard let attention else { continue }
+            let (dq, dk, dv) = attention.backward(pieces[next])
+            next += 1
+            var dkv = dk
+            for i in dkv.indices { dkv[i] += dv[i] }
+            sequenceBackward(slots, dkv, rows: &extraRows, grads: &extraGrads)
+            // The query is the candidate field's embedding.
+            let d = config.dim, f = config.candidateField, w = de.cols
+            for i in 0..<n { for c in 0..<d { de.data[i * w + f * d + c] += dq.data[i * d + c] } }
+        }
         if config.embeddingL2 > 0 {
             // L = λ·Σ‖e‖²/normalizer over looked-up rows; dL/de = 2λ·e/normalizer.
             let lambda = T(config.embeddingL2)
@@ -169,7 +295,12 @@ public final class RankerModel<T: Real>: RankingModel {
             }
             loss += Double(lambda) * reg / Double(normalizer)
         }
-        return (loss, [table.backward(de)])
+        var sparse = table.backward(de)
+        if !extraRows.isEmpty {
+            sparse = SparseRows(dim: config.dim, rows: sparse.rows + extraRows, grads: sparse.grads + extraGrads)
+                .deduplicated()
+        }
+        return (loss, [sparse])
     }
 }
 

@@ -28,9 +28,24 @@ func smallBatch(_ config: RankerConfig, count: Int, seed: UInt64, table: Embeddi
     let positions = (0..<count).map { _ in rng.int(below: config.positionBuckets + 1) - 1 }
     let labels = config.tasks.map { _ in (0..<count).map { _ in Double(rng.int(below: 2)) } }
     let weights = (0..<count).map { _ in 0.5 + rng.uniform() }
-    return RankerBatch(
+    var batch = RankerBatch(
         count: count, firstIndex: 7, rows: rows, dense: dense, content: content, positions: positions, labels: labels,
         weights: weights)
+    func slots(_ length: Int) -> SequenceSlots {
+        var s = SequenceSlots()
+        for b in 0..<count {
+            // Example 0 has an empty sequence (all padding): its attention output must be 0.
+            let n = b == 0 ? 0 : 1 + rng.int(below: length)
+            s.append(
+                rows: (0..<n).map { _ in table.row(forID: Int64(rng.int(below: 40)), salt: config.candidateField) },
+                types: (0..<n).map { _ in rng.int(below: RankerConfig.eventTypes) },
+                buckets: (0..<n).map { _ in rng.int(below: config.timeBuckets) }, length: length)
+        }
+        return s
+    }
+    if config.shortLength > 0 { batch.short = slots(config.shortLength) }
+    if config.simK > 0 { batch.long = slots(config.simK) }
+    return batch
 }
 
 func smallConfig(_ arch: RankerConfig.Architecture, crossRank: Int = 0) -> RankerConfig {
@@ -106,6 +121,13 @@ struct RankerModelTests {
 
     @Test("whole-model gradient with low-rank mixture cross layers matches finite differences")
     func gradientLowRank() throws { try check(smallConfig(.dcnMMoE, crossRank: 2)) }
+
+    @Test("whole-model gradient with SIM (ESU over GSU events) and DIN (short sequence) matches finite differences")
+    func gradientSequences() throws {
+        var c = smallConfig(.dcnMMoE)
+        c.shortLength = 3; c.simK = 4; c.simHeads = 2; c.timeBuckets = 5
+        try check(c)
+    }
 
     @Test("logistic-regression baseline gradient matches finite differences")
     func gradientLogistic() throws { try check(smallConfig(.logistic)) }
