@@ -15,6 +15,8 @@ public struct CTRData: Sendable {
     public var positions: [Int] = []
     /// Group per row for GAUC (the user); empty = none.
     public var groups: [Int64] = []
+    /// Histories for the DIN / SIM slots (indexed by the same example indices); nil = none.
+    public var sequences: SequenceSource? = nil
 
     public var count: Int { ids.count / max(fields, 1) }
 
@@ -44,9 +46,16 @@ public struct CTRData: Sendable {
             if !positions.isEmpty { pos.append(positions[i]) }
             for k in labels.indices { labs[k].append(T(labels[k][i])) }
         }
-        return RankerBatch(
+        var batch = RankerBatch(
             count: indices.count, firstIndex: firstIndex, rows: rows, dense: dense, content: content, positions: pos,
             labels: labs)
+        if let sequences, config.shortLength > 0 || config.simK > 0 {
+            let salt = config.candidateField
+            sequences.fill(
+                &batch, indices: indices, config: config, content: self.content, contentWidth: contentWidth,
+                row: { config.hashIDs ? table.row(forID: $0, salt: salt) : Int($0) })
+        }
+        return batch
     }
 
     /// The first `n` rows.
@@ -59,6 +68,7 @@ public struct CTRData: Sendable {
         if contentWidth > 0 { out.content = Array(content[0..<m * contentWidth]) }
         if !positions.isEmpty { out.positions = Array(positions[0..<m]) }
         if !groups.isEmpty { out.groups = Array(groups[0..<m]) }
+        out.sequences = sequences
         return out
     }
 

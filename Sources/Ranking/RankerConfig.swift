@@ -37,6 +37,9 @@ public struct RankerConfig: Sendable, Codable, Equatable {
     /// L2 on looked-up embedding rows, per occurrence: adds embeddingL2·‖e‖² per lookup to the
     /// loss (before dividing by the batch size), so it does not depend on the rank count.
     public var embeddingL2 = 0.0
+    /// FuxiCTR-style embedding regularizer: (λ/2)·‖W‖² over the WHOLE table every step (every
+    /// row decays, touched or not; added once per step, by rank 0, so rank-count independent).
+    public var embeddingDecay = 0.0
     public var seed: UInt64 = 2021
     /// DIN: target attention (one head) over the last `shortLength` events (0 = off).
     public var shortLength = 0

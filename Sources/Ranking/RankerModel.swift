@@ -116,6 +116,9 @@ public final class RankerModel<T: Real>: RankingModel {
     public let typeEmbedding: ParameterView?, timeEmbedding: ParameterView?
     public var tables: [EmbeddingTable<T>] { [table] }
     private var lastPositionInput = false
+    /// Whether this replica adds the whole-table `embeddingDecay` gradient (exactly one rank
+    /// must: the trainer sets it on rank 0 only).
+    public var addsTableDecay = true
 
     public init(_ config: RankerConfig) {
         self.config = config
@@ -296,6 +299,14 @@ public final class RankerModel<T: Real>: RankingModel {
             loss += Double(lambda) * reg / Double(normalizer)
         }
         var sparse = table.backward(de)
+        if config.embeddingDecay > 0, addsTableDecay {
+            let lambda = T(config.embeddingDecay)
+            var reg = 0.0
+            for v in table.values { reg += Double(v * v) }
+            loss += Double(lambda) / 2 * reg
+            extraRows += (0..<Int64(table.rows)).map { $0 }
+            extraGrads += table.values.map { lambda * $0 }
+        }
         if !extraRows.isEmpty {
             sparse = SparseRows(dim: config.dim, rows: sparse.rows + extraRows, grads: sparse.grads + extraGrads)
                 .deduplicated()

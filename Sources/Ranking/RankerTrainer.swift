@@ -106,6 +106,7 @@ public enum RankerTrainer {
         _ path: String?
     ) throws -> Outcome where M.Scalar == Float {
         var lr = options.learningRate
+        (model as? RankerModel<Float>)?.addsTableDecay = comm.isRoot
         var trainer = try DataParallelTrainer(model: model, comm: comm, config: trainerConfig(options, lr: lr))
         let n = train.count, b = options.batchSize
         var bestAUC = -Double.infinity, bestEpoch = 0, bad = 0

@@ -39,6 +39,7 @@ struct RankerTrain: ParsableCommand {
     @Option(help: "Expert MLP widths, comma-separated.") var expertWidths: String?
     @Option(help: "Dropout after the cross network.") var dropout: Double?
     @Option(help: "Per-occurrence L2 on embedding rows.") var embeddingL2: Double?
+    @Option(help: "FuxiCTR-style embedding regularizer λ: (λ/2)·‖W‖² over the whole table per step.") var embeddingDecay: Double?
     @Option(help: "Maximum epochs.") var epochs = 30
     @Option(help: "Global batch size (split over ranks).") var batchSize = 4096
     @Option(help: "Adam learning rate.") var lr = 1e-3
@@ -76,6 +77,7 @@ struct RankerTrain: ParsableCommand {
             }
             if let dropout { cfg.dropout = dropout }
             if let embeddingL2 { cfg.embeddingL2 = embeddingL2 }
+            if let embeddingDecay { cfg.embeddingDecay = embeddingDecay }
             cfg.seed = seed
             var paths = (train: train, valid: valid, test: test)
             if let frappe {

@@ -59,6 +59,7 @@ func smallConfig(_ arch: RankerConfig.Architecture, crossRank: Int = 0) -> Ranke
     c.positionBuckets = 4; c.positionHidden = 3
     c.dropout = 0.25
     c.embeddingL2 = 0.05
+    c.embeddingDecay = 0.02
     c.seed = 5
     return c
 }
