@@ -211,6 +211,17 @@ public final class RankerModel<T: Real>: RankingModel {
         }
     }
 
+    /// The position tower's logits per task (tasks × count) for the batch's logged positions:
+    /// what training adds to the main logits (zero without a tower).
+    public func positionLogits(_ batch: RankerBatch<T>) -> [[T]] {
+        let tasks = config.tasks.count
+        guard let positionTower, !batch.positions.isEmpty else {
+            return [[T]](repeating: [T](repeating: 0, count: batch.count), count: tasks)
+        }
+        let p = positionTower.forward(positionOneHot(batch))
+        return (0..<tasks).map { k in (0..<batch.count).map { p[$0, k] } }
+    }
+
     @_specialize(where T == Float)
     public func logits(_ batch: RankerBatch<T>, training: Bool, step: Int) -> [[T]] {
         let n = batch.count

@@ -10,7 +10,7 @@ public struct RankerTrainingOptions: Sendable {
     /// Maximum epochs; global batch (split over ranks); Adam learning rate.
     public var epochs = 30, batchSize = 4096
     public var learningRate = 1e-3
-    /// Stop after this many epochs without a better validation AUC (task 0); the best epoch's
+    /// Stop after this many epochs without a better validation AUC (mean over tasks); the best epoch's
     /// parameters are restored at the end.
     public var patience = 2
     /// Multiply the learning rate by 0.1 after an epoch without improvement (FuxiCTR's
@@ -22,6 +22,9 @@ public struct RankerTrainingOptions: Sendable {
     public var seed: UInt64 = 2021
     /// Optional cap on steps per epoch (for tests; 0 = whole epoch).
     public var maxStepsPerEpoch = 0
+    /// Per-task calibration fitted on the validation logits after training and saved with the
+    /// model: "platt", "isotonic" or "none".
+    public var calibration = "platt"
     public init() {}
 }
 
@@ -73,6 +76,25 @@ public enum RankerTrainer {
         public var valid: RankerMetrics?
         public var examplesPerSecond: Double
         public var steps: Int
+        /// Per-task calibrators by task name (empty without validation data or calibration).
+        public var calibrators: [String: Calibrator]
+    }
+
+    /// Fits one calibrator per task on logits and labels.
+    public static func calibrators(kind: String, logits: [[Float]], data: CTRData, tasks: [String]) throws
+        -> [String: Calibrator]
+    {
+        var out: [String: Calibrator] = [:]
+        for k in logits.indices {
+            let s = logits[k].map(Double.init), y = data.labels[k].map(Double.init)
+            switch kind {
+            case "platt": out[tasks[k]] = .platt(PlattScaling.fit(scores: s, labels: y))
+            case "isotonic": out[tasks[k]] = .isotonic(IsotonicRegression.fit(scores: s, labels: y))
+            case "none": break
+            default: throw RankerError("calibration is '\(kind)', expected platt, isotonic or none")
+            }
+        }
+        return out
     }
 
     /// Trains the architecture of `config` on `train` (every rank holds the rows; each step's
@@ -143,8 +165,9 @@ public enum RankerTrainer {
                 String(
                     format: "epoch %d/%d train loss %.5f valid %@ (%.0f s, ETA ≤ %.0f s)", epoch, options.epochs, meanLoss,
                     m.description, elapsed, elapsed / Double(epoch) * Double(options.epochs - epoch)))
-            if m.auc[0] > bestAUC {
-                bestAUC = m.auc[0]
+            let meanAUC = m.auc.reduce(0, +) / Double(m.auc.count)
+            if meanAUC > bestAUC {
+                bestAUC = meanAUC
                 bestEpoch = epoch
                 bestMetrics = m
                 bad = 0
@@ -171,9 +194,15 @@ public enum RankerTrainer {
             model.parameters.setValues(best.params)
             for (t, v) in zip(model.tables, best.tables) { t.values = v }
         }
-        if let path { try RankerArtifact.save(trainer: trainer, to: path) }
+        var cal: [String: Calibrator] = [:]
+        if let valid, options.calibration != "none" {
+            cal = try calibrators(
+                kind: options.calibration, logits: try score(model, valid, comm: comm, batch: options.evalBatch), data: valid,
+                tasks: model.config.tasks)
+        }
+        if let path { try RankerArtifact.save(trainer: trainer, to: path, calibrators: cal) }
         return Outcome(
             model: model, bestEpoch: bestEpoch, valid: bestMetrics,
-            examplesPerSecond: Double(examples) / max(trainSeconds, 1e-9), steps: trainer.step)
+            examplesPerSecond: Double(examples) / max(trainSeconds, 1e-9), steps: trainer.step, calibrators: cal)
     }
 }
