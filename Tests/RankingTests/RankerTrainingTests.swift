@@ -87,3 +87,32 @@ struct RankerTrainingTests {
         #expect(auc > 0.85, "LR test AUC \(auc)")
     }
 }
+
+@Suite("Ranker on the synthetic world", .serialized, .enabled(if: MPIRun.mpirunAvailable, "mpirun is not installed"))
+struct RankerWorldTests {
+    @Test("`mosaic ranker world` trains DCN+DIN+SIM with the position tower on 1 and 2 ranks; same table; oracle row")
+    func worldSmall() throws {
+        var outputs: [Int: String] = [:]
+        for ranks in [1, 2] {
+            let r = try MPIRun.mosaic(
+                ranks: ranks,
+                [
+                    "ranker", "world", "--users", "120", "--days", "6", "--pins", "1500", "--fresh-pins", "50",
+                    "--epochs", "1", "--max-steps-per-epoch", "6", "--batch-size", "256",
+                    "--variants", "dcn+din+sim-hard",
+                ])
+            #expect(r.status == 0, "\(r.output)")
+            #expect(r.stdout.contains("RANKER WORLD ranks=\(ranks)"), "\(r.output)")
+            #expect(r.stdout.contains("| oracle (true probabilities) |"), "\(r.output)")
+            #expect(r.stdout.contains("| dcn+din+sim-hard: closeup logit, position nulled |"), "\(r.output)")
+            outputs[ranks] = r.stdout.split(separator: "\n").filter { $0.hasPrefix("| ") }.joined(separator: "\n")
+        }
+        // The metrics agree to the printed 4 decimals (training is rank-count independent up to
+        // float reduction order; allow differences only in the last digit).
+        let a = try #require(outputs[1]), b = try #require(outputs[2])
+        let na = a.split(whereSeparator: { "| \n".contains($0) }).compactMap { Double($0) }
+        let nb = b.split(whereSeparator: { "| \n".contains($0) }).compactMap { Double($0) }
+        #expect(na.count == nb.count && na.count > 10)
+        for (x, y) in zip(na, nb) { #expect(abs(x - y) <= 2e-3, "1 vs 2 ranks: \(x) vs \(y)\n\(a)\n\(b)") }
+    }
+}
