@@ -10,7 +10,7 @@ struct RankerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ranker",
         abstract: "The ranker: DCN-v2 + MMoE (+ position tower) or the LR baseline; training and batch scoring.",
-        subcommands: [RankerTrain.self, RankerScore.self, RankerWorld.self])
+        subcommands: [RankerTrain.self, RankerScore.self, RankerWorld.self, RankerGames.self])
 }
 
 /// `mosaic ranker train`: data-parallel training with early stopping on a validation split.

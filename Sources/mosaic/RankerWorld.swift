@@ -37,6 +37,9 @@ struct RankerWorld: ParsableCommand {
     @Option(help: "Short-sequence length (DIN).") var shortLength = 20
     @Option(help: "Cap steps per epoch (tests; 0 = whole epoch).") var maxStepsPerEpoch = 0
     @Option(help: "Save each variant's model as <prefix><variant>.h5.") var outPrefix: String?
+    @Option(help: "Dropout after the cross network.") var dropout = 0.1
+    @Option(help: "Per-occurrence L2 on embedding rows.") var embeddingL2 = 0.0
+    @Option(help: "Embedding width.") var dim = 16
 
     static func pearson(_ a: [Double], _ b: [Double]) -> Double {
         let n = Double(a.count)
@@ -92,11 +95,11 @@ struct RankerWorld: ParsableCommand {
             for variant in variants.split(separator: ",").map(String.init) {
                 var c = RankerConfig()
                 c.fields = WorldExamples.fieldNames.count
-                c.dim = 16; c.tableRows = 1 << 15; c.hashIDs = true
+                c.dim = dim; c.tableRows = 1 << 15; c.hashIDs = true
                 c.denseWidth = WorldExamples.denseNames.count; c.contentWidth = wp.dimension
                 c.crossLayers = 2; c.experts = 3; c.expertWidths = [128, 64]; c.towerWidths = [32, 1]
                 c.tasks = ["save", "closeup"]; c.taskWeights = weights
-                c.positionBuckets = 32; c.dropout = 0.1
+                c.positionBuckets = 32; c.dropout = dropout; c.embeddingL2 = embeddingL2
                 c.candidateField = 1
                 c.seed = 7
                 var parts = Set(variant.split(separator: "+").map(String.init))
