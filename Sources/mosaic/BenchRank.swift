@@ -67,7 +67,7 @@ struct BenchRank: ParsableCommand {
                 let c = config(sim: sim, din: din)
                 let model = RankerModel<Float>(c)
                 var data = request(candidates, seed: 1)
-                var times: [Double] = []
+                var times: [Double] = [], featureTimes: [Double] = []
                 for q in 0..<(requests + 5) {
                     let t0 = now_()
                     // Per request: the user's source (its category index is built here, once).
@@ -79,12 +79,15 @@ struct BenchRank: ParsableCommand {
                         exampleTime: [Int64](repeating: now, count: candidates),
                         exampleCategory: (0..<candidates).map { Int32(data.ids[$0 * 7 + 2]) })
                     let b: RankerBatch<Float> = data.batch(0..<candidates, firstIndex: 0, config: c, table: model.table)
+                    let tf = now_() - t0
                     let z = model.logits(b, training: false, step: 0)
                     let dt = now_() - t0
                     if z[0].isEmpty { throw RankerError("no scores") }
-                    if q >= 5 { times.append(dt) }
+                    if q >= 5 { times.append(dt); featureTimes.append(tf) }
                 }
                 times.sort()
+                featureTimes.sort()
+                let f50 = featureTimes[featureTimes.count / 2] * 1e3
                 let p50 = times[times.count / 2] * 1e3
                 let p99 = times[min(times.count - 1, Int(Double(times.count) * 0.99))] * 1e3
                 // Batch throughput: many users' examples (here: one history reused), 4,096 per batch.
@@ -103,14 +106,14 @@ struct BenchRank: ParsableCommand {
                     s = e
                 }
                 let eps = Double(batchExamples) / (now_() - t0)
-                lines.append(String(format: "| %@ | %d | %d | %.2f | %.2f | %@ | %.0f |", name, candidates, history, p50, p99,
+                lines.append(String(format: "| %@ | %d | %d | %.2f | %.2f | %.2f | %@ | %.0f |", name, candidates, history, f50, p50, p99,
                                     p99 < 10 ? "yes" : "no", eps))
             }
             if comm.isRoot {
                 print("BENCH RANK (1 BLAS thread, \(requests) requests after 5 warm-up)")
                 print("")
-                print("| model | candidates | history events | p50 ms | p99 ms | p99 < 10 ms | batch scoring examples/s |")
-                print("|---|---|---|---|---|---|---|")
+                print("| model | candidates | history events | features+GSU p50 ms | total p50 ms | total p99 ms | p99 < 10 ms | batch scoring examples/s |")
+                print("|---|---|---|---|---|---|---|---|")
                 lines.forEach { print($0) }
             }
         }
