@@ -195,6 +195,35 @@ public final class RankerModel<T: Real>: RankingModel {
         return k
     }
 
+    /// Inference uses `TargetAttention.forwardShared` over distinct events (same result as the
+    /// per-slot path up to float rounding; much less work when candidates share a history).
+    public var sharedInference = true
+
+    /// Distinct events of the slots, encoded (U, dim), and each slot's event (−1 = padding).
+    func distinctEvents(_ s: SequenceSlots) -> ([T], [Int]) {
+        let d = config.dim, tb = config.timeBuckets
+        var seen: [Int: Int] = [:]
+        seen.reserveCapacity(256)
+        var index = [Int](repeating: -1, count: s.mask.count)
+        var events: [T] = []
+        let te = parameters.value(typeEmbedding!), tm = parameters.value(timeEmbedding!)
+        table.values.withUnsafeBufferPointer { v in
+            for j in 0..<s.mask.count where s.mask[j] {
+                let key = (s.rows[j] * RankerConfig.eventTypes + s.types[j]) * tb + s.buckets[j]
+                if let u = seen[key] {
+                    index[j] = u
+                    continue
+                }
+                let u = seen.count
+                seen[key] = u
+                index[j] = u
+                let r = s.rows[j] * d, t = s.types[j] * d, b = s.buckets[j] * d
+                for c in 0..<d { events.append(v[r + c] + te[t + c] + tm[b + c]) }
+            }
+        }
+        return (events, index)
+    }
+
     /// Gradient of sequence encodings (slots, dim) → type/time parameters, and pin rows
     /// appended to `rows`/`grads` (sparse).
     func sequenceBackward(_ s: SequenceSlots, _ g: [T], rows: inout [Int64], grads: inout [T]) {
@@ -229,7 +258,15 @@ public final class RankerModel<T: Real>: RankingModel {
         var parts = [e]
         if config.denseWidth > 0 { parts.append(Tensor(rows: n, cols: config.denseWidth, data: batch.dense)) }
         if config.contentWidth > 0 { parts.append(Tensor(rows: n, cols: config.contentWidth, data: batch.content)) }
-        if esu != nil || din != nil {
+        if !training, sharedInference, esu != nil || din != nil {
+            // Serving path: distinct (pin, type, time bucket) events encoded and projected once.
+            let query = candidateEmbedding(e)
+            for (attention, slots, length) in [(esu, batch.long, config.simK), (din, batch.short, config.shortLength)] {
+                guard let attention else { continue }
+                let (events, index) = distinctEvents(slots)
+                parts.append(attention.forwardShared(query: query, events: events, index: index, length: length))
+            }
+        } else if esu != nil || din != nil {
             let query = candidateEmbedding(e)
             if let esu {
                 parts.append(

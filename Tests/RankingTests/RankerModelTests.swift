@@ -130,6 +130,26 @@ struct RankerModelTests {
         try check(c)
     }
 
+    @Test("serving path (distinct events projected once) gives the same inference logits as the per-slot path")
+    func sharedInference() throws {
+        var c = smallConfig(.dcnMMoE)
+        c.shortLength = 5; c.simK = 7; c.simHeads = 2; c.timeBuckets = 3
+        let model = RankerModel<Double>(c)
+        let batch = smallBatch(c, count: 12, seed: 8, table: model.table)
+        model.sharedInference = false
+        let reference = model.logits(batch, training: false, step: 0)
+        model.sharedInference = true
+        let shared = model.logits(batch, training: false, step: 0)
+        for k in reference.indices {
+            for i in reference[k].indices { #expect(abs(reference[k][i] - shared[k][i]) < 1e-12) }
+        }
+        // Not vacuous: the sequences change the logits.
+        var empty = batch
+        empty.short.mask = empty.short.mask.map { _ in false }
+        empty.long.mask = empty.long.mask.map { _ in false }
+        #expect(model.logits(empty, training: false, step: 0)[0] != shared[0])
+    }
+
     @Test("logistic-regression baseline gradient matches finite differences")
     func gradientLogistic() throws { try check(smallConfig(.logistic)) }
 
