@@ -35,14 +35,16 @@ public struct CTRData: Sendable {
         var rows: [Int] = []
         rows.reserveCapacity(indices.count * fields)
         var dense: [T] = [], content: [T] = [], pos: [Int] = []
+        dense.reserveCapacity(indices.count * denseWidth)
+        content.reserveCapacity(indices.count * contentWidth)
         var labs = [[T]](repeating: [], count: labels.count)
         for i in indices {
             for f in 0..<fields {
                 let id = ids[i * fields + f]
                 rows.append(config.hashIDs ? table.row(forID: id, salt: f) : Int(id))
             }
-            if denseWidth > 0 { dense += self.dense[i * denseWidth..<(i + 1) * denseWidth].map { T($0) } }
-            if contentWidth > 0 { content += self.content[i * contentWidth..<(i + 1) * contentWidth].map { T($0) } }
+            for j in (i * denseWidth)..<((i + 1) * denseWidth) { dense.append(T(self.dense[j])) }
+            for j in (i * contentWidth)..<((i + 1) * contentWidth) { content.append(T(self.content[j])) }
             if !positions.isEmpty { pos.append(positions[i]) }
             for k in labels.indices { labs[k].append(T(labels[k][i])) }
         }
