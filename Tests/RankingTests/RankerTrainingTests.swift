@@ -31,7 +31,7 @@ func savedParameters(_ path: String) throws -> [Float] {
 
 @Suite("Ranker training under mpirun", .serialized, .enabled(if: MPIRun.mpirunAvailable, "mpirun is not installed"))
 struct RankerTrainingTests {
-    @Test("1 and 2 ranks train the same ranker (DCN-v2 + MMoE and LR); the model learns; score reloads it")
+    @Test("1, 2 and 4 ranks train the same ranker (DCN-v2 + MMoE and LR); the model learns; score reloads it")
     func rankCountIndependence() throws {
         let dir = try MPIRun.temporaryDirectory("ranker-dp")
         let train = dir.appendingPathComponent("train.csv").path
@@ -40,7 +40,7 @@ struct RankerTrainingTests {
         try writeSyntheticCSV(valid, rows: 1000, seed: 2)
         for arch in ["dcn-mmoe", "lr"] {
             var params: [Int: [Float]] = [:]
-            for ranks in [1, 2] {
+            for ranks in [1, 2, 4] {
                 let out = dir.appendingPathComponent("\(arch)-\(ranks).h5").path
                 let r = try MPIRun.mosaic(
                     ranks: ranks,
@@ -62,10 +62,13 @@ struct RankerTrainingTests {
                     #expect(s.stdout.contains(String(format: "click_auc=%.4f", auc)), "\(s.output)")
                 }
             }
-            let a = try #require(params[1]), b = try #require(params[2])
-            #expect(a.count == b.count)
-            let d = zip(a, b).reduce(Float(0)) { max($0, abs($1.0 - $1.1)) }
-            #expect(d < 1e-4, "\(arch): 1 and 2 ranks differ by \(d)")
+            let a = try #require(params[1])
+            for ranks in [2, 4] {
+                let b = try #require(params[ranks])
+                #expect(a.count == b.count)
+                let d = zip(a, b).reduce(Float(0)) { max($0, abs($1.0 - $1.1)) }
+                #expect(d < 1e-4, "\(arch): 1 and \(ranks) ranks differ by \(d)")
+            }
         }
     }
 
