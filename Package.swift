@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "Learning", targets: ["Learning"]),
         .library(name: "Index", targets: ["Index"]),
         .library(name: "Feed", targets: ["Feed"]),
+        .library(name: "Ranking", targets: ["Ranking"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -59,6 +60,13 @@ let package = Package(
         // Distributed k-means, IVF-Flat and IVF-PQ (build, add, remove, search, HDF5).
         .target(name: "Index", dependencies: ["Linalg", "Collective", "Artifacts"], swiftSettings: swiftSettings),
 
+        // MARK: - Ranking
+        // The ranker (DCN-v2 + MMoE + position tower, SIM/DIN, LR baseline), training and scoring.
+        .target(
+            name: "Ranking",
+            dependencies: ["Learning", "Events", "Evaluation", "Linalg", "Collective", "Artifacts"],
+            swiftSettings: swiftSettings),
+
         // MARK: - Feed
         // Retrieval channels → rank → re-rank; today: the content channel.
         .target(name: "Feed", dependencies: ["Events", "Index", "Collective", "Artifacts"], swiftSettings: swiftSettings),
@@ -67,7 +75,7 @@ let package = Package(
         .executableTarget(
             name: "mosaic",
             dependencies: [
-                "Collective", "Linalg", "Artifacts", "Events", "Evaluation", "Learning", "Index", "Feed", "CMPI", "CBLAS",
+                "Collective", "Linalg", "Artifacts", "Events", "Evaluation", "Learning", "Index", "Feed", "Ranking", "CMPI", "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
@@ -98,6 +106,10 @@ let package = Package(
         .testTarget(
             name: "FeedTests",
             dependencies: ["Feed", "_TestSupport", "mosaic"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "RankingTests",
+            dependencies: ["Ranking", "Learning", "Evaluation", "Linalg", "Collective", "Artifacts", "_TestSupport", "mosaic"],
             swiftSettings: swiftSettings),
     ]
 )

@@ -1,0 +1,208 @@
+import Artifacts
+import Collective
+import Evaluation
+import Foundation
+import Learning
+import Linalg
+
+/// Training settings of `mosaic ranker train`.
+public struct RankerTrainingOptions: Sendable {
+    /// Maximum epochs; global batch (split over ranks); Adam learning rate.
+    public var epochs = 30, batchSize = 4096
+    public var learningRate = 1e-3
+    /// Stop after this many epochs without a better validation AUC (mean over tasks); the best epoch's
+    /// parameters are restored at the end.
+    public var patience = 2
+    /// Multiply the learning rate by 0.1 after an epoch without improvement (FuxiCTR's
+    /// reduce-on-plateau).
+    public var reduceOnPlateau = true
+    /// Rows per scoring batch.
+    public var evalBatch = 8192
+    /// Seed of the epoch shuffles (stream (seed, 0, epoch); the same on every rank).
+    public var seed: UInt64 = 2021
+    /// Optional cap on steps per epoch (for tests; 0 = whole epoch).
+    public var maxStepsPerEpoch = 0
+    /// Per-task calibration fitted on the validation logits after training and saved with the
+    /// model: "platt", "isotonic" or "none".
+    public var calibration = "platt"
+    public init() {}
+}
+
+/// Per-task metrics of a scored split.
+public struct RankerMetrics: Sendable, CustomStringConvertible {
+    public var auc: [Double], logloss: [Double]
+    public var description: String {
+        zip(auc, logloss).map { String(format: "AUC %.4f logloss %.4f", $0, $1) }.joined(separator: "; ")
+    }
+}
+
+/// Data-parallel training of a ranker with early stopping on validation AUC, and batch scoring.
+public enum RankerTrainer {
+    /// Per-task logits (tasks × count) of every row of `data`, each rank scoring a contiguous
+    /// slice and the slices gathered on every rank. Position nulled, dropout off. Collective.
+    public static func score<M: RankingModel>(_ model: M, _ data: CTRData, comm: Communicator, batch: Int = 8192)
+        throws -> [[Float]] where M.Scalar == Float
+    {
+        let mine = BatchSharding.slice(globalBatch: data.count, rank: comm.rank, size: comm.size)
+        var local = [[Float]](repeating: [], count: model.config.tasks.count)
+        var s = mine.lowerBound
+        let table = model.tables[0]
+        while s < mine.upperBound {
+            let e = min(s + batch, mine.upperBound)
+            let b: RankerBatch<Float> = data.batch(s..<e, firstIndex: s, config: model.config, table: table)
+            let z = model.logits(b, training: false, step: 0)
+            for k in z.indices { local[k] += z[k] }
+            s = e
+        }
+        if comm.size == 1 { return local }
+        return try local.map { try comm.allgatherv($0).values }
+    }
+
+    /// AUC and logloss per task of logits against the data's labels.
+    public static func metrics(logits: [[Float]], data: CTRData) -> RankerMetrics {
+        var auc: [Double] = [], ll: [Double] = []
+        for k in logits.indices {
+            let labels = data.labels[k].map { $0 > 0.5 }
+            auc.append(ClassificationMetrics.auc(scores: logits[k], labels: labels) ?? .nan)
+            ll.append(ClassificationMetrics.logloss(probabilities: logits[k].map { Float.sigmoid($0) }, labels: labels))
+        }
+        return RankerMetrics(auc: auc, logloss: ll)
+    }
+
+    /// The result of `train`.
+    public struct Outcome {
+        public var model: any RankingModel<Float>
+        public var bestEpoch: Int
+        public var valid: RankerMetrics?
+        public var examplesPerSecond: Double
+        public var steps: Int
+        /// Per-task calibrators by task name (empty without validation data or calibration).
+        public var calibrators: [String: Calibrator]
+    }
+
+    /// Fits one calibrator per task on logits and labels.
+    public static func calibrators(kind: String, logits: [[Float]], data: CTRData, tasks: [String]) throws
+        -> [String: Calibrator]
+    {
+        var out: [String: Calibrator] = [:]
+        for k in logits.indices {
+            let s = logits[k].map(Double.init), y = data.labels[k].map(Double.init)
+            switch kind {
+            case "platt": out[tasks[k]] = .platt(PlattScaling.fit(scores: s, labels: y))
+            case "isotonic": out[tasks[k]] = .isotonic(IsotonicRegression.fit(scores: s, labels: y))
+            case "none": break
+            default: throw RankerError("calibration is '\(kind)', expected platt, isotonic or none")
+            }
+        }
+        return out
+    }
+
+    /// Trains the architecture of `config` on `train` (every rank holds the rows; each step's
+    /// global batch is split over ranks), early-stopping on `valid` when given. Collective.
+    /// `checkpoint`: path of the saved model (config + parameters) written at the end.
+    public static func train(
+        config: RankerConfig, train: CTRData, valid: CTRData?, options: RankerTrainingOptions, comm: Communicator,
+        save path: String? = nil
+    ) throws -> Outcome {
+        try config.validate()
+        switch config.architecture {
+        case .dcnMMoE:
+            return try run(RankerModel<Float>(config), train, valid, options, comm, path)
+        case .logistic:
+            return try run(LogisticRanker<Float>(config), train, valid, options, comm, path)
+        }
+    }
+
+    static func trainerConfig(_ options: RankerTrainingOptions, lr: Double) -> TrainerConfig {
+        var tc = TrainerConfig()
+        tc.dense = .adam
+        tc.sparse = .adam
+        tc.schedule = LearningRateSchedule(base: lr)
+        tc.checksumEvery = 200
+        tc.seed = options.seed
+        return tc
+    }
+
+    static func run<M: RankingModel>(
+        _ model: M, _ train: CTRData, _ valid: CTRData?, _ options: RankerTrainingOptions, _ comm: Communicator,
+        _ path: String?
+    ) throws -> Outcome where M.Scalar == Float {
+        var lr = options.learningRate
+        (model as? RankerModel<Float>)?.addsTableDecay = comm.isRoot
+        var trainer = try DataParallelTrainer(model: model, comm: comm, config: trainerConfig(options, lr: lr))
+        let n = train.count, b = options.batchSize
+        var bestAUC = -Double.infinity, bestEpoch = 0, bad = 0
+        var best: (params: [Float], tables: [[Float]])? = nil
+        var bestMetrics: RankerMetrics? = nil
+        let started = Date()
+        var trainSeconds = 0.0, examples = 0
+        let stepsPerEpoch = options.maxStepsPerEpoch > 0 ? min(options.maxStepsPerEpoch, (n + b - 1) / b) : (n + b - 1) / b
+        for epoch in 1...options.epochs {
+            var order = Array(0..<n)
+            var rng = RandomStream(seed: options.seed, rank: 0, index: UInt64(epoch))
+            for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, rng.int(below: i + 1)) }
+            let t0 = Date()
+            var lossSum = 0.0
+            for s in 0..<stepsPerEpoch {
+                let lo = s * b, hi = min(n, lo + b)
+                let slice = BatchSharding.slice(globalBatch: hi - lo, rank: comm.rank, size: comm.size)
+                let rows = order[(lo + slice.lowerBound)..<(lo + slice.upperBound)]
+                let batch: RankerBatch<Float> = train.batch(
+                    rows, firstIndex: (epoch - 1) * n + lo + slice.lowerBound, config: model.config, table: model.tables[0])
+                lossSum += try trainer.step(batch, globalBatchSize: hi - lo)
+                examples += hi - lo
+            }
+            trainSeconds += Date().timeIntervalSince(t0)
+            let meanLoss = lossSum / Double(stepsPerEpoch)
+            guard let valid else {
+                comm.log(String(format: "epoch %d/%d train loss %.5f", epoch, options.epochs, meanLoss))
+                bestEpoch = epoch
+                continue
+            }
+            let m = metrics(logits: try score(model, valid, comm: comm, batch: options.evalBatch), data: valid)
+            let elapsed = Date().timeIntervalSince(started)
+            comm.log(
+                String(
+                    format: "epoch %d/%d train loss %.5f valid %@ (%.0f s, ETA ≤ %.0f s)", epoch, options.epochs, meanLoss,
+                    m.description, elapsed, elapsed / Double(epoch) * Double(options.epochs - epoch)))
+            let meanAUC = m.auc.reduce(0, +) / Double(m.auc.count)
+            if meanAUC > bestAUC {
+                bestAUC = meanAUC
+                bestEpoch = epoch
+                bestMetrics = m
+                bad = 0
+                best = (model.parameters.valuesArray(), model.tables.map(\.values))
+            } else {
+                bad += 1
+                if bad >= options.patience { break }
+                if options.reduceOnPlateau {
+                    // A new trainer at lr·0.1 that continues from the current state (optimizer
+                    // moments and step restored through a checkpoint).
+                    lr *= 0.1
+                    let tmp = (path ?? NSTemporaryDirectory() + "/mosaic-ranker-\(getpid())") + ".plateau.h5"
+                    let shared = try comm.broadcast(string: tmp)
+                    try trainer.saveCheckpoint(to: shared)
+                    trainer = try DataParallelTrainer(model: model, comm: comm, config: trainerConfig(options, lr: lr))
+                    try trainer.loadCheckpoint(from: shared)
+                    try comm.barrier()
+                    if comm.isRoot { try? FileManager.default.removeItem(atPath: shared) }
+                    comm.log(String(format: "valid AUC did not improve: learning rate → %.1e", lr))
+                }
+            }
+        }
+        if let best {
+            model.parameters.setValues(best.params)
+            for (t, v) in zip(model.tables, best.tables) { t.values = v }
+        }
+        var cal: [String: Calibrator] = [:]
+        if let valid, options.calibration != "none" {
+            cal = try calibrators(
+                kind: options.calibration, logits: try score(model, valid, comm: comm, batch: options.evalBatch), data: valid,
+                tasks: model.config.tasks)
+        }
+        if let path { try RankerArtifact.save(trainer: trainer, to: path, calibrators: cal) }
+        return Outcome(
+            model: model, bestEpoch: bestEpoch, valid: bestMetrics,
+            examplesPerSecond: Double(examples) / max(trainSeconds, 1e-9), steps: trainer.step, calibrators: cal)
+    }
+}

@@ -1,0 +1,197 @@
+import ArgumentParser
+import Collective
+import Evaluation
+import Foundation
+import Learning
+import Ranking
+
+/// `mosaic ranker …`: train and score the ranker.
+struct RankerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ranker",
+        abstract: "The ranker: DCN-v2 + MMoE (+ position tower) or the LR baseline; training and batch scoring.",
+        subcommands: [RankerTrain.self, RankerScore.self, RankerWorld.self, RankerGames.self])
+}
+
+/// `mosaic ranker train`: data-parallel training with early stopping on a validation split.
+struct RankerTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a ranker on a CTR CSV (BARS layout: label,f1,…,fF), early-stopping on --valid.",
+        discussion: """
+            --frappe DIR takes train.csv, valid.csv and test.csv from DIR (BARS Frappe_x1) and \
+            prints test AUC/logloss beside the BARS leaderboard. Every rank reads the CSVs; each \
+            step's global batch is split over ranks, so 1, 2 or 4 ranks train the same model.
+            """)
+
+    @Option(help: "Folder with BARS Frappe_x1 train.csv, valid.csv, test.csv.") var frappe: String?
+    @Option(help: "Training CSV (label,f1,…,fF with header).") var train: String?
+    @Option(help: "Validation CSV for early stopping.") var valid: String?
+    @Option(help: "Test CSV, scored with the best model.") var test: String?
+    @Option(help: "Architecture: dcn-mmoe or lr (logistic regression baseline).") var architecture = "dcn-mmoe"
+    @Option(help: "Ranker config JSON (overrides the defaults below; the flags then override it).") var config: String?
+    @Option(help: "Embedding width per field.") var dim: Int?
+    @Option(help: "Embedding table rows (ids must be < rows unless --hash-ids).") var tableRows: Int?
+    @Flag(help: "Hash raw ids into the table (salted by field).") var hashIDs = false
+    @Option(help: "DCN-v2 cross layers.") var crossLayers: Int?
+    @Option(help: "Low-rank cross layers of this rank (0 = full rank).") var crossRank: Int?
+    @Option(help: "MMoE experts.") var experts: Int?
+    @Option(help: "Expert MLP widths, comma-separated.") var expertWidths: String?
+    @Option(help: "Dropout after the cross network.") var dropout: Double?
+    @Option(help: "Per-occurrence L2 on embedding rows.") var embeddingL2: Double?
+    @Option(help: "FuxiCTR-style embedding regularizer λ: (λ/2)·‖W‖² over the whole table per step.") var embeddingDecay: Double?
+    @Option(help: "Maximum epochs.") var epochs = 30
+    @Option(help: "Global batch size (split over ranks).") var batchSize = 4096
+    @Option(help: "Adam learning rate.") var lr = 1e-3
+    @Option(help: "Early-stopping patience in epochs (valid AUC).") var patience = 2
+    @Flag(help: "Do not reduce the learning rate ×0.1 on a plateau.") var noReduceOnPlateau = false
+    @Option(help: "Use only the first N rows of each split (tests).") var maxRows: Int?
+    @Option(help: "Cap steps per epoch (tests; 0 = whole epoch).") var maxStepsPerEpoch = 0
+    @Option(help: "Seed of parameters and shuffles.") var seed: UInt64 = 2021
+    @Option(help: "Where to save the model (HDF5 with its config).") var out: String?
+
+    func run() throws {
+        Communicator.runJob { comm in
+            var cfg = RankerConfig()
+            if let config {
+                guard let text = try? String(contentsOfFile: config, encoding: .utf8) else {
+                    throw RankerError("\(config): cannot read the config")
+                }
+                cfg = try RankerConfig.fromJSON(text)
+            }
+            guard let arch = RankerConfig.Architecture(rawValue: architecture) else {
+                throw ValidationError("unknown architecture \(architecture) (dcn-mmoe, lr)")
+            }
+            cfg.architecture = arch
+            if let dim { cfg.dim = dim }
+            if let tableRows { cfg.tableRows = tableRows }
+            if hashIDs { cfg.hashIDs = true }
+            if let crossLayers { cfg.crossLayers = crossLayers }
+            if let crossRank { cfg.crossRank = crossRank }
+            if let experts { cfg.experts = experts }
+            if let expertWidths {
+                cfg.expertWidths = try expertWidths.split(separator: ",").map {
+                    guard let v = Int($0) else { throw ValidationError("--expert-widths: '\($0)' is not an integer") }
+                    return v
+                }
+            }
+            if let dropout { cfg.dropout = dropout }
+            if let embeddingL2 { cfg.embeddingL2 = embeddingL2 }
+            if let embeddingDecay { cfg.embeddingDecay = embeddingDecay }
+            cfg.seed = seed
+            var paths = (train: train, valid: valid, test: test)
+            if let frappe {
+                paths = ("\(frappe)/train.csv", "\(frappe)/valid.csv", "\(frappe)/test.csv")
+            }
+            guard let trainPath = paths.train else { throw ValidationError("give --train or --frappe") }
+            func load(_ p: String) throws -> CTRData {
+                let d = try CTRData.readCSV(path: p)
+                return maxRows.map { d.prefix($0) } ?? d
+            }
+            let trainData = try load(trainPath)
+            let validData = try paths.valid.map(load)
+            let testData = try paths.test.map(load)
+            cfg.fields = trainData.fields
+            if !cfg.hashIDs {
+                let maxID = Int(trainData.ids.max() ?? 0)
+                let allMax = max(maxID, Int(validData?.ids.max() ?? 0), Int(testData?.ids.max() ?? 0))
+                if tableRows == nil && config == nil { cfg.tableRows = allMax + 1 }
+                guard allMax < cfg.tableRows else {
+                    throw ValidationError("id \(allMax) ≥ --table-rows \(cfg.tableRows); raise it or use --hash-ids")
+                }
+            }
+            comm.log(
+                "ranker train: \(arch.rawValue), \(trainData.count) train rows, \(validData?.count ?? 0) valid, "
+                    + "\(testData?.count ?? 0) test, \(comm.size) rank(s); config \(cfg.json())")
+            var options = RankerTrainingOptions()
+            options.epochs = epochs
+            options.batchSize = batchSize
+            options.learningRate = lr
+            options.patience = patience
+            options.reduceOnPlateau = !noReduceOnPlateau
+            options.maxStepsPerEpoch = maxStepsPerEpoch
+            options.seed = seed
+            let outcome = try RankerTrainer.train(
+                config: cfg, train: trainData, valid: validData, options: options, comm: comm, save: out)
+            let sum = outcome.model.parameters.values.reduce(0.0) { $0 + Double($1) }
+                + outcome.model.tables.reduce(0.0) { $0 + $1.values.reduce(0.0) { $0 + Double($1) } }
+            var testMetrics: RankerMetrics? = nil
+            if let testData {
+                testMetrics = RankerTrainer.metrics(
+                    logits: try scoreAny(outcome.model, testData, comm: comm), data: testData)
+            }
+            if comm.isRoot {
+                print("RANKER TRAIN ranks=\(comm.size) arch=\(arch.rawValue) best_epoch=\(outcome.bestEpoch) steps=\(outcome.steps) " + String(format: "param_sum=%.6e examples_per_s=%.0f", sum, outcome.examplesPerSecond))
+                print("")
+                print("| split | model | AUC | logloss |")
+                print("|---|---|---|---|")
+                if let v = outcome.valid {
+                    print(String(format: "| valid | %@ (ours) | %.4f | %.4f |", arch.rawValue, v.auc[0], v.logloss[0]))
+                }
+                if let t = testMetrics {
+                    print(String(format: "| test | %@ (ours) | %.4f | %.4f |", arch.rawValue, t.auc[0], t.logloss[0]))
+                    if frappe != nil {
+                        print("| test | BARS DCN-V2 (leaderboard, seed 2021) | 0.9845 | 0.1491 |")
+                        print("| test | BARS LR (leaderboard) | 0.9356 | 0.3076 |")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Scores with an existential model (opens it to the generic scorer).
+func scoreAny(_ model: any RankingModel<Float>, _ data: CTRData, comm: Communicator) throws -> [[Float]] {
+    func open<M: RankingModel>(_ m: M) throws -> [[Float]] where M.Scalar == Float {
+        try RankerTrainer.score(m, data, comm: comm)
+    }
+    return try open(model)
+}
+
+/// `mosaic ranker score`: batch scoring from a saved model.
+struct RankerScore: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "score",
+        abstract: "Score a CTR CSV with a saved ranker; writes per-task probabilities and the final score.",
+        discussion: """
+            The final score is Σ_k w_k·P_k with the task weights of the saved config; P_k is \
+            calibrated when the model file holds calibrators for task k. Positions are nulled. \
+            Prints AUC/logloss per task against the CSV's labels.
+            """)
+
+    @Option(help: "Saved model (HDF5 from `mosaic ranker train --out`).") var model: String
+    @Option(help: "CSV to score (same layout as training).") var data: String
+    @Option(help: "Output CSV: row,p_<task>…,score (written by rank 0).") var out: String?
+
+    func run() throws {
+        Communicator.runJob { comm in
+            let (config, m, calibrators) = try RankerArtifact.load(model)
+            let d = try CTRData.readCSV(path: data, fields: config.fields)
+            let logits = try scoreAny(m, d, comm: comm)
+            let probs: [[Double]] = logits.enumerated().map { k, z in
+                let cal = calibrators[config.tasks[k]]
+                return z.map { (logit: Float) -> Double in
+                    if let cal { return cal(Double(logit)) }
+                    return Double(Float.sigmoid(logit))
+                }
+            }
+            let metrics = RankerTrainer.metrics(logits: logits, data: d)
+            if comm.isRoot {
+                if let out {
+                    var text = "row," + config.tasks.map { "p_\($0)" }.joined(separator: ",") + ",score\n"
+                    for i in 0..<d.count {
+                        var s = 0.0
+                        var line = "\(i)"
+                        for k in probs.indices {
+                            line += String(format: ",%.6f", probs[k][i])
+                            s += config.taskWeights[k] * probs[k][i]
+                        }
+                        text += line + String(format: ",%.6f\n", s)
+                    }
+                    try text.write(toFile: out, atomically: true, encoding: .utf8)
+                }
+                print("RANKER SCORE rows=\(d.count) \(zip(config.tasks, metrics.auc).map { String(format: "%@_auc=%.4f", $0, $1) }.joined(separator: " "))")
+            }
+        }
+    }
+}
