@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "Events", targets: ["Events"]),
         .library(name: "Evaluation", targets: ["Evaluation"]),
         .library(name: "Learning", targets: ["Learning"]),
+        .library(name: "Graph", targets: ["Graph"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -53,11 +54,15 @@ let package = Package(
         // Layers with hand-written backward passes, losses, optimizers, data-parallel trainer.
         .target(name: "Learning", dependencies: ["Linalg", "Collective", "Artifacts"], swiftSettings: swiftSettings),
 
+        // MARK: - Graph
+        // Sharded pin–board graph (CSR, hash partitioning), distributed random walks.
+        .target(name: "Graph", dependencies: ["Linalg", "Collective", "Artifacts", "Events"], swiftSettings: swiftSettings),
+
         // MARK: - Executables
         .executableTarget(
             name: "mosaic",
             dependencies: [
-                "Collective", "Linalg", "Artifacts", "Events", "Evaluation", "Learning", "CMPI", "CBLAS",
+                "Collective", "Linalg", "Artifacts", "Events", "Evaluation", "Learning", "Graph", "CMPI", "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
@@ -80,6 +85,10 @@ let package = Package(
         .testTarget(
             name: "LearningTests",
             dependencies: ["Learning", "Linalg", "Collective", "Artifacts", "_TestSupport", "mosaic"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "GraphTests",
+            dependencies: ["Graph", "Events", "Evaluation", "Collective", "Artifacts", "Linalg", "_TestSupport", "mosaic"],
             swiftSettings: swiftSettings),
     ]
 )
