@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "Evaluation", targets: ["Evaluation"]),
         .library(name: "Learning", targets: ["Learning"]),
         .library(name: "Graph", targets: ["Graph"]),
+        .library(name: "Models", targets: ["Models"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -58,11 +59,14 @@ let package = Package(
         // Sharded pin–board graph (CSR, hash partitioning), distributed random walks.
         .target(name: "Graph", dependencies: ["Linalg", "Collective", "Artifacts", "Events"], swiftSettings: swiftSettings),
 
+        // PinSage on the sharded graph (layers from Learning, neighbours from Graph).
+        .target(name: "Models", dependencies: ["Linalg", "Collective", "Artifacts", "Events", "Learning", "Graph"], swiftSettings: swiftSettings),
+
         // MARK: - Executables
         .executableTarget(
             name: "mosaic",
             dependencies: [
-                "Collective", "Linalg", "Artifacts", "Events", "Evaluation", "Learning", "Graph", "CMPI", "CBLAS",
+                "Collective", "Linalg", "Artifacts", "Events", "Evaluation", "Learning", "Graph", "Models", "CMPI", "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
@@ -88,7 +92,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(
             name: "GraphTests",
-            dependencies: ["Graph", "Events", "Evaluation", "Collective", "Artifacts", "Linalg", "_TestSupport", "mosaic"],
+            dependencies: ["Graph", "Models", "Learning", "Events", "Evaluation", "Collective", "Artifacts", "Linalg", "_TestSupport", "mosaic"],
             swiftSettings: swiftSettings),
     ]
 )
