@@ -194,6 +194,7 @@ public struct PinSageBatch {
     /// Per micro-batch: rows (in level K) of the M queries and of their M positives.
     public var queryRows: [[Int]] = []
     public var positiveRows: [[Int]] = []
+    public init() {}
 }
 
 extension PinSageModel: TrainableModel {
