@@ -9,7 +9,7 @@ struct GraphCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "graph",
         abstract: "Build the sharded bipartite pin–board graph and run distributed random walks on it.",
-        subcommands: [GraphBuild.self, GraphWalks.self])
+        subcommands: [GraphBuild.self, GraphWalks.self, GraphEvaluate.self])
 }
 
 /// `mosaic graph build`: dataset run → one CSR shard per rank.
