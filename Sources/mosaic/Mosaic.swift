@@ -18,5 +18,5 @@ struct Mosaic: ParsableCommand {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks: print a table of figures with the ratio against a named peer.",
-        subcommands: [BenchCollectives.self, BenchGemm.self, BenchData.self, BenchTrain.self])
+        subcommands: [BenchCollectives.self, BenchGemm.self, BenchData.self, BenchTrain.self, BenchGraph.self, BenchGraphWorker.self])
 }
