@@ -48,13 +48,16 @@ public struct CSR: Sendable, Equatable {
     /// `isolated` adds nodes with no edges (ignored when they have edges).
     public static func from(source: [Int64], target: [Int64], isolated: [Int64] = []) -> CSR {
         precondition(source.count == target.count)
-        var order = Array(0 ..< source.count)
-        order.sort { source[$0] != source[$1] ? source[$0] < source[$1] : target[$0] < target[$1] }
+        // Sort (source, target) pairs directly (no index indirection: contiguous comparisons).
+        var pairs = [EdgePair]()
+        pairs.reserveCapacity(source.count)
+        for i in 0 ..< source.count { pairs.append(EdgePair(s: source[i], t: target[i])) }
+        pairs.sort()
         var csr = CSR()
-        csr.neighbors.reserveCapacity(order.count)
+        csr.neighbors.reserveCapacity(pairs.count)
         var lastS = Int64.min, lastT = Int64.min
-        for i in order {
-            let s = source[i], t = target[i]
+        for pair in pairs {
+            let s = pair.s, t = pair.t
             if s == lastS && t == lastT { continue }
             if s != lastS {
                 csr.ids.append(s)
@@ -118,6 +121,12 @@ public struct CSR: Sendable, Equatable {
             }
         }
     }
+}
+
+/// A (source, target) edge ordered by source, then target.
+struct EdgePair: Comparable {
+    var s: Int64, t: Int64
+    @inline(__always) static func < (a: EdgePair, b: EdgePair) -> Bool { a.s != b.s ? a.s < b.s : a.t < b.t }
 }
 
 /// An error in graph input or graph files, with the file/row/field it concerns in the message.

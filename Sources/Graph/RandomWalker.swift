@@ -191,17 +191,19 @@ public enum RandomWalker {
             // Visits to the start pin's owner; count and keep the top T per start pin.
             let (vs, vp) = try GraphBuilder.routePairs(visitStart, visitPin, dest: visitStart.map { GraphPartition.pinOwner($0, ranks: p) }, comm: comm)
             visitStart = []; visitPin = []
-            var order = Array(0 ..< vs.count)
-            order.sort { vs[$0] != vs[$1] ? vs[$0] < vs[$1] : vp[$0] < vp[$1] }
+            var visits = [EdgePair]()
+            visits.reserveCapacity(vs.count)
+            for j in 0 ..< vs.count { visits.append(EdgePair(s: vs[j], t: vp[j])) }
+            visits.sort()
             var k = 0
             for i in lo ..< hi {
                 let s = pins.ids[i]
                 var cand: [(Int64, Int32)] = []
-                while k < order.count && vs[order[k]] < s { k += 1 }
-                while k < order.count && vs[order[k]] == s {
-                    let v = vp[order[k]]
+                while k < visits.count && visits[k].s < s { k += 1 }
+                while k < visits.count && visits[k].s == s {
+                    let v = visits[k].t
                     var c: Int32 = 0
-                    while k < order.count && vs[order[k]] == s && vp[order[k]] == v { c += 1; k += 1 }
+                    while k < visits.count && visits[k].s == s && visits[k].t == v { c += 1; k += 1 }
                     if v != s { cand.append((v, c)) }
                 }
                 cand.sort { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }
