@@ -64,14 +64,23 @@ public struct PinSageConfig: Sendable, Equatable {
     public var layers: Int
     /// Margin of the max-margin loss.
     public var margin: Double
+    /// Width of the learnable id embedding appended to the content (0: none) and rows of its
+    /// hashed table.
+    public var idDim: Int
+    public var idRows: Int
 
-    public init(dIn: Int, dHidden: Int = 64, dOut: Int = 64, layers: Int = 2, margin: Double = 0.2) {
+    public init(dIn: Int, dHidden: Int = 64, dOut: Int = 64, layers: Int = 2, margin: Double = 0.2, idDim: Int = 0, idRows: Int = 1 << 16) {
         self.dIn = dIn
         self.dHidden = dHidden
         self.dOut = dOut
         self.layers = layers
         self.margin = margin
+        self.idDim = idDim
+        self.idRows = idRows
     }
+
+    /// Width of the first layer's input: content plus id embedding.
+    public var inputWidth: Int { dIn + idDim }
 }
 
 /// PinSage: K `PinSageConv` layers over importance neighbours; output rows L2-normalised.
@@ -79,20 +88,32 @@ public final class PinSageModel<T: Real> {
     public let config: PinSageConfig
     public let parameters: ParameterStore<T>
     public let convs: [PinSageConv<T>]
+    /// The hashed id embedding (nil when `config.idDim` is 0), updated sparsely by the trainer.
+    public let idTable: EmbeddingTable<T>?
+    private var idGradient: SparseRows<T>? = nil
 
     public init(config: PinSageConfig, seed: UInt64 = 1) {
         self.config = config
         parameters = ParameterStore<T>(seed: seed)
         var convs: [PinSageConv<T>] = []
         for k in 0 ..< config.layers {
-            convs.append(PinSageConv(parameters, name: "conv\(k)", dIn: k == 0 ? config.dIn : config.dOut, dHidden: config.dHidden, dOut: config.dOut))
+            convs.append(PinSageConv(parameters, name: "conv\(k)", dIn: k == 0 ? config.inputWidth : config.dOut, dHidden: config.dHidden, dOut: config.dOut))
         }
         self.convs = convs
+        idTable = config.idDim > 0 ? EmbeddingTable(name: "pin_id", rows: config.idRows, dim: config.idDim, std: 0.1, seed: seed &+ 1) : nil
+    }
+
+    /// Layer-0 input of `ids` with content rows `content` ((n, dIn) Float): content, then the
+    /// id embedding when the model has one. (n, inputWidth).
+    public func input(ids: [Int64], content: [Float]) -> Tensor<T> {
+        let c = Tensor<T>(rows: ids.count, cols: config.dIn, data: content.map { T($0) })
+        guard let idTable else { return c }
+        return Tensor.concat([c, idTable.forward(ids.map { idTable.row(forID: $0) }, fields: 1)])
     }
 
     /// Embeddings of level K of `graph`, (|targets|, dOut).
     public func forward(_ graph: ComputationGraph) -> Tensor<T> {
-        var h = Tensor<T>(rows: graph.levels[0].count, cols: config.dIn, data: graph.content.map { T($0) })
+        var h = input(ids: graph.levels[0], content: graph.content)
         for (k, conv) in convs.enumerated() {
             let level = k + 1
             h = conv.forward(
@@ -108,11 +129,20 @@ public final class PinSageModel<T: Real> {
         for k in stride(from: convs.count - 1, through: 0, by: -1) {
             let level = k + 1
             let (ds, dn) = convs[k].backward(d)
-            if k == 0 { break }
+            if k == 0 && idTable == nil { break }
             var below = Tensor<T>.zeros(graph.levels[level - 1].count, ds.cols)
             Self.scatterAdd(ds, graph.selfIndex[level], into: &below)
             Self.scatterAdd(dn, graph.neighborIndex[level], into: &below)
             d = below
+        }
+        if let idTable {
+            // d is dL/d(layer-0 input) (|level 0|, dIn + idDim): the id columns go to the table.
+            let g = idTable.backward(d.split([config.dIn, config.idDim])[1])
+            if var acc = idGradient {
+                acc.rows += g.rows
+                acc.grads += g.grads
+                idGradient = acc
+            } else { idGradient = g }
         }
     }
 
@@ -169,6 +199,9 @@ public final class PinSageModel<T: Real> {
         try f.root.setAttribute("layers", Int64(config.layers))
         try f.root.setAttribute("margin", config.margin)
         try f.root.setAttribute("model_version", version)
+        try f.root.setAttribute("id_dim", Int64(config.idDim))
+        try f.root.setAttribute("id_rows", Int64(config.idRows))
+        if let idTable { try f.root.write("id_embedding", idTable.values.map { Double($0) }, shape: [idTable.rows, idTable.dim]) }
         try f.flush()
     }
 
@@ -177,8 +210,14 @@ public final class PinSageModel<T: Real> {
         let f = try H5File(path: path, mode: .read)
         let config = PinSageConfig(
             dIn: Int(try f.root.intAttribute("d_in")), dHidden: Int(try f.root.intAttribute("d_hidden")),
-            dOut: Int(try f.root.intAttribute("d_out")), layers: Int(try f.root.intAttribute("layers")), margin: try f.root.doubleAttribute("margin"))
+            dOut: Int(try f.root.intAttribute("d_out")), layers: Int(try f.root.intAttribute("layers")), margin: try f.root.doubleAttribute("margin"),
+            idDim: Int(try f.root.intAttribute("id_dim")), idRows: Int(try f.root.intAttribute("id_rows")))
         let model = PinSageModel(config: config)
+        if let table = model.idTable {
+            let v = try f.root.read("id_embedding", as: Double.self)
+            guard v.count == table.values.count else { throw ArtifactError(file: path, object: "/id_embedding", message: "\(v.count) values, expected \(table.values.count)") }
+            table.values = v.map { T($0) }
+        }
         let values = try f.root.read("parameters", as: Double.self)
         guard values.count == model.parameters.count else {
             throw ArtifactError(file: path, object: "/parameters", message: "\(values.count) values, the model has \(model.parameters.count)")
@@ -198,10 +237,11 @@ public struct PinSageBatch {
 }
 
 extension PinSageModel: TrainableModel {
-    public var tables: [EmbeddingTable<T>] { [] }
+    public var tables: [EmbeddingTable<T>] { idTable.map { [$0] } ?? [] }
 
     public func lossAndGradients(_ batch: PinSageBatch, normalizer: T, step: Int) -> (loss: Double, sparse: [SparseRows<T>]) {
         var total = 0.0
+        idGradient = nil
         for (g, graph) in batch.graphs.enumerated() {
             let z = forward(graph)
             let zq = Self.gather(z, batch.queryRows[g]), zp = Self.gather(z, batch.positiveRows[g])
@@ -212,7 +252,10 @@ extension PinSageModel: TrainableModel {
             Self.scatterAdd(dp, batch.positiveRows[g], into: &dz)
             backward(dz, graph: graph)
         }
-        return (total, [])
+        guard let idTable else { return (total, []) }
+        let g = idGradient?.deduplicated() ?? SparseRows<T>(dim: idTable.dim)
+        idGradient = nil
+        return (total, [g])
     }
 }
 
@@ -287,8 +330,8 @@ public enum PinSageEmbedder {
     /// Collective: embeddings of this rank's pins (`store.ids`), (n, dOut) row-major.
     public static func embedAll(model: PinSageModel<Float>, store: NodeStore, chunk: Int = 1024, progress: ((Int) -> Void)? = nil) throws -> [Float] {
         let n = store.ids.count, t = store.t
-        var h = store.content
-        var width = store.dIn
+        var h = model.input(ids: store.ids, content: store.content).data
+        var width = model.config.inputWidth
         // Unique neighbour ids of the local pins, and for each (pin, k) the row in that list.
         var unique = Array(Set(store.neighborIDs.filter { $0 >= 0 })).sorted()
         var position: [Int64: Int] = [:]

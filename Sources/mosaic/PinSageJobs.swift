@@ -53,6 +53,8 @@ struct PinSageTrain: ParsableCommand {
     @Option(help: "Adam learning rate.") var lr = 0.003
     @Option(help: "Margin of the max-margin loss.") var margin = 0.2
     @Option(help: "Seed (parameters and sampling).") var seed: UInt64 = 5
+    @Option(help: "Width of a learnable (hashed) id embedding appended to the content; 0 = content only.") var idDim = 0
+    @Option(help: "Rows of the hashed id embedding table.") var idRows = 1 << 16
 
     func validate() throws {
         guard layers >= 1, hidden > 0, dim > 0, steps >= 0, microBatches > 0, microBatchSize >= 2 else {
@@ -64,13 +66,13 @@ struct PinSageTrain: ParsableCommand {
         Communicator.runJob { comm in
             let t0 = now()
             let store = try inputs.load(comm)
-            let model = PinSageModel<Float>(config: PinSageConfig(dIn: store.dIn, dHidden: hidden, dOut: dim, layers: layers, margin: margin), seed: seed)
+            let model = PinSageModel<Float>(config: PinSageConfig(dIn: store.dIn, dHidden: hidden, dOut: dim, layers: layers, margin: margin, idDim: idDim, idRows: idRows), seed: seed)
             var config = TrainerConfig()
             config.schedule = LearningRateSchedule(base: lr)
             let trainer = try DataParallelTrainer(model: model, comm: comm, config: config)
             let sampler = try PinSageSampler(store: store, microBatches: microBatches, microBatchSize: microBatchSize, seed: seed)
             guard !sampler.candidates.isEmpty else { throw GraphError("\(inputs.walks): no pin has importance neighbours; nothing to train on") }
-            comm.log("pinsage train: \(sampler.candidates.count) query pins, d_in \(store.dIn), K \(layers), \(steps) steps × \(microBatches) × \(microBatchSize)")
+            comm.log("pinsage train: \(sampler.candidates.count) query pins, d_in \(store.dIn) + id \(idDim), K \(layers), \(steps) steps × \(microBatches) × \(microBatchSize)")
             var losses: [Double] = []
             var progress = Progress(comm: comm, label: "pinsage train")
             let t1 = now()
@@ -96,7 +98,7 @@ struct PinSageTrain: ParsableCommand {
             let first = head.isEmpty ? 0 : head.reduce(0, +) / Double(head.count), last = tail.isEmpty ? 0 : tail.reduce(0, +) / Double(tail.count)
             let examples = Double(steps * microBatches * microBatchSize)
             comm.log(String(format: "pinsage train: %.2fs total, %.2fs training (%.2fs sampling/fetching), %.0f examples/s", now() - t0, seconds, sampleSeconds, examples / seconds))
-            let checksum = model.parameters.valuesArray().reduce(0.0) { $0 + Double($1) }
+            let checksum = model.parameters.valuesArray().reduce(0.0) { $0 + Double($1) } + (model.idTable?.values.reduce(0.0) { $0 + Double($1) } ?? 0)
             if comm.isRoot {
                 print(String(format: "PINSAGE-TRAIN steps=%d examples_per_s=%.0f loss_first=%.6f loss_last=%.6f param_sum=%.6f", steps, examples / seconds, first, last, checksum))
                 print("LOSSES " + losses.map { String(format: "%.6f", $0) }.joined(separator: " "))

@@ -100,13 +100,28 @@ struct PinSageTests {
             return model.lossAndGradients(batch, normalizer: 4, step: 1).loss
         }
         #expect(relativeError(analytic, n) < 1e-5, "\(relativeError(analytic, n))")
+
+        // With a learnable id embedding: dense and sparse (table row) gradients.
+        let withID = PinSageModel<Double>(config: PinSageConfig(dIn: 6, dHidden: 8, dOut: 6, layers: 2, margin: 0.5, idDim: 3, idRows: 50), seed: 7)
+        let table = withID.idTable!
+        withID.parameters.zeroGrads()
+        let (_, sparse) = withID.lossAndGradients(batch, normalizer: 4, step: 1)
+        let dense = Array(withID.parameters.grads)
+        let wv = withID.parameters.values
+        let nd = numeric(count: withID.parameters.count, get: { wv[$0] }, set: { wv[$0] = $1 }) { withID.lossAndGradients(batch, normalizer: 4, step: 1).loss }
+        #expect(relativeError(dense, nd) < 1e-5, "dense \(relativeError(dense, nd)) worst \(dense.indices.max { abs(dense[$0] - nd[$0]) < abs(dense[$1] - nd[$1]) }.map { ($0, dense[$0], nd[$0]) }!) of \(withID.parameters.layout)")
+        var tableGrad = [Double](repeating: 0, count: table.values.count)
+        for (i, r) in sparse[0].rows.enumerated() { for c in 0 ..< 3 { tableGrad[Int(r) * 3 + c] += sparse[0].grads[i * 3 + c] } }
+        let nt = numeric(count: table.values.count, get: { table.values[$0] }, set: { table.values[$0] = $1 }) { withID.lossAndGradients(batch, normalizer: 4, step: 1).loss }
+        #expect(tableGrad.contains { $0 != 0 })
+        #expect(relativeError(tableGrad, nt) < 1e-5, "table \(relativeError(tableGrad, nt))")
     }
 
     @Test("bulk layer-by-layer embedding equals per-pin embedding; cold-start pins get unit vectors from content")
     func bulkEqualsPerPin() throws {
         let store = try makeStore(n: 60, cold: 4)
-        for layers in [1, 2] {
-            let model = PinSageModel<Float>(config: PinSageConfig(dIn: 6, dHidden: 8, dOut: 5, layers: layers), seed: 21)
+        for (layers, idDim) in [(1, 0), (2, 0), (2, 4)] {
+            let model = PinSageModel<Float>(config: PinSageConfig(dIn: 6, dHidden: 8, dOut: 5, layers: layers, idDim: idDim, idRows: 97), seed: 21)
             let bulk = try PinSageEmbedder.embedAll(model: model, store: store, chunk: 7)
             var worst: Float = 0
             for (r, id) in store.ids.enumerated() {
@@ -142,7 +157,7 @@ struct PinSageMPITests {
         var losses: [[Double]] = []
         for ranks in [1, 2] {
             let r = try MPIRun.mosaic(ranks: ranks, ["pinsage", "train", "--data", data.path, "--walks", walks, "--out", dir.appendingPathComponent("m\(ranks)").path,
-                                                     "--steps", "6", "--micro-batches", "3", "--micro-batch-size", "8", "--hidden", "16", "--dim", "8"])
+                                                     "--steps", "6", "--micro-batches", "3", "--micro-batch-size", "8", "--hidden", "16", "--dim", "8", "--id-dim", "4"])
             #expect(r.status == 0, "\(r.output)")
             let line = r.stdout.split(separator: "\n").first { $0.hasPrefix("LOSSES") } ?? ""
             losses.append(line.split(separator: " ").dropFirst().compactMap { Double($0) })
