@@ -189,6 +189,27 @@ public final class PinSageModel<T: Real> {
         return (loss, dq, dp)
     }
 
+    /// Hard-negative hinge: Σ_i max(0, margin − zq_i·zp_i + zq_i·zh_i) / normalizer over rows
+    /// (M, d) each. Returns the loss and the gradients for zq, zp, zh.
+    public static func hardNegativeLoss(zq: Tensor<T>, zp: Tensor<T>, zh: Tensor<T>, margin: T, normalizer: T) -> (loss: T, dq: Tensor<T>, dp: Tensor<T>, dh: Tensor<T>) {
+        let m = zq.rows, d = zq.cols
+        var loss: T = 0
+        var dq = Tensor<T>.zeros(m, d), dp = Tensor<T>.zeros(m, d), dh = Tensor<T>.zeros(m, d)
+        for i in 0 ..< m {
+            var sp: T = 0, sh: T = 0
+            for c in 0 ..< d { sp += zq.data[i * d + c] * zp.data[i * d + c]; sh += zq.data[i * d + c] * zh.data[i * d + c] }
+            let v = margin - sp + sh
+            if v <= 0 { continue }
+            loss += v
+            for c in 0 ..< d {
+                dq.data[i * d + c] = (zh.data[i * d + c] - zp.data[i * d + c]) / normalizer
+                dp.data[i * d + c] = -zq.data[i * d + c] / normalizer
+                dh.data[i * d + c] = zq.data[i * d + c] / normalizer
+            }
+        }
+        return (loss / normalizer, dq, dp, dh)
+    }
+
     /// Saves the parameters with the config and `version` as attributes.
     public func save(path: String, version: String) throws {
         let f = try H5File(path: path, mode: .create)
@@ -233,6 +254,8 @@ public struct PinSageBatch {
     /// Per micro-batch: rows (in level K) of the M queries and of their M positives.
     public var queryRows: [[Int]] = []
     public var positiveRows: [[Int]] = []
+    /// Per micro-batch: (query index within the micro-batch, row of its hard negative) pairs.
+    public var hardNegatives: [[(query: Int, row: Int)]] = []
     public init() {}
 }
 
@@ -250,6 +273,15 @@ extension PinSageModel: TrainableModel {
             var dz = Tensor<T>.zeros(z.rows, z.cols)
             Self.scatterAdd(dq, batch.queryRows[g], into: &dz)
             Self.scatterAdd(dp, batch.positiveRows[g], into: &dz)
+            if g < batch.hardNegatives.count, !batch.hardNegatives[g].isEmpty {
+                let hard = batch.hardNegatives[g]
+                let qRows = hard.map { batch.queryRows[g][$0.query] }, pRows = hard.map { batch.positiveRows[g][$0.query] }, hRows = hard.map(\.row)
+                let (hl, hq, hp, hh) = Self.hardNegativeLoss(zq: Self.gather(z, qRows), zp: Self.gather(z, pRows), zh: Self.gather(z, hRows), margin: T(config.margin), normalizer: normalizer)
+                total += Double(hl)
+                Self.scatterAdd(hq, qRows, into: &dz)
+                Self.scatterAdd(hp, pRows, into: &dz)
+                Self.scatterAdd(hh, hRows, into: &dz)
+            }
             backward(dz, graph: graph)
         }
         guard let idTable else { return (total, []) }
@@ -269,6 +301,11 @@ public struct PinSageSampler {
     public let microBatches: Int
     public let microBatchSize: Int
     public let seed: UInt64
+    /// Hard negatives (curriculum): at step s a query gets one with probability
+    /// min(1, s / hardRampSteps); it is a pin two walk-hops away (a neighbour of one of the
+    /// query's neighbours) that is neither the query nor among its top-T neighbours — related,
+    /// but less than the positive. 0 disables them.
+    public var hardRampSteps = 0
 
     /// Collective: gathers the ids of the pins that have at least one neighbour (8 bytes per
     /// pin on every rank; the graph itself stays sharded).
@@ -308,9 +345,31 @@ public struct PinSageSampler {
                 }
                 positives.append(pick)
             }
+            var hard: [(Int, Int64)] = []
+            if hardRampSteps > 0 {
+                // Second hop: neighbours of the queries' neighbours (one more collective fetch).
+                let firstHop = nid.filter { $0 >= 0 }
+                let (n2, _) = try store.fetchNeighbors(firstHop)
+                var offset = 0
+                let p = min(1, Double(step) / Double(hardRampSteps))
+                for q in 0 ..< queries.count {
+                    let mine = (0 ..< store.t).map { nid[q * store.t + $0] }.filter { $0 >= 0 }
+                    var pool: [Int64] = []
+                    let direct = Set(mine)
+                    for j in 0 ..< mine.count {
+                        for k in 0 ..< store.t {
+                            let c = n2[(offset + j) * store.t + k]
+                            if c >= 0 && c != queries[q] && !direct.contains(c) { pool.append(c) }
+                        }
+                    }
+                    offset += mine.count
+                    if !pool.isEmpty && rng.uniform() < p { hard.append((q, pool[rng.int(below: pool.count)])) }
+                }
+            }
             var targets = queries
             var seen = Set(queries)
             for p in positives where seen.insert(p).inserted { targets.append(p) }
+            for (_, h) in hard where seen.insert(h).inserted { targets.append(h) }
             let graph = try ComputationGraph.build(targets: targets, layers: layers, store: store)
             if queries.isEmpty { continue }
             var index: [Int64: Int] = [:]
@@ -318,6 +377,7 @@ public struct PinSageSampler {
             out.graphs.append(graph)
             out.queryRows.append(queries.map { index[$0]! })
             out.positiveRows.append(positives.map { index[$0]! })
+            out.hardNegatives.append(hard.map { (query: $0.0, row: index[$0.1]!) })
         }
         return out
     }

@@ -55,6 +55,7 @@ struct PinSageTrain: ParsableCommand {
     @Option(help: "Seed (parameters and sampling).") var seed: UInt64 = 5
     @Option(help: "Width of a learnable (hashed) id embedding appended to the content; 0 = content only.") var idDim = 0
     @Option(help: "Rows of the hashed id embedding table.") var idRows = 1 << 16
+    @Option(help: "Hard negatives (two walk-hops away) ramp in over this many steps; 0 = in-batch negatives only.") var hardRamp = 0
 
     func validate() throws {
         guard layers >= 1, hidden > 0, dim > 0, steps >= 0, microBatches > 0, microBatchSize >= 2 else {
@@ -70,7 +71,8 @@ struct PinSageTrain: ParsableCommand {
             var config = TrainerConfig()
             config.schedule = LearningRateSchedule(base: lr)
             let trainer = try DataParallelTrainer(model: model, comm: comm, config: config)
-            let sampler = try PinSageSampler(store: store, microBatches: microBatches, microBatchSize: microBatchSize, seed: seed)
+            var sampler = try PinSageSampler(store: store, microBatches: microBatches, microBatchSize: microBatchSize, seed: seed)
+            sampler.hardRampSteps = hardRamp
             guard !sampler.candidates.isEmpty else { throw GraphError("\(inputs.walks): no pin has importance neighbours; nothing to train on") }
             comm.log("pinsage train: \(sampler.candidates.count) query pins, d_in \(store.dIn) + id \(idDim), K \(layers), \(steps) steps × \(microBatches) × \(microBatchSize)")
             var losses: [Double] = []

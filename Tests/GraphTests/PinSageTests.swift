@@ -85,14 +85,20 @@ struct PinSageTests {
         let queries: [Int64] = [100, 114, 128, 142], positives: [Int64] = [107, 121, 135, 100]
         var targets = queries
         for p in positives where !targets.contains(p) { targets.append(p) }
-        let graph = try ComputationGraph.build(targets: targets, layers: 2, store: store)
         var batch = PinSageBatch()
-        batch.graphs = [graph]
         batch.queryRows = [queries.map { targets.firstIndex(of: $0)! }]
         batch.positiveRows = [positives.map { targets.firstIndex(of: $0)! }]
+        // Hard negatives for queries 0 and 2 (pins 149 and 156, added as targets).
+        targets += [149, 156]
+        batch.hardNegatives = [[(query: 0, row: targets.count - 2), (query: 2, row: targets.count - 1)]]
+        let graph = try ComputationGraph.build(targets: targets, layers: 2, store: store)
+        batch.graphs = [graph]
         model.parameters.zeroGrads()
         let (loss0, _) = model.lossAndGradients(batch, normalizer: 4, step: 1)
         #expect(loss0 > 0)
+        var inBatchOnly = batch
+        inBatchOnly.hardNegatives = []
+        #expect(model.lossAndGradients(inBatchOnly, normalizer: 4, step: 1).loss < loss0, "the hard-negative hinge terms are active")
         let analytic = Array(model.parameters.grads)
         let values = model.parameters.values
         let n = numeric(count: model.parameters.count, get: { values[$0] }, set: { values[$0] = $1 }) {
@@ -157,7 +163,7 @@ struct PinSageMPITests {
         var losses: [[Double]] = []
         for ranks in [1, 2] {
             let r = try MPIRun.mosaic(ranks: ranks, ["pinsage", "train", "--data", data.path, "--walks", walks, "--out", dir.appendingPathComponent("m\(ranks)").path,
-                                                     "--steps", "6", "--micro-batches", "3", "--micro-batch-size", "8", "--hidden", "16", "--dim", "8", "--id-dim", "4"])
+                                                     "--steps", "6", "--micro-batches", "3", "--micro-batch-size", "8", "--hidden", "16", "--dim", "8", "--id-dim", "4", "--hard-ramp", "3"])
             #expect(r.status == 0, "\(r.output)")
             let line = r.stdout.split(separator: "\n").first { $0.hasPrefix("LOSSES") } ?? ""
             losses.append(line.split(separator: " ").dropFirst().compactMap { Double($0) })
