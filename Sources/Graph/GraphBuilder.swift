@@ -58,14 +58,18 @@ public enum GraphBuilder {
     }
 
     /// Collective: reads this rank's shards of the dataset at `root` and returns its edges.
-    public static func readEdges(root: URL, runID: String? = nil, parameters: GraphBuildParameters, comm: Communicator) throws -> EdgeList {
+    public static func readEdges(root: URL, runID: String? = nil, parameters: GraphBuildParameters, comm: Communicator)
+        throws -> EdgeList
+    {
         let reader = try DatasetReader(root: root, runID: runID)
         var out = EdgeList()
         let hasSaves = reader.entities.contains("saves")
         var pairing = parameters.pairing
         if pairing == .auto { pairing = hasSaves ? .pinBoard : .userItem }
         if pairing == .pinBoard && !hasSaves {
-            throw GraphError("\(reader.run.directory.path): pairing pin-board needs a 'saves' entity (has: \(reader.entities.joined(separator: ", ")))")
+            throw GraphError(
+                "\(reader.run.directory.path): pairing pin-board needs a 'saves' entity (has: \(reader.entities.joined(separator: ", ")))"
+            )
         }
         out.pairing = pairing
         if reader.entities.contains("pins") {
@@ -83,7 +87,7 @@ public enum GraphBuilder {
                 out.pins += t.i64("pin_id")
                 out.boards += t.i64("board_id")
                 out.fileIndex += [Int32](repeating: f, count: t.count)
-                out.rows += (0 ..< t.count).map { Int32($0 + 1) }
+                out.rows += (0..<t.count).map { Int32($0 + 1) }
             }
         } else {
             let save = EventType.save.rawValue
@@ -94,7 +98,7 @@ public enum GraphBuilder {
                 let users = t.i64("user_id"), items = t.i64("pin_id"), ts = t.i64("timestamp_ms")
                 let types = t.uint8["event_type"]!
                 var byUser: [Int64: [Int]] = [:]
-                for i in 0 ..< t.count where types[i] == save { byUser[users[i], default: []].append(i) }
+                for i in 0..<t.count where types[i] == save { byUser[users[i], default: []].append(i) }
                 for u in byUser.keys.sorted() {
                     var rows = byUser[u]!
                     rows.sort { (ts[$0], $0) < (ts[$1], $1) }
@@ -118,12 +122,15 @@ public enum GraphBuilder {
         let p = comm.size
         let (mine, _) = try routeOne(known, dest: known.map { GraphPartition.pinOwner($0, ranks: p) }, comm: comm)
         let set = Set(mine)
-        let found = try askOwners(keys: edges.pins, payload: [Int64](repeating: 0, count: edges.pins.count), comm: comm) { keys, _ in
+        let found = try askOwners(keys: edges.pins, payload: [Int64](repeating: 0, count: edges.pins.count), comm: comm)
+        { keys, _ in
             keys.map { set.contains($0) ? 1 : 0 }
         }
         if let i = found.firstIndex(of: 0) {
             let field = edges.pairing == .pinBoard ? "pin_id" : "pin_id (event_type save)"
-            throw GraphError("\(edges.files[Int(edges.fileIndex[i])]) row \(edges.rows[i]) field \(field): dangling id \(edges.pins[i]) is not in the pins entity")
+            throw GraphError(
+                "\(edges.files[Int(edges.fileIndex[i])]) row \(edges.rows[i]) field \(field): dangling id \(edges.pins[i]) is not in the pins entity"
+            )
         }
     }
 
@@ -134,16 +141,19 @@ public enum GraphBuilder {
 
     /// Collective: builds this rank's shard from edges held anywhere (`pins[i]`–`boards[i]`) and
     /// pins without edges (`isolated`, any rank). Duplicate edges are merged.
-    public static func build(pins: [Int64], boards: [Int64], isolated: [Int64] = [], maxBoardDegree: Int? = nil, comm: Communicator) throws -> (GraphShard, GraphStatistics) {
+    public static func build(
+        pins: [Int64], boards: [Int64], isolated: [Int64] = [], maxBoardDegree: Int? = nil, comm: Communicator
+    ) throws -> (GraphShard, GraphStatistics) {
         precondition(pins.count == boards.count)
         let p = comm.size
         // 1. Edges to the board's owner; board side CSR, pruned.
-        let (bp, bb) = try routePairs(pins, boards, dest: boards.map { GraphPartition.boardOwner($0, ranks: p) }, comm: comm)
+        let (bp, bb) = try routePairs(
+            pins, boards, dest: boards.map { GraphPartition.boardOwner($0, ranks: p) }, comm: comm)
         var boardSide = CSR.from(source: bb, target: bp)
         var prunedBoards = 0, prunedEdges = 0
         if let cap = maxBoardDegree {
             var kept = CSR()
-            for i in 0 ..< boardSide.count {
+            for i in 0..<boardSide.count {
                 let d = boardSide.degree(i)
                 if d > cap {
                     prunedBoards += 1
@@ -151,7 +161,8 @@ public enum GraphBuilder {
                     continue
                 }
                 kept.ids.append(boardSide.ids[i])
-                kept.neighbors.append(contentsOf: boardSide.neighbors[Int(boardSide.offsets[i]) ..< Int(boardSide.offsets[i + 1])])
+                kept.neighbors.append(
+                    contentsOf: boardSide.neighbors[Int(boardSide.offsets[i])..<Int(boardSide.offsets[i + 1])])
                 kept.offsets.append(Int64(kept.neighbors.count))
             }
             boardSide = kept
@@ -160,8 +171,8 @@ public enum GraphBuilder {
         var ep = [Int64](), eb = [Int64]()
         ep.reserveCapacity(boardSide.edgeCount)
         eb.reserveCapacity(boardSide.edgeCount)
-        for i in 0 ..< boardSide.count {
-            for k in Int(boardSide.offsets[i]) ..< Int(boardSide.offsets[i + 1]) {
+        for i in 0..<boardSide.count {
+            for k in Int(boardSide.offsets[i])..<Int(boardSide.offsets[i + 1]) {
                 ep.append(boardSide.neighbors[k])
                 eb.append(boardSide.ids[i])
             }
@@ -175,12 +186,18 @@ public enum GraphBuilder {
     }
 
     /// Collective: global statistics and digest of a sharded graph.
-    public static func statistics(_ shard: GraphShard, prunedBoards: Int = 0, prunedEdges: Int = 0, comm: Communicator) throws -> GraphStatistics {
-        let pinDeg = (0 ..< shard.pins.count).map { shard.pins.degree($0) }
-        var sums = [Int64(shard.pins.count), Int64(shard.boards.count), Int64(shard.pins.edgeCount),
-                    Int64(pinDeg.filter { $0 == 0 }.count), Int64(prunedBoards), Int64(prunedEdges)]
+    public static func statistics(_ shard: GraphShard, prunedBoards: Int = 0, prunedEdges: Int = 0, comm: Communicator)
+        throws -> GraphStatistics
+    {
+        let pinDeg = (0..<shard.pins.count).map { shard.pins.degree($0) }
+        var sums = [
+            Int64(shard.pins.count), Int64(shard.boards.count), Int64(shard.pins.edgeCount),
+            Int64(pinDeg.filter { $0 == 0 }.count), Int64(prunedBoards), Int64(prunedEdges),
+        ]
         try comm.allreduce(&sums, op: .sum)
-        var maxes = [Int64(pinDeg.max() ?? 0), Int64((0 ..< shard.boards.count).map { shard.boards.degree($0) }.max() ?? 0)]
+        var maxes = [
+            Int64(pinDeg.max() ?? 0), Int64((0..<shard.boards.count).map { shard.boards.degree($0) }.max() ?? 0),
+        ]
         try comm.allreduce(&maxes, op: .max)
         let digests = try comm.allgather([shard.digest()])
         var s = GraphStatistics()
@@ -192,14 +209,16 @@ public enum GraphBuilder {
     }
 
     /// Collective: sends `(a[i], b[i])` to rank `dest[i]`; returns what this rank received.
-    public static func routePairs(_ a: [Int64], _ b: [Int64], dest: [Int], comm: Communicator) throws -> ([Int64], [Int64]) {
+    public static func routePairs(_ a: [Int64], _ b: [Int64], dest: [Int], comm: Communicator) throws -> (
+        [Int64], [Int64]
+    ) {
         let p = comm.size
         var counts = [Int](repeating: 0, count: p)
         for d in dest { counts[d] += 1 }
         var start = [Int](repeating: 0, count: p)
-        for r in 1 ..< max(1, p) { start[r] = start[r - 1] + counts[r - 1] }
+        for r in 1..<max(1, p) { start[r] = start[r - 1] + counts[r - 1] }
         var sendA = [Int64](repeating: 0, count: a.count), sendB = sendA
-        for i in 0 ..< a.count {
+        for i in 0..<a.count {
             let d = dest[i]
             sendA[start[d]] = a[i]
             sendB[start[d]] = b[i]
@@ -218,9 +237,9 @@ public enum GraphBuilder {
         var counts = [Int](repeating: 0, count: p)
         for d in dest { counts[d] += 1 }
         var start = [Int](repeating: 0, count: p)
-        for r in 1 ..< max(1, p) { start[r] = start[r - 1] + counts[r - 1] }
+        for r in 1..<max(1, p) { start[r] = start[r - 1] + counts[r - 1] }
         var send = [Int64](repeating: 0, count: a.count)
-        for i in 0 ..< a.count {
+        for i in 0..<a.count {
             send[start[dest[i]]] = a[i]
             start[dest[i]] += 1
         }

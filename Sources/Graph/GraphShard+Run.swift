@@ -13,17 +13,18 @@ extension GraphShard {
         if paths.count == comm.size {
             let shard = try read(path: paths[comm.rank])
             guard shard.rank == comm.rank, shard.ranks == comm.size else {
-                throw GraphError("\(paths[comm.rank]): shard \(shard.rank) of \(shard.ranks), expected \(comm.rank) of \(comm.size)")
+                throw GraphError(
+                    "\(paths[comm.rank]): shard \(shard.rank) of \(shard.ranks), expected \(comm.rank) of \(comm.size)")
             }
             return shard
         }
         var pins = [Int64](), boards = [Int64](), isolated = [Int64]()
         for (i, path) in paths.enumerated() where i % comm.size == comm.rank {
             let s = try read(path: path)
-            for r in 0 ..< s.pins.count {
+            for r in 0..<s.pins.count {
                 let d = s.pins.degree(r)
                 if d == 0 { isolated.append(s.pins.ids[r]) }
-                for k in Int(s.pins.offsets[r]) ..< Int(s.pins.offsets[r + 1]) {
+                for k in Int(s.pins.offsets[r])..<Int(s.pins.offsets[r + 1]) {
                     pins.append(s.pins.ids[r]); boards.append(s.pins.neighbors[k])
                 }
             }

@@ -51,7 +51,7 @@ public struct CSR: Sendable, Equatable {
         // Sort (source, target) pairs directly (no index indirection: contiguous comparisons).
         var pairs = [EdgePair]()
         pairs.reserveCapacity(source.count)
-        for i in 0 ..< source.count { pairs.append(EdgePair(s: source[i], t: target[i])) }
+        for i in 0..<source.count { pairs.append(EdgePair(s: source[i], t: target[i])) }
         pairs.sort()
         var csr = CSR()
         csr.neighbors.reserveCapacity(pairs.count)
@@ -78,7 +78,8 @@ public struct CSR: Sendable, Equatable {
                 for id in all {
                     merged.ids.append(id)
                     if j < csr.ids.count && csr.ids[j] == id {
-                        merged.neighbors.append(contentsOf: csr.neighbors[Int(csr.offsets[j]) ..< Int(csr.offsets[j + 1])])
+                        merged.neighbors.append(
+                            contentsOf: csr.neighbors[Int(csr.offsets[j])..<Int(csr.offsets[j + 1])])
                         j += 1
                     }
                     merged.offsets.append(Int64(merged.neighbors.count))
@@ -107,15 +108,21 @@ public struct CSR: Sendable, Equatable {
     /// Checks the CSR invariants; the message names what is wrong (`what` prefixes it).
     public func validate(_ what: String) throws {
         func fail(_ m: String) -> GraphError { GraphError("\(what): \(m)") }
-        guard offsets.count == ids.count + 1 else { throw fail("offsets has \(offsets.count) entries for \(ids.count) nodes (expected n + 1)") }
+        guard offsets.count == ids.count + 1 else {
+            throw fail("offsets has \(offsets.count) entries for \(ids.count) nodes (expected n + 1)")
+        }
         guard offsets.first == 0 else { throw fail("offsets[0] = \(offsets.first ?? -1), expected 0") }
-        guard offsets.last == Int64(neighbors.count) else { throw fail("offsets[n] = \(offsets.last ?? -1), but there are \(neighbors.count) neighbours") }
-        for i in 0 ..< ids.count {
-            if i > 0 && ids[i] <= ids[i - 1] { throw fail("ids not strictly increasing at row \(i) (\(ids[i - 1]), \(ids[i]))") }
+        guard offsets.last == Int64(neighbors.count) else {
+            throw fail("offsets[n] = \(offsets.last ?? -1), but there are \(neighbors.count) neighbours")
+        }
+        for i in 0..<ids.count {
+            if i > 0 && ids[i] <= ids[i - 1] {
+                throw fail("ids not strictly increasing at row \(i) (\(ids[i - 1]), \(ids[i]))")
+            }
             let a = Int(offsets[i]), b = Int(offsets[i + 1])
             guard a <= b else { throw fail("offsets decrease at row \(i)") }
             if a < b {
-                for k in a + 1 ..< b where neighbors[k] <= neighbors[k - 1] {
+                for k in a + 1..<b where neighbors[k] <= neighbors[k - 1] {
                     throw fail("neighbours of node \(ids[i]) (row \(i)) not strictly increasing")
                 }
             }
@@ -159,17 +166,20 @@ public struct GraphShard: Sendable, Equatable {
     /// graph whatever the rank count.
     public func digest() -> UInt64 {
         var sum: UInt64 = 0
-        for i in 0 ..< pins.count {
+        for i in 0..<pins.count {
             let p = pins.ids[i]
             sum &+= GraphPartition.hash(p ^ 0x5bd1_e995) &* 3
-            for k in Int(pins.offsets[i]) ..< Int(pins.offsets[i + 1]) {
-                sum &+= GraphPartition.hash(Int64(bitPattern: GraphPartition.hash(p) &+ UInt64(bitPattern: pins.neighbors[k])))
+            for k in Int(pins.offsets[i])..<Int(pins.offsets[i + 1]) {
+                sum &+= GraphPartition.hash(
+                    Int64(bitPattern: GraphPartition.hash(p) &+ UInt64(bitPattern: pins.neighbors[k])))
             }
         }
-        for i in 0 ..< boards.count {
+        for i in 0..<boards.count {
             let b = boards.ids[i]
-            for k in Int(boards.offsets[i]) ..< Int(boards.offsets[i + 1]) {
-                sum &+= GraphPartition.hash(Int64(bitPattern: GraphPartition.hash(boards.neighbors[k]) &+ UInt64(bitPattern: b))) &* 5
+            for k in Int(boards.offsets[i])..<Int(boards.offsets[i + 1]) {
+                sum &+=
+                    GraphPartition.hash(
+                        Int64(bitPattern: GraphPartition.hash(boards.neighbors[k]) &+ UInt64(bitPattern: b))) &* 5
             }
         }
         return sum
@@ -190,7 +200,7 @@ public struct GraphShard: Sendable, Equatable {
             try g.write("ids", csr.ids, shape: [csr.ids.count])
             try g.write("offsets", csr.offsets, shape: [csr.offsets.count])
             try g.write("neighbors", csr.neighbors, shape: [csr.neighbors.count])
-            let degrees = (0 ..< csr.count).map { csr.degree($0) }
+            let degrees = (0..<csr.count).map { csr.degree($0) }
             try g.setAttribute("count", Int64(csr.count))
             try g.setAttribute("edges", Int64(csr.edgeCount))
             try g.setAttribute("max_degree", Int64(degrees.max() ?? 0))
@@ -206,16 +216,24 @@ public struct GraphShard: Sendable, Equatable {
         let file = try H5File(path: path, mode: .read)
         let rank = Int(try file.root.intAttribute("shard_rank"))
         let ranks = Int(try file.root.intAttribute("shard_count"))
-        guard ranks > 0, rank >= 0, rank < ranks else { throw GraphError("\(path): shard_rank \(rank) of shard_count \(ranks) is invalid") }
+        guard ranks > 0, rank >= 0, rank < ranks else {
+            throw GraphError("\(path): shard_rank \(rank) of shard_count \(ranks) is invalid")
+        }
         var sides: [CSR] = []
         for name in ["pins", "boards"] {
             let g = try file.root.group(name)
-            let csr = CSR(ids: try g.read("ids", as: Int64.self), offsets: try g.read("offsets", as: Int64.self), neighbors: try g.read("neighbors", as: Int64.self))
+            let csr = CSR(
+                ids: try g.read("ids", as: Int64.self), offsets: try g.read("offsets", as: Int64.self),
+                neighbors: try g.read("neighbors", as: Int64.self))
             try csr.validate("\(path) /\(name)")
             let isPins = name == "pins"
-            func owner(_ id: Int64, _ p: Int) -> Int { isPins ? GraphPartition.pinOwner(id, ranks: p) : GraphPartition.boardOwner(id, ranks: p) }
+            func owner(_ id: Int64, _ p: Int) -> Int {
+                isPins ? GraphPartition.pinOwner(id, ranks: p) : GraphPartition.boardOwner(id, ranks: p)
+            }
             if let bad = csr.ids.first(where: { owner($0, ranks) != rank }) {
-                throw GraphError("\(path) /\(name)/ids: node \(bad) belongs to rank \(owner(bad, ranks)), not shard \(rank) of \(ranks)")
+                throw GraphError(
+                    "\(path) /\(name)/ids: node \(bad) belongs to rank \(owner(bad, ranks)), not shard \(rank) of \(ranks)"
+                )
             }
             sides.append(csr)
         }

@@ -19,7 +19,10 @@ public struct WalkParameters: Sendable {
     /// Pins per rank whose walks run together (bounds the walkers in flight).
     public var batchPins: Int
 
-    public init(walksPerPin: Int = 32, restartProbability: Double = 0.3, maxSteps: Int = 20, topT: Int = 20, seed: UInt64 = 1, batchPins: Int = 4096) {
+    public init(
+        walksPerPin: Int = 32, restartProbability: Double = 0.3, maxSteps: Int = 20, topT: Int = 20, seed: UInt64 = 1,
+        batchPins: Int = 4096
+    ) {
         self.walksPerPin = walksPerPin
         self.restartProbability = restartProbability
         self.maxSteps = maxSteps
@@ -43,16 +46,19 @@ public struct ImportanceNeighbors: Sendable, Equatable {
 
     /// Neighbours of row `i` (without padding).
     public func neighbors(_ i: Int) -> [(id: Int64, weight: Float)] {
-        (0 ..< t).compactMap { k in ids[i * t + k] >= 0 ? (ids[i * t + k], weights[i * t + k]) : nil }
+        (0..<t).compactMap { k in ids[i * t + k] >= 0 ? (ids[i * t + k], weights[i * t + k]) : nil }
     }
 
     /// Order-independent digest of (pin, neighbour, count) triples.
     public func digest() -> UInt64 {
         var sum: UInt64 = 0
-        for i in 0 ..< pins.count {
+        for i in 0..<pins.count {
             let h = GraphPartition.hash(pins[i])
-            for k in 0 ..< t where ids[i * t + k] >= 0 {
-                sum &+= GraphPartition.hash(Int64(bitPattern: (h &* 31) &+ GraphPartition.hash(ids[i * t + k]) &+ UInt64(counts[i * t + k]) &* 0x9E37_79B9))
+            for k in 0..<t where ids[i * t + k] >= 0 {
+                sum &+= GraphPartition.hash(
+                    Int64(
+                        bitPattern: (h &* 31) &+ GraphPartition.hash(ids[i * t + k]) &+ UInt64(counts[i * t + k])
+                            &* 0x9E37_79B9))
             }
             sum &+= h
         }
@@ -113,7 +119,9 @@ public struct WalkStatistics: Sendable {
 /// routed to the start pin's owner at the end of each batch of start pins.
 public enum RandomWalker {
     /// Collective: walks from every pin of `shard` and returns its top-T neighbours.
-    public static func run(_ shard: GraphShard, parameters w: WalkParameters, comm: Communicator, progress: ((Int, Int) -> Void)? = nil) throws -> (ImportanceNeighbors, WalkStatistics) {
+    public static func run(
+        _ shard: GraphShard, parameters w: WalkParameters, comm: Communicator, progress: ((Int, Int) -> Void)? = nil
+    ) throws -> (ImportanceNeighbors, WalkStatistics) {
         let p = comm.size
         precondition(shard.ranks == p, "the graph shard was built for \(shard.ranks) ranks")
         let pins = shard.pins, boards = shard.boards
@@ -124,12 +132,12 @@ public enum RandomWalker {
         var stats = WalkStatistics()
         var localSteps = 0, localForwarded = 0
         // A walker is 3 Int64: start pin, current node, meta = walk << 33 | step << 1 | atBoard.
-        for round in 0 ..< rounds {
+        for round in 0..<rounds {
             let lo = min(localPins, round * batch), hi = min(localPins, lo + batch)
             var queue = [Int64]()
             queue.reserveCapacity((hi - lo) * w.walksPerPin * 3)
-            for i in lo ..< hi {
-                for walk in 0 ..< w.walksPerPin {
+            for i in lo..<hi {
+                for walk in 0..<w.walksPerPin {
                     queue.append(pins.ids[i]); queue.append(pins.ids[i]); queue.append(Int64(walk) << 33)
                 }
             }
@@ -147,17 +155,22 @@ public enum RandomWalker {
                     var atBoard = meta & 1 == 1
                     // Advance while the walker stays on this rank.
                     while true {
-                        var rng = RandomStream(seed: w.seed, rank: UInt64(bitPattern: start), index: walk << 32 | UInt64(step))
+                        var rng = RandomStream(
+                            seed: w.seed, rank: UInt64(bitPattern: start), index: walk << 32 | UInt64(step))
                         let next: Int64
                         if atBoard {
                             guard let bi = boards.index(of: node) else {
-                                throw GraphError("rank \(comm.rank): walker at board \(node) which is not in this shard (dangling board id in the neighbours of a pin)")
+                                throw GraphError(
+                                    "rank \(comm.rank): walker at board \(node) which is not in this shard (dangling board id in the neighbours of a pin)"
+                                )
                             }
                             let d = boards.degree(bi)
                             next = boards.neighbors[Int(boards.offsets[bi]) + rng.int(below: d)]
                         } else {
                             guard let pi = pins.index(of: node) else {
-                                throw GraphError("rank \(comm.rank): walker at pin \(node) which is not in this shard (dangling pin id in the neighbours of a board)")
+                                throw GraphError(
+                                    "rank \(comm.rank): walker at pin \(node) which is not in this shard (dangling pin id in the neighbours of a board)"
+                                )
                             }
                             if step > 0 {
                                 visitStart.append(start); visitPin.append(node)
@@ -171,7 +184,9 @@ public enum RandomWalker {
                         localSteps += 1
                         atBoard.toggle()
                         node = next
-                        let owner = atBoard ? GraphPartition.boardOwner(node, ranks: p) : GraphPartition.pinOwner(node, ranks: p)
+                        let owner =
+                            atBoard
+                            ? GraphPartition.boardOwner(node, ranks: p) : GraphPartition.pinOwner(node, ranks: p)
                         if owner != comm.rank {
                             out[owner].append(start); out[owner].append(node)
                             out[owner].append(Int64(walk) << 33 | Int64(step) << 1 | (atBoard ? 1 : 0))
@@ -189,14 +204,15 @@ public enum RandomWalker {
                 if live == 0 { break }
             }
             // Visits to the start pin's owner; count and keep the top T per start pin.
-            let (vs, vp) = try GraphBuilder.routePairs(visitStart, visitPin, dest: visitStart.map { GraphPartition.pinOwner($0, ranks: p) }, comm: comm)
+            let (vs, vp) = try GraphBuilder.routePairs(
+                visitStart, visitPin, dest: visitStart.map { GraphPartition.pinOwner($0, ranks: p) }, comm: comm)
             visitStart = []; visitPin = []
             var visits = [EdgePair]()
             visits.reserveCapacity(vs.count)
-            for j in 0 ..< vs.count { visits.append(EdgePair(s: vs[j], t: vp[j])) }
+            for j in 0..<vs.count { visits.append(EdgePair(s: vs[j], t: vp[j])) }
             visits.sort()
             var k = 0
-            for i in lo ..< hi {
+            for i in lo..<hi {
                 let s = pins.ids[i]
                 var cand: [(Int64, Int32)] = []
                 while k < visits.count && visits[k].s < s { k += 1 }
@@ -210,7 +226,7 @@ public enum RandomWalker {
                 let kept = cand.prefix(w.topT)
                 let total = Float(kept.reduce(0) { $0 + Int($1.1) })
                 result.pins.append(s)
-                for j in 0 ..< w.topT {
+                for j in 0..<w.topT {
                     if j < kept.count {
                         let (id, c) = kept[kept.startIndex + j]
                         result.ids.append(id); result.counts.append(c); result.weights.append(Float(c) / total)

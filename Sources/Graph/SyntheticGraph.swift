@@ -29,6 +29,6 @@ public struct SyntheticGraph: Sendable {
 
     /// Rank `rank`'s share of the edge indices out of `ranks`.
     public func share(rank: Int, ranks: Int) -> Range<Int> {
-        (edges * rank / ranks) ..< (edges * (rank + 1) / ranks)
+        (edges * rank / ranks)..<(edges * (rank + 1) / ranks)
     }
 }

@@ -45,11 +45,13 @@ public struct ComputationGraph: Sendable {
             let nodes = levels[level]
             selfIndex[level] = nodes.map { index[$0]! }
             let (nid, nw) = fetched[level]
-            neighborIndex[level] = (0 ..< nodes.count * t).map { nid[$0] >= 0 ? index[nid[$0]]! : index[nodes[$0 / t]]! }
-            weights[level] = (0 ..< nodes.count * t).map { nid[$0] >= 0 ? nw[$0] : 0 }
+            neighborIndex[level] = (0..<nodes.count * t).map { nid[$0] >= 0 ? index[nid[$0]]! : index[nodes[$0 / t]]! }
+            weights[level] = (0..<nodes.count * t).map { nid[$0] >= 0 ? nw[$0] : 0 }
         }
         let content = try store.fetchContent(levels[0])
-        return ComputationGraph(levels: levels, content: content, selfIndex: selfIndex, neighborIndex: neighborIndex, weights: weights, t: t)
+        return ComputationGraph(
+            levels: levels, content: content, selfIndex: selfIndex, neighborIndex: neighborIndex, weights: weights, t: t
+        )
     }
 }
 
@@ -69,7 +71,10 @@ public struct PinSageConfig: Sendable, Equatable {
     public var idDim: Int
     public var idRows: Int
 
-    public init(dIn: Int, dHidden: Int = 64, dOut: Int = 64, layers: Int = 2, margin: Double = 0.2, idDim: Int = 0, idRows: Int = 1 << 16) {
+    public init(
+        dIn: Int, dHidden: Int = 64, dOut: Int = 64, layers: Int = 2, margin: Double = 0.2, idDim: Int = 0,
+        idRows: Int = 1 << 16
+    ) {
         self.dIn = dIn
         self.dHidden = dHidden
         self.dOut = dOut
@@ -96,11 +101,16 @@ public final class PinSageModel<T: Real> {
         self.config = config
         parameters = ParameterStore<T>(seed: seed)
         var convs: [PinSageConv<T>] = []
-        for k in 0 ..< config.layers {
-            convs.append(PinSageConv(parameters, name: "conv\(k)", dIn: k == 0 ? config.inputWidth : config.dOut, dHidden: config.dHidden, dOut: config.dOut))
+        for k in 0..<config.layers {
+            convs.append(
+                PinSageConv(
+                    parameters, name: "conv\(k)", dIn: k == 0 ? config.inputWidth : config.dOut,
+                    dHidden: config.dHidden, dOut: config.dOut))
         }
         self.convs = convs
-        idTable = config.idDim > 0 ? EmbeddingTable(name: "pin_id", rows: config.idRows, dim: config.idDim, std: 0.1, seed: seed &+ 1) : nil
+        idTable =
+            config.idDim > 0
+            ? EmbeddingTable(name: "pin_id", rows: config.idRows, dim: config.idDim, std: 0.1, seed: seed &+ 1) : nil
     }
 
     /// Layer-0 input of `ids` with content rows `content` ((n, dIn) Float): content, then the
@@ -142,7 +152,9 @@ public final class PinSageModel<T: Real> {
                 acc.rows += g.rows
                 acc.grads += g.grads
                 idGradient = acc
-            } else { idGradient = g }
+            } else {
+                idGradient = g
+            }
         }
     }
 
@@ -150,37 +162,43 @@ public final class PinSageModel<T: Real> {
         let c = h.cols
         var out = [T]()
         out.reserveCapacity(rows.count * c)
-        for r in rows { out.append(contentsOf: h.data[r * c ..< (r + 1) * c]) }
+        for r in rows { out.append(contentsOf: h.data[r * c..<(r + 1) * c]) }
         return Tensor(rows: rows.count, cols: c, data: out)
     }
 
     static func scatterAdd(_ g: Tensor<T>, _ rows: [Int], into h: inout Tensor<T>) {
         let c = g.cols
-        for (i, r) in rows.enumerated() { for j in 0 ..< c { h.data[r * c + j] += g.data[i * c + j] } }
+        for (i, r) in rows.enumerated() { for j in 0..<c { h.data[r * c + j] += g.data[i * c + j] } }
     }
 
     /// Max-margin loss of one micro-batch: query i's positive is pin i of `positives`; the
     /// other positives of the micro-batch are its negatives. `zq`, `zp` (M, d). Returns the
     /// loss (÷ normalizer) and gradients.
-    public static func maxMarginLoss(zq: Tensor<T>, zp: Tensor<T>, margin: T, normalizer: T) -> (loss: T, dq: Tensor<T>, dp: Tensor<T>) {
+    public static func maxMarginLoss(zq: Tensor<T>, zp: Tensor<T>, margin: T, normalizer: T) -> (
+        loss: T, dq: Tensor<T>, dp: Tensor<T>
+    ) {
         let m = zq.rows, d = zq.cols
         var scores = Tensor<T>.zeros(m, m)
-        for i in 0 ..< m { for j in 0 ..< m { var s: T = 0; for c in 0 ..< d { s += zq.data[i * d + c] * zp.data[j * d + c] }; scores[i, j] = s } }
-        let pos = (0 ..< m).map { scores[$0, $0] }
+        for i in 0..<m {
+            for j in 0..<m {
+                var s: T = 0; for c in 0..<d { s += zq.data[i * d + c] * zp.data[j * d + c] }; scores[i, j] = s
+            }
+        }
+        let pos = (0..<m).map { scores[$0, $0] }
         var neg = Tensor<T>.zeros(m, max(1, m - 1))
-        for i in 0 ..< m { var c = 0; for j in 0 ..< m where j != i { neg[i, c] = scores[i, j]; c += 1 } }
+        for i in 0..<m { var c = 0; for j in 0..<m where j != i { neg[i, c] = scores[i, j]; c += 1 } }
         let (loss, dpos, dneg) = Loss.hinge(positive: pos, negative: neg, margin: margin, normalizer: normalizer)
         var ds = Tensor<T>.zeros(m, m)
-        for i in 0 ..< m {
+        for i in 0..<m {
             ds[i, i] = dpos[i]
             var c = 0
-            for j in 0 ..< m where j != i { ds[i, j] = dneg[i, c]; c += 1 }
+            for j in 0..<m where j != i { ds[i, j] = dneg[i, c]; c += 1 }
         }
         var dq = Tensor<T>.zeros(m, d), dp = Tensor<T>.zeros(m, d)
-        for i in 0 ..< m {
-            for j in 0 ..< m where ds[i, j] != 0 {
+        for i in 0..<m {
+            for j in 0..<m where ds[i, j] != 0 {
                 let g = ds[i, j]
-                for c in 0 ..< d {
+                for c in 0..<d {
                     dq.data[i * d + c] += g * zp.data[j * d + c]
                     dp.data[j * d + c] += g * zq.data[i * d + c]
                 }
@@ -191,17 +209,21 @@ public final class PinSageModel<T: Real> {
 
     /// Hard-negative hinge: Σ_i max(0, margin − zq_i·zp_i + zq_i·zh_i) / normalizer over rows
     /// (M, d) each. Returns the loss and the gradients for zq, zp, zh.
-    public static func hardNegativeLoss(zq: Tensor<T>, zp: Tensor<T>, zh: Tensor<T>, margin: T, normalizer: T) -> (loss: T, dq: Tensor<T>, dp: Tensor<T>, dh: Tensor<T>) {
+    public static func hardNegativeLoss(zq: Tensor<T>, zp: Tensor<T>, zh: Tensor<T>, margin: T, normalizer: T) -> (
+        loss: T, dq: Tensor<T>, dp: Tensor<T>, dh: Tensor<T>
+    ) {
         let m = zq.rows, d = zq.cols
         var loss: T = 0
         var dq = Tensor<T>.zeros(m, d), dp = Tensor<T>.zeros(m, d), dh = Tensor<T>.zeros(m, d)
-        for i in 0 ..< m {
+        for i in 0..<m {
             var sp: T = 0, sh: T = 0
-            for c in 0 ..< d { sp += zq.data[i * d + c] * zp.data[i * d + c]; sh += zq.data[i * d + c] * zh.data[i * d + c] }
+            for c in 0..<d {
+                sp += zq.data[i * d + c] * zp.data[i * d + c]; sh += zq.data[i * d + c] * zh.data[i * d + c]
+            }
             let v = margin - sp + sh
             if v <= 0 { continue }
             loss += v
-            for c in 0 ..< d {
+            for c in 0..<d {
                 dq.data[i * d + c] = (zh.data[i * d + c] - zp.data[i * d + c]) / normalizer
                 dp.data[i * d + c] = -zq.data[i * d + c] / normalizer
                 dh.data[i * d + c] = zq.data[i * d + c] / normalizer
@@ -222,7 +244,9 @@ public final class PinSageModel<T: Real> {
         try f.root.setAttribute("model_version", version)
         try f.root.setAttribute("id_dim", Int64(config.idDim))
         try f.root.setAttribute("id_rows", Int64(config.idRows))
-        if let idTable { try f.root.write("id_embedding", idTable.values.map { Double($0) }, shape: [idTable.rows, idTable.dim]) }
+        if let idTable {
+            try f.root.write("id_embedding", idTable.values.map { Double($0) }, shape: [idTable.rows, idTable.dim])
+        }
         try f.flush()
     }
 
@@ -231,17 +255,23 @@ public final class PinSageModel<T: Real> {
         let f = try H5File(path: path, mode: .read)
         let config = PinSageConfig(
             dIn: Int(try f.root.intAttribute("d_in")), dHidden: Int(try f.root.intAttribute("d_hidden")),
-            dOut: Int(try f.root.intAttribute("d_out")), layers: Int(try f.root.intAttribute("layers")), margin: try f.root.doubleAttribute("margin"),
+            dOut: Int(try f.root.intAttribute("d_out")), layers: Int(try f.root.intAttribute("layers")),
+            margin: try f.root.doubleAttribute("margin"),
             idDim: Int(try f.root.intAttribute("id_dim")), idRows: Int(try f.root.intAttribute("id_rows")))
         let model = PinSageModel(config: config)
         if let table = model.idTable {
             let v = try f.root.read("id_embedding", as: Double.self)
-            guard v.count == table.values.count else { throw ArtifactError(file: path, object: "/id_embedding", message: "\(v.count) values, expected \(table.values.count)") }
+            guard v.count == table.values.count else {
+                throw ArtifactError(
+                    file: path, object: "/id_embedding", message: "\(v.count) values, expected \(table.values.count)")
+            }
             table.values = v.map { T($0) }
         }
         let values = try f.root.read("parameters", as: Double.self)
         guard values.count == model.parameters.count else {
-            throw ArtifactError(file: path, object: "/parameters", message: "\(values.count) values, the model has \(model.parameters.count)")
+            throw ArtifactError(
+                file: path, object: "/parameters",
+                message: "\(values.count) values, the model has \(model.parameters.count)")
         }
         model.parameters.setValues(values.map { T($0) })
         return (model, try f.root.stringAttribute("model_version"))
@@ -262,7 +292,9 @@ public struct PinSageBatch {
 extension PinSageModel: TrainableModel {
     public var tables: [EmbeddingTable<T>] { idTable.map { [$0] } ?? [] }
 
-    public func lossAndGradients(_ batch: PinSageBatch, normalizer: T, step: Int) -> (loss: Double, sparse: [SparseRows<T>]) {
+    public func lossAndGradients(_ batch: PinSageBatch, normalizer: T, step: Int) -> (
+        loss: Double, sparse: [SparseRows<T>]
+    ) {
         var total = 0.0
         idGradient = nil
         for (g, graph) in batch.graphs.enumerated() {
@@ -275,8 +307,11 @@ extension PinSageModel: TrainableModel {
             Self.scatterAdd(dp, batch.positiveRows[g], into: &dz)
             if g < batch.hardNegatives.count, !batch.hardNegatives[g].isEmpty {
                 let hard = batch.hardNegatives[g]
-                let qRows = hard.map { batch.queryRows[g][$0.query] }, pRows = hard.map { batch.positiveRows[g][$0.query] }, hRows = hard.map(\.row)
-                let (hl, hq, hp, hh) = Self.hardNegativeLoss(zq: Self.gather(z, qRows), zp: Self.gather(z, pRows), zh: Self.gather(z, hRows), margin: T(config.margin), normalizer: normalizer)
+                let qRows = hard.map { batch.queryRows[g][$0.query] },
+                    pRows = hard.map { batch.positiveRows[g][$0.query] }, hRows = hard.map(\.row)
+                let (hl, hq, hp, hh) = Self.hardNegativeLoss(
+                    zq: Self.gather(z, qRows), zp: Self.gather(z, pRows), zh: Self.gather(z, hRows),
+                    margin: T(config.margin), normalizer: normalizer)
                 total += Double(hl)
                 Self.scatterAdd(hq, qRows, into: &dz)
                 Self.scatterAdd(hp, pRows, into: &dz)
@@ -323,7 +358,7 @@ public struct PinSageSampler {
         let comm = store.comm
         var out = PinSageBatch()
         let slots = (microBatches + comm.size - 1) / comm.size
-        for slot in 0 ..< slots {
+        for slot in 0..<slots {
             let i = slot * comm.size + comm.rank
             var queries = [Int64]()
             var rng = RandomStream(seed: seed, rank: UInt64(step), index: UInt64(i))
@@ -336,9 +371,9 @@ public struct PinSageSampler {
             }
             let (nid, nw) = try store.fetchNeighbors(queries)
             var positives = [Int64]()
-            for q in 0 ..< queries.count {
+            for q in 0..<queries.count {
                 var u = Float(rng.uniform()), pick = nid[q * store.t]
-                for k in 0 ..< store.t where nid[q * store.t + k] >= 0 {
+                for k in 0..<store.t where nid[q * store.t + k] >= 0 {
                     pick = nid[q * store.t + k]
                     u -= nw[q * store.t + k]
                     if u <= 0 { break }
@@ -352,12 +387,12 @@ public struct PinSageSampler {
                 let (n2, _) = try store.fetchNeighbors(firstHop)
                 var offset = 0
                 let p = min(1, Double(step) / Double(hardRampSteps))
-                for q in 0 ..< queries.count {
-                    let mine = (0 ..< store.t).map { nid[q * store.t + $0] }.filter { $0 >= 0 }
+                for q in 0..<queries.count {
+                    let mine = (0..<store.t).map { nid[q * store.t + $0] }.filter { $0 >= 0 }
                     var pool: [Int64] = []
                     let direct = Set(mine)
-                    for j in 0 ..< mine.count {
-                        for k in 0 ..< store.t {
+                    for j in 0..<mine.count {
+                        for k in 0..<store.t {
                             let c = n2[(offset + j) * store.t + k]
                             if c >= 0 && c != queries[q] && !direct.contains(c) { pool.append(c) }
                         }
@@ -388,7 +423,9 @@ public struct PinSageSampler {
 /// k + 1 — no repeated computation of shared neighbourhoods.
 public enum PinSageEmbedder {
     /// Collective: embeddings of this rank's pins (`store.ids`), (n, dOut) row-major.
-    public static func embedAll(model: PinSageModel<Float>, store: NodeStore, chunk: Int = 1024, progress: ((Int) -> Void)? = nil) throws -> [Float] {
+    public static func embedAll(
+        model: PinSageModel<Float>, store: NodeStore, chunk: Int = 1024, progress: ((Int) -> Void)? = nil
+    ) throws -> [Float] {
         let n = store.ids.count, t = store.t
         var h = model.input(ids: store.ids, content: store.content).data
         var width = model.config.inputWidth
@@ -398,7 +435,9 @@ public enum PinSageEmbedder {
         for (r, id) in unique.enumerated() { position[id] = r }
         for (k, conv) in model.convs.enumerated() {
             let current = h, w = width
-            let remote = try store.fetch(unique, width: w) { r, out in out.append(contentsOf: current[r * w ..< (r + 1) * w]) }
+            let remote = try store.fetch(unique, width: w) { r, out in
+                out.append(contentsOf: current[r * w..<(r + 1) * w])
+            }
             var next = [Float]()
             next.reserveCapacity(n * conv.dOut)
             var lo = 0
@@ -407,21 +446,21 @@ public enum PinSageEmbedder {
                 let b = hi - lo
                 var neighbors = [Float](), weights = [Float]()
                 neighbors.reserveCapacity(b * t * w)
-                for r in lo ..< hi {
-                    for j in 0 ..< t {
+                for r in lo..<hi {
+                    for j in 0..<t {
                         let id = store.neighborIDs[r * t + j]
                         if id >= 0 {
                             let u = position[id]!
-                            neighbors.append(contentsOf: remote[u * w ..< (u + 1) * w])
+                            neighbors.append(contentsOf: remote[u * w..<(u + 1) * w])
                             weights.append(store.neighborWeights[r * t + j])
                         } else {
-                            neighbors.append(contentsOf: current[r * w ..< (r + 1) * w])
+                            neighbors.append(contentsOf: current[r * w..<(r + 1) * w])
                             weights.append(0)
                         }
                     }
                 }
                 let z = conv.forward(
-                    selfX: Tensor(rows: b, cols: w, data: Array(current[lo * w ..< hi * w])),
+                    selfX: Tensor(rows: b, cols: w, data: Array(current[lo * w..<hi * w])),
                     neighbors: Tensor(rows: b * t, cols: w, data: neighbors), weights: weights, t: t)
                 next += z.data
                 lo = hi

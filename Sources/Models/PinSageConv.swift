@@ -33,22 +33,22 @@ public final class PinSageConv<T: Real> {
         self.t = t
         let n = reluQ.forward(q.forward(neighbors))  // (B·T, dH)
         var agg = Tensor<T>.zeros(b, dHidden)
-        for r in 0 ..< b {
-            for k in 0 ..< t {
+        for r in 0..<b {
+            for k in 0..<t {
                 let a = weights[r * t + k]
                 if a == 0 { continue }
                 let src = (r * t + k) * dHidden, dst = r * dHidden
-                for c in 0 ..< dHidden { agg.data[dst + c] += a * n.data[src + c] }
+                for c in 0..<dHidden { agg.data[dst + c] += a * n.data[src + c] }
             }
         }
         var y = reluW.forward(w.forward(Tensor.concat([selfX, agg])))  // (B, dOut)
         norms = [T](repeating: 0, count: b)
-        for r in 0 ..< b {
+        for r in 0..<b {
             var s: T = 0
-            for c in 0 ..< dOut { s += y.data[r * dOut + c] * y.data[r * dOut + c] }
+            for c in 0..<dOut { s += y.data[r * dOut + c] * y.data[r * dOut + c] }
             let nrm = Swift.max(s.squareRoot(), T(1e-12))
             norms[r] = nrm
-            for c in 0 ..< dOut { y.data[r * dOut + c] /= nrm }
+            for c in 0..<dOut { y.data[r * dOut + c] /= nrm }
         }
         z = y
         return y
@@ -59,21 +59,23 @@ public final class PinSageConv<T: Real> {
     public func backward(_ dz: Tensor<T>) -> (dSelf: Tensor<T>, dNeighbors: Tensor<T>) {
         let b = dz.rows
         var dy = Tensor<T>.zeros(b, dOut)
-        for r in 0 ..< b {
+        for r in 0..<b {
             var dot: T = 0
-            for c in 0 ..< dOut { dot += z.data[r * dOut + c] * dz.data[r * dOut + c] }
-            for c in 0 ..< dOut { dy.data[r * dOut + c] = (dz.data[r * dOut + c] - z.data[r * dOut + c] * dot) / norms[r] }
+            for c in 0..<dOut { dot += z.data[r * dOut + c] * dz.data[r * dOut + c] }
+            for c in 0..<dOut {
+                dy.data[r * dOut + c] = (dz.data[r * dOut + c] - z.data[r * dOut + c] * dot) / norms[r]
+            }
         }
         let dCat = w.backward(reluW.backward(dy))
         let parts = dCat.split([dIn, dHidden])
         let dAgg = parts[1]
         var dn = Tensor<T>.zeros(b * t, dHidden)
-        for r in 0 ..< b {
-            for k in 0 ..< t {
+        for r in 0..<b {
+            for k in 0..<t {
                 let a = weights[r * t + k]
                 if a == 0 { continue }
                 let dst = (r * t + k) * dHidden
-                for c in 0 ..< dHidden { dn.data[dst + c] = a * dAgg.data[r * dHidden + c] }
+                for c in 0..<dHidden { dn.data[dst + c] = a * dAgg.data[r * dHidden + c] }
             }
         }
         let dNeighbors = q.backward(reluQ.backward(dn))

@@ -11,7 +11,8 @@ import Models
 struct BenchGraph: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "graph",
-        abstract: "Graph build edges/s, walk steps/s per rank, peak memory per rank (1/2/4 ranks), PinSage throughput, vs numpy/scipy.",
+        abstract:
+            "Graph build edges/s, walk steps/s per rank, peak memory per rank (1/2/4 ranks), PinSage throughput, vs numpy/scipy.",
         discussion: """
             Run WITHOUT mpirun from a release build (it launches `mpirun -np N` on this binary itself):
               Cluster/bench/graph.sh   (= .build/release/mosaic bench graph --peer-python python3)
@@ -36,27 +37,53 @@ struct BenchGraph: ParsableCommand {
         let rankCounts = ranks.split(separator: ",").compactMap { Int($0) }
         var table = "| measurement | ranks | figure | per rank | peak RSS per rank (MiB) |\n|---|---:|---:|---:|---|\n"
         for n in rankCounts {
-            let r = try benchRun(n, ["bench", "graph-worker", "--edges", "\(edges)", "--pins", "\(p)", "--boards", "\(b)", "--walks", "\(walks)"])
+            let r = try benchRun(
+                n,
+                [
+                    "bench", "graph-worker", "--edges", "\(edges)", "--pins", "\(p)", "--boards", "\(b)", "--walks",
+                    "\(walks)",
+                ])
             let f = try benchParse(r, prefix: "GRAPHBENCH")
             let eps = Double(f["edges"]!)! / Double(f["build_seconds"]!)!
             let sps = Double(f["steps"]!)! / Double(f["walk_seconds"]!)!
-            table += String(format: "| graph build (%@ edges in, %@ kept) | %d | %.0f edges/s | %.0f | %@ (after build) |\n", f["input_edges"]!, f["edges"]!, n, eps, eps / Double(n), f["build_rss"]!)
-            table += String(format: "| walks (%@ steps, %@ forwarded) | %d | %.0f steps/s | %.0f | %@ |\n", f["steps"]!, f["forwarded"]!, n, sps, sps / Double(n), f["walk_rss"]!)
+            table += String(
+                format: "| graph build (%@ edges in, %@ kept) | %d | %.0f edges/s | %.0f | %@ (after build) |\n",
+                f["input_edges"]!, f["edges"]!, n, eps, eps / Double(n), f["build_rss"]!)
+            table += String(
+                format: "| walks (%@ steps, %@ forwarded) | %d | %.0f steps/s | %.0f | %@ |\n", f["steps"]!,
+                f["forwarded"]!, n, sps, sps / Double(n), f["walk_rss"]!)
             FileHandle.standardError.write(Data("bench graph: \(n) rank(s) done: \(f)\n".utf8))
         }
         for n in rankCounts.filter({ $0 <= 2 }) {
-            let r = try benchRun(n, ["bench", "graph-worker", "--edges", "\(pinsageEdges)", "--pins", "\(pinsageEdges / 10)", "--boards", "\(pinsageEdges / 50)", "--walks", "4", "--pinsage"])
+            let r = try benchRun(
+                n,
+                [
+                    "bench", "graph-worker", "--edges", "\(pinsageEdges)", "--pins", "\(pinsageEdges / 10)", "--boards",
+                    "\(pinsageEdges / 50)", "--walks", "4", "--pinsage",
+                ])
             let f = try benchParse(r, prefix: "GRAPHBENCH")
-            table += String(format: "| PinSage train (K=2, T=10, d 32→64, 8×32 per step) | %d | %.0f examples/s | %.0f | %@ |\n", n, Double(f["train_examples_per_s"]!)!, Double(f["train_examples_per_s"]!)! / Double(n), f["walk_rss"]!)
-            table += String(format: "| PinSage embed (%@ pins, each once per layer) | %d | %.0f pins/s | %.0f | |\n", f["pins"]!, n, Double(f["embed_pins_per_s"]!)!, Double(f["embed_pins_per_s"]!)! / Double(n))
+            table += String(
+                format: "| PinSage train (K=2, T=10, d 32→64, 8×32 per step) | %d | %.0f examples/s | %.0f | %@ |\n", n,
+                Double(f["train_examples_per_s"]!)!, Double(f["train_examples_per_s"]!)! / Double(n), f["walk_rss"]!)
+            table += String(
+                format: "| PinSage embed (%@ pins, each once per layer) | %d | %.0f pins/s | %.0f | |\n", f["pins"]!, n,
+                Double(f["embed_pins_per_s"]!)!, Double(f["embed_pins_per_s"]!)! / Double(n))
         }
         if let py = peerPython {
-            let r = try benchProcess("/usr/bin/env", [py, peerScript, "--pins", "\(p)", "--boards", "\(b)", "--edges", "\(edges)", "--walks", "\(walks)"])
+            let r = try benchProcess(
+                "/usr/bin/env",
+                [py, peerScript, "--pins", "\(p)", "--boards", "\(b)", "--edges", "\(edges)", "--walks", "\(walks)"])
             let f = try benchParse(r, prefix: "PEER")
-            table += String(format: "| peer: scipy.sparse CSR build (%@ edges) | 1 | %.0f edges/s | | %@ |\n", f["edges"]!, Double(f["edges"]!)! / Double(f["build_seconds"]!)!, f["maxrss_mib"]!)
-            table += String(format: "| peer: numpy vectorised walks + np.unique top-T (%@ steps) | 1 | %.0f steps/s | | |\n", f["steps"]!, Double(f["steps"]!)! / Double(f["walk_seconds"]!)!)
+            table += String(
+                format: "| peer: scipy.sparse CSR build (%@ edges) | 1 | %.0f edges/s | | %@ |\n", f["edges"]!,
+                Double(f["edges"]!)! / Double(f["build_seconds"]!)!, f["maxrss_mib"]!)
+            table += String(
+                format: "| peer: numpy vectorised walks + np.unique top-T (%@ steps) | 1 | %.0f steps/s | | |\n",
+                f["steps"]!, Double(f["steps"]!)! / Double(f["walk_seconds"]!)!)
         }
-        print("Generated graph: \(edges) edges drawn, \(p) pins, \(b) boards; walks \(walks) per pin, restart 0.5, ≤ 10 steps, top 10.\n")
+        print(
+            "Generated graph: \(edges) edges drawn, \(p) pins, \(b) boards; walks \(walks) per pin, restart 0.5, ≤ 10 steps, top 10.\n"
+        )
         print(table, terminator: "")
     }
 }
@@ -82,7 +109,8 @@ struct BenchGraphWorker: ParsableCommand {
             let build = now() - t0
             let buildRSS = try peakMemoryPerRank(comm)
             let t1 = now()
-            let params = WalkParameters(walksPerPin: walks, restartProbability: 0.5, maxSteps: 10, topT: 10, seed: 3, batchPins: 200_000)
+            let params = WalkParameters(
+                walksPerPin: walks, restartProbability: 0.5, maxSteps: 10, topT: 10, seed: 3, batchPins: 200_000)
             let (neighbors, ws) = try RandomWalker.run(shard, parameters: params, comm: comm)
             try comm.barrier()
             let walk = now() - t1
@@ -94,26 +122,34 @@ struct BenchGraphWorker: ParsableCommand {
                 content.reserveCapacity(shard.pins.count * d)
                 for id in shard.pins.ids {
                     var r = RandomStream(seed: 8, index: UInt64(id))
-                    for _ in 0 ..< d { content.append(Float(r.normal())) }
+                    for _ in 0..<d { content.append(Float(r.normal())) }
                 }
-                let store = try NodeStore(comm: comm, dIn: d, t: 10, contentIDs: shard.pins.ids, content: content, neighborPins: neighbors.pins, neighborIDs: neighbors.ids, neighborWeights: neighbors.weights)
-                let model = PinSageModel<Float>(config: PinSageConfig(dIn: d, dHidden: 64, dOut: 64, layers: 2), seed: 1)
+                let store = try NodeStore(
+                    comm: comm, dIn: d, t: 10, contentIDs: shard.pins.ids, content: content,
+                    neighborPins: neighbors.pins, neighborIDs: neighbors.ids, neighborWeights: neighbors.weights)
+                let model = PinSageModel<Float>(
+                    config: PinSageConfig(dIn: d, dHidden: 64, dOut: 64, layers: 2), seed: 1)
                 let trainer = try DataParallelTrainerFactory.make(model, comm)
                 let sampler = try PinSageSampler(store: store, microBatches: 8, microBatchSize: 32, seed: 1)
                 let steps = 10
                 let t2 = now()
-                for s in 0 ..< steps { try trainer(try sampler.batch(step: s, layers: 2, store: store)) }
+                for s in 0..<steps { try trainer(try sampler.batch(step: s, layers: 2, store: store)) }
                 let train = now() - t2
                 let t3 = now()
                 _ = try PinSageEmbedder.embedAll(model: model, store: store)
                 let embed = now() - t3
                 let total = try comm.allreduce(store.ids.count)
-                extra = String(format: " train_examples_per_s=%.1f embed_pins_per_s=%.1f pins=%d", Double(steps * 8 * 32) / train, Double(total) / embed, total)
+                extra = String(
+                    format: " train_examples_per_s=%.1f embed_pins_per_s=%.1f pins=%d", Double(steps * 8 * 32) / train,
+                    Double(total) / embed, total)
             }
             let walkRSS = try peakMemoryPerRank(comm)
             if comm.isRoot {
-                print(String(format: "GRAPHBENCH input_edges=%d edges=%d build_seconds=%.3f walk_seconds=%.3f steps=%d forwarded=%d build_rss=%@ walk_rss=%@%@",
-                             edges, stats.edges, build, walk, ws.steps, ws.forwarded, buildRSS, walkRSS, extra))
+                print(
+                    String(
+                        format:
+                            "GRAPHBENCH input_edges=%d edges=%d build_seconds=%.3f walk_seconds=%.3f steps=%d forwarded=%d build_rss=%@ walk_rss=%@%@",
+                        edges, stats.edges, build, walk, ws.steps, ws.forwarded, buildRSS, walkRSS, extra))
             }
         }
     }
@@ -166,7 +202,9 @@ func benchProcess(_ exe: String, _ args: [String]) throws -> (status: Int32, out
     try p.run()
     nonisolated(unsafe) var errData = Data()
     let done = DispatchSemaphore(value: 0)
-    DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); done.signal() }
+    DispatchQueue.global().async {
+        errData = err.fileHandleForReading.readDataToEndOfFile(); done.signal()
+    }
     let outData = out.fileHandleForReading.readDataToEndOfFile()
     done.wait()
     p.waitUntilExit()

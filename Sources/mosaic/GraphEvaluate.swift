@@ -12,7 +12,8 @@ import Linalg
 struct GraphEvaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "evaluate",
-        abstract: "Full-ranking HR/NDCG on S3-Rec Beauty: item neighbours of the user's recent items (walks, PinSage, baselines).",
+        abstract:
+            "Full-ranking HR/NDCG on S3-Rec Beauty: item neighbours of the user's recent items (walks, PinSage, baselines).",
         discussion: """
             Leave-one-out: the last item of each user is the test target, the second last the validation target. \
             The query is the user's last --recent input items (test input = seq[:-1]), weighted 1, 1/2, 1/3, … from \
@@ -30,10 +31,12 @@ struct GraphEvaluate: ParsableCommand {
     @Option(help: "Evaluate on test (default) or validation targets.") var split = "test"
 
     func run() throws {
-        let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
         Communicator.runJob { comm in
             let t0 = now()
-            guard let root = shared.map({ URL(fileURLWithPath: $0) }) ?? SharedData.root(packageRoot: packageRoot) else {
+            guard let root = shared.map({ URL(fileURLWithPath: $0) }) ?? SharedData.root(packageRoot: packageRoot)
+            else {
                 throw ValidationError("no shared data: pass --shared DIR or set MOSAIC_SHARED")
             }
             let dir = root.appendingPathComponent("s3rec-beauty")
@@ -56,15 +59,20 @@ struct GraphEvaluate: ParsableCommand {
                 }
             }
             // Attribute multi-hots.
-            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("Beauty_item2attributes.json"))) as! [String: [Int]]
+            let json =
+                try JSONSerialization.jsonObject(
+                    with: Data(contentsOf: dir.appendingPathComponent("Beauty_item2attributes.json")))
+                as! [String: [Int]]
             var tags = [[Int]](repeating: [], count: n + 1)
             var posting: [Int: [Int]] = [:]
             for (k, v) in json { if let i = Int(k), i <= n { tags[i] = Array(Set(v)).sorted() } }
-            for i in 1 ... n { for a in tags[i] { posting[a, default: []].append(i) } }
+            for i in 1...n { for a in tags[i] { posting[a, default: []].append(i) } }
             var walkNeighbors = [[(Int, Float)]](repeating: [], count: n + 1)
             if let walks {
                 let nb = try ImportanceNeighbors.readAll(root: URL(fileURLWithPath: walks))
-                for r in 0 ..< nb.pins.count where nb.pins[r] <= n { walkNeighbors[Int(nb.pins[r])] = nb.neighbors(r).map { (Int($0.id), $0.weight) } }
+                for r in 0..<nb.pins.count where nb.pins[r] <= n {
+                    walkNeighbors[Int(nb.pins[r])] = nb.neighbors(r).map { (Int($0.id), $0.weight) }
+                }
             }
             var d = 0
             var z = [Float]()
@@ -76,7 +84,9 @@ struct GraphEvaluate: ParsableCommand {
                     if ids.isEmpty { continue }
                     d = v.count / ids.count
                     if z.isEmpty { z = [Float](repeating: 0, count: (n + 1) * d) }
-                    for (r, id) in ids.enumerated() where id <= n { for c in 0 ..< d { z[Int(id) * d + c] = v[r * d + c] } }
+                    for (r, id) in ids.enumerated() where id <= n {
+                        for c in 0..<d { z[Int(id) * d + c] = v[r * d + c] }
+                    }
                 }
             }
             var methods = ["co-occurrence", "content"]
@@ -90,7 +100,7 @@ struct GraphEvaluate: ParsableCommand {
                 let exclude = Set(input).union([0])
                 let query = Array(input.suffix(recent).reversed())  // most recent first
                 for (m, method) in methods.enumerated() {
-                    for i in 0 ... n { scores[i] = 0 }
+                    for i in 0...n { scores[i] = 0 }
                     for (k, i) in query.enumerated() {
                         let w = 1 / Float(k + 1)
                         switch method {
@@ -98,29 +108,41 @@ struct GraphEvaluate: ParsableCommand {
                             for (j, c) in co[i] { scores[j] += w * Float(c / (count[i] * count[j]).squareRoot()) }
                         case "content":
                             let ni = Float(max(1, tags[i].count)).squareRoot()
-                            for a in tags[i] { for j in posting[a] ?? [] { scores[j] += w / (ni * Float(max(1, tags[j].count)).squareRoot()) } }
+                            for a in tags[i] {
+                                for j in posting[a] ?? [] {
+                                    scores[j] += w / (ni * Float(max(1, tags[j].count)).squareRoot())
+                                }
+                            }
                         case "walks":
                             for (j, wt) in walkNeighbors[i] where j <= n { scores[j] += w * wt }
                         default:
                             z.withUnsafeBufferPointer { zp in
                                 scores.withUnsafeMutableBufferPointer { sp in
-                                    BLAS.gemv(.none, m: n + 1, n: d, alpha: w, a: zp.baseAddress!, lda: d, x: zp.baseAddress! + i * d, beta: 1, y: sp.baseAddress!)
+                                    BLAS.gemv(
+                                        .none, m: n + 1, n: d, alpha: w, a: zp.baseAddress!, lda: d,
+                                        x: zp.baseAddress! + i * d, beta: 1, y: sp.baseAddress!)
                                 }
                             }
                         }
                     }
-                    acc[m].add(rank: RankingProtocol.fullRank(scores: scores, target: target, exclude: exclude, ties: .average))
+                    acc[m].add(
+                        rank: RankingProtocol.fullRank(scores: scores, target: target, exclude: exclude, ties: .average)
+                    )
                 }
             }
             comm.log(String(format: "graph evaluate: %d users, %d items, %.1fs", sequences.count, n, now() - t0))
-            var table = "| method (\(split), full ranking, \(sequences.count) users) | HR@5 | NDCG@5 | HR@10 | NDCG@10 | HR@20 | NDCG@20 |\n|---|---|---|---|---|---|---|\n"
+            var table =
+                "| method (\(split), full ranking, \(sequences.count) users) | HR@5 | NDCG@5 | HR@10 | NDCG@10 | HR@20 | NDCG@20 |\n|---|---|---|---|---|---|---|\n"
             for (m, method) in methods.enumerated() {
                 var sums = acc[m].sums
                 try comm.allreduce(&sums, op: .sum)
                 let a = RankAccumulator(cutoffs: [5, 10, 20], sums: sums)
-                table += String(format: "| %@ | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f |\n", method, a.hitRate(5), a.ndcg(5), a.hitRate(10), a.ndcg(10), a.hitRate(20), a.ndcg(20))
+                table += String(
+                    format: "| %@ | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f |\n", method, a.hitRate(5), a.ndcg(5),
+                    a.hitRate(10), a.ndcg(10), a.hitRate(20), a.ndcg(20))
             }
-            table += "| SASRec (published) | 0.0387 | 0.0249 | 0.0605 | 0.0318 | 0.0902 | 0.0394 |\n| S3-Rec (published) | 0.0387 | 0.0244 | 0.0647 | 0.0327 | 0.0994 | 0.0414 |\n"
+            table +=
+                "| SASRec (published) | 0.0387 | 0.0249 | 0.0605 | 0.0318 | 0.0902 | 0.0394 |\n| S3-Rec (published) | 0.0387 | 0.0244 | 0.0647 | 0.0327 | 0.0994 | 0.0414 |\n"
             if comm.isRoot { print(table, terminator: "") }
         }
     }

@@ -31,26 +31,43 @@ struct GraphBuild: ParsableCommand {
     @Option(help: "Root folder of graph runs to write.") var out = "out/graph"
     @Option(help: "Run id of the graph run.") var runID = "graph"
     @Option(help: "auto, pin-board or user-item (auto: pin-board when the dataset has saves).") var pairing = "auto"
-    @Option(help: "Drop boards with more distinct pins than this (Pixie-style pruning); 0 keeps all.") var maxBoardDegree = 0
-    @Option(help: "Leave out each user's last N saves (user-item graphs; 2 = leave-one-out validation and test).") var holdOut = 0
+    @Option(help: "Drop boards with more distinct pins than this (Pixie-style pruning); 0 keeps all.")
+    var maxBoardDegree = 0
+    @Option(help: "Leave out each user's last N saves (user-item graphs; 2 = leave-one-out validation and test).")
+    var holdOut = 0
 
     func validate() throws {
-        guard GraphPairing(rawValue: pairing) != nil else { throw ValidationError("--pairing must be auto, pin-board or user-item") }
-        guard maxBoardDegree >= 0, holdOut >= 0 else { throw ValidationError("--max-board-degree and --hold-out must be ≥ 0") }
+        guard GraphPairing(rawValue: pairing) != nil else {
+            throw ValidationError("--pairing must be auto, pin-board or user-item")
+        }
+        guard maxBoardDegree >= 0, holdOut >= 0 else {
+            throw ValidationError("--max-board-degree and --hold-out must be ≥ 0")
+        }
     }
 
     func run() throws {
         Communicator.runJob { comm in
             let t0 = now()
-            let params = GraphBuildParameters(maxBoardDegree: maxBoardDegree > 0 ? maxBoardDegree : nil, holdOut: holdOut, pairing: GraphPairing(rawValue: pairing)!)
-            let edges = try GraphBuilder.readEdges(root: URL(fileURLWithPath: data), runID: dataRun, parameters: params, comm: comm)
+            let params = GraphBuildParameters(
+                maxBoardDegree: maxBoardDegree > 0 ? maxBoardDegree : nil, holdOut: holdOut,
+                pairing: GraphPairing(rawValue: pairing)!)
+            let edges = try GraphBuilder.readEdges(
+                root: URL(fileURLWithPath: data), runID: dataRun, parameters: params, comm: comm)
             try GraphBuilder.checkDangling(edges, comm: comm)
             let tRead = now() - t0
-            let (shard, stats) = try GraphBuilder.build(pins: edges.pins, boards: edges.boards, isolated: edges.knownPins ?? [], maxBoardDegree: params.maxBoardDegree, comm: comm)
-            guard stats.edges > 0 else { throw GraphError("\(data): no edges (no saves\(holdOut > 0 ? " left after --hold-out \(holdOut)" : ""))") }
+            let (shard, stats) = try GraphBuilder.build(
+                pins: edges.pins, boards: edges.boards, isolated: edges.knownPins ?? [],
+                maxBoardDegree: params.maxBoardDegree, comm: comm)
+            guard stats.edges > 0 else {
+                throw GraphError(
+                    "\(data): no edges (no saves\(holdOut > 0 ? " left after --hold-out \(holdOut)" : ""))")
+            }
             let writer = try RunWriter(
                 root: URL(fileURLWithPath: out), runID: runID, producer: "mosaic graph build",
-                config: ["data": data, "pairing": edges.pairing.rawValue, "max_board_degree": "\(maxBoardDegree)", "hold_out": "\(holdOut)"], comm: comm)
+                config: [
+                    "data": data, "pairing": edges.pairing.rawValue, "max_board_degree": "\(maxBoardDegree)",
+                    "hold_out": "\(holdOut)",
+                ], comm: comm)
             let path = try writer.shardPath(artifact: "graph")
             try shard.write(path: path, producer: "mosaic graph build", extra: ["pairing": edges.pairing.rawValue])
             try writer.record(artifact: "graph", path: path, rows: shard.pins.count)
@@ -58,11 +75,16 @@ struct GraphBuild: ParsableCommand {
             let seconds = now() - t0
             let perRank = try comm.allgather([shard.pins.count]).map(String.init).joined(separator: ",")
             let memory = try peakMemoryPerRank(comm)
-            comm.log(String(format: "graph build: read %.2fs, total %.2fs, %d edges (%.0f edges/s), pins per rank %@, peak MiB %@",
-                            tRead, seconds, stats.edges, Double(stats.edges) / seconds,
-                            perRank, memory))
+            comm.log(
+                String(
+                    format:
+                        "graph build: read %.2fs, total %.2fs, %d edges (%.0f edges/s), pins per rank %@, peak MiB %@",
+                    tRead, seconds, stats.edges, Double(stats.edges) / seconds,
+                    perRank, memory))
             if comm.isRoot {
-                print("GRAPH pairing=\(stats.pairing.isEmpty ? edges.pairing.rawValue : stats.pairing) pins=\(stats.pins) boards=\(stats.boards) edges=\(stats.edges) isolated=\(stats.isolatedPins) pruned_boards=\(stats.prunedBoards) max_pin_degree=\(stats.maxPinDegree) max_board_degree=\(stats.maxBoardDegree) digest=\(String(stats.digest, radix: 16))")
+                print(
+                    "GRAPH pairing=\(stats.pairing.isEmpty ? edges.pairing.rawValue : stats.pairing) pins=\(stats.pins) boards=\(stats.boards) edges=\(stats.edges) isolated=\(stats.isolatedPins) pruned_boards=\(stats.prunedBoards) max_pin_degree=\(stats.maxPinDegree) max_board_degree=\(stats.maxBoardDegree) digest=\(String(stats.digest, radix: 16))"
+                )
             }
         }
     }
@@ -93,12 +115,16 @@ struct GraphWalks: ParsableCommand {
     @Option(help: "Start pins per rank walked together (bounds the walkers in flight).") var batchPins = 4096
 
     func validate() throws {
-        guard walks > 0, maxSteps > 0, top > 0, batchPins > 0 else { throw ValidationError("--walks, --max-steps, --top, --batch-pins must be > 0") }
+        guard walks > 0, maxSteps > 0, top > 0, batchPins > 0 else {
+            throw ValidationError("--walks, --max-steps, --top, --batch-pins must be > 0")
+        }
         guard restart > 0, restart <= 1 else { throw ValidationError("--restart must be in (0, 1]") }
     }
 
     var parameters: WalkParameters {
-        WalkParameters(walksPerPin: walks, restartProbability: restart, maxSteps: maxSteps, topT: top, seed: seed, batchPins: batchPins)
+        WalkParameters(
+            walksPerPin: walks, restartProbability: restart, maxSteps: maxSteps, topT: top, seed: seed,
+            batchPins: batchPins)
     }
 
     func run() throws {
@@ -115,16 +141,26 @@ struct GraphWalks: ParsableCommand {
             let tWalk = now() - t1
             let writer = try RunWriter(
                 root: URL(fileURLWithPath: out), runID: runID, producer: "mosaic graph walks",
-                config: ["graph": graph, "walks": "\(walks)", "restart": "\(restart)", "max_steps": "\(maxSteps)", "top": "\(top)", "seed": "\(seed)"], comm: comm)
+                config: [
+                    "graph": graph, "walks": "\(walks)", "restart": "\(restart)", "max_steps": "\(maxSteps)",
+                    "top": "\(top)", "seed": "\(seed)",
+                ], comm: comm)
             let path = try writer.shardPath(artifact: "neighbors")
-            try neighbors.write(path: path, rank: comm.rank, ranks: comm.size, parameters: parameters, producer: "mosaic graph walks")
+            try neighbors.write(
+                path: path, rank: comm.rank, ranks: comm.size, parameters: parameters, producer: "mosaic graph walks")
             try writer.record(artifact: "neighbors", path: path, rows: neighbors.pins.count)
             try writer.commit()
             let digest = try comm.allgather([neighbors.digest()]).reduce(0, &+)
             let memory = try peakMemoryPerRank(comm)
-            comm.log(String(format: "graph walks: load %.2fs, walks %.2fs, %d steps (%.0f steps/s, %.0f per rank), %d forwarded in %d exchanges, peak MiB %@",
-                            tLoad, tWalk, stats.steps, Double(stats.steps) / tWalk, Double(stats.steps) / tWalk / Double(comm.size), stats.forwarded, stats.exchanges, memory))
-            if comm.isRoot { print("WALKS pins=\(pinsTotal) steps=\(stats.steps) top=\(top) digest=\(String(digest, radix: 16))") }
+            comm.log(
+                String(
+                    format:
+                        "graph walks: load %.2fs, walks %.2fs, %d steps (%.0f steps/s, %.0f per rank), %d forwarded in %d exchanges, peak MiB %@",
+                    tLoad, tWalk, stats.steps, Double(stats.steps) / tWalk,
+                    Double(stats.steps) / tWalk / Double(comm.size), stats.forwarded, stats.exchanges, memory))
+            if comm.isRoot {
+                print("WALKS pins=\(pinsTotal) steps=\(stats.steps) top=\(top) digest=\(String(digest, radix: 16))")
+            }
         }
     }
 }

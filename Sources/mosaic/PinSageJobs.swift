@@ -24,7 +24,9 @@ struct PinSageInputs: ParsableArguments {
     @Flag(help: "Add a multi-hot of the pins' tags to the content features (Beauty attributes).") var tags = false
 
     func load(_ comm: Communicator) throws -> NodeStore {
-        try NodeStore.load(data: URL(fileURLWithPath: data), dataRun: dataRun, walks: URL(fileURLWithPath: walks), walksRun: walksRun, tags: tags, comm: comm)
+        try NodeStore.load(
+            data: URL(fileURLWithPath: data), dataRun: dataRun, walks: URL(fileURLWithPath: walks), walksRun: walksRun,
+            tags: tags, comm: comm)
     }
 }
 
@@ -55,7 +57,8 @@ struct PinSageTrain: ParsableCommand {
     @Option(help: "Seed (parameters and sampling).") var seed: UInt64 = 5
     @Option(help: "Width of a learnable (hashed) id embedding appended to the content; 0 = content only.") var idDim = 0
     @Option(help: "Rows of the hashed id embedding table.") var idRows = 1 << 16
-    @Option(help: "Hard negatives (two walk-hops away) ramp in over this many steps; 0 = in-batch negatives only.") var hardRamp = 0
+    @Option(help: "Hard negatives (two walk-hops away) ramp in over this many steps; 0 = in-batch negatives only.")
+    var hardRamp = 0
 
     func validate() throws {
         guard layers >= 1, hidden > 0, dim > 0, steps >= 0, microBatches > 0, microBatchSize >= 2 else {
@@ -67,29 +70,40 @@ struct PinSageTrain: ParsableCommand {
         Communicator.runJob { comm in
             let t0 = now()
             let store = try inputs.load(comm)
-            let model = PinSageModel<Float>(config: PinSageConfig(dIn: store.dIn, dHidden: hidden, dOut: dim, layers: layers, margin: margin, idDim: idDim, idRows: idRows), seed: seed)
+            let model = PinSageModel<Float>(
+                config: PinSageConfig(
+                    dIn: store.dIn, dHidden: hidden, dOut: dim, layers: layers, margin: margin, idDim: idDim,
+                    idRows: idRows), seed: seed)
             var config = TrainerConfig()
             config.schedule = LearningRateSchedule(base: lr)
             let trainer = try DataParallelTrainer(model: model, comm: comm, config: config)
-            var sampler = try PinSageSampler(store: store, microBatches: microBatches, microBatchSize: microBatchSize, seed: seed)
+            var sampler = try PinSageSampler(
+                store: store, microBatches: microBatches, microBatchSize: microBatchSize, seed: seed)
             sampler.hardRampSteps = hardRamp
-            guard !sampler.candidates.isEmpty else { throw GraphError("\(inputs.walks): no pin has importance neighbours; nothing to train on") }
-            comm.log("pinsage train: \(sampler.candidates.count) query pins, d_in \(store.dIn) + id \(idDim), K \(layers), \(steps) steps × \(microBatches) × \(microBatchSize)")
+            guard !sampler.candidates.isEmpty else {
+                throw GraphError("\(inputs.walks): no pin has importance neighbours; nothing to train on")
+            }
+            comm.log(
+                "pinsage train: \(sampler.candidates.count) query pins, d_in \(store.dIn) + id \(idDim), K \(layers), \(steps) steps × \(microBatches) × \(microBatchSize)"
+            )
             var losses: [Double] = []
             var progress = Progress(comm: comm, label: "pinsage train")
             let t1 = now()
             var sampleSeconds = 0.0
-            for s in 0 ..< steps {
+            for s in 0..<steps {
                 let ts = now()
                 let batch = try sampler.batch(step: s, layers: layers, store: store)
                 sampleSeconds += now() - ts
                 losses.append(try trainer.step(batch, globalBatchSize: microBatches * microBatchSize))
-                progress.update(done: s + 1, total: steps, items: (s + 1) * microBatches * microBatchSize, unit: "examples")
+                progress.update(
+                    done: s + 1, total: steps, items: (s + 1) * microBatches * microBatchSize, unit: "examples")
             }
             let seconds = now() - t1
             try trainer.verifyReplicas()
-            let writer = try RunWriter(root: URL(fileURLWithPath: out), runID: runID, producer: "mosaic pinsage train",
-                                       config: ["walks": inputs.walks, "data": inputs.data, "steps": "\(steps)", "layers": "\(layers)"], comm: comm)
+            let writer = try RunWriter(
+                root: URL(fileURLWithPath: out), runID: runID, producer: "mosaic pinsage train",
+                config: ["walks": inputs.walks, "data": inputs.data, "steps": "\(steps)", "layers": "\(layers)"],
+                comm: comm)
             if comm.isRoot {
                 let path = try writer.filePath(artifact: "model", name: "pinsage.h5")
                 try model.save(path: path, version: runID)
@@ -97,12 +111,22 @@ struct PinSageTrain: ParsableCommand {
             }
             try writer.commit()
             let head = losses.prefix(10), tail = losses.suffix(10)
-            let first = head.isEmpty ? 0 : head.reduce(0, +) / Double(head.count), last = tail.isEmpty ? 0 : tail.reduce(0, +) / Double(tail.count)
+            let first = head.isEmpty ? 0 : head.reduce(0, +) / Double(head.count),
+                last = tail.isEmpty ? 0 : tail.reduce(0, +) / Double(tail.count)
             let examples = Double(steps * microBatches * microBatchSize)
-            comm.log(String(format: "pinsage train: %.2fs total, %.2fs training (%.2fs sampling/fetching), %.0f examples/s", now() - t0, seconds, sampleSeconds, examples / seconds))
-            let checksum = model.parameters.valuesArray().reduce(0.0) { $0 + Double($1) } + (model.idTable?.values.reduce(0.0) { $0 + Double($1) } ?? 0)
+            comm.log(
+                String(
+                    format: "pinsage train: %.2fs total, %.2fs training (%.2fs sampling/fetching), %.0f examples/s",
+                    now() - t0, seconds, sampleSeconds, examples / seconds))
+            let checksum =
+                model.parameters.valuesArray().reduce(0.0) { $0 + Double($1) }
+                + (model.idTable?.values.reduce(0.0) { $0 + Double($1) } ?? 0)
             if comm.isRoot {
-                print(String(format: "PINSAGE-TRAIN steps=%d examples_per_s=%.0f loss_first=%.6f loss_last=%.6f param_sum=%.6f", steps, examples / seconds, first, last, checksum))
+                print(
+                    String(
+                        format:
+                            "PINSAGE-TRAIN steps=%d examples_per_s=%.0f loss_first=%.6f loss_last=%.6f param_sum=%.6f",
+                        steps, examples / seconds, first, last, checksum))
                 print("LOSSES " + losses.map { String(format: "%.6f", $0) }.joined(separator: " "))
             }
         }
@@ -133,13 +157,18 @@ struct PinSageEmbed: ParsableCommand {
             let modelPath = try PublishedRun.open(root: URL(fileURLWithPath: model)).paths(of: "model")[0]
             let (net, version) = try PinSageModel<Float>.load(path: modelPath)
             guard net.config.dIn == store.dIn else {
-                throw GraphError("\(modelPath): model input width \(net.config.dIn), content features have \(store.dIn) (--tags must match training)")
+                throw GraphError(
+                    "\(modelPath): model input width \(net.config.dIn), content features have \(store.dIn) (--tags must match training)"
+                )
             }
             let t1 = now()
-            let vectors = try PinSageEmbedder.embedAll(model: net, store: store, chunk: chunk) { k in comm.log("pinsage embed: layer \(k) done") }
+            let vectors = try PinSageEmbedder.embedAll(model: net, store: store, chunk: chunk) { k in
+                comm.log("pinsage embed: layer \(k) done")
+            }
             let seconds = now() - t1
-            let writer = try RunWriter(root: URL(fileURLWithPath: out), runID: runID, producer: "mosaic pinsage embed",
-                                       config: ["model": model, "model_version": version], comm: comm)
+            let writer = try RunWriter(
+                root: URL(fileURLWithPath: out), runID: runID, producer: "mosaic pinsage embed",
+                config: ["model": model, "model_version": version], comm: comm)
             let path = try writer.shardPath(artifact: "embeddings")
             do {
                 let f = try H5File(path: path, mode: .create)
@@ -155,8 +184,16 @@ struct PinSageEmbed: ParsableCommand {
             try writer.commit()
             let pins = try comm.allreduce(store.ids.count)
             let sum = try comm.allreduce(vectors.reduce(0.0) { $0 + Double($1) })
-            comm.log(String(format: "pinsage embed: %d pins in %.2fs (%.0f pins/s), total %.2fs", pins, seconds, Double(pins) / seconds, now() - t0))
-            if comm.isRoot { print(String(format: "PINSAGE-EMBED pins=%d pins_per_s=%.0f sum=%.6f version=%@", pins, Double(pins) / seconds, sum, version)) }
+            comm.log(
+                String(
+                    format: "pinsage embed: %d pins in %.2fs (%.0f pins/s), total %.2fs", pins, seconds,
+                    Double(pins) / seconds, now() - t0))
+            if comm.isRoot {
+                print(
+                    String(
+                        format: "PINSAGE-EMBED pins=%d pins_per_s=%.0f sum=%.6f version=%@", pins,
+                        Double(pins) / seconds, sum, version))
+            }
         }
     }
 }

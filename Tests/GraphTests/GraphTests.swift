@@ -18,7 +18,7 @@ struct PlantedGraph {
     var seed: UInt64 = 7
     var isolatedPins = 5
 
-    var pinIDs: [Int64] { (0 ..< Int64(communities * pinsPerCommunity + isolatedPins)).map { 1_000 + $0 } }
+    var pinIDs: [Int64] { (0..<Int64(communities * pinsPerCommunity + isolatedPins)).map { 1_000 + $0 } }
     func community(_ id: Int64) -> Int { Int(id % Int64(communities)) }
 
     /// Edges (pin, board); the last `isolatedPins` pins have none.
@@ -27,9 +27,11 @@ struct PlantedGraph {
         let nb = communities * boardsPerCommunity
         for p in pinIDs.prefix(communities * pinsPerCommunity) {
             var rng = RandomStream(seed: seed, index: UInt64(p))
-            for _ in 0 ..< savesPerPin {
+            for _ in 0..<savesPerPin {
                 let b: Int64
-                if rng.uniform() < cross { b = Int64(rng.int(below: nb)) } else {
+                if rng.uniform() < cross {
+                    b = Int64(rng.int(below: nb))
+                } else {
                     b = Int64(rng.int(below: boardsPerCommunity) * communities + community(p))
                 }
                 pins.append(p); boards.append(500_000 + b)
@@ -71,7 +73,7 @@ struct GraphCSRTests {
     func csrInvariants() throws {
         var rng = RandomStream(seed: 3)
         var s = [Int64](), t = [Int64]()
-        for _ in 0 ..< 2_000 {
+        for _ in 0..<2_000 {
             s.append(Int64(rng.int(below: 300))); t.append(Int64(rng.int(below: 100)))
         }
         s += s.prefix(100); t += t.prefix(100)  // duplicates
@@ -79,8 +81,8 @@ struct GraphCSRTests {
         try csr.validate("csr")
         let expected = Set(zip(s, t).map { "\($0.0)-\($0.1)" })
         var seen = Set<String>()
-        for i in 0 ..< csr.count {
-            for k in Int(csr.offsets[i]) ..< Int(csr.offsets[i + 1]) { seen.insert("\(csr.ids[i])-\(csr.neighbors[k])") }
+        for i in 0..<csr.count {
+            for k in Int(csr.offsets[i])..<Int(csr.offsets[i + 1]) { seen.insert("\(csr.ids[i])-\(csr.neighbors[k])") }
         }
         #expect(seen == expected)
         #expect(csr.edgeCount == expected.count)
@@ -109,8 +111,16 @@ struct GraphCSRTests {
         let (shard, stats) = try GraphBuilder.build(pins: ep, boards: eb, isolated: g.pinIDs, comm: comm)
         try shard.pins.validate("pins"); try shard.boards.validate("boards")
         var a = Set<String>(), b = Set<String>()
-        for i in 0 ..< shard.pins.count { for k in Int(shard.pins.offsets[i]) ..< Int(shard.pins.offsets[i + 1]) { a.insert("\(shard.pins.ids[i])-\(shard.pins.neighbors[k])") } }
-        for i in 0 ..< shard.boards.count { for k in Int(shard.boards.offsets[i]) ..< Int(shard.boards.offsets[i + 1]) { b.insert("\(shard.boards.neighbors[k])-\(shard.boards.ids[i])") } }
+        for i in 0..<shard.pins.count {
+            for k in Int(shard.pins.offsets[i])..<Int(shard.pins.offsets[i + 1]) {
+                a.insert("\(shard.pins.ids[i])-\(shard.pins.neighbors[k])")
+            }
+        }
+        for i in 0..<shard.boards.count {
+            for k in Int(shard.boards.offsets[i])..<Int(shard.boards.offsets[i + 1]) {
+                b.insert("\(shard.boards.neighbors[k])-\(shard.boards.ids[i])")
+            }
+        }
         #expect(a == b)
         #expect(a == Set(zip(ep, eb).map { "\($0.0)-\($0.1)" }))
         #expect(stats.pins == g.pinIDs.count)
@@ -118,11 +128,12 @@ struct GraphCSRTests {
         #expect(stats.edges == a.count)
 
         let cap = stats.maxBoardDegree - 2
-        let (pruned, ps) = try GraphBuilder.build(pins: ep, boards: eb, isolated: g.pinIDs, maxBoardDegree: cap, comm: comm)
+        let (pruned, ps) = try GraphBuilder.build(
+            pins: ep, boards: eb, isolated: g.pinIDs, maxBoardDegree: cap, comm: comm)
         #expect(ps.prunedBoards > 0)
         #expect(ps.maxBoardDegree <= cap)
         #expect(ps.edges + ps.prunedEdges == stats.edges)
-        #expect((0 ..< pruned.boards.count).allSatisfy { pruned.boards.degree($0) <= cap })
+        #expect((0..<pruned.boards.count).allSatisfy { pruned.boards.degree($0) <= cap })
         #expect(ps.pins == stats.pins)  // pins keep their rows even when all their boards went
 
         let path = try MPIRun.temporaryDirectory("graph-shard").appendingPathComponent("g.h5").path
@@ -136,10 +147,11 @@ struct GraphCSRTests {
         let g = PlantedGraph(communities: 8, pinsPerCommunity: 60, boardsPerCommunity: 15, savesPerPin: 3, cross: 0.1)
         let (ep, eb) = g.edges()
         let (shard, _) = try GraphBuilder.build(pins: ep, boards: eb, isolated: g.pinIDs, comm: comm)
-        let (n, stats) = try RandomWalker.run(shard, parameters: WalkParameters(walksPerPin: 64, topT: 10, batchPins: 100), comm: comm)
+        let (n, stats) = try RandomWalker.run(
+            shard, parameters: WalkParameters(walksPerPin: 64, topT: 10, batchPins: 100), comm: comm)
         #expect(stats.steps > 0)
         var same = 0, total = 0
-        for i in 0 ..< n.pins.count {
+        for i in 0..<n.pins.count {
             let nb = n.neighbors(i)
             if nb.isEmpty { continue }
             #expect(abs(nb.reduce(0) { $0 + $1.weight } - 1) < 1e-4)
@@ -155,16 +167,19 @@ struct GraphCSRTests {
         #expect(fraction > 0.75, "in-community fraction \(fraction)")
         // Isolated pins get no neighbours; the same seed gives the same neighbours.
         for id in g.pinIDs.suffix(g.isolatedPins) { #expect(n.neighbors(n.pins.firstIndex(of: id)!).isEmpty) }
-        let (again, _) = try RandomWalker.run(shard, parameters: WalkParameters(walksPerPin: 64, topT: 10, batchPins: 7), comm: comm)
+        let (again, _) = try RandomWalker.run(
+            shard, parameters: WalkParameters(walksPerPin: 64, topT: 10, batchPins: 7), comm: comm)
         #expect(again == n)
     }
 }
 
-@Suite("Graph under mpirun: same graph and neighbours for 1, 2, 4 ranks; bad input", .serialized,
-       .enabled(if: MPIRun.mpirunAvailable, "mpirun not installed"))
+@Suite(
+    "Graph under mpirun: same graph and neighbours for 1, 2, 4 ranks; bad input", .serialized,
+    .enabled(if: MPIRun.mpirunAvailable, "mpirun not installed"))
 struct GraphMPITests {
     func line(_ prefix: String, _ r: MPIRun.Result) -> String {
-        r.stdout.split(separator: "\n").first { $0.hasPrefix(prefix) }.map(String.init) ?? "missing \(prefix): \(r.output)"
+        r.stdout.split(separator: "\n").first { $0.hasPrefix(prefix) }.map(String.init)
+            ?? "missing \(prefix): \(r.output)"
     }
 
     @Test("graph build and walks: identical digests on 1, 2 and 4 ranks (and walks re-partition a 4-rank graph on 2)")
@@ -178,7 +193,12 @@ struct GraphMPITests {
             let b = try MPIRun.mosaic(ranks: ranks, ["graph", "build", "--data", data.path, "--out", g])
             #expect(b.status == 0, "\(b.output)")
             graphs.append(line("GRAPH", b))
-            let w = try MPIRun.mosaic(ranks: ranks, ["graph", "walks", "--graph", g, "--out", dir.appendingPathComponent("walks\(ranks)").path, "--walks", "16", "--batch-pins", "50"])
+            let w = try MPIRun.mosaic(
+                ranks: ranks,
+                [
+                    "graph", "walks", "--graph", g, "--out", dir.appendingPathComponent("walks\(ranks)").path,
+                    "--walks", "16", "--batch-pins", "50",
+                ])
             #expect(w.status == 0, "\(w.output)")
             walks.append(line("WALKS", w))
         }
@@ -186,12 +206,22 @@ struct GraphMPITests {
         #expect(graphs[0].contains("isolated=5 "))
         #expect(Set(graphs).count == 1, "\(graphs)")
         #expect(Set(walks).count == 1, "\(walks)")
-        let w2 = try MPIRun.mosaic(ranks: 2, ["graph", "walks", "--graph", dir.appendingPathComponent("graph4").path, "--out", dir.appendingPathComponent("walks4on2").path, "--walks", "16", "--batch-pins", "50"])
+        let w2 = try MPIRun.mosaic(
+            ranks: 2,
+            [
+                "graph", "walks", "--graph", dir.appendingPathComponent("graph4").path, "--out",
+                dir.appendingPathComponent("walks4on2").path, "--walks", "16", "--batch-pins", "50",
+            ])
         #expect(line("WALKS", w2) == walks[0])
         // The neighbour files agree too (gathered over shards).
         let a = try ImportanceNeighbors.readAll(root: dir.appendingPathComponent("walks1"))
         let b = try ImportanceNeighbors.readAll(root: dir.appendingPathComponent("walks4"))
-        let byPin = { (n: ImportanceNeighbors) in Dictionary(uniqueKeysWithValues: n.pins.indices.map { (n.pins[$0], n.neighbors($0).map { "\($0.id):\($0.weight)" }) }) }
+        let byPin = { (n: ImportanceNeighbors) in
+            Dictionary(
+                uniqueKeysWithValues: n.pins.indices.map {
+                    (n.pins[$0], n.neighbors($0).map { "\($0.id):\($0.weight)" })
+                })
+        }
         #expect(byPin(a) == byPin(b))
     }
 
@@ -199,13 +229,16 @@ struct GraphMPITests {
     func rankWithoutPins() throws {
         let dir = try MPIRun.temporaryDirectory("graph-tiny")
         let data = dir.appendingPathComponent("data")
-        try PlantedGraph(communities: 1, pinsPerCommunity: 2, boardsPerCommunity: 1, savesPerPin: 1, cross: 0, isolatedPins: 0).write(root: data)
+        try PlantedGraph(
+            communities: 1, pinsPerCommunity: 2, boardsPerCommunity: 1, savesPerPin: 1, cross: 0, isolatedPins: 0
+        ).write(root: data)
         var lines: [String] = []
         for ranks in [1, 4] {
             let g = dir.appendingPathComponent("g\(ranks)").path
             let b = try MPIRun.mosaic(ranks: ranks, ["graph", "build", "--data", data.path, "--out", g])
             #expect(b.status == 0, "\(b.output)")
-            let w = try MPIRun.mosaic(ranks: ranks, ["graph", "walks", "--graph", g, "--out", dir.appendingPathComponent("w\(ranks)").path])
+            let w = try MPIRun.mosaic(
+                ranks: ranks, ["graph", "walks", "--graph", g, "--out", dir.appendingPathComponent("w\(ranks)").path])
             #expect(w.status == 0, "\(w.output)")
             lines.append(line("GRAPH", b) + " " + line("WALKS", w))
         }
@@ -218,15 +251,22 @@ struct GraphMPITests {
         let dir = try MPIRun.temporaryDirectory("graph-bad")
         let dangling = dir.appendingPathComponent("dangling")
         try PlantedGraph(communities: 2, pinsPerCommunity: 5).write(root: dangling, extraSavePins: [77])
-        let r = try MPIRun.mosaic(ranks: 2, ["graph", "build", "--data", dangling.path, "--out", dir.appendingPathComponent("g1").path])
+        let r = try MPIRun.mosaic(
+            ranks: 2, ["graph", "build", "--data", dangling.path, "--out", dir.appendingPathComponent("g1").path])
         #expect(r.status != 0)
         #expect(r.stderr.contains("saves/part-00000-of-00001.h5 row 31 field pin_id: dangling id 77"), "\(r.stderr)")
         let empty = dir.appendingPathComponent("empty")
         try PlantedGraph(communities: 2, pinsPerCommunity: 5).write(root: empty, noSaves: true)
-        let e = try MPIRun.mosaic(ranks: 2, ["graph", "build", "--data", empty.path, "--out", dir.appendingPathComponent("g2").path])
+        let e = try MPIRun.mosaic(
+            ranks: 2, ["graph", "build", "--data", empty.path, "--out", dir.appendingPathComponent("g2").path])
         #expect(e.status != 0)
         #expect(e.stderr.contains("no edges"), "\(e.stderr)")
-        let missing = try MPIRun.mosaic(ranks: 1, ["graph", "walks", "--graph", dir.appendingPathComponent("nothing").path, "--out", dir.appendingPathComponent("w").path])
+        let missing = try MPIRun.mosaic(
+            ranks: 1,
+            [
+                "graph", "walks", "--graph", dir.appendingPathComponent("nothing").path, "--out",
+                dir.appendingPathComponent("w").path,
+            ])
         #expect(missing.status != 0)
         #expect(missing.stderr.contains("no published run"), "\(missing.stderr)")
     }
