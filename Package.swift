@@ -25,6 +25,8 @@ let package = Package(
         .library(name: "Index", targets: ["Index"]),
         .library(name: "Feed", targets: ["Feed"]),
         .library(name: "Ranking", targets: ["Ranking"]),
+        .library(name: "Graph", targets: ["Graph"]),
+        .library(name: "Models", targets: ["Models"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -60,6 +62,15 @@ let package = Package(
         // Distributed k-means, IVF-Flat and IVF-PQ (build, add, remove, search, HDF5).
         .target(name: "Index", dependencies: ["Linalg", "Collective", "Artifacts"], swiftSettings: swiftSettings),
 
+        // MARK: - Graph
+        // Sharded pin–board graph (CSR, hash partitioning), distributed random walks.
+        .target(name: "Graph", dependencies: ["Linalg", "Collective", "Artifacts", "Events"], swiftSettings: swiftSettings),
+
+        // PinSage on the sharded graph (layers from Learning, neighbours from Graph).
+        .target(
+            name: "Models", dependencies: ["Linalg", "Collective", "Artifacts", "Events", "Learning", "Graph"],
+            swiftSettings: swiftSettings),
+
         // MARK: - Ranking
         // The ranker (DCN-v2 + MMoE + position tower, SIM/DIN, LR baseline), training and scoring.
         .target(
@@ -75,7 +86,7 @@ let package = Package(
         .executableTarget(
             name: "mosaic",
             dependencies: [
-                "Collective", "Linalg", "Artifacts", "Events", "Evaluation", "Learning", "Index", "Feed", "Ranking", "CMPI", "CBLAS",
+                "Collective", "Linalg", "Artifacts", "Events", "Evaluation", "Learning", "Index", "Feed", "Ranking", "Graph", "Models", "CMPI", "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
@@ -110,6 +121,10 @@ let package = Package(
         .testTarget(
             name: "RankingTests",
             dependencies: ["Ranking", "Learning", "Evaluation", "Linalg", "Collective", "Artifacts", "_TestSupport", "mosaic"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "GraphTests",
+            dependencies: ["Graph", "Models", "Learning", "Events", "Evaluation", "Collective", "Artifacts", "Linalg", "_TestSupport", "mosaic"],
             swiftSettings: swiftSettings),
     ]
 )

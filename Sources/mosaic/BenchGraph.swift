@@ -1,0 +1,213 @@
+import ArgumentParser
+import Collective
+import Foundation
+import Graph
+import Linalg
+import Models
+
+/// `mosaic bench graph`: graph build edges/s, walk steps/s per rank and peak memory per rank
+/// for 1, 2, 4 ranks on a generated graph, PinSage examples/s and pins embedded/s, beside a
+/// numpy/scipy.sparse peer (Cluster/bench/graph_peer.py) on a graph of the same size.
+struct BenchGraph: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "graph",
+        abstract:
+            "Graph build edges/s, walk steps/s per rank, peak memory per rank (1/2/4 ranks), PinSage throughput, vs numpy/scipy.",
+        discussion: """
+            Run WITHOUT mpirun from a release build (it launches `mpirun -np N` on this binary itself):
+              Cluster/bench/graph.sh   (= .build/release/mosaic bench graph --peer-python python3)
+            The graph is generated in memory (SyntheticGraph: pin ⌊P·u⌋, board ⌊B·u²⌋ per edge, same for any rank \
+            count); each rank generates its share of the edges, then `GraphBuilder.build` routes them (timed: \
+            edges/s), then `RandomWalker.run` walks from every pin (timed: steps/s). PinSage is measured on a \
+            smaller generated graph (--pinsage-edges) with random 32-wide content: training steps and bulk embedding.
+            The peer builds CSR with scipy.sparse and walks all walkers at once with numpy (one process).
+            """)
+
+    @Option(help: "Edges of the walk/build graph.") var edges = 50_000_000
+    @Option(help: "Pins (default edges / 10).") var pins: Int?
+    @Option(help: "Boards (default edges / 50).") var boards: Int?
+    @Option(help: "Walks per pin.") var walks = 2
+    @Option(help: "Rank counts, comma-separated.") var ranks = "1,2,4"
+    @Option(help: "Edges of the PinSage graph.") var pinsageEdges = 1_000_000
+    @Option(help: "Python with numpy and scipy for the peer (skipped when absent).") var peerPython: String?
+    @Option(help: "Peer script.") var peerScript = "Cluster/bench/graph_peer.py"
+
+    func run() throws {
+        let p = pins ?? edges / 10, b = boards ?? edges / 50
+        let rankCounts = ranks.split(separator: ",").compactMap { Int($0) }
+        var table = "| measurement | ranks | figure | per rank | peak RSS per rank (MiB) |\n|---|---:|---:|---:|---|\n"
+        for n in rankCounts {
+            let r = try benchRun(
+                n,
+                [
+                    "bench", "graph-worker", "--edges", "\(edges)", "--pins", "\(p)", "--boards", "\(b)", "--walks",
+                    "\(walks)",
+                ])
+            let f = try benchParse(r, prefix: "GRAPHBENCH")
+            let eps = Double(f["edges"]!)! / Double(f["build_seconds"]!)!
+            let sps = Double(f["steps"]!)! / Double(f["walk_seconds"]!)!
+            table += String(
+                format: "| graph build (%@ edges in, %@ kept) | %d | %.0f edges/s | %.0f | %@ (after build) |\n",
+                f["input_edges"]!, f["edges"]!, n, eps, eps / Double(n), f["build_rss"]!)
+            table += String(
+                format: "| walks (%@ steps, %@ forwarded) | %d | %.0f steps/s | %.0f | %@ |\n", f["steps"]!,
+                f["forwarded"]!, n, sps, sps / Double(n), f["walk_rss"]!)
+            FileHandle.standardError.write(Data("bench graph: \(n) rank(s) done: \(f)\n".utf8))
+        }
+        for n in rankCounts.filter({ $0 <= 2 }) {
+            let r = try benchRun(
+                n,
+                [
+                    "bench", "graph-worker", "--edges", "\(pinsageEdges)", "--pins", "\(pinsageEdges / 10)", "--boards",
+                    "\(pinsageEdges / 50)", "--walks", "4", "--pinsage",
+                ])
+            let f = try benchParse(r, prefix: "GRAPHBENCH")
+            table += String(
+                format: "| PinSage train (K=2, T=10, d 32→64, 8×32 per step) | %d | %.0f examples/s | %.0f | %@ |\n", n,
+                Double(f["train_examples_per_s"]!)!, Double(f["train_examples_per_s"]!)! / Double(n), f["walk_rss"]!)
+            table += String(
+                format: "| PinSage embed (%@ pins, each once per layer) | %d | %.0f pins/s | %.0f | |\n", f["pins"]!, n,
+                Double(f["embed_pins_per_s"]!)!, Double(f["embed_pins_per_s"]!)! / Double(n))
+        }
+        if let py = peerPython {
+            let r = try benchProcess(
+                "/usr/bin/env",
+                [py, peerScript, "--pins", "\(p)", "--boards", "\(b)", "--edges", "\(edges)", "--walks", "\(walks)"])
+            let f = try benchParse(r, prefix: "PEER")
+            table += String(
+                format: "| peer: scipy.sparse CSR build (%@ edges) | 1 | %.0f edges/s | | %@ |\n", f["edges"]!,
+                Double(f["edges"]!)! / Double(f["build_seconds"]!)!, f["maxrss_mib"]!)
+            table += String(
+                format: "| peer: numpy vectorised walks + np.unique top-T (%@ steps) | 1 | %.0f steps/s | | |\n",
+                f["steps"]!, Double(f["steps"]!)! / Double(f["walk_seconds"]!)!)
+        }
+        print(
+            "Generated graph: \(edges) edges drawn, \(p) pins, \(b) boards; walks \(walks) per pin, restart 0.5, ≤ 10 steps, top 10.\n"
+        )
+        print(table, terminator: "")
+    }
+}
+
+/// Hidden worker of `mosaic bench graph` (runs under mpirun).
+struct BenchGraphWorker: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "graph-worker", shouldDisplay: false)
+
+    @Option var edges = 1_000_000
+    @Option var pins = 100_000
+    @Option var boards = 20_000
+    @Option var walks = 2
+    @Flag var pinsage = false
+
+    func run() throws {
+        Communicator.runJob { comm in
+            let g = SyntheticGraph(pins: pins, boards: boards, edges: edges)
+            let (ep, eb) = g.edges(g.share(rank: comm.rank, ranks: comm.size))
+            try comm.barrier()
+            let t0 = now()
+            let (shard, stats) = try GraphBuilder.build(pins: ep, boards: eb, comm: comm)
+            try comm.barrier()
+            let build = now() - t0
+            let buildRSS = try peakMemoryPerRank(comm)
+            let t1 = now()
+            let params = WalkParameters(
+                walksPerPin: walks, restartProbability: 0.5, maxSteps: 10, topT: 10, seed: 3, batchPins: 200_000)
+            let (neighbors, ws) = try RandomWalker.run(shard, parameters: params, comm: comm)
+            try comm.barrier()
+            let walk = now() - t1
+            var extra = ""
+            if pinsage {
+                // Random 32-wide content keyed by pin id.
+                let d = 32
+                var content = [Float]()
+                content.reserveCapacity(shard.pins.count * d)
+                for id in shard.pins.ids {
+                    var r = RandomStream(seed: 8, index: UInt64(id))
+                    for _ in 0..<d { content.append(Float(r.normal())) }
+                }
+                let store = try NodeStore(
+                    comm: comm, dIn: d, t: 10, contentIDs: shard.pins.ids, content: content,
+                    neighborPins: neighbors.pins, neighborIDs: neighbors.ids, neighborWeights: neighbors.weights)
+                let model = PinSageModel<Float>(
+                    config: PinSageConfig(dIn: d, dHidden: 64, dOut: 64, layers: 2), seed: 1)
+                let trainer = try DataParallelTrainerFactory.make(model, comm)
+                let sampler = try PinSageSampler(store: store, microBatches: 8, microBatchSize: 32, seed: 1)
+                let steps = 10
+                let t2 = now()
+                for s in 0..<steps { try trainer(try sampler.batch(step: s, layers: 2, store: store)) }
+                let train = now() - t2
+                let t3 = now()
+                _ = try PinSageEmbedder.embedAll(model: model, store: store)
+                let embed = now() - t3
+                let total = try comm.allreduce(store.ids.count)
+                extra = String(
+                    format: " train_examples_per_s=%.1f embed_pins_per_s=%.1f pins=%d", Double(steps * 8 * 32) / train,
+                    Double(total) / embed, total)
+            }
+            let walkRSS = try peakMemoryPerRank(comm)
+            if comm.isRoot {
+                print(
+                    String(
+                        format:
+                            "GRAPHBENCH input_edges=%d edges=%d build_seconds=%.3f walk_seconds=%.3f steps=%d forwarded=%d build_rss=%@ walk_rss=%@%@",
+                        edges, stats.edges, build, walk, ws.steps, ws.forwarded, buildRSS, walkRSS, extra))
+            }
+        }
+    }
+}
+
+import Learning
+
+/// A training-step closure over the Learning data-parallel trainer (Adam, lr 3e-3).
+enum DataParallelTrainerFactory {
+    static func make(_ model: PinSageModel<Float>, _ comm: Communicator) throws -> (PinSageBatch) throws -> Void {
+        var config = TrainerConfig()
+        config.schedule = LearningRateSchedule(base: 3e-3)
+        let trainer = try DataParallelTrainer(model: model, comm: comm, config: config)
+        return { batch in _ = try trainer.step(batch, globalBatchSize: 8 * 32) }
+    }
+}
+
+// MARK: - process helpers (as in BenchData)
+
+func benchParse(_ r: (status: Int32, output: String, stdout: String), prefix: String) throws -> [String: String] {
+    guard r.status == 0, let line = r.stdout.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) else {
+        throw ValidationError("no \(prefix) line (status \(r.status)):\n\(r.output.suffix(2000))")
+    }
+    var out: [String: String] = [:]
+    for token in line.split(separator: " ") {
+        let kv = token.split(separator: "=", maxSplits: 1)
+        if kv.count == 2 { out[String(kv[0])] = String(kv[1]) }
+    }
+    return out
+}
+
+func benchRun(_ n: Int, _ args: [String]) throws -> (status: Int32, output: String, stdout: String) {
+    var a = ["mpirun", "-np", "\(n)", "--oversubscribe", "--bind-to", "none"]
+    if getuid() == 0 { a.append("--allow-run-as-root") }
+    let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    a += ["-x", "OPENBLAS_NUM_THREADS", me] + args
+    return try benchProcess("/usr/bin/env", a)
+}
+
+func benchProcess(_ exe: String, _ args: [String]) throws -> (status: Int32, output: String, stdout: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: exe)
+    p.arguments = args
+    var env = ProcessInfo.processInfo.environment.filter { k, _ in !(k.hasPrefix("OMPI_COMM") || k.hasPrefix("PMIX_")) }
+    env["OPENBLAS_NUM_THREADS"] = "1"
+    p.environment = env
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    nonisolated(unsafe) var errData = Data()
+    let done = DispatchSemaphore(value: 0)
+    DispatchQueue.global().async {
+        errData = err.fileHandleForReading.readDataToEndOfFile(); done.signal()
+    }
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    done.wait()
+    p.waitUntilExit()
+    let stdout = String(decoding: outData, as: UTF8.self)
+    return (p.terminationStatus, stdout + String(decoding: errData, as: UTF8.self), stdout)
+}

@@ -1,0 +1,199 @@
+import ArgumentParser
+import Artifacts
+import Collective
+import Foundation
+import Graph
+import Learning
+import Linalg
+import Models
+
+/// `mosaic pinsage …`: PinSage training and bulk embedding on the sharded graph.
+struct PinSageCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pinsage",
+        abstract: "Train PinSage on importance neighbours and embed every pin layer by layer.",
+        subcommands: [PinSageTrain.self, PinSageEmbed.self])
+}
+
+/// Options shared by train and embed: where the content and the neighbours come from.
+struct PinSageInputs: ParsableArguments {
+    @Option(help: "Root folder of the dataset run (its `pins` give the content features).") var data = "out/world"
+    @Option(help: "Dataset run id (default: current).") var dataRun: String?
+    @Option(help: "Root folder of the walks run (from `mosaic graph walks`).") var walks = "out/walks"
+    @Option(help: "Walks run id (default: current).") var walksRun: String?
+    @Flag(help: "Add a multi-hot of the pins' tags to the content features (Beauty attributes).") var tags = false
+
+    func load(_ comm: Communicator) throws -> NodeStore {
+        try NodeStore.load(
+            data: URL(fileURLWithPath: data), dataRun: dataRun, walks: URL(fileURLWithPath: walks), walksRun: walksRun,
+            tags: tags, comm: comm)
+    }
+}
+
+struct PinSageTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Data-parallel PinSage training: max-margin loss on walk co-visit pairs against in-batch negatives.",
+        discussion: """
+            Positive pairs: a query pin and a pin drawn from its top-T importance neighbours by weight. Each global \
+            step has --micro-batches micro-batches of --micro-batch-size queries; the other positives of a micro-batch \
+            are its negatives. Micro-batch i runs on rank i mod size and its neighbours' features are fetched from \
+            their owners (alltoallv), so the gradient is the same for any rank count. Gradients are summed by the \
+            Learning data-parallel trainer (Adam). Writes model/pinsage.h5 with the attribute model_version. \
+            Prints `PINSAGE-TRAIN … loss_first=… loss_last=…`.
+            """)
+
+    @OptionGroup var inputs: PinSageInputs
+    @Option(help: "Root folder of model runs to write.") var out = "out/pinsage"
+    @Option(help: "Run id (also the model version).") var runID = "pinsage"
+    @Option(help: "Convolution layers K.") var layers = 2
+    @Option(help: "Hidden width (neighbour transform).") var hidden = 64
+    @Option(help: "Embedding width.") var dim = 64
+    @Option(help: "Training steps.") var steps = 200
+    @Option(help: "Micro-batches per global step.") var microBatches = 8
+    @Option(help: "Queries per micro-batch (in-batch negatives = size − 1).") var microBatchSize = 32
+    @Option(help: "Adam learning rate.") var lr = 0.003
+    @Option(help: "Margin of the max-margin loss.") var margin = 0.2
+    @Option(help: "Seed (parameters and sampling).") var seed: UInt64 = 5
+    @Option(help: "Width of a learnable (hashed) id embedding appended to the content; 0 = content only.") var idDim = 0
+    @Option(help: "Rows of the hashed id embedding table.") var idRows = 1 << 16
+    @Option(help: "Hard negatives (two walk-hops away) ramp in over this many steps; 0 = in-batch negatives only.")
+    var hardRamp = 0
+
+    func validate() throws {
+        guard layers >= 1, hidden > 0, dim > 0, steps >= 0, microBatches > 0, microBatchSize >= 2 else {
+            throw ValidationError("--layers ≥ 1, --hidden/--dim > 0, --micro-batches > 0, --micro-batch-size ≥ 2")
+        }
+    }
+
+    func run() throws {
+        Communicator.runJob { comm in
+            let t0 = now()
+            let store = try inputs.load(comm)
+            let model = PinSageModel<Float>(
+                config: PinSageConfig(
+                    dIn: store.dIn, dHidden: hidden, dOut: dim, layers: layers, margin: margin, idDim: idDim,
+                    idRows: idRows), seed: seed)
+            var config = TrainerConfig()
+            config.schedule = LearningRateSchedule(base: lr)
+            let trainer = try DataParallelTrainer(model: model, comm: comm, config: config)
+            var sampler = try PinSageSampler(
+                store: store, microBatches: microBatches, microBatchSize: microBatchSize, seed: seed)
+            sampler.hardRampSteps = hardRamp
+            guard !sampler.candidates.isEmpty else {
+                throw GraphError("\(inputs.walks): no pin has importance neighbours; nothing to train on")
+            }
+            comm.log(
+                "pinsage train: \(sampler.candidates.count) query pins, d_in \(store.dIn) + id \(idDim), K \(layers), \(steps) steps × \(microBatches) × \(microBatchSize)"
+            )
+            var losses: [Double] = []
+            var progress = Progress(comm: comm, label: "pinsage train")
+            let t1 = now()
+            var sampleSeconds = 0.0
+            for s in 0..<steps {
+                let ts = now()
+                let batch = try sampler.batch(step: s, layers: layers, store: store)
+                sampleSeconds += now() - ts
+                losses.append(try trainer.step(batch, globalBatchSize: microBatches * microBatchSize))
+                progress.update(
+                    done: s + 1, total: steps, items: (s + 1) * microBatches * microBatchSize, unit: "examples")
+            }
+            let seconds = now() - t1
+            try trainer.verifyReplicas()
+            let writer = try RunWriter(
+                root: URL(fileURLWithPath: out), runID: runID, producer: "mosaic pinsage train",
+                config: ["walks": inputs.walks, "data": inputs.data, "steps": "\(steps)", "layers": "\(layers)"],
+                comm: comm)
+            if comm.isRoot {
+                let path = try writer.filePath(artifact: "model", name: "pinsage.h5")
+                try model.save(path: path, version: runID)
+                try writer.record(artifact: "model", path: path, rows: model.parameters.count)
+            }
+            try writer.commit()
+            let head = losses.prefix(10), tail = losses.suffix(10)
+            let first = head.isEmpty ? 0 : head.reduce(0, +) / Double(head.count),
+                last = tail.isEmpty ? 0 : tail.reduce(0, +) / Double(tail.count)
+            let examples = Double(steps * microBatches * microBatchSize)
+            comm.log(
+                String(
+                    format: "pinsage train: %.2fs total, %.2fs training (%.2fs sampling/fetching), %.0f examples/s",
+                    now() - t0, seconds, sampleSeconds, examples / seconds))
+            let checksum =
+                model.parameters.valuesArray().reduce(0.0) { $0 + Double($1) }
+                + (model.idTable?.values.reduce(0.0) { $0 + Double($1) } ?? 0)
+            if comm.isRoot {
+                print(
+                    String(
+                        format:
+                            "PINSAGE-TRAIN steps=%d examples_per_s=%.0f loss_first=%.6f loss_last=%.6f param_sum=%.6f",
+                        steps, examples / seconds, first, last, checksum))
+                print("LOSSES " + losses.map { String(format: "%.6f", $0) }.joined(separator: " "))
+            }
+        }
+    }
+}
+
+struct PinSageEmbed: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "embed",
+        abstract: "Embed every pin with a trained PinSage model, layer by layer (each pin once per layer).",
+        discussion: """
+            Layer k is computed for all of a rank's pins, then the layer-k vectors of their neighbours are fetched \
+            from the owners, then layer k + 1. Pins without neighbours (cold start) are embedded from their content. \
+            Writes embeddings/part-RRRRR-of-SSSSS.h5 with /embeddings/pin_ids (n) and vectors (n, d), attribute \
+            model_version. Prints `PINSAGE-EMBED pins=… sum=…`.
+            """)
+
+    @OptionGroup var inputs: PinSageInputs
+    @Option(help: "Root folder of the model run (from `mosaic pinsage train`).") var model = "out/pinsage"
+    @Option(help: "Root folder of embedding runs to write.") var out = "out/embeddings"
+    @Option(help: "Run id.") var runID = "embeddings"
+    @Option(help: "Pins per forward chunk.") var chunk = 1024
+
+    func run() throws {
+        Communicator.runJob { comm in
+            let t0 = now()
+            let store = try inputs.load(comm)
+            let modelPath = try PublishedRun.open(root: URL(fileURLWithPath: model)).paths(of: "model")[0]
+            let (net, version) = try PinSageModel<Float>.load(path: modelPath)
+            guard net.config.dIn == store.dIn else {
+                throw GraphError(
+                    "\(modelPath): model input width \(net.config.dIn), content features have \(store.dIn) (--tags must match training)"
+                )
+            }
+            let t1 = now()
+            let vectors = try PinSageEmbedder.embedAll(model: net, store: store, chunk: chunk) { k in
+                comm.log("pinsage embed: layer \(k) done")
+            }
+            let seconds = now() - t1
+            let writer = try RunWriter(
+                root: URL(fileURLWithPath: out), runID: runID, producer: "mosaic pinsage embed",
+                config: ["model": model, "model_version": version], comm: comm)
+            let path = try writer.shardPath(artifact: "embeddings")
+            do {
+                let f = try H5File(path: path, mode: .create)
+                try f.root.setAttribute("shard_rank", Int64(comm.rank))
+                try f.root.setAttribute("shard_count", Int64(comm.size))
+                let g = try f.root.createGroup("embeddings")
+                try g.write("pin_ids", store.ids, shape: [store.ids.count])
+                try g.write("vectors", vectors, shape: [store.ids.count, net.config.dOut])
+                try g.setAttribute("model_version", version)
+                try f.flush()
+            }
+            try writer.record(artifact: "embeddings", path: path, rows: store.ids.count)
+            try writer.commit()
+            let pins = try comm.allreduce(store.ids.count)
+            let sum = try comm.allreduce(vectors.reduce(0.0) { $0 + Double($1) })
+            comm.log(
+                String(
+                    format: "pinsage embed: %d pins in %.2fs (%.0f pins/s), total %.2fs", pins, seconds,
+                    Double(pins) / seconds, now() - t0))
+            if comm.isRoot {
+                print(
+                    String(
+                        format: "PINSAGE-EMBED pins=%d pins_per_s=%.0f sum=%.6f version=%@", pins,
+                        Double(pins) / seconds, sum, version))
+            }
+        }
+    }
+}

@@ -1,0 +1,273 @@
+import Collective
+import Events
+import Foundation
+import Graph
+import Linalg
+import Testing
+import _TestSupport
+
+/// A planted-community pin–board dataset: pin p and board b belong to community `id mod c`;
+/// each pin is saved to `savesPerPin` boards, a board of its own community with probability
+/// `1 − cross`, any board otherwise.
+struct PlantedGraph {
+    var communities = 8
+    var pinsPerCommunity = 40
+    var boardsPerCommunity = 12
+    var savesPerPin = 3
+    var cross = 0.05
+    var seed: UInt64 = 7
+    var isolatedPins = 5
+
+    var pinIDs: [Int64] { (0..<Int64(communities * pinsPerCommunity + isolatedPins)).map { 1_000 + $0 } }
+    func community(_ id: Int64) -> Int { Int(id % Int64(communities)) }
+
+    /// Edges (pin, board); the last `isolatedPins` pins have none.
+    func edges() -> (pins: [Int64], boards: [Int64]) {
+        var pins = [Int64](), boards = [Int64]()
+        let nb = communities * boardsPerCommunity
+        for p in pinIDs.prefix(communities * pinsPerCommunity) {
+            var rng = RandomStream(seed: seed, index: UInt64(p))
+            for _ in 0..<savesPerPin {
+                let b: Int64
+                if rng.uniform() < cross {
+                    b = Int64(rng.int(below: nb))
+                } else {
+                    b = Int64(rng.int(below: boardsPerCommunity) * communities + community(p))
+                }
+                pins.append(p); boards.append(500_000 + b)
+            }
+        }
+        return (pins, boards)
+    }
+
+    /// Writes a dataset run with `pins` and `saves` (one rank). `extraSavePins` adds saves of
+    /// pins that are not in `pins` (dangling); `noSaves` writes an empty saves entity.
+    func write(root: URL, extraSavePins: [Int64] = [], noSaves: Bool = false) throws {
+        let comm = try Communicator.world()
+        let w = try DatasetWriter(root: root, runID: "planted", producer: "test", config: [:], comm: comm)
+        var pins = Table(schema: .pins(dimension: 2))
+        let ids = pinIDs
+        pins.int64["pin_id"] = ids
+        pins.int32["category"] = ids.map { Int32(community($0)) }
+        pins.int64["created_at_ms"] = ids.map { _ in 1 }
+        pins.int64["creator_id"] = ids.map { _ in 0 }
+        pins.float32["embedding"] = ids.flatMap { [Float(community($0)), 1] }
+        pins.setCount(ids.count)
+        try w.append(pins)
+        var (ep, eb) = noSaves ? ([], []) : edges()
+        ep += extraSavePins; eb += extraSavePins.map { _ in 500_000 }
+        var saves = Table(schema: .saves)
+        saves.int64["pin_id"] = ep
+        saves.int64["board_id"] = eb
+        saves.int64["user_id"] = eb.map { $0 - 500_000 }
+        saves.int64["saved_at_ms"] = ep.map { _ in 5 }
+        saves.setCount(ep.count)
+        try w.append(saves)
+        try w.commit()
+    }
+}
+
+@Suite("Graph: CSR and build (one rank)")
+struct GraphCSRTests {
+    @Test("CSR from edges: sorted unique ids and neighbours, duplicates merged, isolated rows, invariants")
+    func csrInvariants() throws {
+        var rng = RandomStream(seed: 3)
+        var s = [Int64](), t = [Int64]()
+        for _ in 0..<2_000 {
+            s.append(Int64(rng.int(below: 300))); t.append(Int64(rng.int(below: 100)))
+        }
+        s += s.prefix(100); t += t.prefix(100)  // duplicates
+        let csr = CSR.from(source: s, target: t, isolated: [10_000, 10_001, 5])
+        try csr.validate("csr")
+        let expected = Set(zip(s, t).map { "\($0.0)-\($0.1)" })
+        var seen = Set<String>()
+        for i in 0..<csr.count {
+            for k in Int(csr.offsets[i])..<Int(csr.offsets[i + 1]) { seen.insert("\(csr.ids[i])-\(csr.neighbors[k])") }
+        }
+        #expect(seen == expected)
+        #expect(csr.edgeCount == expected.count)
+        #expect(csr.index(of: 10_000).map { csr.degree($0) } == 0)
+        #expect(csr.index(of: 10_001) != nil)
+        #expect(csr.index(of: 99_999) == nil)
+        #expect(Set(csr.ids) == Set(s).union([10_000, 10_001, 5]))
+
+        var bad = csr
+        bad.offsets[3] = bad.offsets[4] + 1
+        #expect(throws: GraphError.self) { try bad.validate("bad") }
+        var unsorted = csr
+        unsorted.ids.swapAt(0, 1)
+        #expect(throws: GraphError.self) { try unsorted.validate("unsorted") }
+        var short = csr
+        short.offsets.removeLast()
+        #expect(throws: GraphError.self) { try short.validate("short") }
+        #expect(throws: Never.self) { try CSR.from(source: [], target: []).validate("empty") }
+    }
+
+    @Test("pin side and board side hold the same edges; pruning drops high-degree boards; shard file round-trips")
+    func buildOneRank() throws {
+        let comm = try Communicator.world()
+        let g = PlantedGraph()
+        let (ep, eb) = g.edges()
+        let (shard, stats) = try GraphBuilder.build(pins: ep, boards: eb, isolated: g.pinIDs, comm: comm)
+        try shard.pins.validate("pins"); try shard.boards.validate("boards")
+        var a = Set<String>(), b = Set<String>()
+        for i in 0..<shard.pins.count {
+            for k in Int(shard.pins.offsets[i])..<Int(shard.pins.offsets[i + 1]) {
+                a.insert("\(shard.pins.ids[i])-\(shard.pins.neighbors[k])")
+            }
+        }
+        for i in 0..<shard.boards.count {
+            for k in Int(shard.boards.offsets[i])..<Int(shard.boards.offsets[i + 1]) {
+                b.insert("\(shard.boards.neighbors[k])-\(shard.boards.ids[i])")
+            }
+        }
+        #expect(a == b)
+        #expect(a == Set(zip(ep, eb).map { "\($0.0)-\($0.1)" }))
+        #expect(stats.pins == g.pinIDs.count)
+        #expect(stats.isolatedPins == g.isolatedPins)
+        #expect(stats.edges == a.count)
+
+        let cap = stats.maxBoardDegree - 2
+        let (pruned, ps) = try GraphBuilder.build(
+            pins: ep, boards: eb, isolated: g.pinIDs, maxBoardDegree: cap, comm: comm)
+        #expect(ps.prunedBoards > 0)
+        #expect(ps.maxBoardDegree <= cap)
+        #expect(ps.edges + ps.prunedEdges == stats.edges)
+        #expect((0..<pruned.boards.count).allSatisfy { pruned.boards.degree($0) <= cap })
+        #expect(ps.pins == stats.pins)  // pins keep their rows even when all their boards went
+
+        let path = try MPIRun.temporaryDirectory("graph-shard").appendingPathComponent("g.h5").path
+        try shard.write(path: path, producer: "test")
+        #expect(try GraphShard.read(path: path) == shard)
+    }
+
+    @Test("planted communities: importance neighbours stay in the community far above chance")
+    func plantedCommunities() throws {
+        let comm = try Communicator.world()
+        let g = PlantedGraph(communities: 8, pinsPerCommunity: 60, boardsPerCommunity: 15, savesPerPin: 3, cross: 0.1)
+        let (ep, eb) = g.edges()
+        let (shard, _) = try GraphBuilder.build(pins: ep, boards: eb, isolated: g.pinIDs, comm: comm)
+        let (n, stats) = try RandomWalker.run(
+            shard, parameters: WalkParameters(walksPerPin: 64, topT: 10, batchPins: 100), comm: comm)
+        #expect(stats.steps > 0)
+        var same = 0, total = 0
+        for i in 0..<n.pins.count {
+            let nb = n.neighbors(i)
+            if nb.isEmpty { continue }
+            #expect(abs(nb.reduce(0) { $0 + $1.weight } - 1) < 1e-4)
+            #expect(!nb.contains { $0.id == n.pins[i] })
+            for x in nb {
+                total += 1
+                if g.community(x.id) == g.community(n.pins[i]) { same += 1 }
+            }
+        }
+        let fraction = Double(same) / Double(total)
+        // Chance is 1/8 = 0.125.
+        #expect(total > 4_000)
+        #expect(fraction > 0.75, "in-community fraction \(fraction)")
+        // Isolated pins get no neighbours; the same seed gives the same neighbours.
+        for id in g.pinIDs.suffix(g.isolatedPins) { #expect(n.neighbors(n.pins.firstIndex(of: id)!).isEmpty) }
+        let (again, _) = try RandomWalker.run(
+            shard, parameters: WalkParameters(walksPerPin: 64, topT: 10, batchPins: 7), comm: comm)
+        #expect(again == n)
+    }
+}
+
+@Suite(
+    "Graph under mpirun: same graph and neighbours for 1, 2, 4 ranks; bad input", .serialized,
+    .enabled(if: MPIRun.mpirunAvailable, "mpirun not installed"))
+struct GraphMPITests {
+    func line(_ prefix: String, _ r: MPIRun.Result) -> String {
+        r.stdout.split(separator: "\n").first { $0.hasPrefix(prefix) }.map(String.init)
+            ?? "missing \(prefix): \(r.output)"
+    }
+
+    @Test("graph build and walks: identical digests on 1, 2 and 4 ranks (and walks re-partition a 4-rank graph on 2)")
+    func rankIndependence() throws {
+        let dir = try MPIRun.temporaryDirectory("graph-mpi")
+        let data = dir.appendingPathComponent("data")
+        try PlantedGraph().write(root: data)
+        var graphs: [String] = [], walks: [String] = []
+        for ranks in [1, 2, 4] {
+            let g = dir.appendingPathComponent("graph\(ranks)").path
+            let b = try MPIRun.mosaic(ranks: ranks, ["graph", "build", "--data", data.path, "--out", g])
+            #expect(b.status == 0, "\(b.output)")
+            graphs.append(line("GRAPH", b))
+            let w = try MPIRun.mosaic(
+                ranks: ranks,
+                [
+                    "graph", "walks", "--graph", g, "--out", dir.appendingPathComponent("walks\(ranks)").path,
+                    "--walks", "16", "--batch-pins", "50",
+                ])
+            #expect(w.status == 0, "\(w.output)")
+            walks.append(line("WALKS", w))
+        }
+        #expect(graphs[0].contains("pins=325 "))
+        #expect(graphs[0].contains("isolated=5 "))
+        #expect(Set(graphs).count == 1, "\(graphs)")
+        #expect(Set(walks).count == 1, "\(walks)")
+        let w2 = try MPIRun.mosaic(
+            ranks: 2,
+            [
+                "graph", "walks", "--graph", dir.appendingPathComponent("graph4").path, "--out",
+                dir.appendingPathComponent("walks4on2").path, "--walks", "16", "--batch-pins", "50",
+            ])
+        #expect(line("WALKS", w2) == walks[0])
+        // The neighbour files agree too (gathered over shards).
+        let a = try ImportanceNeighbors.readAll(root: dir.appendingPathComponent("walks1"))
+        let b = try ImportanceNeighbors.readAll(root: dir.appendingPathComponent("walks4"))
+        let byPin = { (n: ImportanceNeighbors) in
+            Dictionary(
+                uniqueKeysWithValues: n.pins.indices.map {
+                    (n.pins[$0], n.neighbors($0).map { "\($0.id):\($0.weight)" })
+                })
+        }
+        #expect(byPin(a) == byPin(b))
+    }
+
+    @Test("a rank with no pins: one pin, four ranks, same graph and walks as one rank")
+    func rankWithoutPins() throws {
+        let dir = try MPIRun.temporaryDirectory("graph-tiny")
+        let data = dir.appendingPathComponent("data")
+        try PlantedGraph(
+            communities: 1, pinsPerCommunity: 2, boardsPerCommunity: 1, savesPerPin: 1, cross: 0, isolatedPins: 0
+        ).write(root: data)
+        var lines: [String] = []
+        for ranks in [1, 4] {
+            let g = dir.appendingPathComponent("g\(ranks)").path
+            let b = try MPIRun.mosaic(ranks: ranks, ["graph", "build", "--data", data.path, "--out", g])
+            #expect(b.status == 0, "\(b.output)")
+            let w = try MPIRun.mosaic(
+                ranks: ranks, ["graph", "walks", "--graph", g, "--out", dir.appendingPathComponent("w\(ranks)").path])
+            #expect(w.status == 0, "\(w.output)")
+            lines.append(line("GRAPH", b) + " " + line("WALKS", w))
+        }
+        #expect(lines[0] == lines[1])
+        #expect(lines[0].contains("pins=2 boards=1 edges=2"))
+    }
+
+    @Test("bad input: a dangling pin id names the file, row and field; no saves is a clear error")
+    func badInput() throws {
+        let dir = try MPIRun.temporaryDirectory("graph-bad")
+        let dangling = dir.appendingPathComponent("dangling")
+        try PlantedGraph(communities: 2, pinsPerCommunity: 5).write(root: dangling, extraSavePins: [77])
+        let r = try MPIRun.mosaic(
+            ranks: 2, ["graph", "build", "--data", dangling.path, "--out", dir.appendingPathComponent("g1").path])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("saves/part-00000-of-00001.h5 row 31 field pin_id: dangling id 77"), "\(r.stderr)")
+        let empty = dir.appendingPathComponent("empty")
+        try PlantedGraph(communities: 2, pinsPerCommunity: 5).write(root: empty, noSaves: true)
+        let e = try MPIRun.mosaic(
+            ranks: 2, ["graph", "build", "--data", empty.path, "--out", dir.appendingPathComponent("g2").path])
+        #expect(e.status != 0)
+        #expect(e.stderr.contains("no edges"), "\(e.stderr)")
+        let missing = try MPIRun.mosaic(
+            ranks: 1,
+            [
+                "graph", "walks", "--graph", dir.appendingPathComponent("nothing").path, "--out",
+                dir.appendingPathComponent("w").path,
+            ])
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("no published run"), "\(missing.stderr)")
+    }
+}

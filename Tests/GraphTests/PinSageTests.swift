@@ -1,0 +1,240 @@
+import Artifacts
+import Collective
+import Foundation
+import Graph
+import Learning
+import Linalg
+import Models
+import Testing
+import _TestSupport
+
+/// Central finite differences in Double.
+private func numeric(count: Int, get: (Int) -> Double, set: (Int, Double) -> Void, loss: () -> Double) -> [Double] {
+    let h = 1e-6
+    return (0..<count).map { i in
+        let v = get(i)
+        set(i, v + h); let plus = loss()
+        set(i, v - h); let minus = loss()
+        set(i, v)
+        return (plus - minus) / (2 * h)
+    }
+}
+
+private func relativeError(_ a: [Double], _ n: [Double]) -> Double {
+    var diff = 0.0, na = 0.0, nn = 0.0
+    for i in a.indices { diff += (a[i] - n[i]) * (a[i] - n[i]); na += a[i] * a[i]; nn += n[i] * n[i] }
+    let scale = na.squareRoot() + nn.squareRoot()
+    return scale < 1e-12 ? diff.squareRoot() : diff.squareRoot() / scale
+}
+
+/// A one-rank node store: `n` pins with random content; pin i's neighbours are random pins
+/// (`t` slots, some padded); the last `cold` pins have no neighbours.
+private func makeStore(n: Int = 40, dIn: Int = 6, t: Int = 3, cold: Int = 3, seed: UInt64 = 11) throws -> NodeStore {
+    var rng = RandomStream(seed: seed)
+    let ids = (0..<Int64(n)).map { 100 + $0 * 7 }
+    let content = (0..<n * dIn).map { _ in Float(rng.normal()) }
+    var nid = [Int64](), nw = [Float]()
+    for i in 0..<n {
+        let filled = i >= n - cold ? 0 : 1 + rng.int(below: t)
+        var raw = [Float]()
+        for k in 0..<t {
+            if k < filled {
+                var j = rng.int(below: n - cold)
+                if j == i { j = (j + 1) % (n - cold) }
+                nid.append(ids[j]); raw.append(Float(1 + rng.int(below: 5)))
+            } else {
+                nid.append(-1); raw.append(0)
+            }
+        }
+        let s = raw.reduce(0, +)
+        nw += raw.map { s > 0 ? $0 / s : 0 }
+    }
+    return try NodeStore(
+        comm: try Communicator.world(), dIn: dIn, t: t, contentIDs: ids, content: content, neighborPins: ids,
+        neighborIDs: nid, neighborWeights: nw)
+}
+
+@Suite("PinSage: gradients (Double, finite differences), bulk vs per-pin embedding, cold start")
+struct PinSageTests {
+    @Test("conv layer: parameter and input gradients match central differences")
+    func convGradient() throws {
+        let store = ParameterStore<Double>(seed: 4)
+        let conv = PinSageConv(store, name: "c", dIn: 5, dHidden: 6, dOut: 4)
+        var rng = RandomStream(seed: 9)
+        let b = 3, t = 4
+        var selfX = Tensor(rows: b, cols: 5, data: (0..<b * 5).map { _ in rng.normal() })
+        var neighbors = Tensor(rows: b * t, cols: 5, data: (0..<b * t * 5).map { _ in rng.normal() })
+        let weights: [Double] = [0.4, 0.3, 0.3, 0, 1, 0, 0, 0, 0.25, 0.25, 0.25, 0.25]
+        let g = (0..<b * 4).map { _ in rng.normal() }
+        func loss() -> Double {
+            zip(conv.forward(selfX: selfX, neighbors: neighbors, weights: weights, t: t).data, g).reduce(0) {
+                $0 + $1.0 * $1.1
+            }
+        }
+        store.zeroGrads()
+        _ = conv.forward(selfX: selfX, neighbors: neighbors, weights: weights, t: t)
+        let (dSelf, dNeighbors) = conv.backward(Tensor(rows: b, cols: 4, data: g))
+        let analytic = Array(store.grads)
+        let values = store.values
+        let np = numeric(count: store.count, get: { values[$0] }, set: { values[$0] = $1 }, loss: loss)
+        #expect(relativeError(analytic, np) < 1e-6, "parameters \(relativeError(analytic, np))")
+        let ns = numeric(count: selfX.count, get: { selfX.data[$0] }, set: { selfX.data[$0] = $1 }, loss: loss)
+        #expect(relativeError(dSelf.data, ns) < 1e-6)
+        let nn = numeric(
+            count: neighbors.count, get: { neighbors.data[$0] }, set: { neighbors.data[$0] = $1 }, loss: loss)
+        #expect(relativeError(dNeighbors.data, nn) < 1e-6)
+        // Padding neighbours (weight 0) get no gradient.
+        #expect(dNeighbors.data[3 * 5..<4 * 5].allSatisfy { $0 == 0 })
+    }
+
+    @Test("two-layer model with the max-margin loss: gradients through the computation graph match central differences")
+    func modelGradient() throws {
+        let store = try makeStore()
+        let model = PinSageModel<Double>(
+            config: PinSageConfig(dIn: 6, dHidden: 5, dOut: 4, layers: 2, margin: 0.5), seed: 3)
+        let queries: [Int64] = [100, 114, 128, 142], positives: [Int64] = [107, 121, 135, 100]
+        var targets = queries
+        for p in positives where !targets.contains(p) { targets.append(p) }
+        var batch = PinSageBatch()
+        batch.queryRows = [queries.map { targets.firstIndex(of: $0)! }]
+        batch.positiveRows = [positives.map { targets.firstIndex(of: $0)! }]
+        // Hard negatives for queries 0 and 2 (pins 149 and 156, added as targets).
+        targets += [149, 156]
+        batch.hardNegatives = [[(query: 0, row: targets.count - 2), (query: 2, row: targets.count - 1)]]
+        let graph = try ComputationGraph.build(targets: targets, layers: 2, store: store)
+        batch.graphs = [graph]
+        model.parameters.zeroGrads()
+        let (loss0, _) = model.lossAndGradients(batch, normalizer: 4, step: 1)
+        #expect(loss0 > 0)
+        var inBatchOnly = batch
+        inBatchOnly.hardNegatives = []
+        #expect(
+            model.lossAndGradients(inBatchOnly, normalizer: 4, step: 1).loss < loss0,
+            "the hard-negative hinge terms are active")
+        let analytic = Array(model.parameters.grads)
+        let values = model.parameters.values
+        let n = numeric(count: model.parameters.count, get: { values[$0] }, set: { values[$0] = $1 }) {
+            model.parameters.zeroGrads()
+            return model.lossAndGradients(batch, normalizer: 4, step: 1).loss
+        }
+        #expect(relativeError(analytic, n) < 1e-5, "\(relativeError(analytic, n))")
+
+        // With a learnable id embedding: dense and sparse (table row) gradients.
+        let withID = PinSageModel<Double>(
+            config: PinSageConfig(dIn: 6, dHidden: 8, dOut: 6, layers: 2, margin: 0.5, idDim: 3, idRows: 50), seed: 7)
+        let table = withID.idTable!
+        withID.parameters.zeroGrads()
+        let (_, sparse) = withID.lossAndGradients(batch, normalizer: 4, step: 1)
+        let dense = Array(withID.parameters.grads)
+        let wv = withID.parameters.values
+        let nd = numeric(count: withID.parameters.count, get: { wv[$0] }, set: { wv[$0] = $1 }) {
+            withID.lossAndGradients(batch, normalizer: 4, step: 1).loss
+        }
+        #expect(
+            relativeError(dense, nd) < 1e-5,
+            "dense \(relativeError(dense, nd)) worst \(dense.indices.max { abs(dense[$0] - nd[$0]) < abs(dense[$1] - nd[$1]) }.map { ($0, dense[$0], nd[$0]) }!) of \(withID.parameters.layout)"
+        )
+        var tableGrad = [Double](repeating: 0, count: table.values.count)
+        for (i, r) in sparse[0].rows.enumerated() {
+            for c in 0..<3 { tableGrad[Int(r) * 3 + c] += sparse[0].grads[i * 3 + c] }
+        }
+        let nt = numeric(count: table.values.count, get: { table.values[$0] }, set: { table.values[$0] = $1 }) {
+            withID.lossAndGradients(batch, normalizer: 4, step: 1).loss
+        }
+        #expect(tableGrad.contains { $0 != 0 })
+        #expect(relativeError(tableGrad, nt) < 1e-5, "table \(relativeError(tableGrad, nt))")
+    }
+
+    @Test("bulk layer-by-layer embedding equals per-pin embedding; cold-start pins get unit vectors from content")
+    func bulkEqualsPerPin() throws {
+        let store = try makeStore(n: 60, cold: 4)
+        for (layers, idDim) in [(1, 0), (2, 0), (2, 4)] {
+            let model = PinSageModel<Float>(
+                config: PinSageConfig(dIn: 6, dHidden: 8, dOut: 5, layers: layers, idDim: idDim, idRows: 97), seed: 21)
+            let bulk = try PinSageEmbedder.embedAll(model: model, store: store, chunk: 7)
+            var worst: Float = 0
+            for (r, id) in store.ids.enumerated() {
+                let one = model.forward(try ComputationGraph.build(targets: [id], layers: layers, store: store))
+                for c in 0..<5 { worst = max(worst, abs(one.data[c] - bulk[r * 5 + c])) }
+            }
+            #expect(worst < 1e-5, "K=\(layers) max |bulk − per-pin| = \(worst)")
+            let coldRows = (store.ids.count - 4)..<store.ids.count
+            var vectors: [[Float]] = []
+            for r in coldRows {
+                let v = Array(bulk[r * 5..<(r + 1) * 5])
+                let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                #expect(v.allSatisfy { $0.isFinite })
+                #expect(abs(norm - 1) < 1e-4 || norm == 0)
+                vectors.append(v)
+            }
+            #expect(
+                Set(vectors.map { $0.map { ($0 * 1e4).rounded() } }).count > 1,
+                "different content gives different cold-start vectors")
+        }
+    }
+}
+
+@Suite(
+    "PinSage under mpirun: training and embeddings agree for 1, 2, 4 ranks", .serialized,
+    .enabled(if: MPIRun.mpirunAvailable, "mpirun not installed"))
+struct PinSageMPITests {
+    @Test("train losses (1 vs 2 ranks) and embeddings (1, 2, 4 ranks) agree up to float summation order")
+    func rankIndependence() throws {
+        let dir = try MPIRun.temporaryDirectory("pinsage-mpi")
+        let data = dir.appendingPathComponent("data")
+        try PlantedGraph().write(root: data)
+        let graph = dir.appendingPathComponent("graph").path, walks = dir.appendingPathComponent("walks").path
+        #expect(try MPIRun.mosaic(ranks: 2, ["graph", "build", "--data", data.path, "--out", graph]).status == 0)
+        #expect(
+            try MPIRun.mosaic(ranks: 2, ["graph", "walks", "--graph", graph, "--out", walks, "--top", "8"]).status == 0)
+        var losses: [[Double]] = []
+        for ranks in [1, 2] {
+            let r = try MPIRun.mosaic(
+                ranks: ranks,
+                [
+                    "pinsage", "train", "--data", data.path, "--walks", walks, "--out",
+                    dir.appendingPathComponent("m\(ranks)").path,
+                    "--steps", "6", "--micro-batches", "3", "--micro-batch-size", "8", "--hidden", "16", "--dim", "8",
+                    "--id-dim", "4", "--hard-ramp", "3",
+                ])
+            #expect(r.status == 0, "\(r.output)")
+            let line = r.stdout.split(separator: "\n").first { $0.hasPrefix("LOSSES") } ?? ""
+            losses.append(line.split(separator: " ").dropFirst().compactMap { Double($0) })
+        }
+        #expect(losses[0].count == 6)
+        #expect(
+            losses[0].count == losses[1].count && zip(losses[0], losses[1]).allSatisfy { abs($0 - $1) < 1e-4 },
+            "\(losses)")
+        var tables: [[Int64: [Float]]] = []
+        for ranks in [1, 2, 4] {
+            let out = dir.appendingPathComponent("e\(ranks)")
+            let r = try MPIRun.mosaic(
+                ranks: ranks,
+                [
+                    "pinsage", "embed", "--data", data.path, "--walks", walks, "--model",
+                    dir.appendingPathComponent("m1").path, "--out", out.path,
+                ])
+            #expect(r.status == 0, "\(r.output)")
+            tables.append(try readEmbeddings(out))
+        }
+        #expect(tables[0].count == PlantedGraph().pinIDs.count)
+        for other in tables.dropFirst() {
+            #expect(Set(other.keys) == Set(tables[0].keys))
+            let worst = tables[0].map { id, v in zip(v, other[id]!).map { abs($0 - $1) }.max()! }.max()!
+            #expect(worst < 1e-5)
+        }
+    }
+
+    func readEmbeddings(_ root: URL) throws -> [Int64: [Float]] {
+        var out: [Int64: [Float]] = [:]
+        for path in try PublishedRun.open(root: root).paths(of: "embeddings") {
+            let f = try H5File(path: path, mode: .read)
+            let g = try f.root.group("embeddings")
+            #expect(try g.stringAttribute("model_version") == "pinsage")
+            let ids = try g.read("pin_ids", as: Int64.self), v = try g.read("vectors", as: Float.self)
+            let d = ids.isEmpty ? 0 : v.count / ids.count
+            for (i, id) in ids.enumerated() { out[id] = Array(v[i * d..<(i + 1) * d]) }
+        }
+        return out
+    }
+}
