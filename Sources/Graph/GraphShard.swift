@@ -1,20 +1,16 @@
 import Artifacts
 import Collective
+import Events
 import Foundation
 
 /// Which rank owns a node of the bipartite graph. Pins and boards live in separate id spaces, so
 /// the two sides hash differently (a board id is complemented before hashing): the same number
 /// used as a pin id and as a board id need not land on the same rank.
 public enum GraphPartition {
-    /// SplitMix64 finaliser (the same mix as `Events.Sharding.hash`, so a pin's graph rank is
-    /// the rank that holds its rows in a dataset written by the same number of ranks).
+    /// `Events.Sharding.hash`, so a pin's graph rank is the rank that holds its rows in a
+    /// dataset written by the same number of ranks.
     @inline(__always)
-    public static func hash(_ key: Int64) -> UInt64 {
-        var z = UInt64(bitPattern: key) &+ 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public static func hash(_ key: Int64) -> UInt64 { Sharding.hash(key) }
 
     /// The rank in `0 ..< ranks` that owns pin `id`.
     @inline(__always)

@@ -119,15 +119,7 @@ struct BenchData: ParsableCommand {
 
     /// `key=value` fields of the first stdout line starting with `prefix`.
     func parse(_ r: (status: Int32, output: String, stdout: String), prefix: String) throws -> [String: String] {
-        guard r.status == 0, let line = r.stdout.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) else {
-            throw ValidationError("no \(prefix) line (status \(r.status)):\n\(r.output.suffix(2000))")
-        }
-        var out: [String: String] = [:]
-        for token in line.split(separator: " ") {
-            let kv = token.split(separator: "=", maxSplits: 1)
-            if kv.count == 2 { out[String(kv[0])] = String(kv[1]) }
-        }
-        return out
+        try benchParse(r, prefix: prefix)
     }
 
     func mpirun(_ n: Int, _ args: [String]) throws -> (status: Int32, output: String, stdout: String) {

@@ -167,8 +167,9 @@ enum DataParallelTrainerFactory {
     }
 }
 
-// MARK: - process helpers (as in BenchData)
+// MARK: - process helpers (shared with BenchData)
 
+/// `key=value` fields of the first stdout line of `r` starting with `prefix`.
 func benchParse(_ r: (status: Int32, output: String, stdout: String), prefix: String) throws -> [String: String] {
     guard r.status == 0, let line = r.stdout.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) else {
         throw ValidationError("no \(prefix) line (status \(r.status)):\n\(r.output.suffix(2000))")
