@@ -117,40 +117,15 @@ struct BenchData: ParsableCommand {
 
     func log(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
 
-    /// `key=value` fields of the first stdout line starting with `prefix`.
     func parse(_ r: (status: Int32, output: String, stdout: String), prefix: String) throws -> [String: String] {
         try benchParse(r, prefix: prefix)
     }
 
     func mpirun(_ n: Int, _ args: [String]) throws -> (status: Int32, output: String, stdout: String) {
-        var a = ["mpirun", "-np", "\(n)", "--oversubscribe", "--bind-to", "none"]
-        if getuid() == 0 { a.append("--allow-run-as-root") }
-        a += ["-x", "OPENBLAS_NUM_THREADS", selfPath()] + args
-        return try run("/usr/bin/env", a)
-    }
-
-    func selfPath() -> String {
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        try benchRun(n, args)
     }
 
     func run(_ exe: String, _ args: [String]) throws -> (status: Int32, output: String, stdout: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = args
-        var env = ProcessInfo.processInfo.environment.filter { k, _ in !(k.hasPrefix("OMPI_COMM") || k.hasPrefix("PMIX_")) }
-        env["OPENBLAS_NUM_THREADS"] = "1"
-        p.environment = env
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        nonisolated(unsafe) var errData = Data()
-        let done = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); done.signal() }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        done.wait()
-        p.waitUntilExit()
-        let stdout = String(decoding: outData, as: UTF8.self)
-        return (p.terminationStatus, stdout + String(decoding: errData, as: UTF8.self), stdout)
+        try benchProcess(exe, args)
     }
 }
