@@ -34,23 +34,37 @@ public struct TrainerConfig: Sendable, Equatable {
     public init() {}
 }
 
-/// Data-parallel training (the Horovod role): every rank holds a replica of the model and
-/// processes its slice of each global batch; dense gradients are summed with a fused
-/// allreduce, embedding gradients exchanged as de-duplicated touched rows (`SparseExchange`);
-/// every rank then applies the same update, so replicas stay identical — checked by a
-/// checksum every `checksumEvery` steps (`ReplicaDivergenceError` names the diverged rank).
+/// Data-parallel training (the Horovod role) with a sharded optimizer (ZeRO stage 1): every
+/// rank holds a replica of the model's values and processes its slice of each global batch.
+///
+/// Dense gradients are reduce-scattered in buckets (`DenseShardLayout`): each rank receives
+/// the summed gradient of the parts it owns, updates only those with the optimizer state it
+/// alone holds, and the new values are allgathered in place — an allreduce's traffic, with the
+/// update's work and the optimizer state divided by the rank count. Embedding gradients go as
+/// de-duplicated touched rows to the rows' owners (`RowShardLayout`, row % ranks), which update
+/// them and send the new rows to every rank; no table is ever densified. Replicas stay
+/// identical — checked by a checksum every `checksumEvery` steps (`ReplicaDivergenceError`
+/// names the diverged rank). Results equal a one-rank run up to the order of float sums.
 public final class DataParallelTrainer<Model: TrainableModel> {
     public typealias T = Model.Scalar
     public let model: Model
     public let comm: Communicator
     public let config: TrainerConfig
+    /// Optimizer of the dense parts this rank owns (`denseLayout.ownedRanges(rank:)`).
     public let denseOptimizer: Optimizer<T>
+    /// Optimizers of the embedding rows this rank owns, one per table (`rowLayouts`).
     public let sparseOptimizers: [Optimizer<T>]
+    /// How dense parameters are split over ranks for the update.
+    public let denseLayout: DenseShardLayout
+    /// How each table's rows are split over ranks for the update.
+    public let rowLayouts: [RowShardLayout]
+    private let ownedRanges: [Range<Int>]
+    /// Summed gradients of the owned dense parts, back to back.
+    private var gradientShard: [T]
     /// Steps completed.
     public private(set) var step = 0
     /// The trainer's stream (advanced once per step; for shuffling and sampling by callers).
     public var rng: RandomStream
-    public let fusion: GradientFusion
     /// Seconds spent in gradient communication (dense + sparse), cumulative.
     public private(set) var communicationSeconds = 0.0
     /// Seconds spent in forward + backward passes, cumulative.
@@ -64,10 +78,16 @@ public final class DataParallelTrainer<Model: TrainableModel> {
         self.model = model
         self.comm = comm
         self.config = config
-        denseOptimizer = Optimizer(config.dense, count: model.parameters.count)
-        sparseOptimizers = model.tables.map { Optimizer(config.sparse, count: $0.values.count) }
+        denseLayout = DenseShardLayout(
+            count: model.parameters.count, bucketElements: config.bucketElements, size: comm.size)
+        ownedRanges = denseLayout.ownedRanges(rank: comm.rank)
+        denseOptimizer = Optimizer(config.dense, count: denseLayout.ownedCount(rank: comm.rank))
+        gradientShard = [T](repeating: 0, count: comm.size > 1 ? denseOptimizer.count : 0)
+        rowLayouts = model.tables.map { RowShardLayout(rows: $0.rows, size: comm.size) }
+        sparseOptimizers = zip(model.tables, rowLayouts).map { table, layout in
+            Optimizer(config.sparse, count: layout.ownedRows(rank: comm.rank) * table.dim)
+        }
         rng = RandomStream(seed: config.seed)
-        fusion = GradientFusion(bucketElements: config.bucketElements)
         try comm.broadcast(model.parameters.values, root: 0)
         for table in model.tables { try comm.broadcast(&table.values, root: 0) }
     }
@@ -83,20 +103,32 @@ public final class DataParallelTrainer<Model: TrainableModel> {
         let (localLoss, sparse) = model.lossAndGradients(localBatch, normalizer: T(globalBatchSize), step: step + 1)
         let t0 = clock()
         computeSeconds += t0 - start
-        try fusion.allreduceSum(store.grads, comm: comm)
+        try reduceScatterDenseGradients()
         let loss = try comm.allreduce(localLoss, op: .sum)
-        let merged = try sparse.map { try SparseExchange.allgatherSum($0, comm: comm) }
+        let owned = try zip(sparse, rowLayouts).map { try SparseExchange.reduceToOwners($0, layout: $1, comm: comm) }
         let t1 = clock()
         communicationSeconds += t1 - t0
         step += 1
         _ = rng.next()
         let lr = config.schedule.rate(at: step)
-        denseOptimizer.update(values: store.values, grads: store.grads, lr: lr)
-        for (i, table) in model.tables.enumerated() {
-            sparseOptimizers[i].updateRows(
-                table: &table.values, gradient: merged[i], lr: lr * config.sparseRateScale, step: step)
+        if comm.size == 1 {
+            denseOptimizer.update(values: store.values, grads: store.grads, lr: lr)
+        } else {
+            gradientShard.withUnsafeBufferPointer {
+                denseOptimizer.update(values: store.values, ranges: ownedRanges, grads: $0.baseAddress!, lr: lr)
+            }
         }
-        updateSeconds += clock() - t1
+        for (i, table) in model.tables.enumerated() {
+            let layout = rowLayouts[i]
+            sparseOptimizers[i].updateRows(
+                table: &table.values, gradient: owned[i], lr: lr * config.sparseRateScale, step: step,
+                stateRow: { layout.localRow(of: $0) })
+        }
+        let t2 = clock()
+        updateSeconds += t2 - t1
+        try allgatherDenseValues()
+        for (i, table) in model.tables.enumerated() { try allgatherRows(owned[i].rows, of: table) }
+        communicationSeconds += clock() - t2
         if config.checksumEvery > 0, step % config.checksumEvery == 0 { try verifyReplicas() }
         return loss
     }
@@ -109,6 +141,58 @@ public final class DataParallelTrainer<Model: TrainableModel> {
         try ReplicaCheck.verify(checksum: sum, step: step, comm: comm)
     }
 
+    /// Each rank receives the summed gradients of its dense parts in `gradientShard`.
+    private func reduceScatterDenseGradients() throws {
+        guard comm.size > 1 else { return }
+        let grads = model.parameters.grads
+        try gradientShard.withUnsafeMutableBufferPointer { shard in
+            var offset = 0
+            for bucket in denseLayout.buckets {
+                let mine = bucket.counts[comm.rank]
+                try comm.reduceScatter(
+                    UnsafeBufferPointer(rebasing: grads[bucket.start..<bucket.start + bucket.count]),
+                    into: UnsafeMutableBufferPointer(rebasing: shard[offset..<offset + mine]), counts: bucket.counts)
+                offset += mine
+            }
+        }
+    }
+
+    /// Every rank receives the updated values of every rank's dense parts.
+    private func allgatherDenseValues() throws {
+        guard comm.size > 1 else { return }
+        let values = model.parameters.values
+        for bucket in denseLayout.buckets {
+            try comm.allgatherv(
+                inPlace: UnsafeMutableBufferPointer(rebasing: values[bucket.start..<bucket.start + bucket.count]),
+                counts: bucket.counts)
+        }
+    }
+
+    /// Every rank receives the new values of the rows other ranks updated (`rows` are the rows
+    /// this rank owns and updated).
+    private func allgatherRows(_ rows: [Int64], of table: EmbeddingTable<T>) throws {
+        guard comm.size > 1 else { return }
+        let dim = table.dim
+        var mine = [T](repeating: 0, count: rows.count * dim)
+        table.values.withUnsafeBufferPointer { v in
+            mine.withUnsafeMutableBufferPointer { out in
+                for (i, row) in rows.enumerated() {
+                    (out.baseAddress! + i * dim).update(from: v.baseAddress! + Int(row) * dim, count: dim)
+                }
+            }
+        }
+        let (allRows, counts) = try comm.allgatherv(rows)
+        let (allValues, _) = try comm.allgatherv(mine)
+        let skip = exclusiveSum(counts)[comm.rank]..<exclusiveSum(counts)[comm.rank] + counts[comm.rank]
+        table.values.withUnsafeMutableBufferPointer { v in
+            allValues.withUnsafeBufferPointer { src in
+                for (i, row) in allRows.enumerated() where !skip.contains(i) {
+                    (v.baseAddress! + Int(row) * dim).update(from: src.baseAddress! + i * dim, count: dim)
+                }
+            }
+        }
+    }
+
     private func clock() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
     // MARK: - Checkpoints
@@ -117,10 +201,15 @@ public final class DataParallelTrainer<Model: TrainableModel> {
 
     /// Writes parameters, tables, optimizer state, step and RNG state to the HDF5 file `path`
     /// (rank 0 writes `path.tmp`, then renames it, so a crash never leaves a half-written
-    /// checkpoint under `path`). Replicas are identical, so the file does not depend on the
-    /// rank count and loads on any number of ranks. Collective.
+    /// checkpoint under `path`). The sharded optimizer state is gathered on rank 0 and written in
+    /// the parameters' own order, so the file does not depend on the rank count and loads on any
+    /// number of ranks. Collective.
     public func saveCheckpoint(to path: String, calibrators: [String: Calibrator] = [:]) throws {
         try verifyReplicas()
+        let denseSlots = try denseOptimizer.state.map { try gatherDenseState($0) }
+        let tableSlots = try model.tables.indices.map { i in
+            try sparseOptimizers[i].state.map { try gatherRowState($0, layout: rowLayouts[i], dim: model.tables[i].dim) }
+        }
         if comm.isRoot {
             let tmp = path + ".tmp"
             do {
@@ -136,13 +225,13 @@ public final class DataParallelTrainer<Model: TrainableModel> {
                 try root.write("parameters", model.parameters.valuesArray())
                 let opt = try root.createGroup("dense_optimizer")
                 try opt.setAttribute("t", Int64(denseOptimizer.t))
-                for (s, slot) in denseOptimizer.state.enumerated() { try opt.write("slot\(s)", slot) }
+                for (s, slot) in denseSlots.enumerated() { try opt.write("slot\(s)", slot) }
                 let tables = try root.createGroup("tables")
                 for (i, table) in model.tables.enumerated() {
                     let g = try tables.createGroup(table.name)
                     try g.write("values", table.values, shape: [table.rows, table.dim])
                     try g.setAttribute("t", Int64(sparseOptimizers[i].t))
-                    for (s, slot) in sparseOptimizers[i].state.enumerated() {
+                    for (s, slot) in tableSlots[i].enumerated() {
                         try g.write("optimizer_slot\(s)", slot, shape: [table.rows, table.dim])
                     }
                 }
@@ -159,6 +248,38 @@ public final class DataParallelTrainer<Model: TrainableModel> {
             }
         }
         try comm.barrier()
+    }
+
+    /// One dense optimizer slot in parameter order on rank 0 (empty elsewhere). Collective.
+    private func gatherDenseState(_ part: [T]) throws -> [T] {
+        if comm.size == 1 { return part }
+        let (gathered, _) = try comm.gatherv(part, root: 0)
+        guard comm.isRoot else { return [] }
+        var full = [T](repeating: 0, count: denseLayout.count)
+        var offset = 0
+        for r in 0..<comm.size {
+            for range in denseLayout.ownedRanges(rank: r) {
+                full.replaceSubrange(range, with: gathered[offset..<offset + range.count])
+                offset += range.count
+            }
+        }
+        return full
+    }
+
+    /// One table optimizer slot (rows × dim, row order) on rank 0 (empty elsewhere). Collective.
+    private func gatherRowState(_ part: [T], layout: RowShardLayout, dim: Int) throws -> [T] {
+        if comm.size == 1 { return part }
+        let (gathered, counts) = try comm.gatherv(part, root: 0)
+        guard comm.isRoot else { return [] }
+        var full = [T](repeating: 0, count: layout.rows * dim)
+        let starts = exclusiveSum(counts)
+        for r in 0..<comm.size {
+            for local in 0..<layout.ownedRows(rank: r) {
+                let row = local * layout.size + r, src = starts[r] + local * dim
+                full.replaceSubrange(row * dim..<(row + 1) * dim, with: gathered[src..<src + dim])
+            }
+        }
+        return full
     }
 
     /// The calibrators saved with a checkpoint (by name, e.g. one per task); empty when none.
@@ -196,12 +317,12 @@ public final class DataParallelTrainer<Model: TrainableModel> {
         denseOptimizer.t = Int(try opt.intAttribute("t"))
         for s in denseOptimizer.state.indices {
             let slot = try opt.read("slot\(s)", as: T.self)
-            guard slot.count == denseOptimizer.count else {
+            guard slot.count == model.parameters.count else {
                 throw ArtifactError(
                     file: path, object: "/dense_optimizer/slot\(s)",
-                    message: "\(slot.count) values, expected \(denseOptimizer.count)")
+                    message: "\(slot.count) values, expected \(model.parameters.count)")
             }
-            denseOptimizer.state[s] = slot
+            denseOptimizer.state[s] = ownedRanges.flatMap { slot[$0] }
         }
         let tables = try root.group("tables")
         for (i, table) in model.tables.enumerated() {
@@ -215,7 +336,19 @@ public final class DataParallelTrainer<Model: TrainableModel> {
             table.values = values
             sparseOptimizers[i].t = Int(try g.intAttribute("t"))
             for s in sparseOptimizers[i].state.indices {
-                sparseOptimizers[i].state[s] = try g.read("optimizer_slot\(s)", as: T.self)
+                let slot = try g.read("optimizer_slot\(s)", as: T.self)
+                guard slot.count == table.values.count else {
+                    throw ArtifactError(
+                        file: path, object: "/tables/\(table.name)/optimizer_slot\(s)",
+                        message: "\(slot.count) values, expected \(table.rows)×\(table.dim)")
+                }
+                let layout = rowLayouts[i], dim = table.dim
+                var mine = [T](repeating: 0, count: layout.ownedRows(rank: comm.rank) * dim)
+                for local in 0..<layout.ownedRows(rank: comm.rank) {
+                    let row = local * layout.size + comm.rank
+                    mine.replaceSubrange(local * dim..<(local + 1) * dim, with: slot[row * dim..<(row + 1) * dim])
+                }
+                sparseOptimizers[i].state[s] = mine
             }
         }
         step = Int(try root.intAttribute("step"))

@@ -66,11 +66,42 @@ public final class Optimizer<T: Real> {
         }
     }
 
+    /// One step on the parts of a buffer this optimizer owns (the sharded dense update): the
+    /// state covers `ranges` of `values` back to back (`count` = their total length), and
+    /// `grads` holds their gradients back to back in the same order.
+    @_specialize(where T == Float)
+    public func update(
+        values: UnsafeMutableBufferPointer<T>, ranges: [Range<Int>], grads: UnsafePointer<T>, lr: Double
+    ) {
+        precondition(ranges.reduce(0) { $0 + $1.count } == count, "Optimizer: owned ranges do not cover \(count) values")
+        t += 1
+        let c = coefficients(lr: lr, step: t)
+        withState { m, s in
+            var offset = 0
+            for range in ranges {
+                apply(
+                    values.baseAddress! + range.lowerBound, grads + offset, n: range.count, m.map { $0 + offset },
+                    s.map { $0 + offset }, c)
+                offset += range.count
+            }
+        }
+    }
+
     /// Sparse step for an embedding table (`rows × dim` values, this optimizer built with
     /// `count == rows·dim`): updates only `gradient.rows`, at global step `step` (≥ 1).
     @_specialize(where T == Float)
     public func updateRows(table: inout [T], gradient: SparseRows<T>, lr: Double, step: Int) {
         precondition(table.count == count, "Optimizer: table of \(table.count) values, state for \(count)")
+        updateRows(table: &table, gradient: gradient, lr: lr, step: step, stateRow: { Int($0) })
+    }
+
+    /// Sparse step where this optimizer holds the state of a subset of the table's rows:
+    /// `stateRow(row)` is the row of `row`'s state (e.g. `row / ranks` for rows owned by one
+    /// rank in `RowShardLayout`); `count` = state rows × dim.
+    @_specialize(where T == Float)
+    public func updateRows(
+        table: inout [T], gradient: SparseRows<T>, lr: Double, step: Int, stateRow: (Int64) -> Int
+    ) {
         t = step
         let dim = gradient.dim
         let c = coefficients(lr: lr, step: step)  // once per call, not per row
@@ -79,9 +110,13 @@ public final class Optimizer<T: Real> {
                 withState { m, s in
                     for (i, row) in gradient.rows.enumerated() {
                         let start = Int(row) * dim
+                        let state = stateRow(row) * dim
+                        precondition(
+                            start + dim <= v.count && state + dim <= count,
+                            "Optimizer: row \(row) outside the table or this optimizer's state")
                         apply(
-                            v.baseAddress! + start, g.baseAddress! + i * dim, n: dim, m.map { $0 + start },
-                            s.map { $0 + start }, c)
+                            v.baseAddress! + start, g.baseAddress! + i * dim, n: dim, m.map { $0 + state },
+                            s.map { $0 + state }, c)
                     }
                 }
             }

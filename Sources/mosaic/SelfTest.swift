@@ -106,6 +106,34 @@ struct SelfTestCollectives: ParsableCommand {
         try expect(rcounts == (0 ..< p).map { q in (q + r) % 4 * 3 }, "alltoallv counts \(rcounts)")
         try expect(rv == (0 ..< p).flatMap { q in (0 ..< (q + r) % 4 * 3).map { Float(q * 1000 + r * 10) + Float($0) } }, "alltoallv values")
 
+        // reduceScatter with uneven parts (one empty), then allgatherv(inPlace:) of the parts:
+        // element j of rank i's input is i + j; part q has (q % 3) + 1 elements except part 1 (0).
+        let parts = (0 ..< p).map { $0 == 1 ? 0 : $0 % 3 + 1 }
+        let total = parts.reduce(0, +)
+        let input = (0 ..< total).map { Double(r + $0) }
+        var part = [Double](repeating: -1, count: parts[r])
+        if total > comm.maxElementsPerCall {  // one call only: larger buffers are the caller's to bucket
+            do {
+                try input.withUnsafeBufferPointer { inp in
+                    try part.withUnsafeMutableBufferPointer { try comm.reduceScatter(inp, into: $0, counts: parts) }
+                }
+                try expect(false, "reduceScatter over the per-call limit should throw")
+            } catch let e as CollectiveError {
+                try expect(e.call == "reduceScatter", "error names the call: \(e)")
+            }
+        } else {
+            try input.withUnsafeBufferPointer { inp in
+                try part.withUnsafeMutableBufferPointer { try comm.reduceScatter(inp, into: $0, counts: parts) }
+            }
+            let offset = exclusiveSum(parts)[r]
+            let sumOfRanks = Double(p * (p - 1) / 2)
+            try expect(part == (0 ..< parts[r]).map { sumOfRanks + Double(p * (offset + $0)) }, "reduceScatter part \(part)")
+            var gathered = [Double](repeating: -1, count: total)
+            gathered.replaceSubrange(offset ..< offset + parts[r], with: part)
+            try gathered.withUnsafeMutableBufferPointer { try comm.allgatherv(inPlace: $0, counts: parts) }
+            try expect(gathered == (0 ..< total).map { sumOfRanks + Double(p * $0) }, "allgatherv(inPlace:) \(gathered)")
+        }
+
         // A wrong call is an error naming the call, not a crash.
         do {
             _ = try comm.alltoallv([Float(1)], sendCounts: [Int](repeating: 0, count: p))

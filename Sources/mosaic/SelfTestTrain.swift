@@ -20,7 +20,7 @@ struct SelfTestTrain: ParsableCommand {
     @Option(help: "Exit after this step (after its checkpoint), as if the job had been killed.") var stopAfter: Int?
     @Flag(help: "Resume from --checkpoint.") var resume = false
     @Option(help: "Dense optimizer: sgd, adam, adamw, adagrad.") var optimizer = "adam"
-    @Option(help: "Perturb one parameter on this rank (divergence test).") var corruptRank: Int?
+    @Option(help: "Perturb one parameter on this rank after step 2, then check the replicas (divergence test).") var corruptRank: Int?
     @Option(help: "Replica checksum every N steps.") var checksumEvery = 4
 
     static func optimizerKind(_ name: String) throws -> OptimizerKind {
@@ -62,8 +62,13 @@ struct SelfTestTrain: ParsableCommand {
                 let slice = BatchSharding.slice(globalBatch: globalBatch, rank: comm.rank, size: comm.size)
                 let first = s * globalBatch
                 let batch = data.batch((first + slice.lowerBound)..<(first + slice.upperBound), table: model.table)
-                if let corruptRank, corruptRank == comm.rank, s == 1 { model.parameters.values[0] += 0.5 }
                 loss = try trainer.step(batch, globalBatchSize: globalBatch)
+                if let corruptRank, trainer.step == 2 {
+                    // The sharded update re-synchronises every dense value and every touched row
+                    // each step, so the corruption is checked right away, before a step heals it.
+                    if corruptRank == comm.rank { model.parameters.values[0] += 0.5 }
+                    try trainer.verifyReplicas()
+                }
                 comm.log("step \(trainer.step)/\(steps) loss \(String(format: "%.5f", loss))")
                 if let checkpoint, checkpointEvery > 0, trainer.step % checkpointEvery == 0 {
                     try trainer.saveCheckpoint(to: checkpoint)
