@@ -2,8 +2,10 @@
 # Benchmark of the Learning library (`mosaic bench train`), on the 2 cores of one machine:
 #   1. Swift 1 rank × 1 BLAS thread, beside PyTorch CPU with 1 thread;
 #   2. Swift 1 rank × 2 BLAS threads, beside PyTorch CPU with 2 threads;
-#   3. Swift 2 ranks × 1 thread (data parallel), which prints the full table with 1 and 2 and the
-#      scaling ratios, plus fused-allreduce vs raw MPI_Allreduce bandwidth.
+#   3. Swift 2 ranks × 1 thread (data parallel) on the same global batch (strong scaling), which
+#      prints the full table with 1 and 2 and the scaling ratios, plus the gradient exchange's
+#      bandwidth beside raw MPI_Allreduce;
+#   4. Swift 2 ranks × 1 thread with the batch per rank (weak scaling, Horovod's convention).
 #
 #   Cluster/bench/train.sh [extra `mosaic bench train` options, e.g. --steps 30]
 #
@@ -46,3 +48,5 @@ if [ "${#peer[@]}" -gt 0 ]; then
 fi
 Cluster/mpirun-local.sh -np 2 .build/release/mosaic bench train --threads 1 --baseline-eps "$(echo "$one" | eps SWIFT_EPS)" \
   "${earlier[@]}" "$@"
+Cluster/mpirun-local.sh -np 2 .build/release/mosaic bench train --threads 1 --per-rank-batch --skip-bandwidth \
+  --baseline-eps "$(echo "$one" | eps SWIFT_EPS)" "$@"

@@ -20,6 +20,7 @@ public struct SparseRows<T: Real>: Sendable {
     @_specialize(where T == Float)
     public func deduplicated() -> SparseRows {
         if rows.isEmpty { return self }
+        if zip(rows, rows.dropFirst()).allSatisfy({ $0 < $1 }) { return self }  // already unique and ascending
         let order: [Int]
         if rows.count < 1 << 23, rows.allSatisfy({ $0 >= 0 && $0 < 1 << 40 }) {
             // Sort (row, position) packed in one Int64: much faster than a closure sort.

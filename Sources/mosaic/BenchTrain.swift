@@ -21,7 +21,13 @@ struct BenchTrain: ParsableCommand {
             thread count, then 2 ranks × 1 thread, which prints the whole table).
             """)
 
-    @Option(help: "Global batch size.") var batch = 512
+    @Option(help: "Global batch size (or, with --per-rank-batch, the batch of each rank).") var batch = 512
+    @Flag(
+        help:
+            "Weak scaling, Horovod's convention: every rank trains on --batch examples, so the global batch is --batch × ranks. Default: strong scaling, one global batch of --batch split over the ranks."
+    )
+    var perRankBatch = false
+    @Flag(help: "Skip the gradient-exchange bandwidth table (printed on 2+ ranks).") var skipBandwidth = false
     @Option(help: "Timed steps.") var steps = 20
     @Option(help: "Untimed warm-up steps.") var warmup = 3
     @Option(help: "Timed rounds of --steps steps; the fastest round is reported (the machine may be shared).")
@@ -56,6 +62,7 @@ struct BenchTrain: ParsableCommand {
             let trainer = try DataParallelTrainer(model: model, comm: comm, config: tc)
             let data = SyntheticClicks(
                 fields: config.fields, denseWidth: config.denseWidth, tasks: config.tasks, vocabulary: 1_000_000)
+            let batch = perRankBatch ? self.batch * comm.size : self.batch  // the global batch
             let slice = BatchSharding.slice(globalBatch: batch, rank: comm.rank, size: comm.size)
             let batches = (0..<4).map { s in
                 data.batch((s * batch + slice.lowerBound)..<(s * batch + slice.upperBound), table: model.table)
@@ -86,7 +93,7 @@ struct BenchTrain: ParsableCommand {
             // allgatherv of the updated values, in buckets (DenseShardLayout) — and a plain fused
             // allreduce (GradientFusion), each beside one raw MPI_Allreduce of the same bytes.
             var bandwidth: [(String, Double, Double, Double)] = []
-            if comm.size > 1 {
+            if comm.size > 1, !skipBandwidth {
                 let fusion = GradientFusion(bucketElements: tc.bucketElements)
                 for n in [model.parameters.count, 16 << 20] {
                     var buffer = [Float](repeating: 1, count: n)
@@ -152,29 +159,32 @@ struct BenchTrain: ParsableCommand {
                     String.init) ?? "?"
             print("")
             print(
-                "DCN-v2 + MMoE training, global batch \(batch), fastest of \(repeats) rounds of \(steps) steps; "
+                "DCN-v2 + MMoE training, global batch \(batch)\(perRankBatch ? " (\(self.batch) per rank)" : ""), fastest of \(repeats) rounds of \(steps) steps; "
                     + "OpenBLAS core type \(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "auto"); load average \(load)"
             )
             print("| run | ranks × threads | examples/s | ms/step | comm ms/step | vs Swift 1 × 1 |")
             print("|---|---|---:|---:|---:|---:|")
-            func row(_ label: String, _ config: String, _ value: Double, _ commMs: String) {
+            /// `stepBatch`: the global batch of that run's steps (earlier runs are one-process runs of --batch).
+            func row(_ label: String, _ config: String, _ value: Double, _ commMs: String, stepBatch: Int) {
                 let ratio = baselineEps.map { String(format: "%.2f", value / $0) } ?? "–"
                 print(
                     String(
                         format: "| %@ | %@ | %.0f | %.1f | %@ | %@ |", label as NSString, config as NSString, value,
-                        Double(batch) / value * 1000, commMs as NSString, ratio as NSString))
+                        Double(stepBatch) / value * 1000, commMs as NSString, ratio as NSString))
             }
             for line in earlier {
                 let parts = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
                 guard parts.count == 3, let value = Double(parts[2]) else {
                     throw ValidationError("--earlier \"\(line)\": expected label|ranks×threads|examples/s")
                 }
-                row(parts[0], parts[1], value, "–")
+                row(parts[0], parts[1], value, "–", stepBatch: self.batch)
             }
             let shape = "\(comm.size) × \(BLAS.threads)"
-            row("Swift, \(comm.size) rank(s)", shape, eps, String(format: "%.1f", commSeconds / Double(steps) * 1000))
+            row(
+                "Swift, \(comm.size) rank(s)\(perRankBatch ? ", \(self.batch) per rank" : "")", shape, eps,
+                String(format: "%.1f", commSeconds / Double(steps) * 1000), stepBatch: batch)
             if let peer {
-                row("PyTorch CPU, 1 process", "1 × \(max(1, BLAS.threads) * comm.size)", peer, "–")
+                row("PyTorch CPU, 1 process", "1 × \(max(1, BLAS.threads) * comm.size)", peer, "–", stepBatch: batch)
                 print(
                     String(
                         format: "Swift / PyTorch at %d thread(s): %.2f", max(1, BLAS.threads) * comm.size, eps / peer))
