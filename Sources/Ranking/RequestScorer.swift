@@ -1,0 +1,378 @@
+import Learning
+import Linalg
+
+/// The serving fast path of a `RankerModel<Float>`: scores one request — many candidates for ONE
+/// user at ONE time — with the same result as `CTRData.batch` + `RankerModel.logits(training:
+/// false)` (up to float rounding), but with everything that depends only on the user computed
+/// once per request instead of once per candidate:
+///
+/// - the user's history before the request time is encoded once (pin embedding + event type +
+///   time bucket), (H, dim), and projected once to the ESU's keys and values (H, heads·dim);
+/// - DIN: every candidate attends over the same last `shortLength` events, so scores, softmax
+///   and context are three gemms over all candidates, (n, L) and (n, dim);
+/// - SIM hard search reads the per-user category index (built once per user by
+///   `SequenceSource`): a binary search per candidate, no copies;
+/// - SIM soft search is one gemm of the candidates' content (n, w) by the history's content
+///   (w, H), in blocks of `softBlock` candidates, then an exact per-candidate top-K (ties to the
+///   older event, as `TopKHeap`) by a sampled threshold, a filter and a sort of the few
+///   survivors (no heap operations per event);
+/// - the ESU's target attention runs per candidate over its ≤ K event indices with SIMD dot
+///   products and axpys into preallocated buffers; the output projection is one gemm.
+///
+/// Scratch buffers are kept between requests (a scorer is not thread-safe: one per thread).
+public final class RequestScorer {
+    public let model: RankerModel<Float>
+    /// Candidates per block of the soft-search gemm (the (block, H) score tile stays in cache).
+    public var softBlock = 64
+    private var softScores: [Float] = []
+    private var survivors: [UInt64] = []
+    private var sample: [Float] = []
+    private(set) var gsuIndex: [Int32] = [], gsuCount: [Int32] = []
+    private var weights: [Float] = []
+
+    public init(_ model: RankerModel<Float>) { self.model = model }
+
+    /// Per-task logits (tasks × n) of the examples `range` of `data`, which must all have the
+    /// same user and time in `data.sequences` (when the model uses sequences). Position nulled.
+    public func logits(_ data: CTRData, range: Range<Int>) throws -> [[Float]] {
+        let c = model.config, n = range.count, f = c.fields, d = c.dim
+        guard n > 0 else { return [[Float]](repeating: [], count: c.tasks.count) }
+        let table = model.table
+        var rows = [Int](repeating: 0, count: n * f)
+        for i in 0..<n {
+            for j in 0..<f {
+                let id = data.ids[(range.lowerBound + i) * f + j]
+                rows[i * f + j] = c.hashIDs ? table.row(forID: id, salt: j) : Int(id)
+            }
+        }
+        let e = table.forward(rows, fields: f)
+        var parts = [e]
+        if c.denseWidth > 0 {
+            parts.append(
+                Tensor(
+                    rows: n, cols: c.denseWidth,
+                    data: Array(data.dense[range.lowerBound * c.denseWidth..<range.upperBound * c.denseWidth])))
+        }
+        if c.contentWidth > 0 {
+            parts.append(
+                Tensor(
+                    rows: n, cols: c.contentWidth,
+                    data: Array(data.content[range.lowerBound * c.contentWidth..<range.upperBound * c.contentWidth])))
+        }
+        if model.esu != nil || model.din != nil {
+            guard let src = data.sequences else {
+                throw RankerError("request scorer: the model uses sequences but the data has no histories")
+            }
+            let u = src.exampleUser[range.lowerBound], t = src.exampleTime[range.lowerBound]
+            for i in range where src.exampleUser[i] != u || src.exampleTime[i] != t {
+                throw RankerError(
+                    "request scorer: example \(i) has user \(src.exampleUser[i]) at \(src.exampleTime[i]), the request's first has user \(u) at \(t) (one request = one user at one time)"
+                )
+            }
+            let start = src.offsets[u], end = src.end(user: u, before: t), h = end - start
+            // The user's history, encoded once: (H, d).
+            let history = encodeHistory(src, start: start, end: end, time: t)
+            var query = [Float](repeating: 0, count: n * d)
+            let w = e.cols, cf = c.candidateField
+            e.data.withUnsafeBufferPointer { ep in
+                query.withUnsafeMutableBufferPointer { qp in
+                    for i in 0..<n {
+                        (qp.baseAddress! + i * d).update(from: ep.baseAddress! + i * w + cf * d, count: d)
+                    }
+                }
+            }
+            if let esu = model.esu {
+                selectEvents(src, data: data, range: range, user: u, start: start, end: end)
+                parts.append(attendSelected(esu, query: query, n: n, history: history, events: h))
+            }
+            if let din = model.din {
+                let l = min(c.shortLength, h)
+                let recent = Array(history[(h - l) * d..<h * d])
+                parts.append(attendAll(din, query: query, n: n, events: recent, count: l))
+            }
+        }
+        let x0 = parts.count == 1 ? e : Tensor.concat(parts)
+        var hidden = model.cross.forward(x0)
+        model.dropout.isTraining = false
+        hidden = model.dropout.forward(hidden)
+        return model.mmoe.forward(hidden).map(\.data)
+    }
+
+    /// Events `start ..< end` encoded as pin row + type + time bucket at `time`, (H, d).
+    func encodeHistory(_ src: SequenceSource, start: Int, end: Int, time: Int64) -> [Float] {
+        let c = model.config, d = c.dim, h = end - start
+        var out = [Float](repeating: 0, count: h * d)
+        guard h > 0 else { return out }
+        let te = model.parameters.value(model.typeEmbedding!), tm = model.parameters.value(model.timeEmbedding!)
+        let table = model.table, salt = c.candidateField
+        table.values.withUnsafeBufferPointer { v in
+            out.withUnsafeMutableBufferPointer { o in
+                for j in 0..<h {
+                    let p = src.pin[start + j]
+                    let r = (c.hashIDs ? table.row(forID: p, salt: salt) : Int(p)) * d
+                    let ty = Int(src.type[start + j]) * d
+                    let b = SequenceSource.bucket(sinceMs: time - src.time[start + j], buckets: c.timeBuckets) * d
+                    for k in 0..<d { o[j * d + k] = v[r + k] + te[ty + k] + tm[b + k] }
+                }
+            }
+        }
+        return out
+    }
+
+    /// GSU for every candidate of the request: local event indices (into the history) in
+    /// `gsuIndex[i·K ..< i·K + gsuCount[i]]`.
+    func selectEvents(_ src: SequenceSource, data: CTRData, range: Range<Int>, user u: Int, start: Int, end: Int) {
+        let c = model.config, k = c.simK, n = range.count, h = end - start
+        if gsuIndex.count < n * k { gsuIndex = [Int32](repeating: 0, count: n * k) }
+        if gsuCount.count < n { gsuCount = [Int32](repeating: 0, count: n) }
+        if c.simSearch == "hard" {
+            let index = src.categoryIndex[u]
+            for i in 0..<n {
+                guard let list = index[src.exampleCategory[range.lowerBound + i]] else {
+                    gsuCount[i] = 0
+                    continue
+                }
+                var lo = 0, hi = list.count
+                while lo < hi {
+                    let mid = (lo + hi) / 2
+                    if list[mid] < end { lo = mid + 1 } else { hi = mid }
+                }
+                let first = max(0, lo - k)
+                for (s, j) in list[first..<lo].enumerated() { gsuIndex[i * k + s] = Int32(j - start) }
+                gsuCount[i] = Int32(lo - first)
+            }
+            return
+        }
+        // Soft search: scores = candidates' content (n, w) · history content (w, H).
+        let w = src.width
+        precondition(w == c.contentWidth, "request scorer: history embeddings are \(w) wide, content \(c.contentWidth)")
+        if h <= k {
+            for i in 0..<n {
+                for j in 0..<h { gsuIndex[i * k + j] = Int32(j) }
+                gsuCount[i] = Int32(h)
+            }
+            return
+        }
+        var historyContent = [Float](repeating: 0, count: h * w)
+        src.pinEmbedding.withUnsafeBufferPointer { emb in
+            historyContent.withUnsafeMutableBufferPointer { hc in
+                for j in 0..<h {
+                    (hc.baseAddress! + j * w).update(from: emb.baseAddress! + Int(src.pin[start + j]) * w, count: w)
+                }
+            }
+        }
+        let block = max(1, softBlock)
+        if softScores.count < block * h { softScores = [Float](repeating: 0, count: block * h) }
+        if survivors.count < h { survivors = [UInt64](repeating: 0, count: h) }
+        var b0 = 0
+        while b0 < n {
+            let m = min(block, n - b0)
+            data.content.withUnsafeBufferPointer { cp in
+                historyContent.withUnsafeBufferPointer { hc in
+                    softScores.withUnsafeMutableBufferPointer { sp in
+                        BLAS.gemm(
+                            .none, .transpose, m: m, n: h, k: w, alpha: 1,
+                            a: cp.baseAddress! + (range.lowerBound + b0) * w, lda: w, b: hc.baseAddress!, ldb: w,
+                            beta: 0, c: sp.baseAddress!, ldc: h)
+                    }
+                }
+            }
+            for r in 0..<m { topK(row: r * h, count: h, k: k, into: b0 + r) }
+            b0 += m
+        }
+    }
+
+    /// A float's bits mapped so that unsigned order is float order.
+    @inline(__always) static func orderedBits(_ x: Float) -> UInt32 {
+        let b = x.bitPattern
+        return b & 0x8000_0000 != 0 ? ~b : b | 0x8000_0000
+    }
+
+    /// Exact top-`k` of `softScores[row ..< row + count]` (larger score first, ties to the smaller
+    /// index — `TopKHeap`'s rule), written to candidate `i`'s GSU slots.
+    func topK(row: Int, count h: Int, k: Int, into i: Int) {
+        softScores.withUnsafeBufferPointer { sp in
+            let s = sp.baseAddress! + row
+            // 1. A threshold from a strided sample: its r-th largest, r chosen so that about 2k
+            //    scores of the whole row are at or above it.
+            let stride = 4
+            let m = (h + stride - 1) / stride
+            let r = min(m, max(1, (2 * k * m + h - 1) / h))
+            if sample.count < r + 1 { sample = [Float](repeating: 0, count: r + 1) }
+            var threshold = -Float.infinity
+            sample.withUnsafeMutableBufferPointer { top in
+                // top[0 ..< have] sorted descending.
+                var have = 0
+                var j = 0
+                while j < h {
+                    let v = s[j]
+                    if have < r || v > top[have - 1] {
+                        var p = have < r ? have : r - 1
+                        while p > 0 && top[p - 1] < v {
+                            top[p] = top[p - 1]
+                            p -= 1
+                        }
+                        top[p] = v
+                        if have < r { have += 1 }
+                    }
+                    j += stride
+                }
+                threshold = top[r - 1]
+            }
+            // 2. Survivors at or above the threshold, as keys (score, then older first).
+            var c = 0
+            survivors.withUnsafeMutableBufferPointer { keys in
+                func collect(_ t: Float) {
+                    c = 0
+                    for j in 0..<h where s[j] >= t {
+                        keys[c] = UInt64(Self.orderedBits(s[j])) << 32 | UInt64(UInt32.max - UInt32(j))
+                        c += 1
+                    }
+                }
+                collect(threshold)
+                if c < k { collect(-.infinity) }  // rare: the sample's threshold was too high
+                // 3. The k best survivors.
+                var best = UnsafeMutableBufferPointer(rebasing: keys[0..<c])
+                best.sort(by: >)
+                for q in 0..<k { gsuIndex[i * k + q] = Int32(UInt32.max - UInt32(truncatingIfNeeded: best[q])) }
+            }
+            gsuCount[i] = Int32(k)
+        }
+    }
+
+    /// ESU: per candidate, multi-head attention over its GSU events; (n, outputs).
+    func attendSelected(_ att: TargetAttention<Float>, query: [Float], n: Int, history: [Float], events h: Int)
+        -> Tensor<Float>
+    {
+        let heads = att.heads, e = att.headWidth, he = heads * e, k = model.config.simK, d = att.keyWidth
+        let q = project(query, rows: n, width: att.queryWidth, att.store.value(att.wq), he)
+        let keys = project(history, rows: h, width: d, att.store.value(att.wk), he)
+        let values = project(history, rows: h, width: d, att.store.value(att.wv), he)
+        var context = [Float](repeating: 0, count: n * he)
+        if weights.count < k { weights = [Float](repeating: 0, count: k) }
+        let scale = 1 / Float(e).squareRoot()
+        q.withUnsafeBufferPointer { qp in
+            keys.withUnsafeBufferPointer { kp in
+                values.withUnsafeBufferPointer { vp in
+                    context.withUnsafeMutableBufferPointer { cp in
+                        gsuIndex.withUnsafeBufferPointer { ip in
+                            weights.withUnsafeMutableBufferPointer { a in
+                                for i in 0..<n {
+                                    let cnt = Int(gsuCount[i])
+                                    if cnt == 0 { continue }
+                                    for hd in 0..<heads {
+                                        let qo = qp.baseAddress! + i * he + hd * e
+                                        var mx = -Float.infinity
+                                        for s in 0..<cnt {
+                                            let j = Int(ip[i * k + s])
+                                            let v = Self.dot(qo, kp.baseAddress! + j * he + hd * e, e) * scale
+                                            a[s] = v
+                                            mx = max(mx, v)
+                                        }
+                                        var total: Float = 0
+                                        for s in 0..<cnt {
+                                            a[s] = Float.exp(a[s] - mx)
+                                            total += a[s]
+                                        }
+                                        let co = cp.baseAddress! + i * he + hd * e
+                                        for s in 0..<cnt {
+                                            let j = Int(ip[i * k + s])
+                                            Self.axpy(a[s] / total, vp.baseAddress! + j * he + hd * e, co, e)
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return Tensor(rows: n, cols: att.outputs, data: project(context, rows: n, width: he, att.store.value(att.wo), att.outputs))
+    }
+
+    /// DIN: every candidate attends over the same `count` events (count, d): scores, softmax and
+    /// context as gemms over all candidates; (n, outputs).
+    func attendAll(_ att: TargetAttention<Float>, query: [Float], n: Int, events: [Float], count l: Int)
+        -> Tensor<Float>
+    {
+        let heads = att.heads, e = att.headWidth, he = heads * e, d = att.keyWidth
+        guard l > 0 else { return Tensor.zeros(n, att.outputs) }
+        let q = project(query, rows: n, width: att.queryWidth, att.store.value(att.wq), he)
+        let keys = project(events, rows: l, width: d, att.store.value(att.wk), he)
+        let values = project(events, rows: l, width: d, att.store.value(att.wv), he)
+        var context = [Float](repeating: 0, count: n * he)
+        var scores = [Float](repeating: 0, count: n * l)
+        let scale = 1 / Float(e).squareRoot()
+        for hd in 0..<heads {
+            q.withUnsafeBufferPointer { qp in
+                keys.withUnsafeBufferPointer { kp in
+                    scores.withUnsafeMutableBufferPointer { sp in
+                        BLAS.gemm(
+                            .none, .transpose, m: n, n: l, k: e, alpha: scale, a: qp.baseAddress! + hd * e, lda: he,
+                            b: kp.baseAddress! + hd * e, ldb: he, beta: 0, c: sp.baseAddress!, ldc: l)
+                        for i in 0..<n {
+                            let row = sp.baseAddress! + i * l
+                            var mx = -Float.infinity
+                            for s in 0..<l { mx = max(mx, row[s]) }
+                            var total: Float = 0
+                            for s in 0..<l {
+                                row[s] = Float.exp(row[s] - mx)
+                                total += row[s]
+                            }
+                            let inv = 1 / total
+                            for s in 0..<l { row[s] *= inv }
+                        }
+                    }
+                }
+            }
+            scores.withUnsafeBufferPointer { sp in
+                values.withUnsafeBufferPointer { vp in
+                    context.withUnsafeMutableBufferPointer { cp in
+                        BLAS.gemm(
+                            .none, .none, m: n, n: e, k: l, alpha: 1, a: sp.baseAddress!, lda: l,
+                            b: vp.baseAddress! + hd * e, ldb: he, beta: 0, c: cp.baseAddress! + hd * e, ldc: he)
+                    }
+                }
+            }
+        }
+        return Tensor(rows: n, cols: att.outputs, data: project(context, rows: n, width: he, att.store.value(att.wo), att.outputs))
+    }
+
+    /// x (rows, width) · w (width, out) → (rows, out).
+    func project(_ x: [Float], rows: Int, width: Int, _ w: UnsafePointer<Float>, _ out: Int) -> [Float] {
+        var y = [Float](repeating: 0, count: rows * out)
+        guard rows > 0 else { return y }
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                BLAS.gemm(
+                    .none, .none, m: rows, n: out, k: width, alpha: 1, a: xp.baseAddress!, lda: width, b: w, ldb: out,
+                    beta: 0, c: yp.baseAddress!, ldc: out)
+            }
+        }
+        return y
+    }
+
+    /// Σ a[c]·b[c] over `n` values, 8 lanes at a time.
+    @inline(__always) static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc = SIMD8<Float>()
+        var c = 0
+        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+        while c + 8 <= n {
+            acc.addProduct(
+                ra.loadUnaligned(fromByteOffset: c * 4, as: SIMD8<Float>.self),
+                rb.loadUnaligned(fromByteOffset: c * 4, as: SIMD8<Float>.self))
+            c += 8
+        }
+        var s = acc.sum()
+        while c < n {
+            s += a[c] * b[c]
+            c += 1
+        }
+        return s
+    }
+
+    /// y[c] += alpha·x[c] over `n` values.
+    @inline(__always) static func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        for c in 0..<n { y[c] += alpha * x[c] }
+    }
+}
