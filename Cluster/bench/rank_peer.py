@@ -74,8 +74,8 @@ class Ranker(nn.Module):
         super().__init__()
         self.table = nn.Embedding(args.table_rows, D, sparse=True)
         nn.init.normal_(self.table.weight, std=0.01)
-        self.type = nn.Parameter(torch.randn(5, D) * 0.01)
-        self.time = nn.Parameter(torch.randn(args.time_buckets, D) * 0.01)
+        self.type_emb = nn.Parameter(torch.randn(5, D) * 0.01)
+        self.time_emb = nn.Parameter(torch.randn(args.time_buckets, D) * 0.01)
         self.esu = TargetAttention(args.sim_heads) if args.sim_k else None
         self.din = TargetAttention(1) if args.short else None
         self.cross = nn.ModuleList([nn.Linear(W, W) for _ in range(2)])
@@ -87,7 +87,7 @@ class Ranker(nn.Module):
         self.position = nn.Sequential(nn.Linear(args.position_buckets, 8), nn.ReLU(), nn.Linear(8, TASKS))
 
     def encode(self, rows, types, buckets, mask):
-        e = self.table(rows) + self.type[types] + self.time[buckets]
+        e = self.table(rows) + self.type_emb[types] + self.time_emb[buckets]
         return e * mask.unsqueeze(2)
 
     def forward(self, b):

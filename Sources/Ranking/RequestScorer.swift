@@ -1,3 +1,4 @@
+import Foundation
 import Learning
 import Linalg
 
@@ -14,8 +15,8 @@ import Linalg
 ///   `SequenceSource`): a binary search per candidate, no copies;
 /// - SIM soft search is one gemm of the candidates' content (n, w) by the history's content
 ///   (w, H), in blocks of `softBlock` candidates, then an exact per-candidate top-K (ties to the
-///   older event, as `TopKHeap`) by a sampled threshold, a filter and a sort of the few
-///   survivors (no heap operations per event);
+///   older event, as `TopKHeap`): a threshold from the row's mean and std, a vectorised filter,
+///   and a quickselect of the few survivors (no heap operations per event);
 /// - the ESU's target attention runs per candidate over its ≤ K event indices with SIMD dot
 ///   products and axpys into preallocated buffers; the output projection is one gemm.
 ///
@@ -26,7 +27,6 @@ public final class RequestScorer {
     public var softBlock = 64
     private var softScores: [Float] = []
     private var survivors: [UInt64] = []
-    private var sample: [Float] = []
     private(set) var gsuIndex: [Int32] = [], gsuCount: [Int32] = []
     private var weights: [Float] = []
 
@@ -127,19 +127,25 @@ public final class RequestScorer {
         if gsuCount.count < n { gsuCount = [Int32](repeating: 0, count: n) }
         if c.simSearch == "hard" {
             let index = src.categoryIndex[u]
-            for i in 0..<n {
-                guard let list = index[src.exampleCategory[range.lowerBound + i]] else {
-                    gsuCount[i] = 0
-                    continue
+            gsuIndex.withUnsafeMutableBufferPointer { idx in
+                gsuCount.withUnsafeMutableBufferPointer { cnt in
+                    for i in 0..<n {
+                        guard let list = index[src.exampleCategory[range.lowerBound + i]] else {
+                            cnt[i] = 0
+                            continue
+                        }
+                        list.withUnsafeBufferPointer { lp in
+                            var lo = 0, hi = lp.count
+                            while lo < hi {
+                                let mid = (lo + hi) / 2
+                                if lp[mid] < end { lo = mid + 1 } else { hi = mid }
+                            }
+                            let first = max(0, lo - k)
+                            for s in first..<lo { idx[i * k + s - first] = Int32(lp[s] - start) }
+                            cnt[i] = Int32(lo - first)
+                        }
+                    }
                 }
-                var lo = 0, hi = list.count
-                while lo < hi {
-                    let mid = (lo + hi) / 2
-                    if list[mid] < end { lo = mid + 1 } else { hi = mid }
-                }
-                let first = max(0, lo - k)
-                for (s, j) in list[first..<lo].enumerated() { gsuIndex[i * k + s] = Int32(j - start) }
-                gsuCount[i] = Int32(lo - first)
             }
             return
         }
@@ -164,6 +170,7 @@ public final class RequestScorer {
         let block = max(1, softBlock)
         if softScores.count < block * h { softScores = [Float](repeating: 0, count: block * h) }
         if survivors.count < h { survivors = [UInt64](repeating: 0, count: h) }
+        let z = Float(Self.upperQuantile(min(0.5, 1.5 * Double(k) / Double(h))))
         var b0 = 0
         while b0 < n {
             let m = min(block, n - b0)
@@ -177,7 +184,18 @@ public final class RequestScorer {
                     }
                 }
             }
-            for r in 0..<m { topK(row: r * h, count: h, k: k, into: b0 + r) }
+            softScores.withUnsafeBufferPointer { sp in
+                survivors.withUnsafeMutableBufferPointer { keys in
+                    gsuIndex.withUnsafeMutableBufferPointer { idx in
+                        for r in 0..<m {
+                            Self.topK(
+                                sp.baseAddress! + r * h, count: h, k: k, z: z, keys: keys.baseAddress!,
+                                into: idx.baseAddress! + (b0 + r) * k)
+                        }
+                    }
+                }
+            }
+            for r in 0..<m { gsuCount[b0 + r] = Int32(k) }
             b0 += m
         }
     }
@@ -188,56 +206,100 @@ public final class RequestScorer {
         return b & 0x8000_0000 != 0 ? ~b : b | 0x8000_0000
     }
 
-    /// Exact top-`k` of `softScores[row ..< row + count]` (larger score first, ties to the smaller
-    /// index — `TopKHeap`'s rule), written to candidate `i`'s GSU slots.
-    func topK(row: Int, count h: Int, k: Int, into i: Int) {
-        softScores.withUnsafeBufferPointer { sp in
-            let s = sp.baseAddress! + row
-            // 1. A threshold from a strided sample: its r-th largest, r chosen so that about 2k
-            //    scores of the whole row are at or above it.
-            let stride = 4
-            let m = (h + stride - 1) / stride
-            let r = min(m, max(1, (2 * k * m + h - 1) / h))
-            if sample.count < r + 1 { sample = [Float](repeating: 0, count: r + 1) }
-            var threshold = -Float.infinity
-            sample.withUnsafeMutableBufferPointer { top in
-                // top[0 ..< have] sorted descending.
-                var have = 0
-                var j = 0
-                while j < h {
-                    let v = s[j]
-                    if have < r || v > top[have - 1] {
-                        var p = have < r ? have : r - 1
-                        while p > 0 && top[p - 1] < v {
-                            top[p] = top[p - 1]
-                            p -= 1
-                        }
-                        top[p] = v
-                        if have < r { have += 1 }
-                    }
-                    j += stride
-                }
-                threshold = top[r - 1]
-            }
-            // 2. Survivors at or above the threshold, as keys (score, then older first).
-            var c = 0
-            survivors.withUnsafeMutableBufferPointer { keys in
-                func collect(_ t: Float) {
-                    c = 0
-                    for j in 0..<h where s[j] >= t {
-                        keys[c] = UInt64(Self.orderedBits(s[j])) << 32 | UInt64(UInt32.max - UInt32(j))
+    /// z with P(N(0, 1) > z) = p (bisection on erfc; once per request).
+    static func upperQuantile(_ p: Double) -> Double {
+        var lo = -8.0, hi = 8.0
+        for _ in 0..<60 {
+            let mid = (lo + hi) / 2
+            if 0.5 * erfc(mid / 2.0.squareRoot()) > p { lo = mid } else { hi = mid }
+        }
+        return (lo + hi) / 2
+    }
+
+    /// Exact top-`k` of the `h` scores at `s` (larger score first, ties to the smaller index —
+    /// `TopKHeap`'s rule), their indices written to `out[0 ..< k]` (any order); `h > k`.
+    /// `keys` holds `h` values. `z`: `upperQuantile(1.5·k/h)`.
+    ///
+    /// 1. A threshold τ = mean + z·std of the row (one vectorised pass), so that about 1.5k
+    ///    scores are at or above it when scores are roughly normal; 2. the survivors ≥ τ as keys
+    ///    (score bits, then the older event) — τ is lowered by a std until there are ≥ k (any
+    ///    distribution is exact, only slower); 3. quickselect of the k largest keys.
+    @inline(__always)
+    static func topK(
+        _ s: UnsafePointer<Float>, count h: Int, k: Int, z: Float, keys: UnsafeMutablePointer<UInt64>,
+        into out: UnsafeMutablePointer<Int32>
+    ) {
+        var sum = SIMD16<Float>(), sq = SIMD16<Float>()
+        let raw = UnsafeRawPointer(s)
+        var j = 0
+        while j + 16 <= h {
+            let v = raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self)
+            sum += v
+            sq += v * v
+            j += 16
+        }
+        var total = sum.sum(), squares = sq.sum()
+        while j < h {
+            total += s[j]
+            squares += s[j] * s[j]
+            j += 1
+        }
+        let mean = total / Float(h)
+        let std = max(0, squares / Float(h) - mean * mean).squareRoot()
+        var threshold = mean + z * std
+        var c = 0, attempts = 0
+        while true {
+            c = 0
+            let t16 = SIMD16<Float>(repeating: threshold)
+            j = 0
+            while j + 16 <= h {
+                let v = raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self)
+                if any(v .>= t16) {
+                    for q in j..<(j + 16) where s[q] >= threshold {
+                        keys[c] = UInt64(orderedBits(s[q])) << 32 | UInt64(UInt32.max - UInt32(q))
                         c += 1
                     }
                 }
-                collect(threshold)
-                if c < k { collect(-.infinity) }  // rare: the sample's threshold was too high
-                // 3. The k best survivors.
-                var best = UnsafeMutableBufferPointer(rebasing: keys[0..<c])
-                best.sort(by: >)
-                for q in 0..<k { gsuIndex[i * k + q] = Int32(UInt32.max - UInt32(truncatingIfNeeded: best[q])) }
+                j += 16
             }
-            gsuCount[i] = Int32(k)
+            while j < h {
+                if s[j] >= threshold {
+                    keys[c] = UInt64(orderedBits(s[j])) << 32 | UInt64(UInt32.max - UInt32(j))
+                    c += 1
+                }
+                j += 1
+            }
+            if c >= k { break }
+            attempts += 1
+            // Too few (or NaN statistics): lower the threshold; after a few tries take every score.
+            threshold = attempts < 6 && std > 0 && std.isFinite ? threshold - std : -.infinity
         }
+        // Quickselect: keys[0 ..< k] become the k largest (keys are distinct).
+        var lo = 0, hi = c - 1
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2
+            // Median of three as the pivot.
+            var a = keys[lo], b = keys[mid], d = keys[hi]
+            if a < b { swap(&a, &b) }
+            if b < d { swap(&b, &d) }
+            if a < b { swap(&a, &b) }
+            let pivot = b
+            var i = lo, r = hi
+            while i <= r {
+                while keys[i] > pivot { i += 1 }
+                while keys[r] < pivot { r -= 1 }
+                if i <= r {
+                    let t = keys[i]
+                    keys[i] = keys[r]
+                    keys[r] = t
+                    i += 1
+                    r -= 1
+                }
+            }
+            // [lo, r] ≥ pivot ≥ [i, hi]
+            if k - 1 <= r { hi = r } else if k - 1 >= i { lo = i } else { break }
+        }
+        for q in 0..<k { out[q] = Int32(UInt32.max - UInt32(truncatingIfNeeded: keys[q])) }
     }
 
     /// ESU: per candidate, multi-head attention over its GSU events; (n, outputs).
@@ -256,9 +318,10 @@ public final class RequestScorer {
                 values.withUnsafeBufferPointer { vp in
                     context.withUnsafeMutableBufferPointer { cp in
                         gsuIndex.withUnsafeBufferPointer { ip in
+                          gsuCount.withUnsafeBufferPointer { counts in
                             weights.withUnsafeMutableBufferPointer { a in
                                 for i in 0..<n {
-                                    let cnt = Int(gsuCount[i])
+                                    let cnt = Int(counts[i])
                                     if cnt == 0 { continue }
                                     for hd in 0..<heads {
                                         let qo = qp.baseAddress! + i * he + hd * e
@@ -282,6 +345,7 @@ public final class RequestScorer {
                                     }
                                 }
                             }
+                          }
                         }
                     }
                 }
@@ -358,9 +422,9 @@ public final class RequestScorer {
         var c = 0
         let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
         while c + 8 <= n {
-            acc.addProduct(
-                ra.loadUnaligned(fromByteOffset: c * 4, as: SIMD8<Float>.self),
-                rb.loadUnaligned(fromByteOffset: c * 4, as: SIMD8<Float>.self))
+            acc +=
+                ra.loadUnaligned(fromByteOffset: c * 4, as: SIMD8<Float>.self)
+                * rb.loadUnaligned(fromByteOffset: c * 4, as: SIMD8<Float>.self)
             c += 8
         }
         var s = acc.sum()

@@ -26,7 +26,7 @@ struct BenchRank: ParsableCommand {
 
     @Option(help: "Candidates per request.") var candidates = 1_000
     @Option(help: "History events of the user.") var history = 2_000
-    @Option(help: "Timed requests of the fast path (after 5 warm-up requests).") var requests = 200
+    @Option(help: "Timed requests of the fast path (after 5 warm-up requests); 0 = no latency run.") var requests = 200
     @Option(help: "Timed requests of the batch path (the slow reference).") var batchPathRequests = 10
     @Option(help: "GSU searches to time, comma-separated: hard, soft.") var search = "hard,soft"
     @Option(help: "Examples for the batch-throughput run.") var batchExamples = 50_000
@@ -65,7 +65,7 @@ struct BenchRank: ParsableCommand {
                 guard ["hard", "soft"].contains(s) else { throw ValidationError("--search: '\(s)' is not hard or soft") }
                 variants.append(("+ DIN + SIM \(s) (K=50)", Self.config(sim: true, din: true, search: s)))
             }
-            for (name, c) in variants {
+            for (name, c) in requests > 0 ? variants : [] {
                 let model = RankerModel<Float>(c)
                 let scorer = RequestScorer(model)
                 var data = Self.request(candidates, seed: 1, pins: pins, width: width, pinCategory: pinCategory,
@@ -124,12 +124,19 @@ struct BenchRank: ParsableCommand {
                     comm: comm, pins: pins, width: width, pinCategory: pinCategory, pinEmbedding: pinEmbedding,
                     source: source)
             }
-            if comm.isRoot {
-                print("BENCH RANK (1 BLAS thread; fast path: \(requests) requests after 5 warm-up; batch path: \(batchPathRequests))")
+            if comm.isRoot && !lines.isEmpty {
+                let load =
+                    (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3)
+                    .joined(separator: " ") ?? "?"
+                print(
+                    "BENCH RANK (1 BLAS thread; fast path: \(requests) requests after 5 warm-up; batch path: \(batchPathRequests); "
+                        + "OpenBLAS core type \(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "auto"); load average \(load))")
                 print("")
                 print("| model | candidates | history events | fast p50 ms | fast p99 ms | p99 < 10 ms | batch path p50 ms | max abs Δ logit fast vs batch | fast candidates/s | batch scoring examples/s |")
                 print("|---|---|---|---|---|---|---|---|---|---|")
                 lines.forEach { print($0) }
+            }
+            if comm.isRoot {
                 if !training.isEmpty {
                     print("")
                     training.forEach { print($0) }

@@ -131,6 +131,28 @@ struct RequestScorerTests {
         }
     }
 
+    @Test("exact top-K on skewed, constant and tied rows matches TopKHeap (ties to the smaller index)")
+    func topKRows() {
+        var r = RandomStream(seed: 4)
+        let h = 517, k = 50
+        let rows: [[Float]] = [
+            (0..<h).map { _ in Float(r.normal()) },
+            [Float](repeating: 0.5, count: h),  // all tied
+            (0..<h).map { _ in Float(r.exponential(rate: 1)) * Float(r.exponential(rate: 1)) },  // heavy tail
+            (0..<h).map { j in j == 300 ? 1e6 : Float(r.int(below: 3)) },  // one outlier, many ties
+            (0..<h).map { j in Float(-j) },  // sorted descending
+        ]
+        let z = Float(RequestScorer.upperQuantile(1.5 * Double(k) / Double(h)))
+        var keys = [UInt64](repeating: 0, count: h), out = [Int32](repeating: -1, count: k)
+        for (n, row) in rows.enumerated() {
+            row.withUnsafeBufferPointer { s in
+                RequestScorer.topK(s.baseAddress!, count: h, k: k, z: z, keys: &keys, into: &out)
+            }
+            let expected = TopK.largest(row, k: k).map { Int($0.id) }.sorted()
+            #expect(out.map(Int.init).sorted() == expected, "row \(n)")
+        }
+    }
+
     @Test("a request mixing users is refused with a clear error")
     func mixedUsers() throws {
         let c = Self.config(search: "hard", din: true, sim: true)
