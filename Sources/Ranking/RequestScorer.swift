@@ -15,7 +15,8 @@ import Linalg
 ///   `SequenceSource`): a binary search per candidate, no copies;
 /// - SIM soft search is one gemm of the candidates' content (n, w) by the history's content
 ///   (w, H), in blocks of `softBlock` candidates, then an exact per-candidate top-K (ties to the
-///   older event, as `TopKHeap`): a threshold from the row's mean and std, a vectorised filter,
+///   older event, as `TopKHeap`): a threshold from the row's mean and std (from the history's
+///   content mean and second moment, not a pass over the scores), a vectorised filter,
 ///   and a quickselect of the few survivors (no heap operations per event);
 /// - the ESU's target attention runs per candidate over its ≤ K event indices with SIMD dot
 ///   products and axpys into preallocated buffers; the output projection is one gemm.
@@ -169,7 +170,21 @@ public final class RequestScorer {
         }
         let block = max(1, softBlock)
         if softScores.count < block * h { softScores = [Float](repeating: 0, count: block * h) }
-        if survivors.count < h { survivors = [UInt64](repeating: 0, count: h) }
+        if survivors.count < h + 8 { survivors = [UInt64](repeating: 0, count: h + 8) }
+        // Each row's mean and variance without a pass over its scores: with the history's mean
+        // content μ (w) and second moment M = Hᵀ·H / H (w, w), row i has mean c_i·μ and mean
+        // square c_iᵀ·M·c_i.
+        var mu = [Float](repeating: 0, count: w), second = [Float](repeating: 0, count: w * w)
+        historyContent.withUnsafeBufferPointer { hc in
+            for j in 0..<h { for a in 0..<w { mu[a] += hc[j * w + a] } }
+            second.withUnsafeMutableBufferPointer { mp in
+                BLAS.gemm(
+                    .transpose, .none, m: w, n: w, k: h, alpha: 1 / Float(h), a: hc.baseAddress!, lda: w,
+                    b: hc.baseAddress!, ldb: w, beta: 0, c: mp.baseAddress!, ldc: w)
+            }
+        }
+        for a in 0..<w { mu[a] /= Float(h) }
+        var projected = [Float](repeating: 0, count: block * w)
         let z = Float(Self.upperQuantile(min(0.5, 1.5 * Double(k) / Double(h))))
         var b0 = 0
         while b0 < n {
@@ -184,13 +199,28 @@ public final class RequestScorer {
                     }
                 }
             }
+            data.content.withUnsafeBufferPointer { cp in
+                second.withUnsafeBufferPointer { mp in
+                    projected.withUnsafeMutableBufferPointer { pp in
+                        BLAS.gemm(
+                            .none, .none, m: m, n: w, k: w, alpha: 1, a: cp.baseAddress! + (range.lowerBound + b0) * w,
+                            lda: w, b: mp.baseAddress!, ldb: w, beta: 0, c: pp.baseAddress!, ldc: w)
+                    }
+                }
+            }
             softScores.withUnsafeBufferPointer { sp in
                 survivors.withUnsafeMutableBufferPointer { keys in
                     gsuIndex.withUnsafeMutableBufferPointer { idx in
-                        for r in 0..<m {
-                            Self.topK(
-                                sp.baseAddress! + r * h, count: h, k: k, z: z, keys: keys.baseAddress!,
-                                into: idx.baseAddress! + (b0 + r) * k)
+                        data.content.withUnsafeBufferPointer { cp in
+                            for r in 0..<m {
+                                let c = cp.baseAddress! + (range.lowerBound + b0 + r) * w
+                                let mean = Self.dot(c, mu, w)
+                                let square = projected.withUnsafeBufferPointer { Self.dot(c, $0.baseAddress! + r * w, w) }
+                                let std = max(0, square - mean * mean).squareRoot()
+                                Self.topK(
+                                    sp.baseAddress! + r * h, count: h, k: k, mean: mean, std: std, z: z,
+                                    keys: keys.baseAddress!, into: idx.baseAddress! + (b0 + r) * k)
+                            }
                         }
                     }
                 }
@@ -218,55 +248,38 @@ public final class RequestScorer {
 
     /// Exact top-`k` of the `h` scores at `s` (larger score first, ties to the smaller index —
     /// `TopKHeap`'s rule), their indices written to `out[0 ..< k]` (any order); `h > k`.
-    /// `keys` holds `h` values. `z`: `upperQuantile(1.5·k/h)`.
+    /// `keys` holds `h + 8` values. `z`: `upperQuantile(1.5·k/h)`.
     ///
-    /// 1. A threshold τ = mean + z·std of the row (one vectorised pass), so that about 1.5k
-    ///    scores are at or above it when scores are roughly normal; 2. the survivors ≥ τ as keys
+    /// 1. A threshold τ = mean + z·std of the row (`mean`, `std`: the row's, computed by the
+    ///    caller), so that about 1.5k scores are at or above it when scores are roughly normal; 2. the survivors ≥ τ as keys
     ///    (score bits, then the older event) — τ is lowered by a std until there are ≥ k (any
     ///    distribution is exact, only slower); 3. quickselect of the k largest keys.
     @inline(__always)
     static func topK(
-        _ s: UnsafePointer<Float>, count h: Int, k: Int, z: Float, keys: UnsafeMutablePointer<UInt64>,
-        into out: UnsafeMutablePointer<Int32>
+        _ s: UnsafePointer<Float>, count h: Int, k: Int, mean: Float, std: Float, z: Float,
+        keys: UnsafeMutablePointer<UInt64>, into out: UnsafeMutablePointer<Int32>
     ) {
-        var sum = SIMD16<Float>(), sq = SIMD16<Float>()
         let raw = UnsafeRawPointer(s)
-        var j = 0
-        while j + 16 <= h {
-            let v = raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self)
-            sum += v
-            sq += v * v
-            j += 16
-        }
-        var total = sum.sum(), squares = sq.sum()
-        while j < h {
-            total += s[j]
-            squares += s[j] * s[j]
-            j += 1
-        }
-        let mean = total / Float(h)
-        let std = max(0, squares / Float(h) - mean * mean).squareRoot()
         var threshold = mean + z * std
         var c = 0, attempts = 0
         while true {
             c = 0
-            let t16 = SIMD16<Float>(repeating: threshold)
-            j = 0
-            while j + 16 <= h {
-                let v = raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self)
-                if any(v .>= t16) {
-                    for q in j..<(j + 16) where s[q] >= threshold {
+            let t8 = SIMD8<Float>(repeating: threshold)
+            var j = 0
+            while j + 8 <= h {
+                let v = raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
+                if any(v .>= t8) {
+                    // Branch-free compaction: write every key, advance only past survivors.
+                    for q in j..<(j + 8) {
                         keys[c] = UInt64(orderedBits(s[q])) << 32 | UInt64(UInt32.max - UInt32(q))
-                        c += 1
+                        c &+= s[q] >= threshold ? 1 : 0
                     }
                 }
-                j += 16
+                j += 8
             }
             while j < h {
-                if s[j] >= threshold {
-                    keys[c] = UInt64(orderedBits(s[j])) << 32 | UInt64(UInt32.max - UInt32(j))
-                    c += 1
-                }
+                keys[c] = UInt64(orderedBits(s[j])) << 32 | UInt64(UInt32.max - UInt32(j))
+                c &+= s[j] >= threshold ? 1 : 0
                 j += 1
             }
             if c >= k { break }
