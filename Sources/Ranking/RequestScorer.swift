@@ -248,11 +248,12 @@ public final class RequestScorer {
 
     /// Exact top-`k` of the `h` scores at `s` (larger score first, ties to the smaller index —
     /// `TopKHeap`'s rule), their indices written to `out[0 ..< k]` (any order); `h > k`.
-    /// `keys` holds `h + 8` values. `z`: `upperQuantile(1.5·k/h)`.
+    /// `keys` holds `h` values. `z`: `upperQuantile(1.5·k/h)`.
     ///
     /// 1. A threshold τ = mean + z·std of the row (`mean`, `std`: the row's, computed by the
     ///    caller), so that about 1.5k scores are at or above it when scores are roughly normal; 2. the survivors ≥ τ as keys
-    ///    (score bits, then the older event) — τ is lowered by a std until there are ≥ k (any
+    ///    (score bits, then the older event; a SIMD compare per 8 scores, then only the set bits
+    ///    are visited) — τ is lowered by a std until there are ≥ k (any
     ///    distribution is exact, only slower); 3. quickselect of the k largest keys.
     @inline(__always)
     static func topK(
@@ -265,15 +266,17 @@ public final class RequestScorer {
         while true {
             c = 0
             let t8 = SIMD8<Float>(repeating: threshold)
+            let lanes = SIMD8<UInt32>(1, 2, 4, 8, 16, 32, 64, 128), zero = SIMD8<UInt32>()
             var j = 0
             while j + 8 <= h {
                 let v = raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
-                if any(v .>= t8) {
-                    // Branch-free compaction: write every key, advance only past survivors.
-                    for q in j..<(j + 8) {
-                        keys[c] = UInt64(orderedBits(s[q])) << 32 | UInt64(UInt32.max - UInt32(q))
-                        c &+= s[q] >= threshold ? 1 : 0
-                    }
+                // The survivors of these 8 as bits; visit only them.
+                var bits = zero.replacing(with: lanes, where: v .>= t8).wrappedSum()
+                while bits != 0 {
+                    let q = j + bits.trailingZeroBitCount
+                    keys[c] = UInt64(orderedBits(s[q])) << 32 | UInt64(UInt32.max - UInt32(q))
+                    c += 1
+                    bits &= bits - 1
                 }
                 j += 8
             }
@@ -324,7 +327,7 @@ public final class RequestScorer {
         let keys = project(history, rows: h, width: d, att.store.value(att.wk), he)
         let values = project(history, rows: h, width: d, att.store.value(att.wv), he)
         var context = [Float](repeating: 0, count: n * he)
-        if weights.count < k { weights = [Float](repeating: 0, count: k) }
+        if weights.count < k + 8 { weights = [Float](repeating: 0, count: k + 8) }
         let scale = 1 / Float(e).squareRoot()
         q.withUnsafeBufferPointer { qp in
             keys.withUnsafeBufferPointer { kp in
@@ -345,11 +348,7 @@ public final class RequestScorer {
                                             a[s] = v
                                             mx = max(mx, v)
                                         }
-                                        var total: Float = 0
-                                        for s in 0..<cnt {
-                                            a[s] = Float.exp(a[s] - mx)
-                                            total += a[s]
-                                        }
+                                        let total = Self.expSum(a.baseAddress!, cnt, minus: mx)
                                         let co = cp.baseAddress! + i * he + hd * e
                                         for s in 0..<cnt {
                                             let j = Int(ip[i * k + s])
@@ -446,6 +445,41 @@ public final class RequestScorer {
             c += 1
         }
         return s
+    }
+
+    /// a[s] = exp(a[s] − m) for s < n, 8 lanes at a time (Cephes' expf: range reduction by
+    /// ln 2 and a degree-6 polynomial, about 1 ulp); returns Σ a[s]. `a` has room for n
+    /// rounded up to a multiple of 8.
+    @inline(__always) static func expSum(_ a: UnsafeMutablePointer<Float>, _ n: Int, minus m: Float) -> Float {
+        var total = SIMD8<Float>()
+        let raw = UnsafeMutableRawPointer(a)
+        var j = 0
+        while j < n {
+            var x = raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self) - SIMD8(repeating: m)
+            x = x.clamped(lowerBound: SIMD8(repeating: -87.3), upperBound: SIMD8(repeating: 88.7))
+            let fx = (x * 1.442_695_04 + 0.5).rounded(.down)
+            x -= fx * 0.693_359_375
+            x -= fx * -2.121_944_4e-4
+            let z = x * x
+            var y = SIMD8<Float>(repeating: 1.987_569_15e-4)
+            y = y * x + 1.398_199_950_7e-3
+            y = y * x + 8.333_451_907_3e-3
+            y = y * x + 4.166_579_589_4e-2
+            y = y * x + 1.666_666_545_9e-1
+            y = y * x + 5.000_000_120_1e-1
+            y = y * z + x + 1
+            let pow2 = unsafeBitCast(
+                (SIMD8<Int32>(fx, rounding: .towardZero) &+ 127) &<< 23, to: SIMD8<Float>.self)
+            var e = y * pow2
+            if n - j < 8 {
+                // Lanes past n: zero (they are not events).
+                for lane in (n - j)..<8 { e[lane] = 0 }
+            }
+            raw.storeBytes(of: e, toByteOffset: j * 4, as: SIMD8<Float>.self)
+            total += e
+            j += 8
+        }
+        return total.sum()
     }
 
     /// y[c] += alpha·x[c] over `n` values.
