@@ -19,7 +19,10 @@ struct RankerWorld: ParsableCommand {
             impressions (labels save and closeup); the last 2 days are test, the 2 before valid. \
             Position-bias check: Pearson correlation of each score with the logged position on \
             test; the position-free truth is P(closeup)/examination(position). A ranker's \
-            position-nulled scores should correlate with position no more than that truth.
+            position-nulled scores should correlate with position no more than that truth. \
+            Features are taken as of the feed request (--feature-time request, the session's first \
+            impression); --feature-time impression takes them at each slot's display time, which \
+            lets the same feed's earlier engagements into the DIN/SIM sequences and leaks the slot.
             """)
 
     @Option(help: "World users.") var users = 1_000
