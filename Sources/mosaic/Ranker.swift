@@ -167,7 +167,8 @@ struct RankerScore: ParsableCommand {
         discussion: """
             The final score is Σ_k w_k·P_k with the task weights of the saved config; P_k is \
             calibrated when the model file holds calibrators for task k. Positions are nulled. \
-            Prints AUC/logloss per task against the CSV's labels.
+            Prints AUC/logloss per task against the CSV's labels. Each rank reads and scores only \
+            its block of the CSV.
             """)
 
     @Option(help: "Saved model (HDF5 from `mosaic ranker train --out`).") var model: String
@@ -177,8 +178,10 @@ struct RankerScore: ParsableCommand {
     func run() throws {
         Communicator.runJob { comm in
             let (config, m, calibrators) = try RankerArtifact.load(model)
-            let d = try CTRData.readCSV(path: data, fields: config.fields)
+            // Each rank reads and scores its block of the CSV; logits and labels are gathered.
+            let d = try CTRData.readCSVShard(path: data, fields: config.fields, comm: comm)
             let logits = try scoreAny(m, d, comm: comm)
+            let labels = try RankerTrainer.globalLabels(d, comm: comm)
             let probs: [[Double]] = logits.enumerated().map { k, z in
                 let cal = calibrators[config.tasks[k]]
                 return z.map { (logit: Float) -> Double in
@@ -186,11 +189,11 @@ struct RankerScore: ParsableCommand {
                     return Double(Float.sigmoid(logit))
                 }
             }
-            let metrics = RankerTrainer.metrics(logits: logits, data: d)
+            let metrics = RankerTrainer.metrics(logits: logits, labels: labels)
             if comm.isRoot {
                 if let out {
                     var text = "row," + config.tasks.map { "p_\($0)" }.joined(separator: ",") + ",score\n"
-                    for i in 0..<d.count {
+                    for i in 0..<d.globalCount {
                         var s = 0.0
                         var line = "\(i)"
                         for k in probs.indices {
@@ -201,7 +204,7 @@ struct RankerScore: ParsableCommand {
                     }
                     try text.write(toFile: out, atomically: true, encoding: .utf8)
                 }
-                print("RANKER SCORE rows=\(d.count) \(zip(config.tasks, metrics.auc).map { String(format: "%@_auc=%.4f", $0, $1) }.joined(separator: " "))")
+                print("RANKER SCORE rows=\(d.globalCount) \(zip(config.tasks, metrics.auc).map { String(format: "%@_auc=%.4f", $0, $1) }.joined(separator: " "))")
             }
         }
     }

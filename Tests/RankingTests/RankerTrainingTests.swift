@@ -63,9 +63,12 @@ struct RankerTrainingTests {
                 let auc = try #require(Double(line.split(separator: "|")[2].trimmingCharacters(in: .whitespaces)))
                 #expect(auc > 0.7, "\(arch) test AUC \(auc)")
                 if ranks == 1 {
-                    let s = try MPIRun.mosaic(ranks: 1, ["ranker", "score", "--model", out, "--data", valid])
-                    #expect(s.status == 0, "\(s.output)")
-                    #expect(s.stdout.contains(String(format: "click_auc=%.4f", auc)), "\(s.output)")
+                    for scoreRanks in [1, 3] {
+                        let s = try MPIRun.mosaic(ranks: scoreRanks, ["ranker", "score", "--model", out, "--data", valid])
+                        #expect(s.status == 0, "\(s.output)")
+                        #expect(s.stdout.contains("RANKER SCORE rows=1000 "), "\(s.output)")
+                        #expect(s.stdout.contains(String(format: "click_auc=%.4f", auc)), "\(scoreRanks) ranks: \(s.output)")
+                    }
                 }
             }
             let a = try #require(params[1])
