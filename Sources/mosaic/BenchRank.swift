@@ -32,6 +32,7 @@ struct BenchRank: ParsableCommand {
     @Option(help: "Timed requests of the batch path (the slow reference).") var batchPathRequests = 10
     @Option(help: "GSU searches to time, comma-separated: hard, soft.") var search = "hard,soft"
     @Option(help: "Examples for the batch-throughput run.") var batchExamples = 50_000
+    @Option(help: "Candidates per block of the soft-search gemm (RequestScorer.softBlock).") var softBlock = 64
     @Option(help: "Training measurement: batch size (0 = skip training).") var trainBatch = 1024
     @Option(help: "Training measurement: timed steps per round.") var trainSteps = 20
     @Option(help: "Training measurement: rounds (the fastest counts, on both sides).") var trainRepeats = 3
@@ -70,6 +71,7 @@ struct BenchRank: ParsableCommand {
             for (name, c) in requests > 0 ? variants : [] {
                 let model = RankerModel<Float>(c)
                 let scorer = RequestScorer(model)
+                scorer.softBlock = softBlock
                 var data = Self.request(candidates, seed: 1, pins: pins, width: width, pinCategory: pinCategory,
                                         pinEmbedding: pinEmbedding)
                 // Fast path.
