@@ -1,3 +1,4 @@
+import Collective
 import Foundation
 import Learning
 
@@ -17,8 +18,46 @@ public struct CTRData: Sendable {
     public var groups: [Int64] = []
     /// Histories for the DIN / SIM slots (indexed by the same example indices); nil = none.
     public var sequences: SequenceSource? = nil
+    /// Sharding over ranks (`readCSVShard`): rank r holds the global rows
+    /// `shardStarts[r] ..< shardStarts[r + 1]` (contiguous blocks, size + 1 entries); this rank's
+    /// are `shardStart ..< shardStart + count`. Empty: every rank holds every row.
+    public var shardStarts: [Int] = []
+    public var shardStart = 0
 
+    /// Rows held here.
     public var count: Int { ids.count / max(fields, 1) }
+    /// Rows of the whole split, over all ranks.
+    public var globalCount: Int { shardStarts.last ?? count }
+    /// Whether the rows are spread over ranks.
+    public var isSharded: Bool { !shardStarts.isEmpty }
+
+    /// The rank holding global row `g` (binary search in `shardStarts`); 0 when not sharded.
+    public func owner(ofRow g: Int) -> Int {
+        guard isSharded else { return 0 }
+        var lo = 0, hi = shardStarts.count - 2
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if shardStarts[mid] <= g { lo = mid } else { hi = mid - 1 }
+        }
+        return lo
+    }
+
+    /// The rows `local` (indices into this rank's rows) as a new, unsharded `CTRData` (no
+    /// sequences).
+    public func rows(_ local: some Collection<Int>) -> CTRData {
+        var out = CTRData(fields: fields, ids: [], labels: labels.map { _ in [] })
+        out.denseWidth = denseWidth
+        out.contentWidth = contentWidth
+        for i in local {
+            out.ids += ids[i * fields..<(i + 1) * fields]
+            for k in labels.indices { out.labels[k].append(labels[k][i]) }
+            if denseWidth > 0 { out.dense += dense[i * denseWidth..<(i + 1) * denseWidth] }
+            if contentWidth > 0 { out.content += content[i * contentWidth..<(i + 1) * contentWidth] }
+            if !positions.isEmpty { out.positions.append(positions[i]) }
+            if !groups.isEmpty { out.groups.append(groups[i]) }
+        }
+        return out
+    }
 
     public init(fields: Int, ids: [Int64], labels: [[Float]]) {
         self.fields = fields
@@ -60,8 +99,18 @@ public struct CTRData: Sendable {
         return batch
     }
 
-    /// The first `n` rows.
+    /// The first `n` rows (of the whole split when sharded: this rank keeps its part of them).
     public func prefix(_ n: Int) -> CTRData {
+        if isSharded {
+            var out = prefixLocal(max(0, min(count, n - shardStart)))
+            out.shardStarts = shardStarts.map { min($0, n) }
+            out.shardStart = min(shardStart, n)
+            return out
+        }
+        return prefixLocal(n)
+    }
+
+    func prefixLocal(_ n: Int) -> CTRData {
         let m = min(n, count)
         var out = CTRData(fields: fields, ids: Array(ids[0..<m * fields]), labels: labels.map { Array($0[0..<m]) })
         out.denseWidth = denseWidth
@@ -82,28 +131,96 @@ public struct CTRData: Sendable {
             throw RankerError("\(path): cannot read the file")
         }
         let bytes = [UInt8](data)
-        var header: [String] = []
+        let headerEnd = (bytes.firstIndex(of: 10) ?? bytes.count)
+        let header = try parseHeader(bytes[0..<headerEnd], path: path, expected: expected)
+        return try parseRows(bytes[min(bytes.count, headerEnd + 1)...], firstLine: 2, header: header, path: path)
+    }
+
+    /// Reads this rank's block of a CTR CSV: the lines starting in bytes
+    /// `[b + (size − b)·r/P, b + (size − b)·(r+1)/P)` of the body (b = the header's end), so
+    /// each rank holds about 1/P of the rows and memory is proportional to its shard. Row
+    /// numbers in errors are the file's (the ranks exchange their line counts). Collective.
+    public static func readCSVShard(path: String, fields expected: Int? = nil, comm: Communicator) throws -> CTRData {
+        guard let file = FileHandle(forReadingAtPath: path),
+            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue
+        else { throw RankerError("\(path): cannot read the file") }
+        defer { try? file.close() }
+        func read(_ offset: Int, _ length: Int) throws -> [UInt8] {
+            guard length > 0 else { return [] }
+            try file.seek(toOffset: UInt64(offset))
+            return [UInt8](try file.read(upToCount: length) ?? Data())
+        }
+        // The header line (read in growing chunks until its newline).
+        var head: [UInt8] = []
+        var headerEnd = size
+        while head.count < size {
+            head += try read(head.count, 1 << 16)
+            if let nl = head.firstIndex(of: 10) {
+                headerEnd = nl
+                break
+            }
+        }
+        let header = try parseHeader(head[0..<min(headerEnd, head.count)], path: path, expected: expected)
+        let body = min(size, headerEnd + 1)
+        let r = comm.rank, p = comm.size
+        let lo = body + (size - body) * r / p, hi = body + (size - body) * (r + 1) / p
+        // First line starting at or after `offset` (a line starts at `body` or after a newline).
+        func lineStart(_ offset: Int) throws -> Int {
+            if offset <= body { return body }
+            var at = offset - 1
+            while at < size {
+                let chunk = try read(at, 1 << 16)
+                if let nl = chunk.firstIndex(of: 10) { return at + nl + 1 }
+                at += chunk.count
+            }
+            return size
+        }
+        let start = try lineStart(lo), end = r == p - 1 ? size : try lineStart(hi)
+        let bytes = try read(start, end - start)
+        // Global line numbers: lines before this block = header + the lower ranks' lines.
+        var lines = bytes.reduce(0) { $0 + ($1 == 10 ? 1 : 0) }
+        if let last = bytes.last, last != 10 { lines += 1 }
+        let lineCounts = try comm.allgather([Int64(lines)])
+        let firstLine = 2 + Int(lineCounts[0..<r].reduce(0, +))
+        var out = try parseRows(bytes[...], firstLine: firstLine, header: header, path: path)
+        let counts = try comm.allgather([Int64(out.count)])
+        var starts = [0]
+        for c in counts { starts.append(starts.last! + Int(c)) }
+        out.shardStarts = starts
+        out.shardStart = starts[r]
+        return out
+    }
+
+    /// Column names of a header line; throws unless it starts with `label` and has ≥ 1 field.
+    static func parseHeader(_ line: ArraySlice<UInt8>, path: String, expected: Int?) throws -> [String] {
+        var text = line
+        if text.last == 13 { text = text.dropLast() }
+        let header = text.split(separator: 44, omittingEmptySubsequences: false).map {
+            String(decoding: $0, as: UTF8.self)
+        }
+        guard header.first == "label", header.count >= 2 else {
+            if line.isEmpty { throw RankerError("\(path): empty file") }
+            throw RankerError("\(path): row 1: expected a header starting with 'label'")
+        }
+        if let expected, expected != header.count - 1 {
+            throw RankerError("\(path): row 1: \(header.count - 1) feature columns, expected \(expected)")
+        }
+        return header
+    }
+
+    /// Data lines of a CTR CSV (after the header), the first being file line `firstLine`.
+    static func parseRows(_ bytes: ArraySlice<UInt8>, firstLine: Int, header: [String], path: String) throws -> CTRData {
+        let fields = header.count - 1
         var ids: [Int64] = [], labels: [Float] = [], groups: [Int64] = []
-        var start = 0, line = 0, fields = 0
-        while start < bytes.count {
-            var end = bytes[start...].firstIndex(of: 10) ?? bytes.count
+        var start = bytes.startIndex, line = firstLine - 1
+        while start < bytes.endIndex {
+            var end = bytes[start...].firstIndex(of: 10) ?? bytes.endIndex
             let next = end + 1
             line += 1
             if end > start, bytes[end - 1] == 13 { end -= 1 }
             defer { start = next }
             if end <= start { continue }
             let cols = bytes[start..<end].split(separator: 44, omittingEmptySubsequences: false)
-            if header.isEmpty {
-                header = cols.map { String(decoding: $0, as: UTF8.self) }
-                guard header.first == "label", header.count >= 2 else {
-                    throw RankerError("\(path): row 1: expected a header starting with 'label'")
-                }
-                fields = header.count - 1
-                if let expected, expected != fields {
-                    throw RankerError("\(path): row 1: \(fields) feature columns, expected \(expected)")
-                }
-                continue
-            }
             guard cols.count == fields + 1 else {
                 throw RankerError("\(path): row \(line): \(cols.count) columns, expected \(fields + 1)")
             }
@@ -122,7 +239,6 @@ public struct CTRData: Sendable {
                 }
             }
         }
-        guard !header.isEmpty else { throw RankerError("\(path): empty file") }
         var out = CTRData(fields: fields, ids: ids, labels: [labels])
         out.groups = groups
         return out

@@ -40,10 +40,11 @@ public struct RankerMetrics: Sendable, CustomStringConvertible {
 public enum RankerTrainer {
     /// Per-task logits (tasks × count) of every row of `data`, each rank scoring a contiguous
     /// slice and the slices gathered on every rank. Position nulled, dropout off. Collective.
+    /// Sharded data (`CTRData.readCSVShard`): each rank scores its own rows.
     public static func score<M: RankingModel>(_ model: M, _ data: CTRData, comm: Communicator, batch: Int = 8192)
         throws -> [[Float]] where M.Scalar == Float
     {
-        let mine = BatchSharding.slice(globalBatch: data.count, rank: comm.rank, size: comm.size)
+        let mine = data.isSharded ? 0..<data.count : BatchSharding.slice(globalBatch: data.count, rank: comm.rank, size: comm.size)
         var local = [[Float]](repeating: [], count: model.config.tasks.count)
         var s = mine.lowerBound
         let table = model.tables[0]
@@ -58,11 +59,23 @@ public enum RankerTrainer {
         return try local.map { try comm.allgatherv($0).values }
     }
 
-    /// AUC and logloss per task of logits against the data's labels.
+    /// Labels per task of every row of the split (gathered from all ranks when sharded).
+    /// Collective when sharded.
+    public static func globalLabels(_ data: CTRData, comm: Communicator) throws -> [[Float]] {
+        guard data.isSharded, comm.size > 1 else { return data.labels }
+        return try data.labels.map { try comm.allgatherv($0).values }
+    }
+
+    /// AUC and logloss per task of logits against the data's labels (all rows held here).
     public static func metrics(logits: [[Float]], data: CTRData) -> RankerMetrics {
+        metrics(logits: logits, labels: data.labels)
+    }
+
+    /// AUC and logloss per task of logits against labels (tasks × rows).
+    public static func metrics(logits: [[Float]], labels allLabels: [[Float]]) -> RankerMetrics {
         var auc: [Double] = [], ll: [Double] = []
         for k in logits.indices {
-            let labels = data.labels[k].map { $0 > 0.5 }
+            let labels = allLabels[k].map { $0 > 0.5 }
             auc.append(ClassificationMetrics.auc(scores: logits[k], labels: labels) ?? .nan)
             ll.append(ClassificationMetrics.logloss(probabilities: logits[k].map { Float.sigmoid($0) }, labels: labels))
         }
@@ -84,9 +97,16 @@ public enum RankerTrainer {
     public static func calibrators(kind: String, logits: [[Float]], data: CTRData, tasks: [String]) throws
         -> [String: Calibrator]
     {
+        try calibrators(kind: kind, logits: logits, labels: data.labels, tasks: tasks)
+    }
+
+    /// Fits one calibrator per task on logits and labels (tasks × rows).
+    public static func calibrators(kind: String, logits: [[Float]], labels: [[Float]], tasks: [String]) throws
+        -> [String: Calibrator]
+    {
         var out: [String: Calibrator] = [:]
         for k in logits.indices {
-            let s = logits[k].map(Double.init), y = data.labels[k].map(Double.init)
+            let s = logits[k].map(Double.init), y = labels[k].map(Double.init)
             switch kind {
             case "platt": out[tasks[k]] = .platt(PlattScaling.fit(scores: s, labels: y))
             case "isotonic": out[tasks[k]] = .isotonic(IsotonicRegression.fit(scores: s, labels: y))
@@ -97,8 +117,11 @@ public enum RankerTrainer {
         return out
     }
 
-    /// Trains the architecture of `config` on `train` (every rank holds the rows; each step's
-    /// global batch is split over ranks), early-stopping on `valid` when given. Collective.
+    /// Trains the architecture of `config` on `train`, early-stopping on `valid` when given.
+    /// Collective. Each epoch visits the rows in the order of an `EpochPermutation`; each step's
+    /// global batch is split over ranks. When `train` is sharded (`CTRData.readCSVShard`), the
+    /// ranks exchange the rows of each step's batch (`alltoallv`) so that rank r processes the
+    /// same examples as without sharding: 1, 2 or 4 ranks train the same model.
     /// `checkpoint`: path of the saved model (config + parameters) written at the end.
     public static func train(
         config: RankerConfig, train: CTRData, valid: CTRData?, options: RankerTrainingOptions, comm: Communicator,
@@ -130,7 +153,8 @@ public enum RankerTrainer {
         var lr = options.learningRate
         (model as? RankerModel<Float>)?.addsTableDecay = comm.isRoot
         var trainer = try DataParallelTrainer(model: model, comm: comm, config: trainerConfig(options, lr: lr))
-        let n = train.count, b = options.batchSize
+        let n = train.globalCount, b = options.batchSize
+        let validLabels = try valid.map { try globalLabels($0, comm: comm) }
         var bestAUC = -Double.infinity, bestEpoch = 0, bad = 0
         var best: (params: [Float], tables: [[Float]])? = nil
         var bestMetrics: RankerMetrics? = nil
@@ -138,17 +162,21 @@ public enum RankerTrainer {
         var trainSeconds = 0.0, examples = 0
         let stepsPerEpoch = options.maxStepsPerEpoch > 0 ? min(options.maxStepsPerEpoch, (n + b - 1) / b) : (n + b - 1) / b
         for epoch in 1...options.epochs {
-            var order = Array(0..<n)
-            var rng = RandomStream(seed: options.seed, rank: 0, index: UInt64(epoch))
-            for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, rng.int(below: i + 1)) }
+            let order = EpochPermutation(n: n, seed: options.seed, epoch: epoch)
             let t0 = Date()
             var lossSum = 0.0
             for s in 0..<stepsPerEpoch {
                 let lo = s * b, hi = min(n, lo + b)
                 let slice = BatchSharding.slice(globalBatch: hi - lo, rank: comm.rank, size: comm.size)
-                let rows = order[(lo + slice.lowerBound)..<(lo + slice.upperBound)]
-                let batch: RankerBatch<Float> = train.batch(
-                    rows, firstIndex: (epoch - 1) * n + lo + slice.lowerBound, config: model.config, table: model.tables[0])
+                let firstIndex = (epoch - 1) * n + lo + slice.lowerBound
+                let batch: RankerBatch<Float>
+                if train.isSharded && comm.size > 1 {
+                    let mine = try exchangeRows(train, positions: lo..<hi, order: order, comm: comm)
+                    batch = mine.batch(0..<mine.count, firstIndex: firstIndex, config: model.config, table: model.tables[0])
+                } else {
+                    let rows = (lo + slice.lowerBound..<lo + slice.upperBound).map { order($0) - train.shardStart }
+                    batch = train.batch(rows, firstIndex: firstIndex, config: model.config, table: model.tables[0])
+                }
                 lossSum += try trainer.step(batch, globalBatchSize: hi - lo)
                 examples += hi - lo
             }
@@ -159,7 +187,7 @@ public enum RankerTrainer {
                 bestEpoch = epoch
                 continue
             }
-            let m = metrics(logits: try score(model, valid, comm: comm, batch: options.evalBatch), data: valid)
+            let m = metrics(logits: try score(model, valid, comm: comm, batch: options.evalBatch), labels: validLabels!)
             let elapsed = Date().timeIntervalSince(started)
             comm.log(
                 String(
@@ -197,12 +225,77 @@ public enum RankerTrainer {
         var cal: [String: Calibrator] = [:]
         if let valid, options.calibration != "none" {
             cal = try calibrators(
-                kind: options.calibration, logits: try score(model, valid, comm: comm, batch: options.evalBatch), data: valid,
-                tasks: model.config.tasks)
+                kind: options.calibration, logits: try score(model, valid, comm: comm, batch: options.evalBatch),
+                labels: validLabels!, tasks: model.config.tasks)
         }
         if let path { try RankerArtifact.save(trainer: trainer, to: path, calibrators: cal) }
         return Outcome(
             model: model, bestEpoch: bestEpoch, valid: bestMetrics,
             examplesPerSecond: Double(examples) / max(trainSeconds, 1e-9), steps: trainer.step, calibrators: cal)
+    }
+
+    /// This rank's part of the global batch at epoch positions `positions` (rows `order(p)`),
+    /// gathered from the ranks that hold them: every rank computes the whole batch's rows and
+    /// owners, sends the rows it holds to the ranks whose batch slice needs them (`alltoallv` of
+    /// ids and of labels/features), and receives its slice's rows in position order. Collective.
+    static func exchangeRows(_ data: CTRData, positions: Range<Int>, order: EpochPermutation, comm: Communicator)
+        throws -> CTRData
+    {
+        precondition(data.sequences == nil, "exchangeRows: sharded data with sequences is not supported")
+        let p = comm.size, me = comm.rank, f = data.fields, tasks = data.labels.count
+        let floatsPerRow = tasks + data.denseWidth + data.contentWidth
+        let hasPositions = !data.positions.isEmpty
+        let rows = positions.map { order($0) }
+        let owners = rows.map { data.owner(ofRow: $0) }
+        var ints: [Int64] = [], floats: [Float] = []
+        var intCounts = [Int](repeating: 0, count: p), floatCounts = [Int](repeating: 0, count: p)
+        for q in 0..<p {
+            let slice = BatchSharding.slice(globalBatch: positions.count, rank: q, size: p)
+            for j in slice where owners[j] == me {
+                let i = rows[j] - data.shardStart
+                ints += data.ids[i * f..<(i + 1) * f]
+                if hasPositions { ints.append(Int64(data.positions[i])) }
+                for k in 0..<tasks { floats.append(data.labels[k][i]) }
+                if data.denseWidth > 0 { floats += data.dense[i * data.denseWidth..<(i + 1) * data.denseWidth] }
+                if data.contentWidth > 0 { floats += data.content[i * data.contentWidth..<(i + 1) * data.contentWidth] }
+                intCounts[q] += f + (hasPositions ? 1 : 0)
+                floatCounts[q] += floatsPerRow
+            }
+        }
+        let (gotInts, inCounts) = try comm.alltoallv(ints, sendCounts: intCounts)
+        let (gotFloats, _) = try comm.alltoallv(floats, sendCounts: floatCounts)
+        // Rows arrive grouped by sender, each group in position order: merge by position.
+        var intAt = [Int](repeating: 0, count: p), floatAt = [Int](repeating: 0, count: p)
+        var rowsFrom = inCounts.map { $0 / (f + (hasPositions ? 1 : 0)) }
+        var si = 0, sf = 0
+        for q in 0..<p {
+            intAt[q] = si
+            floatAt[q] = sf
+            si += inCounts[q]
+            sf += rowsFrom[q] * floatsPerRow
+        }
+        var out = CTRData(fields: f, ids: [], labels: [[Float]](repeating: [], count: tasks))
+        out.denseWidth = data.denseWidth
+        out.contentWidth = data.contentWidth
+        let slice = BatchSharding.slice(globalBatch: positions.count, rank: me, size: p)
+        for j in slice {
+            let o = owners[j]
+            precondition(rowsFrom[o] > 0, "exchangeRows: missing a row from rank \(o)")
+            rowsFrom[o] -= 1
+            out.ids += gotInts[intAt[o]..<intAt[o] + f]
+            intAt[o] += f
+            if hasPositions {
+                out.positions.append(Int(gotInts[intAt[o]]))
+                intAt[o] += 1
+            }
+            var x = floatAt[o]
+            for k in 0..<tasks { out.labels[k].append(gotFloats[x + k]) }
+            x += tasks
+            if data.denseWidth > 0 { out.dense += gotFloats[x..<x + data.denseWidth] }
+            x += data.denseWidth
+            if data.contentWidth > 0 { out.content += gotFloats[x..<x + data.contentWidth] }
+            floatAt[o] += floatsPerRow
+        }
+        return out
     }
 }

@@ -6,7 +6,16 @@ import Foundation
 /// after the impression: `ImpressionLabels`), with the generator's true probabilities kept as
 /// the oracle.
 ///
-/// Features (all point-in-time: only what was known before the impression):
+/// Features are point-in-time as of the feed REQUEST (`FeatureTime.request`, the default): the
+/// time of the first impression of the impression's session, when the ranker scored the feed —
+/// not the time the slot was displayed. Features as of the display time
+/// (`FeatureTime.impression`) include the same feed's engagements on earlier slots (closeups,
+/// saves, hides a few seconds before), which the ranker cannot know when it scores the feed and
+/// which encode the slot: the deeper the slot, the more and the more recent such events (time
+/// bucket 0). DIN/SIM then learn position through the sequences, and nulling the position tower
+/// no longer removes the position bias from scores.
+///
+/// Features (only what was known before the request):
 /// - sparse fields: user, pin, pin category, surface, device, country, hour of day;
 /// - dense: log1p(pin age in days), log1p(the user's engagement events so far),
 ///   log1p(the pin's impressions so far, over all users);
@@ -15,6 +24,13 @@ import Foundation
 /// - sequences: the user's closeup/click/save/hide events (`SequenceSource`).
 /// Split by time: the last `testDays` days test, the `validDays` before valid, the rest train.
 public struct WorldExamples: Sendable {
+    /// The time every feature of an impression is taken at (strictly before it).
+    public enum FeatureTime: String, Sendable, CaseIterable {
+        /// The feed request: the first impression of the session (what serving knows).
+        case request
+        /// The impression's own display time (leaks the slot through in-feed engagements).
+        case impression
+    }
     public var train: CTRData, valid: CTRData, test: CTRData
     /// True P(save), P(closeup) of each test example (tasks × count), and the position-free
     /// relevance P(closeup) / examination(position).
@@ -28,7 +44,8 @@ public struct WorldExamples: Sendable {
     /// Builds the examples of a world with `parameters` (every rank builds the whole world:
     /// it is small; training splits each step's batch over ranks).
     public static func build(
-        _ parameters: WorldParameters, positionBuckets: Int = 32, validDays: Int = 2, testDays: Int = 2
+        _ parameters: WorldParameters, positionBuckets: Int = 32, validDays: Int = 2, testDays: Int = 2,
+        featureTime: FeatureTime = .request
     ) -> WorldExamples {
         let gen = WorldGenerator(parameters)
         let block = gen.users(Array(0..<parameters.users))
@@ -40,6 +57,7 @@ public struct WorldExamples: Sendable {
         let uid = events.i64("user_id"), pin = events.i64("pin_id"), ts = events.i64("timestamp_ms")
         let type = events.uint8["event_type"]!, pos = events.int32["position"]!, surface = events.uint8["surface"]!
         let pSave = events.float32["p_save"]!, pCloseup = events.float32["p_closeup"]!
+        let session = events.i64("session_id")
         let labels = ImpressionLabels.compute(events)
         let users = block.users
         let device = users.uint8["device"]!, country = users.int32["country"]!
@@ -58,19 +76,30 @@ public struct WorldExamples: Sendable {
             }
             offsets.append(hPin.count)
         }
-        // Pin impressions so far: all impressions in time order, counted per pin.
         let impressions = (0..<events.count).filter { type[$0] == EventType.impression.rawValue }
+        // Feature time of each impression: its session's first impression (the feed request), or
+        // its own time.
+        var featureAt = [Int64](repeating: 0, count: events.count)
+        if featureTime == .request {
+            var first: [Int64: Int64] = [:]
+            for i in impressions { first[session[i]] = min(first[session[i]] ?? .max, ts[i]) }
+            for i in impressions { featureAt[i] = first[session[i]]! }
+        } else {
+            for i in impressions { featureAt[i] = ts[i] }
+        }
+        // Pin impressions so far: impressions (over all users) strictly before the feature time,
+        // counted per pin by one sweep over impressions and queries in time order.
         let byTime = impressions.sorted { (ts[$0], $0) < (ts[$1], $1) }
+        let queries = impressions.sorted { (featureAt[$0], $0) < (featureAt[$1], $1) }
         var seen = [Int](repeating: 0, count: parameters.totalPins)
         var popularity = [Int](repeating: 0, count: events.count)
         var k = 0
-        while k < byTime.count {
-            // Impressions at the same millisecond do not see each other.
-            var j = k
-            while j < byTime.count, ts[byTime[j]] == ts[byTime[k]] { j += 1 }
-            for i in byTime[k..<j] { popularity[i] = seen[Int(pin[i])] }
-            for i in byTime[k..<j] { seen[Int(pin[i])] += 1 }
-            k = j
+        for i in queries {
+            while k < byTime.count, ts[byTime[k]] < featureAt[i] {
+                seen[Int(pin[byTime[k]])] += 1
+                k += 1
+            }
+            popularity[i] = seen[Int(pin[i])]
         }
         let dayMs: Int64 = 86_400_000
         let testCut = parameters.startMs + Int64(parameters.days - testDays) * dayMs
@@ -85,8 +114,9 @@ public struct WorldExamples: Sendable {
             offsets: offsets, pin: hPin, type: hType, time: hTime, category: hCat, pinEmbedding: [], width: 0,
             exampleUser: [], exampleTime: [], exampleCategory: [])
         for i in impressions {
-            let u = userIndex[uid[i]]!, t = ts[i], p = Int(pin[i])
-            let part = t < validCut ? 0 : t < testCut ? 1 : 2
+            // The split follows the impression's time; every feature the feature time.
+            let u = userIndex[uid[i]]!, t = featureAt[i], p = Int(pin[i])
+            let part = ts[i] < validCut ? 0 : ts[i] < testCut ? 1 : 2
             let hour = Int64((t / 3_600_000) % 24)
             parts[part].ids += [Int64(u), pin[i], Int64(pinCategory[p]), Int64(surface[i]), Int64(device[u]),
                                 Int64(country[u]), hour]

@@ -20,8 +20,11 @@ struct RankerTrain: ParsableCommand {
         abstract: "Train a ranker on a CTR CSV (BARS layout: label,f1,…,fF), early-stopping on --valid.",
         discussion: """
             --frappe DIR takes train.csv, valid.csv and test.csv from DIR (BARS Frappe_x1) and \
-            prints test AUC/logloss beside the BARS leaderboard. Every rank reads the CSVs; each \
-            step's global batch is split over ranks, so 1, 2 or 4 ranks train the same model.
+            prints test AUC/logloss beside the BARS leaderboard. Each rank reads only its block of \
+            every CSV (about 1/P of the rows: memory proportional to its shard); each step's global \
+            batch is split over ranks and the ranks exchange the rows their slice needs, so 1, 2 \
+            or 4 ranks train the same model. The RANKER TRAIN line shows the rows and the peak \
+            resident memory of every rank.
             """)
 
     @Option(help: "Folder with BARS Frappe_x1 train.csv, valid.csv, test.csv.") var frappe: String?
@@ -85,7 +88,7 @@ struct RankerTrain: ParsableCommand {
             }
             guard let trainPath = paths.train else { throw ValidationError("give --train or --frappe") }
             func load(_ p: String) throws -> CTRData {
-                let d = try CTRData.readCSV(path: p)
+                let d = try CTRData.readCSVShard(path: p, comm: comm)
                 return maxRows.map { d.prefix($0) } ?? d
             }
             let trainData = try load(trainPath)
@@ -93,16 +96,16 @@ struct RankerTrain: ParsableCommand {
             let testData = try paths.test.map(load)
             cfg.fields = trainData.fields
             if !cfg.hashIDs {
-                let maxID = Int(trainData.ids.max() ?? 0)
-                let allMax = max(maxID, Int(validData?.ids.max() ?? 0), Int(testData?.ids.max() ?? 0))
+                let localMax = max(trainData.ids.max() ?? 0, validData?.ids.max() ?? 0, testData?.ids.max() ?? 0)
+                let allMax = Int(try comm.allreduce(localMax, op: .max))
                 if tableRows == nil && config == nil { cfg.tableRows = allMax + 1 }
                 guard allMax < cfg.tableRows else {
                     throw ValidationError("id \(allMax) ≥ --table-rows \(cfg.tableRows); raise it or use --hash-ids")
                 }
             }
             comm.log(
-                "ranker train: \(arch.rawValue), \(trainData.count) train rows, \(validData?.count ?? 0) valid, "
-                    + "\(testData?.count ?? 0) test, \(comm.size) rank(s); config \(cfg.json())")
+                "ranker train: \(arch.rawValue), \(trainData.globalCount) train rows, \(validData?.globalCount ?? 0) valid, "
+                    + "\(testData?.globalCount ?? 0) test, \(comm.size) rank(s); config \(cfg.json())")
             var options = RankerTrainingOptions()
             options.epochs = epochs
             options.batchSize = batchSize
@@ -118,10 +121,18 @@ struct RankerTrain: ParsableCommand {
             var testMetrics: RankerMetrics? = nil
             if let testData {
                 testMetrics = RankerTrainer.metrics(
-                    logits: try scoreAny(outcome.model, testData, comm: comm), data: testData)
+                    logits: try scoreAny(outcome.model, testData, comm: comm),
+                    labels: try RankerTrainer.globalLabels(testData, comm: comm))
             }
+            // Evidence of shard-proportional memory: every rank's rows and peak resident memory.
+            let localRows = trainData.count + (validData?.count ?? 0) + (testData?.count ?? 0)
+            let rowsPerRank = try comm.allgather([Int64(localRows)])
+            var usage = rusage()
+            getrusage(RUSAGE_SELF.rawValue, &usage)
+            let rssPerRank = try comm.allgather([Int64(usage.ru_maxrss / 1024)])
             if comm.isRoot {
-                print("RANKER TRAIN ranks=\(comm.size) arch=\(arch.rawValue) best_epoch=\(outcome.bestEpoch) steps=\(outcome.steps) " + String(format: "param_sum=%.6e examples_per_s=%.0f", sum, outcome.examplesPerSecond))
+                print("RANKER TRAIN ranks=\(comm.size) arch=\(arch.rawValue) best_epoch=\(outcome.bestEpoch) steps=\(outcome.steps) " + String(format: "param_sum=%.6e examples_per_s=%.0f", sum, outcome.examplesPerSecond)
+                    + " rows_per_rank=\(rowsPerRank.map(String.init).joined(separator: ",")) peak_rss_mb_per_rank=\(rssPerRank.map(String.init).joined(separator: ","))")
                 print("")
                 print("| split | model | AUC | logloss |")
                 print("|---|---|---|---|")
@@ -156,7 +167,8 @@ struct RankerScore: ParsableCommand {
         discussion: """
             The final score is Σ_k w_k·P_k with the task weights of the saved config; P_k is \
             calibrated when the model file holds calibrators for task k. Positions are nulled. \
-            Prints AUC/logloss per task against the CSV's labels.
+            Prints AUC/logloss per task against the CSV's labels. Each rank reads and scores only \
+            its block of the CSV.
             """)
 
     @Option(help: "Saved model (HDF5 from `mosaic ranker train --out`).") var model: String
@@ -166,8 +178,10 @@ struct RankerScore: ParsableCommand {
     func run() throws {
         Communicator.runJob { comm in
             let (config, m, calibrators) = try RankerArtifact.load(model)
-            let d = try CTRData.readCSV(path: data, fields: config.fields)
+            // Each rank reads and scores its block of the CSV; logits and labels are gathered.
+            let d = try CTRData.readCSVShard(path: data, fields: config.fields, comm: comm)
             let logits = try scoreAny(m, d, comm: comm)
+            let labels = try RankerTrainer.globalLabels(d, comm: comm)
             let probs: [[Double]] = logits.enumerated().map { k, z in
                 let cal = calibrators[config.tasks[k]]
                 return z.map { (logit: Float) -> Double in
@@ -175,11 +189,11 @@ struct RankerScore: ParsableCommand {
                     return Double(Float.sigmoid(logit))
                 }
             }
-            let metrics = RankerTrainer.metrics(logits: logits, data: d)
+            let metrics = RankerTrainer.metrics(logits: logits, labels: labels)
             if comm.isRoot {
                 if let out {
                     var text = "row," + config.tasks.map { "p_\($0)" }.joined(separator: ",") + ",score\n"
-                    for i in 0..<d.count {
+                    for i in 0..<d.globalCount {
                         var s = 0.0
                         var line = "\(i)"
                         for k in probs.indices {
@@ -190,7 +204,7 @@ struct RankerScore: ParsableCommand {
                     }
                     try text.write(toFile: out, atomically: true, encoding: .utf8)
                 }
-                print("RANKER SCORE rows=\(d.count) \(zip(config.tasks, metrics.auc).map { String(format: "%@_auc=%.4f", $0, $1) }.joined(separator: " "))")
+                print("RANKER SCORE rows=\(d.globalCount) \(zip(config.tasks, metrics.auc).map { String(format: "%@_auc=%.4f", $0, $1) }.joined(separator: " "))")
             }
         }
     }

@@ -19,7 +19,10 @@ struct RankerWorld: ParsableCommand {
             impressions (labels save and closeup); the last 2 days are test, the 2 before valid. \
             Position-bias check: Pearson correlation of each score with the logged position on \
             test; the position-free truth is P(closeup)/examination(position). A ranker's \
-            position-nulled scores should correlate with position no more than that truth.
+            position-nulled scores should correlate with position no more than that truth. \
+            Features are taken as of the feed request (--feature-time request, the session's first \
+            impression); --feature-time impression takes them at each slot's display time, which \
+            lets the same feed's earlier engagements into the DIN/SIM sequences and leaks the slot.
             """)
 
     @Option(help: "World users.") var users = 1_000
@@ -40,6 +43,11 @@ struct RankerWorld: ParsableCommand {
     @Option(help: "Dropout after the cross network.") var dropout = 0.1
     @Option(help: "Per-occurrence L2 on embedding rows.") var embeddingL2 = 0.0
     @Option(help: "Embedding width.") var dim = 16
+    @Option(
+        help:
+            "Time features are taken at: request (the feed request = the session's first impression; what serving knows) or impression (each slot's display time: leaks the slot through the same feed's earlier engagements)."
+    )
+    var featureTime = "request"
 
     static func pearson(_ a: [Double], _ b: [Double]) -> Double {
         let n = Double(a.count)
@@ -57,7 +65,10 @@ struct RankerWorld: ParsableCommand {
             wp.users = users; wp.days = days; wp.initialPins = pins; wp.freshPinsPerDay = freshPins
             wp.seed = worldSeed
             let t0 = Date()
-            let world = WorldExamples.build(wp)
+            guard let ft = WorldExamples.FeatureTime(rawValue: featureTime) else {
+                throw ValidationError("--feature-time: '\(featureTime)', expected request or impression")
+            }
+            let world = WorldExamples.build(wp, featureTime: ft)
             let weights = try taskWeights.split(separator: ",").map {
                 guard let v = Double($0) else { throw ValidationError("--task-weights: '\($0)' is not a number") }
                 return v
@@ -147,7 +158,8 @@ struct RankerWorld: ParsableCommand {
                                 Date().timeIntervalSince(started), outcome.examplesPerSecond))
             }
             if comm.isRoot {
-                print("RANKER WORLD ranks=\(comm.size) users=\(users) days=\(days) train=\(world.train.count) test=\(test.count)")
+                print(
+                    "RANKER WORLD ranks=\(comm.size) users=\(users) days=\(days) train=\(world.train.count) test=\(test.count) feature-time=\(featureTime)")
                 print("")
                 print("| model (test, last 2 days) | save AUC | save GAUC | closeup AUC | closeup GAUC | save ECE | closeup ECE | final-score AUC (save) |")
                 print("|---|---|---|---|---|---|---|---|")

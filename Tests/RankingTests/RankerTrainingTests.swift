@@ -51,15 +51,24 @@ struct RankerTrainingTests {
                     ])
                 #expect(r.status == 0, "\(r.output)")
                 #expect(r.stdout.contains("RANKER TRAIN ranks=\(ranks) arch=\(arch)"), "\(r.output)")
+                // Each rank holds only its block of every CSV: 3,000 + 1,000 + 1,000 rows over all.
+                let perRank = try #require(
+                    r.stdout.split(separator: " ").first { $0.hasPrefix("rows_per_rank=") }, "\(r.output)"
+                ).dropFirst("rows_per_rank=".count).split(separator: ",").compactMap { Int($0) }
+                #expect(perRank.count == ranks && perRank.reduce(0, +) == 5000, "\(perRank)")
+                #expect(perRank.allSatisfy { abs($0 - 5000 / ranks) < 60 }, "rows per rank \(perRank)")
                 params[ranks] = try savedParameters(out)
                 // It learned the synthetic truth well above chance.
                 let line = try #require(r.stdout.split(separator: "\n").first { $0.hasPrefix("| test |") })
                 let auc = try #require(Double(line.split(separator: "|")[2].trimmingCharacters(in: .whitespaces)))
                 #expect(auc > 0.7, "\(arch) test AUC \(auc)")
                 if ranks == 1 {
-                    let s = try MPIRun.mosaic(ranks: 1, ["ranker", "score", "--model", out, "--data", valid])
-                    #expect(s.status == 0, "\(s.output)")
-                    #expect(s.stdout.contains(String(format: "click_auc=%.4f", auc)), "\(s.output)")
+                    for scoreRanks in [1, 3] {
+                        let s = try MPIRun.mosaic(ranks: scoreRanks, ["ranker", "score", "--model", out, "--data", valid])
+                        #expect(s.status == 0, "\(s.output)")
+                        #expect(s.stdout.contains("RANKER SCORE rows=1000 "), "\(s.output)")
+                        #expect(s.stdout.contains(String(format: "click_auc=%.4f", auc)), "\(scoreRanks) ranks: \(s.output)")
+                    }
                 }
             }
             let a = try #require(params[1])
@@ -69,6 +78,21 @@ struct RankerTrainingTests {
                 let d = zip(a, b).reduce(Float(0)) { max($0, abs($1.0 - $1.1)) }
                 #expect(d < 1e-4, "\(arch): 1 and \(ranks) ranks differ by \(d)")
             }
+        }
+    }
+
+    @Test("a bad row in a sharded CSV is reported with its file row number, whatever the rank count")
+    func shardedBadRow() throws {
+        let dir = try MPIRun.temporaryDirectory("ranker-bad")
+        let path = dir.appendingPathComponent("bad.csv").path
+        try writeSyntheticCSV(path, rows: 400, seed: 3)
+        var lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        lines[351] = "1,3,x,4,5"  // file row 352 (1-based, the header is row 1)
+        try lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        for ranks in [1, 2, 4] {
+            let r = try MPIRun.mosaic(ranks: ranks, ["ranker", "train", "--train", path, "--epochs", "1"])
+            #expect(r.status != 0)
+            #expect(r.output.contains("bad.csv: row 352: field 'b' is 'x'"), "\(ranks) ranks: \(r.output)")
         }
     }
 

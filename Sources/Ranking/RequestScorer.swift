@@ -1,0 +1,489 @@
+import Foundation
+import Learning
+import Linalg
+
+/// The serving fast path of a `RankerModel<Float>`: scores one request — many candidates for ONE
+/// user at ONE time — with the same result as `CTRData.batch` + `RankerModel.logits(training:
+/// false)` (up to float rounding), but with everything that depends only on the user computed
+/// once per request instead of once per candidate:
+///
+/// - the user's history before the request time is encoded once (pin embedding + event type +
+///   time bucket), (H, dim), and projected once to the ESU's keys and values (H, heads·dim);
+/// - DIN: every candidate attends over the same last `shortLength` events, so scores, softmax
+///   and context are three gemms over all candidates, (n, L) and (n, dim);
+/// - SIM hard search reads the per-user category index (built once per user by
+///   `SequenceSource`): a binary search per candidate, no copies;
+/// - SIM soft search is one gemm of the candidates' content (n, w) by the history's content
+///   (w, H), in blocks of `softBlock` candidates, then an exact per-candidate top-K (ties to the
+///   older event, as `TopKHeap`): a threshold from the row's mean and std (from the history's
+///   content mean and second moment, not a pass over the scores), a vectorised filter,
+///   and a quickselect of the few survivors (no heap operations per event);
+/// - the ESU's target attention runs per candidate over its ≤ K event indices with SIMD dot
+///   products and axpys into preallocated buffers; the output projection is one gemm.
+///
+/// Scratch buffers are kept between requests (a scorer is not thread-safe: one per thread).
+public final class RequestScorer {
+    public let model: RankerModel<Float>
+    /// Candidates per block of the soft-search gemm (the (block, H) score tile stays in cache).
+    public var softBlock = 64
+    private var softScores: [Float] = []
+    private var survivors: [UInt64] = []
+    private(set) var gsuIndex: [Int32] = [], gsuCount: [Int32] = []
+    private var weights: [Float] = []
+
+    public init(_ model: RankerModel<Float>) { self.model = model }
+
+    /// Per-task logits (tasks × n) of the examples `range` of `data`, which must all have the
+    /// same user and time in `data.sequences` (when the model uses sequences). Position nulled.
+    public func logits(_ data: CTRData, range: Range<Int>) throws -> [[Float]] {
+        let c = model.config, n = range.count, f = c.fields, d = c.dim
+        guard n > 0 else { return [[Float]](repeating: [], count: c.tasks.count) }
+        let table = model.table
+        var rows = [Int](repeating: 0, count: n * f)
+        for i in 0..<n {
+            for j in 0..<f {
+                let id = data.ids[(range.lowerBound + i) * f + j]
+                rows[i * f + j] = c.hashIDs ? table.row(forID: id, salt: j) : Int(id)
+            }
+        }
+        let e = table.forward(rows, fields: f)
+        var parts = [e]
+        if c.denseWidth > 0 {
+            parts.append(
+                Tensor(
+                    rows: n, cols: c.denseWidth,
+                    data: Array(data.dense[range.lowerBound * c.denseWidth..<range.upperBound * c.denseWidth])))
+        }
+        if c.contentWidth > 0 {
+            parts.append(
+                Tensor(
+                    rows: n, cols: c.contentWidth,
+                    data: Array(data.content[range.lowerBound * c.contentWidth..<range.upperBound * c.contentWidth])))
+        }
+        if model.esu != nil || model.din != nil {
+            guard let src = data.sequences else {
+                throw RankerError("request scorer: the model uses sequences but the data has no histories")
+            }
+            let u = src.exampleUser[range.lowerBound], t = src.exampleTime[range.lowerBound]
+            for i in range where src.exampleUser[i] != u || src.exampleTime[i] != t {
+                throw RankerError(
+                    "request scorer: example \(i) has user \(src.exampleUser[i]) at \(src.exampleTime[i]), the request's first has user \(u) at \(t) (one request = one user at one time)"
+                )
+            }
+            let start = src.offsets[u], end = src.end(user: u, before: t), h = end - start
+            // The user's history, encoded once: (H, d).
+            let history = encodeHistory(src, start: start, end: end, time: t)
+            var query = [Float](repeating: 0, count: n * d)
+            let w = e.cols, cf = c.candidateField
+            e.data.withUnsafeBufferPointer { ep in
+                query.withUnsafeMutableBufferPointer { qp in
+                    for i in 0..<n {
+                        (qp.baseAddress! + i * d).update(from: ep.baseAddress! + i * w + cf * d, count: d)
+                    }
+                }
+            }
+            if let esu = model.esu {
+                selectEvents(src, data: data, range: range, user: u, start: start, end: end)
+                parts.append(attendSelected(esu, query: query, n: n, history: history, events: h))
+            }
+            if let din = model.din {
+                let l = min(c.shortLength, h)
+                let recent = Array(history[(h - l) * d..<h * d])
+                parts.append(attendAll(din, query: query, n: n, events: recent, count: l))
+            }
+        }
+        let x0 = parts.count == 1 ? e : Tensor.concat(parts)
+        var hidden = model.cross.forward(x0)
+        model.dropout.isTraining = false
+        hidden = model.dropout.forward(hidden)
+        return model.mmoe.forward(hidden).map(\.data)
+    }
+
+    /// Events `start ..< end` encoded as pin row + type + time bucket at `time`, (H, d).
+    func encodeHistory(_ src: SequenceSource, start: Int, end: Int, time: Int64) -> [Float] {
+        let c = model.config, d = c.dim, h = end - start
+        var out = [Float](repeating: 0, count: h * d)
+        guard h > 0 else { return out }
+        let te = model.parameters.value(model.typeEmbedding!), tm = model.parameters.value(model.timeEmbedding!)
+        let table = model.table, salt = c.candidateField
+        table.values.withUnsafeBufferPointer { v in
+            out.withUnsafeMutableBufferPointer { o in
+                for j in 0..<h {
+                    let p = src.pin[start + j]
+                    let r = (c.hashIDs ? table.row(forID: p, salt: salt) : Int(p)) * d
+                    let ty = Int(src.type[start + j]) * d
+                    let b = SequenceSource.bucket(sinceMs: time - src.time[start + j], buckets: c.timeBuckets) * d
+                    for k in 0..<d { o[j * d + k] = v[r + k] + te[ty + k] + tm[b + k] }
+                }
+            }
+        }
+        return out
+    }
+
+    /// GSU for every candidate of the request: local event indices (into the history) in
+    /// `gsuIndex[i·K ..< i·K + gsuCount[i]]`.
+    func selectEvents(_ src: SequenceSource, data: CTRData, range: Range<Int>, user u: Int, start: Int, end: Int) {
+        let c = model.config, k = c.simK, n = range.count, h = end - start
+        if gsuIndex.count < n * k { gsuIndex = [Int32](repeating: 0, count: n * k) }
+        if gsuCount.count < n { gsuCount = [Int32](repeating: 0, count: n) }
+        if c.simSearch == "hard" {
+            let index = src.categoryIndex[u]
+            gsuIndex.withUnsafeMutableBufferPointer { idx in
+                gsuCount.withUnsafeMutableBufferPointer { cnt in
+                    for i in 0..<n {
+                        guard let list = index[src.exampleCategory[range.lowerBound + i]] else {
+                            cnt[i] = 0
+                            continue
+                        }
+                        list.withUnsafeBufferPointer { lp in
+                            var lo = 0, hi = lp.count
+                            while lo < hi {
+                                let mid = (lo + hi) / 2
+                                if lp[mid] < end { lo = mid + 1 } else { hi = mid }
+                            }
+                            let first = max(0, lo - k)
+                            for s in first..<lo { idx[i * k + s - first] = Int32(lp[s] - start) }
+                            cnt[i] = Int32(lo - first)
+                        }
+                    }
+                }
+            }
+            return
+        }
+        // Soft search: scores = candidates' content (n, w) · history content (w, H).
+        let w = src.width
+        precondition(w == c.contentWidth, "request scorer: history embeddings are \(w) wide, content \(c.contentWidth)")
+        if h <= k {
+            for i in 0..<n {
+                for j in 0..<h { gsuIndex[i * k + j] = Int32(j) }
+                gsuCount[i] = Int32(h)
+            }
+            return
+        }
+        var historyContent = [Float](repeating: 0, count: h * w)
+        src.pinEmbedding.withUnsafeBufferPointer { emb in
+            historyContent.withUnsafeMutableBufferPointer { hc in
+                for j in 0..<h {
+                    (hc.baseAddress! + j * w).update(from: emb.baseAddress! + Int(src.pin[start + j]) * w, count: w)
+                }
+            }
+        }
+        let block = max(1, softBlock)
+        if softScores.count < block * h { softScores = [Float](repeating: 0, count: block * h) }
+        if survivors.count < h + 8 { survivors = [UInt64](repeating: 0, count: h + 8) }
+        // Each row's mean and variance without a pass over its scores: with the history's mean
+        // content μ (w) and second moment M = Hᵀ·H / H (w, w), row i has mean c_i·μ and mean
+        // square c_iᵀ·M·c_i.
+        var mu = [Float](repeating: 0, count: w), second = [Float](repeating: 0, count: w * w)
+        historyContent.withUnsafeBufferPointer { hc in
+            for j in 0..<h { for a in 0..<w { mu[a] += hc[j * w + a] } }
+            second.withUnsafeMutableBufferPointer { mp in
+                BLAS.gemm(
+                    .transpose, .none, m: w, n: w, k: h, alpha: 1 / Float(h), a: hc.baseAddress!, lda: w,
+                    b: hc.baseAddress!, ldb: w, beta: 0, c: mp.baseAddress!, ldc: w)
+            }
+        }
+        for a in 0..<w { mu[a] /= Float(h) }
+        var projected = [Float](repeating: 0, count: block * w)
+        let z = Float(Self.upperQuantile(min(0.5, 1.5 * Double(k) / Double(h))))
+        var b0 = 0
+        while b0 < n {
+            let m = min(block, n - b0)
+            data.content.withUnsafeBufferPointer { cp in
+                historyContent.withUnsafeBufferPointer { hc in
+                    softScores.withUnsafeMutableBufferPointer { sp in
+                        BLAS.gemm(
+                            .none, .transpose, m: m, n: h, k: w, alpha: 1,
+                            a: cp.baseAddress! + (range.lowerBound + b0) * w, lda: w, b: hc.baseAddress!, ldb: w,
+                            beta: 0, c: sp.baseAddress!, ldc: h)
+                    }
+                }
+            }
+            data.content.withUnsafeBufferPointer { cp in
+                second.withUnsafeBufferPointer { mp in
+                    projected.withUnsafeMutableBufferPointer { pp in
+                        BLAS.gemm(
+                            .none, .none, m: m, n: w, k: w, alpha: 1, a: cp.baseAddress! + (range.lowerBound + b0) * w,
+                            lda: w, b: mp.baseAddress!, ldb: w, beta: 0, c: pp.baseAddress!, ldc: w)
+                    }
+                }
+            }
+            softScores.withUnsafeBufferPointer { sp in
+                survivors.withUnsafeMutableBufferPointer { keys in
+                    gsuIndex.withUnsafeMutableBufferPointer { idx in
+                        data.content.withUnsafeBufferPointer { cp in
+                            for r in 0..<m {
+                                let c = cp.baseAddress! + (range.lowerBound + b0 + r) * w
+                                let mean = Self.dot(c, mu, w)
+                                let square = projected.withUnsafeBufferPointer { Self.dot(c, $0.baseAddress! + r * w, w) }
+                                let std = max(0, square - mean * mean).squareRoot()
+                                Self.topK(
+                                    sp.baseAddress! + r * h, count: h, k: k, mean: mean, std: std, z: z,
+                                    keys: keys.baseAddress!, into: idx.baseAddress! + (b0 + r) * k)
+                            }
+                        }
+                    }
+                }
+            }
+            for r in 0..<m { gsuCount[b0 + r] = Int32(k) }
+            b0 += m
+        }
+    }
+
+    /// A float's bits mapped so that unsigned order is float order.
+    @inline(__always) static func orderedBits(_ x: Float) -> UInt32 {
+        let b = x.bitPattern
+        return b & 0x8000_0000 != 0 ? ~b : b | 0x8000_0000
+    }
+
+    /// z with P(N(0, 1) > z) = p (bisection on erfc; once per request).
+    static func upperQuantile(_ p: Double) -> Double {
+        var lo = -8.0, hi = 8.0
+        for _ in 0..<60 {
+            let mid = (lo + hi) / 2
+            if 0.5 * erfc(mid / 2.0.squareRoot()) > p { lo = mid } else { hi = mid }
+        }
+        return (lo + hi) / 2
+    }
+
+    /// Exact top-`k` of the `h` scores at `s` (larger score first, ties to the smaller index —
+    /// `TopKHeap`'s rule), their indices written to `out[0 ..< k]` (any order); `h > k`.
+    /// `keys` holds `h` values. `z`: `upperQuantile(1.5·k/h)`.
+    ///
+    /// 1. A threshold τ = mean + z·std of the row (`mean`, `std`: the row's, computed by the
+    ///    caller), so that about 1.5k scores are at or above it when scores are roughly normal; 2. the survivors ≥ τ as keys
+    ///    (score bits, then the older event; a SIMD compare per 8 scores, then only the set bits
+    ///    are visited) — τ is lowered by a std until there are ≥ k (any
+    ///    distribution is exact, only slower); 3. quickselect of the k largest keys.
+    @inline(__always)
+    static func topK(
+        _ s: UnsafePointer<Float>, count h: Int, k: Int, mean: Float, std: Float, z: Float,
+        keys: UnsafeMutablePointer<UInt64>, into out: UnsafeMutablePointer<Int32>
+    ) {
+        let raw = UnsafeRawPointer(s)
+        var threshold = mean + z * std
+        var c = 0, attempts = 0
+        while true {
+            c = 0
+            let t8 = SIMD8<Float>(repeating: threshold)
+            let lanes = SIMD8<UInt32>(1, 2, 4, 8, 16, 32, 64, 128), zero = SIMD8<UInt32>()
+            var j = 0
+            while j + 8 <= h {
+                let v = raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
+                // The survivors of these 8 as bits; visit only them.
+                var bits = zero.replacing(with: lanes, where: v .>= t8).wrappedSum()
+                while bits != 0 {
+                    let q = j + bits.trailingZeroBitCount
+                    keys[c] = UInt64(orderedBits(s[q])) << 32 | UInt64(UInt32.max - UInt32(q))
+                    c += 1
+                    bits &= bits - 1
+                }
+                j += 8
+            }
+            while j < h {
+                keys[c] = UInt64(orderedBits(s[j])) << 32 | UInt64(UInt32.max - UInt32(j))
+                c &+= s[j] >= threshold ? 1 : 0
+                j += 1
+            }
+            if c >= k { break }
+            attempts += 1
+            // Too few (or NaN statistics): lower the threshold; after a few tries take every score.
+            threshold = attempts < 6 && std > 0 && std.isFinite ? threshold - std : -.infinity
+        }
+        // Quickselect: keys[0 ..< k] become the k largest (keys are distinct).
+        var lo = 0, hi = c - 1
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2
+            // Median of three as the pivot.
+            var a = keys[lo], b = keys[mid], d = keys[hi]
+            if a < b { swap(&a, &b) }
+            if b < d { swap(&b, &d) }
+            if a < b { swap(&a, &b) }
+            let pivot = b
+            var i = lo, r = hi
+            while i <= r {
+                while keys[i] > pivot { i += 1 }
+                while keys[r] < pivot { r -= 1 }
+                if i <= r {
+                    let t = keys[i]
+                    keys[i] = keys[r]
+                    keys[r] = t
+                    i += 1
+                    r -= 1
+                }
+            }
+            // [lo, r] ≥ pivot ≥ [i, hi]
+            if k - 1 <= r { hi = r } else if k - 1 >= i { lo = i } else { break }
+        }
+        for q in 0..<k { out[q] = Int32(UInt32.max - UInt32(truncatingIfNeeded: keys[q])) }
+    }
+
+    /// ESU: per candidate, multi-head attention over its GSU events; (n, outputs).
+    func attendSelected(_ att: TargetAttention<Float>, query: [Float], n: Int, history: [Float], events h: Int)
+        -> Tensor<Float>
+    {
+        let heads = att.heads, e = att.headWidth, he = heads * e, k = model.config.simK, d = att.keyWidth
+        let q = project(query, rows: n, width: att.queryWidth, att.store.value(att.wq), he)
+        let keys = project(history, rows: h, width: d, att.store.value(att.wk), he)
+        let values = project(history, rows: h, width: d, att.store.value(att.wv), he)
+        var context = [Float](repeating: 0, count: n * he)
+        if weights.count < k + 8 { weights = [Float](repeating: 0, count: k + 8) }
+        let scale = 1 / Float(e).squareRoot()
+        q.withUnsafeBufferPointer { qp in
+            keys.withUnsafeBufferPointer { kp in
+                values.withUnsafeBufferPointer { vp in
+                    context.withUnsafeMutableBufferPointer { cp in
+                        gsuIndex.withUnsafeBufferPointer { ip in
+                          gsuCount.withUnsafeBufferPointer { counts in
+                            weights.withUnsafeMutableBufferPointer { a in
+                                for i in 0..<n {
+                                    let cnt = Int(counts[i])
+                                    if cnt == 0 { continue }
+                                    for hd in 0..<heads {
+                                        let qo = qp.baseAddress! + i * he + hd * e
+                                        var mx = -Float.infinity
+                                        for s in 0..<cnt {
+                                            let j = Int(ip[i * k + s])
+                                            let v = Self.dot(qo, kp.baseAddress! + j * he + hd * e, e) * scale
+                                            a[s] = v
+                                            mx = max(mx, v)
+                                        }
+                                        let total = Self.expSum(a.baseAddress!, cnt, minus: mx)
+                                        let co = cp.baseAddress! + i * he + hd * e
+                                        for s in 0..<cnt {
+                                            let j = Int(ip[i * k + s])
+                                            Self.axpy(a[s] / total, vp.baseAddress! + j * he + hd * e, co, e)
+                                        }
+                                    }
+                                }
+                            }
+                          }
+                        }
+                    }
+                }
+            }
+        }
+        return Tensor(rows: n, cols: att.outputs, data: project(context, rows: n, width: he, att.store.value(att.wo), att.outputs))
+    }
+
+    /// DIN: every candidate attends over the same `count` events (count, d): scores, softmax and
+    /// context as gemms over all candidates; (n, outputs).
+    func attendAll(_ att: TargetAttention<Float>, query: [Float], n: Int, events: [Float], count l: Int)
+        -> Tensor<Float>
+    {
+        let heads = att.heads, e = att.headWidth, he = heads * e, d = att.keyWidth
+        guard l > 0 else { return Tensor.zeros(n, att.outputs) }
+        let q = project(query, rows: n, width: att.queryWidth, att.store.value(att.wq), he)
+        let keys = project(events, rows: l, width: d, att.store.value(att.wk), he)
+        let values = project(events, rows: l, width: d, att.store.value(att.wv), he)
+        var context = [Float](repeating: 0, count: n * he)
+        var scores = [Float](repeating: 0, count: n * l)
+        let scale = 1 / Float(e).squareRoot()
+        for hd in 0..<heads {
+            q.withUnsafeBufferPointer { qp in
+                keys.withUnsafeBufferPointer { kp in
+                    scores.withUnsafeMutableBufferPointer { sp in
+                        BLAS.gemm(
+                            .none, .transpose, m: n, n: l, k: e, alpha: scale, a: qp.baseAddress! + hd * e, lda: he,
+                            b: kp.baseAddress! + hd * e, ldb: he, beta: 0, c: sp.baseAddress!, ldc: l)
+                        for i in 0..<n {
+                            let row = sp.baseAddress! + i * l
+                            var mx = -Float.infinity
+                            for s in 0..<l { mx = max(mx, row[s]) }
+                            var total: Float = 0
+                            for s in 0..<l {
+                                row[s] = Float.exp(row[s] - mx)
+                                total += row[s]
+                            }
+                            let inv = 1 / total
+                            for s in 0..<l { row[s] *= inv }
+                        }
+                    }
+                }
+            }
+            scores.withUnsafeBufferPointer { sp in
+                values.withUnsafeBufferPointer { vp in
+                    context.withUnsafeMutableBufferPointer { cp in
+                        BLAS.gemm(
+                            .none, .none, m: n, n: e, k: l, alpha: 1, a: sp.baseAddress!, lda: l,
+                            b: vp.baseAddress! + hd * e, ldb: he, beta: 0, c: cp.baseAddress! + hd * e, ldc: he)
+                    }
+                }
+            }
+        }
+        return Tensor(rows: n, cols: att.outputs, data: project(context, rows: n, width: he, att.store.value(att.wo), att.outputs))
+    }
+
+    /// x (rows, width) · w (width, out) → (rows, out).
+    func project(_ x: [Float], rows: Int, width: Int, _ w: UnsafePointer<Float>, _ out: Int) -> [Float] {
+        var y = [Float](repeating: 0, count: rows * out)
+        guard rows > 0 else { return y }
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                BLAS.gemm(
+                    .none, .none, m: rows, n: out, k: width, alpha: 1, a: xp.baseAddress!, lda: width, b: w, ldb: out,
+                    beta: 0, c: yp.baseAddress!, ldc: out)
+            }
+        }
+        return y
+    }
+
+    /// Σ a[c]·b[c] over `n` values, 8 lanes at a time.
+    @inline(__always) static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc = SIMD8<Float>()
+        var c = 0
+        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+        while c + 8 <= n {
+            acc +=
+                ra.loadUnaligned(fromByteOffset: c * 4, as: SIMD8<Float>.self)
+                * rb.loadUnaligned(fromByteOffset: c * 4, as: SIMD8<Float>.self)
+            c += 8
+        }
+        var s = acc.sum()
+        while c < n {
+            s += a[c] * b[c]
+            c += 1
+        }
+        return s
+    }
+
+    /// a[s] = exp(a[s] − m) for s < n, 8 lanes at a time (Cephes' expf: range reduction by
+    /// ln 2 and a degree-6 polynomial, about 1 ulp); returns Σ a[s]. `a` has room for n
+    /// rounded up to a multiple of 8.
+    @inline(__always) static func expSum(_ a: UnsafeMutablePointer<Float>, _ n: Int, minus m: Float) -> Float {
+        var total = SIMD8<Float>()
+        let raw = UnsafeMutableRawPointer(a)
+        var j = 0
+        while j < n {
+            var x = raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self) - SIMD8(repeating: m)
+            x = x.clamped(lowerBound: SIMD8(repeating: -87.3), upperBound: SIMD8(repeating: 88.7))
+            let fx = (x * 1.442_695_04 + 0.5).rounded(.down)
+            x -= fx * 0.693_359_375
+            x -= fx * -2.121_944_4e-4
+            let z = x * x
+            var y = SIMD8<Float>(repeating: 1.987_569_15e-4)
+            y = y * x + 1.398_199_950_7e-3
+            y = y * x + 8.333_451_907_3e-3
+            y = y * x + 4.166_579_589_4e-2
+            y = y * x + 1.666_666_545_9e-1
+            y = y * x + 5.000_000_120_1e-1
+            y = y * z + x + 1
+            let pow2 = unsafeBitCast(
+                (SIMD8<Int32>(fx, rounding: .towardZero) &+ 127) &<< 23, to: SIMD8<Float>.self)
+            var e = y * pow2
+            if n - j < 8 {
+                // Lanes past n: zero (they are not events).
+                for lane in (n - j)..<8 { e[lane] = 0 }
+            }
+            raw.storeBytes(of: e, toByteOffset: j * 4, as: SIMD8<Float>.self)
+            total += e
+            j += 8
+        }
+        return total.sum()
+    }
+
+    /// y[c] += alpha·x[c] over `n` values.
+    @inline(__always) static func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        for c in 0..<n { y[c] += alpha * x[c] }
+    }
+}
