@@ -108,6 +108,8 @@ public struct WalkStatistics: Sendable {
     public var forwarded = 0
     /// alltoallv exchange rounds.
     public var exchanges = 0
+
+    public init() {}
 }
 
 /// Distributed random walks with restart over a sharded `GraphShard`.
@@ -210,11 +212,12 @@ public enum RandomWalker {
     /// Steps every walker in `walkers` in lock-step passes until each has ended or left for
     /// another rank (appended to `forward`); records pin visits.
     ///
-    /// Each half-step is three tight loops over the walker array: (1) visits, restarts and the
+    /// Each half-step is four tight loops over the walker array: (1) visits, restarts and the
     /// choice of the edge (no cache misses), (2) the gather of the next node ids from the
-    /// neighbour arrays, (3) the owner test and the table probe. Loops 2 and 3 carry one
-    /// independent cache miss per walker and few instructions, so the processor keeps many
-    /// misses in flight; a walker-at-a-time loop would wait for each miss in turn.
+    /// neighbour arrays, (3) the table probe, (4) the owner test and bookkeeping. Loops 2 and 3
+    /// carry one independent cache miss per walker, few instructions and no branch on loaded
+    /// data, so the processor keeps many misses in flight; a walker-at-a-time loop would wait
+    /// for each miss in turn (3× slower measured).
     static func advance(
         _ walkers: inout [Walker], shard: GraphShard, pinTable: NodeTable, boardTable: NodeTable, rank: Int,
         ranks p: Int, maxSteps: UInt64, restartBits: UInt64, steps: inout Int, forwarded: inout Int,
@@ -223,6 +226,12 @@ public enum RandomWalker {
         var n = walkers.count
         var taken = 0, left = 0
         let stepMask: UInt64 = 0xFFFF << stepShift
+        // Per-pass scratch (at most one visit and one departure per walker and pass), appended
+        // to the growing arrays after each loop: no array bookkeeping inside the loops.
+        let vk = UnsafeMutablePointer<UInt64>.allocate(capacity: max(1, n))
+        let vp = UnsafeMutablePointer<Int64>.allocate(capacity: max(1, n))
+        let fw = UnsafeMutablePointer<Int64>.allocate(capacity: max(1, 4 * n))
+        defer { vk.deallocate(); vp.deallocate(); fw.deallocate() }
         try shard.pins.neighbors.withUnsafeBufferPointer { pinNeighbors in
             try shard.boards.neighbors.withUnsafeBufferPointer { boardNeighbors in
                 try pinTable.slots.withUnsafeBufferPointer { pinSlots in
@@ -230,14 +239,15 @@ public enum RandomWalker {
                         try walkers.withUnsafeMutableBufferPointer { wb in
                             while n > 0 {
                                 // (1) Arrivals at pins are visits; end or choose the next edge.
-                                var m = 0
+                                var m = 0, nv = 0
                                 for q in 0..<n {
                                     var x = wb[q]
                                     let step = (x.meta & stepMask) >> stepShift
                                     let atBoard = x.meta & 1 == 1
                                     if !atBoard && step > 0 {
-                                        visitKey.append(UInt64(x.startOwner) << 32 | (x.meta & 0xFF_FFFE) >> 1)
-                                        visitPin.append(x.node)
+                                        vk[nv] = UInt64(x.startOwner) << 32 | (x.meta & 0xFF_FFFE) >> 1
+                                        vp[nv] = x.node
+                                        nv += 1
                                         if step >= maxSteps { continue }
                                         if WalkerStream.draw(x.key, step: step, 1) >> 11 < restartBits { continue }
                                     }
@@ -249,14 +259,33 @@ public enum RandomWalker {
                                     m += 1
                                 }
                                 taken += m
+                                visitKey.append(contentsOf: UnsafeBufferPointer(start: vk, count: nv))
+                                visitPin.append(contentsOf: UnsafeBufferPointer(start: vp, count: nv))
                                 // (2) Gather the next node ids (one independent miss each).
                                 let pinBase = pinNeighbors.baseAddress, boardBase = boardNeighbors.baseAddress
                                 for q in 0..<m {
                                     let base = wb[q].meta & 1 == 1 ? pinBase : boardBase
                                     wb[q].node = base.unsafelyUnwrapped[Int(wb[q].span)]
                                 }
-                                // (3) Owner test; local walkers get their node's neighbour span.
-                                var k = 0
+                                // (3) Probe: the first two table slots of each local walker's node
+                                // (no branch on the loaded ids), kept in (degree, span) as (id, raw).
+                                let pinBaseSlots = pinSlots.baseAddress.unsafelyUnwrapped
+                                let boardBaseSlots = boardSlots.baseAddress.unsafelyUnwrapped
+                                for q in 0..<m {
+                                    let node = wb[q].node
+                                    let atBoard = wb[q].meta & 1 == 1
+                                    let h = GraphPartition.hash(atBoard ? ~node : node)
+                                    if p > 1 && Int(h % UInt64(p)) != rank { continue }
+                                    let slots = atBoard ? boardBaseSlots : pinBaseSlots
+                                    let at = NodeTable.index(h, atBoard ? boardTable.size : pinTable.size)
+                                    let a = slots[at], b = slots[at + 1]
+                                    let hit = a.id == node ? a : b
+                                    wb[q].degree = hit.id
+                                    wb[q].span = Int64(bitPattern: hit.span)
+                                }
+                                // (4) Owner test; local walkers get their node's neighbour span (the
+                                // rare node beyond the first two slots is probed again).
+                                var k = 0, nf = 0
                                 for q in 0..<m {
                                     var x = wb[q]
                                     let atBoard = x.meta & 1 == 1
@@ -264,22 +293,30 @@ public enum RandomWalker {
                                     if p > 1 {
                                         let owner = Int(h % UInt64(p))
                                         if owner != rank {
-                                            forward.append(Int64(owner)); forward.append(x.start); forward.append(x.node)
-                                            forward.append(Int64(bitPattern: x.meta))
-                                            left += 1
+                                            fw[nf] = Int64(owner); fw[nf + 1] = x.start; fw[nf + 2] = x.node
+                                            fw[nf + 3] = Int64(bitPattern: x.meta)
+                                            nf += 4
                                             continue
                                         }
                                     }
-                                    let slot =
-                                        atBoard
-                                        ? boardSlots.find(x.node, hash: h, shift: boardTable.shift, mask: boardTable.mask)
-                                        : pinSlots.find(x.node, hash: h, shift: pinTable.shift, mask: pinTable.mask)
-                                    guard let slot else { throw dangling(x.node, atPin: !atBoard, rank: rank) }
-                                    (x.span, x.degree) = atBoard ? boardTable.span(slot) : pinTable.span(slot)
+                                    let table = atBoard ? boardTable : pinTable
+                                    if x.degree == x.node {
+                                        (x.span, x.degree) = table.span(
+                                            NodeTable.Slot(id: x.node, span: UInt64(bitPattern: x.span)))
+                                    } else {
+                                        let slot =
+                                            atBoard
+                                            ? boardSlots.find(x.node, hash: h, size: boardTable.size)
+                                            : pinSlots.find(x.node, hash: h, size: pinTable.size)
+                                        guard let slot else { throw dangling(x.node, atPin: !atBoard, rank: rank) }
+                                        (x.span, x.degree) = table.span(slot)
+                                    }
                                     wb[k] = x
                                     k += 1
                                 }
                                 n = k
+                                left += nf / 4
+                                forward.append(contentsOf: UnsafeBufferPointer(start: fw, count: nf))
                             }
                         }
                     }
@@ -339,8 +376,8 @@ public enum RandomWalker {
                     let h = GraphPartition.hash(atBoard ? ~node : node)
                     let slot =
                         atBoard
-                        ? boardSlots.find(node, hash: h, shift: boardTable.shift, mask: boardTable.mask)
-                        : pinSlots.find(node, hash: h, shift: pinTable.shift, mask: pinTable.mask)
+                        ? boardSlots.find(node, hash: h, size: boardTable.size)
+                        : pinSlots.find(node, hash: h, size: pinTable.size)
                     guard let slot else { throw dangling(node, atPin: !atBoard, rank: rank) }
                     let (span, degree) = atBoard ? boardTable.span(slot) : pinTable.span(slot)
                     walkers.append(
@@ -376,6 +413,8 @@ public enum RandomWalker {
 
     /// Counts the visits of each start pin (`positions[j]` indexes `starts`) and appends the top
     /// T to `result` (most visits first, ties by smaller id; the start pin itself is skipped).
+    /// A counting sort groups the visits by start pin; each group (a few to a few hundred ids) is
+    /// sorted in place, run-length counted, and the top T kept by insertion.
     static func count(
         positions: [Int64], visited: [Int64], starts: ArraySlice<Int64>, topT: Int, into result: inout ImportanceNeighbors
     ) {
@@ -390,34 +429,59 @@ public enum RandomWalker {
             flat[at[q]] = visited[j]
             at[q] += 1
         }
-        var candidates: [(id: Int64, count: Int32)] = []
+        let base = result.ids.count
+        result.pins.append(contentsOf: starts)
+        result.ids.append(contentsOf: repeatElement(-1, count: n * topT))
+        result.counts.append(contentsOf: repeatElement(0, count: n * topT))
+        result.weights.append(contentsOf: repeatElement(0, count: n * topT))
         flat.withUnsafeMutableBufferPointer { fb in
-            for i in 0..<n {
-                let s = starts[starts.startIndex + i]
-                var slice = UnsafeMutableBufferPointer(rebasing: fb[offsets[i]..<offsets[i + 1]])
-                slice.sort()
-                candidates.removeAll(keepingCapacity: true)
-                var k = 0
-                while k < slice.count {
-                    let v = slice[k]
-                    var c: Int32 = 0
-                    while k < slice.count && slice[k] == v { c += 1; k += 1 }
-                    if v != s { candidates.append((v, c)) }
-                }
-                candidates.sort { $0.count != $1.count ? $0.count > $1.count : $0.id < $1.id }
-                let kept = min(topT, candidates.count)
-                var total: Int32 = 0
-                for j in 0..<kept { total += candidates[j].count }
-                result.pins.append(s)
-                for j in 0..<topT {
-                    if j < kept {
-                        result.ids.append(candidates[j].id); result.counts.append(candidates[j].count)
-                        result.weights.append(Float(candidates[j].count) / Float(total))
-                    } else {
-                        result.ids.append(-1); result.counts.append(0); result.weights.append(0)
+            result.ids.withUnsafeMutableBufferPointer { allIDs in
+                result.counts.withUnsafeMutableBufferPointer { allCounts in
+                    result.weights.withUnsafeMutableBufferPointer { allWeights in
+                        let ids = UnsafeMutableBufferPointer(rebasing: allIDs[base...])
+                        let counts = UnsafeMutableBufferPointer(rebasing: allCounts[base...])
+                        let weights = UnsafeMutableBufferPointer(rebasing: allWeights[base...])
+                        for i in 0..<n {
+                            let s = starts[starts.startIndex + i]
+                            var slice = UnsafeMutableBufferPointer(rebasing: fb[offsets[i]..<offsets[i + 1]])
+                            if slice.count <= 32 {
+                                // Insertion sort: groups are mostly small.
+                                var a = 1
+                                while a < slice.count {
+                                    let v = slice[a]
+                                    var b = a
+                                    while b > 0 && slice[b - 1] > v { slice[b] = slice[b - 1]; b -= 1 }
+                                    slice[b] = v
+                                    a += 1
+                                }
+                            } else {
+                                slice.sort()
+                            }
+                            // Run-length count in id order; keep the top T by insertion after equal
+                            // counts, so ties stay in ascending id order.
+                            let row = i * topT
+                            var kept = 0, k = 0
+                            while k < slice.count {
+                                let v = slice[k]
+                                var c: Int32 = 0
+                                while k < slice.count && slice[k] == v { c += 1; k += 1 }
+                                if v == s || (kept == topT && c <= counts[row + topT - 1]) { continue }
+                                var b = min(kept, topT - 1)
+                                while b > 0 && counts[row + b - 1] < c {
+                                    ids[row + b] = ids[row + b - 1]; counts[row + b] = counts[row + b - 1]
+                                    b -= 1
+                                }
+                                ids[row + b] = v; counts[row + b] = c
+                                kept = min(topT, kept + 1)
+                            }
+                            var total: Int32 = 0
+                            for j in 0..<kept { total += counts[row + j] }
+                            for j in 0..<kept { weights[row + j] = Float(counts[row + j]) / Float(total) }
+                        }
                     }
                 }
             }
         }
     }
 }
+

@@ -96,6 +96,7 @@ struct BenchGraphWorker: ParsableCommand {
     @Option var pins = 100_000
     @Option var boards = 20_000
     @Option var walks = 2
+    @Option var repeats = 1
     @Flag var pinsage = false
 
     func run() throws {
@@ -108,12 +109,22 @@ struct BenchGraphWorker: ParsableCommand {
             try comm.barrier()
             let build = now() - t0
             let buildRSS = try peakMemoryPerRank(comm)
-            let t1 = now()
             let params = WalkParameters(
                 walksPerPin: walks, restartProbability: 0.5, maxSteps: 10, topT: 10, seed: 3, batchPins: 200_000)
-            let (neighbors, ws) = try RandomWalker.run(shard, parameters: params, comm: comm)
-            try comm.barrier()
-            let walk = now() - t1
+            // Best of --repeats runs (the machine is shared; the runs are identical).
+            var walk = Double.infinity, walkCPU = Double.infinity
+            var neighbors = ImportanceNeighbors(t: 0), ws = WalkStatistics()
+            for _ in 0..<max(1, repeats) {
+                try comm.barrier()
+                let t1 = now()
+                let c1 = processCPUSeconds()
+                (neighbors, ws) = try RandomWalker.run(shard, parameters: params, comm: comm)
+                try comm.barrier()
+                walk = min(walk, now() - t1)
+                // CPU seconds of the walks on the busiest rank: on a shared machine wall time also
+                // counts the time the scheduler gave to other processes.
+                walkCPU = min(walkCPU, try comm.allreduce(processCPUSeconds() - c1, op: .max))
+            }
             var extra = ""
             if pinsage {
                 // Random 32-wide content keyed by pin id.
@@ -148,8 +159,8 @@ struct BenchGraphWorker: ParsableCommand {
                 print(
                     String(
                         format:
-                            "GRAPHBENCH input_edges=%d edges=%d build_seconds=%.3f walk_seconds=%.3f steps=%d forwarded=%d build_rss=%@ walk_rss=%@%@",
-                        edges, stats.edges, build, walk, ws.steps, ws.forwarded, buildRSS, walkRSS, extra))
+                            "GRAPHBENCH input_edges=%d edges=%d build_seconds=%.3f walk_seconds=%.3f walk_cpu_seconds=%.3f steps=%d forwarded=%d build_rss=%@ walk_rss=%@%@",
+                        edges, stats.edges, build, walk, walkCPU, ws.steps, ws.forwarded, buildRSS, walkRSS, extra))
             }
         }
     }
@@ -165,4 +176,12 @@ enum DataParallelTrainerFactory {
         let trainer = try DataParallelTrainer(model: model, comm: comm, config: config)
         return { batch in _ = try trainer.step(batch, globalBatchSize: 8 * 32) }
     }
+}
+
+/// User + system CPU seconds of this process so far.
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+        + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
 }
