@@ -18,6 +18,11 @@ public struct WalkParameters: Sendable {
     public var seed: UInt64
     /// Pins per rank whose walks run together (bounds the walkers in flight).
     public var batchPins: Int
+    /// Hard-negative band (PinSage's curriculum negatives): `hardCount` pins per start pin at
+    /// evenly spaced visit-count ranks in `hardFrom ..< hardTo` (0-based, most visited first,
+    /// the start pin excluded) — related to the pin, but less than its top neighbours. The visit
+    /// counts are a Monte-Carlo personalised PageRank. 0 = none.
+    public var hardFrom = 0, hardTo = 0, hardCount = 0
 
     public init(
         walksPerPin: Int = 32, restartProbability: Double = 0.3, maxSteps: Int = 20, topT: Int = 20, seed: UInt64 = 1,
@@ -41,6 +46,10 @@ public struct ImportanceNeighbors: Sendable, Equatable {
     public var ids: [Int64] = []
     public var counts: [Int32] = []
     public var weights: [Float] = []
+    /// Width of the hard-negative band (`WalkParameters.hardCount`, 0 = none) and the band,
+    /// (n, h) −1 padded, hardest (most visited) first.
+    public var h = 0
+    public var hard: [Int64] = []
 
     public init(t: Int) { self.t = t }
 
@@ -61,6 +70,9 @@ public struct ImportanceNeighbors: Sendable, Equatable {
                             &* 0x9E37_79B9))
             }
             sum &+= h
+            for k in 0..<self.h where hard[i * self.h + k] >= 0 {
+                sum &+= GraphPartition.hash(hard[i * self.h + k] &+ Int64(bitPattern: h &* 7) &+ Int64(k)) &* 11
+            }
         }
         return sum
     }
@@ -76,6 +88,11 @@ public struct ImportanceNeighbors: Sendable, Equatable {
         try g.write("ids", ids, shape: [pins.count, t])
         try g.write("weights", weights, shape: [pins.count, t])
         try g.write("counts", counts, shape: [pins.count, t])
+        if h > 0 {
+            try g.write("hard_ids", hard, shape: [pins.count, h])
+            try g.setAttribute("hard_from", Int64(parameters.hardFrom))
+            try g.setAttribute("hard_to", Int64(parameters.hardTo))
+        }
         try g.setAttribute("top_t", Int64(t))
         try g.setAttribute("walks_per_pin", Int64(parameters.walksPerPin))
         try g.setAttribute("restart_probability", parameters.restartProbability)
@@ -95,6 +112,13 @@ public struct ImportanceNeighbors: Sendable, Equatable {
         n.counts = try g.read("counts", as: Int32.self)
         guard n.ids.count == n.pins.count * n.t, n.weights.count == n.ids.count, n.counts.count == n.ids.count else {
             throw GraphError("\(path) /neighbors: ids/weights/counts are not (\(n.pins.count), \(n.t))")
+        }
+        if try g.names().contains("hard_ids") {
+            n.hard = try g.read("hard_ids", as: Int64.self)
+            n.h = n.pins.isEmpty ? 0 : n.hard.count / n.pins.count
+            guard n.hard.count == n.pins.count * n.h else {
+                throw GraphError("\(path) /neighbors/hard_ids: \(n.hard.count) values for \(n.pins.count) pins")
+            }
         }
         return n
     }
@@ -161,7 +185,11 @@ public enum RandomWalker {
         let boardTable = try NodeTable(shard.boards, boardSide: true)
         // u < restart  ⇔  (53 random bits) < restart · 2⁵³.
         let restartBits = UInt64(min(1, max(0, w.restartProbability)) * 0x1p53)
+        guard w.hardCount == 0 || (w.hardFrom >= 0 && w.hardTo > w.hardFrom) else {
+            throw GraphError("hard-negative band \(w.hardFrom)..<\(w.hardTo) is empty")
+        }
         var result = ImportanceNeighbors(t: w.topT)
+        result.h = w.hardCount
         result.pins.reserveCapacity(localPins)
         result.ids.reserveCapacity(localPins * w.topT)
         result.counts.reserveCapacity(localPins * w.topT)
@@ -200,7 +228,8 @@ public enum RandomWalker {
             }
             let (positions, visited) = try routeVisits(&visitKey, &visitPin, comm: comm)
             count(
-                positions: positions, visited: visited, starts: pins.ids[lo..<hi], topT: w.topT, into: &result)
+                positions: positions, visited: visited, starts: pins.ids[lo..<hi], topT: w.topT,
+                hard: (w.hardFrom, w.hardTo, w.hardCount), into: &result)
             progress?(round + 1, rounds)
         }
         var sums = [Int64(localSteps), Int64(localForwarded)]
@@ -416,7 +445,8 @@ public enum RandomWalker {
     /// A counting sort groups the visits by start pin; each group (a few to a few hundred ids) is
     /// sorted in place, run-length counted, and the top T kept by insertion.
     static func count(
-        positions: [Int64], visited: [Int64], starts: ArraySlice<Int64>, topT: Int, into result: inout ImportanceNeighbors
+        positions: [Int64], visited: [Int64], starts: ArraySlice<Int64>, topT: Int,
+        hard: (from: Int, to: Int, count: Int) = (0, 0, 0), into result: inout ImportanceNeighbors
     ) {
         let n = starts.count
         var offsets = [Int](repeating: 0, count: n + 1)
@@ -434,6 +464,9 @@ public enum RandomWalker {
         result.ids.append(contentsOf: repeatElement(-1, count: n * topT))
         result.counts.append(contentsOf: repeatElement(0, count: n * topT))
         result.weights.append(contentsOf: repeatElement(0, count: n * topT))
+        let hardBase = result.hard.count
+        result.hard.append(contentsOf: repeatElement(-1, count: n * hard.count))
+        var ranked: [(id: Int64, count: Int32)] = []
         flat.withUnsafeMutableBufferPointer { fb in
             result.ids.withUnsafeMutableBufferPointer { allIDs in
                 result.counts.withUnsafeMutableBufferPointer { allCounts in
@@ -473,6 +506,25 @@ public enum RandomWalker {
                                 }
                                 ids[row + b] = v; counts[row + b] = c
                                 kept = min(topT, kept + 1)
+                            }
+                            if hard.count > 0 {
+                                // The whole ranking (only when a hard band is asked for).
+                                ranked.removeAll(keepingCapacity: true)
+                                k = 0
+                                while k < slice.count {
+                                    let v = slice[k]
+                                    var c: Int32 = 0
+                                    while k < slice.count && slice[k] == v { c += 1; k += 1 }
+                                    if v != s { ranked.append((v, c)) }
+                                }
+                                let width = min(hard.to, ranked.count) - hard.from
+                                if width > 0 {
+                                    ranked.sort { $0.count != $1.count ? $0.count > $1.count : $0.id < $1.id }
+                                    let m = min(hard.count, width)
+                                    for j in 0..<m {
+                                        result.hard[hardBase + i * hard.count + j] = ranked[hard.from + j * width / m].id
+                                    }
+                                }
                             }
                             var total: Int32 = 0
                             for j in 0..<kept { total += counts[row + j] }

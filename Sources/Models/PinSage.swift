@@ -115,6 +115,7 @@ public final class PinSageModel<T: Real> {
 
     /// Layer-0 input of `ids` with content rows `content` ((n, dIn) Float): content, then the
     /// id embedding when the model has one. (n, inputWidth).
+    @_specialize(where T == Float)
     public func input(ids: [Int64], content: [Float]) -> Tensor<T> {
         let c = Tensor<T>(rows: ids.count, cols: config.dIn, data: content.map { T($0) })
         guard let idTable else { return c }
@@ -122,6 +123,7 @@ public final class PinSageModel<T: Real> {
     }
 
     /// Embeddings of level K of `graph`, (|targets|, dOut).
+    @_specialize(where T == Float)
     public func forward(_ graph: ComputationGraph) -> Tensor<T> {
         var h = input(ids: graph.levels[0], content: graph.content)
         for (k, conv) in convs.enumerated() {
@@ -134,6 +136,7 @@ public final class PinSageModel<T: Real> {
     }
 
     /// Backward from dL/d(level-K embeddings); adds parameter gradients to the store.
+    @_specialize(where T == Float)
     public func backward(_ dz: Tensor<T>, graph: ComputationGraph) {
         var d = dz
         for k in stride(from: convs.count - 1, through: 0, by: -1) {
@@ -158,6 +161,7 @@ public final class PinSageModel<T: Real> {
         }
     }
 
+    @_specialize(where T == Float)
     static func gather(_ h: Tensor<T>, _ rows: [Int]) -> Tensor<T> {
         let c = h.cols
         var out = [T]()
@@ -166,6 +170,7 @@ public final class PinSageModel<T: Real> {
         return Tensor(rows: rows.count, cols: c, data: out)
     }
 
+    @_specialize(where T == Float)
     static func scatterAdd(_ g: Tensor<T>, _ rows: [Int], into h: inout Tensor<T>) {
         let c = g.cols
         for (i, r) in rows.enumerated() { for j in 0..<c { h.data[r * c + j] += g.data[i * c + j] } }
@@ -174,6 +179,7 @@ public final class PinSageModel<T: Real> {
     /// Max-margin loss of one micro-batch: query i's positive is pin i of `positives`; the
     /// other positives of the micro-batch are its negatives. `zq`, `zp` (M, d). Returns the
     /// loss (÷ normalizer) and gradients.
+    @_specialize(where T == Float)
     public static func maxMarginLoss(zq: Tensor<T>, zp: Tensor<T>, margin: T, normalizer: T) -> (
         loss: T, dq: Tensor<T>, dp: Tensor<T>
     ) {
@@ -209,6 +215,7 @@ public final class PinSageModel<T: Real> {
 
     /// Hard-negative hinge: Σ_i max(0, margin − zq_i·zp_i + zq_i·zh_i) / normalizer over rows
     /// (M, d) each. Returns the loss and the gradients for zq, zp, zh.
+    @_specialize(where T == Float)
     public static func hardNegativeLoss(zq: Tensor<T>, zp: Tensor<T>, zh: Tensor<T>, margin: T, normalizer: T) -> (
         loss: T, dq: Tensor<T>, dp: Tensor<T>, dh: Tensor<T>
     ) {
@@ -292,6 +299,7 @@ public struct PinSageBatch {
 extension PinSageModel: TrainableModel {
     public var tables: [EmbeddingTable<T>] { idTable.map { [$0] } ?? [] }
 
+    @_specialize(where T == Float)
     public func lossAndGradients(_ batch: PinSageBatch, normalizer: T, step: Int) -> (
         loss: Double, sparse: [SparseRows<T>]
     ) {
@@ -336,11 +344,17 @@ public struct PinSageSampler {
     public let microBatches: Int
     public let microBatchSize: Int
     public let seed: UInt64
-    /// Hard negatives (curriculum): at step s a query gets one with probability
-    /// min(1, s / hardRampSteps); it is a pin two walk-hops away (a neighbour of one of the
-    /// query's neighbours) that is neither the query nor among its top-T neighbours — related,
-    /// but less than the positive. 0 disables them.
+    /// Hard negatives (curriculum) ramp in over `hardRampSteps` steps (0 disables them). With
+    /// the walks' personalised-PageRank band (`store.h` > 0), at progress f = min(1, s / ramp) a
+    /// query gets each of its `hardPerQuery` hard negatives with probability f, drawn uniformly
+    /// from the band positions ⌊(1 − f)·n/2⌋ ..< n of its n band pins (hardest first): early
+    /// negatives come from the less visited half, later ones from the whole band — harder over
+    /// training. Without a band, one hard negative with probability f: a pin two walk-hops away
+    /// (a neighbour of one of the query's neighbours) that is neither the query nor among its
+    /// top-T neighbours.
     public var hardRampSteps = 0
+    /// Hard negatives per query at the end of the ramp (band only).
+    public var hardPerQuery = 1
 
     /// Collective: gathers the ids of the pins that have at least one neighbour (8 bytes per
     /// pin on every rank; the graph itself stays sharded).
@@ -381,7 +395,19 @@ public struct PinSageSampler {
                 positives.append(pick)
             }
             var hard: [(Int, Int64)] = []
-            if hardRampSteps > 0 {
+            if hardRampSteps > 0 && store.h > 0 {
+                let band = try store.fetchHard(queries)
+                let f = min(1, Double(step) / Double(hardRampSteps))
+                for q in 0..<queries.count {
+                    let row = band[q * store.h..<(q + 1) * store.h]
+                    let n = row.prefix { $0 >= 0 }.count
+                    if n == 0 { continue }
+                    let lower = Int((1 - f) * Double(n) / 2)
+                    for _ in 0..<hardPerQuery where rng.uniform() < f {
+                        hard.append((q, row[row.startIndex + lower + rng.int(below: n - lower)]))
+                    }
+                }
+            } else if hardRampSteps > 0 {
                 // Second hop: neighbours of the queries' neighbours (one more collective fetch).
                 let firstHop = nid.filter { $0 >= 0 }
                 let (n2, _) = try store.fetchNeighbors(firstHop)

@@ -167,9 +167,24 @@ struct GraphCSRTests {
         #expect(fraction > 0.75, "in-community fraction \(fraction)")
         // Isolated pins get no neighbours; the same seed gives the same neighbours.
         for id in g.pinIDs.suffix(g.isolatedPins) { #expect(n.neighbors(n.pins.firstIndex(of: id)!).isEmpty) }
-        let (again, _) = try RandomWalker.run(
-            shard, parameters: WalkParameters(walksPerPin: 64, topT: 10, batchPins: 7), comm: comm)
-        #expect(again == n)
+        var banded = WalkParameters(walksPerPin: 64, topT: 10, batchPins: 7)
+        (banded.hardFrom, banded.hardTo, banded.hardCount) = (12, 40, 5)
+        let (again, _) = try RandomWalker.run(shard, parameters: banded, comm: comm)
+        #expect(again.ids == n.ids && again.counts == n.counts && again.pins == n.pins)
+        // The hard band: 5 pins per pin from visit ranks 12 ..< 40, none of them the pin or a top-10
+        // neighbour, and (planted communities) still mostly in the pin's community.
+        #expect(again.h == 5 && again.hard.count == n.pins.count * 5)
+        var banded5 = 0, bandSame = 0
+        for i in 0..<n.pins.count {
+            let top = Set(n.neighbors(i).map(\.id))
+            for id in again.hard[i * 5..<(i + 1) * 5] where id >= 0 {
+                banded5 += 1
+                #expect(id != n.pins[i] && !top.contains(id))
+                if g.community(id) == g.community(n.pins[i]) { bandSame += 1 }
+            }
+        }
+        #expect(banded5 > 1_000)
+        #expect(Double(bandSame) / Double(banded5) > 0.5, "band in-community \(bandSame) of \(banded5)")
     }
 }
 
@@ -197,7 +212,7 @@ struct GraphMPITests {
                 ranks: ranks,
                 [
                     "graph", "walks", "--graph", g, "--out", dir.appendingPathComponent("walks\(ranks)").path,
-                    "--walks", "16", "--batch-pins", "50",
+                    "--walks", "16", "--batch-pins", "50", "--hard-count", "4", "--hard-ranks", "5:30",
                 ])
             #expect(w.status == 0, "\(w.output)")
             walks.append(line("WALKS", w))
@@ -210,7 +225,8 @@ struct GraphMPITests {
             ranks: 2,
             [
                 "graph", "walks", "--graph", dir.appendingPathComponent("graph4").path, "--out",
-                dir.appendingPathComponent("walks4on2").path, "--walks", "16", "--batch-pins", "50",
+                dir.appendingPathComponent("walks4on2").path, "--walks", "16", "--batch-pins", "50", "--hard-count", "4",
+                "--hard-ranks", "5:30",
             ])
         #expect(line("WALKS", w2) == walks[0])
         // The neighbour files agree too (gathered over shards).
@@ -219,9 +235,11 @@ struct GraphMPITests {
         let byPin = { (n: ImportanceNeighbors) in
             Dictionary(
                 uniqueKeysWithValues: n.pins.indices.map {
-                    (n.pins[$0], n.neighbors($0).map { "\($0.id):\($0.weight)" })
+                    (n.pins[$0], n.neighbors($0).map { "\($0.id):\($0.weight)" } + n.hard[$0 * n.h..<($0 + 1) * n.h].map { "\($0)" })
                 })
         }
+        #expect(a.h == 4 && b.h == 4)
+        #expect(a.hard.contains { $0 >= 0 })
         #expect(byPin(a) == byPin(b))
     }
 

@@ -187,24 +187,36 @@ struct PinSageMPITests {
         #expect(try MPIRun.mosaic(ranks: 2, ["graph", "build", "--data", data.path, "--out", graph]).status == 0)
         #expect(
             try MPIRun.mosaic(ranks: 2, ["graph", "walks", "--graph", graph, "--out", walks, "--top", "8"]).status == 0)
-        var losses: [[Double]] = []
-        for ranks in [1, 2] {
-            let r = try MPIRun.mosaic(
-                ranks: ranks,
-                [
-                    "pinsage", "train", "--data", data.path, "--walks", walks, "--out",
-                    dir.appendingPathComponent("m\(ranks)").path,
-                    "--steps", "6", "--micro-batches", "3", "--micro-batch-size", "8", "--hidden", "16", "--dim", "8",
-                    "--id-dim", "4", "--hard-ramp", "3",
-                ])
-            #expect(r.status == 0, "\(r.output)")
-            let line = r.stdout.split(separator: "\n").first { $0.hasPrefix("LOSSES") } ?? ""
-            losses.append(line.split(separator: " ").dropFirst().compactMap { Double($0) })
-        }
-        #expect(losses[0].count == 6)
+        // A second walks run with a PageRank hard-negative band (the sampler's band path).
+        let banded = dir.appendingPathComponent("walks-band").path
         #expect(
-            losses[0].count == losses[1].count && zip(losses[0], losses[1]).allSatisfy { abs($0 - $1) < 1e-4 },
-            "\(losses)")
+            try MPIRun.mosaic(
+                ranks: 2,
+                [
+                    "graph", "walks", "--graph", graph, "--out", banded, "--top", "8", "--hard-count", "6",
+                    "--hard-ranks", "10:60",
+                ]
+            ).status == 0)
+        for (name, source) in [("m", walks), ("band", banded)] {
+            var losses: [[Double]] = []
+            for ranks in [1, 2] {
+                let r = try MPIRun.mosaic(
+                    ranks: ranks,
+                    [
+                        "pinsage", "train", "--data", data.path, "--walks", source, "--out",
+                        dir.appendingPathComponent("\(name)\(ranks)").path,
+                        "--steps", "6", "--micro-batches", "3", "--micro-batch-size", "8", "--hidden", "16", "--dim", "8",
+                        "--id-dim", "4", "--hard-ramp", "3", "--hard-per-query", "2",
+                    ])
+                #expect(r.status == 0, "\(r.output)")
+                let line = r.stdout.split(separator: "\n").first { $0.hasPrefix("LOSSES") } ?? ""
+                losses.append(line.split(separator: " ").dropFirst().compactMap { Double($0) })
+            }
+            #expect(losses[0].count == 6)
+            #expect(
+                losses[0].count == losses[1].count && zip(losses[0], losses[1]).allSatisfy { abs($0 - $1) < 1e-4 },
+                "\(name): \(losses)")
+        }
         var tables: [[Int64: [Float]]] = []
         for ranks in [1, 2, 4] {
             let out = dir.appendingPathComponent("e\(ranks)")
