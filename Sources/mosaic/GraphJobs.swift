@@ -100,7 +100,11 @@ struct GraphWalks: ParsableCommand {
             (alltoallv) until every walk ends. Each step's randomness is keyed by (seed, start pin, walk, step), \
             so the neighbours are identical for any rank count. Writes neighbors/part-RRRRR-of-SSSSS.h5 with \
             /neighbors/pin_ids (n), ids (n, T; −1 padded), weights (n, T; visit counts normalised to sum 1) and \
-            counts (n, T). Prints `WALKS pins=… steps=… digest=…`.
+            counts (n, T); with --hard-count H also hard_ids (n, H; −1 padded): H pins at evenly spaced visit-count \
+            ranks in --hard-ranks (a Monte-Carlo personalised PageRank band, hardest first) for PinSage's hard \
+            negatives. A walker keeps stepping on its rank until it reaches a node owned elsewhere; the walkers of a \
+            batch advance in lock-step passes (gather, table probe) so their cache misses overlap. \
+            Prints `WALKS pins=… steps=… digest=…`.
             """)
 
     @Option(help: "Root folder of the graph run (from `mosaic graph build`).") var graph = "out/graph"
