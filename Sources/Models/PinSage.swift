@@ -336,11 +336,17 @@ extension PinSageModel: TrainableModel {
 
 /// Training data for PinSage: positive pairs (query, a pin drawn from its importance
 /// neighbours by weight — a walk co-visit), in micro-batches of M whose other positives are the
-/// negatives. Micro-batch i of step s is drawn from the stream (seed, s, i) over the global
-/// sorted list of pins with neighbours, and micro-batch i runs on rank i mod size, so the
-/// summed gradient is the same for any rank count (up to float summation order).
+/// negatives. The queries of micro-batch i of step s are the M pins with neighbours whose keys
+/// SplitMix64(seed, s, i, pin id) are smallest over all ranks (a uniform sample without
+/// replacement: every rank offers its own M smallest, one allgather picks the global ones), the
+/// rest is drawn from the stream (seed, s, i), and micro-batch i runs on rank i mod size, so the
+/// summed gradient is the same for any rank count (up to float summation order). No rank holds
+/// the list of all pins: memory is proportional to the shard (plus M per micro-batch and rank).
 public struct PinSageSampler {
-    public let candidates: [Int64]
+    /// This rank's pins that have at least one importance neighbour.
+    public let localCandidates: [Int64]
+    /// Pins with neighbours over all ranks.
+    public let candidateCount: Int
     public let microBatches: Int
     public let microBatchSize: Int
     public let seed: UInt64
@@ -356,15 +362,86 @@ public struct PinSageSampler {
     /// Hard negatives per query at the end of the ramp (band only).
     public var hardPerQuery = 1
 
-    /// Collective: gathers the ids of the pins that have at least one neighbour (8 bytes per
-    /// pin on every rank; the graph itself stays sharded).
+    /// Collective: counts the pins that have at least one neighbour.
     public init(store: NodeStore, microBatches: Int, microBatchSize: Int, seed: UInt64) throws {
         var mine = [Int64]()
         for (r, id) in store.ids.enumerated() where store.neighborIDs[r * store.t] >= 0 { mine.append(id) }
-        candidates = try store.comm.allgatherv(mine).values.sorted()
+        localCandidates = mine
+        candidateCount = try store.comm.allreduce(mine.count)
         self.microBatches = microBatches
         self.microBatchSize = microBatchSize
         self.seed = seed
+    }
+
+    /// SplitMix64's output function.
+    static func mix(_ x: UInt64) -> UInt64 {
+        var z = x &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Collective: the queries of every micro-batch of step `step` (identical on every rank and
+    /// for any rank count): for micro-batch i the min(M, N) candidates with the smallest keys,
+    /// in key order. Each rank offers its M smallest per micro-batch (a bounded max-heap over its
+    /// candidates: O(local candidates) per micro-batch), one allgather, then a merge.
+    public func queries(step: Int, comm: Communicator) throws -> [[Int64]] {
+        let m = min(microBatchSize, candidateCount)
+        if m == 0 { return Array(repeating: [], count: microBatches) }
+        // Offers: per micro-batch m (key, id) pairs as Int64, padded with id Int64.min.
+        var offer = [Int64]()
+        offer.reserveCapacity(microBatches * m * 2)
+        var heap: [(key: UInt64, id: Int64)] = []
+        func less(_ a: (key: UInt64, id: Int64), _ b: (key: UInt64, id: Int64)) -> Bool {
+            a.key != b.key ? a.key < b.key : a.id < b.id
+        }
+        for i in 0..<microBatches {
+            let salt = Self.mix(Self.mix(seed ^ 0x5851_F42D_4C95_7F2D) &+ UInt64(step)) ^ Self.mix(UInt64(i) &+ 0x2545_F491)
+            heap.removeAll(keepingCapacity: true)
+            for id in localCandidates {
+                let e = (key: Self.mix(salt ^ UInt64(bitPattern: id)), id: id)
+                if heap.count < m {
+                    // Sift up (max-heap by (key, id)).
+                    heap.append(e)
+                    var c = heap.count - 1
+                    while c > 0 && less(heap[(c - 1) / 2], heap[c]) { heap.swapAt(c, (c - 1) / 2); c = (c - 1) / 2 }
+                } else if less(e, heap[0]) {
+                    heap[0] = e
+                    var c = 0
+                    while true {
+                        let l = 2 * c + 1, r = l + 1
+                        var big = c
+                        if l < heap.count && less(heap[big], heap[l]) { big = l }
+                        if r < heap.count && less(heap[big], heap[r]) { big = r }
+                        if big == c { break }
+                        heap.swapAt(c, big)
+                        c = big
+                    }
+                }
+            }
+            for j in 0..<m {
+                if j < heap.count {
+                    offer.append(Int64(bitPattern: heap[j].key)); offer.append(heap[j].id)
+                } else {
+                    offer.append(-1); offer.append(.min)
+                }
+            }
+        }
+        let all = comm.size == 1 ? offer : try comm.allgather(offer)
+        let perRank = microBatches * m * 2
+        var out: [[Int64]] = []
+        for i in 0..<microBatches {
+            var pool: [(key: UInt64, id: Int64)] = []
+            for r in 0..<comm.size {
+                for j in 0..<m {
+                    let at = r * perRank + (i * m + j) * 2
+                    if all[at + 1] != .min { pool.append((UInt64(bitPattern: all[at]), all[at + 1])) }
+                }
+            }
+            pool.sort(by: less)
+            out.append(pool.prefix(m).map(\.id))
+        }
+        return out
     }
 
     /// Collective: this rank's share of step `step`.
@@ -372,17 +449,11 @@ public struct PinSageSampler {
         let comm = store.comm
         var out = PinSageBatch()
         let slots = (microBatches + comm.size - 1) / comm.size
+        let chosen = try queries(step: step, comm: comm)
         for slot in 0..<slots {
             let i = slot * comm.size + comm.rank
-            var queries = [Int64]()
             var rng = RandomStream(seed: seed, rank: UInt64(step), index: UInt64(i))
-            if i < microBatches && !candidates.isEmpty {
-                var chosen = Set<Int64>()
-                while queries.count < min(microBatchSize, candidates.count) {
-                    let q = candidates[rng.int(below: candidates.count)]
-                    if chosen.insert(q).inserted { queries.append(q) }
-                }
-            }
+            let queries = i < microBatches ? chosen[i] : []
             let (nid, nw) = try store.fetchNeighbors(queries)
             var positives = [Int64]()
             for q in 0..<queries.count {

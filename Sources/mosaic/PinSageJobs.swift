@@ -85,11 +85,11 @@ struct PinSageTrain: ParsableCommand {
                 store: store, microBatches: microBatches, microBatchSize: microBatchSize, seed: seed)
             sampler.hardRampSteps = hardRamp
             sampler.hardPerQuery = hardPerQuery
-            guard !sampler.candidates.isEmpty else {
+            guard sampler.candidateCount > 0 else {
                 throw GraphError("\(inputs.walks): no pin has importance neighbours; nothing to train on")
             }
             comm.log(
-                "pinsage train: \(sampler.candidates.count) query pins, d_in \(store.dIn) + id \(idDim), K \(layers), \(steps) steps × \(microBatches) × \(microBatchSize)"
+                "pinsage train: \(sampler.candidateCount) query pins, d_in \(store.dIn) + id \(idDim), K \(layers), \(steps) steps × \(microBatches) × \(microBatchSize)"
             )
             var losses: [Double] = []
             var progress = Progress(comm: comm, label: "pinsage train")

@@ -56,6 +56,30 @@ private func makeStore(n: Int = 40, dIn: Int = 6, t: Int = 3, cold: Int = 3, see
 
 @Suite("PinSage: gradients (Double, finite differences), bulk vs per-pin embedding, cold start")
 struct PinSageTests {
+    @Test("sampler queries: M distinct pins with neighbours per micro-batch, fresh each step, every pin drawn")
+    func samplerQueries() throws {
+        let store = try makeStore(n: 40, cold: 3)
+        let sampler = try PinSageSampler(store: store, microBatches: 3, microBatchSize: 8, seed: 2)
+        #expect(sampler.candidateCount == sampler.localCandidates.count)
+        let pool = Set(sampler.localCandidates)
+        var seen = Set<Int64>()
+        for step in 0..<40 {
+            let q = try sampler.queries(step: step, comm: store.comm)
+            #expect(q.count == 3)
+            for batch in q {
+                #expect(batch.count == 8 && Set(batch).count == 8 && pool.isSuperset(of: batch))
+                seen.formUnion(batch)
+            }
+            #expect(q[0] != q[1])
+            #expect(try sampler.queries(step: step, comm: store.comm) == q)
+        }
+        #expect(try sampler.queries(step: 0, comm: store.comm) != sampler.queries(step: 1, comm: store.comm))
+        #expect(seen == pool)
+        // Fewer candidates than M: all of them.
+        let small = try PinSageSampler(store: store, microBatches: 1, microBatchSize: 500, seed: 2)
+        #expect(Set(try small.queries(step: 0, comm: store.comm)[0]) == pool)
+    }
+
     @Test("conv layer: parameter and input gradients match central differences")
     func convGradient() throws {
         let store = ParameterStore<Double>(seed: 4)
