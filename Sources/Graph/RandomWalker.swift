@@ -360,9 +360,11 @@ public enum RandomWalker {
     static func dangling(_ node: Int64, atPin: Bool, rank: Int) -> GraphError {
         atPin
             ? GraphError(
-                "rank \(rank): walker at pin \(node) which is not in this shard (dangling pin id in the neighbours of a board)")
+                "rank \(rank): walker at pin \(node) which is not in this shard (dangling pin id in the neighbours of a board)"
+            )
             : GraphError(
-                "rank \(rank): walker at board \(node) which is not in this shard (dangling board id in the neighbours of a pin)")
+                "rank \(rank): walker at board \(node) which is not in this shard (dangling board id in the neighbours of a pin)"
+            )
     }
 
     /// Collective: sends the queued walkers (4 words each, owner first) to their owners; returns
@@ -411,7 +413,8 @@ public enum RandomWalker {
                     let (span, degree) = atBoard ? boardTable.span(slot) : pinTable.span(slot)
                     walkers.append(
                         Walker(
-                            start: start, node: node, key: WalkerStream.key(seed: seed, start: start, walk: meta >> walkShift),
+                            start: start, node: node,
+                            key: WalkerStream.key(seed: seed, start: start, walk: meta >> walkShift),
                             span: span, degree: degree, meta: meta,
                             startOwner: GraphPartition.pinOwner(start, ranks: p)))
                 }
@@ -420,7 +423,9 @@ public enum RandomWalker {
     }
 
     /// Collective: sends each visit to its start pin's owner; returns (positions, visited pins).
-    static func routeVisits(_ key: inout [UInt64], _ pin: inout [Int64], comm: Communicator) throws -> ([Int64], [Int64]) {
+    static func routeVisits(_ key: inout [UInt64], _ pin: inout [Int64], comm: Communicator) throws -> (
+        [Int64], [Int64]
+    ) {
         let p = comm.size
         defer { key.removeAll(keepingCapacity: true); pin.removeAll(keepingCapacity: true) }
         if p == 1 { return (key.map { Int64(bitPattern: $0 & 0xFFFF_FFFF) }, pin) }
@@ -522,7 +527,8 @@ public enum RandomWalker {
                                     ranked.sort { $0.count != $1.count ? $0.count > $1.count : $0.id < $1.id }
                                     let m = min(hard.count, width)
                                     for j in 0..<m {
-                                        result.hard[hardBase + i * hard.count + j] = ranked[hard.from + j * width / m].id
+                                        result.hard[hardBase + i * hard.count + j] =
+                                            ranked[hard.from + j * width / m].id
                                     }
                                 }
                             }
@@ -536,4 +542,3 @@ public enum RandomWalker {
         }
     }
 }
-

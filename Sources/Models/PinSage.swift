@@ -396,7 +396,8 @@ public struct PinSageSampler {
             a.key != b.key ? a.key < b.key : a.id < b.id
         }
         for i in 0..<microBatches {
-            let salt = Self.mix(Self.mix(seed ^ 0x5851_F42D_4C95_7F2D) &+ UInt64(step)) ^ Self.mix(UInt64(i) &+ 0x2545_F491)
+            let salt =
+                Self.mix(Self.mix(seed ^ 0x5851_F42D_4C95_7F2D) &+ UInt64(step)) ^ Self.mix(UInt64(i) &+ 0x2545_F491)
             heap.removeAll(keepingCapacity: true)
             for id in localCandidates {
                 let e = (key: Self.mix(salt ^ UInt64(bitPattern: id)), id: id)

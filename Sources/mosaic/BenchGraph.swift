@@ -52,7 +52,8 @@ struct BenchGraph: ParsableCommand {
                 format: "| graph build (%@ edges in, %@ kept) | %d | %.0f edges/s | %.0f | %@ (after build) |\n",
                 f["input_edges"]!, f["edges"]!, n, eps, eps / Double(n), f["build_rss"]!)
             table += String(
-                format: "| walks (%@ steps, %@ forwarded; best of %d) | %d | %.0f steps/s | %.0f (%.0f per CPU-second) | %@ |\n",
+                format:
+                    "| walks (%@ steps, %@ forwarded; best of %d) | %d | %.0f steps/s | %.0f (%.0f per CPU-second) | %@ |\n",
                 f["steps"]!, f["forwarded"]!, repeats, n, sps, sps / Double(n), cps / Double(n), f["walk_rss"]!)
             FileHandle.standardError.write(Data("bench graph: \(n) rank(s) done: \(f)\n".utf8))
         }

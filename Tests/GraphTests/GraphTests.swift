@@ -225,7 +225,8 @@ struct GraphMPITests {
             ranks: 2,
             [
                 "graph", "walks", "--graph", dir.appendingPathComponent("graph4").path, "--out",
-                dir.appendingPathComponent("walks4on2").path, "--walks", "16", "--batch-pins", "50", "--hard-count", "4",
+                dir.appendingPathComponent("walks4on2").path, "--walks", "16", "--batch-pins", "50", "--hard-count",
+                "4",
                 "--hard-ranks", "5:30",
             ])
         #expect(line("WALKS", w2) == walks[0])
@@ -235,7 +236,11 @@ struct GraphMPITests {
         let byPin = { (n: ImportanceNeighbors) in
             Dictionary(
                 uniqueKeysWithValues: n.pins.indices.map {
-                    (n.pins[$0], n.neighbors($0).map { "\($0.id):\($0.weight)" } + n.hard[$0 * n.h..<($0 + 1) * n.h].map { "\($0)" })
+                    (
+                        n.pins[$0],
+                        n.neighbors($0).map { "\($0.id):\($0.weight)" }
+                            + n.hard[$0 * n.h..<($0 + 1) * n.h].map { "\($0)" }
+                    )
                 })
         }
         #expect(a.h == 4 && b.h == 4)
@@ -325,7 +330,9 @@ struct WalkerInternalsTests {
         #expect(k != WalkerStream.key(seed: 4, start: 42, walk: 7))
         #expect(WalkerStream.draw(k, step: 1, 0) != WalkerStream.draw(k, step: 1, 1))
         var histogram = [Int](repeating: 0, count: 5)
-        for step in 0..<50_000 { histogram[Int(WalkerStream.below(5, WalkerStream.draw(k, step: UInt64(step), 0)))] += 1 }
+        for step in 0..<50_000 {
+            histogram[Int(WalkerStream.below(5, WalkerStream.draw(k, step: UInt64(step), 0)))] += 1
+        }
         #expect(histogram.allSatisfy { abs($0 - 10_000) < 500 }, "\(histogram)")
     }
 

@@ -229,7 +229,8 @@ struct PinSageMPITests {
                     [
                         "pinsage", "train", "--data", data.path, "--walks", source, "--out",
                         dir.appendingPathComponent("\(name)\(ranks)").path,
-                        "--steps", "6", "--micro-batches", "3", "--micro-batch-size", "8", "--hidden", "16", "--dim", "8",
+                        "--steps", "6", "--micro-batches", "3", "--micro-batch-size", "8", "--hidden", "16", "--dim",
+                        "8",
                         "--id-dim", "4", "--hard-ramp", "3", "--hard-per-query", "2",
                     ])
                 #expect(r.status == 0, "\(r.output)")
