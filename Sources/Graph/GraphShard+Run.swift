@@ -43,6 +43,7 @@ extension ImportanceNeighbors {
             let n = try read(path: path)
             if all == nil { all = ImportanceNeighbors(t: n.t) }
             all!.pins += n.pins; all!.ids += n.ids; all!.weights += n.weights; all!.counts += n.counts
+            all!.h = max(all!.h, n.h); all!.hard += n.hard
         }
         return all ?? ImportanceNeighbors(t: 0)
     }

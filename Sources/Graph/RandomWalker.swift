@@ -18,6 +18,11 @@ public struct WalkParameters: Sendable {
     public var seed: UInt64
     /// Pins per rank whose walks run together (bounds the walkers in flight).
     public var batchPins: Int
+    /// Hard-negative band (PinSage's curriculum negatives): `hardCount` pins per start pin at
+    /// evenly spaced visit-count ranks in `hardFrom ..< hardTo` (0-based, most visited first,
+    /// the start pin excluded) — related to the pin, but less than its top neighbours. The visit
+    /// counts are a Monte-Carlo personalised PageRank. 0 = none.
+    public var hardFrom = 0, hardTo = 0, hardCount = 0
 
     public init(
         walksPerPin: Int = 32, restartProbability: Double = 0.3, maxSteps: Int = 20, topT: Int = 20, seed: UInt64 = 1,
@@ -41,6 +46,10 @@ public struct ImportanceNeighbors: Sendable, Equatable {
     public var ids: [Int64] = []
     public var counts: [Int32] = []
     public var weights: [Float] = []
+    /// Width of the hard-negative band (`WalkParameters.hardCount`, 0 = none) and the band,
+    /// (n, h) −1 padded, hardest (most visited) first.
+    public var h = 0
+    public var hard: [Int64] = []
 
     public init(t: Int) { self.t = t }
 
@@ -61,6 +70,9 @@ public struct ImportanceNeighbors: Sendable, Equatable {
                             &* 0x9E37_79B9))
             }
             sum &+= h
+            for k in 0..<self.h where hard[i * self.h + k] >= 0 {
+                sum &+= GraphPartition.hash(hard[i * self.h + k] &+ Int64(bitPattern: h &* 7) &+ Int64(k)) &* 11
+            }
         }
         return sum
     }
@@ -76,6 +88,11 @@ public struct ImportanceNeighbors: Sendable, Equatable {
         try g.write("ids", ids, shape: [pins.count, t])
         try g.write("weights", weights, shape: [pins.count, t])
         try g.write("counts", counts, shape: [pins.count, t])
+        if h > 0 {
+            try g.write("hard_ids", hard, shape: [pins.count, h])
+            try g.setAttribute("hard_from", Int64(parameters.hardFrom))
+            try g.setAttribute("hard_to", Int64(parameters.hardTo))
+        }
         try g.setAttribute("top_t", Int64(t))
         try g.setAttribute("walks_per_pin", Int64(parameters.walksPerPin))
         try g.setAttribute("restart_probability", parameters.restartProbability)
@@ -96,6 +113,13 @@ public struct ImportanceNeighbors: Sendable, Equatable {
         guard n.ids.count == n.pins.count * n.t, n.weights.count == n.ids.count, n.counts.count == n.ids.count else {
             throw GraphError("\(path) /neighbors: ids/weights/counts are not (\(n.pins.count), \(n.t))")
         }
+        if try g.names().contains("hard_ids") {
+            n.hard = try g.read("hard_ids", as: Int64.self)
+            n.h = n.pins.isEmpty ? 0 : n.hard.count / n.pins.count
+            guard n.hard.count == n.pins.count * n.h else {
+                throw GraphError("\(path) /neighbors/hard_ids: \(n.hard.count) values for \(n.pins.count) pins")
+            }
+        }
         return n
     }
 }
@@ -108,138 +132,413 @@ public struct WalkStatistics: Sendable {
     public var forwarded = 0
     /// alltoallv exchange rounds.
     public var exchanges = 0
+
+    public init() {}
 }
 
 /// Distributed random walks with restart over a sharded `GraphShard`.
 ///
-/// Every rank starts the walks of the pins it owns; a walker whose next node lives on another
-/// rank is queued and sent there in the next `alltoallv` batch, until no walker is left. Each
-/// step draws from a stream keyed by (seed, start pin, walk, step), so the walks — and the visit
-/// counts — are identical for any rank count. Visits are recorded at the visited pin's owner and
-/// routed to the start pin's owner at the end of each batch of start pins.
+/// Every rank starts the walks of the pins it owns. Walkers advance in lock-step passes over a
+/// flat array (one edge per walker per pass, so the cache misses of different walkers overlap);
+/// a walker keeps stepping on this rank until it reaches a node owned by another rank or ends,
+/// and only then is queued for the next `alltoallv` batch, until no walker is left. Each step
+/// draws from a counter-based stream keyed by (seed, start pin, walk, step) (`WalkerStream`), so
+/// the walks — and the visit counts — are identical for any rank count. Node lookups go through
+/// an open-addressing `NodeTable` (one probe per step). Visits are recorded at the visited pin's
+/// owner as (start pin's position in its owner's batch, visited pin), routed to the start pin's
+/// owner at the end of each batch of start pins, and counted there by a counting sort on the
+/// position followed by a small sort per start pin.
 public enum RandomWalker {
+    /// A walker in flight on the rank that owns its current node; `span ..< span + degree` are
+    /// the current node's neighbours in this rank's CSR.
+    struct Walker {
+        var start: Int64
+        var node: Int64
+        var key: UInt64
+        var span: Int64
+        var degree: Int64
+        /// walk << 40 | step << 24 | position of the start pin in its owner's batch << 1 | at board.
+        var meta: UInt64
+        var startOwner: Int
+    }
+
+    static let stepShift: UInt64 = 24, walkShift: UInt64 = 40
+    static let maxBatch = 1 << 23, maxWalks = 1 << 24, maxStepLimit = (1 << 16) - 1
+
     /// Collective: walks from every pin of `shard` and returns its top-T neighbours.
     public static func run(
         _ shard: GraphShard, parameters w: WalkParameters, comm: Communicator, progress: ((Int, Int) -> Void)? = nil
     ) throws -> (ImportanceNeighbors, WalkStatistics) {
-        let p = comm.size
+        let p = comm.size, rank = comm.rank
         precondition(shard.ranks == p, "the graph shard was built for \(shard.ranks) ranks")
-        let pins = shard.pins, boards = shard.boards
+        guard w.walksPerPin > 0, w.walksPerPin <= maxWalks, w.maxSteps > 0, w.maxSteps <= maxStepLimit, w.topT > 0
+        else {
+            throw GraphError(
+                "walk parameters out of range: walks per pin \(w.walksPerPin) (1…\(maxWalks)), max steps \(w.maxSteps) (1…\(maxStepLimit)), top \(w.topT) (> 0)"
+            )
+        }
+        let pins = shard.pins
         let localPins = pins.count
-        let batch = max(1, w.batchPins)
+        let batch = min(maxBatch, max(1, w.batchPins))
         let rounds = try comm.allreduce((localPins + batch - 1) / batch, op: .max)
+        let pinTable = try NodeTable(shard.pins, boardSide: false)
+        let boardTable = try NodeTable(shard.boards, boardSide: true)
+        // u < restart  ⇔  (53 random bits) < restart · 2⁵³.
+        let restartBits = UInt64(min(1, max(0, w.restartProbability)) * 0x1p53)
+        guard w.hardCount == 0 || (w.hardFrom >= 0 && w.hardTo > w.hardFrom) else {
+            throw GraphError("hard-negative band \(w.hardFrom)..<\(w.hardTo) is empty")
+        }
         var result = ImportanceNeighbors(t: w.topT)
+        result.h = w.hardCount
+        result.pins.reserveCapacity(localPins)
+        result.ids.reserveCapacity(localPins * w.topT)
+        result.counts.reserveCapacity(localPins * w.topT)
+        result.weights.reserveCapacity(localPins * w.topT)
         var stats = WalkStatistics()
         var localSteps = 0, localForwarded = 0
-        // A walker is 3 Int64: start pin, current node, meta = walk << 33 | step << 1 | atBoard.
+        var walkers = [Walker]()
+        var forward = [Int64]()  // (owner, start, node, meta) per walker leaving this rank
+        var visitKey = [UInt64](), visitPin = [Int64]()  // (start owner << 32 | position, visited pin)
         for round in 0..<rounds {
             let lo = min(localPins, round * batch), hi = min(localPins, lo + batch)
-            var queue = [Int64]()
-            queue.reserveCapacity((hi - lo) * w.walksPerPin * 3)
+            walkers.removeAll(keepingCapacity: true)
+            walkers.reserveCapacity((hi - lo) * w.walksPerPin)
             for i in lo..<hi {
+                let id = pins.ids[i], span = pins.offsets[i], degree = pins.offsets[i + 1] - span
                 for walk in 0..<w.walksPerPin {
-                    queue.append(pins.ids[i]); queue.append(pins.ids[i]); queue.append(Int64(walk) << 33)
+                    walkers.append(
+                        Walker(
+                            start: id, node: id, key: WalkerStream.key(seed: w.seed, start: id, walk: UInt64(walk)),
+                            span: span, degree: degree, meta: UInt64(walk) << walkShift | UInt64(i - lo) << 1,
+                            startOwner: rank))
                 }
             }
-            var visitStart = [Int64](), visitPin = [Int64]()
             while true {
-                var out = [[Int64]](repeating: [], count: p)
-                var q = 0
-                while q < queue.count {
-                    let start = queue[q]
-                    var node = queue[q + 1]
-                    let meta = queue[q + 2]
-                    q += 3
-                    let walk = UInt64(meta >> 33)
-                    var step = Int((meta >> 1) & 0xFFFF_FFFF)
-                    var atBoard = meta & 1 == 1
-                    // Advance while the walker stays on this rank.
-                    while true {
-                        var rng = RandomStream(
-                            seed: w.seed, rank: UInt64(bitPattern: start), index: walk << 32 | UInt64(step))
-                        let next: Int64
-                        if atBoard {
-                            guard let bi = boards.index(of: node) else {
-                                throw GraphError(
-                                    "rank \(comm.rank): walker at board \(node) which is not in this shard (dangling board id in the neighbours of a pin)"
-                                )
-                            }
-                            let d = boards.degree(bi)
-                            next = boards.neighbors[Int(boards.offsets[bi]) + rng.int(below: d)]
-                        } else {
-                            guard let pi = pins.index(of: node) else {
-                                throw GraphError(
-                                    "rank \(comm.rank): walker at pin \(node) which is not in this shard (dangling pin id in the neighbours of a board)"
-                                )
-                            }
-                            if step > 0 {
-                                visitStart.append(start); visitPin.append(node)
-                                if step >= w.maxSteps || rng.uniform() < w.restartProbability { break }
-                            }
-                            let d = pins.degree(pi)
-                            if d == 0 { break }
-                            next = pins.neighbors[Int(pins.offsets[pi]) + rng.int(below: d)]
-                        }
-                        step += 1
-                        localSteps += 1
-                        atBoard.toggle()
-                        node = next
-                        let owner =
-                            atBoard
-                            ? GraphPartition.boardOwner(node, ranks: p) : GraphPartition.pinOwner(node, ranks: p)
-                        if owner != comm.rank {
-                            out[owner].append(start); out[owner].append(node)
-                            out[owner].append(Int64(walk) << 33 | Int64(step) << 1 | (atBoard ? 1 : 0))
-                            localForwarded += 1
-                            break
-                        }
-                    }
-                }
+                try advance(
+                    &walkers, shard: shard, pinTable: pinTable, boardTable: boardTable, rank: rank, ranks: p,
+                    maxSteps: UInt64(w.maxSteps), restartBits: restartBits, steps: &localSteps,
+                    forwarded: &localForwarded, forward: &forward, visitKey: &visitKey, visitPin: &visitPin)
                 if p == 1 { break }
-                let counts = out.map(\.count)
-                let (received, _) = try comm.alltoallv(out.flatMap { $0 }, sendCounts: counts)
+                let (received, live) = try exchange(&forward, comm: comm)
                 stats.exchanges += 1
-                let live = try comm.allreduce(received.count, op: .sum)
-                queue = received
                 if live == 0 { break }
+                try receive(
+                    received, into: &walkers, pinTable: pinTable, boardTable: boardTable, seed: w.seed, rank: rank,
+                    ranks: p)
             }
-            // Visits to the start pin's owner; count and keep the top T per start pin.
-            let (vs, vp) = try GraphBuilder.routePairs(
-                visitStart, visitPin, dest: visitStart.map { GraphPartition.pinOwner($0, ranks: p) }, comm: comm)
-            visitStart = []; visitPin = []
-            var visits = [EdgePair]()
-            visits.reserveCapacity(vs.count)
-            for j in 0..<vs.count { visits.append(EdgePair(s: vs[j], t: vp[j])) }
-            visits.sort()
-            var k = 0
-            for i in lo..<hi {
-                let s = pins.ids[i]
-                var cand: [(Int64, Int32)] = []
-                while k < visits.count && visits[k].s < s { k += 1 }
-                while k < visits.count && visits[k].s == s {
-                    let v = visits[k].t
-                    var c: Int32 = 0
-                    while k < visits.count && visits[k].s == s && visits[k].t == v { c += 1; k += 1 }
-                    if v != s { cand.append((v, c)) }
-                }
-                cand.sort { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }
-                let kept = cand.prefix(w.topT)
-                let total = Float(kept.reduce(0) { $0 + Int($1.1) })
-                result.pins.append(s)
-                for j in 0..<w.topT {
-                    if j < kept.count {
-                        let (id, c) = kept[kept.startIndex + j]
-                        result.ids.append(id); result.counts.append(c); result.weights.append(Float(c) / total)
-                    } else {
-                        result.ids.append(-1); result.counts.append(0); result.weights.append(0)
-                    }
-                }
-            }
+            let (positions, visited) = try routeVisits(&visitKey, &visitPin, comm: comm)
+            count(
+                positions: positions, visited: visited, starts: pins.ids[lo..<hi], topT: w.topT,
+                hard: (w.hardFrom, w.hardTo, w.hardCount), into: &result)
             progress?(round + 1, rounds)
         }
         var sums = [Int64(localSteps), Int64(localForwarded)]
         try comm.allreduce(&sums, op: .sum)
         stats.steps = Int(sums[0]); stats.forwarded = Int(sums[1])
         return (result, stats)
+    }
+
+    /// Steps every walker in `walkers` in lock-step passes until each has ended or left for
+    /// another rank (appended to `forward`); records pin visits.
+    ///
+    /// Each half-step is four tight loops over the walker array: (1) visits, restarts and the
+    /// choice of the edge (no cache misses), (2) the gather of the next node ids from the
+    /// neighbour arrays, (3) the table probe, (4) the owner test and bookkeeping. Loops 2 and 3
+    /// carry one independent cache miss per walker, few instructions and no branch on loaded
+    /// data, so the processor keeps many misses in flight; a walker-at-a-time loop would wait
+    /// for each miss in turn (3× slower measured).
+    static func advance(
+        _ walkers: inout [Walker], shard: GraphShard, pinTable: NodeTable, boardTable: NodeTable, rank: Int,
+        ranks p: Int, maxSteps: UInt64, restartBits: UInt64, steps: inout Int, forwarded: inout Int,
+        forward: inout [Int64], visitKey: inout [UInt64], visitPin: inout [Int64]
+    ) throws {
+        var n = walkers.count
+        var taken = 0, left = 0
+        let stepMask: UInt64 = 0xFFFF << stepShift
+        // Per-pass scratch (at most one visit and one departure per walker and pass), appended
+        // to the growing arrays after each loop: no array bookkeeping inside the loops.
+        let vk = UnsafeMutablePointer<UInt64>.allocate(capacity: max(1, n))
+        let vp = UnsafeMutablePointer<Int64>.allocate(capacity: max(1, n))
+        let fw = UnsafeMutablePointer<Int64>.allocate(capacity: max(1, 4 * n))
+        defer { vk.deallocate(); vp.deallocate(); fw.deallocate() }
+        try shard.pins.neighbors.withUnsafeBufferPointer { pinNeighbors in
+            try shard.boards.neighbors.withUnsafeBufferPointer { boardNeighbors in
+                try pinTable.slots.withUnsafeBufferPointer { pinSlots in
+                    try boardTable.slots.withUnsafeBufferPointer { boardSlots in
+                        try walkers.withUnsafeMutableBufferPointer { wb in
+                            while n > 0 {
+                                // (1) Arrivals at pins are visits; end or choose the next edge.
+                                var m = 0, nv = 0
+                                for q in 0..<n {
+                                    var x = wb[q]
+                                    let step = (x.meta & stepMask) >> stepShift
+                                    let atBoard = x.meta & 1 == 1
+                                    if !atBoard && step > 0 {
+                                        vk[nv] = UInt64(x.startOwner) << 32 | (x.meta & 0xFF_FFFE) >> 1
+                                        vp[nv] = x.node
+                                        nv += 1
+                                        if step >= maxSteps { continue }
+                                        if WalkerStream.draw(x.key, step: step, 1) >> 11 < restartBits { continue }
+                                    }
+                                    if x.degree == 0 { continue }
+                                    x.span += WalkerStream.below(x.degree, WalkerStream.draw(x.key, step: step, 0))
+                                    // The low bit now tells the side of the next node.
+                                    x.meta = (x.meta & ~(stepMask | 1)) | (step + 1) << stepShift | (atBoard ? 0 : 1)
+                                    wb[m] = x
+                                    m += 1
+                                }
+                                taken += m
+                                visitKey.append(contentsOf: UnsafeBufferPointer(start: vk, count: nv))
+                                visitPin.append(contentsOf: UnsafeBufferPointer(start: vp, count: nv))
+                                // (2) Gather the next node ids (one independent miss each).
+                                let pinBase = pinNeighbors.baseAddress, boardBase = boardNeighbors.baseAddress
+                                for q in 0..<m {
+                                    let base = wb[q].meta & 1 == 1 ? pinBase : boardBase
+                                    wb[q].node = base.unsafelyUnwrapped[Int(wb[q].span)]
+                                }
+                                // (3) Probe: the first two table slots of each local walker's node
+                                // (no branch on the loaded ids), kept in (degree, span) as (id, raw).
+                                let pinBaseSlots = pinSlots.baseAddress.unsafelyUnwrapped
+                                let boardBaseSlots = boardSlots.baseAddress.unsafelyUnwrapped
+                                for q in 0..<m {
+                                    let node = wb[q].node
+                                    let atBoard = wb[q].meta & 1 == 1
+                                    let h = GraphPartition.hash(atBoard ? ~node : node)
+                                    if p > 1 && Int(h % UInt64(p)) != rank { continue }
+                                    let slots = atBoard ? boardBaseSlots : pinBaseSlots
+                                    let at = NodeTable.index(h, atBoard ? boardTable.size : pinTable.size)
+                                    let a = slots[at], b = slots[at + 1]
+                                    let hit = a.id == node ? a : b
+                                    wb[q].degree = hit.id
+                                    wb[q].span = Int64(bitPattern: hit.span)
+                                }
+                                // (4) Owner test; local walkers get their node's neighbour span (the
+                                // rare node beyond the first two slots is probed again).
+                                var k = 0, nf = 0
+                                for q in 0..<m {
+                                    var x = wb[q]
+                                    let atBoard = x.meta & 1 == 1
+                                    let h = GraphPartition.hash(atBoard ? ~x.node : x.node)
+                                    if p > 1 {
+                                        let owner = Int(h % UInt64(p))
+                                        if owner != rank {
+                                            fw[nf] = Int64(owner); fw[nf + 1] = x.start; fw[nf + 2] = x.node
+                                            fw[nf + 3] = Int64(bitPattern: x.meta)
+                                            nf += 4
+                                            continue
+                                        }
+                                    }
+                                    let table = atBoard ? boardTable : pinTable
+                                    if x.degree == x.node {
+                                        (x.span, x.degree) = table.span(
+                                            NodeTable.Slot(id: x.node, span: UInt64(bitPattern: x.span)))
+                                    } else {
+                                        let slot =
+                                            atBoard
+                                            ? boardSlots.find(x.node, hash: h, size: boardTable.size)
+                                            : pinSlots.find(x.node, hash: h, size: pinTable.size)
+                                        guard let slot else { throw dangling(x.node, atPin: !atBoard, rank: rank) }
+                                        (x.span, x.degree) = table.span(slot)
+                                    }
+                                    wb[k] = x
+                                    k += 1
+                                }
+                                n = k
+                                left += nf / 4
+                                forward.append(contentsOf: UnsafeBufferPointer(start: fw, count: nf))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        walkers.removeAll(keepingCapacity: true)
+        steps += taken
+        forwarded += left
+    }
+
+    static func dangling(_ node: Int64, atPin: Bool, rank: Int) -> GraphError {
+        atPin
+            ? GraphError(
+                "rank \(rank): walker at pin \(node) which is not in this shard (dangling pin id in the neighbours of a board)"
+            )
+            : GraphError(
+                "rank \(rank): walker at board \(node) which is not in this shard (dangling board id in the neighbours of a pin)"
+            )
+    }
+
+    /// Collective: sends the queued walkers (4 words each, owner first) to their owners; returns
+    /// the received (start, node, meta) triples and the global number of walkers in flight.
+    static func exchange(_ forward: inout [Int64], comm: Communicator) throws -> ([Int64], Int) {
+        let p = comm.size
+        var counts = [Int](repeating: 0, count: p)
+        var q = 0
+        while q < forward.count { counts[Int(forward[q])] += 3; q += 4 }
+        var at = [Int](repeating: 0, count: p)
+        for r in 1..<p { at[r] = at[r - 1] + counts[r - 1] }
+        var send = [Int64](repeating: 0, count: forward.count / 4 * 3)
+        q = 0
+        while q < forward.count {
+            let r = Int(forward[q])
+            send[at[r]] = forward[q + 1]; send[at[r] + 1] = forward[q + 2]; send[at[r] + 2] = forward[q + 3]
+            at[r] += 3
+            q += 4
+        }
+        forward.removeAll(keepingCapacity: true)
+        let (received, _) = try comm.alltoallv(send, sendCounts: counts)
+        let live = try comm.allreduce(received.count / 3, op: .sum)
+        return (received, live)
+    }
+
+    /// Turns received (start, node, meta) triples into walkers at nodes of this rank.
+    static func receive(
+        _ received: [Int64], into walkers: inout [Walker], pinTable: NodeTable, boardTable: NodeTable, seed: UInt64,
+        rank: Int, ranks p: Int
+    ) throws {
+        walkers.removeAll(keepingCapacity: true)
+        walkers.reserveCapacity(received.count / 3)
+        try pinTable.slots.withUnsafeBufferPointer { pinSlots in
+            try boardTable.slots.withUnsafeBufferPointer { boardSlots in
+                var q = 0
+                while q < received.count {
+                    let start = received[q], node = received[q + 1], meta = UInt64(bitPattern: received[q + 2])
+                    q += 3
+                    let atBoard = meta & 1 == 1
+                    let h = GraphPartition.hash(atBoard ? ~node : node)
+                    let slot =
+                        atBoard
+                        ? boardSlots.find(node, hash: h, size: boardTable.size)
+                        : pinSlots.find(node, hash: h, size: pinTable.size)
+                    guard let slot else { throw dangling(node, atPin: !atBoard, rank: rank) }
+                    let (span, degree) = atBoard ? boardTable.span(slot) : pinTable.span(slot)
+                    walkers.append(
+                        Walker(
+                            start: start, node: node,
+                            key: WalkerStream.key(seed: seed, start: start, walk: meta >> walkShift),
+                            span: span, degree: degree, meta: meta,
+                            startOwner: GraphPartition.pinOwner(start, ranks: p)))
+                }
+            }
+        }
+    }
+
+    /// Collective: sends each visit to its start pin's owner; returns (positions, visited pins).
+    static func routeVisits(_ key: inout [UInt64], _ pin: inout [Int64], comm: Communicator) throws -> (
+        [Int64], [Int64]
+    ) {
+        let p = comm.size
+        defer { key.removeAll(keepingCapacity: true); pin.removeAll(keepingCapacity: true) }
+        if p == 1 { return (key.map { Int64(bitPattern: $0 & 0xFFFF_FFFF) }, pin) }
+        var counts = [Int](repeating: 0, count: p)
+        for k in key { counts[Int(k >> 32)] += 2 }
+        var at = [Int](repeating: 0, count: p)
+        for r in 1..<p { at[r] = at[r - 1] + counts[r - 1] }
+        var send = [Int64](repeating: 0, count: key.count * 2)
+        for j in 0..<key.count {
+            let r = Int(key[j] >> 32)
+            send[at[r]] = Int64(bitPattern: key[j] & 0xFFFF_FFFF); send[at[r] + 1] = pin[j]
+            at[r] += 2
+        }
+        let (received, _) = try comm.alltoallv(send, sendCounts: counts)
+        var positions = [Int64](repeating: 0, count: received.count / 2), visited = positions
+        for j in 0..<positions.count { positions[j] = received[2 * j]; visited[j] = received[2 * j + 1] }
+        return (positions, visited)
+    }
+
+    /// Counts the visits of each start pin (`positions[j]` indexes `starts`) and appends the top
+    /// T to `result` (most visits first, ties by smaller id; the start pin itself is skipped).
+    /// A counting sort groups the visits by start pin; each group (a few to a few hundred ids) is
+    /// sorted in place, run-length counted, and the top T kept by insertion.
+    static func count(
+        positions: [Int64], visited: [Int64], starts: ArraySlice<Int64>, topT: Int,
+        hard: (from: Int, to: Int, count: Int) = (0, 0, 0), into result: inout ImportanceNeighbors
+    ) {
+        let n = starts.count
+        var offsets = [Int](repeating: 0, count: n + 1)
+        for q in positions { offsets[Int(q) + 1] += 1 }
+        for i in 0..<n { offsets[i + 1] += offsets[i] }
+        var at = offsets
+        var flat = [Int64](repeating: 0, count: visited.count)
+        for j in 0..<visited.count {
+            let q = Int(positions[j])
+            flat[at[q]] = visited[j]
+            at[q] += 1
+        }
+        let base = result.ids.count
+        result.pins.append(contentsOf: starts)
+        result.ids.append(contentsOf: repeatElement(-1, count: n * topT))
+        result.counts.append(contentsOf: repeatElement(0, count: n * topT))
+        result.weights.append(contentsOf: repeatElement(0, count: n * topT))
+        let hardBase = result.hard.count
+        result.hard.append(contentsOf: repeatElement(-1, count: n * hard.count))
+        var ranked: [(id: Int64, count: Int32)] = []
+        flat.withUnsafeMutableBufferPointer { fb in
+            result.ids.withUnsafeMutableBufferPointer { allIDs in
+                result.counts.withUnsafeMutableBufferPointer { allCounts in
+                    result.weights.withUnsafeMutableBufferPointer { allWeights in
+                        let ids = UnsafeMutableBufferPointer(rebasing: allIDs[base...])
+                        let counts = UnsafeMutableBufferPointer(rebasing: allCounts[base...])
+                        let weights = UnsafeMutableBufferPointer(rebasing: allWeights[base...])
+                        for i in 0..<n {
+                            let s = starts[starts.startIndex + i]
+                            var slice = UnsafeMutableBufferPointer(rebasing: fb[offsets[i]..<offsets[i + 1]])
+                            if slice.count <= 32 {
+                                // Insertion sort: groups are mostly small.
+                                var a = 1
+                                while a < slice.count {
+                                    let v = slice[a]
+                                    var b = a
+                                    while b > 0 && slice[b - 1] > v { slice[b] = slice[b - 1]; b -= 1 }
+                                    slice[b] = v
+                                    a += 1
+                                }
+                            } else {
+                                slice.sort()
+                            }
+                            // Run-length count in id order; keep the top T by insertion after equal
+                            // counts, so ties stay in ascending id order.
+                            let row = i * topT
+                            var kept = 0, k = 0
+                            while k < slice.count {
+                                let v = slice[k]
+                                var c: Int32 = 0
+                                while k < slice.count && slice[k] == v { c += 1; k += 1 }
+                                if v == s || (kept == topT && c <= counts[row + topT - 1]) { continue }
+                                var b = min(kept, topT - 1)
+                                while b > 0 && counts[row + b - 1] < c {
+                                    ids[row + b] = ids[row + b - 1]; counts[row + b] = counts[row + b - 1]
+                                    b -= 1
+                                }
+                                ids[row + b] = v; counts[row + b] = c
+                                kept = min(topT, kept + 1)
+                            }
+                            if hard.count > 0 {
+                                // The whole ranking (only when a hard band is asked for).
+                                ranked.removeAll(keepingCapacity: true)
+                                k = 0
+                                while k < slice.count {
+                                    let v = slice[k]
+                                    var c: Int32 = 0
+                                    while k < slice.count && slice[k] == v { c += 1; k += 1 }
+                                    if v != s { ranked.append((v, c)) }
+                                }
+                                let width = min(hard.to, ranked.count) - hard.from
+                                if width > 0 {
+                                    ranked.sort { $0.count != $1.count ? $0.count > $1.count : $0.id < $1.id }
+                                    let m = min(hard.count, width)
+                                    for j in 0..<m {
+                                        result.hard[hardBase + i * hard.count + j] =
+                                            ranked[hard.from + j * width / m].id
+                                    }
+                                }
+                            }
+                            var total: Int32 = 0
+                            for j in 0..<kept { total += counts[row + j] }
+                            for j in 0..<kept { weights[row + j] = Float(counts[row + j]) / Float(total) }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -9,7 +9,8 @@ import Graph
 /// collectives (`fetchContent`, `fetchNeighbors`, `fetch`); no rank holds the whole graph.
 ///
 /// Shapes: `ids` (n,) sorted; `content` (n, dIn); `neighborIDs` (n, T) −1 padded;
-/// `neighborWeights` (n, T) (0 on padding).
+/// `neighborWeights` (n, T) (0 on padding); `hardIDs` (n, H) −1 padded (the walks' hard-negative
+/// band by personalised PageRank, hardest first; H = 0 without one).
 public final class NodeStore {
     public let comm: Communicator
     public let t: Int
@@ -18,17 +19,22 @@ public final class NodeStore {
     public private(set) var content: [Float]
     public private(set) var neighborIDs: [Int64]
     public private(set) var neighborWeights: [Float]
+    public let h: Int
+    public private(set) var hardIDs: [Int64]
 
     /// Builds a store from rows held anywhere: `contentIDs`/`content` (rows of width `dIn`) and
     /// `neighborPins`/`neighborIDs`/`neighborWeights` (rows of width `t`); both are routed to the
     /// pins' owners (collective). Every neighbour row must belong to a pin with content.
+    /// `hardIDs` (rows of width `h`, aligned with `neighborPins`) is the optional hard band.
     public init(
         comm: Communicator, dIn: Int, t: Int, contentIDs: [Int64], content: [Float], neighborPins: [Int64],
-        neighborIDs: [Int64], neighborWeights: [Float]
+        neighborIDs: [Int64], neighborWeights: [Float], h: Int = 0, hardIDs: [Int64] = []
     ) throws {
         self.comm = comm
         self.dIn = dIn
         self.t = t
+        self.h = h
+        precondition(hardIDs.count == neighborPins.count * h, "hardIDs is not (neighbour rows, h)")
         let p = comm.size
         let (cIDs, cRows) = try Self.routeRows(
             contentIDs, content, width: dIn, dest: contentIDs.map { GraphPartition.pinOwner($0, ranks: p) }, comm: comm)
@@ -38,6 +44,11 @@ public final class NodeStore {
         let (_, nW) = try Self.routeRows(
             neighborPins, neighborWeights, width: t, dest: neighborPins.map { GraphPartition.pinOwner($0, ranks: p) },
             comm: comm)
+        let (_, nH) =
+            h > 0
+            ? try Self.routeRows(
+                neighborPins, hardIDs, width: h, dest: neighborPins.map { GraphPartition.pinOwner($0, ranks: p) },
+                comm: comm) : ([], [])
         let order = cIDs.indices.sorted { cIDs[$0] < cIDs[$1] }
         ids = order.map { cIDs[$0] }
         for i in 1..<max(1, ids.count) where ids[i] == ids[i - 1] {
@@ -47,6 +58,7 @@ public final class NodeStore {
         for (r, i) in order.enumerated() { for c in 0..<dIn { self.content[r * dIn + c] = cRows[i * dIn + c] } }
         self.neighborIDs = [Int64](repeating: -1, count: ids.count * t)
         self.neighborWeights = [Float](repeating: 0, count: ids.count * t)
+        self.hardIDs = [Int64](repeating: -1, count: ids.count * h)
         var index: [Int64: Int] = [:]
         for (r, id) in ids.enumerated() { index[id] = r }
         for (i, pin) in nPins.enumerated() {
@@ -57,6 +69,7 @@ public final class NodeStore {
                 self.neighborIDs[r * t + k] = nIDs[i * t + k]
                 self.neighborWeights[r * t + k] = nW[i * t + k]
             }
+            for k in 0..<h { self.hardIDs[r * h + k] = nH[i * h + k] }
         }
     }
 
@@ -122,6 +135,11 @@ public final class NodeStore {
         return (n, w)
     }
 
+    /// Collective: hard-negative bands (ids.count, H).
+    public func fetchHard(_ ids: [Int64]) throws -> [Int64] {
+        try fetch(ids, width: h) { r, out in out.append(contentsOf: hardIDs[r * h..<(r + 1) * h]) }
+    }
+
     /// Collective: sends row i (`ids[i]`, `values[i·width ..< (i+1)·width]`) to rank `dest[i]`.
     public static func routeRows<V: MPIScalar>(
         _ ids: [Int64], _ values: [V], width: Int, dest: [Int], comm: Communicator
@@ -177,16 +195,22 @@ public final class NodeStore {
         }
         emb = []; tagRows = []
         let run = try PublishedRun.open(root: walks, runID: walksRun)
-        var np = [Int64](), nid = [Int64](), nw = [Float]()
-        var t = 0
+        var np = [Int64](), nid = [Int64](), nw = [Float](), hard = [Int64]()
+        var t = 0, h = 0
         for (i, path) in try run.paths(of: "neighbors").enumerated() where i % comm.size == comm.rank {
             let n = try ImportanceNeighbors.read(path: path)
             t = n.t
             np += n.pins; nid += n.ids; nw += n.weights
+            if !n.pins.isEmpty { h = n.h }
+            hard += n.hard
         }
         t = try comm.allreduce(t, op: .max)
+        h = try comm.allreduce(h, op: .max)
+        guard hard.count == np.count * h else {
+            throw GraphError("\(walks.path): neighbour shards disagree on the hard-band width")
+        }
         return try NodeStore(
             comm: comm, dIn: dIn, t: t, contentIDs: ids, content: content, neighborPins: np, neighborIDs: nid,
-            neighborWeights: nw)
+            neighborWeights: nw, h: h, hardIDs: hard)
     }
 }

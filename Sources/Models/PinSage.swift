@@ -115,6 +115,7 @@ public final class PinSageModel<T: Real> {
 
     /// Layer-0 input of `ids` with content rows `content` ((n, dIn) Float): content, then the
     /// id embedding when the model has one. (n, inputWidth).
+    @_specialize(where T == Float)
     public func input(ids: [Int64], content: [Float]) -> Tensor<T> {
         let c = Tensor<T>(rows: ids.count, cols: config.dIn, data: content.map { T($0) })
         guard let idTable else { return c }
@@ -122,6 +123,7 @@ public final class PinSageModel<T: Real> {
     }
 
     /// Embeddings of level K of `graph`, (|targets|, dOut).
+    @_specialize(where T == Float)
     public func forward(_ graph: ComputationGraph) -> Tensor<T> {
         var h = input(ids: graph.levels[0], content: graph.content)
         for (k, conv) in convs.enumerated() {
@@ -134,6 +136,7 @@ public final class PinSageModel<T: Real> {
     }
 
     /// Backward from dL/d(level-K embeddings); adds parameter gradients to the store.
+    @_specialize(where T == Float)
     public func backward(_ dz: Tensor<T>, graph: ComputationGraph) {
         var d = dz
         for k in stride(from: convs.count - 1, through: 0, by: -1) {
@@ -158,6 +161,7 @@ public final class PinSageModel<T: Real> {
         }
     }
 
+    @_specialize(where T == Float)
     static func gather(_ h: Tensor<T>, _ rows: [Int]) -> Tensor<T> {
         let c = h.cols
         var out = [T]()
@@ -166,6 +170,7 @@ public final class PinSageModel<T: Real> {
         return Tensor(rows: rows.count, cols: c, data: out)
     }
 
+    @_specialize(where T == Float)
     static func scatterAdd(_ g: Tensor<T>, _ rows: [Int], into h: inout Tensor<T>) {
         let c = g.cols
         for (i, r) in rows.enumerated() { for j in 0..<c { h.data[r * c + j] += g.data[i * c + j] } }
@@ -174,6 +179,7 @@ public final class PinSageModel<T: Real> {
     /// Max-margin loss of one micro-batch: query i's positive is pin i of `positives`; the
     /// other positives of the micro-batch are its negatives. `zq`, `zp` (M, d). Returns the
     /// loss (÷ normalizer) and gradients.
+    @_specialize(where T == Float)
     public static func maxMarginLoss(zq: Tensor<T>, zp: Tensor<T>, margin: T, normalizer: T) -> (
         loss: T, dq: Tensor<T>, dp: Tensor<T>
     ) {
@@ -209,6 +215,7 @@ public final class PinSageModel<T: Real> {
 
     /// Hard-negative hinge: Σ_i max(0, margin − zq_i·zp_i + zq_i·zh_i) / normalizer over rows
     /// (M, d) each. Returns the loss and the gradients for zq, zp, zh.
+    @_specialize(where T == Float)
     public static func hardNegativeLoss(zq: Tensor<T>, zp: Tensor<T>, zh: Tensor<T>, margin: T, normalizer: T) -> (
         loss: T, dq: Tensor<T>, dp: Tensor<T>, dh: Tensor<T>
     ) {
@@ -292,6 +299,7 @@ public struct PinSageBatch {
 extension PinSageModel: TrainableModel {
     public var tables: [EmbeddingTable<T>] { idTable.map { [$0] } ?? [] }
 
+    @_specialize(where T == Float)
     public func lossAndGradients(_ batch: PinSageBatch, normalizer: T, step: Int) -> (
         loss: Double, sparse: [SparseRows<T>]
     ) {
@@ -328,29 +336,113 @@ extension PinSageModel: TrainableModel {
 
 /// Training data for PinSage: positive pairs (query, a pin drawn from its importance
 /// neighbours by weight — a walk co-visit), in micro-batches of M whose other positives are the
-/// negatives. Micro-batch i of step s is drawn from the stream (seed, s, i) over the global
-/// sorted list of pins with neighbours, and micro-batch i runs on rank i mod size, so the
-/// summed gradient is the same for any rank count (up to float summation order).
+/// negatives. The queries of micro-batch i of step s are the M pins with neighbours whose keys
+/// SplitMix64(seed, s, i, pin id) are smallest over all ranks (a uniform sample without
+/// replacement: every rank offers its own M smallest, one allgather picks the global ones), the
+/// rest is drawn from the stream (seed, s, i), and micro-batch i runs on rank i mod size, so the
+/// summed gradient is the same for any rank count (up to float summation order). No rank holds
+/// the list of all pins: memory is proportional to the shard (plus M per micro-batch and rank).
 public struct PinSageSampler {
-    public let candidates: [Int64]
+    /// This rank's pins that have at least one importance neighbour.
+    public let localCandidates: [Int64]
+    /// Pins with neighbours over all ranks.
+    public let candidateCount: Int
     public let microBatches: Int
     public let microBatchSize: Int
     public let seed: UInt64
-    /// Hard negatives (curriculum): at step s a query gets one with probability
-    /// min(1, s / hardRampSteps); it is a pin two walk-hops away (a neighbour of one of the
-    /// query's neighbours) that is neither the query nor among its top-T neighbours — related,
-    /// but less than the positive. 0 disables them.
+    /// Hard negatives (curriculum) ramp in over `hardRampSteps` steps (0 disables them). With
+    /// the walks' personalised-PageRank band (`store.h` > 0), at progress f = min(1, s / ramp) a
+    /// query gets each of its `hardPerQuery` hard negatives with probability f, drawn uniformly
+    /// from the band positions ⌊(1 − f)·n/2⌋ ..< n of its n band pins (hardest first): early
+    /// negatives come from the less visited half, later ones from the whole band — harder over
+    /// training. Without a band, one hard negative with probability f: a pin two walk-hops away
+    /// (a neighbour of one of the query's neighbours) that is neither the query nor among its
+    /// top-T neighbours.
     public var hardRampSteps = 0
+    /// Hard negatives per query at the end of the ramp (band only).
+    public var hardPerQuery = 1
 
-    /// Collective: gathers the ids of the pins that have at least one neighbour (8 bytes per
-    /// pin on every rank; the graph itself stays sharded).
+    /// Collective: counts the pins that have at least one neighbour.
     public init(store: NodeStore, microBatches: Int, microBatchSize: Int, seed: UInt64) throws {
         var mine = [Int64]()
         for (r, id) in store.ids.enumerated() where store.neighborIDs[r * store.t] >= 0 { mine.append(id) }
-        candidates = try store.comm.allgatherv(mine).values.sorted()
+        localCandidates = mine
+        candidateCount = try store.comm.allreduce(mine.count)
         self.microBatches = microBatches
         self.microBatchSize = microBatchSize
         self.seed = seed
+    }
+
+    /// SplitMix64's output function.
+    static func mix(_ x: UInt64) -> UInt64 {
+        var z = x &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Collective: the queries of every micro-batch of step `step` (identical on every rank and
+    /// for any rank count): for micro-batch i the min(M, N) candidates with the smallest keys,
+    /// in key order. Each rank offers its M smallest per micro-batch (a bounded max-heap over its
+    /// candidates: O(local candidates) per micro-batch), one allgather, then a merge.
+    public func queries(step: Int, comm: Communicator) throws -> [[Int64]] {
+        let m = min(microBatchSize, candidateCount)
+        if m == 0 { return Array(repeating: [], count: microBatches) }
+        // Offers: per micro-batch m (key, id) pairs as Int64, padded with id Int64.min.
+        var offer = [Int64]()
+        offer.reserveCapacity(microBatches * m * 2)
+        var heap: [(key: UInt64, id: Int64)] = []
+        func less(_ a: (key: UInt64, id: Int64), _ b: (key: UInt64, id: Int64)) -> Bool {
+            a.key != b.key ? a.key < b.key : a.id < b.id
+        }
+        for i in 0..<microBatches {
+            let salt =
+                Self.mix(Self.mix(seed ^ 0x5851_F42D_4C95_7F2D) &+ UInt64(step)) ^ Self.mix(UInt64(i) &+ 0x2545_F491)
+            heap.removeAll(keepingCapacity: true)
+            for id in localCandidates {
+                let e = (key: Self.mix(salt ^ UInt64(bitPattern: id)), id: id)
+                if heap.count < m {
+                    // Sift up (max-heap by (key, id)).
+                    heap.append(e)
+                    var c = heap.count - 1
+                    while c > 0 && less(heap[(c - 1) / 2], heap[c]) { heap.swapAt(c, (c - 1) / 2); c = (c - 1) / 2 }
+                } else if less(e, heap[0]) {
+                    heap[0] = e
+                    var c = 0
+                    while true {
+                        let l = 2 * c + 1, r = l + 1
+                        var big = c
+                        if l < heap.count && less(heap[big], heap[l]) { big = l }
+                        if r < heap.count && less(heap[big], heap[r]) { big = r }
+                        if big == c { break }
+                        heap.swapAt(c, big)
+                        c = big
+                    }
+                }
+            }
+            for j in 0..<m {
+                if j < heap.count {
+                    offer.append(Int64(bitPattern: heap[j].key)); offer.append(heap[j].id)
+                } else {
+                    offer.append(-1); offer.append(.min)
+                }
+            }
+        }
+        let all = comm.size == 1 ? offer : try comm.allgather(offer)
+        let perRank = microBatches * m * 2
+        var out: [[Int64]] = []
+        for i in 0..<microBatches {
+            var pool: [(key: UInt64, id: Int64)] = []
+            for r in 0..<comm.size {
+                for j in 0..<m {
+                    let at = r * perRank + (i * m + j) * 2
+                    if all[at + 1] != .min { pool.append((UInt64(bitPattern: all[at]), all[at + 1])) }
+                }
+            }
+            pool.sort(by: less)
+            out.append(pool.prefix(m).map(\.id))
+        }
+        return out
     }
 
     /// Collective: this rank's share of step `step`.
@@ -358,17 +450,11 @@ public struct PinSageSampler {
         let comm = store.comm
         var out = PinSageBatch()
         let slots = (microBatches + comm.size - 1) / comm.size
+        let chosen = try queries(step: step, comm: comm)
         for slot in 0..<slots {
             let i = slot * comm.size + comm.rank
-            var queries = [Int64]()
             var rng = RandomStream(seed: seed, rank: UInt64(step), index: UInt64(i))
-            if i < microBatches && !candidates.isEmpty {
-                var chosen = Set<Int64>()
-                while queries.count < min(microBatchSize, candidates.count) {
-                    let q = candidates[rng.int(below: candidates.count)]
-                    if chosen.insert(q).inserted { queries.append(q) }
-                }
-            }
+            let queries = i < microBatches ? chosen[i] : []
             let (nid, nw) = try store.fetchNeighbors(queries)
             var positives = [Int64]()
             for q in 0..<queries.count {
@@ -381,7 +467,19 @@ public struct PinSageSampler {
                 positives.append(pick)
             }
             var hard: [(Int, Int64)] = []
-            if hardRampSteps > 0 {
+            if hardRampSteps > 0 && store.h > 0 {
+                let band = try store.fetchHard(queries)
+                let f = min(1, Double(step) / Double(hardRampSteps))
+                for q in 0..<queries.count {
+                    let row = band[q * store.h..<(q + 1) * store.h]
+                    let n = row.prefix { $0 >= 0 }.count
+                    if n == 0 { continue }
+                    let lower = Int((1 - f) * Double(n) / 2)
+                    for _ in 0..<hardPerQuery where rng.uniform() < f {
+                        hard.append((q, row[row.startIndex + lower + rng.int(below: n - lower)]))
+                    }
+                }
+            } else if hardRampSteps > 0 {
                 // Second hop: neighbours of the queries' neighbours (one more collective fetch).
                 let firstHop = nid.filter { $0 >= 0 }
                 let (n2, _) = try store.fetchNeighbors(firstHop)

@@ -26,6 +26,7 @@ public final class PinSageConv<T: Real> {
     }
 
     /// z (B, dOut), L2-normalised rows.
+    @_specialize(where T == Float)
     public func forward(selfX: Tensor<T>, neighbors: Tensor<T>, weights: [T], t: Int) -> Tensor<T> {
         let b = selfX.rows
         precondition(neighbors.rows == b * t && weights.count == b * t && selfX.cols == dIn && neighbors.cols == dIn)
@@ -56,6 +57,7 @@ public final class PinSageConv<T: Real> {
 
     /// From dL/dz (B, dOut): adds dL/dθ to the store; returns dL/d selfX (B, dIn) and
     /// dL/d neighbors (B·T, dIn).
+    @_specialize(where T == Float)
     public func backward(_ dz: Tensor<T>) -> (dSelf: Tensor<T>, dNeighbors: Tensor<T>) {
         let b = dz.rows
         var dy = Tensor<T>.zeros(b, dOut)

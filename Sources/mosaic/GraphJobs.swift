@@ -100,7 +100,11 @@ struct GraphWalks: ParsableCommand {
             (alltoallv) until every walk ends. Each step's randomness is keyed by (seed, start pin, walk, step), \
             so the neighbours are identical for any rank count. Writes neighbors/part-RRRRR-of-SSSSS.h5 with \
             /neighbors/pin_ids (n), ids (n, T; −1 padded), weights (n, T; visit counts normalised to sum 1) and \
-            counts (n, T). Prints `WALKS pins=… steps=… digest=…`.
+            counts (n, T); with --hard-count H also hard_ids (n, H; −1 padded): H pins at evenly spaced visit-count \
+            ranks in --hard-ranks (a Monte-Carlo personalised PageRank band, hardest first) for PinSage's hard \
+            negatives. A walker keeps stepping on its rank until it reaches a node owned elsewhere; the walkers of a \
+            batch advance in lock-step passes (gather, table probe) so their cache misses overlap. \
+            Prints `WALKS pins=… steps=… digest=…`.
             """)
 
     @Option(help: "Root folder of the graph run (from `mosaic graph build`).") var graph = "out/graph"
@@ -113,18 +117,34 @@ struct GraphWalks: ParsableCommand {
     @Option(help: "Importance neighbours kept per pin.") var top = 20
     @Option(help: "Seed of the walker streams.") var seed: UInt64 = 1
     @Option(help: "Start pins per rank walked together (bounds the walkers in flight).") var batchPins = 4096
+    @Option(
+        help:
+            "Hard-negative band for PinSage: visit-count ranks LO:HI (0-based, most visited first) from which --hard-count pins per pin are kept (evenly spaced), written as /neighbors/hard_ids."
+    )
+    var hardRanks = "200:2000"
+    @Option(help: "Pins of the hard-negative band kept per pin (0 = none).") var hardCount = 0
 
     func validate() throws {
         guard walks > 0, maxSteps > 0, top > 0, batchPins > 0 else {
             throw ValidationError("--walks, --max-steps, --top, --batch-pins must be > 0")
         }
         guard restart > 0, restart <= 1 else { throw ValidationError("--restart must be in (0, 1]") }
+        guard hardCount >= 0, let band = hardBand, band.0 >= 0, band.1 > band.0 else {
+            throw ValidationError("--hard-ranks must be LO:HI with 0 ≤ LO < HI, --hard-count ≥ 0")
+        }
+    }
+
+    var hardBand: (Int, Int)? {
+        let f = hardRanks.split(separator: ":").compactMap { Int($0) }
+        return f.count == 2 ? (f[0], f[1]) : nil
     }
 
     var parameters: WalkParameters {
-        WalkParameters(
+        var w = WalkParameters(
             walksPerPin: walks, restartProbability: restart, maxSteps: maxSteps, topT: top, seed: seed,
             batchPins: batchPins)
+        if hardCount > 0, let (lo, hi) = hardBand { (w.hardFrom, w.hardTo, w.hardCount) = (lo, hi, hardCount) }
+        return w
     }
 
     func run() throws {

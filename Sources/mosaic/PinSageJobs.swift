@@ -57,8 +57,12 @@ struct PinSageTrain: ParsableCommand {
     @Option(help: "Seed (parameters and sampling).") var seed: UInt64 = 5
     @Option(help: "Width of a learnable (hashed) id embedding appended to the content; 0 = content only.") var idDim = 0
     @Option(help: "Rows of the hashed id embedding table.") var idRows = 1 << 16
-    @Option(help: "Hard negatives (two walk-hops away) ramp in over this many steps; 0 = in-batch negatives only.")
+    @Option(
+        help:
+            "Hard negatives ramp in over this many steps (curriculum; 0 = in-batch negatives only): from the walks' PageRank band (`graph walks --hard-count`) when present, else two walk-hops away."
+    )
     var hardRamp = 0
+    @Option(help: "Hard negatives per query at the end of the ramp (PageRank band only).") var hardPerQuery = 1
 
     func validate() throws {
         guard layers >= 1, hidden > 0, dim > 0, steps >= 0, microBatches > 0, microBatchSize >= 2 else {
@@ -80,11 +84,12 @@ struct PinSageTrain: ParsableCommand {
             var sampler = try PinSageSampler(
                 store: store, microBatches: microBatches, microBatchSize: microBatchSize, seed: seed)
             sampler.hardRampSteps = hardRamp
-            guard !sampler.candidates.isEmpty else {
+            sampler.hardPerQuery = hardPerQuery
+            guard sampler.candidateCount > 0 else {
                 throw GraphError("\(inputs.walks): no pin has importance neighbours; nothing to train on")
             }
             comm.log(
-                "pinsage train: \(sampler.candidates.count) query pins, d_in \(store.dIn) + id \(idDim), K \(layers), \(steps) steps × \(microBatches) × \(microBatchSize)"
+                "pinsage train: \(sampler.candidateCount) query pins, d_in \(store.dIn) + id \(idDim), K \(layers), \(steps) steps × \(microBatches) × \(microBatchSize)"
             )
             var losses: [Double] = []
             var progress = Progress(comm: comm, label: "pinsage train")

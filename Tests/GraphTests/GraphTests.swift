@@ -1,7 +1,7 @@
 import Collective
 import Events
 import Foundation
-import Graph
+@testable import Graph
 import Linalg
 import Testing
 import _TestSupport
@@ -167,9 +167,24 @@ struct GraphCSRTests {
         #expect(fraction > 0.75, "in-community fraction \(fraction)")
         // Isolated pins get no neighbours; the same seed gives the same neighbours.
         for id in g.pinIDs.suffix(g.isolatedPins) { #expect(n.neighbors(n.pins.firstIndex(of: id)!).isEmpty) }
-        let (again, _) = try RandomWalker.run(
-            shard, parameters: WalkParameters(walksPerPin: 64, topT: 10, batchPins: 7), comm: comm)
-        #expect(again == n)
+        var banded = WalkParameters(walksPerPin: 64, topT: 10, batchPins: 7)
+        (banded.hardFrom, banded.hardTo, banded.hardCount) = (12, 40, 5)
+        let (again, _) = try RandomWalker.run(shard, parameters: banded, comm: comm)
+        #expect(again.ids == n.ids && again.counts == n.counts && again.pins == n.pins)
+        // The hard band: 5 pins per pin from visit ranks 12 ..< 40, none of them the pin or a top-10
+        // neighbour, and (planted communities) still mostly in the pin's community.
+        #expect(again.h == 5 && again.hard.count == n.pins.count * 5)
+        var banded5 = 0, bandSame = 0
+        for i in 0..<n.pins.count {
+            let top = Set(n.neighbors(i).map(\.id))
+            for id in again.hard[i * 5..<(i + 1) * 5] where id >= 0 {
+                banded5 += 1
+                #expect(id != n.pins[i] && !top.contains(id))
+                if g.community(id) == g.community(n.pins[i]) { bandSame += 1 }
+            }
+        }
+        #expect(banded5 > 1_000)
+        #expect(Double(bandSame) / Double(banded5) > 0.5, "band in-community \(bandSame) of \(banded5)")
     }
 }
 
@@ -197,7 +212,7 @@ struct GraphMPITests {
                 ranks: ranks,
                 [
                     "graph", "walks", "--graph", g, "--out", dir.appendingPathComponent("walks\(ranks)").path,
-                    "--walks", "16", "--batch-pins", "50",
+                    "--walks", "16", "--batch-pins", "50", "--hard-count", "4", "--hard-ranks", "5:30",
                 ])
             #expect(w.status == 0, "\(w.output)")
             walks.append(line("WALKS", w))
@@ -210,7 +225,9 @@ struct GraphMPITests {
             ranks: 2,
             [
                 "graph", "walks", "--graph", dir.appendingPathComponent("graph4").path, "--out",
-                dir.appendingPathComponent("walks4on2").path, "--walks", "16", "--batch-pins", "50",
+                dir.appendingPathComponent("walks4on2").path, "--walks", "16", "--batch-pins", "50", "--hard-count",
+                "4",
+                "--hard-ranks", "5:30",
             ])
         #expect(line("WALKS", w2) == walks[0])
         // The neighbour files agree too (gathered over shards).
@@ -219,9 +236,15 @@ struct GraphMPITests {
         let byPin = { (n: ImportanceNeighbors) in
             Dictionary(
                 uniqueKeysWithValues: n.pins.indices.map {
-                    (n.pins[$0], n.neighbors($0).map { "\($0.id):\($0.weight)" })
+                    (
+                        n.pins[$0],
+                        n.neighbors($0).map { "\($0.id):\($0.weight)" }
+                            + n.hard[$0 * n.h..<($0 + 1) * n.h].map { "\($0)" }
+                    )
                 })
         }
+        #expect(a.h == 4 && b.h == 4)
+        #expect(a.hard.contains { $0 >= 0 })
         #expect(byPin(a) == byPin(b))
     }
 
@@ -269,5 +292,64 @@ struct GraphMPITests {
             ])
         #expect(missing.status != 0)
         #expect(missing.stderr.contains("no published run"), "\(missing.stderr)")
+    }
+}
+
+@Suite("Graph: walker internals (node table, counter streams, visit counts)")
+struct WalkerInternalsTests {
+    @Test("node table finds every id with its span (colliding hashes included) and no absent id")
+    func nodeTable() throws {
+        var rng = RandomStream(seed: 11)
+        var s = [Int64](), t = [Int64]()
+        for _ in 0..<20_000 { s.append(Int64(rng.int(below: 5_000)) * 7 - 900); t.append(Int64(rng.int(below: 300))) }
+        let csr = CSR.from(source: s, target: t, isolated: [123_456_789])
+        for boardSide in [false, true] {
+            let table = try NodeTable(csr, boardSide: boardSide)
+            #expect(table.size >= 2 * csr.count)
+            try table.slots.withUnsafeBufferPointer { slots in
+                for i in 0..<csr.count {
+                    let id = csr.ids[i]
+                    let h = GraphPartition.hash(boardSide ? ~id : id)
+                    let slot = try #require(slots.find(id, hash: h, size: table.size))
+                    let (start, degree) = table.span(slot)
+                    #expect(start == csr.offsets[i] && degree == Int64(csr.degree(i)))
+                }
+                for id: Int64 in [-1, 1, 1_000_000, .max] where csr.index(of: id) == nil {
+                    #expect(slots.find(id, hash: GraphPartition.hash(boardSide ? ~id : id), size: table.size) == nil)
+                }
+            }
+        }
+    }
+
+    @Test("walker streams: deterministic, distinct per (start, walk, step, draw), uniform below n")
+    func streams() {
+        let k = WalkerStream.key(seed: 3, start: 42, walk: 7)
+        #expect(k == WalkerStream.key(seed: 3, start: 42, walk: 7))
+        #expect(k != WalkerStream.key(seed: 3, start: 42, walk: 8))
+        #expect(k != WalkerStream.key(seed: 3, start: 43, walk: 7))
+        #expect(k != WalkerStream.key(seed: 4, start: 42, walk: 7))
+        #expect(WalkerStream.draw(k, step: 1, 0) != WalkerStream.draw(k, step: 1, 1))
+        var histogram = [Int](repeating: 0, count: 5)
+        for step in 0..<50_000 {
+            histogram[Int(WalkerStream.below(5, WalkerStream.draw(k, step: UInt64(step), 0)))] += 1
+        }
+        #expect(histogram.allSatisfy { abs($0 - 10_000) < 500 }, "\(histogram)")
+    }
+
+    @Test("visit counts: top T by count, ties by smaller id, start pin skipped, groups large and small")
+    func counting() {
+        // Start 0 (id 100): visits 5×7, 3×9, 3×8, 1×100 (itself); start 1 (id 200): 40 distinct ids once.
+        var positions = [Int64](), visited = [Int64]()
+        for (v, c) in [(7, 5), (9, 3), (8, 3), (100, 1)] {
+            for _ in 0..<c { positions.append(0); visited.append(Int64(v)) }
+        }
+        for v in (0..<40).reversed() { positions.append(1); visited.append(Int64(1_000 + v)) }
+        var result = ImportanceNeighbors(t: 3)
+        RandomWalker.count(positions: positions, visited: visited, starts: [100, 200][...], topT: 3, into: &result)
+        #expect(result.pins == [100, 200])
+        #expect(Array(result.ids[0..<3]) == [7, 8, 9])
+        #expect(Array(result.counts[0..<3]) == [5, 3, 3])
+        #expect(abs(result.weights[0] - 5.0 / 11) < 1e-6)
+        #expect(Array(result.ids[3..<6]) == [1_000, 1_001, 1_002])
     }
 }

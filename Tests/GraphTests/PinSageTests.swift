@@ -56,6 +56,30 @@ private func makeStore(n: Int = 40, dIn: Int = 6, t: Int = 3, cold: Int = 3, see
 
 @Suite("PinSage: gradients (Double, finite differences), bulk vs per-pin embedding, cold start")
 struct PinSageTests {
+    @Test("sampler queries: M distinct pins with neighbours per micro-batch, fresh each step, every pin drawn")
+    func samplerQueries() throws {
+        let store = try makeStore(n: 40, cold: 3)
+        let sampler = try PinSageSampler(store: store, microBatches: 3, microBatchSize: 8, seed: 2)
+        #expect(sampler.candidateCount == sampler.localCandidates.count)
+        let pool = Set(sampler.localCandidates)
+        var seen = Set<Int64>()
+        for step in 0..<40 {
+            let q = try sampler.queries(step: step, comm: store.comm)
+            #expect(q.count == 3)
+            for batch in q {
+                #expect(batch.count == 8 && Set(batch).count == 8 && pool.isSuperset(of: batch))
+                seen.formUnion(batch)
+            }
+            #expect(q[0] != q[1])
+            #expect(try sampler.queries(step: step, comm: store.comm) == q)
+        }
+        #expect(try sampler.queries(step: 0, comm: store.comm) != sampler.queries(step: 1, comm: store.comm))
+        #expect(seen == pool)
+        // Fewer candidates than M: all of them.
+        let small = try PinSageSampler(store: store, microBatches: 1, microBatchSize: 500, seed: 2)
+        #expect(Set(try small.queries(step: 0, comm: store.comm)[0]) == pool)
+    }
+
     @Test("conv layer: parameter and input gradients match central differences")
     func convGradient() throws {
         let store = ParameterStore<Double>(seed: 4)
@@ -187,24 +211,37 @@ struct PinSageMPITests {
         #expect(try MPIRun.mosaic(ranks: 2, ["graph", "build", "--data", data.path, "--out", graph]).status == 0)
         #expect(
             try MPIRun.mosaic(ranks: 2, ["graph", "walks", "--graph", graph, "--out", walks, "--top", "8"]).status == 0)
-        var losses: [[Double]] = []
-        for ranks in [1, 2] {
-            let r = try MPIRun.mosaic(
-                ranks: ranks,
-                [
-                    "pinsage", "train", "--data", data.path, "--walks", walks, "--out",
-                    dir.appendingPathComponent("m\(ranks)").path,
-                    "--steps", "6", "--micro-batches", "3", "--micro-batch-size", "8", "--hidden", "16", "--dim", "8",
-                    "--id-dim", "4", "--hard-ramp", "3",
-                ])
-            #expect(r.status == 0, "\(r.output)")
-            let line = r.stdout.split(separator: "\n").first { $0.hasPrefix("LOSSES") } ?? ""
-            losses.append(line.split(separator: " ").dropFirst().compactMap { Double($0) })
-        }
-        #expect(losses[0].count == 6)
+        // A second walks run with a PageRank hard-negative band (the sampler's band path).
+        let banded = dir.appendingPathComponent("walks-band").path
         #expect(
-            losses[0].count == losses[1].count && zip(losses[0], losses[1]).allSatisfy { abs($0 - $1) < 1e-4 },
-            "\(losses)")
+            try MPIRun.mosaic(
+                ranks: 2,
+                [
+                    "graph", "walks", "--graph", graph, "--out", banded, "--top", "8", "--hard-count", "6",
+                    "--hard-ranks", "10:60",
+                ]
+            ).status == 0)
+        for (name, source) in [("m", walks), ("band", banded)] {
+            var losses: [[Double]] = []
+            for ranks in [1, 2] {
+                let r = try MPIRun.mosaic(
+                    ranks: ranks,
+                    [
+                        "pinsage", "train", "--data", data.path, "--walks", source, "--out",
+                        dir.appendingPathComponent("\(name)\(ranks)").path,
+                        "--steps", "6", "--micro-batches", "3", "--micro-batch-size", "8", "--hidden", "16", "--dim",
+                        "8",
+                        "--id-dim", "4", "--hard-ramp", "3", "--hard-per-query", "2",
+                    ])
+                #expect(r.status == 0, "\(r.output)")
+                let line = r.stdout.split(separator: "\n").first { $0.hasPrefix("LOSSES") } ?? ""
+                losses.append(line.split(separator: " ").dropFirst().compactMap { Double($0) })
+            }
+            #expect(losses[0].count == 6)
+            #expect(
+                losses[0].count == losses[1].count && zip(losses[0], losses[1]).allSatisfy { abs($0 - $1) < 1e-4 },
+                "\(name): \(losses)")
+        }
         var tables: [[Int64: [Float]]] = []
         for ranks in [1, 2, 4] {
             let out = dir.appendingPathComponent("e\(ranks)")
