@@ -287,6 +287,21 @@ public struct IVFIndex: Sendable {
             for (o, i) in order.enumerated() { for j in 0..<m { send[o * m + j] = codes[i * m + j] } }
             recvCodes = try comm.alltoallv(send, sendCounts: sendCounts.map { $0 * m }).values
         }
+        // Room for the batch up front: one growth per list and one for the id map.
+        var incoming = [Int](repeating: 0, count: nlist)
+        for l in recvLists { incoming[Int(l)] += 1 }
+        for l in 0..<nlist where incoming[l] > 0 {
+            let s = lists[l].count + incoming[l]
+            grow(&lists[l].ids, to: s)
+            if storesVectors {
+                grow(&lists[l].vectors, to: s * d)
+                grow(&lists[l].norms, to: s)
+            }
+            if m > 0 { grow(&lists[l].codes, to: s * m) }
+        }
+        if idMap.capacity < idMap.count + recvIds.count {
+            idMap.reserveCapacity(Swift.max(idMap.count + recvIds.count, 2 * idMap.capacity))
+        }
         var duplicate: Int64?
         for i in 0..<recvIds.count {
             let l = Int(recvLists[i])
@@ -395,4 +410,11 @@ public struct IVFIndex: Sendable {
         bounds.append(nlist)
         return bounds
     }
+}
+
+/// Reserves room for `count` elements, at least doubling the capacity when it grows (so that
+/// many small batches stay amortised O(1) per element).
+@inline(__always)
+func grow<T>(_ a: inout [T], to count: Int) {
+    if a.capacity < count { a.reserveCapacity(Swift.max(count, 2 * a.capacity)) }
 }

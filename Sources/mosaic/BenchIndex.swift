@@ -59,6 +59,7 @@ struct BenchIndex: ParsableCommand {
         var peerBuild: [String: (Double, Int)] = [:]
         var peerSearch: [String: [Int: Row]] = [:]
         var peerName = "faiss-cpu (not run)"
+        var peerSIMD = "?"
         func runPeer() throws {
             guard let python = peerPython else { return }
             let r = try runProcess(
@@ -74,6 +75,7 @@ struct BenchIndex: ParsableCommand {
                     continue
                 }
                 if let v = obj["version"] as? String { peerName = "faiss-cpu \(v)" }
+                if let simd = obj["simd"] as? String { peerSIMD = simd }
                 guard let kind = obj["index"] as? String else { continue }
                 if obj["phase"] as? String == "build" {
                     let seconds = (obj["seconds"] as? Double) ?? .nan
@@ -156,7 +158,10 @@ struct BenchIndex: ParsableCommand {
             "\n## IVF index, \(n) × \(d) clustered vectors (\(clusters) clusters, noise \(noise)), \(nq) queries, k = \(k)"
         )
         print(
-            "nlist = \(nlist), PQ m = \(pqM) × 8 bits, k-means \(iterations) iterations (random init, ≤ 256 points per centroid), threads = \(threads) on both sides; peer: \(peerName), best of \(peerRuns) run(s) bracketing Mosaic's\n"
+            "nlist = \(nlist), PQ m = \(pqM) × 8 bits; threads = \(threads) on both sides; peer: \(peerName) (compiled \(peerSIMD)), best of \(peerRuns) run(s) bracketing Mosaic's; Mosaic distance kernels: \(indexKernelLevel)"
+        )
+        print(
+            "Training, the same on both sides: coarse k-means \(iterations) iterations, random init, on \(Swift.min(n, 256 * nlist)) sampled vectors (≤ 256 per centroid); PQ k-means \(iterations) iterations per sub-quantiser on \(Swift.min(n, 256 * 256)) sampled residuals (faiss: IndexIVFPQ::train_encoder_num_vectors = pq.cp.max_points_per_centroid × ksub = 256 × 256)\n"
         )
         print(
             "| index | Mosaic build s | \(peerName) build s | build speed Mosaic / faiss | Mosaic bytes | faiss bytes |"
