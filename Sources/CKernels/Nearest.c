@@ -243,6 +243,88 @@ argmin_avx512(const float *x, long n, long d, long ldx, const float *packed, con
     for (; i < n; i++) tile_avx512(x + i * ldx, ldx, d, packed, bias, np, alpha, 1, labels + i, values + i);
 }
 
+// MARK: - AVX-512F, small d (<= 8, PQ sub-vectors): rows against all centroids.
+//
+// With few dimensions the tile kernel is dominated by its per-panel compare-and-blend and by
+// the scalar reduction of its lanes. Here R rows at a time keep their x values broadcast in
+// registers (d is a compile-time constant per case), keep a per-lane (value, index) minimum,
+// and reduce the lanes without branches: the minimum value, then the smallest index among the
+// lanes holding it. v is computed exactly as in the other kernels, so labels and values agree.
+
+#define RS 4
+
+__attribute__((target("avx512f"), always_inline)) static inline void
+small_rows_avx512(const float *x, long ldx, const int D, const float *packed, const float *bias, long np,
+                  float alpha, const int R, int64_t *labels, float *values) {
+    __m512 xb[RS][8];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < D; t++) xb[r][t] = _mm512_set1_ps(x[r * ldx + t]);
+    __m512 bestV[RS];
+    __m512i bestI[RS];
+    for (int r = 0; r < R; r++) {
+        bestV[r] = _mm512_set1_ps(INFINITY);
+        bestI[r] = _mm512_set1_epi32(-1);
+    }
+    const __m512 va = _mm512_set1_ps(alpha);
+    __m512i idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i step = _mm512_set1_epi32(W);
+    for (long p = 0; p < np; p++) {
+        const float *pk = packed + p * D * W;
+        __m512 acc[RS];
+        for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+        for (int t = 0; t < D; t++) {
+            __m512 c = _mm512_loadu_ps(pk + t * W);
+            for (int r = 0; r < R; r++) acc[r] = _mm512_fmadd_ps(xb[r][t], c, acc[r]);
+        }
+        __m512 b = _mm512_loadu_ps(bias + p * W);
+        for (int r = 0; r < R; r++) {
+            __m512 v = _mm512_fmadd_ps(acc[r], va, b);
+            __mmask16 m = _mm512_cmp_ps_mask(v, bestV[r], _CMP_LT_OQ);
+            bestV[r] = _mm512_mask_mov_ps(bestV[r], m, v);
+            bestI[r] = _mm512_mask_mov_epi32(bestI[r], m, idx);
+        }
+        idx = _mm512_add_epi32(idx, step);
+    }
+    for (int r = 0; r < R; r++) {
+        float best = _mm512_reduce_min_ps(bestV[r]);
+        if (!(best < INFINITY)) {
+            fallback_first(x + r * ldx, D, packed, bias, alpha, &labels[r], &values[r]);
+            continue;
+        }
+        __mmask16 at = _mm512_cmp_ps_mask(bestV[r], _mm512_set1_ps(best), _CMP_EQ_OQ);
+        labels[r] = _mm512_mask_reduce_min_epi32(at, bestI[r]);
+        values[r] = best;
+    }
+}
+
+#define SMALL_CASE(D)                                                                                        \
+    case D:                                                                                                  \
+        for (; i + RS <= n; i += RS)                                                                         \
+            small_rows_avx512(x + i * ldx, ldx, D, packed, bias, np, alpha, RS, labels + i, values + i);      \
+        for (; i < n; i++)                                                                                   \
+            small_rows_avx512(x + i * ldx, ldx, D, packed, bias, np, alpha, 1, labels + i, values + i);       \
+        break;
+
+__attribute__((target("avx512f"))) static int
+argmin_small_avx512(const float *x, long n, long d, long ldx, const float *packed, const float *bias, long k,
+                    float alpha, int64_t *labels, float *values) {
+    long np = (k + W - 1) / W;
+    long i = 0;
+    switch (d) {
+        SMALL_CASE(1)
+        SMALL_CASE(2)
+        SMALL_CASE(3)
+        SMALL_CASE(4)
+        SMALL_CASE(5)
+        SMALL_CASE(6)
+        SMALL_CASE(7)
+        SMALL_CASE(8)
+        default:
+            return 0;
+    }
+    return 1;
+}
+
 static int detect_level(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return MOSAIC_KERNEL_PORTABLE;
@@ -297,6 +379,7 @@ int mosaic_argmin_packed_level(int level, const float *x, long n, long d, long l
     if (n <= 0 || k <= 0) return level;
 #ifdef MOSAIC_X86
     if (level == MOSAIC_KERNEL_AVX512) {
+        if (d <= 8 && argmin_small_avx512(x, n, d, ldx, packed, bias, k, alpha, labels, values)) return level;
         argmin_avx512(x, n, d, ldx, packed, bias, k, alpha, labels, values);
         return level;
     }

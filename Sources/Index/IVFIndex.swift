@@ -253,12 +253,30 @@ public struct IVFIndex: Sendable {
         }
         var codes: [UInt8] = []
         if let pq {
-            var r = x
-            for i in 0..<n {
-                let l = Int(labels[i])
-                for j in 0..<d { r[i * d + j] -= centroids[l * d + j] }
+            // Residuals x − c_list in cache-sized chunks, encoded as they are made.
+            codes = [UInt8](repeating: 0, count: n * m)
+            let packed = pq.packedSubQuantizers()
+            let chunk = ProductQuantizer.encodeChunk
+            let r = UnsafeMutablePointer<Float>.allocate(capacity: chunk * d)
+            defer { r.deallocate() }
+            x.withUnsafeBufferPointer { px in
+                centroids.withUnsafeBufferPointer { pc in
+                    codes.withUnsafeMutableBufferPointer { po in
+                        var start = 0
+                        while start < n {
+                            let rows = Swift.min(chunk, n - start)
+                            for i in 0..<rows {
+                                let xi = px.baseAddress! + (start + i) * d
+                                let ci = pc.baseAddress! + Int(labels[start + i]) * d
+                                let ri = r + i * d
+                                for j in 0..<d { ri[j] = xi[j] - ci[j] }
+                            }
+                            pq.encode(r, n: rows, into: po.baseAddress! + start * m, packed: packed)
+                            start += rows
+                        }
+                    }
+                }
             }
-            codes = pq.encode(r, n: n)
         }
         // Stable counting sort of rows by destination shard.
         let p = comm.size

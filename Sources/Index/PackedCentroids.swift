@@ -41,11 +41,12 @@ struct PackedCentroids {
 
     /// For each of `n` rows of `x` (leading dimension `ldx`), the nearest centroid and its
     /// distance (squared L2, clamped at 0; or −inner product). Ties go to the smaller index.
-    /// `level` forces a kernel level (tests); nil = the best the CPU supports.
+    /// `level` forces a kernel level (tests); nil = the best the CPU supports. With
+    /// `exactDistances: false` (labels only) L2 leaves ‖c‖² − 2 x·c in `distances` (no ‖x‖² pass).
     @discardableResult
     func nearest(
         x: UnsafePointer<Float>, n: Int, ldx: Int, labels: UnsafeMutablePointer<Int64>,
-        distances: UnsafeMutablePointer<Float>, level: Int32? = nil
+        distances: UnsafeMutablePointer<Float>, level: Int32? = nil, exactDistances: Bool = true
     ) -> Int32 {
         if n == 0 || k == 0 { return level ?? mosaic_kernel_level() }
         let alpha: Float = metric == .l2 ? -2 : -1
@@ -56,7 +57,7 @@ struct PackedCentroids {
                     labels, distances)
             }
         }
-        if metric == .l2 {
+        if metric == .l2 && exactDistances {
             for i in 0..<n {
                 let xi = x + i * ldx
                 distances[i] = Swift.max(0, distances[i] + Distances.dot(xi, xi, d))

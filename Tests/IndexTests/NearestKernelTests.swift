@@ -137,10 +137,12 @@ struct NearestKernelTests {
         }
     }
 
-    @Test("AVX2 and AVX-512 agree bit for bit (same fused multiply-add order)")
-    func simdLevelsAgree() throws {
+    @Test(
+        "AVX2 and AVX-512 agree bit for bit (same fused multiply-add order; small-d and tile kernels)",
+        arguments: [(4, 256), (7, 45), (24, 300)])
+    func simdLevelsAgree(d: Int, k: Int) throws {
         try #require(mosaic_kernel_level_supported() >= 2, "needs AVX-512")
-        let d = 24, k = 300, n = 101
+        let n = 101
         let x = Self.random(n * d, seed: 11), c = Self.random(k * d, seed: 12)
         let packed = PackedCentroids(c, k: k, d: d, metric: .l2)
         var out: [([Int64], [Float])] = []
