@@ -325,6 +325,97 @@ argmin_small_avx512(const float *x, long n, long d, long ldx, const float *packe
     return 1;
 }
 
+// MARK: - Distances from one vector to contiguous rows (IVF-Flat list scans).
+
+__attribute__((target("avx512f"), always_inline)) static inline __m512
+row_acc_avx512(const int L2, const float *q, const float *xj, long full, __mmask16 tail, __m512 a) {
+    for (long c = 0; c < full; c++) {
+        __m512 qv = _mm512_loadu_ps(q + c * 16), v = _mm512_loadu_ps(xj + c * 16);
+        if (L2) {
+            v = _mm512_sub_ps(v, qv);
+            a = _mm512_fmadd_ps(v, v, a);
+        } else {
+            a = _mm512_fmadd_ps(v, qv, a);
+        }
+    }
+    if (tail) {
+        __m512 qv = _mm512_maskz_loadu_ps(tail, q + full * 16), v = _mm512_maskz_loadu_ps(tail, xj + full * 16);
+        if (L2) {
+            v = _mm512_sub_ps(v, qv);
+            a = _mm512_fmadd_ps(v, v, a);
+        } else {
+            a = _mm512_fmadd_ps(v, qv, a);
+        }
+    }
+    return a;
+}
+
+__attribute__((target("avx512f"), always_inline)) static inline void
+rows_avx512_impl(const int L2, const float *q, const float *x, long n, long d, float *out) {
+    const long full = d / 16;
+    const __mmask16 tail = (__mmask16)((1u << (d % 16)) - 1);
+    for (long j = 0; j < n; j++) {
+        __m512 a = row_acc_avx512(L2, q, x + j * d, full, tail, _mm512_setzero_ps());
+        float sum = _mm512_reduce_add_ps(a);
+        out[j] = L2 ? sum : -sum;
+    }
+}
+
+__attribute__((target("avx512f"))) static void rows_avx512(int l2, const float *q, const float *x, long n, long d,
+                                                           float *out) {
+    if (l2)
+        rows_avx512_impl(1, q, x, n, d, out);
+    else
+        rows_avx512_impl(0, q, x, n, d, out);
+}
+
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+rows_avx2_impl(const int L2, const float *q, const float *x, long n, long d, float *out) {
+    const long full = d / 8;
+    for (long j = 0; j < n; j++) {
+        const float *xj = x + j * d;
+        __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+        long c = 0;
+        for (; c + 2 <= full; c += 2) {
+            __m256 q0 = _mm256_loadu_ps(q + c * 8), q1 = _mm256_loadu_ps(q + c * 8 + 8);
+            __m256 v0 = _mm256_loadu_ps(xj + c * 8), v1 = _mm256_loadu_ps(xj + c * 8 + 8);
+            if (L2) {
+                v0 = _mm256_sub_ps(v0, q0);
+                v1 = _mm256_sub_ps(v1, q1);
+                a = _mm256_fmadd_ps(v0, v0, a);
+                b = _mm256_fmadd_ps(v1, v1, b);
+            } else {
+                a = _mm256_fmadd_ps(v0, q0, a);
+                b = _mm256_fmadd_ps(v1, q1, b);
+            }
+        }
+        for (; c < full; c++) {
+            __m256 q0 = _mm256_loadu_ps(q + c * 8), v0 = _mm256_loadu_ps(xj + c * 8);
+            if (L2) {
+                v0 = _mm256_sub_ps(v0, q0);
+                a = _mm256_fmadd_ps(v0, v0, a);
+            } else {
+                a = _mm256_fmadd_ps(v0, q0, a);
+            }
+        }
+        a = _mm256_add_ps(a, b);
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_add_ss(h, _mm_movehdup_ps(h));
+        float sum = _mm_cvtss_f32(h);
+        for (long t = full * 8; t < d; t++) sum += L2 ? (xj[t] - q[t]) * (xj[t] - q[t]) : xj[t] * q[t];
+        out[j] = L2 ? sum : -sum;
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void rows_avx2(int l2, const float *q, const float *x, long n, long d,
+                                                          float *out) {
+    if (l2)
+        rows_avx2_impl(1, q, x, n, d, out);
+    else
+        rows_avx2_impl(0, q, x, n, d, out);
+}
+
 static int detect_level(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return MOSAIC_KERNEL_PORTABLE;
@@ -395,4 +486,39 @@ int mosaic_argmin_packed_level(int level, const float *x, long n, long d, long l
 void mosaic_argmin_packed(const float *x, long n, long d, long ldx, const float *packed, const float *bias,
                           long k, float alpha, int64_t *labels, float *values) {
     mosaic_argmin_packed_level(mosaic_kernel_level(), x, n, d, ldx, packed, bias, k, alpha, labels, values);
+}
+
+static void rows_portable(int l2, const float *q, const float *x, long n, long d, float *out) {
+    for (long j = 0; j < n; j++) {
+        const float *xj = x + j * d;
+        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        long t = 0;
+        for (; t + 8 <= d; t += 8)
+            for (int l = 0; l < 8; l++) acc[l] += l2 ? (xj[t + l] - q[t + l]) * (xj[t + l] - q[t + l]) : xj[t + l] * q[t + l];
+        float sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+        for (; t < d; t++) sum += l2 ? (xj[t] - q[t]) * (xj[t] - q[t]) : xj[t] * q[t];
+        out[j] = l2 ? sum : -sum;
+    }
+}
+
+int mosaic_distances_to_rows_level(int level, int l2, const float *q, const float *x, long n, long d, float *out) {
+    int supported = mosaic_kernel_level_supported();
+    if (level > supported) level = supported;
+    if (n <= 0) return level;
+#ifdef MOSAIC_X86
+    if (level == MOSAIC_KERNEL_AVX512) {
+        rows_avx512(l2, q, x, n, d, out);
+        return level;
+    }
+    if (level == MOSAIC_KERNEL_AVX2) {
+        rows_avx2(l2, q, x, n, d, out);
+        return level;
+    }
+#endif
+    rows_portable(l2, q, x, n, d, out);
+    return MOSAIC_KERNEL_PORTABLE;
+}
+
+void mosaic_distances_to_rows(int l2, const float *q, const float *x, long n, long d, float *out) {
+    mosaic_distances_to_rows_level(mosaic_kernel_level(), l2, q, x, n, d, out);
 }

@@ -93,6 +93,8 @@ public struct IVFIndex: Sendable {
     /// Coarse centroids, (nlist, d).
     public internal(set) var centroids: [Float] = []
     var centroidNorms: [Float] = []
+    /// The coarse centroids packed for the fused nearest-centroid kernel (1-NN assignment).
+    var packedCentroids: PackedCentroids?
     /// The product quantiser of residuals (IVF-PQ).
     public internal(set) var pq: ProductQuantizer?
     /// L2 IVF-PQ: (nlist, m, 256) = ‖p‖² + 2 c_l·p, the list-dependent part of the ADC table.
@@ -186,6 +188,7 @@ public struct IVFIndex: Sendable {
         }
         centroids = c
         centroidNorms = Distances.squaredNorms(c, n: nlist, d: d)
+        packedCentroids = PackedCentroids(c, k: nlist, d: d, metric: metric)
     }
 
     /// Installs a trained PQ and precomputes the list-dependent ADC term.
@@ -216,13 +219,24 @@ public struct IVFIndex: Sendable {
 
     /// Coarse assignment of `n` rows and their residuals x − c_list.
     func residuals(of x: [Float], n: Int) -> (values: [Float], lists: [Int64]) {
-        let (labels, _) = Distances.nearest(x, n: n, d: d, centroids: centroids, k: nlist, metric: metric)
+        let labels = assign(x, n: n)
         var r = x
         for i in 0..<n {
             let l = Int(labels[i])
             for j in 0..<d { r[i * d + j] -= centroids[l * d + j] }
         }
         return (r, labels)
+    }
+
+    /// The nearest list of each of `n` rows of `x` (n, d).
+    func assign(_ x: [Float], n: Int) -> [Int64] {
+        var labels = [Int64](repeating: 0, count: n)
+        guard n > 0, let packed = packedCentroids else { return labels }
+        var dist = [Float](repeating: 0, count: n)
+        x.withUnsafeBufferPointer { px in
+            packed.nearest(x: px.baseAddress!, n: n, ldx: d, labels: &labels, distances: &dist, exactDistances: false)
+        }
+        return labels
     }
 
     // MARK: - Add and remove
@@ -242,7 +256,7 @@ public struct IVFIndex: Sendable {
                 throw IndexError("add: index has \(shardCount) shard(s) but the world has \(comm.size) rank(s)")
             }
         }
-        let (labels, _) = Distances.nearest(x, n: n, d: d, centroids: centroids, k: nlist, metric: metric)
+        let labels = assign(x, n: n)
         if listBounds == nil {
             var counts = [Int64](repeating: 0, count: nlist)
             for l in labels { counts[Int(l)] += 1 }

@@ -55,7 +55,8 @@ struct NearestKernelTests {
                 }
                 #expect(used == level)
                 for i in 0..<n {
-                    let v = Self.naiveValues(x, row: i, ldx: ldx, offset: offset, d: d, centroids: c, k: k, metric: metric)
+                    let v = Self.naiveValues(
+                        x, row: i, ldx: ldx, offset: offset, d: d, centroids: c, k: k, metric: metric)
                     let best = v.min()!
                     let j = Int(labels[i])
                     #expect((0..<k).contains(j), "level \(level) row \(i): label \(j)")
@@ -169,6 +170,36 @@ struct NearestKernelTests {
                 let gap = abs(two.distances[2 * i + 1] - two.distances[2 * i])
                 if gap > 1e-4 { #expect(one.labels[i] == two.labels[2 * i], "\(metric) row \(i)") }
                 #expect(abs(one.distances[i] - two.distances[2 * i]) <= 1e-4 * Swift.max(1, abs(one.distances[i])))
+            }
+        }
+    }
+}
+
+/// The list-scan kernel (distances from one query to contiguous rows) at every level.
+@Suite("distances-to-rows kernel")
+struct DistancesToRowsKernelTests {
+    @Test(
+        "matches a naive loop (L2 and inner product; d not a multiple of 8 or 16; any row count)",
+        arguments: [(1, 1), (5, 3), (8, 4), (16, 9), (17, 5), (64, 33), (70, 7)])
+    func matchesNaive(d: Int, n: Int) {
+        let q = NearestKernelTests.random(d, seed: UInt64(d + 100))
+        let x = NearestKernelTests.random(n * d, seed: UInt64(d * 31 + n))
+        for l2 in [true, false] {
+            let want = (0..<n).map { j in
+                (0..<d).reduce(0.0) { acc, t in
+                    let a = Double(q[t]), b = Double(x[j * d + t])
+                    return l2 ? acc + (a - b) * (a - b) : acc - a * b
+                }
+            }
+            for level in NearestKernelTests.levels {
+                var out = [Float](repeating: .nan, count: n)
+                let used = mosaic_distances_to_rows_level(level, l2 ? 1 : 0, q, x, n, d, &out)
+                #expect(used == level)
+                for j in 0..<n {
+                    #expect(
+                        abs(Double(out[j]) - want[j]) <= 1e-5 * Double(d) * Swift.max(1, abs(want[j])),
+                        "level \(level) l2=\(l2) d=\(d) row \(j): \(out[j]) vs \(want[j])")
+                }
             }
         }
     }

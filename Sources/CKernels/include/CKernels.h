@@ -54,6 +54,15 @@ void mosaic_argmin_packed(const float *x, long n, long d, long ldx, const float 
 int mosaic_argmin_packed_level(int level, const float *x, long n, long d, long ldx, const float *packed,
                                const float *bias, long k, float alpha, int64_t *labels, float *values);
 
+/// Distances from one vector q (dimension d) to n contiguous rows x (n, d): out[j] = |q - x_j|^2
+/// (l2 != 0) or -(q . x_j) (l2 == 0). Summation order depends on the level (results agree to
+/// float rounding, not bit for bit, across levels).
+void mosaic_distances_to_rows(int l2, const float *q, const float *x, long n, long d, float *out);
+
+/// `mosaic_distances_to_rows` at an explicit level (capped at what the hardware supports); for
+/// tests. Returns the level used.
+int mosaic_distances_to_rows_level(int level, int l2, const float *q, const float *x, long n, long d, float *out);
+
 #ifdef __cplusplus
 }
 #endif
