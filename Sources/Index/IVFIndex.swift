@@ -47,10 +47,13 @@ public struct SearchParameters: Sendable, Equatable {
     public var refineFactor: Int
     /// Threads over query blocks (default 1). BLAS runs single-threaded inside them.
     public var threads: Int
-    /// Queries per block (default 256): the unit of coarse quantisation and list grouping.
+    /// Queries per block (default 1024): the unit of coarse quantisation and list grouping.
+    /// Within a block the (query, list) pairs are grouped by list, so a list is read from
+    /// memory once for all the block's queries that probe it; larger blocks reuse more, at
+    /// O(block × (nprobe + k)) scratch, plus block × m × 256 floats of ADC tables for IVF-PQ.
     public var queryBlock: Int
 
-    public init(nprobe: Int = 8, refineFactor: Int = 0, threads: Int = 1, queryBlock: Int = 256) {
+    public init(nprobe: Int = 8, refineFactor: Int = 0, threads: Int = 1, queryBlock: Int = 1024) {
         self.nprobe = nprobe
         self.refineFactor = refineFactor
         self.threads = threads

@@ -31,6 +31,11 @@ struct BenchIndex: ParsableCommand {
     @Option(help: "k-means iterations (both sides).") var iterations = 10
     @Option(help: "Threads for both sides (OpenBLAS / OpenMP and search).") var threads = 1
     @Option(help: "Search repetitions; the best is reported (both sides).") var repeats = 2
+    @Option(
+        help:
+            "Mosaic: queries per search block ((query, list) pairs are grouped by list within a block); default: the library's."
+    )
+    var queryBlock: Int?
     @Option(help: "Data seed.") var seed: UInt64 = 42
     @Option(help: "Folder for the data file and indexes.") var workDir = "/tmp/mosaic-bench-index"
     @Option(help: "Python with faiss-cpu, h5py, numpy (omit to run Mosaic only).") var peerPython: String?
@@ -113,8 +118,12 @@ struct BenchIndex: ParsableCommand {
                 var labels: [Int64] = []
                 for _ in 0..<Swift.max(1, repeats) {
                     let s0 = now()
-                    labels = try index.search(xq, k: k, parameters: SearchParameters(nprobe: np, threads: threads))
-                        .labels
+                    labels = try index.search(
+                        xq, k: k,
+                        parameters: SearchParameters(
+                            nprobe: np, threads: threads, queryBlock: queryBlock ?? SearchParameters().queryBlock)
+                    )
+                    .labels
                     best = Swift.min(best, now() - s0)
                 }
                 let recall = ExactSearch.recall(found: labels, kFound: k, truth: gt, kTruth: k, k: k)
