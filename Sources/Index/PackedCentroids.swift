@@ -1,5 +1,6 @@
 import CKernels
 import Foundation
+import Linalg
 
 // Glossary: n = rows of x, d = dimension, k = centroids, W = 16 centroids per panel.
 
@@ -10,7 +11,8 @@ import Foundation
 /// product) in one pass that keeps the running minimum in SIMD registers: no (n, k) product is
 /// written to memory, unlike sgemm followed by an argmin pass. The kernel level (portable C,
 /// AVX2 + FMA or AVX-512) is chosen at run time from the CPU; `MOSAIC_KERNELS=portable|avx2`
-/// caps it. The result of a row depends only on that row (not on n or its position), so it does
+/// caps it. Without a SIMD level (e.g. on ARM) rows of d > 8 go through OpenBLAS sgemm plus
+/// an argmin instead of the portable C loop. The result of a row depends only on that row (not on n or its position), so it does
 /// not depend on how rows are split across ranks or blocks.
 struct PackedCentroids {
     let d: Int
@@ -20,6 +22,8 @@ struct PackedCentroids {
     private(set) var panels: [Float]
     /// ceil(k / 16) * 16 biases: ‖c‖² (L2) or 0 (inner product); +inf for the padding.
     private(set) var bias: [Float]
+    /// The centroids row-major (k, d), for the portable level's sgemm path.
+    private(set) var rows: [Float]
 
     /// Packs `centroids` (k, d) row-major.
     init(_ centroids: UnsafePointer<Float>, k: Int, d: Int, metric: Metric) {
@@ -29,6 +33,7 @@ struct PackedCentroids {
         let padded = (k + 15) / 16 * 16
         panels = [Float](repeating: 0, count: mosaic_packed_size(k, d))
         panels.withUnsafeMutableBufferPointer { mosaic_pack_panels(centroids, k, d, $0.baseAddress!) }
+        rows = Array(UnsafeBufferPointer(start: centroids, count: k * d))
         bias = [Float](repeating: .infinity, count: padded)
         for j in 0..<k {
             bias[j] = metric == .l2 ? Distances.dot(centroids + j * d, centroids + j * d, d) : 0
@@ -50,11 +55,19 @@ struct PackedCentroids {
     ) -> Int32 {
         if n == 0 || k == 0 { return level ?? mosaic_kernel_level() }
         let alpha: Float = metric == .l2 ? -2 : -1
-        let used = panels.withUnsafeBufferPointer { pp in
-            bias.withUnsafeBufferPointer { pb in
-                mosaic_argmin_packed_level(
-                    level ?? mosaic_kernel_level(), x, n, d, ldx, pp.baseAddress!, pb.baseAddress!, k, alpha,
-                    labels, distances)
+        let chosen = level ?? mosaic_kernel_level()
+        let used: Int32
+        if chosen == MOSAIC_KERNEL_PORTABLE && d > 8 {
+            // No SIMD level (e.g. not x86): OpenBLAS sgemm beats the portable C loop here.
+            gemmNearest(x: x, n: n, ldx: ldx, alpha: alpha, labels: labels, values: distances)
+            used = MOSAIC_KERNEL_PORTABLE
+        } else {
+            used = panels.withUnsafeBufferPointer { pp in
+                bias.withUnsafeBufferPointer { pb in
+                    mosaic_argmin_packed_level(
+                        chosen, x, n, d, ldx, pp.baseAddress!, pb.baseAddress!, k, alpha,
+                        labels, distances)
+                }
             }
         }
         if metric == .l2 && exactDistances {
@@ -64,6 +77,45 @@ struct PackedCentroids {
             }
         }
         return used
+    }
+
+    /// The portable level for d > 8: per block of rows one sgemm against the centroids, then
+    /// the same argmin as the kernels (v = bias + alpha · x·c, ties to the smaller index, NaN
+    /// never chosen, centroid 0 when every value is NaN or +inf).
+    private func gemmNearest(
+        x: UnsafePointer<Float>, n: Int, ldx: Int, alpha: Float, labels: UnsafeMutablePointer<Int64>,
+        values: UnsafeMutablePointer<Float>
+    ) {
+        let block = 256
+        let ip = UnsafeMutablePointer<Float>.allocate(capacity: Swift.min(block, n) * k)
+        defer { ip.deallocate() }
+        rows.withUnsafeBufferPointer { pr in
+            var start = 0
+            while start < n {
+                let b = Swift.min(block, n - start)
+                BLAS.gemm(
+                    .none, .transpose, m: b, n: k, k: d, a: x + start * ldx, lda: ldx, b: pr.baseAddress!, ldb: d,
+                    c: ip, ldc: k)
+                for i in 0..<b {
+                    let row = ip + i * k
+                    var best = Float.infinity, bj = -1
+                    for j in 0..<k {
+                        let v = bias[j] + alpha * row[j]
+                        if v < best {
+                            best = v
+                            bj = j
+                        }
+                    }
+                    if bj < 0 {
+                        bj = 0
+                        best = bias[0] + alpha * row[0]
+                    }
+                    labels[start + i] = Int64(bj)
+                    values[start + i] = best
+                }
+                start += b
+            }
+        }
     }
 
     /// The kernel level in use: "portable", "AVX2" or "AVX-512".
