@@ -43,6 +43,9 @@ let package = Package(
             name: "CBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
 
+        // SIMD kernels for the index (portable C + AVX2/AVX-512 chosen at run time).
+        .target(name: "CKernels"),
+
         // MARK: - Foundation modules
         .target(name: "Collective", dependencies: ["CMPI"], swiftSettings: swiftSettings),
         .target(name: "Linalg", dependencies: ["CBLAS"], swiftSettings: swiftSettings),
@@ -60,7 +63,7 @@ let package = Package(
 
         // MARK: - Retrieval index
         // Distributed k-means, IVF-Flat and IVF-PQ (build, add, remove, search, HDF5).
-        .target(name: "Index", dependencies: ["Linalg", "Collective", "Artifacts"], swiftSettings: swiftSettings),
+        .target(name: "Index", dependencies: ["Linalg", "Collective", "Artifacts", "CKernels"], swiftSettings: swiftSettings),
 
         // MARK: - Graph
         // Sharded pin–board graph (CSR, hash partitioning), distributed random walks.

@@ -41,13 +41,17 @@ def main():
     d = xb.shape[1]
     ids = np.arange(xb.shape[0], dtype=np.int64)
     nprobes = [int(p) for p in a.nprobe.split(",")]
-    print(json.dumps({"peer": "faiss", "version": faiss.__version__, "threads": a.threads}), flush=True)
+    print(json.dumps({"peer": "faiss", "version": faiss.__version__, "threads": a.threads,
+                      "simd": faiss.get_compile_options().strip()}), flush=True)
     for kind in ["IVFFlat", "IVFPQ"]:
         quantizer = faiss.IndexFlatL2(d)
         if kind == "IVFFlat":
             index = faiss.IndexIVFFlat(quantizer, d, a.nlist, faiss.METRIC_L2)
         else:
             index = faiss.IndexIVFPQ(quantizer, d, a.nlist, a.m, 8)
+            # PQ training: a.iterations per sub-quantiser on at most
+            # pq.cp.max_points_per_centroid (256) x ksub (256) = 65536 residuals
+            # (IndexIVFPQ::train_encoder_num_vectors), as Mosaic.
             index.pq.cp.niter = a.iterations
             index.pq.cp.seed = a.seed
         index.cp.niter = a.iterations

@@ -80,13 +80,21 @@ enum Distances {
     ///
     /// - Returns through `labels`/`distances` (both `(n, p)`): centroid indices and internal
     ///   distances (squared L2, or −inner product). Ties go to the smaller centroid index.
-    /// - Cost: 2·n·k·d flops in sgemm blocks of `blockRows` rows, plus O(n·k·log p) selection.
+    /// - Cost: 2·n·k·d flops in sgemm blocks of `blockRows` rows, plus O(n·k·log p) selection;
+    ///   for p = 1 the fused kernel of `PackedCentroids` (same flops, no (b, k) scratch).
     static func nearest(
         x: UnsafePointer<Float>, n: Int, d: Int, lda: Int, centroids: UnsafePointer<Float>, k: Int,
         cNorms: UnsafePointer<Float>?, metric: Metric, p: Int,
         labels: UnsafeMutablePointer<Int64>, distances: UnsafeMutablePointer<Float>, blockRows: Int = blockRows
     ) {
         if n == 0 { return }
+        if p == 1 {
+            // One neighbour: the fused SIMD kernel (no (b, k) product in memory). Its bias is
+            // recomputed from the centroids, so `cNorms` is not needed.
+            PackedCentroids(centroids, k: k, d: d, metric: metric).nearest(
+                x: x, n: n, ldx: lda, labels: labels, distances: distances)
+            return
+        }
         let b = Swift.max(1, Swift.min(blockRows, n))
         let ip = UnsafeMutablePointer<Float>.allocate(capacity: b * k)
         defer { ip.deallocate() }
@@ -103,73 +111,16 @@ enum Distances {
                 let xNorm: Float = metric == .l2 ? dot(xi, xi, d) : 0
                 let outD = distances + (start + i) * p
                 let outL = labels + (start + i) * p
-                if p == 1 {
-                    let (j, v) = argmin(row, cNorms: metric == .l2 ? cNorms : nil, k: k)
-                    outD[0] = metric == .l2 ? Swift.max(0, v + xNorm) : v
-                    outL[0] = Int64(j)
+                var heap = ResultHeap(distances: outD, labels: outL, k: p)
+                if metric == .l2 {
+                    for j in 0..<k { heap.push(Swift.max(0, cNorms![j] - 2 * row[j] + xNorm), Int64(j)) }
                 } else {
-                    var heap = ResultHeap(distances: outD, labels: outL, k: p)
-                    if metric == .l2 {
-                        for j in 0..<k { heap.push(Swift.max(0, cNorms![j] - 2 * row[j] + xNorm), Int64(j)) }
-                    } else {
-                        for j in 0..<k { heap.push(-row[j], Int64(j)) }
-                    }
-                    heap.sortAscending()
+                    for j in 0..<k { heap.push(-row[j], Int64(j)) }
                 }
+                heap.sortAscending()
             }
             start += rows
         }
-    }
-
-    /// The index and value of the smallest `cNorms[j] − 2·row[j]` (L2, `cNorms` given) or
-    /// `−row[j]` (inner product) over j < k; ties go to the smaller j. SIMD over 8 lanes.
-    @inline(__always)
-    static func argmin(_ row: UnsafePointer<Float>, cNorms: UnsafePointer<Float>?, k: Int) -> (Int, Float) {
-        var bestV = SIMD8<Float>(repeating: .infinity)
-        var bestI = SIMD8<Int32>(repeating: Int32.max)
-        var idx = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7)
-        let step = SIMD8<Int32>(repeating: 8)
-        let raw = UnsafeRawPointer(row)
-        var j = 0
-        if let cNorms {
-            let rn = UnsafeRawPointer(cNorms)
-            while j + 8 <= k {
-                let r = raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
-                let n = rn.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
-                let v = n - 2 * r
-                let mask = v .< bestV
-                bestV.replace(with: v, where: mask)
-                bestI.replace(with: idx, where: mask)
-                idx &+= step
-                j += 8
-            }
-        } else {
-            while j + 8 <= k {
-                let v = -raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
-                let mask = v .< bestV
-                bestV.replace(with: v, where: mask)
-                bestI.replace(with: idx, where: mask)
-                idx &+= step
-                j += 8
-            }
-        }
-        var best = Float.infinity, bestJ = Int.max
-        for lane in 0..<8 where bestI[lane] != Int32.max {
-            if bestV[lane] < best || (bestV[lane] == best && Int(bestI[lane]) < bestJ) {
-                best = bestV[lane]
-                bestJ = Int(bestI[lane])
-            }
-        }
-        while j < k {
-            let v = cNorms.map { $0[j] - 2 * row[j] } ?? -row[j]
-            if v < best { best = v; bestJ = j }
-            j += 1
-        }
-        if bestJ == Int.max {  // every value NaN or +inf: fall back to the first centroid
-            bestJ = 0
-            best = cNorms.map { $0[0] - 2 * row[0] } ?? -row[0]
-        }
-        return (bestJ, best)
     }
 
     /// Array convenience for `nearest` over contiguous rows.

@@ -1,3 +1,4 @@
+import CKernels
 import Collective
 import Foundation
 import Linalg
@@ -159,11 +160,15 @@ extension IVFIndex {
         // Coarse: the nprobe nearest lists per query, (nq, nprobe).
         var probeL = [Int64](repeating: -1, count: nq * nprobe)
         var probeD = [Float](repeating: 0, count: nq * nprobe)
-        centroids.withUnsafeBufferPointer { pc in
-            centroidNorms.withUnsafeBufferPointer { pn in
-                Distances.nearest(
-                    x: q, n: nq, d: d, lda: d, centroids: pc.baseAddress!, k: nlist, cNorms: pn.baseAddress,
-                    metric: metric, p: nprobe, labels: &probeL, distances: &probeD)
+        if nprobe == 1, let packed = packedCentroids {
+            packed.nearest(x: q, n: nq, ldx: d, labels: &probeL, distances: &probeD)
+        } else {
+            centroids.withUnsafeBufferPointer { pc in
+                centroidNorms.withUnsafeBufferPointer { pn in
+                    Distances.nearest(
+                        x: q, n: nq, d: d, lda: d, centroids: pc.baseAddress!, k: nlist, cNorms: pn.baseAddress,
+                        metric: metric, p: nprobe, labels: &probeL, distances: &probeD)
+                }
             }
         }
         // Candidate heaps, (nq, kk), internal distances and labels.
@@ -239,22 +244,24 @@ extension IVFIndex {
         if metric == .l2 { Distances.squaredNorms(q, n: nq, d: d, lda: d, into: &qNorms) }
         var qBuf = [Float]()
         var ip = [Float]()
+        var dBuf = [Float]()
         for l in 0..<nlist {
             let t = start[l + 1] - start[l]
             let s = lists[l].count
             if t == 0 || s == 0 { continue }
             if t < 4 {
-                // Few queries on this list: direct SIMD distances beat a thin sgemm.
+                // Few queries on this list: direct SIMD distances (CKernels) beat a thin sgemm.
+                if dBuf.count < s { dBuf = [Float](repeating: 0, count: Swift.max(s, 2 * dBuf.count)) }
                 lists[l].vectors.withUnsafeBufferPointer { pv in
-                    let base = Int64(l) << 32
-                    for r in 0..<t {
-                        let i = pairQuery[start[l] + r]
-                        let qi = q + i * d
-                        var thr = heaps[i].threshold
-                        for j in 0..<s {
-                            let dist = Distances.distance(metric, qi, pv.baseAddress! + j * d, d)
-                            if dist <= thr {
-                                heaps[i].push(dist, base | Int64(j))
+                    dBuf.withUnsafeMutableBufferPointer { pd in
+                        let base = Int64(l) << 32
+                        let out = pd.baseAddress!
+                        for r in 0..<t {
+                            let i = pairQuery[start[l] + r]
+                            mosaic_distances_to_rows(metric == .l2 ? 1 : 0, q + i * d, pv.baseAddress!, s, d, out)
+                            var thr = heaps[i].threshold
+                            for j in 0..<s where out[j] <= thr {
+                                heaps[i].push(out[j], base | Int64(j))
                                 thr = heaps[i].threshold
                             }
                         }

@@ -47,10 +47,13 @@ public struct SearchParameters: Sendable, Equatable {
     public var refineFactor: Int
     /// Threads over query blocks (default 1). BLAS runs single-threaded inside them.
     public var threads: Int
-    /// Queries per block (default 256): the unit of coarse quantisation and list grouping.
+    /// Queries per block (default 1024): the unit of coarse quantisation and list grouping.
+    /// Within a block the (query, list) pairs are grouped by list, so a list is read from
+    /// memory once for all the block's queries that probe it; larger blocks reuse more, at
+    /// O(block × (nprobe + k)) scratch, plus block × m × 256 floats of ADC tables for IVF-PQ.
     public var queryBlock: Int
 
-    public init(nprobe: Int = 8, refineFactor: Int = 0, threads: Int = 1, queryBlock: Int = 256) {
+    public init(nprobe: Int = 8, refineFactor: Int = 0, threads: Int = 1, queryBlock: Int = 1024) {
         self.nprobe = nprobe
         self.refineFactor = refineFactor
         self.threads = threads
@@ -93,6 +96,8 @@ public struct IVFIndex: Sendable {
     /// Coarse centroids, (nlist, d).
     public internal(set) var centroids: [Float] = []
     var centroidNorms: [Float] = []
+    /// The coarse centroids packed for the fused nearest-centroid kernel (1-NN assignment).
+    var packedCentroids: PackedCentroids?
     /// The product quantiser of residuals (IVF-PQ).
     public internal(set) var pq: ProductQuantizer?
     /// L2 IVF-PQ: (nlist, m, 256) = ‖p‖² + 2 c_l·p, the list-dependent part of the ADC table.
@@ -186,6 +191,7 @@ public struct IVFIndex: Sendable {
         }
         centroids = c
         centroidNorms = Distances.squaredNorms(c, n: nlist, d: d)
+        packedCentroids = PackedCentroids(c, k: nlist, d: d, metric: metric)
     }
 
     /// Installs a trained PQ and precomputes the list-dependent ADC term.
@@ -216,13 +222,24 @@ public struct IVFIndex: Sendable {
 
     /// Coarse assignment of `n` rows and their residuals x − c_list.
     func residuals(of x: [Float], n: Int) -> (values: [Float], lists: [Int64]) {
-        let (labels, _) = Distances.nearest(x, n: n, d: d, centroids: centroids, k: nlist, metric: metric)
+        let labels = assign(x, n: n)
         var r = x
         for i in 0..<n {
             let l = Int(labels[i])
             for j in 0..<d { r[i * d + j] -= centroids[l * d + j] }
         }
         return (r, labels)
+    }
+
+    /// The nearest list of each of `n` rows of `x` (n, d).
+    func assign(_ x: [Float], n: Int) -> [Int64] {
+        var labels = [Int64](repeating: 0, count: n)
+        guard n > 0, let packed = packedCentroids else { return labels }
+        var dist = [Float](repeating: 0, count: n)
+        x.withUnsafeBufferPointer { px in
+            packed.nearest(x: px.baseAddress!, n: n, ldx: d, labels: &labels, distances: &dist, exactDistances: false)
+        }
+        return labels
     }
 
     // MARK: - Add and remove
@@ -242,7 +259,7 @@ public struct IVFIndex: Sendable {
                 throw IndexError("add: index has \(shardCount) shard(s) but the world has \(comm.size) rank(s)")
             }
         }
-        let (labels, _) = Distances.nearest(x, n: n, d: d, centroids: centroids, k: nlist, metric: metric)
+        let labels = assign(x, n: n)
         if listBounds == nil {
             var counts = [Int64](repeating: 0, count: nlist)
             for l in labels { counts[Int(l)] += 1 }
@@ -253,12 +270,30 @@ public struct IVFIndex: Sendable {
         }
         var codes: [UInt8] = []
         if let pq {
-            var r = x
-            for i in 0..<n {
-                let l = Int(labels[i])
-                for j in 0..<d { r[i * d + j] -= centroids[l * d + j] }
+            // Residuals x − c_list in cache-sized chunks, encoded as they are made.
+            codes = [UInt8](repeating: 0, count: n * m)
+            let packed = pq.packedSubQuantizers()
+            let chunk = ProductQuantizer.encodeChunk
+            let r = UnsafeMutablePointer<Float>.allocate(capacity: chunk * d)
+            defer { r.deallocate() }
+            x.withUnsafeBufferPointer { px in
+                centroids.withUnsafeBufferPointer { pc in
+                    codes.withUnsafeMutableBufferPointer { po in
+                        var start = 0
+                        while start < n {
+                            let rows = Swift.min(chunk, n - start)
+                            for i in 0..<rows {
+                                let xi = px.baseAddress! + (start + i) * d
+                                let ci = pc.baseAddress! + Int(labels[start + i]) * d
+                                let ri = r + i * d
+                                for j in 0..<d { ri[j] = xi[j] - ci[j] }
+                            }
+                            pq.encode(r, n: rows, into: po.baseAddress! + start * m, packed: packed)
+                            start += rows
+                        }
+                    }
+                }
             }
-            codes = pq.encode(r, n: n)
         }
         // Stable counting sort of rows by destination shard.
         let p = comm.size
@@ -286,6 +321,21 @@ public struct IVFIndex: Sendable {
             var send = [UInt8](repeating: 0, count: n * m)
             for (o, i) in order.enumerated() { for j in 0..<m { send[o * m + j] = codes[i * m + j] } }
             recvCodes = try comm.alltoallv(send, sendCounts: sendCounts.map { $0 * m }).values
+        }
+        // Room for the batch up front: one growth per list and one for the id map.
+        var incoming = [Int](repeating: 0, count: nlist)
+        for l in recvLists { incoming[Int(l)] += 1 }
+        for l in 0..<nlist where incoming[l] > 0 {
+            let s = lists[l].count + incoming[l]
+            grow(&lists[l].ids, to: s)
+            if storesVectors {
+                grow(&lists[l].vectors, to: s * d)
+                grow(&lists[l].norms, to: s)
+            }
+            if m > 0 { grow(&lists[l].codes, to: s * m) }
+        }
+        if idMap.capacity < idMap.count + recvIds.count {
+            idMap.reserveCapacity(Swift.max(idMap.count + recvIds.count, 2 * idMap.capacity))
         }
         var duplicate: Int64?
         for i in 0..<recvIds.count {
@@ -395,4 +445,11 @@ public struct IVFIndex: Sendable {
         bounds.append(nlist)
         return bounds
     }
+}
+
+/// Reserves room for `count` elements, at least doubling the capacity when it grows (so that
+/// many small batches stay amortised O(1) per element).
+@inline(__always)
+func grow<T>(_ a: inout [T], to count: Int) {
+    if a.capacity < count { a.reserveCapacity(Swift.max(count, 2 * a.capacity)) }
 }

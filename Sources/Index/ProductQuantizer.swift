@@ -49,30 +49,51 @@ public struct ProductQuantizer: Sendable {
     public func encode(_ x: [Float], n: Int) -> [UInt8] {
         var codes = [UInt8](repeating: 0, count: n * m)
         if n == 0 { return codes }
-        let ds = dsub, ksub = Self.ksub
-        var labels = [Int64](repeating: 0, count: n)
-        var dist = [Float](repeating: 0, count: n)
+        let packed = packedSubQuantizers()
         x.withUnsafeBufferPointer { px in
-            centroids.withUnsafeBufferPointer { pc in
-                for j in 0..<m {
-                    let cj = pc.baseAddress! + j * ksub * ds
-                    var norms = [Float](repeating: 0, count: ksub)
-                    Distances.squaredNorms(cj, n: ksub, d: ds, lda: ds, into: &norms)
-                    labels.withUnsafeMutableBufferPointer { pl in
-                        dist.withUnsafeMutableBufferPointer { pd in
-                            norms.withUnsafeBufferPointer { pn in
-                                Distances.nearest(
-                                    x: px.baseAddress! + j * ds, n: n, d: ds, lda: d, centroids: cj, k: ksub,
-                                    cNorms: pn.baseAddress, metric: .l2, p: 1, labels: pl.baseAddress!,
-                                    distances: pd.baseAddress!)
-                            }
-                        }
-                    }
-                    for i in 0..<n { codes[i * m + j] = UInt8(labels[i]) }
-                }
+            codes.withUnsafeMutableBufferPointer { pc in
+                encode(px.baseAddress!, n: n, into: pc.baseAddress!, packed: packed)
             }
         }
         return codes
+    }
+
+    /// The m sub-quantisers packed for the fused nearest-centroid kernel.
+    func packedSubQuantizers() -> [PackedCentroids] {
+        let ds = dsub, ksub = Self.ksub
+        return centroids.withUnsafeBufferPointer { pc in
+            (0..<m).map { j in PackedCentroids(pc.baseAddress! + j * ksub * ds, k: ksub, d: ds, metric: .l2) }
+        }
+    }
+
+    /// Rows per encoding chunk: a chunk of x (chunk × d floats) stays in cache while the m
+    /// sub-quantisers read their column slices of it.
+    static let encodeChunk = 1024
+
+    /// Codes of `n` rows of `x` (n, d) into `codes` (n, m), `packed` from `packedSubQuantizers`.
+    /// Each row's code depends only on that row.
+    func encode(
+        _ x: UnsafePointer<Float>, n: Int, into codes: UnsafeMutablePointer<UInt8>, packed: [PackedCentroids]
+    ) {
+        let ds = dsub, chunk = Self.encodeChunk
+        let labels = UnsafeMutablePointer<Int64>.allocate(capacity: chunk)
+        let values = UnsafeMutablePointer<Float>.allocate(capacity: chunk)
+        defer {
+            labels.deallocate()
+            values.deallocate()
+        }
+        var start = 0
+        while start < n {
+            let rows = Swift.min(chunk, n - start)
+            for j in 0..<m {
+                packed[j].nearest(
+                    x: x + start * d + j * ds, n: rows, ldx: d, labels: labels, distances: values,
+                    exactDistances: false)
+                let out = codes + start * m + j
+                for i in 0..<rows { out[i * m] = UInt8(truncatingIfNeeded: labels[i]) }
+            }
+            start += rows
+        }
     }
 
     /// Reconstructs `n` codes (n, m) into vectors (n, d).

@@ -1,0 +1,70 @@
+#ifndef MOSAIC_CKERNELS_H
+#define MOSAIC_CKERNELS_H
+
+// SIMD kernels for the Index module (nearest-centroid search fused with its argmin).
+//
+// Each kernel has a portable C version and AVX2+FMA / AVX-512 versions compiled per function
+// with `__attribute__((target(...)))`; the best level the CPU (and OS) supports is chosen at
+// run time, so the package needs no special compiler flags.
+//
+// Glossary: n = rows of x, d = dimension, k = centroids, W = 16 centroids per packed panel.
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Kernel levels: 0 portable C, 1 AVX2 + FMA, 2 AVX-512F.
+#define MOSAIC_KERNEL_PORTABLE 0
+#define MOSAIC_KERNEL_AVX2 1
+#define MOSAIC_KERNEL_AVX512 2
+
+/// The best level this CPU and OS support (cpuid + xgetbv), capped by the environment variable
+/// MOSAIC_KERNELS=portable|avx2|avx512 when set. Computed once.
+int mosaic_kernel_level(void);
+
+/// The highest level the hardware supports, ignoring MOSAIC_KERNELS.
+int mosaic_kernel_level_supported(void);
+
+/// Floats needed by `mosaic_pack_panels` for k centroids of dimension d: ceil(k / 16) * 16 * d.
+long mosaic_packed_size(long k, long d);
+
+/// Packs centroids c, (k, d) row-major, into panels of 16 centroids: panel p is (d, 16)
+/// row-major (element t of centroid 16p + l at out[(p * d + t) * 16 + l]); missing centroids
+/// of the last panel are zeros. `out` holds `mosaic_packed_size(k, d)` floats.
+void mosaic_pack_panels(const float *c, long k, long d, float *out);
+
+/// For each of n rows x_i (dimension d, leading dimension ldx), the centroid j < k that
+/// minimises v_j = bias[j] + alpha * (x_i . c_j), with `packed` from `mosaic_pack_panels` and
+/// `bias` of ceil(k / 16) * 16 entries (use +INFINITY for the padding entries).
+/// L2: bias = squared centroid norms, alpha = -2 (v + |x|^2 is the squared distance);
+/// inner product: bias = 0, alpha = -1.
+///
+/// Writes labels[i] = j and values[i] = v_j. Ties go to the smaller j. NaN values are never
+/// chosen; a row whose every v_j is NaN or +inf gets j = 0 (and v_0).
+/// x . c_j is summed over t = 0 ..< d in order with fused multiply-adds at the AVX2 and
+/// AVX-512 levels (which therefore agree bit for bit); the portable level uses a separate
+/// multiply and add.
+void mosaic_argmin_packed(const float *x, long n, long d, long ldx, const float *packed, const float *bias,
+                          long k, float alpha, int64_t *labels, float *values);
+
+/// `mosaic_argmin_packed` at an explicit level (capped at what the hardware supports); for
+/// tests. Returns the level used.
+int mosaic_argmin_packed_level(int level, const float *x, long n, long d, long ldx, const float *packed,
+                               const float *bias, long k, float alpha, int64_t *labels, float *values);
+
+/// Distances from one vector q (dimension d) to n contiguous rows x (n, d): out[j] = |q - x_j|^2
+/// (l2 != 0) or -(q . x_j) (l2 == 0). Summation order depends on the level (results agree to
+/// float rounding, not bit for bit, across levels).
+void mosaic_distances_to_rows(int l2, const float *q, const float *x, long n, long d, float *out);
+
+/// `mosaic_distances_to_rows` at an explicit level (capped at what the hardware supports); for
+/// tests. Returns the level used.
+int mosaic_distances_to_rows_level(int level, int l2, const float *q, const float *x, long n, long d, float *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
