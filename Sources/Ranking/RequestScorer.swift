@@ -468,8 +468,11 @@ public final class RequestScorer {
             y = y * x + 1.666_666_545_9e-1
             y = y * x + 5.000_000_120_1e-1
             y = y * z + x + 1
-            let pow2 = unsafeBitCast(
-                (SIMD8<Int32>(fx, rounding: .towardZero) &+ 127) &<< 23, to: SIMD8<Float>.self)
+            // fx is a whole number in [-127, 128]: adding 1.5·2²³ puts it in the low mantissa
+            // bits, so the integer is a bit cast and a subtraction (the generic SIMD
+            // Float → Int32 conversion is an element-wise loop).
+            let fxBits = unsafeBitCast(fx + SIMD8(repeating: 12_582_912), to: SIMD8<Int32>.self) &- 0x4B40_0000
+            let pow2 = unsafeBitCast((fxBits &+ 127) &<< 23, to: SIMD8<Float>.self)
             var e = y * pow2
             if n - j < 8 {
                 // Lanes past n: zero (they are not events).

@@ -29,7 +29,7 @@ struct BenchRank: ParsableCommand {
     @Option(help: "Candidates per request.") var candidates = 1_000
     @Option(help: "History events of the user.") var history = 2_000
     @Option(help: "Timed requests of the fast path (after 5 warm-up requests); 0 = no latency run.") var requests = 200
-    @Option(help: "Timed requests of the batch path (the slow reference).") var batchPathRequests = 10
+    @Option(help: "Timed requests of the batch path (the slow reference; 0 = only the one request that checks the logits).") var batchPathRequests = 10
     @Option(help: "GSU searches to time, comma-separated: hard, soft.") var search = "hard,soft"
     @Option(help: "Examples for the batch-throughput run.") var batchExamples = 50_000
     @Option(help: "Candidates per block of the soft-search gemm (RequestScorer.softBlock).") var softBlock = 64
@@ -101,7 +101,9 @@ struct BenchRank: ParsableCommand {
                         for k in z.indices { for i in z[k].indices { worst = max(worst, abs(z[k][i] - fastLogits[k][i])) } }
                     } else { slowTimes.append(dt) }
                 }
+                /// Percentile p of the times in ms (NaN when there are none, e.g. --batch-path-requests 0).
                 func pct(_ t: [Double], _ p: Double) -> Double {
+                    guard !t.isEmpty else { return .nan }
                     let s = t.sorted()
                     return s[min(s.count - 1, Int(Double(s.count) * p))] * 1e3
                 }
