@@ -6,7 +6,7 @@ cd "$(dirname "$0")/../.."
 PY=python3
 if ! $PY -c "import numpy, scipy" 2>/dev/null; then
   [ -x .venv-bench/bin/python ] || python3 -m venv .venv-bench
-  .venv-bench/bin/pip install -q numpy scipy
+  .venv-bench/bin/python -m pip install -q numpy scipy
   PY=.venv-bench/bin/python
 fi
 swift build -c release --product mosaic

@@ -11,10 +11,10 @@ cd "$(dirname "$0")/../.."
 venv=.venv-bench
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --upgrade pip
+  "$venv/bin/python" -m pip install --quiet --upgrade pip
 fi
 "$venv/bin/python" -c "import faiss, h5py, numpy" 2>/dev/null \
-  || "$venv/bin/pip" install --quiet faiss-cpu h5py numpy
+  || "$venv/bin/python" -m pip install --quiet faiss-cpu h5py numpy
 if [ "${SKIP_BUILD:-0}" != "1" ]; then swift build -c release --product mosaic; fi
 echo "host $(hostname), $(date -u), $(nproc) cores"
 exec .build/release/mosaic bench index --peer-python "$venv/bin/python" "$@"

@@ -17,10 +17,10 @@ cd "$(dirname "$0")/../.."
 venv=.venv-bench
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 if ! "$venv/bin/python" -c "import torch, numpy" 2>/dev/null; then
-  "$venv/bin/pip" install --quiet --upgrade pip
-  "$venv/bin/pip" install --quiet --no-deps torch
-  "$venv/bin/pip" install --quiet filelock typing-extensions sympy networkx jinja2 fsspec mpmath MarkupSafe numpy
-  "$venv/bin/python" -c "import torch" 2>/dev/null || "$venv/bin/pip" install --quiet torch numpy
+  "$venv/bin/python" -m pip install --quiet --upgrade pip
+  "$venv/bin/python" -m pip install --quiet --no-deps torch
+  "$venv/bin/python" -m pip install --quiet filelock typing-extensions sympy networkx jinja2 fsspec mpmath MarkupSafe numpy
+  "$venv/bin/python" -c "import torch" 2>/dev/null || "$venv/bin/python" -m pip install --quiet torch numpy
 fi
 peer=()
 if "$venv/bin/python" -c "import torch, numpy" 2>/dev/null; then peer=(--peer-python "$venv/bin/python")
