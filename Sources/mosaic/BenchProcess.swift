@@ -50,3 +50,28 @@ func benchProcess(_ exe: String, _ args: [String]) throws -> (status: Int32, out
     let stdout = String(decoding: outData, as: UTF8.self)
     return (p.terminationStatus, stdout + String(decoding: errData, as: UTF8.self), stdout)
 }
+
+/// Runs a Python peer benchmark (`python script args…`) outside MPI (the launcher's OMPI_/PMIX_
+/// variables are dropped, `OMP_NUM_THREADS` = `threads`), echoes its output to stderr, and
+/// returns the value of its line `PEER_EPS=…` — nil, with a note, when the peer fails.
+func runPythonPeer(python: String, script: String, arguments: [String], threads: Int) throws -> Double? {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: python)
+    process.arguments = [script] + arguments
+    var env = ProcessInfo.processInfo.environment.filter { !($0.key.hasPrefix("OMPI_") || $0.key.hasPrefix("PMIX_")) }
+    env["OMP_NUM_THREADS"] = "\(threads)"
+    process.environment = env
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    try process.run()
+    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    FileHandle.standardError.write(Data(output.utf8))
+    guard process.terminationStatus == 0,
+        let line = output.split(separator: "\n").first(where: { $0.hasPrefix("PEER_EPS=") })
+    else {
+        FileHandle.standardError.write(Data("peer failed (status \(process.terminationStatus)); no PyTorch figure\n".utf8))
+        return nil
+    }
+    return Double(line.dropFirst("PEER_EPS=".count))
+}

@@ -232,29 +232,13 @@ struct BenchRank: ParsableCommand {
 
     /// Runs the PyTorch peer; its examples/s (line `PEER_EPS=…`), or nil when it fails.
     func runPeer(python: String, shortFill: Double, longFill: Double, dropout: Double) throws -> Double? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [
-            peerScript, "--batch", "\(trainBatch)", "--steps", "\(trainSteps)", "--repeats", "\(trainRepeats)",
-            "--threads", "\(trainThreads)", "--short-fill", "\(shortFill)", "--long-fill", "\(longFill)",
-            "--dropout", "\(dropout)",
-        ]
-        var env = ProcessInfo.processInfo.environment.filter { !($0.key.hasPrefix("OMPI_") || $0.key.hasPrefix("PMIX_")) }
-        env["OMP_NUM_THREADS"] = "\(trainThreads)"
-        process.environment = env
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        FileHandle.standardError.write(Data(output.utf8))
-        guard process.terminationStatus == 0,
-            let line = output.split(separator: "\n").first(where: { $0.hasPrefix("PEER_EPS=") })
-        else {
-            FileHandle.standardError.write(Data("peer failed (status \(process.terminationStatus)); no PyTorch figure\n".utf8))
-            return nil
-        }
-        return Double(line.dropFirst("PEER_EPS=".count))
+        try runPythonPeer(
+            python: python, script: peerScript,
+            arguments: [
+                "--batch", "\(trainBatch)", "--steps", "\(trainSteps)", "--repeats", "\(trainRepeats)",
+                "--threads", "\(trainThreads)", "--short-fill", "\(shortFill)", "--long-fill", "\(longFill)",
+                "--dropout", "\(dropout)",
+            ], threads: trainThreads)
     }
 
     /// The benchmark's ranker (the world ranker's shape).

@@ -218,31 +218,12 @@ struct BenchTrain: ParsableCommand {
 
     /// Runs the PyTorch peer and returns its examples/s (its line `PEER_EPS=…`).
     func runPeer(python: String, threads: Int) throws -> Double? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [
-            peerScript, "--batch", "\(batch)", "--steps", "\(steps)", "--warmup", "\(warmup)",
-            "--threads", "\(threads)", "--table-rows", "\(tableRows)", "--repeats", "\(repeats)",
-        ]
-        var env = ProcessInfo.processInfo.environment.filter {
-            !($0.key.hasPrefix("OMPI_") || $0.key.hasPrefix("PMIX_"))
-        }
-        env["OMP_NUM_THREADS"] = "\(threads)"
-        process.environment = env
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        FileHandle.standardError.write(Data(output.utf8))
-        guard process.terminationStatus == 0,
-            let line = output.split(separator: "\n").first(where: { $0.hasPrefix("PEER_EPS=") })
-        else {
-            FileHandle.standardError.write(
-                Data("peer failed (status \(process.terminationStatus)); no PyTorch figure\n".utf8))
-            return nil
-        }
-        return Double(line.dropFirst("PEER_EPS=".count))
+        try runPythonPeer(
+            python: python, script: peerScript,
+            arguments: [
+                "--batch", "\(batch)", "--steps", "\(steps)", "--warmup", "\(warmup)",
+                "--threads", "\(threads)", "--table-rows", "\(tableRows)", "--repeats", "\(repeats)",
+            ], threads: threads)
     }
 }
 
