@@ -78,7 +78,7 @@ let package = Package(
         // The ranker (DCN-v2 + MMoE + position tower, SIM/DIN, LR baseline), training and scoring.
         .target(
             name: "Ranking",
-            dependencies: ["Learning", "Events", "Evaluation", "Linalg", "Collective", "Artifacts"],
+            dependencies: ["Learning", "Events", "Evaluation", "Linalg", "Collective", "Artifacts", "CKernels"],
             swiftSettings: swiftSettings),
 
         // MARK: - Feed
@@ -123,7 +123,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(
             name: "RankingTests",
-            dependencies: ["Ranking", "Learning", "Evaluation", "Linalg", "Collective", "Artifacts", "_TestSupport", "mosaic"],
+            dependencies: ["Ranking", "CKernels", "Learning", "Evaluation", "Linalg", "Collective", "Artifacts", "_TestSupport", "mosaic"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "GraphTests",

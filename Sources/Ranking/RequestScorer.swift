@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Learning
 import Linalg
@@ -230,12 +231,6 @@ public final class RequestScorer {
         }
     }
 
-    /// A float's bits mapped so that unsigned order is float order.
-    @inline(__always) static func orderedBits(_ x: Float) -> UInt32 {
-        let b = x.bitPattern
-        return b & 0x8000_0000 != 0 ? ~b : b | 0x8000_0000
-    }
-
     /// z with P(N(0, 1) > z) = p (bisection on erfc; once per request).
     static func upperQuantile(_ p: Double) -> Double {
         var lo = -8.0, hi = 8.0
@@ -252,39 +247,18 @@ public final class RequestScorer {
     ///
     /// 1. A threshold τ = mean + z·std of the row (`mean`, `std`: the row's, computed by the
     ///    caller), so that about 1.5k scores are at or above it when scores are roughly normal; 2. the survivors ≥ τ as keys
-    ///    (score bits, then the older event; a SIMD compare per 8 scores, then only the set bits
-    ///    are visited) — τ is lowered by a std until there are ≥ k (any
+    ///    (score bits, then the older event; `mosaic_select_at_least` in CKernels: one SIMD compare
+    ///    mask per 8 or 16 scores, then only the set bits are visited) — τ is lowered by a std until there are ≥ k (any
     ///    distribution is exact, only slower); 3. quickselect of the k largest keys.
     @inline(__always)
     static func topK(
         _ s: UnsafePointer<Float>, count h: Int, k: Int, mean: Float, std: Float, z: Float,
         keys: UnsafeMutablePointer<UInt64>, into out: UnsafeMutablePointer<Int32>
     ) {
-        let raw = UnsafeRawPointer(s)
         var threshold = mean + z * std
         var c = 0, attempts = 0
         while true {
-            c = 0
-            let t8 = SIMD8<Float>(repeating: threshold)
-            let lanes = SIMD8<UInt32>(1, 2, 4, 8, 16, 32, 64, 128), zero = SIMD8<UInt32>()
-            var j = 0
-            while j + 8 <= h {
-                let v = raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
-                // The survivors of these 8 as bits; visit only them.
-                var bits = zero.replacing(with: lanes, where: v .>= t8).wrappedSum()
-                while bits != 0 {
-                    let q = j + bits.trailingZeroBitCount
-                    keys[c] = UInt64(orderedBits(s[q])) << 32 | UInt64(UInt32.max - UInt32(q))
-                    c += 1
-                    bits &= bits - 1
-                }
-                j += 8
-            }
-            while j < h {
-                keys[c] = UInt64(orderedBits(s[j])) << 32 | UInt64(UInt32.max - UInt32(j))
-                c &+= s[j] >= threshold ? 1 : 0
-                j += 1
-            }
+            c = mosaic_select_at_least(s, h, threshold, keys)  // CKernels: SIMD compare masks
             if c >= k { break }
             attempts += 1
             // Too few (or NaN statistics): lower the threshold; after a few tries take every score.
