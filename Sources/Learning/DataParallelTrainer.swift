@@ -183,7 +183,8 @@ public final class DataParallelTrainer<Model: TrainableModel> {
         }
         let (allRows, counts) = try comm.allgatherv(rows)
         let (allValues, _) = try comm.allgatherv(mine)
-        let skip = exclusiveSum(counts)[comm.rank]..<exclusiveSum(counts)[comm.rank] + counts[comm.rank]
+        let first = exclusiveSum(counts)[comm.rank]
+        let skip = first..<first + counts[comm.rank]  // this rank's own rows, already in place
         table.values.withUnsafeMutableBufferPointer { v in
             allValues.withUnsafeBufferPointer { src in
                 for (i, row) in allRows.enumerated() where !skip.contains(i) {
