@@ -24,6 +24,9 @@ public struct RankerBatch<T: Real>: Sendable {
     public var short = SequenceSlots()
     /// SIM GSU results, (count, simK) each, same layout.
     public var long = SequenceSlots()
+    /// Mean content embedding of the short sequence's events other than hides, (count,
+    /// contentWidth); zeros for an empty history. Filled for the logistic baseline only.
+    public var historyContent: [T] = []
 
     public init(
         count: Int, firstIndex: Int, rows: [Int], dense: [T] = [], content: [T] = [], positions: [Int] = [],
@@ -360,83 +363,5 @@ public final class RankerModel<T: Real>: RankingModel {
                 .deduplicated()
         }
         return (loss, [sparse])
-    }
-}
-
-/// Logistic regression baseline: logit_k = b_k + Σ_f w_k[row_f] + [dense ‖ content]·W_k.
-/// Per-field weights live in a (tableRows, tasks) embedding table (sparse updates), the dense
-/// part in the parameter store.
-public final class LogisticRanker<T: Real>: RankingModel {
-    public let config: RankerConfig
-    public let parameters: ParameterStore<T>
-    public let table: EmbeddingTable<T>
-    public let linear: Linear<T>?
-    public let bias: ParameterView
-    public var tables: [EmbeddingTable<T>] { [table] }
-
-    public init(_ config: RankerConfig) {
-        self.config = config
-        parameters = ParameterStore(seed: config.seed)
-        let tasks = config.tasks.count
-        table = EmbeddingTable(name: "weights", rows: config.tableRows, dim: tasks, std: 0, seed: config.seed &+ 1)
-        let width = config.denseWidth + config.contentWidth
-        linear = width > 0 ? Linear(parameters, name: "lr.dense", inputs: width, outputs: tasks, bias: false) : nil
-        bias = parameters.add("lr.bias", shape: [tasks], .zeros)
-    }
-
-    private func denseInput(_ batch: RankerBatch<T>) -> Tensor<T>? {
-        guard linear != nil else { return nil }
-        let n = batch.count
-        var parts: [Tensor<T>] = []
-        if config.denseWidth > 0 { parts.append(Tensor(rows: n, cols: config.denseWidth, data: batch.dense)) }
-        if config.contentWidth > 0 { parts.append(Tensor(rows: n, cols: config.contentWidth, data: batch.content)) }
-        return parts.count == 1 ? parts[0] : Tensor.concat(parts)
-    }
-
-    @_specialize(where T == Float)
-    public func logits(_ batch: RankerBatch<T>, training: Bool, step: Int) -> [[T]] {
-        let n = batch.count, tasks = config.tasks.count, f = config.fields
-        let w = table.forward(batch.rows, fields: f)  // (n, f·tasks)
-        let lin = denseInput(batch).map { linear!.forward($0) }
-        let b = parameters.value(bias)
-        var out = [[T]](repeating: [T](repeating: 0, count: n), count: tasks)
-        for i in 0..<n {
-            for k in 0..<tasks {
-                var s = b[k]
-                for j in 0..<f { s += w.data[(i * f + j) * tasks + k] }
-                if let lin { s += lin[i, k] }
-                out[k][i] = s
-            }
-        }
-        return out
-    }
-
-    @_specialize(where T == Float)
-    public func lossAndGradients(_ batch: RankerBatch<T>, normalizer: T, step: Int) -> (
-        loss: Double, sparse: [SparseRows<T>]
-    ) {
-        let n = batch.count, tasks = config.tasks.count, f = config.fields
-        let z = logits(batch, training: true, step: step)
-        var (loss, g) = multiTaskBCE(z, batch, normalizer: normalizer)
-        let db = parameters.grad(bias)
-        var dz = Tensor<T>.zeros(n, tasks)
-        for k in 0..<tasks { for i in 0..<n { dz[i, k] = g[k][i]; db[k] += g[k][i] } }
-        if let linear { _ = linear.backward(dz) }
-        var dw = Tensor<T>.zeros(n, f * tasks)
-        for i in 0..<n { for j in 0..<f { for k in 0..<tasks { dw[i, j * tasks + k] = dz[i, k] } } }
-        if config.embeddingL2 > 0 {
-            let lambda = T(config.embeddingL2)
-            var reg = 0.0
-            for (j, r) in batch.rows.enumerated() {
-                for k in 0..<tasks {
-                    let v = table.values[r * tasks + k]
-                    reg += Double(v * v)
-                    dw.data[j * tasks + k] += 2 * lambda * v / normalizer
-                }
-            }
-            loss += Double(lambda) * reg / Double(normalizer)
-            g = []
-        }
-        return (loss, [table.backward(dw)])
     }
 }

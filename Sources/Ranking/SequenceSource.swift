@@ -1,5 +1,6 @@
 import Events
 import Foundation
+import Learning
 import Linalg
 
 /// The users' engagement histories and, per example, what the sequence features need; fills a
@@ -123,5 +124,29 @@ public final class SequenceSource: @unchecked Sendable {
         }
         batch.short = short
         batch.long = long
+        if config.architecture == .logistic, config.shortLength > 0, width > 0 {
+            batch.historyContent = meanHistoryContent(indices: indices, length: config.shortLength)
+        }
+    }
+
+    /// Per example of `indices`: the mean content embedding of the user's last `length` events
+    /// before the example's time, hides excluded (negative feedback); zeros when none. (count, width).
+    public func meanHistoryContent<T: Real>(indices: some Collection<Int>, length: Int) -> [T] {
+        var out = [T](repeating: 0, count: indices.count * width)
+        var sum = [Float](repeating: 0, count: width)
+        for (b, i) in indices.enumerated() {
+            let u = exampleUser[i]
+            let e = end(user: u, before: exampleTime[i])
+            var n = 0
+            for c in 0..<width { sum[c] = 0 }
+            for j in max(offsets[u], e - length)..<e where type[j] != EventType.hide.rawValue {
+                let base = Int(pin[j]) * width
+                for c in 0..<width { sum[c] += pinEmbedding[base + c] }
+                n += 1
+            }
+            guard n > 0 else { continue }
+            for c in 0..<width { out[b * width + c] = T(Double(sum[c] / Float(n))) }
+        }
+        return out
     }
 }

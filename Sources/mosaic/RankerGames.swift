@@ -21,7 +21,9 @@ struct RankerGames: ParsableCommand {
             uniformly outside the user's training items (Evaluation.RankingProtocol), history = \
             training items + the validation item; ties optimistic (rank = number of negatives \
             scoring strictly higher); --eval-users users sampled (the reference code samples \
-            10,000). Variants: lr, dcn, dcn+din, dcn+sim, dcn+din+sim. The dataset has neither \
+            10,000). Variants: lr (logistic regression with the mean-pooled last 20 items: hashed \
+            history × candidate crosses), lr-nohist (user and item weights only), dcn, dcn+din, \
+            dcn+sim, dcn+din+sim. The dataset has neither \
             categories nor content embeddings, so SIM's hard search (one category) keeps the \
             user's last K events and soft search is unavailable.
             """)
@@ -31,6 +33,7 @@ struct RankerGames: ParsableCommand {
     @Option(help: "Maximum epochs.") var epochs = 6
     @Option(help: "Global batch size.") var batchSize = 1024
     @Option(help: "Adam learning rate.") var lr = 1e-3
+    @Option(help: "Adam learning rate of the lr variants (a linear model wants a larger step).") var baselineLr = 1e-2
     @Option(help: "Embedding width.") var dim = 32
     @Option(help: "Users evaluated on test (0 = all eligible).") var evalUsers = 10_000
     @Option(help: "Users for validation AUC.") var validUsers = 2_000
@@ -117,13 +120,15 @@ struct RankerGames: ParsableCommand {
                 c.crossLayers = 2; c.experts = 1; c.expertWidths = [128, 64]; c.towerWidths = [1]
                 c.tasks = ["click"]; c.taskWeights = [1]; c.dropout = 0.2; c.candidateField = 1
                 var parts = Set(variant.split(separator: "+").map(String.init))
-                if parts.remove("lr") != nil { c.architecture = .logistic }
-                else if parts.remove("dcn") == nil { throw ValidationError("variant \(variant): must start with lr or dcn") }
+                if parts.remove("lr") != nil { c.architecture = .logistic; c.shortLength = 20 }
+                else if parts.remove("lr-nohist") != nil { c.architecture = .logistic }
+                else if parts.remove("dcn") == nil { throw ValidationError("variant \(variant): must start with lr, lr-nohist or dcn") }
                 if parts.remove("din") != nil { c.shortLength = 20 }
                 if parts.remove("sim") != nil { c.simK = simK; c.simSearch = "hard" }
                 guard parts.isEmpty else { throw ValidationError("variant \(variant): unknown parts \(parts.sorted())") }
                 var options = RankerTrainingOptions()
-                options.epochs = epochs; options.batchSize = batchSize; options.learningRate = lr
+                options.epochs = epochs; options.batchSize = batchSize
+                options.learningRate = c.architecture == .logistic ? baselineLr : lr
                 options.patience = 2; options.calibration = "none"; options.seed = 3
                 let outcome = try RankerTrainer.train(
                     config: c, train: train, valid: valid, options: options, comm: comm)

@@ -14,7 +14,9 @@ struct RankerWorld: ParsableCommand {
         commandName: "world",
         abstract: "Train ranker variants on the synthetic world; compare with the oracle (true probabilities).",
         discussion: """
-            Variants (comma-separated): lr, dcn-nopos (no position tower), dcn, dcn+din, \
+            Variants (comma-separated): lr (logistic regression with the mean-pooled last \
+            --short-length events: history × candidate crosses and mean history content), lr-nohist \
+            (the same without history), dcn-nopos (no position tower), dcn, dcn+din, \
             dcn+din+sim-hard, dcn+din+sim-soft, dcn+sim-hard, dcn+sim-soft. Examples are the world's \
             impressions (labels save and closeup); the last 2 days are test, the 2 before valid. \
             Position-bias check: Pearson correlation of each score with the logged position on \
@@ -34,6 +36,7 @@ struct RankerWorld: ParsableCommand {
     @Option(help: "Maximum epochs.") var epochs = 8
     @Option(help: "Global batch size.") var batchSize = 1024
     @Option(help: "Adam learning rate.") var lr = 2e-3
+    @Option(help: "Adam learning rate of the lr variants (a linear model wants a larger step).") var baselineLr = 2e-2
     @Option(help: "Calibration per task: platt, isotonic.") var calibration = "platt"
     @Option(help: "Final-score weights w_save,w_closeup.") var taskWeights = "1,0.25"
     @Option(help: "SIM top-K (GSU).") var simK = 50
@@ -115,17 +118,20 @@ struct RankerWorld: ParsableCommand {
                 c.seed = 7
                 var parts = Set(variant.split(separator: "+").map(String.init))
                 switch true {
-                case parts.remove("lr") != nil: c.architecture = .logistic; c.positionBuckets = 0
+                case parts.remove("lr") != nil:
+                    c.architecture = .logistic; c.positionBuckets = 0; c.shortLength = shortLength
+                case parts.remove("lr-nohist") != nil: c.architecture = .logistic; c.positionBuckets = 0
                 case parts.remove("dcn-nopos") != nil: c.positionBuckets = 0
                 case parts.remove("dcn") != nil: break
-                default: throw ValidationError("variant \(variant): must start with lr, dcn or dcn-nopos")
+                default: throw ValidationError("variant \(variant): must start with lr, lr-nohist, dcn or dcn-nopos")
                 }
                 if parts.remove("din") != nil { c.shortLength = shortLength }
                 if parts.remove("sim-hard") != nil { c.simK = simK; c.simSearch = "hard" }
                 if parts.remove("sim-soft") != nil { c.simK = simK; c.simSearch = "soft" }
                 guard parts.isEmpty else { throw ValidationError("variant \(variant): unknown parts \(parts.sorted())") }
                 var options = RankerTrainingOptions()
-                options.epochs = epochs; options.batchSize = batchSize; options.learningRate = lr
+                options.epochs = epochs; options.batchSize = batchSize
+                options.learningRate = c.architecture == .logistic ? baselineLr : lr
                 options.patience = 2; options.calibration = calibration; options.maxStepsPerEpoch = maxStepsPerEpoch
                 options.seed = 11
                 let started = Date()

@@ -45,6 +45,10 @@ func smallBatch(_ config: RankerConfig, count: Int, seed: UInt64, table: Embeddi
     }
     if config.shortLength > 0 { batch.short = slots(config.shortLength) }
     if config.simK > 0 { batch.long = slots(config.simK) }
+    if config.architecture == .logistic && config.shortLength > 0 {
+        // Example 0's history is empty: its mean content is zero, like SequenceSource's.
+        batch.historyContent = (0..<count * config.contentWidth).map { $0 < config.contentWidth ? 0 : rng.normal() }
+    }
     return batch
 }
 
@@ -72,7 +76,7 @@ struct RankerModelTests {
         let table = model.tables[0]
         // Embeddings start at std 0.01 (LR: 0); spread them so every path carries signal.
         var r = RandomStream(seed: 3)
-        for i in table.values.indices { table.values[i] = r.normal() * 0.5 }
+        for t in model.tables { for i in t.values.indices { t.values[i] = r.normal() * 0.5 } }
         let batch = smallBatch(config, count: 6, seed: 11, table: table)
         let store = model.parameters
         // Biases start at exactly 0: a ReLU whose inputs are all dead would then sit exactly on
@@ -102,6 +106,28 @@ struct RankerModelTests {
             table.values[i] = v - FiniteDifference.h; let m = loss()
             table.values[i] = v
             numericTable.append((p - m) / (2 * FiniteDifference.h))
+        }
+        // Further tables (the LR's hashed crosses: 2^20 rows): the touched rows and a few others.
+        for t in model.tables.indices.dropFirst() {
+            let other = model.tables[t], dim = other.dim
+            var rows = Set(sparse[t].rows.map(Int.init))
+            #expect(!rows.isEmpty, "table \(other.name) is never read")
+            for _ in 0..<5 { rows.insert(r.int(below: other.rows)) }
+            var analytic: [Double] = [], numeric: [Double] = []
+            for row in rows.sorted() {
+                let j = sparse[t].rows.firstIndex(of: Int64(row))
+                for c in 0..<dim {
+                    analytic.append(j.map { sparse[t].grads[$0 * dim + c] } ?? 0)
+                    let i = row * dim + c, v = other.values[i]
+                    other.values[i] = v + FiniteDifference.h; let p = loss()
+                    other.values[i] = v - FiniteDifference.h; let m = loss()
+                    other.values[i] = v
+                    numeric.append((p - m) / (2 * FiniteDifference.h))
+                }
+            }
+            let e = FiniteDifference.relativeError(analytic, numeric)
+            #expect(e < 1e-6, "table \(other.name): relative error \(e)")
+            #expect(analytic.map(abs).max()! > 1e-3)
         }
         let denseError = FiniteDifference.relativeError(analyticDense, numericDense)
         let tableError = FiniteDifference.relativeError(analyticTable, numericTable)
@@ -152,6 +178,32 @@ struct RankerModelTests {
 
     @Test("logistic-regression baseline gradient matches finite differences")
     func gradientLogistic() throws { try check(smallConfig(.logistic)) }
+
+    @Test("logistic baseline with mean-pooled history (crosses, history content) matches finite differences")
+    func gradientLogisticHistory() throws {
+        var c = smallConfig(.logistic)
+        c.shortLength = 4
+        try check(c)
+    }
+
+    @Test("the logistic baseline's history features change its logits")
+    func logisticHistoryMatters() throws {
+        var c = smallConfig(.logistic)
+        c.shortLength = 4
+        let model = LogisticRanker<Double>(c)
+        var r = RandomStream(seed: 9)
+        for t in model.tables { for i in t.values.indices { t.values[i] = r.normal() } }
+        for i in 0..<model.parameters.count { model.parameters.values[i] = r.normal() }
+        let batch = smallBatch(c, count: 8, seed: 2, table: model.table)
+        let full = model.logits(batch, training: false, step: 0)
+        var noHistory = batch
+        noHistory.short.mask = noHistory.short.mask.map { _ in false }
+        noHistory.historyContent = noHistory.historyContent.map { _ in 0 }
+        let plain = model.logits(noHistory, training: false, step: 0)
+        // Example 0 has no history: same logit; the others differ.
+        #expect(abs(full[0][0] - plain[0][0]) < 1e-12)
+        #expect((1..<8).allSatisfy { abs(full[0][$0] - plain[0][$0]) > 1e-6 })
+    }
 
     @Test("the position tower changes training logits only; inference ignores the position")
     func positionNulledAtInference() throws {

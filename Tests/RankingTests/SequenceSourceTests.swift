@@ -37,6 +37,18 @@ struct SequenceSourceTests {
         #expect(s.gsu(example: 0, k: 4, mode: "soft", query: q[...]) == expected)
     }
 
+    @Test("LR history content: mean embedding of the last L events before t, hides excluded; zero without history")
+    func meanHistoryContent() {
+        let s = source(exampleTime: 1000, category: 0)  // events before t: 0…8; types 1, 3, 4 (hide) repeating
+        let mean: [Double] = s.meanHistoryContent(indices: [0, 1], length: 4)
+        // The last 4 events before t are 5…8; 5 and 8 are hides (j % 3 == 2): mean of 6 and 7.
+        for c in 0..<4 {
+            let expected = Double((s.pinEmbedding[6 * 4 + c] + s.pinEmbedding[7 * 4 + c]) / 2)
+            #expect(abs(mean[c] - expected) < 1e-6)
+        }
+        #expect(mean[4..<8].allSatisfy { $0 == 0 })  // user 1 has no events
+    }
+
     @Test("time buckets are log2 of minutes since the event, capped")
     func buckets() {
         #expect(SequenceSource.bucket(sinceMs: 0, buckets: 16) == 0)
