@@ -24,11 +24,15 @@ struct FeedPreview: ParsableCommand {
             shard), and retrieves for --user the pins nearest to each of the user's interests: the \
             mean embedding of the pins engaged with (closeup, click, save) in each of the user's \
             most engaged categories before the cut — the time at --history of the user's events. \
-            Feed slots are shared in proportion to engagement. Pins the user already saw before the cut are left out. The feed is \
-            printed with each pin's category and whether the user saved it after the cut.
+            Feed slots are shared in proportion to engagement. Pins the user already saw before the cut are left out. \
+            A pool of --pool candidates is retrieved that way (relevance = that order), then the diversity re-rank (MMR over \
+            content embeddings with --diversity, under a cap of --max-per-category pins of one \
+            category in any --window consecutive slots) picks the --k slots. The feed is printed \
+            with each pin's category and whether the user saved it after the cut, and the \
+            diversity of the feed beside the same feed without the re-rank.
 
-            This is the content channel alone: the ranker, the other retrieval channels and the \
-            diversity re-rank join the feed as their stages land.
+            This is the content channel alone: the ranker and the other retrieval channels join \
+            the feed as their stages land.
             """)
 
     @Option(help: "Root folder of the dataset runs (its `current` run is read).") var world = "out/world"
@@ -38,10 +42,19 @@ struct FeedPreview: ParsableCommand {
     @Option(help: "Feed length.") var k = 20
     @Option(help: "Interests (the user's most engaged categories), one retrieval query each.") var interests = 5
     @Option(help: "Inverted lists probed per query.") var nprobe = 16
+    @Option(help: "Candidates retrieved before the diversity re-rank (0 = 4 × --k).") var pool = 0
+    @Option(help: "Diversity re-rank λ: 1 = relevance order only, lower = more novelty (MMR).") var diversity = 0.7
+    @Option(help: "Sliding window (slots) of the category cap and the similarity penalty.") var window = 8
+    @Option(help: "Pins of one category allowed in any --window consecutive slots.") var maxPerCategory = 3
 
     func run() throws {
         Communicator.runJob { comm in
             guard history > 0, history < 1 else { throw ValidationError("--history must be in (0, 1), got \(history)") }
+            guard (0...1).contains(diversity) else { throw ValidationError("--diversity must be in [0, 1], got \(diversity)") }
+            guard window >= 1, maxPerCategory >= 1, k >= 1, pool >= 0 else {
+                throw ValidationError("--k, --window and --max-per-category must be ≥ 1 and --pool ≥ 0")
+            }
+            let poolSize = max(k, pool == 0 ? 4 * k : pool)
             let reader = try DatasetReader(root: URL(fileURLWithPath: world))
             comm.log("feed preview: dataset \(reader.run.manifest.runID) (\(reader.run.directory.path)), \(comm.size) rank(s)")
             let t0 = Date()
@@ -61,11 +74,35 @@ struct FeedPreview: ParsableCommand {
             }
             let seen = Set(zip(h.pins, h.times).filter { $0.1 < cut }.map(\.0))
             let savedLater = Set(zip(zip(h.pins, h.types), h.times).filter { $0.1 >= cut && $0.0.1 == .save }.map(\.0.0))
-            let feed = try channel.multiInterestFeed(
-                engaged: engaged, k: k, interests: interests, exclude: seen, nprobe: nprobe, comm: comm)
+            let candidates = try channel.multiInterestFeed(
+                engaged: engaged, k: poolSize, interests: interests, exclude: seen, nprobe: nprobe, comm: comm)
             let (_, cats) = try channel.lookup(engaged, comm: comm)
-            let (_, feedCats) = try channel.lookup(feed.map(\.pin), comm: comm)
+            let (poolEmbeddings, poolCats) = try channel.lookup(candidates.map(\.pin), comm: comm)
+            // Relevance = the channel's order (interests round-robin in proportion to engagement,
+            // nearest first), so λ = 1 keeps the channel's feed. The re-rank is deterministic:
+            // every rank computes the same feed.
+            let rerank = DiversityRerank(lambda: diversity, window: window, maxPerCategory: maxPerCategory)
+            let order = rerank.order(
+                scores: candidates.indices.map { -Float($0) }, categories: poolCats, embeddings: poolEmbeddings,
+                d: channel.d, k: k)
+            let feed = order.map { candidates[$0] }
+            let feedCats = order.map { poolCats[$0] }
             guard comm.isRoot else { return }
+            func meanCosine(_ rows: [Int]) -> Double {
+                var sum = 0.0, pairs = 0
+                for a in rows.indices {
+                    for b in rows.indices where b > a {
+                        var dot: Float = 0, na: Float = 0, nb: Float = 0
+                        for j in 0..<channel.d {
+                            let x = poolEmbeddings[rows[a] * channel.d + j], y = poolEmbeddings[rows[b] * channel.d + j]
+                            dot += x * y; na += x * x; nb += y * y
+                        }
+                        sum += Double(dot / max((na * nb).squareRoot(), 1e-20)); pairs += 1
+                    }
+                }
+                return pairs > 0 ? sum / Double(pairs) : 0
+            }
+            let plain = Array(0..<min(k, candidates.count))
 
             var catCounts: [Int32: Int] = [:]
             for c in cats where c >= 0 { catCounts[c, default: 0] += 1 }
@@ -85,6 +122,15 @@ struct FeedPreview: ParsableCommand {
             print("")
             print("feed: \(feed.count) pins, \(inEngaged) in a category the user engaged with, " +
                   "\(hits) saved by the user after the cut (of \(savedLater.count) later saves)")
+            let plainHits = plain.filter { savedLater.contains(candidates[$0].pin) }.count
+            print(String(
+                format: "diversity re-rank (λ %.2f, ≤ %d per category in %d slots, pool %d): %d categories, "
+                    + "at most %d of one in %d slots, mean pairwise cosine %.3f, %d later saves; "
+                    + "without it: %d categories, at most %d, cosine %.3f, %d later saves",
+                diversity, maxPerCategory, window, candidates.count, Set(feedCats).count,
+                DiversityRerank.maxCategoryRun(feedCats, window: window), window, meanCosine(order), hits,
+                Set(plain.map { poolCats[$0] }).count, DiversityRerank.maxCategoryRun(plain.map { poolCats[$0] }, window: window),
+                meanCosine(plain), plainHits))
         }
     }
 

@@ -24,6 +24,15 @@ struct FeedPreviewTests {
         #expect(Set(pins).count == pins.count, "a pin appears twice in the feed")
         // Every feed pin was retrieved for one of the user's engaged categories.
         #expect(outputs[0].contains("feed: 12 pins, 12 in a category the user engaged with"), "\(outputs[0])")
+        // The diversity re-rank: a strict cap and a strong novelty weight spread the feed.
+        let d = try MPIRun.mosaic(
+            ranks: 2, ["feed", "preview", "--world", root.path, "--k", "12", "--diversity", "0.3", "--window", "4",
+                       "--max-per-category", "1"])
+        #expect(d.status == 0, "\(d.output)")
+        let line = try #require(d.stdout.split(separator: "\n").first { $0.hasPrefix("diversity re-rank") }, "\(d.output)")
+        #expect(line.contains("at most 1 of one in 4 slots"), "\(line)")
+        let cosines = line.components(separatedBy: "cosine ").dropFirst().compactMap { Double($0.prefix(5)) }
+        #expect(cosines.count == 2 && cosines[0] < cosines[1], "\(line)")
     }
 
     @Test("a bad --world or --user gives a clear error, not a crash")
