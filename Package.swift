@@ -55,7 +55,7 @@ let package = Package(
         // Schema, CSV ingest, synthetic world, adapters, splits, point-in-time features.
         .target(name: "Events", dependencies: ["Linalg", "Collective", "Artifacts"], swiftSettings: swiftSettings),
         // Offline metrics and protocols (no MPI, no HDF5).
-        .target(name: "Evaluation", dependencies: ["Linalg"], swiftSettings: swiftSettings),
+        .target(name: "Evaluation", dependencies: ["Linalg", "Collective"], swiftSettings: swiftSettings),
 
         // MARK: - Learning
         // Layers with hand-written backward passes, losses, optimizers, data-parallel trainer.

@@ -74,21 +74,26 @@ public struct IsotonicRegression: Sendable, Equatable {
             scores.count == labels.count && !scores.isEmpty,
             "Isotonic: scores and labels must be non-empty and equal in length")
         let order = scores.indices.sorted { scores[$0] < scores[$1] }
-        // Blocks: (weighted mean label, weight, weighted mean score).
-        var mean: [Double] = [], weight: [Double] = [], centre: [Double] = []
-        for i in order {
-            var m = labels[i], w = weights?[i] ?? 1, c = scores[i]
-            while let last = mean.last, last >= m {
-                let lw = weight.removeLast()
-                mean.removeLast()
-                let lc = centre.removeLast()
-                m = (last * lw + m * w) / (lw + w)
-                c = (lc * lw + c * w) / (lw + w)
-                w += lw
-            }
-            mean.append(m); weight.append(w); centre.append(c)
-        }
+        let tied = tiedBlocks(
+            scores: order.map { scores[$0] }, labels: order.map { labels[$0] }, weights: order.map { weights?[$0] ?? 1 })
+        let (mean, _, centre) = pool(means: tied.means, weights: tied.weights, centres: tied.centres)
         return IsotonicRegression(thresholds: centre, values: mean)
+    }
+
+    /// Blocks of equal scores (ascending `scores`): one block per distinct score with the
+    /// weighted mean label, so tied scores always get one prediction.
+    static func tiedBlocks(scores: [Double], labels: [Double], weights: [Double]) -> (
+        means: [Double], weights: [Double], centres: [Double]
+    ) {
+        var means: [Double] = [], ws: [Double] = [], centres: [Double] = []
+        var i = 0
+        while i < scores.count {
+            var j = i, sw = 0.0, sy = 0.0
+            while j < scores.count && scores[j] == scores[i] { sw += weights[j]; sy += weights[j] * labels[j]; j += 1 }
+            means.append(sy / sw); ws.append(sw); centres.append(scores[i])
+            i = j
+        }
+        return (means, ws, centres)
     }
 
     /// Calibrated probability of score s.

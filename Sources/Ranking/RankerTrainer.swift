@@ -38,13 +38,18 @@ public struct RankerMetrics: Sendable, CustomStringConvertible {
 
 /// Data-parallel training of a ranker with early stopping on validation AUC, and batch scoring.
 public enum RankerTrainer {
-    /// Per-task logits (tasks × count) of every row of `data`, each rank scoring a contiguous
-    /// slice and the slices gathered on every rank. Position nulled, dropout off. Collective.
-    /// Sharded data (`CTRData.readCSVShard`): each rank scores its own rows.
-    public static func score<M: RankingModel>(_ model: M, _ data: CTRData, comm: Communicator, batch: Int = 8192)
-        throws -> [[Float]] where M.Scalar == Float
+    /// The rows of `data` this rank scores: its own rows when sharded, else its contiguous
+    /// slice of the (replicated) rows. Local row indices.
+    public static func localRows(_ data: CTRData, comm: Communicator) -> Range<Int> {
+        data.isSharded ? 0..<data.count : BatchSharding.slice(globalBatch: data.count, rank: comm.rank, size: comm.size)
+    }
+
+    /// Per-task logits (tasks × rows) of this rank's rows (`localRows`), position nulled,
+    /// dropout off. Not collective: memory proportional to the rank's rows.
+    public static func scoreLocal<M: RankingModel>(_ model: M, _ data: CTRData, comm: Communicator, batch: Int = 8192)
+        -> [[Float]] where M.Scalar == Float
     {
-        let mine = data.isSharded ? 0..<data.count : BatchSharding.slice(globalBatch: data.count, rank: comm.rank, size: comm.size)
+        let mine = localRows(data, comm: comm)
         var local = [[Float]](repeating: [], count: model.config.tasks.count)
         var s = mine.lowerBound
         let table = model.tables[0]
@@ -55,31 +60,62 @@ public enum RankerTrainer {
             for k in z.indices { local[k] += z[k] }
             s = e
         }
+        return local
+    }
+
+    /// Labels per task (tasks × rows) of this rank's rows (`localRows`).
+    public static func localLabels(_ data: CTRData, comm: Communicator) -> [[Float]] {
+        let mine = localRows(data, comm: comm)
+        return data.labels.map { Array($0[mine]) }
+    }
+
+    /// Per-task logits (tasks × count) of every row of `data`, each rank scoring its rows
+    /// (`scoreLocal`) and the slices gathered on every rank (for evaluation harnesses on small
+    /// data; training and `ranker score` never gather). Collective.
+    public static func score<M: RankingModel>(_ model: M, _ data: CTRData, comm: Communicator, batch: Int = 8192)
+        throws -> [[Float]] where M.Scalar == Float
+    {
+        let local = scoreLocal(model, data, comm: comm, batch: batch)
         if comm.size == 1 { return local }
         return try local.map { try comm.allgatherv($0).values }
     }
 
-    /// Labels per task of every row of the split (gathered from all ranks when sharded).
-    /// Collective when sharded.
-    public static func globalLabels(_ data: CTRData, comm: Communicator) throws -> [[Float]] {
-        guard data.isSharded, comm.size > 1 else { return data.labels }
-        return try data.labels.map { try comm.allgatherv($0).values }
-    }
-
-    /// AUC and logloss per task of logits against the data's labels (all rows held here).
-    public static func metrics(logits: [[Float]], data: CTRData) -> RankerMetrics {
-        metrics(logits: logits, labels: data.labels)
-    }
-
-    /// AUC and logloss per task of logits against labels (tasks × rows).
-    public static func metrics(logits: [[Float]], labels allLabels: [[Float]]) -> RankerMetrics {
+    /// AUC and logloss per task over all ranks' rows, from each rank's own logits and labels
+    /// (tasks × rows): AUC by a distributed sample sort (`DistributedScores`), so no rank holds
+    /// more than its share; equal to `metrics(logits:labels:)` on the gathered rows. Collective.
+    public static func distributedMetrics(logits: [[Float]], labels: [[Float]], comm: Communicator) throws
+        -> RankerMetrics
+    {
         var auc: [Double] = [], ll: [Double] = []
         for k in logits.indices {
-            let labels = allLabels[k].map { $0 > 0.5 }
-            auc.append(ClassificationMetrics.auc(scores: logits[k], labels: labels) ?? .nan)
-            ll.append(ClassificationMetrics.logloss(probabilities: logits[k].map { Float.sigmoid($0) }, labels: labels))
+            let z = logits[k].map(Double.init), y = labels[k].map(Double.init)
+            let sorted = try DistributedScores.sort(scores: z, labels: y, comm: comm)
+            auc.append(try sorted.auc(comm: comm) ?? .nan)
+            ll.append(try DistributedScores.logloss(logits: z, labels: y, comm: comm))
         }
         return RankerMetrics(auc: auc, logloss: ll)
+    }
+
+    /// Per-task calibrators fitted on every rank's own held-out logits and labels (tasks ×
+    /// rows) without gathering them: Platt by allreduced Newton steps, isotonic by pooling
+    /// over a distributed sort. Equal on every rank. Collective.
+    public static func distributedCalibrators(
+        kind: String, logits: [[Float]], labels: [[Float]], tasks: [String], comm: Communicator
+    ) throws -> [String: Calibrator] {
+        var out: [String: Calibrator] = [:]
+        for k in logits.indices {
+            let s = logits[k].map(Double.init), y = labels[k].map(Double.init)
+            switch kind {
+            case "platt": out[tasks[k]] = .platt(try PlattScaling.fit(scores: s, labels: y, comm: comm))
+            case "isotonic":
+                let sorted = try DistributedScores.sort(scores: s, labels: y, comm: comm)
+                out[tasks[k]] = .isotonic(
+                    try IsotonicRegression.fit(globallySorted: sorted.scores, labels: sorted.labels, comm: comm))
+            case "none": break
+            default: throw RankerError("calibration is '\(kind)', expected platt, isotonic or none")
+            }
+        }
+        return out
     }
 
     /// The result of `train`.
@@ -91,30 +127,6 @@ public enum RankerTrainer {
         public var steps: Int
         /// Per-task calibrators by task name (empty without validation data or calibration).
         public var calibrators: [String: Calibrator]
-    }
-
-    /// Fits one calibrator per task on logits and labels.
-    public static func calibrators(kind: String, logits: [[Float]], data: CTRData, tasks: [String]) throws
-        -> [String: Calibrator]
-    {
-        try calibrators(kind: kind, logits: logits, labels: data.labels, tasks: tasks)
-    }
-
-    /// Fits one calibrator per task on logits and labels (tasks × rows).
-    public static func calibrators(kind: String, logits: [[Float]], labels: [[Float]], tasks: [String]) throws
-        -> [String: Calibrator]
-    {
-        var out: [String: Calibrator] = [:]
-        for k in logits.indices {
-            let s = logits[k].map(Double.init), y = labels[k].map(Double.init)
-            switch kind {
-            case "platt": out[tasks[k]] = .platt(PlattScaling.fit(scores: s, labels: y))
-            case "isotonic": out[tasks[k]] = .isotonic(IsotonicRegression.fit(scores: s, labels: y))
-            case "none": break
-            default: throw RankerError("calibration is '\(kind)', expected platt, isotonic or none")
-            }
-        }
-        return out
     }
 
     /// Trains the architecture of `config` on `train`, early-stopping on `valid` when given.
@@ -154,7 +166,7 @@ public enum RankerTrainer {
         (model as? RankerModel<Float>)?.addsTableDecay = comm.isRoot
         var trainer = try DataParallelTrainer(model: model, comm: comm, config: trainerConfig(options, lr: lr))
         let n = train.globalCount, b = options.batchSize
-        let validLabels = try valid.map { try globalLabels($0, comm: comm) }
+        let validLabels = valid.map { localLabels($0, comm: comm) }
         var bestAUC = -Double.infinity, bestEpoch = 0, bad = 0
         var best: (params: [Float], tables: [[Float]])? = nil
         var bestMetrics: RankerMetrics? = nil
@@ -187,7 +199,8 @@ public enum RankerTrainer {
                 bestEpoch = epoch
                 continue
             }
-            let m = metrics(logits: try score(model, valid, comm: comm, batch: options.evalBatch), labels: validLabels!)
+            let m = try distributedMetrics(
+                logits: scoreLocal(model, valid, comm: comm, batch: options.evalBatch), labels: validLabels!, comm: comm)
             let elapsed = Date().timeIntervalSince(started)
             comm.log(
                 String(
@@ -224,9 +237,9 @@ public enum RankerTrainer {
         }
         var cal: [String: Calibrator] = [:]
         if let valid, options.calibration != "none" {
-            cal = try calibrators(
-                kind: options.calibration, logits: try score(model, valid, comm: comm, batch: options.evalBatch),
-                labels: validLabels!, tasks: model.config.tasks)
+            cal = try distributedCalibrators(
+                kind: options.calibration, logits: scoreLocal(model, valid, comm: comm, batch: options.evalBatch),
+                labels: validLabels!, tasks: model.config.tasks, comm: comm)
         }
         if let path { try RankerArtifact.save(trainer: trainer, to: path, calibrators: cal) }
         return Outcome(

@@ -8,7 +8,9 @@ struct SelfTest: ParsableCommand {
         commandName: "selftest",
         abstract: "Multi-rank self-checks used by the test suite (run under mpirun).",
         shouldDisplay: false,
-        subcommands: [SelfTestCollectives.self, SelfTestArtifacts.self, SelfTestFeatures.self, SelfTestTrain.self])
+        subcommands: [
+            SelfTestCollectives.self, SelfTestArtifacts.self, SelfTestFeatures.self, SelfTestTrain.self, SelfTestMetrics.self,
+        ])
 }
 
 /// Every collective on data whose result each rank can compute independently, at MPI's normal

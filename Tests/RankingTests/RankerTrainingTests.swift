@@ -63,11 +63,24 @@ struct RankerTrainingTests {
                 let auc = try #require(Double(line.split(separator: "|")[2].trimmingCharacters(in: .whitespaces)))
                 #expect(auc > 0.7, "\(arch) test AUC \(auc)")
                 if ranks == 1 {
+                    var written: [String] = []
                     for scoreRanks in [1, 3] {
-                        let s = try MPIRun.mosaic(ranks: scoreRanks, ["ranker", "score", "--model", out, "--data", valid])
+                        let csv = dir.appendingPathComponent("\(arch)-scores-\(scoreRanks).csv").path
+                        let s = try MPIRun.mosaic(
+                            ranks: scoreRanks, ["ranker", "score", "--model", out, "--data", valid, "--out", csv])
                         #expect(s.status == 0, "\(s.output)")
                         #expect(s.stdout.contains("RANKER SCORE rows=1000 "), "\(s.output)")
                         #expect(s.stdout.contains(String(format: "click_auc=%.4f", auc)), "\(scoreRanks) ranks: \(s.output)")
+                        written.append(try String(contentsOfFile: csv, encoding: .utf8))
+                    }
+                    // The ranks append their blocks in order: the file does not depend on the rank
+                    // count (up to float rounding: a row's batch differs, so the gemm blocking does).
+                    let rows = written.map { $0.split(separator: "\n") }
+                    #expect(rows[0].count == 1001 && rows[1].count == 1001 && rows[0][0] == rows[1][0])
+                    for (a, b) in zip(rows[0].dropFirst(), rows[1].dropFirst()) {
+                        let x = a.split(separator: ",").compactMap { Double($0) }
+                        let y = b.split(separator: ",").compactMap { Double($0) }
+                        #expect(x.count == y.count && x[0] == y[0] && zip(x, y).allSatisfy { abs($0 - $1) < 1e-5 }, "\(a) vs \(b)")
                     }
                 }
             }
