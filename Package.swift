@@ -119,7 +119,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(
             name: "FeedTests",
-            dependencies: ["Feed", "Linalg", "_TestSupport", "mosaic"],
+            dependencies: ["Feed", "Linalg", "Artifacts", "_TestSupport", "mosaic"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "RankingTests",

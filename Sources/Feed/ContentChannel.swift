@@ -89,39 +89,89 @@ public struct ContentChannel: Sendable {
         engaged: [Int64], k: Int, interests: Int = 5, exclude: Set<Int64>, nprobe: Int = 16, comm: Communicator
     ) throws -> [(pin: Int64, distance: Float, interest: Int32)] {
         let (e, cats) = try lookup(engaged, comm: comm)
+        let top = Self.interests(embeddings: e, categories: cats, d: d, count: interests)
+        guard !top.categories.isEmpty else { return [] }
+        let queries = top.queries
+        let lists = try retrieve(queries: queries, k: k, exclude: exclude, nprobe: nprobe, comm: comm)
+        return Self.interleave(lists: lists, engagement: top.engagement, k: k, exclude: [])
+            .map { ($0.pin, $0.distance, top.categories[$0.list]) }
+    }
+
+    /// Interests of a user: up to `count` categories with the most engaged pins (ties: smaller
+    /// category) and, per interest, the mean embedding of its engaged pins. `embeddings`
+    /// (engaged.count × d) and `categories` are the engaged pins'. Returns (categories,
+    /// engagement counts, queries (interests × d)).
+    public static func interests(
+        embeddings: [Float], categories: [Int32], d: Int, count: Int
+    ) -> (categories: [Int32], engagement: [Int], queries: [Float]) {
         var members: [Int32: [Int]] = [:]
-        for (i, c) in cats.enumerated() where c >= 0 { members[c, default: []].append(i) }
-        let top = members.sorted { ($0.value.count, -$0.key) > ($1.value.count, -$1.key) }.prefix(max(1, interests))
-        guard !top.isEmpty else { return [] }
+        for (i, c) in categories.enumerated() where c >= 0 { members[c, default: []].append(i) }
+        let top = members.sorted { ($0.value.count, -$0.key) > ($1.value.count, -$1.key) }.prefix(max(1, count))
         var queries = [Float](repeating: 0, count: top.count * d)
         for (q, (_, rows)) in top.enumerated() {
-            for r in rows { for j in 0 ..< d { queries[q * d + j] += e[r * d + j] / Float(rows.count) } }
+            for r in rows { for j in 0 ..< d { queries[q * d + j] += embeddings[r * d + j] / Float(rows.count) } }
         }
-        let lists = try retrieve(queries: queries, k: k, exclude: exclude, nprobe: nprobe, comm: comm)
-        // Quotas by largest remainder over the interests' engagement counts.
-        let total = top.reduce(0) { $0 + $1.value.count }
-        var quota = top.map { k * $0.value.count / total }
-        var order = Array(top.indices).sorted {
-            (k * top[$0].value.count % total, -$0) > (k * top[$1].value.count % total, -$1)
+        return (top.map(\.key), top.map { $0.value.count }, queries)
+    }
+
+    /// Merges per-interest result lists into one list of `k`: slots shared in proportion to
+    /// `engagement` (largest remainder), filled round-robin, nearest first; duplicates and
+    /// `exclude` left out. Returns (pin, distance, index of the list it came from).
+    public static func interleave(
+        lists: [[(pin: Int64, distance: Float)]], engagement: [Int], k: Int, exclude: Set<Int64>
+    ) -> [(pin: Int64, distance: Float, list: Int)] {
+        let total = engagement.reduce(0, +)
+        guard total > 0, k > 0 else { return [] }
+        var quota = engagement.map { k * $0 / total }
+        var order = Array(engagement.indices).sorted {
+            (k * engagement[$0] % total, -$0) > (k * engagement[$1] % total, -$1)
         }
         while quota.reduce(0, +) < k, !order.isEmpty { quota[order.removeFirst()] += 1 }
-        var feed: [(pin: Int64, distance: Float, interest: Int32)] = []
-        var taken = Set<Int64>()
-        var cursor = [Int](repeating: 0, count: top.count)
+        var out: [(pin: Int64, distance: Float, list: Int)] = []
+        var taken = exclude
+        var cursor = [Int](repeating: 0, count: lists.count)
         var progress = true
-        while feed.count < k && progress {
+        while out.count < k && progress {
             progress = false
-            for q in top.indices where quota[q] > 0 && feed.count < k {
+            for q in lists.indices where quota[q] > 0 && out.count < k {
                 while cursor[q] < lists[q].count, taken.contains(lists[q][cursor[q]].pin) { cursor[q] += 1 }
                 guard cursor[q] < lists[q].count else { continue }
                 let item = lists[q][cursor[q]]
-                feed.append((item.pin, item.distance, top[q].key))
+                out.append((item.pin, item.distance, q))
                 taken.insert(item.pin)
                 quota[q] -= 1
                 progress = true
             }
         }
-        return feed
+        return out
+    }
+
+    /// Embeddings `(pins.count × d)` and categories of this rank's own `pins` — every rank
+    /// passes its own list: the lists are allgathered, each rank fills the pins it holds, and
+    /// one reduce-scatter returns each rank its part. Unknown pins get zeros and category −1.
+    /// Memory: O(Σ lists · d). Collective.
+    public func lookupDistinct(_ pins: [Int64], comm: Communicator) throws -> (embeddings: [Float], categories: [Int32]) {
+        let (all, counts) = try comm.allgatherv(pins)
+        let w = d + 1  // embedding, then category + 1 (0 = unknown; exact in Float below 2^24)
+        var mine = [Float](repeating: 0, count: all.count * w)
+        for (i, p) in all.enumerated() {
+            guard let r = row[p] else { continue }
+            for j in 0 ..< d { mine[i * w + j] = embeddings[r * d + j] }
+            mine[i * w + d] = Float(categories[r] + 1)
+        }
+        var back = [Float](repeating: 0, count: pins.count * w)
+        try mine.withUnsafeBufferPointer { send in
+            try back.withUnsafeMutableBufferPointer { receive in
+                try comm.reduceScatter(send, into: receive, counts: counts.map { $0 * w })
+            }
+        }
+        var e = [Float](repeating: 0, count: pins.count * d)
+        var c = [Int32](repeating: -1, count: pins.count)
+        for i in 0 ..< pins.count {
+            for j in 0 ..< d { e[i * d + j] = back[i * w + j] }
+            c[i] = Int32(back[i * w + d]) - 1
+        }
+        return (e, c)
     }
 }
 

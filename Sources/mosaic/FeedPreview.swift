@@ -9,7 +9,7 @@ struct FeedCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "feed",
         abstract: "Home feeds built from a published dataset.",
-        subcommands: [FeedPreview.self])
+        subcommands: [FeedPreview.self, FeedPrecomputeCommand.self])
 }
 
 /// `mosaic feed preview`: one user's feed from the content channel, checked against the saves the

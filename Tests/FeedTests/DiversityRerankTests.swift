@@ -55,3 +55,18 @@ struct DiversityRerankTests {
         #expect(DiversityRerank(lambda: 0.5).order(scores: [], categories: [], embeddings: [], d: 8, k: 3).isEmpty)
     }
 }
+
+@Suite("Multi-interest interleave")
+struct InterleaveTests {
+    @Test("slots follow engagement (largest remainder), round-robin, nearest first; seen pins and duplicates left out")
+    func quotasAndExclusion() {
+        let a: [(pin: Int64, distance: Float)] = [(1, 0.1), (2, 0.2), (3, 0.3), (4, 0.4), (5, 0.5)]
+        let b: [(pin: Int64, distance: Float)] = [(2, 0.15), (10, 0.2), (11, 0.3), (12, 0.4)]
+        let out = ContentChannel.interleave(lists: [a, b], engagement: [3, 1], k: 4, exclude: [1])
+        // Quotas 3 and 1; pin 1 is seen, pin 2 taken by list 0 first, so list 1 skips it.
+        #expect(out.map(\.pin) == [2, 10, 3, 4])
+        #expect(out.map(\.list) == [0, 1, 0, 0])
+        // Short lists: the feed is as long as the candidates allow.
+        #expect(ContentChannel.interleave(lists: [[(7, 0)]], engagement: [1], k: 3, exclude: []).map(\.pin) == [7])
+    }
+}

@@ -1,0 +1,169 @@
+import Collective
+import Events
+import Foundation
+import Index
+
+/// One user's events (time-ordered), as the rank holding the user's shard reads them.
+public struct UserEvents: Sendable {
+    public var user: Int64
+    public var pins: [Int64] = [], types: [UInt8] = [], times: [Int64] = []
+
+    /// Pins engaged with (closeup, click, save) strictly before `cut`, most recent last.
+    public func engaged(before cut: Int64) -> [Int64] {
+        let engagement: Set<UInt8> = [EventType.closeup.rawValue, EventType.click.rawValue, EventType.save.rawValue]
+        return pins.indices.filter { times[$0] < cut && engagement.contains(types[$0]) }.map { pins[$0] }
+    }
+
+    /// Pins with any event (impressions included) strictly before `cut`: never shown again.
+    public func seen(before cut: Int64) -> Set<Int64> {
+        Set(pins.indices.filter { times[$0] < cut }.map { pins[$0] })
+    }
+
+    /// Pins saved at or after `cut` (the held-out saves of an evaluation).
+    public func saved(from cut: Int64) -> Set<Int64> {
+        Set(pins.indices.filter { times[$0] >= cut && types[$0] == EventType.save.rawValue }.map { pins[$0] })
+    }
+
+    /// This rank's users of `world` (from its event shards), by user id. Not collective.
+    public static func load(world: DatasetReader, comm: Communicator) throws -> [UserEvents] {
+        var byUser: [Int64: UserEvents] = [:]
+        for path in try world.myShards("events", comm: comm) {
+            let t = try DatasetReader.readShard(path, entity: "events")
+            let users = t.i64("user_id"), p = t.i64("pin_id"), ts = t.i64("timestamp_ms"), ty = t.uint8["event_type"]!
+            for i in 0..<t.count {
+                byUser[users[i], default: UserEvents(user: users[i])].pins.append(p[i])
+                byUser[users[i]]!.types.append(ty[i])
+                byUser[users[i]]!.times.append(ts[i])
+            }
+        }
+        return byUser.keys.sorted().map { u in
+            var e = byUser[u]!
+            let order = e.times.indices.sorted { (e.times[$0], $0) < (e.times[$1], $1) }
+            e.pins = order.map { e.pins[$0] }; e.types = order.map { e.types[$0] }; e.times = order.map { e.times[$0] }
+            return e
+        }
+    }
+}
+
+/// Precomputes the home feed of every user: per user, a multi-interest pool from the content
+/// channel (one query per engaged category, slots in proportion to engagement, seen pins left
+/// out), then the diversity re-rank picks the feed. Users stay on the rank that holds their
+/// events; each round, every rank contributes up to `batchUsers` users' queries, the queries
+/// are allgathered and searched against every rank's index shard (the index is sharded by pin,
+/// so every query visits every shard), and each rank keeps its users' results. Per-rank memory:
+/// its users' events + its index shard + one round of queries and results.
+public struct FeedPrecompute: Sendable {
+    /// Feed length, pool retrieved before the re-rank (0 = 4k), interests per user, engaged
+    /// pins averaged into the queries, inverted lists probed, users per rank per round.
+    public var k = 50, pool = 0, interests = 5, recent = 50, nprobe = 16, batchUsers = 256
+    /// The last stage.
+    public var rerank = DiversityRerank()
+
+    public init() {}
+
+    /// Pool size actually used.
+    public var poolSize: Int { max(k, pool == 0 ? 4 * k : pool) }
+
+    /// Feeds of `users` (this rank's), built from events strictly before `cut`.
+    public struct Feeds: Sendable {
+        /// This rank's users and their feeds, (users.count × k) pin ids, −1 where a feed is
+        /// shorter (too few unseen candidates or no engagement yet).
+        public var users: [Int64], pins: [Int64]
+        /// The same users' pools cut to k without the re-rank (for the evaluation's comparison).
+        public var plain: [Int64]
+    }
+
+    /// Collective: every rank calls it with its own users. `progress(done, total)` is called on
+    /// every rank after each round with global user counts.
+    public func run(
+        channel: ContentChannel, users: [UserEvents], cut: Int64, comm: Communicator,
+        progress: (Int, Int) -> Void = { _, _ in }
+    ) throws -> Feeds {
+        let d = channel.d, p = poolSize
+        var feeds = Feeds(
+            users: users.map(\.user), pins: [Int64](repeating: -1, count: users.count * k),
+            plain: [Int64](repeating: -1, count: users.count * k))
+        let rounds = Int(try comm.allreduce(Int64((users.count + batchUsers - 1) / batchUsers), op: .max))
+        let total = Int(try comm.allreduce(Int64(users.count)))
+        var done = 0
+        for round in 0..<rounds {
+            let batch = Array(users.indices.dropFirst(round * batchUsers).prefix(batchUsers))
+            // Interests: the engaged pins' embeddings and categories.
+            let engaged = batch.map { Array(users[$0].engaged(before: cut).suffix(recent)) }
+            let (e, c) = try channel.lookupDistinct(engaged.flatMap { $0 }, comm: comm)
+            var queries: [Float] = [], owners: [(user: Int, engagement: [Int])] = []
+            var offset = 0
+            for (b, pins) in engaged.enumerated() {
+                let top = ContentChannel.interests(
+                    embeddings: Array(e[offset * d..<(offset + pins.count) * d]), categories: Array(c[offset..<offset + pins.count]),
+                    d: d, count: interests)
+                offset += pins.count
+                guard !top.categories.isEmpty else { continue }
+                queries += top.queries
+                owners.append((batch[b], top.engagement))
+            }
+            // Search every rank's queries against every shard; keep this rank's results. Each
+            // query asks for 2 × pool: seen pins are filtered afterwards.
+            let (allQueries, counts) = try comm.allgatherv(queries)
+            let want = 2 * p
+            var dist: [Float] = [], labels: [Int64] = []
+            if !allQueries.isEmpty {  // the same decision on every rank
+                (dist, labels) = try channel.index.search(
+                    allQueries, k: want, parameters: SearchParameters(nprobe: nprobe), comm: comm)
+            }
+            let first = counts[0..<comm.rank].reduce(0, +) / d
+            // Pools, then the candidates' embeddings for the re-rank.
+            var pools: [[(pin: Int64, distance: Float, list: Int)]] = []
+            var q = first
+            for owner in owners {
+                var lists: [[(pin: Int64, distance: Float)]] = []
+                for _ in owner.engagement {
+                    var list: [(pin: Int64, distance: Float)] = []
+                    for i in (q * want)..<((q + 1) * want) where labels[i] >= 0 { list.append((labels[i], dist[i])) }
+                    lists.append(list)
+                    q += 1
+                }
+                pools.append(
+                    ContentChannel.interleave(
+                        lists: lists, engagement: owner.engagement, k: p, exclude: users[owner.user].seen(before: cut)))
+            }
+            let (pe, pc) = try channel.lookupDistinct(pools.flatMap { $0.map(\.pin) }, comm: comm)
+            offset = 0
+            for (owner, pool) in zip(owners, pools) {
+                let n = pool.count
+                let order = rerank.order(
+                    scores: (0..<n).map { -Float($0) }, categories: Array(pc[offset..<offset + n]),
+                    embeddings: Array(pe[offset * d..<(offset + n) * d]), d: d, k: k)
+                for (slot, j) in order.enumerated() { feeds.pins[owner.user * k + slot] = pool[j].pin }
+                for slot in 0..<min(k, n) { feeds.plain[owner.user * k + slot] = pool[slot].pin }
+                offset += n
+            }
+            done += Int(try comm.allreduce(Int64(batch.count)))
+            progress(done, total)
+        }
+        return feeds
+    }
+
+    /// The `m` pins saved most often strictly before `cut` over all ranks' users (ties: smaller
+    /// id): save counts are sent to the pin's owner rank (pin mod ranks), each owner keeps its
+    /// top m, and the owners' lists are merged. The popularity baseline. Collective.
+    public static func mostSaved(_ users: [UserEvents], before cut: Int64, m: Int, comm: Communicator) throws -> [Int64] {
+        var counts: [Int64: Int64] = [:]
+        for u in users {
+            for i in u.pins.indices where u.times[i] < cut && u.types[i] == EventType.save.rawValue {
+                counts[u.pins[i], default: 0] += 1
+            }
+        }
+        var outgoing = [[Int64]](repeating: [], count: comm.size)
+        for (pin, n) in counts { outgoing[Int(pin.magnitude % UInt64(comm.size))] += [pin, n] }
+        let (received, _) = try comm.alltoallv(outgoing.flatMap { $0 }, sendCounts: outgoing.map(\.count))
+        var owned: [Int64: Int64] = [:]
+        for i in stride(from: 0, to: received.count, by: 2) { owned[received[i], default: 0] += received[i + 1] }
+        func best(_ pairs: [(Int64, Int64)]) -> [(Int64, Int64)] {
+            Array(pairs.sorted { ($0.1, -$0.0) > ($1.1, -$1.0) }.prefix(m))
+        }
+        let local = best(owned.map { ($0.key, $0.value) })
+        let (all, _) = try comm.allgatherv(local.flatMap { [$0.0, $0.1] })
+        return best(stride(from: 0, to: all.count, by: 2).map { (all[$0], all[$0 + 1]) }).map(\.0)
+    }
+}

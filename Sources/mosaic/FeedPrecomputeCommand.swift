@@ -1,0 +1,148 @@
+import Artifacts
+import ArgumentParser
+import Collective
+import Events
+import Feed
+import Foundation
+
+/// `mosaic feed precompute`: the home feed of every user, published atomically as one HDF5
+/// shard per rank.
+struct FeedPrecomputeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "precompute",
+        abstract: "Precompute every user's home feed (content channel → diversity re-rank) and publish it.",
+        discussion: """
+            Reads the published dataset at --world and builds the content channel (distributed \
+            IVF-Flat over every pin's content embedding). Each rank takes the users of its event \
+            shards; per user: up to --interests queries (mean embedding of the engaged pins of each \
+            most engaged category, from the last --recent engaged pins), a pool of --pool candidates \
+            shared between the interests in proportion to engagement, every pin the user already \
+            saw left out, then the diversity re-rank (--diversity, --window, --max-per-category) \
+            picks --k pins. Users are processed in rounds of --batch-users per rank (progress and \
+            ETA on rank 0).
+
+            Output: <out>/runs/<run-id>/feeds/part-RRRRR-of-SSSSS.h5 with /user_id (n) and \
+            /pin_id (n, k), −1 where a feed is shorter; published atomically (<out>/current).
+
+            With --holdout-days D > 0 the feeds are built from the events before the last D days \
+            and checked against the saves of those days: HR@k (users with a held-out save who get \
+            at least one in their feed) and recall@k, beside the same pools without the re-rank and \
+            the most-saved pins (popularity).
+            """)
+
+    @Option(help: "Root folder of the dataset runs (its `current` run is read).") var world = "out/world"
+    @Option(help: "Root folder the feeds are published under.") var out = "out/feeds"
+    @Option(help: "Run id of the published feeds (default: feeds-<dataset run id>[-holdout<D>]).") var runID: String?
+    @Option(help: "Feed length.") var k = 50
+    @Option(help: "Candidates retrieved per user before the re-rank (0 = 4 × --k).") var pool = 0
+    @Option(help: "Interests (most engaged categories) per user, one query each.") var interests = 5
+    @Option(help: "Most recent engaged pins averaged into the queries.") var recent = 50
+    @Option(help: "Inverted lists probed per query.") var nprobe = 16
+    @Option(help: "Diversity re-rank λ: 1 = relevance order only, lower = more novelty (MMR).") var diversity = 0.7
+    @Option(help: "Sliding window (slots) of the category cap and the similarity penalty.") var window = 8
+    @Option(help: "Pins of one category allowed in any --window consecutive slots.") var maxPerCategory = 3
+    @Option(help: "Users per rank per round (bounds the memory of one round).") var batchUsers = 256
+    @Option(help: "Hold out the last D days of events and evaluate the feeds on their saves (0 = use every event).")
+    var holdoutDays = 0
+
+    func run() throws {
+        Communicator.runJob { comm in
+            guard k >= 1, pool >= 0, interests >= 1, recent >= 1, nprobe >= 1, batchUsers >= 1, holdoutDays >= 0 else {
+                throw ValidationError("--k, --interests, --recent, --nprobe, --batch-users must be ≥ 1; --pool, --holdout-days ≥ 0")
+            }
+            guard (0...1).contains(diversity), window >= 1, maxPerCategory >= 1 else {
+                throw ValidationError("--diversity must be in [0, 1]; --window and --max-per-category ≥ 1")
+            }
+            let started = Date()
+            let reader = try DatasetReader(root: URL(fileURLWithPath: world))
+            let source = reader.run.manifest.runID
+            comm.log("feed precompute: dataset \(source), \(comm.size) rank(s)")
+            let channel = try ContentChannel.build(world: reader, comm: comm)
+            let users = try UserEvents.load(world: reader, comm: comm)
+            let lastEvent = try comm.allreduce(users.map { $0.times.last ?? .min }.max() ?? .min, op: .max)
+            let cut = holdoutDays > 0 ? lastEvent - Int64(holdoutDays) * 86_400_000 : Int64.max
+            var job = FeedPrecompute()
+            job.k = k; job.pool = pool; job.interests = interests; job.recent = recent; job.nprobe = nprobe
+            job.batchUsers = batchUsers
+            job.rerank = DiversityRerank(lambda: diversity, window: window, maxPerCategory: maxPerCategory)
+            comm.log(String(format: "  content index built (%.1f s); %d users on this rank, pool %d, k %d",
+                            Date().timeIntervalSince(started), users.count, job.poolSize, k))
+            let t0 = Date()
+            var lastLog = Date.distantPast
+            let feeds = try job.run(channel: channel, users: users, cut: cut, comm: comm) { done, total in
+                guard Date().timeIntervalSince(lastLog) > 2 || done == total else { return }
+                lastLog = Date()
+                let rate = Double(done) / max(Date().timeIntervalSince(t0), 1e-9)
+                comm.log(String(format: "  feeds: %d / %d users (%.0f users/s, ETA %.0f s)", done, total, rate,
+                                Double(total - done) / max(rate, 1e-9)))
+            }
+            let seconds = Date().timeIntervalSince(t0)
+
+            // Publish: one shard per rank.
+            let id = runID ?? "feeds-\(source)" + (holdoutDays > 0 ? "-holdout\(holdoutDays)" : "")
+            let writer = try RunWriter(
+                root: URL(fileURLWithPath: out), runID: id, producer: "mosaic feed precompute",
+                config: ["world": source, "k": "\(k)", "pool": "\(job.poolSize)", "diversity": "\(diversity)",
+                         "window": "\(window)", "max_per_category": "\(maxPerCategory)", "holdout_days": "\(holdoutDays)"],
+                comm: comm)
+            let path = try writer.shardPath(artifact: "feeds")
+            do {
+                let file = try H5File(path: path, mode: .create)
+                try file.root.write("user_id", feeds.users)
+                try file.root.write("pin_id", feeds.pins, shape: [feeds.users.count, k])
+                try file.root.setAttribute("k", Int64(k))
+                try file.root.setAttribute("cut_ms", cut)
+                try file.root.setAttribute("source_run", source)
+            }
+            try writer.record(artifact: "feeds", path: path, rows: feeds.users.count)
+            let manifest = try writer.commit()
+
+            // Evaluation on the held-out saves.
+            var lines: [String] = []
+            if holdoutDays > 0 {
+                let maxSeen = try comm.allreduce(Int64(users.map { $0.seen(before: cut).count }.max() ?? 0), op: .max)
+                let popular = try FeedPrecompute.mostSaved(users, before: cut, m: k + Int(maxSeen), comm: comm)
+                // [users with held-out saves, held-out saves, then per feed: users hit, saves hit]
+                var sums = [Int64](repeating: 0, count: 8)
+                for (i, u) in users.enumerated() {
+                    let later = u.saved(from: cut)
+                    guard !later.isEmpty else { continue }
+                    sums[0] += 1; sums[1] += Int64(later.count)
+                    let seen = u.seen(before: cut)
+                    let popularFeed = Array(popular.lazy.filter { !seen.contains($0) }.prefix(k))
+                    for (f, feed) in [Array(feeds.pins[i * k..<(i + 1) * k]), Array(feeds.plain[i * k..<(i + 1) * k]), popularFeed]
+                        .enumerated()
+                    {
+                        let hits = Set(feed).intersection(later).count
+                        sums[2 + 2 * f] += hits > 0 ? 1 : 0
+                        sums[3 + 2 * f] += Int64(hits)
+                    }
+                }
+                try comm.allreduce(&sums)
+                let names = [
+                    "content channel + diversity re-rank (the published feeds)", "content channel, no re-rank",
+                    "most saved pins (popularity)",
+                ]
+                for f in 0..<3 {
+                    lines.append(String(
+                        format: "| %@ | %lld | %.4f | %.4f |", names[f], sums[0],
+                        Double(sums[2 + 2 * f]) / Double(max(sums[0], 1)), Double(sums[3 + 2 * f]) / Double(max(sums[1], 1))))
+                }
+            }
+            let filled = try comm.allreduce(Int64(feeds.pins.filter { $0 >= 0 }.count))
+            let totalUsers = try comm.allreduce(Int64(feeds.users.count))
+            if comm.isRoot {
+                print(String(
+                    format: "FEED PRECOMPUTE ranks=%d users=%lld k=%d filled_slots=%lld seconds=%.2f users_per_s=%.0f run=%@",
+                    comm.size, totalUsers, k, filled, seconds, Double(totalUsers) / max(seconds, 1e-9), manifest.runID))
+                print("published: \(URL(fileURLWithPath: out).appendingPathComponent("runs").appendingPathComponent(manifest.runID).path)")
+                if !lines.isEmpty {
+                    print("")
+                    print("| feed (last \(holdoutDays) day(s) held out) | users with held-out saves | HR@\(k) | recall@\(k) |")
+                    print("|---|---:|---:|---:|")
+                    lines.forEach { print($0) }
+                }
+            }
+        }
+    }
+}

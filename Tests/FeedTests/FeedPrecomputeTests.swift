@@ -1,0 +1,68 @@
+import Artifacts
+import Foundation
+import Testing
+import _TestSupport
+
+@Suite("Feed precompute under mpirun", .serialized, .enabled(if: MPIRun.mpirunAvailable, "mpirun is not installed"))
+struct FeedPrecomputeTests {
+    /// Every (user, feed) of a published feeds run, from all its shards.
+    func published(_ root: URL, run: String) throws -> [Int64: [Int64]] {
+        let dir = root.appendingPathComponent("runs").appendingPathComponent(run).appendingPathComponent("feeds")
+        var out: [Int64: [Int64]] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() where name.hasSuffix(".h5") {
+            let file = try H5File(path: dir.appendingPathComponent(name).path, mode: .read)
+            let users = try file.root.read("user_id", as: Int64.self)
+            let pins = try file.root.read("pin_id", as: Int64.self)
+            let k = pins.count / max(users.count, 1)
+            for (i, u) in users.enumerated() {
+                #expect(out[u] == nil, "user \(u) appears in two shards")
+                out[u] = Array(pins[i * k..<(i + 1) * k])
+            }
+        }
+        return out
+    }
+
+    @Test("every user's feed is the same on 1, 2 and 4 ranks, has no duplicate, and is published atomically; hold-out evaluation beside popularity")
+    func sameFeedsAnyRankCount() throws {
+        let world = try MPIRun.temporaryDirectory("precompute-world")
+        let gen = try MPIRun.mosaic(ranks: 2, ["generate", "--users", "200", "--pins", "2000", "--fresh-pins-per-day", "80",
+                                               "--days", "6", "--out", world.path])
+        #expect(gen.status == 0, "\(gen.output)")
+        let out = try MPIRun.temporaryDirectory("precompute-feeds")
+        var feeds: [[Int64: [Int64]]] = []
+        for ranks in [1, 2, 4] {
+            let r = try MPIRun.mosaic(
+                ranks: ranks,
+                ["feed", "precompute", "--world", world.path, "--out", out.path, "--run-id", "r\(ranks)", "--k", "10",
+                 "--holdout-days", "1", "--batch-users", "16"])
+            #expect(r.status == 0, "\(r.output)")
+            #expect(r.stdout.contains("FEED PRECOMPUTE ranks=\(ranks) users=200 k=10"), "\(r.output)")
+            #expect(r.stdout.contains("| most saved pins (popularity) |"), "\(r.output)")
+            // The manifest is written last and `current` points at the newest run.
+            let current = try FileManager.default.destinationOfSymbolicLink(atPath: out.appendingPathComponent("current").path)
+            #expect(current.hasSuffix("r\(ranks)"), "\(current)")
+            feeds.append(try published(out, run: "r\(ranks)"))
+        }
+        #expect(feeds[0].count == 200)
+        #expect(feeds[0] == feeds[1] && feeds[1] == feeds[2], "feeds differ by rank count")
+        let filled = feeds[0].values.flatMap { $0 }.filter { $0 >= 0 }
+        #expect(filled.count > 200 * 10 / 2, "most feeds are full: \(filled.count) slots")
+        for (u, feed) in feeds[0] {
+            let real = feed.filter { $0 >= 0 }
+            #expect(Set(real).count == real.count, "user \(u): a pin twice")
+            #expect(feed.firstIndex(of: -1).map { feed[$0...].allSatisfy { $0 == -1 } } ?? true, "user \(u): padding before pins")
+        }
+        // A published run is never overwritten.
+        let again = try MPIRun.mosaic(
+            ranks: 1, ["feed", "precompute", "--world", world.path, "--out", out.path, "--run-id", "r1", "--k", "10"])
+        #expect(again.status != 0 && again.output.contains("already published"), "\(again.output)")
+    }
+
+    @Test("bad options and a missing world give clear errors")
+    func badInput() throws {
+        let r = try MPIRun.mosaicSingleton(["feed", "precompute", "--world", "/nonexistent/world"])
+        #expect(r.status != 0 && r.stderr.contains("no published run"), "\(r.output)")
+        let d = try MPIRun.mosaicSingleton(["feed", "precompute", "--diversity", "2"])
+        #expect(d.status != 0 && d.stderr.contains("--diversity"), "\(d.output)")
+    }
+}
