@@ -47,32 +47,50 @@ public struct DiversityRerank: Sendable {
             let inv = s > 0 ? 1 / s.squareRoot() : 0
             for j in 0..<d { unit[i * d + j] *= inv }
         }
+        // Categories as dense indices (−1 stays "none") so the window counts are an array.
+        var dense: [Int32: Int] = [:]
+        let category = categories.map { c in c < 0 ? -1 : dense[c] ?? { dense[c] = dense.count; return dense.count - 1 }() }
+        var inWindow = [Int](repeating: 0, count: dense.count)
+        // similarity[t][c] = cos(candidate c, the pin picked at slot t), computed once per pick.
+        var similarity: [[Float]] = []
         var picked: [Int] = []
         var used = [Bool](repeating: false, count: n)
-        while picked.count < min(k, n) {
-            let recent = picked.suffix(window - 1)
-            var inWindow: [Int32: Int] = [:]
-            for p in recent where categories[p] >= 0 { inWindow[categories[p], default: 0] += 1 }
+        let count = min(k, n)
+        while picked.count < count {
+            let first = max(0, picked.count - (window - 1))  // slots in the window before this one
             var best = -1, bestValue = -Double.infinity, bestCapped = true
             for c in 0..<n where !used[c] {
-                let capped = categories[c] >= 0 && inWindow[categories[c], default: 0] >= maxPerCategory
+                let capped = category[c] >= 0 && inWindow[category[c]] >= maxPerCategory
                 // An allowed candidate always beats a capped one.
                 if capped && !bestCapped { continue }
-                var similarity = 0.0
-                if lambda < 1 {
-                    for p in recent {
-                        var dot: Float = 0
-                        for j in 0..<d { dot += unit[c * d + j] * unit[p * d + j] }
-                        similarity = max(similarity, Double(dot))
-                    }
-                }
-                let value = lambda * relevance[c] - (1 - lambda) * similarity
+                var nearest: Float = 0
+                if lambda < 1 { for t in first..<picked.count { nearest = max(nearest, similarity[t][c]) } }
+                let value = lambda * relevance[c] - (1 - lambda) * Double(nearest)
                 if (bestCapped && !capped) || value > bestValue {
                     best = c; bestValue = value; bestCapped = capped
                 }
             }
             used[best] = true
             picked.append(best)
+            if category[best] >= 0 { inWindow[category[best]] += 1 }
+            // The slot leaving the window for the next pick.
+            let leaving = picked.count - window
+            if leaving >= 0, category[picked[leaving]] >= 0 { inWindow[category[picked[leaving]]] -= 1 }
+            if lambda < 1 && picked.count < count {
+                var column = [Float](repeating: 0, count: n)
+                unit.withUnsafeBufferPointer { u in
+                    let b = u.baseAddress! + best * d
+                    for c in 0..<n where !used[c] {
+                        let a = u.baseAddress! + c * d
+                        var dot: Float = 0
+                        for j in 0..<d { dot += a[j] * b[j] }
+                        column[c] = dot
+                    }
+                }
+                similarity.append(column)
+            } else {
+                similarity.append([])
+            }
         }
         return picked
     }
