@@ -24,12 +24,14 @@ let package = Package(
         .library(name: "Learning", targets: ["Learning"]),
         .library(name: "Index", targets: ["Index"]),
         .library(name: "Feed", targets: ["Feed"]),
+        .library(name: "Serving", targets: ["Serving"]),
         .library(name: "Ranking", targets: ["Ranking"]),
         .library(name: "Graph", targets: ["Graph"]),
         .library(name: "Models", targets: ["Models"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // MARK: - C modules (declarations and one-line shims for macros only)
@@ -82,14 +84,24 @@ let package = Package(
             swiftSettings: swiftSettings),
 
         // MARK: - Feed
-        // Retrieval channels → rank → re-rank; today: the content channel.
+        // Retrieval channels → rank → re-rank; today: the content channel, the diversity re-rank
+        // and every user's feed precomputed.
         .target(name: "Feed", dependencies: ["Events", "Index", "Collective", "Artifacts"], swiftSettings: swiftSettings),
+
+        // MARK: - Serving
+        // The online shard: loads published feeds (HDF5) and answers feed requests over HTTP
+        // (Hummingbird), re-ranking with the session's fresh events.
+        .target(
+            name: "Serving",
+            dependencies: ["Feed", "Events", "Artifacts", .product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: swiftSettings),
 
         // MARK: - Executables
         .executableTarget(
             name: "mosaic",
             dependencies: [
                 "Collective", "Linalg", "Artifacts", "Events", "Evaluation", "Learning", "Index", "Feed", "Ranking", "Graph", "Models", "CMPI", "CBLAS",
+                "Serving",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
@@ -120,6 +132,12 @@ let package = Package(
         .testTarget(
             name: "FeedTests",
             dependencies: ["Feed", "Linalg", "Artifacts", "_TestSupport", "mosaic"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ServingTests",
+            dependencies: [
+                "Serving", "_TestSupport", "mosaic", .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "RankingTests",

@@ -1,0 +1,75 @@
+import Artifacts
+import Events
+import Foundation
+
+/// The feeds one serving shard answers for: the users with `user mod shards == shard` of a
+/// published feeds run (`mosaic feed precompute`), and the content embeddings and categories of
+/// the pins in those feeds (for the session re-rank). Every feeds file is streamed and only this
+/// shard's rows are kept, so memory is proportional to the shard's users.
+public struct FeedStore: Sendable {
+    /// This shard's users → their precomputed feed (pin ids, best first, no padding).
+    public let feeds: [Int64: [Int64]]
+    /// Content embedding (d values) and category of every pin in this shard's feeds.
+    public let embeddings: [Int64: [Float]], categories: [Int64: Int32]
+    public let d: Int
+    /// The published feeds run and the dataset run it was built from.
+    public let runID: String, sourceRun: String
+    public let shard: Int, shards: Int
+
+    public init(
+        feeds: [Int64: [Int64]], embeddings: [Int64: [Float]], categories: [Int64: Int32], d: Int, runID: String,
+        sourceRun: String, shard: Int = 0, shards: Int = 1
+    ) {
+        self.feeds = feeds
+        self.embeddings = embeddings
+        self.categories = categories
+        self.d = d
+        self.runID = runID
+        self.sourceRun = sourceRun
+        self.shard = shard
+        self.shards = shards
+    }
+
+    /// Whether `user` belongs to this shard.
+    public func owns(_ user: Int64) -> Bool { Int(user.magnitude % UInt64(shards)) == shard }
+
+    /// Loads shard `shard` of `shards` from the feeds run at `feeds` (its `current` run) and the
+    /// pins of its feeds from the dataset at `world`.
+    public static func load(feeds: URL, world: URL, shard: Int = 0, shards: Int = 1) throws -> FeedStore {
+        guard shards >= 1, (0..<shards).contains(shard) else {
+            throw ArtifactError(file: feeds.path, message: "shard \(shard) of \(shards): expected 0 ≤ shard < shards")
+        }
+        let run = try PublishedRun.open(root: feeds)
+        var byUser: [Int64: [Int64]] = [:]
+        var source = ""
+        for path in try run.paths(of: "feeds") {
+            let file = try H5File(path: path, mode: .read)
+            source = (try? file.root.stringAttribute("source_run")) ?? source
+            let users = try file.root.read("user_id", as: Int64.self)
+            let pins = try file.root.dataset("pin_id", of: Int64.self, shape: [nil, nil])
+            let k = pins.shape.count == 2 ? pins.shape[1] : 0
+            let values = try pins.read(as: Int64.self)
+            for (i, u) in users.enumerated() where Int(u.magnitude % UInt64(shards)) == shard {
+                byUser[u] = values[i * k..<(i + 1) * k].filter { $0 >= 0 }
+            }
+        }
+        var wanted = Set<Int64>()
+        for feed in byUser.values { wanted.formUnion(feed) }
+        let reader = try DatasetReader(root: world)
+        var embeddings: [Int64: [Float]] = [:], categories: [Int64: Int32] = [:]
+        var d = 0
+        for path in try reader.shards("pins") {
+            let t = try DatasetReader.readShard(path, entity: "pins")
+            let ids = t.i64("pin_id"), cats = t.int32["category"]!, emb = t.float32["embedding"]!
+            guard t.count > 0 else { continue }
+            d = emb.count / t.count
+            for (i, p) in ids.enumerated() where wanted.contains(p) {
+                embeddings[p] = Array(emb[i * d..<(i + 1) * d])
+                categories[p] = cats[i]
+            }
+        }
+        return FeedStore(
+            feeds: byUser, embeddings: embeddings, categories: categories, d: d, runID: run.manifest.runID,
+            sourceRun: source, shard: shard, shards: shards)
+    }
+}
