@@ -37,6 +37,7 @@ final class DenseForward {
     private let ws = Workspace()
     /// Floats held in the reusable buffers.
     var workspaceFloats: Int { ws.heldFloats }
+    private var differBits: [UInt32] = []
     private var varying: [Int32] = [], constant: [Int32] = []
 
     init(_ model: RankerModel<Float>) {
@@ -117,8 +118,8 @@ final class DenseForward {
         return mmoe(xl, n)
     }
 
-    /// Splits x0's columns into varying and constant ones (constant: equal to row 0's in
-    /// every row, bit for bit; NaN never counts as constant).
+    /// Splits x0's columns into varying and constant ones (constant: the same bits as row 0's
+    /// in every row).
     private func findConstantColumns(_ x0: UnsafePointer<Float>, rows n: Int) {
         let d = width
         varying.removeAll(keepingCapacity: true)
@@ -128,13 +129,18 @@ final class DenseForward {
             lastConstantColumns = 0
             return
         }
-        // differs[c] != 0 when column c differs from row 0 somewhere.
-        let differs = ws.floats(Slot.rowBias.rawValue, d)
-        differs.update(repeating: 0, count: d)
-        for i in 1..<n {
-            let row = x0 + i * d
-            for c in 0..<d where row[c] != x0[c] || x0[c].isNaN { differs[c] = 1 }
+        // differs[c] != 0 when column c's bits differ from row 0's somewhere (an OR of XORs:
+        // branch-free, vectorised).
+        if differBits.count < d { differBits = [UInt32](repeating: 0, count: d) }
+        differBits.withUnsafeMutableBufferPointer { dp in
+            let differs = dp.baseAddress!
+            differs.update(repeating: 0, count: d)
+            for i in 1..<n {
+                let row = x0 + i * d
+                for c in 0..<d { differs[c] |= row[c].bitPattern ^ x0[c].bitPattern }
+            }
         }
+        let differs = differBits
         for c in 0..<d { if differs[c] != 0 { varying.append(Int32(c)) } else { constant.append(Int32(c)) } }
         lastConstantColumns = constant.count
     }

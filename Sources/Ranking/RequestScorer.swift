@@ -28,6 +28,7 @@ public final class RequestScorer {
     /// Candidates per block of the soft-search gemm (the (block, H) score tile stays in cache).
     public var softBlock = 64
     private var survivors: [UInt64] = []
+    private var survivorIndex: [Int32] = []
     private(set) var gsuIndex: [Int32] = [], gsuCount: [Int32] = []
     private var weights: [Float] = []
 
@@ -190,6 +191,7 @@ public final class RequestScorer {
         let block = max(1, softBlock)
         let softScores = ws.floats(Slot.softScores.rawValue, block * h)
         if survivors.count < h + 8 { survivors = [UInt64](repeating: 0, count: h + 8) }
+        if survivorIndex.count < h + 16 { survivorIndex = [Int32](repeating: 0, count: h + 16) }
         // Each row's mean and variance without a pass over its scores: with the history's mean
         // content μ (w) and second moment M = Hᵀ·H / H (w, w), row i has mean c_i·μ and mean
         // square c_iᵀ·M·c_i.
@@ -201,9 +203,10 @@ public final class RequestScorer {
             b: historyContent, ldb: w, beta: 0, c: second, ldc: w)
         for a in 0..<w { mu[a] /= Float(h) }
         let projected = ws.floats(Slot.projected.rawValue, block * w)
-        let z = Float(Self.upperQuantile(min(0.5, 1.5 * Double(k) / Double(h))))
+        let z = Float(Self.upperQuantile(min(0.5, survivorFactor * Double(k) / Double(h))))
         data.content.withUnsafeBufferPointer { cp in
             survivors.withUnsafeMutableBufferPointer { keys in
+              survivorIndex.withUnsafeMutableBufferPointer { sidx in
                 gsuIndex.withUnsafeMutableBufferPointer { idx in
                     var b0 = 0
                     while b0 < n {
@@ -222,11 +225,12 @@ public final class RequestScorer {
                             let std = max(0, square - mean * mean).squareRoot()
                             Self.topK(
                                 softScores + r * h, count: h, k: k, mean: mean, std: std, z: z,
-                                keys: keys.baseAddress!, into: idx.baseAddress! + (b0 + r) * k)
+                                keys: keys.baseAddress!, indices: sidx.baseAddress!, into: idx.baseAddress! + (b0 + r) * k)
                         }
                         b0 += m
                     }
                 }
+              }
             }
         }
         for i in 0..<n { gsuCount[i] = Int32(k) }
@@ -244,54 +248,25 @@ public final class RequestScorer {
 
     /// Exact top-`k` of the `h` scores at `s` (larger score first, ties to the smaller index —
     /// `TopKHeap`'s rule), their indices written to `out[0 ..< k]` (any order); `h > k`.
-    /// `keys` holds `h` values. `z`: `upperQuantile(1.5·k/h)`.
+    /// `keys` holds `h` values, `indices` `h + 16`. `z`: `upperQuantile(survivorFactor·k/h)`.
     ///
     /// 1. A threshold τ = mean + z·std of the row (`mean`, `std`: the row's, computed by the
-    ///    caller), so that about 1.5k scores are at or above it when scores are roughly normal; 2. the survivors ≥ τ as keys
-    ///    (score bits, then the older event; `mosaic_select_at_least` in CKernels: one SIMD compare
-    ///    mask per 8 or 16 scores, then only the set bits are visited) — τ is lowered by a std until there are ≥ k (any
-    ///    distribution is exact, only slower); 3. quickselect of the k largest keys.
+    ///    caller), so that about `survivorFactor`·k scores are at or above it when scores are
+    ///    roughly normal; 2. the indices of the survivors ≥ τ, branch-free (AVX-512 compress) —
+    ///    τ is lowered by std/4 until there are ≥ k (any distribution is exact, only slower);
+    ///    3. a branch-free quickselect of the k largest (score, older event) keys. Steps 2–3 are
+    ///    `mosaic_top_k_row` in CKernels.
     @inline(__always)
     static func topK(
         _ s: UnsafePointer<Float>, count h: Int, k: Int, mean: Float, std: Float, z: Float,
-        keys: UnsafeMutablePointer<UInt64>, into out: UnsafeMutablePointer<Int32>
+        keys: UnsafeMutablePointer<UInt64>, indices: UnsafeMutablePointer<Int32>, into out: UnsafeMutablePointer<Int32>
     ) {
-        var threshold = mean + z * std
-        var c = 0, attempts = 0
-        while true {
-            c = mosaic_select_at_least(s, h, threshold, keys)  // CKernels: SIMD compare masks
-            if c >= k { break }
-            attempts += 1
-            // Too few (or NaN statistics): lower the threshold; after a few tries take every score.
-            threshold = attempts < 6 && std > 0 && std.isFinite ? threshold - std : -.infinity
-        }
-        // Quickselect: keys[0 ..< k] become the k largest (keys are distinct).
-        var lo = 0, hi = c - 1
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2
-            // Median of three as the pivot.
-            var a = keys[lo], b = keys[mid], d = keys[hi]
-            if a < b { swap(&a, &b) }
-            if b < d { swap(&b, &d) }
-            if a < b { swap(&a, &b) }
-            let pivot = b
-            var i = lo, r = hi
-            while i <= r {
-                while keys[i] > pivot { i += 1 }
-                while keys[r] < pivot { r -= 1 }
-                if i <= r {
-                    let t = keys[i]
-                    keys[i] = keys[r]
-                    keys[r] = t
-                    i += 1
-                    r -= 1
-                }
-            }
-            // [lo, r] ≥ pivot ≥ [i, hi]
-            if k - 1 <= r { hi = r } else if k - 1 >= i { lo = i } else { break }
-        }
-        for q in 0..<k { out[q] = Int32(UInt32.max - UInt32(truncatingIfNeeded: keys[q])) }
+        mosaic_top_k_row(s, h, k, mean + z * std, std / 4, 12, keys, indices, out)
     }
+
+    /// Expected survivors of the soft-search threshold per k (more: a longer quickselect; fewer:
+    /// more rows need a second, lower threshold).
+    public var survivorFactor = 1.25
 
     /// ESU: per candidate, multi-head attention over its GSU events, written to
     /// `out` (n, outputs) with leading dimension `ldo`. `query` is (n, queryWidth), leading

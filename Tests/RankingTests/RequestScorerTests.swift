@@ -144,6 +144,7 @@ struct RequestScorerTests {
         ]
         let z = Float(RequestScorer.upperQuantile(1.5 * Double(k) / Double(h)))
         var keys = [UInt64](repeating: 0, count: h + 8), out = [Int32](repeating: -1, count: k)
+        var indices = [Int32](repeating: 0, count: h + 16)
         for (n, row) in rows.enumerated() {
             let mean = row.reduce(0, +) / Float(h)
             let std = (row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Float(h)).squareRoot()
@@ -151,7 +152,7 @@ struct RequestScorerTests {
                 // The row's own statistics, and deliberately wrong ones (the result must not change).
                 for (m, sd) in [(mean, std), (mean + 10 * std, std), (mean - 5, 0), (.nan, .nan)] {
                     RequestScorer.topK(
-                        s.baseAddress!, count: h, k: k, mean: m, std: sd, z: z, keys: &keys, into: &out)
+                        s.baseAddress!, count: h, k: k, mean: m, std: sd, z: z, keys: &keys, indices: &indices, into: &out)
                     let expected = TopK.largest(row, k: k).map { Int($0.id) }.sorted()
                     #expect(out.map(Int.init).sorted() == expected, "row \(n), mean \(m), std \(sd)")
                 }

@@ -72,6 +72,27 @@ long mosaic_select_at_least(const float *s, long n, float threshold, uint64_t *k
 /// `mosaic_select_at_least` at a given level (capped at what the CPU supports; for tests).
 long mosaic_select_at_least_level(int level, const float *s, long n, float threshold, uint64_t *keys);
 
+/// Threshold filter for exact top-K, indices only: writes, in index order, every q < n with
+/// s[q] ≥ threshold (NaN never passes) to idx and returns their number. Branch-free (AVX-512
+/// compress, AVX2/portable conditional advance). `idx` must hold n + 16 values.
+long mosaic_select_index_at_least(const float *s, long n, float threshold, int32_t *idx);
+
+/// `mosaic_select_index_at_least` at a given level (capped at what the CPU supports; for tests).
+long mosaic_select_index_at_least_level(int level, const float *s, long n, float threshold, int32_t *idx);
+
+/// Rearranges n distinct keys so that keys[0 ..< k] are the k largest (in no particular order):
+/// quickselect with a median-of-three pivot and a branch-free partition. No-op when k ≥ n.
+void mosaic_top_keys(uint64_t *keys, long n, long k);
+
+/// Exact top-k (k ≤ n) of the row s (n scores): larger score first, ties to the smaller index
+/// (`TopKHeap`'s rule). Survivors of `threshold` are taken (lowered by `step` up to `attempts`
+/// times until there are ≥ k, then −∞: exact for any threshold, only slower), keyed by
+/// (ordered score bits, UINT32_MAX − index) and quickselected; writes their indices to
+/// out[0 ..< k] (any order). NaN scores never pass a threshold and rank below every number.
+/// `keys` holds n values, `idx` n + 16. Returns the number of survivors of the last threshold.
+long mosaic_top_k_row(const float *s, long n, long k, float threshold, float step, int attempts, uint64_t *keys,
+                      int32_t *idx, int32_t *out);
+
 #ifdef __cplusplus
 }
 #endif
