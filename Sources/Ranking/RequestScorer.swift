@@ -17,12 +17,19 @@ import Linalg
 /// - SIM soft search is one gemm of the candidates' content (n, w) by the history's content
 ///   (w, H), in blocks of `softBlock` candidates, then an exact per-candidate top-K (ties to the
 ///   older event, as `TopKHeap`): a threshold from the row's mean and std (from the history's
-///   content mean and second moment, not a pass over the scores), a vectorised filter,
-///   and a quickselect of the few survivors (no heap operations per event);
-/// - the ESU's target attention runs per candidate over its ≤ K event indices with SIMD dot
-///   products and axpys into preallocated buffers; the output projection is one gemm.
+///   content mean and second moment, not a pass over the scores), a branch-free filter of the
+///   survivors' indices and a branch-free quickselect of their keys (`mosaic_top_k_row`);
+/// - the ESU's target attention runs per candidate over its ≤ K event indices
+///   (`mosaic_attend_selected`: AVX-512 dots and a vectorised exp); the output projection is
+///   one gemm;
+/// - x0 = [field embeddings ‖ dense ‖ content ‖ ESU ‖ DIN] is written block by block into one
+///   buffer (the attention outputs by their projection gemm, ldc = x0's width), and the dense
+///   network runs forward-only (`DenseForward`: no training caches, bias and activation fused,
+///   the request's constant user/context columns folded into the first cross layer).
 ///
-/// Scratch buffers are kept between requests (a scorer is not thread-safe: one per thread).
+/// Scratch buffers are kept between requests and only grow (`Workspace`): once the largest
+/// request has been served nothing is allocated per request but the returned logits. A scorer
+/// is not thread-safe: one per thread.
 public final class RequestScorer {
     public let model: RankerModel<Float>
     /// Candidates per block of the soft-search gemm (the (block, H) score tile stays in cache).
@@ -282,32 +289,15 @@ public final class RequestScorer {
         project(history, lda: d, rows: h, width: d, att.store.value(att.wk), he, into: keys, ldc: he)
         project(history, lda: d, rows: h, width: d, att.store.value(att.wv), he, into: values, ldc: he)
         let context = ws.floats(Slot.context.rawValue, n * he)
-        context.update(repeating: 0, count: n * he)
-        if weights.count < k + 8 { weights = [Float](repeating: 0, count: k + 8) }
+        if weights.count < k + 16 { weights = [Float](repeating: 0, count: k + 16) }
         let scale = 1 / Float(e).squareRoot()
+        // CKernels: AVX-512 dots with one reduction per event, a 16-lane exp, FMAs into the context.
         gsuIndex.withUnsafeBufferPointer { ip in
             gsuCount.withUnsafeBufferPointer { counts in
                 weights.withUnsafeMutableBufferPointer { a in
-                    for i in 0..<n {
-                        let cnt = Int(counts[i])
-                        if cnt == 0 { continue }
-                        for hd in 0..<heads {
-                            let qo = q + i * he + hd * e
-                            var mx = -Float.infinity
-                            for s in 0..<cnt {
-                                let j = Int(ip[i * k + s])
-                                let v = Self.dot(qo, keys + j * he + hd * e, e) * scale
-                                a[s] = v
-                                mx = max(mx, v)
-                            }
-                            let total = Self.expSum(a.baseAddress!, cnt, minus: mx)
-                            let co = context + i * he + hd * e
-                            for s in 0..<cnt {
-                                let j = Int(ip[i * k + s])
-                                Self.axpy(a[s] / total, values + j * he + hd * e, co, e)
-                            }
-                        }
-                    }
+                    mosaic_attend_selected(
+                        q, he, keys, values, he, ip.baseAddress!, counts.baseAddress!, n, k, heads, e, scale, context, he,
+                        a.baseAddress!)
                 }
             }
         }
@@ -382,48 +372,5 @@ public final class RequestScorer {
             c += 1
         }
         return s
-    }
-
-    /// a[s] = exp(a[s] − m) for s < n, 8 lanes at a time (Cephes' expf: range reduction by
-    /// ln 2 and a degree-6 polynomial, about 1 ulp); returns Σ a[s]. `a` has room for n
-    /// rounded up to a multiple of 8.
-    @inline(__always) static func expSum(_ a: UnsafeMutablePointer<Float>, _ n: Int, minus m: Float) -> Float {
-        var total = SIMD8<Float>()
-        let raw = UnsafeMutableRawPointer(a)
-        var j = 0
-        while j < n {
-            var x = raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self) - SIMD8(repeating: m)
-            x = x.clamped(lowerBound: SIMD8(repeating: -87.3), upperBound: SIMD8(repeating: 88.7))
-            let fx = (x * 1.442_695_04 + 0.5).rounded(.down)
-            x -= fx * 0.693_359_375
-            x -= fx * -2.121_944_4e-4
-            let z = x * x
-            var y = SIMD8<Float>(repeating: 1.987_569_15e-4)
-            y = y * x + 1.398_199_950_7e-3
-            y = y * x + 8.333_451_907_3e-3
-            y = y * x + 4.166_579_589_4e-2
-            y = y * x + 1.666_666_545_9e-1
-            y = y * x + 5.000_000_120_1e-1
-            y = y * z + x + 1
-            // fx is a whole number in [-127, 128]: adding 1.5·2²³ puts it in the low mantissa
-            // bits, so the integer is a bit cast and a subtraction (the generic SIMD
-            // Float → Int32 conversion is an element-wise loop).
-            let fxBits = unsafeBitCast(fx + SIMD8(repeating: 12_582_912), to: SIMD8<Int32>.self) &- 0x4B40_0000
-            let pow2 = unsafeBitCast((fxBits &+ 127) &<< 23, to: SIMD8<Float>.self)
-            var e = y * pow2
-            if n - j < 8 {
-                // Lanes past n: zero (they are not events).
-                for lane in (n - j)..<8 { e[lane] = 0 }
-            }
-            raw.storeBytes(of: e, toByteOffset: j * 4, as: SIMD8<Float>.self)
-            total += e
-            j += 8
-        }
-        return total.sum()
-    }
-
-    /// y[c] += alpha·x[c] over `n` values.
-    @inline(__always) static func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
-        for c in 0..<n { y[c] += alpha * x[c] }
     }
 }

@@ -93,6 +93,23 @@ void mosaic_top_keys(uint64_t *keys, long n, long k);
 long mosaic_top_k_row(const float *s, long n, long k, float threshold, float step, int attempts, uint64_t *keys,
                       int32_t *idx, int32_t *out);
 
+/// Multi-head target attention of n queries, each over its own selected events (the ESU):
+/// for row i and head h (width e), with events j_s = idx[i·k + s], s < count[i]:
+///   a_s = softmax_s(scale · q[i, h] · keys[j_s, h]),  context[i, h] = Σ_s a_s · values[j_s, h],
+/// where x[r, h] means the e floats at x + r·ld + h·e (q: ldq; keys and values: ldkv). Writes
+/// context rows (heads·e floats each, leading dimension ldc; zero when count[i] = 0).
+/// `weights` holds k + 16 floats of scratch. Summation order differs between levels (results
+/// agree to float rounding).
+void mosaic_attend_selected(const float *q, long ldq, const float *keys, const float *values, long ldkv,
+                            const int32_t *idx, const int32_t *count, long n, long k, long heads, long e, float scale,
+                            float *context, long ldc, float *weights);
+
+/// `mosaic_attend_selected` at a given level (capped at what the CPU supports; AVX2 runs the
+/// portable code). Returns the level used.
+int mosaic_attend_selected_level(int level, const float *q, long ldq, const float *keys, const float *values,
+                                 long ldkv, const int32_t *idx, const int32_t *count, long n, long k, long heads,
+                                 long e, float scale, float *context, long ldc, float *weights);
+
 #ifdef __cplusplus
 }
 #endif
