@@ -106,7 +106,8 @@ final class DenseForward {
     func logits(_ x0: UnsafePointer<Float>, rows n: Int) -> [[Float]] {
         let d = width
         let xl = ws.floats(Slot.xl.rawValue, n * d)
-        xl.update(from: x0, count: n * d)
+        // Full rank writes x_1 from x0 directly; the low-rank layer adds to x_l in place.
+        if layers == 0 || kind != .fullRank { xl.update(from: x0, count: n * d) }
         findConstantColumns(x0, rows: n)
         for l in 0..<layers {
             switch kind {
@@ -196,23 +197,24 @@ final class DenseForward {
         }
         for i in 0..<n {
             let o = i * d
-            Self.crossUpdate(xl + o, x0 + o, f + o, rowBias, d)
+            // x_l + x0 ⊙ (f + b), with x_0 = x0 read from the input at the first layer.
+            Self.crossUpdate(xl + o, l == 0 ? x0 + o : UnsafePointer(xl + o), x0 + o, f + o, rowBias, d)
         }
     }
 
-    /// y[c] += x0[c]·(f[c] + b[c]) over d values.
+    /// y[c] = x[c] + x0[c]·(f[c] + b[c]) over d values (x may be y).
     @inline(__always)
     static func crossUpdate(
-        _ y: UnsafeMutablePointer<Float>, _ x0: UnsafePointer<Float>, _ f: UnsafePointer<Float>,
-        _ b: UnsafePointer<Float>, _ d: Int
+        _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ x0: UnsafePointer<Float>,
+        _ f: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ d: Int
     ) {
         var c = 0
-        let ry = UnsafeMutableRawPointer(y), rx = UnsafeRawPointer(x0), rf = UnsafeRawPointer(f),
-            rb = UnsafeRawPointer(b)
+        let ry = UnsafeMutableRawPointer(y), rl = UnsafeRawPointer(x), rx = UnsafeRawPointer(x0),
+            rf = UnsafeRawPointer(f), rb = UnsafeRawPointer(b)
         while c + 8 <= d {
             let o = c * 4
             let v =
-                ry.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+                rl.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
                 + rx.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
                 * (rf.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
                     + rb.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self))
@@ -220,7 +222,7 @@ final class DenseForward {
             c += 8
         }
         while c < d {
-            y[c] += x0[c] * (f[c] + b[c])
+            y[c] = x[c] + x0[c] * (f[c] + b[c])
             c += 1
         }
     }

@@ -86,7 +86,7 @@ public final class RequestScorer {
                         let id = ids[(range.lowerBound + i) * f + j]
                         let r = c.hashIDs ? table.row(forID: id, salt: j) : Int(id)
                         precondition(r >= 0 && r < table.rows, "EmbeddingTable \(table.name): row \(r) outside 0..<\(table.rows)")
-                        (row + j * d).update(from: v.baseAddress! + r * d, count: d)
+                        Self.copy(v.baseAddress! + r * d, to: row + j * d, d)
                     }
                 }
             }
@@ -95,7 +95,7 @@ public final class RequestScorer {
         for (w, source) in [(c.denseWidth, data.dense), (c.contentWidth, data.content)] where w > 0 {
             precondition(source.count >= range.upperBound * w, "request scorer: \(source.count) values for \(range.upperBound) rows of \(w)")
             source.withUnsafeBufferPointer { s in
-                for i in 0..<n { (x0 + i * width + offset).update(from: s.baseAddress! + (range.lowerBound + i) * w, count: w) }
+                for i in 0..<n { Self.copy(s.baseAddress! + (range.lowerBound + i) * w, to: x0 + i * width + offset, w) }
             }
             offset += w
         }
@@ -192,7 +192,7 @@ public final class RequestScorer {
         let historyContent = ws.floats(Slot.historyContent.rawValue, h * w)
         src.pinEmbedding.withUnsafeBufferPointer { emb in
             for j in 0..<h {
-                (historyContent + j * w).update(from: emb.baseAddress! + Int(src.pin[start + j]) * w, count: w)
+                Self.copy(emb.baseAddress! + Int(src.pin[start + j]) * w, to: historyContent + j * w, w)
             }
         }
         let block = max(1, softBlock)
@@ -353,6 +353,21 @@ public final class RequestScorer {
     ) {
         guard rows > 0 else { return }
         BLAS.gemm(.none, .none, m: rows, n: out, k: width, alpha: 1, a: x, lda: lda, b: w, ldb: out, beta: 0, c: c, ldc: ldc)
+    }
+
+    /// dst[c] = src[c] over `n` values, 8 lanes at a time: rows here are 3–32 floats, where a
+    /// `memmove` call per row costs more than the copy.
+    @inline(__always) static func copy(_ src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>, _ n: Int) {
+        var c = 0
+        let rs = UnsafeRawPointer(src), rd = UnsafeMutableRawPointer(dst)
+        while c + 8 <= n {
+            rd.storeBytes(of: rs.loadUnaligned(fromByteOffset: c * 4, as: SIMD8<Float>.self), toByteOffset: c * 4, as: SIMD8<Float>.self)
+            c += 8
+        }
+        while c < n {
+            dst[c] = src[c]
+            c += 1
+        }
     }
 
     /// Σ a[c]·b[c] over `n` values, 8 lanes at a time.

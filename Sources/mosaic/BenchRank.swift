@@ -18,7 +18,10 @@ struct BenchRank: ParsableCommand {
             (GSU hard or soft search, K = 50; ESU 2 heads). One request = the user's source (its \
             per-user category index is built here, once per request) + candidate features + GSU + \
             forward pass, on one BLAS thread, by the serving fast path (`RequestScorer`: user-only \
-            work once per request, soft search as one gemm + per-candidate top-K, DIN as gemms). \
+            work once per request, soft search as one gemm + per-candidate branch-free top-K, DIN as \
+            gemms, the ESU in a C kernel, the dense network forward-only with workspaces reused \
+            across requests and the request's constant user/context columns folded into the first \
+            cross layer). \
             The batch path (`CTRData.batch` + `RankerModel.logits`, slots built per candidate) is \
             timed beside it on fewer requests, and the largest |Δ logit| between the two is \
             printed. Wall-clock and thread CPU time are both reported: on a shared machine the \
@@ -33,6 +36,10 @@ struct BenchRank: ParsableCommand {
     @Option(help: "GSU searches to time, comma-separated: hard, soft.") var search = "hard,soft"
     @Option(help: "Examples for the batch-throughput run.") var batchExamples = 50_000
     @Option(help: "Candidates per block of the soft-search gemm (RequestScorer.softBlock).") var softBlock = 64
+    @Option(help: "Fold the request's constant input columns into the first cross layer (RequestScorer.foldConstantColumns).")
+    var fold = true
+    @Option(help: "Expected soft-search threshold survivors per K (RequestScorer.survivorFactor).")
+    var survivorFactor = 1.25
     @Option(help: "Training measurement: batch size (0 = skip training).") var trainBatch = 1024
     @Option(help: "Training measurement: timed steps per round.") var trainSteps = 20
     @Option(help: "Training measurement: rounds (the fastest counts, on both sides).") var trainRepeats = 3
@@ -72,6 +79,8 @@ struct BenchRank: ParsableCommand {
                 let model = RankerModel<Float>(c)
                 let scorer = RequestScorer(model)
                 scorer.softBlock = softBlock
+                scorer.foldConstantColumns = fold
+                scorer.survivorFactor = survivorFactor
                 var data = Self.request(candidates, seed: 1, pins: pins, width: width, pinCategory: pinCategory,
                                         pinEmbedding: pinEmbedding)
                 // Fast path.

@@ -160,6 +160,68 @@ struct RequestScorerTests {
         }
     }
 
+    @Test("one scorer reused across requests of different sizes and users gives a fresh scorer's logits, bit for bit")
+    func workspaceReuse() throws {
+        let c = Self.config(search: "soft", din: true, sim: true)
+        let model = Self.request(c, user: 0, time: 200 * 97_000 + 5, n: 70).0
+        let scorer = RequestScorer(model)
+        for (user, n) in [(0, 70), (0, 150), (1, 20), (2, 5), (0, 70), (0, 1), (0, 150)] {
+            let data = Self.request(c, user: user, time: 200 * 97_000 + 5, n: n).1
+            let again = try scorer.logits(data, range: 0..<n)
+            let fresh = try RequestScorer(model).logits(data, range: 0..<n)
+            #expect(again == fresh, "user \(user), \(n) candidates")
+        }
+        // Buffers grew to the largest request only.
+        let held = scorer.workspaceFloats
+        _ = try scorer.logits(Self.request(c, user: 0, time: 200 * 97_000 + 5, n: 40).1, range: 0..<40)
+        #expect(scorer.workspaceFloats == held)
+    }
+
+    @Test("folding the request's constant columns (user, context) into the first cross layer changes logits only by rounding")
+    func foldedColumns() throws {
+        for search in ["hard", "soft"] {
+            let c = Self.config(search: search, din: true, sim: true)
+            let (model, data) = Self.request(c, user: 0, time: 200 * 97_000 + 5, n: 70)
+            let folded = RequestScorer(model), plain = RequestScorer(model)
+            plain.foldConstantColumns = false
+            let a = try folded.logits(data, range: 0..<70), b = try plain.logits(data, range: 0..<70)
+            // Fields 0 (user) and 3 (context) are the same for every candidate: 2 · dim columns.
+            #expect(folded.lastConstantColumns >= 2 * c.dim)
+            #expect(plain.lastConstantColumns == 0)
+            // The same criterion as the batch-path comparison: float rounding relative to the logits' scale.
+            var worst: Float = 0, scale: Float = 0
+            for k in a.indices {
+                for i in a[k].indices {
+                    worst = max(worst, abs(a[k][i] - b[k][i]))
+                    scale = max(scale, abs(b[k][i]))
+                }
+            }
+            #expect(worst <= 1e-5 * max(1, scale), "\(search): max |Δlogit| \(worst), max |logit| \(scale)")
+        }
+    }
+
+    @Test("low-rank mixture cross layers: fast path equals the batch path", arguments: [false, true])
+    func lowRankCross(_ fold: Bool) throws {
+        var c = Self.config(search: "soft", din: true, sim: true)
+        c.crossRank = 3
+        c.crossExperts = 2
+        let (model, data) = Self.request(c, user: 0, time: 200 * 97_000 + 5, n: 70)
+        let scorer = RequestScorer(model)
+        scorer.foldConstantColumns = fold
+        let fast = try scorer.logits(data, range: 0..<70)
+        let batch: RankerBatch<Float> = data.batch(0..<70, firstIndex: 0, config: c, table: model.table)
+        let slow = model.logits(batch, training: false, step: 0)
+        var worst: Float = 0, scale: Float = 0
+        for k in slow.indices {
+            for i in slow[k].indices {
+                worst = max(worst, abs(slow[k][i] - fast[k][i]))
+                scale = max(scale, abs(slow[k][i]))
+            }
+        }
+        #expect(worst <= 1e-5 * max(1, scale), "max |Δlogit| \(worst), max |logit| \(scale)")
+        #expect(Set(fast[0].map { ($0 * 1e4).rounded() }).count > 10)
+    }
+
     @Test("a request mixing users is refused with a clear error")
     func mixedUsers() throws {
         let c = Self.config(search: "hard", din: true, sim: true)
