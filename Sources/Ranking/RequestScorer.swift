@@ -36,6 +36,8 @@ public final class RequestScorer {
     public var softBlock = 64
     private var survivors: [UInt64] = []
     private var survivorIndex: [Int32] = []
+    /// Embedding-table rows of the request's fields, or of the history's pins.
+    private var tableRows: [Int32] = []
     private(set) var gsuIndex: [Int32] = [], gsuCount: [Int32] = []
     private var weights: [Float] = []
 
@@ -78,16 +80,27 @@ public final class RequestScorer {
         // x0 (n, width) = [field embeddings ‖ dense ‖ content ‖ ESU ‖ DIN], each block written
         // straight into its columns (no per-part tensors, no concatenation).
         let x0 = ws.floats(Slot.x0.rawValue, n * width)
-        table.values.withUnsafeBufferPointer { v in
+        // Table rows first (hashing), then the copies with the rows a few examples ahead
+        // prefetched: the table is larger than L2, and the candidate fields miss.
+        if tableRows.count < n * f { tableRows = [Int32](repeating: 0, count: n * f) }
+        tableRows.withUnsafeMutableBufferPointer { rows in
             data.ids.withUnsafeBufferPointer { ids in
+                for q in 0..<n * f {
+                    let id = ids[range.lowerBound * f + q], j = q % f
+                    let r = c.hashIDs ? table.row(forID: id, salt: j) : Int(id)
+                    precondition(r >= 0 && r < table.rows, "EmbeddingTable \(table.name): row \(r) outside 0..<\(table.rows)")
+                    rows[q] = Int32(r)
+                }
+            }
+            table.values.withUnsafeBufferPointer { v in
+                let ahead = min(n, 4)
+                for q in 0..<ahead * f { mosaic_prefetch(v.baseAddress! + Int(rows[q]) * d) }
                 for i in 0..<n {
-                    let row = x0 + i * width
-                    for j in 0..<f {
-                        let id = ids[(range.lowerBound + i) * f + j]
-                        let r = c.hashIDs ? table.row(forID: id, salt: j) : Int(id)
-                        precondition(r >= 0 && r < table.rows, "EmbeddingTable \(table.name): row \(r) outside 0..<\(table.rows)")
-                        Self.copy(v.baseAddress! + r * d, to: row + j * d, d)
+                    if i + ahead < n {
+                        for j in 0..<f { mosaic_prefetch(v.baseAddress! + Int(rows[(i + ahead) * f + j]) * d) }
                     }
+                    let row = x0 + i * width
+                    for j in 0..<f { Self.copy(v.baseAddress! + Int(rows[i * f + j]) * d, to: row + j * d, d) }
                 }
             }
         }
@@ -137,10 +150,16 @@ public final class RequestScorer {
         guard h > 0 else { return o }
         let te = model.parameters.value(model.typeEmbedding!), tm = model.parameters.value(model.timeEmbedding!)
         let table = model.table, salt = c.candidateField
+        if tableRows.count < h { tableRows = [Int32](repeating: 0, count: h) }
+        for j in 0..<h {
+            let p = src.pin[start + j]
+            tableRows[j] = Int32(c.hashIDs ? table.row(forID: p, salt: salt) : Int(p))
+        }
         table.values.withUnsafeBufferPointer { v in
+            for j in 0..<min(h, 8) { mosaic_prefetch(v.baseAddress! + Int(tableRows[j]) * d) }
             for j in 0..<h {
-                let p = src.pin[start + j]
-                let r = (c.hashIDs ? table.row(forID: p, salt: salt) : Int(p)) * d
+                if j + 8 < h { mosaic_prefetch(v.baseAddress! + Int(tableRows[j + 8]) * d) }
+                let r = Int(tableRows[j]) * d
                 let ty = Int(src.type[start + j]) * d
                 let b = SequenceSource.bucket(sinceMs: time - src.time[start + j], buckets: c.timeBuckets) * d
                 for k in 0..<d { o[j * d + k] = v[r + k] + te[ty + k] + tm[b + k] }
@@ -191,7 +210,9 @@ public final class RequestScorer {
         }
         let historyContent = ws.floats(Slot.historyContent.rawValue, h * w)
         src.pinEmbedding.withUnsafeBufferPointer { emb in
+            for j in 0..<min(h, 8) { mosaic_prefetch(emb.baseAddress! + Int(src.pin[start + j]) * w) }
             for j in 0..<h {
+                if j + 8 < h { mosaic_prefetch(emb.baseAddress! + Int(src.pin[start + j + 8]) * w) }
                 Self.copy(emb.baseAddress! + Int(src.pin[start + j]) * w, to: historyContent + j * w, w)
             }
         }

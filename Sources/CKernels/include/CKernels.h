@@ -110,6 +110,10 @@ int mosaic_attend_selected_level(int level, const float *q, long ldq, const floa
                                  long ldkv, const int32_t *idx, const int32_t *count, long n, long k, long heads,
                                  long e, float scale, float *context, long ldc, float *weights);
 
+/// A software prefetch of the cache line at p into all cache levels (for gathers of table rows
+/// at indices known ahead; Swift has no prefetch of its own). Inlined into the caller.
+static inline void mosaic_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
+
 #ifdef __cplusplus
 }
 #endif
