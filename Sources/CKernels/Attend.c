@@ -118,6 +118,60 @@ __attribute__((target("avx512f"))) static void attend_avx512(const float *q, lon
 }
 #endif
 
+#ifdef MOSAIC_X86
+__attribute__((target("avx512f"))) static void softmax_avx512(float *z, long rows, long cols, long ld) {
+    for (long r = 0; r < rows; r++) {
+        float *row = z + r * ld;
+        __m512 mx = _mm512_set1_ps(-INFINITY);
+        for (long c = 0; c < cols; c += 16) {
+            __mmask16 m = cols - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cols - c)) - 1);
+            mx = _mm512_mask_max_ps(mx, m, mx, _mm512_maskz_loadu_ps(m, row + c));
+        }
+        __m512 mv = _mm512_set1_ps(_mm512_reduce_max_ps(mx)), sum = _mm512_setzero_ps();
+        for (long c = 0; c < cols; c += 16) {
+            __mmask16 m = cols - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cols - c)) - 1);
+            __m512 x = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, row + c), mv)));
+            _mm512_mask_storeu_ps(row + c, m, x);
+            sum = _mm512_add_ps(sum, x);
+        }
+        __m512 total = _mm512_set1_ps(_mm512_reduce_add_ps(sum));
+        for (long c = 0; c < cols; c += 16) {
+            __mmask16 m = cols - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cols - c)) - 1);
+            _mm512_mask_storeu_ps(row + c, m, _mm512_div_ps(_mm512_maskz_loadu_ps(m, row + c), total));
+        }
+    }
+}
+#endif
+
+static void softmax_portable(float *z, long rows, long cols, long ld) {
+    for (long r = 0; r < rows; r++) {
+        float *row = z + r * ld, mx = -INFINITY, total = 0;
+        for (long c = 0; c < cols; c++) mx = row[c] > mx ? row[c] : mx;
+        for (long c = 0; c < cols; c++) {
+            row[c] = expf(row[c] - mx);
+            total += row[c];
+        }
+        for (long c = 0; c < cols; c++) row[c] /= total;
+    }
+}
+
+int mosaic_softmax_rows_level(int level, float *z, long rows, long cols, long ld) {
+    int supported = mosaic_kernel_level_supported();
+    if (level > supported) level = supported;
+#ifdef MOSAIC_X86
+    if (level == MOSAIC_KERNEL_AVX512) {
+        softmax_avx512(z, rows, cols, ld);
+        return level;
+    }
+#endif
+    softmax_portable(z, rows, cols, ld);
+    return MOSAIC_KERNEL_PORTABLE;
+}
+
+void mosaic_softmax_rows(float *z, long rows, long cols, long ld) {
+    mosaic_softmax_rows_level(mosaic_kernel_level(), z, rows, cols, ld);
+}
+
 int mosaic_attend_selected_level(int level, const float *q, long ldq, const float *keys, const float *values,
                                  long ldkv, const int32_t *idx, const int32_t *count, long n, long k, long heads,
                                  long e, float scale, float *context, long ldc, float *weights) {

@@ -1,3 +1,4 @@
+import CKernels
 import Learning
 import Linalg
 
@@ -163,7 +164,8 @@ final class DenseForward {
             for j in 0..<cols { rowBias[j] += a * mr[j] }
         }
         if dv == d {
-            BLAS.gemm(.none, .none, m: n, n: cols, k: d, alpha: 1, a: x0, lda: d, b: m, ldb: cols, beta: 0, c: out, ldc: ldo)
+            BLAS.gemm(
+                .none, .none, m: n, n: cols, k: d, alpha: 1, a: x0, lda: d, b: m, ldb: cols, beta: 0, c: out, ldc: ldo)
         } else if dv > 0 {
             // Gather x0's varying columns (n, dv) and M's varying rows (dv, cols).
             let xv = ws.floats(Slot.varyingInput.rawValue, n * dv)
@@ -175,7 +177,9 @@ final class DenseForward {
                 }
                 for q in 0..<dv { (mv + q * cols).update(from: m + Int(vp[q]) * cols, count: cols) }
             }
-            BLAS.gemm(.none, .none, m: n, n: cols, k: dv, alpha: 1, a: xv, lda: dv, b: mv, ldb: cols, beta: 0, c: out, ldc: ldo)
+            BLAS.gemm(
+                .none, .none, m: n, n: cols, k: dv, alpha: 1, a: xv, lda: dv, b: mv, ldb: cols, beta: 0, c: out,
+                ldc: ldo)
         } else {
             for i in 0..<n { (out + i * ldo).update(repeating: 0, count: cols) }
         }
@@ -241,7 +245,8 @@ final class DenseForward {
                 for i in 0..<n { for j in 0..<cols { out[i * cols + j] += rb[j] } }
             }
         } else {
-            BLAS.gemm(.none, .none, m: n, n: er, k: d, alpha: 1, a: xl, lda: d, b: v, ldb: er, beta: 0, c: proj, ldc: er)
+            BLAS.gemm(
+                .none, .none, m: n, n: er, k: d, alpha: 1, a: xl, lda: d, b: v, ldb: er, beta: 0, c: proj, ldc: er)
             BLAS.gemm(
                 .none, .none, m: n, n: experts, k: d, alpha: 1, a: xl, lda: d, b: g, ldb: experts, beta: 0, c: logits,
                 ldc: experts)
@@ -266,20 +271,10 @@ final class DenseForward {
         for i in 0..<n * d { xl[i] += acc[i] }
     }
 
-    /// Row-wise softmax in place (max-subtracted, like `softmaxRows` in Learning).
+    /// Row-wise softmax in place (max-subtracted, like `softmaxRows` in Learning; CKernels'
+    /// vectorised exp).
     static func softmaxRows(_ z: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
-        for r in 0..<rows {
-            let row = z + r * cols
-            var m = -Float.infinity
-            for c in 0..<cols { m = Swift.max(m, row[c]) }
-            var s: Float = 0
-            for c in 0..<cols {
-                let e = Float.exp(row[c] - m)
-                row[c] = e
-                s += e
-            }
-            for c in 0..<cols { row[c] /= s }
-        }
+        mosaic_softmax_rows(z, rows, cols, cols)
     }
 
     /// MMoE over h (n, width): per task k, tower_k(Σ_e softmax(h·G_k + c_k)_e · expert_e(h)).
@@ -317,7 +312,9 @@ final class DenseForward {
 
     /// Runs an MLP on x (n, inputs); the last layer's output goes to slot `final` (or a
     /// ping-pong slot). Returns it and its width.
-    private func run(_ mlp: [Dense], _ x: UnsafePointer<Float>, _ n: Int, final: Int?) -> (UnsafeMutablePointer<Float>, Int) {
+    private func run(_ mlp: [Dense], _ x: UnsafePointer<Float>, _ n: Int, final: Int?) -> (
+        UnsafeMutablePointer<Float>, Int
+    ) {
         var input = x
         var out = UnsafeMutablePointer(mutating: x)
         for (i, layer) in mlp.enumerated() {

@@ -88,7 +88,8 @@ public final class RequestScorer {
                 for q in 0..<n * f {
                     let id = ids[range.lowerBound * f + q], j = q % f
                     let r = c.hashIDs ? table.row(forID: id, salt: j) : Int(id)
-                    precondition(r >= 0 && r < table.rows, "EmbeddingTable \(table.name): row \(r) outside 0..<\(table.rows)")
+                    precondition(
+                        r >= 0 && r < table.rows, "EmbeddingTable \(table.name): row \(r) outside 0..<\(table.rows)")
                     rows[q] = Int32(r)
                 }
             }
@@ -106,9 +107,13 @@ public final class RequestScorer {
         }
         var offset = f * d
         for (w, source) in [(c.denseWidth, data.dense), (c.contentWidth, data.content)] where w > 0 {
-            precondition(source.count >= range.upperBound * w, "request scorer: \(source.count) values for \(range.upperBound) rows of \(w)")
+            precondition(
+                source.count >= range.upperBound * w,
+                "request scorer: \(source.count) values for \(range.upperBound) rows of \(w)")
             source.withUnsafeBufferPointer { s in
-                for i in 0..<n { Self.copy(s.baseAddress! + (range.lowerBound + i) * w, to: x0 + i * width + offset, w) }
+                for i in 0..<n {
+                    Self.copy(s.baseAddress! + (range.lowerBound + i) * w, to: x0 + i * width + offset, w)
+                }
             }
             offset += w
         }
@@ -129,12 +134,15 @@ public final class RequestScorer {
             let query = UnsafePointer(x0 + c.candidateField * d)
             if let esu = model.esu {
                 selectEvents(src, data: data, range: range, user: u, start: start, end: end)
-                attendSelected(esu, query: query, ldq: width, n: n, history: history, events: h, into: x0 + offset, ldo: width)
+                attendSelected(
+                    esu, query: query, ldq: width, n: n, history: history, events: h, into: x0 + offset, ldo: width)
                 offset += esu.outputs
             }
             if let din = model.din {
                 let l = min(c.shortLength, h)
-                attendAll(din, query: query, ldq: width, n: n, events: history + (h - l) * d, count: l, into: x0 + offset, ldo: width)
+                attendAll(
+                    din, query: query, ldq: width, n: n, events: history + (h - l) * d, count: l, into: x0 + offset,
+                    ldo: width)
                 offset += din.outputs
             }
         }
@@ -234,31 +242,32 @@ public final class RequestScorer {
         let z = Float(Self.upperQuantile(min(0.5, survivorFactor * Double(k) / Double(h))))
         data.content.withUnsafeBufferPointer { cp in
             survivors.withUnsafeMutableBufferPointer { keys in
-              survivorIndex.withUnsafeMutableBufferPointer { sidx in
-                gsuIndex.withUnsafeMutableBufferPointer { idx in
-                    var b0 = 0
-                    while b0 < n {
-                        let m = min(block, n - b0)
-                        let cb = cp.baseAddress! + (range.lowerBound + b0) * w
-                        BLAS.gemm(
-                            .none, .transpose, m: m, n: h, k: w, alpha: 1, a: cb, lda: w, b: historyContent, ldb: w,
-                            beta: 0, c: softScores, ldc: h)
-                        BLAS.gemm(
-                            .none, .none, m: m, n: w, k: w, alpha: 1, a: cb, lda: w, b: second, ldb: w, beta: 0,
-                            c: projected, ldc: w)
-                        for r in 0..<m {
-                            let c = cb + r * w
-                            let mean = Self.dot(c, mu, w)
-                            let square = Self.dot(c, projected + r * w, w)
-                            let std = max(0, square - mean * mean).squareRoot()
-                            Self.topK(
-                                softScores + r * h, count: h, k: k, mean: mean, std: std, z: z,
-                                keys: keys.baseAddress!, indices: sidx.baseAddress!, into: idx.baseAddress! + (b0 + r) * k)
+                survivorIndex.withUnsafeMutableBufferPointer { sidx in
+                    gsuIndex.withUnsafeMutableBufferPointer { idx in
+                        var b0 = 0
+                        while b0 < n {
+                            let m = min(block, n - b0)
+                            let cb = cp.baseAddress! + (range.lowerBound + b0) * w
+                            BLAS.gemm(
+                                .none, .transpose, m: m, n: h, k: w, alpha: 1, a: cb, lda: w, b: historyContent, ldb: w,
+                                beta: 0, c: softScores, ldc: h)
+                            BLAS.gemm(
+                                .none, .none, m: m, n: w, k: w, alpha: 1, a: cb, lda: w, b: second, ldb: w, beta: 0,
+                                c: projected, ldc: w)
+                            for r in 0..<m {
+                                let c = cb + r * w
+                                let mean = Self.dot(c, mu, w)
+                                let square = Self.dot(c, projected + r * w, w)
+                                let std = max(0, square - mean * mean).squareRoot()
+                                Self.topK(
+                                    softScores + r * h, count: h, k: k, mean: mean, std: std, z: z,
+                                    keys: keys.baseAddress!, indices: sidx.baseAddress!,
+                                    into: idx.baseAddress! + (b0 + r) * k)
+                            }
+                            b0 += m
                         }
-                        b0 += m
                     }
                 }
-              }
             }
         }
         for i in 0..<n { gsuCount[i] = Int32(k) }
@@ -306,7 +315,8 @@ public final class RequestScorer {
         let heads = att.heads, e = att.headWidth, he = heads * e, k = model.config.simK, d = att.keyWidth
         let q = ws.floats(Slot.query.rawValue, n * he)
         project(query, lda: ldq, rows: n, width: att.queryWidth, att.store.value(att.wq), he, into: q, ldc: he)
-        let keys = ws.floats(Slot.keys.rawValue, max(1, h) * he), values = ws.floats(Slot.values.rawValue, max(1, h) * he)
+        let keys = ws.floats(Slot.keys.rawValue, max(1, h) * he),
+            values = ws.floats(Slot.values.rawValue, max(1, h) * he)
         project(history, lda: d, rows: h, width: d, att.store.value(att.wk), he, into: keys, ldc: he)
         project(history, lda: d, rows: h, width: d, att.store.value(att.wv), he, into: values, ldc: he)
         let context = ws.floats(Slot.context.rawValue, n * he)
@@ -317,7 +327,8 @@ public final class RequestScorer {
             gsuCount.withUnsafeBufferPointer { counts in
                 weights.withUnsafeMutableBufferPointer { a in
                     mosaic_attend_selected(
-                        q, he, keys, values, he, ip.baseAddress!, counts.baseAddress!, n, k, heads, e, scale, context, he,
+                        q, he, keys, values, he, ip.baseAddress!, counts.baseAddress!, n, k, heads, e, scale, context,
+                        he,
                         a.baseAddress!)
                 }
             }
@@ -348,18 +359,7 @@ public final class RequestScorer {
             BLAS.gemm(
                 .none, .transpose, m: n, n: l, k: e, alpha: scale, a: q + hd * e, lda: he, b: keys + hd * e, ldb: he,
                 beta: 0, c: scores, ldc: l)
-            for i in 0..<n {
-                let row = scores + i * l
-                var mx = -Float.infinity
-                for s in 0..<l { mx = max(mx, row[s]) }
-                var total: Float = 0
-                for s in 0..<l {
-                    row[s] = Float.exp(row[s] - mx)
-                    total += row[s]
-                }
-                let inv = 1 / total
-                for s in 0..<l { row[s] *= inv }
-            }
+            mosaic_softmax_rows(scores, n, l, l)  // CKernels: 16-lane exp
             BLAS.gemm(
                 .none, .none, m: n, n: e, k: l, alpha: 1, a: scores, lda: l, b: values + hd * e, ldb: he, beta: 0,
                 c: context + hd * e, ldc: he)
@@ -373,7 +373,8 @@ public final class RequestScorer {
         into c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         guard rows > 0 else { return }
-        BLAS.gemm(.none, .none, m: rows, n: out, k: width, alpha: 1, a: x, lda: lda, b: w, ldb: out, beta: 0, c: c, ldc: ldc)
+        BLAS.gemm(
+            .none, .none, m: rows, n: out, k: width, alpha: 1, a: x, lda: lda, b: w, ldb: out, beta: 0, c: c, ldc: ldc)
     }
 
     /// dst[c] = src[c] over `n` values, 8 lanes at a time: rows here are 3–32 floats, where a
@@ -382,7 +383,9 @@ public final class RequestScorer {
         var c = 0
         let rs = UnsafeRawPointer(src), rd = UnsafeMutableRawPointer(dst)
         while c + 8 <= n {
-            rd.storeBytes(of: rs.loadUnaligned(fromByteOffset: c * 4, as: SIMD8<Float>.self), toByteOffset: c * 4, as: SIMD8<Float>.self)
+            rd.storeBytes(
+                of: rs.loadUnaligned(fromByteOffset: c * 4, as: SIMD8<Float>.self), toByteOffset: c * 4,
+                as: SIMD8<Float>.self)
             c += 8
         }
         while c < n {

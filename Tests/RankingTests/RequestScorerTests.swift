@@ -97,7 +97,8 @@ struct RequestScorerTests {
             // Float rounding only (different summation orders): relative to the logits' scale.
             #expect(
                 worst <= 1e-5 * max(1, scale),
-                "\(search) din=\(din) sim=\(sim) user=\(user) shared=\(shared): max |Δlogit| \(worst), max |logit| \(scale)")
+                "\(search) din=\(din) sim=\(sim) user=\(user) shared=\(shared): max |Δlogit| \(worst), max |logit| \(scale)"
+            )
         }
         // Not vacuous: the logits differ between candidates.
         #expect(Set(fast[0].map { ($0 * 1e4).rounded() }).count > 10)
@@ -122,7 +123,9 @@ struct RequestScorerTests {
                 if search == "soft" {
                     // Count rows where the K-th and (K+1)-th scores tie (the tie rule is exercised).
                     let s = (0..<end).map { j in
-                        (0..<Self.width).reduce(Float(0)) { $0 + q[q.startIndex + $1] * src.pinEmbedding[Int(src.pin[j]) * Self.width + $1] }
+                        (0..<Self.width).reduce(Float(0)) {
+                            $0 + q[q.startIndex + $1] * src.pinEmbedding[Int(src.pin[j]) * Self.width + $1]
+                        }
                     }.sorted(by: >)
                     if s[c.simK - 1] == s[c.simK] { ties += 1 }
                 }
@@ -152,7 +155,8 @@ struct RequestScorerTests {
                 // The row's own statistics, and deliberately wrong ones (the result must not change).
                 for (m, sd) in [(mean, std), (mean + 10 * std, std), (mean - 5, 0), (.nan, .nan)] {
                     RequestScorer.topK(
-                        s.baseAddress!, count: h, k: k, mean: m, std: sd, z: z, keys: &keys, indices: &indices, into: &out)
+                        s.baseAddress!, count: h, k: k, mean: m, std: sd, z: z, keys: &keys, indices: &indices,
+                        into: &out)
                     let expected = TopK.largest(row, k: k).map { Int($0.id) }.sorted()
                     #expect(out.map(Int.init).sorted() == expected, "row \(n), mean \(m), std \(sd)")
                 }
@@ -177,7 +181,9 @@ struct RequestScorerTests {
         #expect(scorer.workspaceFloats == held)
     }
 
-    @Test("folding the request's constant columns (user, context) into the first cross layer changes logits only by rounding")
+    @Test(
+        "folding the request's constant columns (user, context) into the first cross layer changes logits only by rounding"
+    )
     func foldedColumns() throws {
         for search in ["hard", "soft"] {
             let c = Self.config(search: search, din: true, sim: true)

@@ -8,7 +8,8 @@ import Testing
 struct ServingKernelTests {
     static let levels = [MOSAIC_KERNEL_PORTABLE, MOSAIC_KERNEL_AVX2, MOSAIC_KERNEL_AVX512]
 
-    @Test("index filter equals a naive loop (lengths not a multiple of 8 or 16, ties, NaN, ±0, ±inf)", arguments: levels)
+    @Test(
+        "index filter equals a naive loop (lengths not a multiple of 8 or 16, ties, NaN, ±0, ±inf)", arguments: levels)
     func indexFilter(level: Int32) {
         var rng = RandomStream(seed: 9)
         for n in [0, 1, 7, 8, 15, 16, 17, 33, 100, 2000] {
@@ -36,7 +37,9 @@ struct ServingKernelTests {
         var rng = RandomStream(seed: 5)
         for n in [1, 2, 3, 5, 16, 75, 300] {
             let base = Array(Set((0..<n * 3).map { _ in UInt64(rng.int(below: 1 << 40)) })).prefix(n)
-            for (name, keys) in [("random", Array(base)), ("ascending", base.sorted()), ("descending", base.sorted(by: >))] {
+            for (name, keys) in [
+                ("random", Array(base)), ("ascending", base.sorted()), ("descending", base.sorted(by: >)),
+            ] {
                 for k in Set([0, 1, n / 2, n - 1, n]) {
                     var a = keys
                     mosaic_top_keys(&a, a.count, k)
@@ -82,7 +85,9 @@ struct ServingKernelTests {
         for i in 0..<n {
             for hd in 0..<heads {
                 let js = (0..<Int(count[i])).map { Int(idx[i * k + $0]) }
-                let s = js.map { j in (0..<e).reduce(Float(0)) { $0 + q[i * he + hd * e + $1] * keys[j * he + hd * e + $1] } * scale }
+                let s = js.map { j in
+                    (0..<e).reduce(Float(0)) { $0 + q[i * he + hd * e + $1] * keys[j * he + hd * e + $1] } * scale
+                }
                 guard let mx = s.max() else { continue }
                 let w = s.map { Float.exp($0 - mx) }
                 let total = w.reduce(0, +)
@@ -116,6 +121,32 @@ struct ServingKernelTests {
             let worst = zip(context, expected).map { abs($0 - $1) }.max()!
             #expect(worst < 1e-5, "heads \(heads), e \(e), level \(level): max |Δ| \(worst)")
             #expect(context[3 * he..<4 * he].allSatisfy { $0 == 0 }, "a row with no events has zero context")
+        }
+    }
+
+    @Test("row softmax equals exp(z − max) / Σ (widths 1, 3, 16, 20, 37; large and equal values)", arguments: levels)
+    func softmax(level: Int32) {
+        var rng = RandomStream(seed: 14)
+        for cols in [1, 3, 16, 20, 37] {
+            let rows = 5, ld = cols + 2
+            var z = (0..<rows * ld).map { _ in Float(rng.normal() * 4) }
+            z[0] = 80  // exp would overflow without the max
+            if cols > 1 { z[1] = 80 }
+            let before = z
+            mosaic_softmax_rows_level(level, &z, rows, cols, ld)
+            for r in 0..<rows {
+                let row = Array(before[r * ld..<r * ld + cols])
+                let m = row.max()!
+                let e = row.map { Double(Float.exp($0 - m)) }
+                let total = e.reduce(0, +)
+                for c in 0..<cols {
+                    #expect(
+                        abs(Double(z[r * ld + c]) - e[c] / total) < 1e-6,
+                        "cols \(cols) row \(r) col \(c) level \(level)")
+                }
+                // The padding past cols is untouched.
+                #expect(z[r * ld + cols..<r * ld + ld] == before[r * ld + cols..<r * ld + ld])
+            }
         }
     }
 }

@@ -110,6 +110,14 @@ int mosaic_attend_selected_level(int level, const float *q, long ldq, const floa
                                  long ldkv, const int32_t *idx, const int32_t *count, long n, long k, long heads,
                                  long e, float scale, float *context, long ldc, float *weights);
 
+/// Softmax of each of `rows` rows of `cols` values (leading dimension ld), in place, max
+/// subtracted: z ← exp(z − max) / Σ exp(z − max). The AVX-512 level uses a 16-lane polynomial
+/// exp (about 1 ulp), the portable level expf.
+void mosaic_softmax_rows(float *z, long rows, long cols, long ld);
+
+/// `mosaic_softmax_rows` at a given level (capped at what the CPU supports). Returns the level used.
+int mosaic_softmax_rows_level(int level, float *z, long rows, long cols, long ld);
+
 /// A software prefetch of the cache line at p into all cache levels (for gathers of table rows
 /// at indices known ahead; Swift has no prefetch of its own). Inlined into the caller.
 static inline void mosaic_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
