@@ -17,49 +17,105 @@ import Linalg
 /// - SIM soft search is one gemm of the candidates' content (n, w) by the history's content
 ///   (w, H), in blocks of `softBlock` candidates, then an exact per-candidate top-K (ties to the
 ///   older event, as `TopKHeap`): a threshold from the row's mean and std (from the history's
-///   content mean and second moment, not a pass over the scores), a vectorised filter,
-///   and a quickselect of the few survivors (no heap operations per event);
-/// - the ESU's target attention runs per candidate over its ≤ K event indices with SIMD dot
-///   products and axpys into preallocated buffers; the output projection is one gemm.
+///   content mean and second moment, not a pass over the scores), a branch-free filter of the
+///   survivors' indices and a branch-free quickselect of their keys (`mosaic_top_k_row`);
+/// - the ESU's target attention runs per candidate over its ≤ K event indices
+///   (`mosaic_attend_selected`: AVX-512 dots and a vectorised exp); the output projection is
+///   one gemm;
+/// - x0 = [field embeddings ‖ dense ‖ content ‖ ESU ‖ DIN] is written block by block into one
+///   buffer (the attention outputs by their projection gemm, ldc = x0's width), and the dense
+///   network runs forward-only (`DenseForward`: no training caches, bias and activation fused,
+///   the request's constant user/context columns folded into the first cross layer).
 ///
-/// Scratch buffers are kept between requests (a scorer is not thread-safe: one per thread).
+/// Scratch buffers are kept between requests and only grow (`Workspace`): once the largest
+/// request has been served nothing is allocated per request but the returned logits. A scorer
+/// is not thread-safe: one per thread.
 public final class RequestScorer {
     public let model: RankerModel<Float>
     /// Candidates per block of the soft-search gemm (the (block, H) score tile stays in cache).
     public var softBlock = 64
-    private var softScores: [Float] = []
     private var survivors: [UInt64] = []
+    private var survivorIndex: [Int32] = []
+    /// Embedding-table rows of the request's fields, or of the history's pins.
+    private var tableRows: [Int32] = []
     private(set) var gsuIndex: [Int32] = [], gsuCount: [Int32] = []
     private var weights: [Float] = []
 
-    public init(_ model: RankerModel<Float>) { self.model = model }
+    /// The forward-only DCN-v2 + MMoE (no training caches, workspaces reused across requests).
+    let dense: DenseForward
+    /// Scratch buffers of the request (x0, the encoded history, projections, scores…).
+    let ws = Workspace()
+
+    /// Fold the input columns shared by every candidate of a request (user and context fields)
+    /// into the first cross layer's bias (`DenseForward`); on by default. Same logits up to
+    /// float summation order.
+    public var foldConstantColumns: Bool {
+        get { dense.foldConstantColumns }
+        set { dense.foldConstantColumns = newValue }
+    }
+
+    /// Input columns folded into the first cross layer in the last request.
+    public var lastConstantColumns: Int { dense.lastConstantColumns }
+
+    /// Floats held in the scorer's reusable buffers (they only grow, to the largest request).
+    public var workspaceFloats: Int { ws.heldFloats + dense.workspaceFloats }
+
+    public init(_ model: RankerModel<Float>) {
+        self.model = model
+        dense = DenseForward(model)
+    }
+
+    // Workspace slots of the request.
+    enum Slot: Int {
+        case x0, history, historyContent, mu, second, projected, softScores, query, keys, values, context, scores
+        case dinQuery, dinKeys, dinValues, dinContext
+    }
 
     /// Per-task logits (tasks × n) of the examples `range` of `data`, which must all have the
     /// same user and time in `data.sequences` (when the model uses sequences). Position nulled.
     public func logits(_ data: CTRData, range: Range<Int>) throws -> [[Float]] {
         let c = model.config, n = range.count, f = c.fields, d = c.dim
         guard n > 0 else { return [[Float]](repeating: [], count: c.tasks.count) }
-        let table = model.table
-        var rows = [Int](repeating: 0, count: n * f)
-        for i in 0..<n {
-            for j in 0..<f {
-                let id = data.ids[(range.lowerBound + i) * f + j]
-                rows[i * f + j] = c.hashIDs ? table.row(forID: id, salt: j) : Int(id)
+        let table = model.table, width = c.inputWidth
+        // x0 (n, width) = [field embeddings ‖ dense ‖ content ‖ ESU ‖ DIN], each block written
+        // straight into its columns (no per-part tensors, no concatenation).
+        let x0 = ws.floats(Slot.x0.rawValue, n * width)
+        // Table rows first (hashing), then the copies with the rows a few examples ahead
+        // prefetched: the table is larger than L2, and the candidate fields miss.
+        if tableRows.count < n * f { tableRows = [Int32](repeating: 0, count: n * f) }
+        tableRows.withUnsafeMutableBufferPointer { rows in
+            data.ids.withUnsafeBufferPointer { ids in
+                for q in 0..<n * f {
+                    let id = ids[range.lowerBound * f + q], j = q % f
+                    let r = c.hashIDs ? table.row(forID: id, salt: j) : Int(id)
+                    precondition(
+                        r >= 0 && r < table.rows, "EmbeddingTable \(table.name): row \(r) outside 0..<\(table.rows)")
+                    rows[q] = Int32(r)
+                }
+            }
+            table.values.withUnsafeBufferPointer { v in
+                let ahead = min(n, 4)
+                for q in 0..<ahead * f { mosaic_prefetch(v.baseAddress! + Int(rows[q]) * d) }
+                for i in 0..<n {
+                    if i + ahead < n {
+                        for j in 0..<f { mosaic_prefetch(v.baseAddress! + Int(rows[(i + ahead) * f + j]) * d) }
+                    }
+                    let row = x0 + i * width
+                    for j in 0..<f { Self.copy(v.baseAddress! + Int(rows[i * f + j]) * d, to: row + j * d, d) }
+                }
             }
         }
-        let e = table.forward(rows, fields: f)
-        var parts = [e]
-        if c.denseWidth > 0 {
-            parts.append(
-                Tensor(
-                    rows: n, cols: c.denseWidth,
-                    data: Array(data.dense[range.lowerBound * c.denseWidth..<range.upperBound * c.denseWidth])))
-        }
-        if c.contentWidth > 0 {
-            parts.append(
-                Tensor(
-                    rows: n, cols: c.contentWidth,
-                    data: Array(data.content[range.lowerBound * c.contentWidth..<range.upperBound * c.contentWidth])))
+        var offset = f * d
+        for (w, source) in [(c.denseWidth, data.dense), (c.contentWidth, data.content)] where w > 0 {
+            precondition(
+                source.count >= range.upperBound * w,
+                "request scorer: \(source.count) values for \(range.upperBound) rows of \(w)")
+            source.withUnsafeBufferPointer { s in
+                for i in 0..<n {
+                    Self.copy(s.baseAddress! + (range.lowerBound + i) * w, to: x0 + i * width + offset, w)
+                }
+            }
+            offset += w
         }
         if model.esu != nil || model.din != nil {
             guard let src = data.sequences else {
@@ -74,51 +130,50 @@ public final class RequestScorer {
             let start = src.offsets[u], end = src.end(user: u, before: t), h = end - start
             // The user's history, encoded once: (H, d).
             let history = encodeHistory(src, start: start, end: end, time: t)
-            var query = [Float](repeating: 0, count: n * d)
-            let w = e.cols, cf = c.candidateField
-            e.data.withUnsafeBufferPointer { ep in
-                query.withUnsafeMutableBufferPointer { qp in
-                    for i in 0..<n {
-                        (qp.baseAddress! + i * d).update(from: ep.baseAddress! + i * w + cf * d, count: d)
-                    }
-                }
-            }
+            // The attention query: the candidate field's embedding, read in place from x0.
+            let query = UnsafePointer(x0 + c.candidateField * d)
             if let esu = model.esu {
                 selectEvents(src, data: data, range: range, user: u, start: start, end: end)
-                parts.append(attendSelected(esu, query: query, n: n, history: history, events: h))
+                attendSelected(
+                    esu, query: query, ldq: width, n: n, history: history, events: h, into: x0 + offset, ldo: width)
+                offset += esu.outputs
             }
             if let din = model.din {
                 let l = min(c.shortLength, h)
-                let recent = Array(history[(h - l) * d..<h * d])
-                parts.append(attendAll(din, query: query, n: n, events: recent, count: l))
+                attendAll(
+                    din, query: query, ldq: width, n: n, events: history + (h - l) * d, count: l, into: x0 + offset,
+                    ldo: width)
+                offset += din.outputs
             }
         }
-        let x0 = parts.count == 1 ? e : Tensor.concat(parts)
-        var hidden = model.cross.forward(x0)
-        model.dropout.isTraining = false
-        hidden = model.dropout.forward(hidden)
-        return model.mmoe.forward(hidden).map(\.data)
+        precondition(offset == width, "request scorer: filled \(offset) input columns of \(width)")
+        return dense.logits(x0, rows: n)
     }
 
-    /// Events `start ..< end` encoded as pin row + type + time bucket at `time`, (H, d).
-    func encodeHistory(_ src: SequenceSource, start: Int, end: Int, time: Int64) -> [Float] {
+    /// Events `start ..< end` encoded as pin row + type + time bucket at `time`, (H, d), in the
+    /// history slot.
+    func encodeHistory(_ src: SequenceSource, start: Int, end: Int, time: Int64) -> UnsafeMutablePointer<Float> {
         let c = model.config, d = c.dim, h = end - start
-        var out = [Float](repeating: 0, count: h * d)
-        guard h > 0 else { return out }
+        let o = ws.floats(Slot.history.rawValue, max(1, h) * d)
+        guard h > 0 else { return o }
         let te = model.parameters.value(model.typeEmbedding!), tm = model.parameters.value(model.timeEmbedding!)
         let table = model.table, salt = c.candidateField
+        if tableRows.count < h { tableRows = [Int32](repeating: 0, count: h) }
+        for j in 0..<h {
+            let p = src.pin[start + j]
+            tableRows[j] = Int32(c.hashIDs ? table.row(forID: p, salt: salt) : Int(p))
+        }
         table.values.withUnsafeBufferPointer { v in
-            out.withUnsafeMutableBufferPointer { o in
-                for j in 0..<h {
-                    let p = src.pin[start + j]
-                    let r = (c.hashIDs ? table.row(forID: p, salt: salt) : Int(p)) * d
-                    let ty = Int(src.type[start + j]) * d
-                    let b = SequenceSource.bucket(sinceMs: time - src.time[start + j], buckets: c.timeBuckets) * d
-                    for k in 0..<d { o[j * d + k] = v[r + k] + te[ty + k] + tm[b + k] }
-                }
+            for j in 0..<min(h, 8) { mosaic_prefetch(v.baseAddress! + Int(tableRows[j]) * d) }
+            for j in 0..<h {
+                if j + 8 < h { mosaic_prefetch(v.baseAddress! + Int(tableRows[j + 8]) * d) }
+                let r = Int(tableRows[j]) * d
+                let ty = Int(src.type[start + j]) * d
+                let b = SequenceSource.bucket(sinceMs: time - src.time[start + j], buckets: c.timeBuckets) * d
+                for k in 0..<d { o[j * d + k] = v[r + k] + te[ty + k] + tm[b + k] }
             }
         }
-        return out
+        return o
     }
 
     /// GSU for every candidate of the request: local event indices (into the history) in
@@ -161,74 +216,61 @@ public final class RequestScorer {
             }
             return
         }
-        var historyContent = [Float](repeating: 0, count: h * w)
+        let historyContent = ws.floats(Slot.historyContent.rawValue, h * w)
         src.pinEmbedding.withUnsafeBufferPointer { emb in
-            historyContent.withUnsafeMutableBufferPointer { hc in
-                for j in 0..<h {
-                    (hc.baseAddress! + j * w).update(from: emb.baseAddress! + Int(src.pin[start + j]) * w, count: w)
-                }
+            for j in 0..<min(h, 8) { mosaic_prefetch(emb.baseAddress! + Int(src.pin[start + j]) * w) }
+            for j in 0..<h {
+                if j + 8 < h { mosaic_prefetch(emb.baseAddress! + Int(src.pin[start + j + 8]) * w) }
+                Self.copy(emb.baseAddress! + Int(src.pin[start + j]) * w, to: historyContent + j * w, w)
             }
         }
         let block = max(1, softBlock)
-        if softScores.count < block * h { softScores = [Float](repeating: 0, count: block * h) }
+        let softScores = ws.floats(Slot.softScores.rawValue, block * h)
         if survivors.count < h + 8 { survivors = [UInt64](repeating: 0, count: h + 8) }
+        if survivorIndex.count < h + 16 { survivorIndex = [Int32](repeating: 0, count: h + 16) }
         // Each row's mean and variance without a pass over its scores: with the history's mean
         // content μ (w) and second moment M = Hᵀ·H / H (w, w), row i has mean c_i·μ and mean
         // square c_iᵀ·M·c_i.
-        var mu = [Float](repeating: 0, count: w), second = [Float](repeating: 0, count: w * w)
-        historyContent.withUnsafeBufferPointer { hc in
-            for j in 0..<h { for a in 0..<w { mu[a] += hc[j * w + a] } }
-            second.withUnsafeMutableBufferPointer { mp in
-                BLAS.gemm(
-                    .transpose, .none, m: w, n: w, k: h, alpha: 1 / Float(h), a: hc.baseAddress!, lda: w,
-                    b: hc.baseAddress!, ldb: w, beta: 0, c: mp.baseAddress!, ldc: w)
-            }
-        }
+        let mu = ws.floats(Slot.mu.rawValue, w), second = ws.floats(Slot.second.rawValue, w * w)
+        mu.update(repeating: 0, count: w)
+        for j in 0..<h { for a in 0..<w { mu[a] += historyContent[j * w + a] } }
+        BLAS.gemm(
+            .transpose, .none, m: w, n: w, k: h, alpha: 1 / Float(h), a: historyContent, lda: w,
+            b: historyContent, ldb: w, beta: 0, c: second, ldc: w)
         for a in 0..<w { mu[a] /= Float(h) }
-        var projected = [Float](repeating: 0, count: block * w)
-        let z = Float(Self.upperQuantile(min(0.5, 1.5 * Double(k) / Double(h))))
-        var b0 = 0
-        while b0 < n {
-            let m = min(block, n - b0)
-            data.content.withUnsafeBufferPointer { cp in
-                historyContent.withUnsafeBufferPointer { hc in
-                    softScores.withUnsafeMutableBufferPointer { sp in
-                        BLAS.gemm(
-                            .none, .transpose, m: m, n: h, k: w, alpha: 1,
-                            a: cp.baseAddress! + (range.lowerBound + b0) * w, lda: w, b: hc.baseAddress!, ldb: w,
-                            beta: 0, c: sp.baseAddress!, ldc: h)
-                    }
-                }
-            }
-            data.content.withUnsafeBufferPointer { cp in
-                second.withUnsafeBufferPointer { mp in
-                    projected.withUnsafeMutableBufferPointer { pp in
-                        BLAS.gemm(
-                            .none, .none, m: m, n: w, k: w, alpha: 1, a: cp.baseAddress! + (range.lowerBound + b0) * w,
-                            lda: w, b: mp.baseAddress!, ldb: w, beta: 0, c: pp.baseAddress!, ldc: w)
-                    }
-                }
-            }
-            softScores.withUnsafeBufferPointer { sp in
-                survivors.withUnsafeMutableBufferPointer { keys in
+        let projected = ws.floats(Slot.projected.rawValue, block * w)
+        let z = Float(Self.upperQuantile(min(0.5, survivorFactor * Double(k) / Double(h))))
+        data.content.withUnsafeBufferPointer { cp in
+            survivors.withUnsafeMutableBufferPointer { keys in
+                survivorIndex.withUnsafeMutableBufferPointer { sidx in
                     gsuIndex.withUnsafeMutableBufferPointer { idx in
-                        data.content.withUnsafeBufferPointer { cp in
+                        var b0 = 0
+                        while b0 < n {
+                            let m = min(block, n - b0)
+                            let cb = cp.baseAddress! + (range.lowerBound + b0) * w
+                            BLAS.gemm(
+                                .none, .transpose, m: m, n: h, k: w, alpha: 1, a: cb, lda: w, b: historyContent, ldb: w,
+                                beta: 0, c: softScores, ldc: h)
+                            BLAS.gemm(
+                                .none, .none, m: m, n: w, k: w, alpha: 1, a: cb, lda: w, b: second, ldb: w, beta: 0,
+                                c: projected, ldc: w)
                             for r in 0..<m {
-                                let c = cp.baseAddress! + (range.lowerBound + b0 + r) * w
+                                let c = cb + r * w
                                 let mean = Self.dot(c, mu, w)
-                                let square = projected.withUnsafeBufferPointer { Self.dot(c, $0.baseAddress! + r * w, w) }
+                                let square = Self.dot(c, projected + r * w, w)
                                 let std = max(0, square - mean * mean).squareRoot()
                                 Self.topK(
-                                    sp.baseAddress! + r * h, count: h, k: k, mean: mean, std: std, z: z,
-                                    keys: keys.baseAddress!, into: idx.baseAddress! + (b0 + r) * k)
+                                    softScores + r * h, count: h, k: k, mean: mean, std: std, z: z,
+                                    keys: keys.baseAddress!, indices: sidx.baseAddress!,
+                                    into: idx.baseAddress! + (b0 + r) * k)
                             }
+                            b0 += m
                         }
                     }
                 }
             }
-            for r in 0..<m { gsuCount[b0 + r] = Int32(k) }
-            b0 += m
         }
+        for i in 0..<n { gsuCount[i] = Int32(k) }
     }
 
     /// z with P(N(0, 1) > z) = p (bisection on erfc; once per request).
@@ -243,163 +285,113 @@ public final class RequestScorer {
 
     /// Exact top-`k` of the `h` scores at `s` (larger score first, ties to the smaller index —
     /// `TopKHeap`'s rule), their indices written to `out[0 ..< k]` (any order); `h > k`.
-    /// `keys` holds `h` values. `z`: `upperQuantile(1.5·k/h)`.
+    /// `keys` holds `h` values, `indices` `h + 16`. `z`: `upperQuantile(survivorFactor·k/h)`.
     ///
     /// 1. A threshold τ = mean + z·std of the row (`mean`, `std`: the row's, computed by the
-    ///    caller), so that about 1.5k scores are at or above it when scores are roughly normal; 2. the survivors ≥ τ as keys
-    ///    (score bits, then the older event; `mosaic_select_at_least` in CKernels: one SIMD compare
-    ///    mask per 8 or 16 scores, then only the set bits are visited) — τ is lowered by a std until there are ≥ k (any
-    ///    distribution is exact, only slower); 3. quickselect of the k largest keys.
+    ///    caller), so that about `survivorFactor`·k scores are at or above it when scores are
+    ///    roughly normal; 2. the indices of the survivors ≥ τ, branch-free (AVX-512 compress) —
+    ///    τ is lowered by std/4 until there are ≥ k (any distribution is exact, only slower);
+    ///    3. a branch-free quickselect of the k largest (score, older event) keys. Steps 2–3 are
+    ///    `mosaic_top_k_row` in CKernels.
     @inline(__always)
     static func topK(
         _ s: UnsafePointer<Float>, count h: Int, k: Int, mean: Float, std: Float, z: Float,
-        keys: UnsafeMutablePointer<UInt64>, into out: UnsafeMutablePointer<Int32>
+        keys: UnsafeMutablePointer<UInt64>, indices: UnsafeMutablePointer<Int32>, into out: UnsafeMutablePointer<Int32>
     ) {
-        var threshold = mean + z * std
-        var c = 0, attempts = 0
-        while true {
-            c = mosaic_select_at_least(s, h, threshold, keys)  // CKernels: SIMD compare masks
-            if c >= k { break }
-            attempts += 1
-            // Too few (or NaN statistics): lower the threshold; after a few tries take every score.
-            threshold = attempts < 6 && std > 0 && std.isFinite ? threshold - std : -.infinity
-        }
-        // Quickselect: keys[0 ..< k] become the k largest (keys are distinct).
-        var lo = 0, hi = c - 1
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2
-            // Median of three as the pivot.
-            var a = keys[lo], b = keys[mid], d = keys[hi]
-            if a < b { swap(&a, &b) }
-            if b < d { swap(&b, &d) }
-            if a < b { swap(&a, &b) }
-            let pivot = b
-            var i = lo, r = hi
-            while i <= r {
-                while keys[i] > pivot { i += 1 }
-                while keys[r] < pivot { r -= 1 }
-                if i <= r {
-                    let t = keys[i]
-                    keys[i] = keys[r]
-                    keys[r] = t
-                    i += 1
-                    r -= 1
-                }
-            }
-            // [lo, r] ≥ pivot ≥ [i, hi]
-            if k - 1 <= r { hi = r } else if k - 1 >= i { lo = i } else { break }
-        }
-        for q in 0..<k { out[q] = Int32(UInt32.max - UInt32(truncatingIfNeeded: keys[q])) }
+        mosaic_top_k_row(s, h, k, mean + z * std, std / 4, 12, keys, indices, out)
     }
 
-    /// ESU: per candidate, multi-head attention over its GSU events; (n, outputs).
-    func attendSelected(_ att: TargetAttention<Float>, query: [Float], n: Int, history: [Float], events h: Int)
-        -> Tensor<Float>
-    {
+    /// Expected survivors of the soft-search threshold per k (more: a longer quickselect; fewer:
+    /// more rows need a second, lower threshold).
+    public var survivorFactor = 1.25
+
+    /// ESU: per candidate, multi-head attention over its GSU events, written to
+    /// `out` (n, outputs) with leading dimension `ldo`. `query` is (n, queryWidth), leading
+    /// dimension `ldq`; `history` (H, keyWidth).
+    func attendSelected(
+        _ att: TargetAttention<Float>, query: UnsafePointer<Float>, ldq: Int, n: Int, history: UnsafePointer<Float>,
+        events h: Int, into out: UnsafeMutablePointer<Float>, ldo: Int
+    ) {
         let heads = att.heads, e = att.headWidth, he = heads * e, k = model.config.simK, d = att.keyWidth
-        let q = project(query, rows: n, width: att.queryWidth, att.store.value(att.wq), he)
-        let keys = project(history, rows: h, width: d, att.store.value(att.wk), he)
-        let values = project(history, rows: h, width: d, att.store.value(att.wv), he)
-        var context = [Float](repeating: 0, count: n * he)
-        if weights.count < k + 8 { weights = [Float](repeating: 0, count: k + 8) }
+        let q = ws.floats(Slot.query.rawValue, n * he)
+        project(query, lda: ldq, rows: n, width: att.queryWidth, att.store.value(att.wq), he, into: q, ldc: he)
+        let keys = ws.floats(Slot.keys.rawValue, max(1, h) * he),
+            values = ws.floats(Slot.values.rawValue, max(1, h) * he)
+        project(history, lda: d, rows: h, width: d, att.store.value(att.wk), he, into: keys, ldc: he)
+        project(history, lda: d, rows: h, width: d, att.store.value(att.wv), he, into: values, ldc: he)
+        let context = ws.floats(Slot.context.rawValue, n * he)
+        if weights.count < k + 16 { weights = [Float](repeating: 0, count: k + 16) }
         let scale = 1 / Float(e).squareRoot()
-        q.withUnsafeBufferPointer { qp in
-            keys.withUnsafeBufferPointer { kp in
-                values.withUnsafeBufferPointer { vp in
-                    context.withUnsafeMutableBufferPointer { cp in
-                        gsuIndex.withUnsafeBufferPointer { ip in
-                          gsuCount.withUnsafeBufferPointer { counts in
-                            weights.withUnsafeMutableBufferPointer { a in
-                                for i in 0..<n {
-                                    let cnt = Int(counts[i])
-                                    if cnt == 0 { continue }
-                                    for hd in 0..<heads {
-                                        let qo = qp.baseAddress! + i * he + hd * e
-                                        var mx = -Float.infinity
-                                        for s in 0..<cnt {
-                                            let j = Int(ip[i * k + s])
-                                            let v = Self.dot(qo, kp.baseAddress! + j * he + hd * e, e) * scale
-                                            a[s] = v
-                                            mx = max(mx, v)
-                                        }
-                                        let total = Self.expSum(a.baseAddress!, cnt, minus: mx)
-                                        let co = cp.baseAddress! + i * he + hd * e
-                                        for s in 0..<cnt {
-                                            let j = Int(ip[i * k + s])
-                                            Self.axpy(a[s] / total, vp.baseAddress! + j * he + hd * e, co, e)
-                                        }
-                                    }
-                                }
-                            }
-                          }
-                        }
-                    }
+        // CKernels: AVX-512 dots with one reduction per event, a 16-lane exp, FMAs into the context.
+        gsuIndex.withUnsafeBufferPointer { ip in
+            gsuCount.withUnsafeBufferPointer { counts in
+                weights.withUnsafeMutableBufferPointer { a in
+                    mosaic_attend_selected(
+                        q, he, keys, values, he, ip.baseAddress!, counts.baseAddress!, n, k, heads, e, scale, context,
+                        he,
+                        a.baseAddress!)
                 }
             }
         }
-        return Tensor(rows: n, cols: att.outputs, data: project(context, rows: n, width: he, att.store.value(att.wo), att.outputs))
+        project(context, lda: he, rows: n, width: he, att.store.value(att.wo), att.outputs, into: out, ldc: ldo)
     }
 
     /// DIN: every candidate attends over the same `count` events (count, d): scores, softmax and
-    /// context as gemms over all candidates; (n, outputs).
-    func attendAll(_ att: TargetAttention<Float>, query: [Float], n: Int, events: [Float], count l: Int)
-        -> Tensor<Float>
-    {
+    /// context as gemms over all candidates, written to `out` (n, outputs), leading dimension `ldo`.
+    func attendAll(
+        _ att: TargetAttention<Float>, query: UnsafePointer<Float>, ldq: Int, n: Int, events: UnsafePointer<Float>,
+        count l: Int, into out: UnsafeMutablePointer<Float>, ldo: Int
+    ) {
         let heads = att.heads, e = att.headWidth, he = heads * e, d = att.keyWidth
-        guard l > 0 else { return Tensor.zeros(n, att.outputs) }
-        let q = project(query, rows: n, width: att.queryWidth, att.store.value(att.wq), he)
-        let keys = project(events, rows: l, width: d, att.store.value(att.wk), he)
-        let values = project(events, rows: l, width: d, att.store.value(att.wv), he)
-        var context = [Float](repeating: 0, count: n * he)
-        var scores = [Float](repeating: 0, count: n * l)
+        guard l > 0 else {
+            for i in 0..<n { (out + i * ldo).update(repeating: 0, count: att.outputs) }
+            return
+        }
+        let q = ws.floats(Slot.dinQuery.rawValue, n * he)
+        project(query, lda: ldq, rows: n, width: att.queryWidth, att.store.value(att.wq), he, into: q, ldc: he)
+        let keys = ws.floats(Slot.dinKeys.rawValue, l * he), values = ws.floats(Slot.dinValues.rawValue, l * he)
+        project(events, lda: d, rows: l, width: d, att.store.value(att.wk), he, into: keys, ldc: he)
+        project(events, lda: d, rows: l, width: d, att.store.value(att.wv), he, into: values, ldc: he)
+        let context = ws.floats(Slot.dinContext.rawValue, n * he)
+        let scores = ws.floats(Slot.scores.rawValue, n * l)
         let scale = 1 / Float(e).squareRoot()
         for hd in 0..<heads {
-            q.withUnsafeBufferPointer { qp in
-                keys.withUnsafeBufferPointer { kp in
-                    scores.withUnsafeMutableBufferPointer { sp in
-                        BLAS.gemm(
-                            .none, .transpose, m: n, n: l, k: e, alpha: scale, a: qp.baseAddress! + hd * e, lda: he,
-                            b: kp.baseAddress! + hd * e, ldb: he, beta: 0, c: sp.baseAddress!, ldc: l)
-                        for i in 0..<n {
-                            let row = sp.baseAddress! + i * l
-                            var mx = -Float.infinity
-                            for s in 0..<l { mx = max(mx, row[s]) }
-                            var total: Float = 0
-                            for s in 0..<l {
-                                row[s] = Float.exp(row[s] - mx)
-                                total += row[s]
-                            }
-                            let inv = 1 / total
-                            for s in 0..<l { row[s] *= inv }
-                        }
-                    }
-                }
-            }
-            scores.withUnsafeBufferPointer { sp in
-                values.withUnsafeBufferPointer { vp in
-                    context.withUnsafeMutableBufferPointer { cp in
-                        BLAS.gemm(
-                            .none, .none, m: n, n: e, k: l, alpha: 1, a: sp.baseAddress!, lda: l,
-                            b: vp.baseAddress! + hd * e, ldb: he, beta: 0, c: cp.baseAddress! + hd * e, ldc: he)
-                    }
-                }
-            }
+            BLAS.gemm(
+                .none, .transpose, m: n, n: l, k: e, alpha: scale, a: q + hd * e, lda: he, b: keys + hd * e, ldb: he,
+                beta: 0, c: scores, ldc: l)
+            mosaic_softmax_rows(scores, n, l, l)  // CKernels: 16-lane exp
+            BLAS.gemm(
+                .none, .none, m: n, n: e, k: l, alpha: 1, a: scores, lda: l, b: values + hd * e, ldb: he, beta: 0,
+                c: context + hd * e, ldc: he)
         }
-        return Tensor(rows: n, cols: att.outputs, data: project(context, rows: n, width: he, att.store.value(att.wo), att.outputs))
+        project(context, lda: he, rows: n, width: he, att.store.value(att.wo), att.outputs, into: out, ldc: ldo)
     }
 
-    /// x (rows, width) · w (width, out) → (rows, out).
-    func project(_ x: [Float], rows: Int, width: Int, _ w: UnsafePointer<Float>, _ out: Int) -> [Float] {
-        var y = [Float](repeating: 0, count: rows * out)
-        guard rows > 0 else { return y }
-        x.withUnsafeBufferPointer { xp in
-            y.withUnsafeMutableBufferPointer { yp in
-                BLAS.gemm(
-                    .none, .none, m: rows, n: out, k: width, alpha: 1, a: xp.baseAddress!, lda: width, b: w, ldb: out,
-                    beta: 0, c: yp.baseAddress!, ldc: out)
-            }
+    /// c (rows, out; leading dimension ldc) = x (rows, width; leading dimension lda) · w (width, out).
+    func project(
+        _ x: UnsafePointer<Float>, lda: Int, rows: Int, width: Int, _ w: UnsafePointer<Float>, _ out: Int,
+        into c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        guard rows > 0 else { return }
+        BLAS.gemm(
+            .none, .none, m: rows, n: out, k: width, alpha: 1, a: x, lda: lda, b: w, ldb: out, beta: 0, c: c, ldc: ldc)
+    }
+
+    /// dst[c] = src[c] over `n` values, 8 lanes at a time: rows here are 3–32 floats, where a
+    /// `memmove` call per row costs more than the copy.
+    @inline(__always) static func copy(_ src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>, _ n: Int) {
+        var c = 0
+        let rs = UnsafeRawPointer(src), rd = UnsafeMutableRawPointer(dst)
+        while c + 8 <= n {
+            rd.storeBytes(
+                of: rs.loadUnaligned(fromByteOffset: c * 4, as: SIMD8<Float>.self), toByteOffset: c * 4,
+                as: SIMD8<Float>.self)
+            c += 8
         }
-        return y
+        while c < n {
+            dst[c] = src[c]
+            c += 1
+        }
     }
 
     /// Σ a[c]·b[c] over `n` values, 8 lanes at a time.
@@ -419,48 +411,5 @@ public final class RequestScorer {
             c += 1
         }
         return s
-    }
-
-    /// a[s] = exp(a[s] − m) for s < n, 8 lanes at a time (Cephes' expf: range reduction by
-    /// ln 2 and a degree-6 polynomial, about 1 ulp); returns Σ a[s]. `a` has room for n
-    /// rounded up to a multiple of 8.
-    @inline(__always) static func expSum(_ a: UnsafeMutablePointer<Float>, _ n: Int, minus m: Float) -> Float {
-        var total = SIMD8<Float>()
-        let raw = UnsafeMutableRawPointer(a)
-        var j = 0
-        while j < n {
-            var x = raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self) - SIMD8(repeating: m)
-            x = x.clamped(lowerBound: SIMD8(repeating: -87.3), upperBound: SIMD8(repeating: 88.7))
-            let fx = (x * 1.442_695_04 + 0.5).rounded(.down)
-            x -= fx * 0.693_359_375
-            x -= fx * -2.121_944_4e-4
-            let z = x * x
-            var y = SIMD8<Float>(repeating: 1.987_569_15e-4)
-            y = y * x + 1.398_199_950_7e-3
-            y = y * x + 8.333_451_907_3e-3
-            y = y * x + 4.166_579_589_4e-2
-            y = y * x + 1.666_666_545_9e-1
-            y = y * x + 5.000_000_120_1e-1
-            y = y * z + x + 1
-            // fx is a whole number in [-127, 128]: adding 1.5·2²³ puts it in the low mantissa
-            // bits, so the integer is a bit cast and a subtraction (the generic SIMD
-            // Float → Int32 conversion is an element-wise loop).
-            let fxBits = unsafeBitCast(fx + SIMD8(repeating: 12_582_912), to: SIMD8<Int32>.self) &- 0x4B40_0000
-            let pow2 = unsafeBitCast((fxBits &+ 127) &<< 23, to: SIMD8<Float>.self)
-            var e = y * pow2
-            if n - j < 8 {
-                // Lanes past n: zero (they are not events).
-                for lane in (n - j)..<8 { e[lane] = 0 }
-            }
-            raw.storeBytes(of: e, toByteOffset: j * 4, as: SIMD8<Float>.self)
-            total += e
-            j += 8
-        }
-        return total.sum()
-    }
-
-    /// y[c] += alpha·x[c] over `n` values.
-    @inline(__always) static func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
-        for c in 0..<n { y[c] += alpha * x[c] }
     }
 }

@@ -18,7 +18,10 @@ struct BenchRank: ParsableCommand {
             (GSU hard or soft search, K = 50; ESU 2 heads). One request = the user's source (its \
             per-user category index is built here, once per request) + candidate features + GSU + \
             forward pass, on one BLAS thread, by the serving fast path (`RequestScorer`: user-only \
-            work once per request, soft search as one gemm + per-candidate top-K, DIN as gemms). \
+            work once per request, soft search as one gemm + per-candidate branch-free top-K, DIN as \
+            gemms, the ESU in a C kernel, the dense network forward-only with workspaces reused \
+            across requests and the request's constant user/context columns folded into the first \
+            cross layer). \
             The batch path (`CTRData.batch` + `RankerModel.logits`, slots built per candidate) is \
             timed beside it on fewer requests, and the largest |Δ logit| between the two is \
             printed. Wall-clock and thread CPU time are both reported: on a shared machine the \
@@ -29,10 +32,18 @@ struct BenchRank: ParsableCommand {
     @Option(help: "Candidates per request.") var candidates = 1_000
     @Option(help: "History events of the user.") var history = 2_000
     @Option(help: "Timed requests of the fast path (after 5 warm-up requests); 0 = no latency run.") var requests = 200
-    @Option(help: "Timed requests of the batch path (the slow reference; 0 = only the one request that checks the logits).") var batchPathRequests = 10
+    @Option(
+        help: "Timed requests of the batch path (the slow reference; 0 = only the one request that checks the logits).")
+    var batchPathRequests = 10
     @Option(help: "GSU searches to time, comma-separated: hard, soft.") var search = "hard,soft"
     @Option(help: "Examples for the batch-throughput run.") var batchExamples = 50_000
     @Option(help: "Candidates per block of the soft-search gemm (RequestScorer.softBlock).") var softBlock = 64
+    @Option(
+        help:
+            "Fold the request's constant input columns into the first cross layer (RequestScorer.foldConstantColumns).")
+    var fold = true
+    @Option(help: "Expected soft-search threshold survivors per K (RequestScorer.survivorFactor).")
+    var survivorFactor = 1.25
     @Option(help: "Training measurement: batch size (0 = skip training).") var trainBatch = 1024
     @Option(help: "Training measurement: timed steps per round.") var trainSteps = 20
     @Option(help: "Training measurement: rounds (the fastest counts, on both sides).") var trainRepeats = 3
@@ -65,15 +76,20 @@ struct BenchRank: ParsableCommand {
                 ("+ DIN (last 20)", Self.config(sim: false, din: true, search: "hard")),
             ]
             for s in search.split(separator: ",").map(String.init) {
-                guard ["hard", "soft"].contains(s) else { throw ValidationError("--search: '\(s)' is not hard or soft") }
+                guard ["hard", "soft"].contains(s) else {
+                    throw ValidationError("--search: '\(s)' is not hard or soft")
+                }
                 variants.append(("+ DIN + SIM \(s) (K=50)", Self.config(sim: true, din: true, search: s)))
             }
             for (name, c) in requests > 0 ? variants : [] {
                 let model = RankerModel<Float>(c)
                 let scorer = RequestScorer(model)
                 scorer.softBlock = softBlock
-                var data = Self.request(candidates, seed: 1, pins: pins, width: width, pinCategory: pinCategory,
-                                        pinEmbedding: pinEmbedding)
+                scorer.foldConstantColumns = fold
+                scorer.survivorFactor = survivorFactor
+                var data = Self.request(
+                    candidates, seed: 1, pins: pins, width: width, pinCategory: pinCategory,
+                    pinEmbedding: pinEmbedding)
                 // Fast path.
                 var times: [Double] = [], cpuTimes: [Double] = []
                 var fastLogits: [[Float]] = []
@@ -98,8 +114,12 @@ struct BenchRank: ParsableCommand {
                     let z = model.logits(b, training: false, step: 0)
                     let dt = now_() - t0
                     if q == 0 {
-                        for k in z.indices { for i in z[k].indices { worst = max(worst, abs(z[k][i] - fastLogits[k][i])) } }
-                    } else { slowTimes.append(dt) }
+                        for k in z.indices {
+                            for i in z[k].indices { worst = max(worst, abs(z[k][i] - fastLogits[k][i])) }
+                        }
+                    } else {
+                        slowTimes.append(dt)
+                    }
                 }
                 /// Percentile p of the times in ms (NaN when there are none, e.g. --batch-path-requests 0).
                 func pct(_ t: [Double], _ p: Double) -> Double {
@@ -110,8 +130,9 @@ struct BenchRank: ParsableCommand {
                 let p50 = pct(times, 0.5), p99 = pct(times, 0.99)
                 let c50 = pct(cpuTimes, 0.5), c99 = pct(cpuTimes, 0.99)
                 // Batch throughput: many users' examples (here: one history reused), 4,096 per batch.
-                var big = Self.request(batchExamples, seed: 2, pins: pins, width: width, pinCategory: pinCategory,
-                                       pinEmbedding: pinEmbedding)
+                var big = Self.request(
+                    batchExamples, seed: 2, pins: pins, width: width, pinCategory: pinCategory,
+                    pinEmbedding: pinEmbedding)
                 big.sequences = source(big, count: batchExamples)
                 let t0 = now_()
                 var s = 0
@@ -124,7 +145,8 @@ struct BenchRank: ParsableCommand {
                 let eps = Double(batchExamples) / (now_() - t0)
                 lines.append(
                     String(
-                        format: "| %@ | %d | %d | %.2f | %.2f | %.2f | %.2f | %@ | %.2f | %.1e | %.0f | %.0f |", name, candidates,
+                        format: "| %@ | %d | %d | %.2f | %.2f | %.2f | %.2f | %@ | %.2f | %.1e | %.0f | %.0f |", name,
+                        candidates,
                         history, p50, p99, c50, c99, p99 < 10 ? "yes" : c99 < 10 ? "CPU yes, wall no" : "no",
                         pct(slowTimes, 0.5), Double(worst),
                         Double(candidates) / p50 * 1e3, eps))
@@ -141,9 +163,12 @@ struct BenchRank: ParsableCommand {
                     .joined(separator: " ") ?? "?"
                 print(
                     "BENCH RANK (1 BLAS thread; fast path: \(requests) requests after 5 warm-up; batch path: \(batchPathRequests); "
-                        + "OpenBLAS core type \(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "auto"); load average \(load))")
+                        + "OpenBLAS core type \(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "auto"); load average \(load))"
+                )
                 print("")
-                print("| model | candidates | history events | fast p50 ms | fast p99 ms | fast CPU p50 ms | fast CPU p99 ms | p99 < 10 ms | batch path p50 ms | max abs Δ logit fast vs batch | fast candidates/s | batch scoring examples/s |")
+                print(
+                    "| model | candidates | history events | fast p50 ms | fast p99 ms | fast CPU p50 ms | fast CPU p99 ms | p99 < 10 ms | batch path p50 ms | max abs Δ logit fast vs batch | fast candidates/s | batch scoring examples/s |"
+                )
                 print("|---|---|---|---|---|---|---|---|---|---|---|---|")
                 lines.forEach { print($0) }
             }
@@ -184,7 +209,8 @@ struct BenchRank: ParsableCommand {
             d.positions = (0..<trainBatch).map { _ in r.int(below: c.positionBuckets) }
             d.labels = (0..<2).map { _ in (0..<trainBatch).map { _ in Float(r.int(below: 2)) } }
             d.sequences = source(d, trainBatch)
-            let b: RankerBatch<Float> = d.batch(0..<trainBatch, firstIndex: q * trainBatch, config: c, table: model.table)
+            let b: RankerBatch<Float> = d.batch(
+                0..<trainBatch, firstIndex: q * trainBatch, config: c, table: model.table)
             shortReal += b.short.mask.filter { $0 }.count
             longReal += b.long.mask.filter { $0 }.count
             batches.append(b)
@@ -204,7 +230,8 @@ struct BenchRank: ParsableCommand {
             peer = try runPeer(python: peerPython, shortFill: shortFill, longFill: longFill, dropout: c.dropout)
         }
         let load =
-            (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first.map(String.init)
+            (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first.map(
+                String.init)
             ?? "?"
         var out = [
             "Training (forward + backward + Adam/sparse Adam update) of the full ranker (DIN + SIM hard, dropout 0.1, "
@@ -218,9 +245,12 @@ struct BenchRank: ParsableCommand {
             String(format: "| Swift (mosaic) | %d | %.0f | %.1f |", trainThreads, eps, Double(trainBatch) / eps * 1e3),
         ]
         if let peer {
-            out.append(String(format: "| PyTorch CPU | %d | %.0f | %.1f |", trainThreads, peer, Double(trainBatch) / peer * 1e3))
+            out.append(
+                String(
+                    format: "| PyTorch CPU | %d | %.0f | %.1f |", trainThreads, peer, Double(trainBatch) / peer * 1e3))
             out.append("")
-            out.append(String(format: "Swift / PyTorch training examples/s at %d thread(s): %.2f", trainThreads, eps / peer))
+            out.append(
+                String(format: "Swift / PyTorch training examples/s at %d thread(s): %.2f", trainThreads, eps / peer))
         } else {
             out.append("")
             out.append("(no PyTorch peer: pass --peer-python, e.g. via Cluster/bench/rank.sh)")
@@ -265,7 +295,8 @@ struct BenchRank: ParsableCommand {
             dense += [Float(rr.uniform()), 3, Float(rr.uniform() * 5)]
             content += pinEmbedding[p * width..<(p + 1) * width]
         }
-        var d = CTRData(fields: 7, ids: ids, labels: [[Float](repeating: 0, count: n), [Float](repeating: 0, count: n)])
+        var d = CTRData(
+            fields: 7, ids: ids, labels: [[Float](repeating: 0, count: n), [Float](repeating: 0, count: n)])
         d.denseWidth = 3; d.dense = dense; d.contentWidth = width; d.content = content
         return d
     }

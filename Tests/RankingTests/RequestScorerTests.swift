@@ -97,7 +97,8 @@ struct RequestScorerTests {
             // Float rounding only (different summation orders): relative to the logits' scale.
             #expect(
                 worst <= 1e-5 * max(1, scale),
-                "\(search) din=\(din) sim=\(sim) user=\(user) shared=\(shared): max |Δlogit| \(worst), max |logit| \(scale)")
+                "\(search) din=\(din) sim=\(sim) user=\(user) shared=\(shared): max |Δlogit| \(worst), max |logit| \(scale)"
+            )
         }
         // Not vacuous: the logits differ between candidates.
         #expect(Set(fast[0].map { ($0 * 1e4).rounded() }).count > 10)
@@ -122,7 +123,9 @@ struct RequestScorerTests {
                 if search == "soft" {
                     // Count rows where the K-th and (K+1)-th scores tie (the tie rule is exercised).
                     let s = (0..<end).map { j in
-                        (0..<Self.width).reduce(Float(0)) { $0 + q[q.startIndex + $1] * src.pinEmbedding[Int(src.pin[j]) * Self.width + $1] }
+                        (0..<Self.width).reduce(Float(0)) {
+                            $0 + q[q.startIndex + $1] * src.pinEmbedding[Int(src.pin[j]) * Self.width + $1]
+                        }
                     }.sorted(by: >)
                     if s[c.simK - 1] == s[c.simK] { ties += 1 }
                 }
@@ -144,6 +147,7 @@ struct RequestScorerTests {
         ]
         let z = Float(RequestScorer.upperQuantile(1.5 * Double(k) / Double(h)))
         var keys = [UInt64](repeating: 0, count: h + 8), out = [Int32](repeating: -1, count: k)
+        var indices = [Int32](repeating: 0, count: h + 16)
         for (n, row) in rows.enumerated() {
             let mean = row.reduce(0, +) / Float(h)
             let std = (row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Float(h)).squareRoot()
@@ -151,12 +155,77 @@ struct RequestScorerTests {
                 // The row's own statistics, and deliberately wrong ones (the result must not change).
                 for (m, sd) in [(mean, std), (mean + 10 * std, std), (mean - 5, 0), (.nan, .nan)] {
                     RequestScorer.topK(
-                        s.baseAddress!, count: h, k: k, mean: m, std: sd, z: z, keys: &keys, into: &out)
+                        s.baseAddress!, count: h, k: k, mean: m, std: sd, z: z, keys: &keys, indices: &indices,
+                        into: &out)
                     let expected = TopK.largest(row, k: k).map { Int($0.id) }.sorted()
                     #expect(out.map(Int.init).sorted() == expected, "row \(n), mean \(m), std \(sd)")
                 }
             }
         }
+    }
+
+    @Test("one scorer reused across requests of different sizes and users gives a fresh scorer's logits, bit for bit")
+    func workspaceReuse() throws {
+        let c = Self.config(search: "soft", din: true, sim: true)
+        let model = Self.request(c, user: 0, time: 200 * 97_000 + 5, n: 70).0
+        let scorer = RequestScorer(model)
+        for (user, n) in [(0, 70), (0, 150), (1, 20), (2, 5), (0, 70), (0, 1), (0, 150)] {
+            let data = Self.request(c, user: user, time: 200 * 97_000 + 5, n: n).1
+            let again = try scorer.logits(data, range: 0..<n)
+            let fresh = try RequestScorer(model).logits(data, range: 0..<n)
+            #expect(again == fresh, "user \(user), \(n) candidates")
+        }
+        // Buffers grew to the largest request only.
+        let held = scorer.workspaceFloats
+        _ = try scorer.logits(Self.request(c, user: 0, time: 200 * 97_000 + 5, n: 40).1, range: 0..<40)
+        #expect(scorer.workspaceFloats == held)
+    }
+
+    @Test(
+        "folding the request's constant columns (user, context) into the first cross layer changes logits only by rounding"
+    )
+    func foldedColumns() throws {
+        for search in ["hard", "soft"] {
+            let c = Self.config(search: search, din: true, sim: true)
+            let (model, data) = Self.request(c, user: 0, time: 200 * 97_000 + 5, n: 70)
+            let folded = RequestScorer(model), plain = RequestScorer(model)
+            plain.foldConstantColumns = false
+            let a = try folded.logits(data, range: 0..<70), b = try plain.logits(data, range: 0..<70)
+            // Fields 0 (user) and 3 (context) are the same for every candidate: 2 · dim columns.
+            #expect(folded.lastConstantColumns >= 2 * c.dim)
+            #expect(plain.lastConstantColumns == 0)
+            // The same criterion as the batch-path comparison: float rounding relative to the logits' scale.
+            var worst: Float = 0, scale: Float = 0
+            for k in a.indices {
+                for i in a[k].indices {
+                    worst = max(worst, abs(a[k][i] - b[k][i]))
+                    scale = max(scale, abs(b[k][i]))
+                }
+            }
+            #expect(worst <= 1e-5 * max(1, scale), "\(search): max |Δlogit| \(worst), max |logit| \(scale)")
+        }
+    }
+
+    @Test("low-rank mixture cross layers: fast path equals the batch path", arguments: [false, true])
+    func lowRankCross(_ fold: Bool) throws {
+        var c = Self.config(search: "soft", din: true, sim: true)
+        c.crossRank = 3
+        c.crossExperts = 2
+        let (model, data) = Self.request(c, user: 0, time: 200 * 97_000 + 5, n: 70)
+        let scorer = RequestScorer(model)
+        scorer.foldConstantColumns = fold
+        let fast = try scorer.logits(data, range: 0..<70)
+        let batch: RankerBatch<Float> = data.batch(0..<70, firstIndex: 0, config: c, table: model.table)
+        let slow = model.logits(batch, training: false, step: 0)
+        var worst: Float = 0, scale: Float = 0
+        for k in slow.indices {
+            for i in slow[k].indices {
+                worst = max(worst, abs(slow[k][i] - fast[k][i]))
+                scale = max(scale, abs(slow[k][i]))
+            }
+        }
+        #expect(worst <= 1e-5 * max(1, scale), "max |Δlogit| \(worst), max |logit| \(scale)")
+        #expect(Set(fast[0].map { ($0 * 1e4).rounded() }).count > 10)
     }
 
     @Test("a request mixing users is refused with a clear error")

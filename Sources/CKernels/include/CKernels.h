@@ -72,6 +72,56 @@ long mosaic_select_at_least(const float *s, long n, float threshold, uint64_t *k
 /// `mosaic_select_at_least` at a given level (capped at what the CPU supports; for tests).
 long mosaic_select_at_least_level(int level, const float *s, long n, float threshold, uint64_t *keys);
 
+/// Threshold filter for exact top-K, indices only: writes, in index order, every q < n with
+/// s[q] ≥ threshold (NaN never passes) to idx and returns their number. Branch-free (AVX-512
+/// compress, AVX2/portable conditional advance). `idx` must hold n + 16 values.
+long mosaic_select_index_at_least(const float *s, long n, float threshold, int32_t *idx);
+
+/// `mosaic_select_index_at_least` at a given level (capped at what the CPU supports; for tests).
+long mosaic_select_index_at_least_level(int level, const float *s, long n, float threshold, int32_t *idx);
+
+/// Rearranges n distinct keys so that keys[0 ..< k] are the k largest (in no particular order):
+/// quickselect with a median-of-three pivot and a branch-free partition. No-op when k ≥ n.
+void mosaic_top_keys(uint64_t *keys, long n, long k);
+
+/// Exact top-k (k ≤ n) of the row s (n scores): larger score first, ties to the smaller index
+/// (`TopKHeap`'s rule). Survivors of `threshold` are taken (lowered by `step` up to `attempts`
+/// times until there are ≥ k, then −∞: exact for any threshold, only slower), keyed by
+/// (ordered score bits, UINT32_MAX − index) and quickselected; writes their indices to
+/// out[0 ..< k] (any order). NaN scores never pass a threshold and rank below every number.
+/// `keys` holds n values, `idx` n + 16. Returns the number of survivors of the last threshold.
+long mosaic_top_k_row(const float *s, long n, long k, float threshold, float step, int attempts, uint64_t *keys,
+                      int32_t *idx, int32_t *out);
+
+/// Multi-head target attention of n queries, each over its own selected events (the ESU):
+/// for row i and head h (width e), with events j_s = idx[i·k + s], s < count[i]:
+///   a_s = softmax_s(scale · q[i, h] · keys[j_s, h]),  context[i, h] = Σ_s a_s · values[j_s, h],
+/// where x[r, h] means the e floats at x + r·ld + h·e (q: ldq; keys and values: ldkv). Writes
+/// context rows (heads·e floats each, leading dimension ldc; zero when count[i] = 0).
+/// `weights` holds k + 16 floats of scratch. Summation order differs between levels (results
+/// agree to float rounding).
+void mosaic_attend_selected(const float *q, long ldq, const float *keys, const float *values, long ldkv,
+                            const int32_t *idx, const int32_t *count, long n, long k, long heads, long e, float scale,
+                            float *context, long ldc, float *weights);
+
+/// `mosaic_attend_selected` at a given level (capped at what the CPU supports; AVX2 runs the
+/// portable code). Returns the level used.
+int mosaic_attend_selected_level(int level, const float *q, long ldq, const float *keys, const float *values,
+                                 long ldkv, const int32_t *idx, const int32_t *count, long n, long k, long heads,
+                                 long e, float scale, float *context, long ldc, float *weights);
+
+/// Softmax of each of `rows` rows of `cols` values (leading dimension ld), in place, max
+/// subtracted: z ← exp(z − max) / Σ exp(z − max). The AVX-512 level uses a 16-lane polynomial
+/// exp (about 1 ulp), the portable level expf.
+void mosaic_softmax_rows(float *z, long rows, long cols, long ld);
+
+/// `mosaic_softmax_rows` at a given level (capped at what the CPU supports). Returns the level used.
+int mosaic_softmax_rows_level(int level, float *z, long rows, long cols, long ld);
+
+/// A software prefetch of the cache line at p into all cache levels (for gathers of table rows
+/// at indices known ahead; Swift has no prefetch of its own). Inlined into the caller.
+static inline void mosaic_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
+
 #ifdef __cplusplus
 }
 #endif
