@@ -33,11 +33,15 @@ struct PinSageInputs: ParsableArguments {
 struct PinSageTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Data-parallel PinSage training: max-margin loss on walk co-visit pairs against in-batch negatives.",
+        abstract:
+            "Data-parallel PinSage training on walk co-visit / consecutive-save pairs against in-batch and hard negatives.",
         discussion: """
-            Positive pairs: a query pin and a pin drawn from its top-T importance neighbours by weight. Each global \
-            step has --micro-batches micro-batches of --micro-batch-size queries; the other positives of a micro-batch \
-            are its negatives. Micro-batch i runs on rank i mod size and its neighbours' features are fetched from \
+            Positive pairs: a query pin and a pin drawn from its top-T importance neighbours by weight (a walk \
+            co-visit) or, with probability --sequence-positives, from the pins saved right before or after it by the \
+            same user (consecutive saves). Queries are drawn uniformly from the pins with neighbours, O(batch) per \
+            step. Each global step has --micro-batches micro-batches of --micro-batch-size queries; the other \
+            positives of a micro-batch are its negatives (max-margin loss, or the in-batch sampled softmax with logQ \
+            correction with --softmax-temperature); PageRank-band hard negatives with --hard-ramp. Micro-batch i runs on rank i mod size and its neighbours' features are fetched from \
             their owners (alltoallv), so the gradient is the same for any rank count. Gradients are summed by the \
             Learning data-parallel trainer (Adam). Writes model/pinsage.h5 with the attribute model_version. \
             Prints `PINSAGE-TRAIN … loss_first=… loss_last=…`.
