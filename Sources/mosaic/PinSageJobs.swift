@@ -69,8 +69,10 @@ struct PinSageTrain: ParsableCommand {
     @Option(help: "Hard negatives per query at the end of the ramp (PageRank band only).") var hardPerQuery = 1
     @Flag(
         inversion: .prefixedNo,
-        help: "Final dense layers G2·ReLU(G1·z) after the convolutions (no ReLU before the L2 normalisation).")
-    var outputLayer = true
+        help:
+            "Final dense layers G2·ReLU(G1·z) after the convolutions (no ReLU before the L2 normalisation; off by default: it lowered Beauty validation HR@10 in every configuration tried)."
+    )
+    var outputLayer = false
     @Option(
         help:
             "Probability that a positive is a consecutive save (a pin the same user saved within --sequence-window saves, from the dataset's save events) instead of a walk co-visit; 0 = walk co-visits only."

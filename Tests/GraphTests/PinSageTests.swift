@@ -332,8 +332,10 @@ struct PinSageMPITests {
                 ]
             ).status == 0)
         // "seq": consecutive-save positives (the planted saves, ordered by (time, pin)), the
-        // in-batch softmax with logQ from the owners, the output layer (on by default).
-        let sequence = ["--sequence-positives", "0.5", "--sequence-window", "2", "--softmax-temperature", "0.2"]
+        // in-batch softmax with logQ from the owners, the output layer (also in the embeddings below).
+        let sequence = [
+            "--sequence-positives", "0.5", "--sequence-window", "2", "--softmax-temperature", "0.2", "--output-layer",
+        ]
         for (name, source, extra) in [("m", walks, []), ("band", banded, []), ("seq", banded, sequence)] {
             var losses: [[Double]] = []
             for ranks in [1, 2] {
@@ -361,8 +363,8 @@ struct PinSageMPITests {
             let r = try MPIRun.mosaic(
                 ranks: ranks,
                 [
-                    "pinsage", "embed", "--data", data.path, "--walks", walks, "--model",
-                    dir.appendingPathComponent("m1").path, "--out", out.path,
+                    "pinsage", "embed", "--data", data.path, "--walks", banded, "--model",
+                    dir.appendingPathComponent("seq1").path, "--out", out.path,
                 ])
             #expect(r.status == 0, "\(r.output)")
             tables.append(try readEmbeddings(out))
