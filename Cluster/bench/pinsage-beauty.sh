@@ -22,5 +22,6 @@ fi
 d=$OUT/runs/$name
 rm -rf $d; mkdir -p $d
 $M pinsage train --data $OUT/beauty --walks $OUT/bwh --out $d/model "$@" | grep PINSAGE-TRAIN
-$M pinsage embed --data $OUT/beauty --walks $OUT/bwh --model $d/model --out $d/emb | grep PINSAGE-EMBED
+tags=(); for a in "$@"; do [ "$a" = --tags ] && tags=(--tags); done  # embed must match training
+$M pinsage embed "${tags[@]}" --data $OUT/beauty --walks $OUT/bwh --model $d/model --out $d/emb | grep PINSAGE-EMBED
 $M graph evaluate --walks $OUT/bwh --embeddings $d/emb --split "$split"
