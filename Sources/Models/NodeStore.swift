@@ -21,19 +21,31 @@ public final class NodeStore {
     public private(set) var neighborWeights: [Float]
     public let h: Int
     public private(set) var hardIDs: [Int64]
+    /// Sequence neighbours (width `s`, 0 without): the pins saved right before or after this
+    /// one by the same user (`SequencePairs`), top `s` by weight, −1 padded; weights sum to 1.
+    public let s: Int
+    public private(set) var sequenceIDs: [Int64]
+    public private(set) var sequenceWeights: [Float]
 
     /// Builds a store from rows held anywhere: `contentIDs`/`content` (rows of width `dIn`) and
     /// `neighborPins`/`neighborIDs`/`neighborWeights` (rows of width `t`); both are routed to the
     /// pins' owners (collective). Every neighbour row must belong to a pin with content.
-    /// `hardIDs` (rows of width `h`, aligned with `neighborPins`) is the optional hard band.
+    /// `hardIDs` (rows of width `h`, aligned with `neighborPins`) is the optional hard band;
+    /// `sequencePins`/`sequenceIDs`/`sequenceWeights` (rows of width `s`) the optional sequence
+    /// neighbours.
     public init(
         comm: Communicator, dIn: Int, t: Int, contentIDs: [Int64], content: [Float], neighborPins: [Int64],
-        neighborIDs: [Int64], neighborWeights: [Float], h: Int = 0, hardIDs: [Int64] = []
+        neighborIDs: [Int64], neighborWeights: [Float], h: Int = 0, hardIDs: [Int64] = [], s: Int = 0,
+        sequencePins: [Int64] = [], sequenceIDs: [Int64] = [], sequenceWeights: [Float] = []
     ) throws {
         self.comm = comm
         self.dIn = dIn
         self.t = t
         self.h = h
+        self.s = s
+        precondition(
+            sequenceIDs.count == sequencePins.count * s && sequenceWeights.count == sequenceIDs.count,
+            "sequence rows are not (rows, s)")
         precondition(hardIDs.count == neighborPins.count * h, "hardIDs is not (neighbour rows, h)")
         let p = comm.size
         let (cIDs, cRows) = try Self.routeRows(
@@ -49,6 +61,11 @@ public final class NodeStore {
             ? try Self.routeRows(
                 neighborPins, hardIDs, width: h, dest: neighborPins.map { GraphPartition.pinOwner($0, ranks: p) },
                 comm: comm) : ([], [])
+        let sDest = sequencePins.map { GraphPartition.pinOwner($0, ranks: p) }
+        let (sPins, sIDs) =
+            s > 0 ? try Self.routeRows(sequencePins, sequenceIDs, width: s, dest: sDest, comm: comm) : ([], [])
+        let (_, sW) =
+            s > 0 ? try Self.routeRows(sequencePins, sequenceWeights, width: s, dest: sDest, comm: comm) : ([], [])
         let order = cIDs.indices.sorted { cIDs[$0] < cIDs[$1] }
         ids = order.map { cIDs[$0] }
         for i in 1..<max(1, ids.count) where ids[i] == ids[i - 1] {
@@ -70,6 +87,17 @@ public final class NodeStore {
                 self.neighborWeights[r * t + k] = nW[i * t + k]
             }
             for k in 0..<h { self.hardIDs[r * h + k] = nH[i * h + k] }
+        }
+        self.sequenceIDs = [Int64](repeating: -1, count: ids.count * s)
+        self.sequenceWeights = [Float](repeating: 0, count: ids.count * s)
+        for (i, pin) in sPins.enumerated() {
+            guard let r = index[pin] else {
+                throw GraphError("sequence row of pin \(pin) but the pin has no content row (dangling id)")
+            }
+            for k in 0..<s {
+                self.sequenceIDs[r * s + k] = sIDs[i * s + k]
+                self.sequenceWeights[r * s + k] = sW[i * s + k]
+            }
         }
     }
 
@@ -135,6 +163,13 @@ public final class NodeStore {
         return (n, w)
     }
 
+    /// Collective: sequence neighbour ids and weights (ids.count, s).
+    public func fetchSequence(_ ids: [Int64]) throws -> (ids: [Int64], weights: [Float]) {
+        let n = try fetch(ids, width: s) { r, out in out.append(contentsOf: sequenceIDs[r * s..<(r + 1) * s]) }
+        let w = try fetch(ids, width: s) { r, out in out.append(contentsOf: sequenceWeights[r * s..<(r + 1) * s]) }
+        return (n, w)
+    }
+
     /// Collective: hard-negative bands (ids.count, H).
     public func fetchHard(_ ids: [Int64]) throws -> [Int64] {
         try fetch(ids, width: h) { r, out in out.append(contentsOf: hardIDs[r * h..<(r + 1) * h]) }
@@ -163,9 +198,11 @@ public final class NodeStore {
 
     /// Collective: loads content from the `pins` entity of a dataset run (the `embedding`
     /// columns, plus a multi-hot of `tags` when `tags` is true; the tag vocabulary is the global
-    /// max tag + 1) and neighbours from a walks run (artifact `neighbors`).
+    /// max tag + 1) and neighbours from a walks run (artifact `neighbors`). With `sequence`, also
+    /// the sequence neighbours from the dataset's save events (`SequencePairs.build`).
     public static func load(
-        data: URL, dataRun: String? = nil, walks: URL, walksRun: String? = nil, tags: Bool, comm: Communicator
+        data: URL, dataRun: String? = nil, walks: URL, walksRun: String? = nil, tags: Bool,
+        sequence: SequencePairs.Parameters? = nil, comm: Communicator
     ) throws -> NodeStore {
         let reader = try DatasetReader(root: data, runID: dataRun)
         var ids = [Int64](), emb = [Float](), tagRows = [Int32]()
@@ -209,8 +246,12 @@ public final class NodeStore {
         guard hard.count == np.count * h else {
             throw GraphError("\(walks.path): neighbour shards disagree on the hard-band width")
         }
+        let seq =
+            try sequence.map { try SequencePairs.build(data: data, dataRun: dataRun, parameters: $0, comm: comm) }
+            ?? SequencePairs.Rows(width: 0)
         return try NodeStore(
             comm: comm, dIn: dIn, t: t, contentIDs: ids, content: content, neighborPins: np, neighborIDs: nid,
-            neighborWeights: nw, h: h, hardIDs: hard)
+            neighborWeights: nw, h: h, hardIDs: hard, s: seq.width, sequencePins: seq.pins, sequenceIDs: seq.ids,
+            sequenceWeights: seq.weights)
     }
 }

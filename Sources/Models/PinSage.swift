@@ -70,11 +70,22 @@ public struct PinSageConfig: Sendable, Equatable {
     /// hashed table.
     public var idDim: Int
     public var idRows: Int
+    /// The paper's final dense layers G2·ReLU(G1·z) + L2 normalisation after the last
+    /// convolution (`PinSageOutput`, hidden width dHidden); without them every output
+    /// coordinate is ≥ 0 (the convolution ends with a ReLU).
+    public var outputLayer: Bool
+    /// 0: max-margin loss against the in-batch negatives (the paper's). > 0: sampled softmax
+    /// over the micro-batch's positives instead, logits = cosine / temperature, with the logQ
+    /// correction of the positives' sampling probabilities (`PinSageBatch.positiveLogQ`).
+    /// Hard negatives always use the max-margin term.
+    public var softmaxTemperature: Double
 
     public init(
         dIn: Int, dHidden: Int = 64, dOut: Int = 64, layers: Int = 2, margin: Double = 0.2, idDim: Int = 0,
-        idRows: Int = 1 << 16
+        idRows: Int = 1 << 16, outputLayer: Bool = false, softmaxTemperature: Double = 0
     ) {
+        self.outputLayer = outputLayer
+        self.softmaxTemperature = softmaxTemperature
         self.dIn = dIn
         self.dHidden = dHidden
         self.dOut = dOut
@@ -93,6 +104,8 @@ public final class PinSageModel<T: Real> {
     public let config: PinSageConfig
     public let parameters: ParameterStore<T>
     public let convs: [PinSageConv<T>]
+    /// Final dense layers (nil unless `config.outputLayer`).
+    public let output: PinSageOutput<T>?
     /// The hashed id embedding (nil when `config.idDim` is 0), updated sparsely by the trainer.
     public let idTable: EmbeddingTable<T>?
     private var idGradient: SparseRows<T>? = nil
@@ -108,6 +121,9 @@ public final class PinSageModel<T: Real> {
                     dHidden: config.dHidden, dOut: config.dOut))
         }
         self.convs = convs
+        output =
+            config.outputLayer
+            ? PinSageOutput(parameters, name: "out", dIn: config.dOut, dHidden: config.dHidden, dOut: config.dOut) : nil
         idTable =
             config.idDim > 0
             ? EmbeddingTable(name: "pin_id", rows: config.idRows, dim: config.idDim, std: 0.1, seed: seed &+ 1) : nil
@@ -132,13 +148,13 @@ public final class PinSageModel<T: Real> {
                 selfX: Self.gather(h, graph.selfIndex[level]), neighbors: Self.gather(h, graph.neighborIndex[level]),
                 weights: graph.weights[level].map { T($0) }, t: graph.t)
         }
-        return h
+        return output?.forward(h) ?? h
     }
 
     /// Backward from dL/d(level-K embeddings); adds parameter gradients to the store.
     @_specialize(where T == Float)
     public func backward(_ dz: Tensor<T>, graph: ComputationGraph) {
-        var d = dz
+        var d = output?.backward(dz) ?? dz
         for k in stride(from: convs.count - 1, through: 0, by: -1) {
             let level = k + 1
             let (ds, dn) = convs[k].backward(d)
@@ -213,6 +229,46 @@ public final class PinSageModel<T: Real> {
         return (loss, dq, dp)
     }
 
+    /// In-batch sampled softmax: query i's candidates are the M positives, logits
+    /// zq_i·zp_j / temperature − logQ_j (logQ empty: no correction); candidate j is masked for
+    /// query i when it is the same pin as i's positive or as query i (rows `positiveRows`,
+    /// `queryRows` of the same graph level). Returns the loss (÷ normalizer) and gradients.
+    @_specialize(where T == Float)
+    public static func softmaxLoss(
+        zq: Tensor<T>, zp: Tensor<T>, queryRows: [Int], positiveRows: [Int], logQ: [T], temperature: T,
+        normalizer: T
+    ) -> (loss: T, dq: Tensor<T>, dp: Tensor<T>) {
+        let m = zq.rows, d = zq.cols
+        precondition(logQ.isEmpty || logQ.count == m)
+        // Column 0: the positive; columns 1 ..< m: the other positives in order.
+        var logits = Tensor<T>.zeros(m, m), lq = Tensor<T>.zeros(m, m)
+        var column = [[Int]](repeating: [], count: m)
+        for i in 0..<m {
+            column[i] = [i] + (0..<m).filter { $0 != i }
+            for (c, j) in column[i].enumerated() {
+                var s: T = 0
+                for k in 0..<d { s += zq.data[i * d + k] * zp.data[j * d + k] }
+                logits[i, c] = s / temperature
+                lq[i, c] = logQ.isEmpty ? 0 : logQ[j]
+                if c > 0 && (positiveRows[j] == positiveRows[i] || positiveRows[j] == queryRows[i]) {
+                    lq[i, c] = 1e4  // masked: exp(z − 1e4) underflows to 0
+                }
+            }
+        }
+        let (loss, dl) = Loss.sampledSoftmax(logits: logits, logQ: lq, normalizer: normalizer)
+        var dq = Tensor<T>.zeros(m, d), dp = Tensor<T>.zeros(m, d)
+        for i in 0..<m {
+            for (c, j) in column[i].enumerated() where dl[i, c] != 0 {
+                let g = dl[i, c] / temperature
+                for k in 0..<d {
+                    dq.data[i * d + k] += g * zp.data[j * d + k]
+                    dp.data[j * d + k] += g * zq.data[i * d + k]
+                }
+            }
+        }
+        return (loss, dq, dp)
+    }
+
     /// Hard-negative hinge: Σ_i max(0, margin − zq_i·zp_i + zq_i·zh_i) / normalizer over rows
     /// (M, d) each. Returns the loss and the gradients for zq, zp, zh.
     @_specialize(where T == Float)
@@ -251,6 +307,7 @@ public final class PinSageModel<T: Real> {
         try f.root.setAttribute("model_version", version)
         try f.root.setAttribute("id_dim", Int64(config.idDim))
         try f.root.setAttribute("id_rows", Int64(config.idRows))
+        try f.root.setAttribute("output_layer", Int64(config.outputLayer ? 1 : 0))
         if let idTable {
             try f.root.write("id_embedding", idTable.values.map { Double($0) }, shape: [idTable.rows, idTable.dim])
         }
@@ -260,11 +317,13 @@ public final class PinSageModel<T: Real> {
     /// Loads a model saved by `save`; returns it with its version.
     public static func load(path: String) throws -> (PinSageModel, String) {
         let f = try H5File(path: path, mode: .read)
+        let outputLayer = f.root.hasAttribute("output_layer") ? try f.root.intAttribute("output_layer") != 0 : false
         let config = PinSageConfig(
             dIn: Int(try f.root.intAttribute("d_in")), dHidden: Int(try f.root.intAttribute("d_hidden")),
             dOut: Int(try f.root.intAttribute("d_out")), layers: Int(try f.root.intAttribute("layers")),
             margin: try f.root.doubleAttribute("margin"),
-            idDim: Int(try f.root.intAttribute("id_dim")), idRows: Int(try f.root.intAttribute("id_rows")))
+            idDim: Int(try f.root.intAttribute("id_dim")), idRows: Int(try f.root.intAttribute("id_rows")),
+            outputLayer: outputLayer)
         let model = PinSageModel(config: config)
         if let table = model.idTable {
             let v = try f.root.read("id_embedding", as: Double.self)
@@ -293,6 +352,9 @@ public struct PinSageBatch {
     public var positiveRows: [[Int]] = []
     /// Per micro-batch: (query index within the micro-batch, row of its hard negative) pairs.
     public var hardNegatives: [[(query: Int, row: Int)]] = []
+    /// Per micro-batch: log of each positive's probability of being drawn as a positive (M)
+    /// (softmax loss only; empty = no correction).
+    public var positiveLogQ: [[Float]] = []
     public init() {}
 }
 
@@ -308,7 +370,13 @@ extension PinSageModel: TrainableModel {
         for (g, graph) in batch.graphs.enumerated() {
             let z = forward(graph)
             let zq = Self.gather(z, batch.queryRows[g]), zp = Self.gather(z, batch.positiveRows[g])
-            let (loss, dq, dp) = Self.maxMarginLoss(zq: zq, zp: zp, margin: T(config.margin), normalizer: normalizer)
+            let (loss, dq, dp) =
+                config.softmaxTemperature > 0
+                ? Self.softmaxLoss(
+                    zq: zq, zp: zp, queryRows: batch.queryRows[g], positiveRows: batch.positiveRows[g],
+                    logQ: g < batch.positiveLogQ.count ? batch.positiveLogQ[g].map { T($0) } : [],
+                    temperature: T(config.softmaxTemperature), normalizer: normalizer)
+                : Self.maxMarginLoss(zq: zq, zp: zp, margin: T(config.margin), normalizer: normalizer)
             total += Double(loss)
             var dz = Tensor<T>.zeros(z.rows, z.cols)
             Self.scatterAdd(dq, batch.queryRows[g], into: &dz)
@@ -334,19 +402,28 @@ extension PinSageModel: TrainableModel {
     }
 }
 
-/// Training data for PinSage: positive pairs (query, a pin drawn from its importance
-/// neighbours by weight — a walk co-visit), in micro-batches of M whose other positives are the
-/// negatives. The queries of micro-batch i of step s are the M pins with neighbours whose keys
-/// SplitMix64(seed, s, i, pin id) are smallest over all ranks (a uniform sample without
-/// replacement: every rank offers its own M smallest, one allgather picks the global ones), the
-/// rest is drawn from the stream (seed, s, i), and micro-batch i runs on rank i mod size, so the
-/// summed gradient is the same for any rank count (up to float summation order). No rank holds
-/// the list of all pins: memory is proportional to the shard (plus M per micro-batch and rank).
+/// Training data for PinSage: positive pairs (query, a pin drawn by weight from its importance
+/// neighbours — a walk co-visit — or, with probability `sequenceProbability`, from its sequence
+/// neighbours — a save right before or after it), in micro-batches of M whose other positives
+/// are the negatives. Query candidates are the pins with importance or sequence neighbours.
+///
+/// At construction (collective, once) every candidate gets a fixed key SplitMix64(seed, pin id)
+/// and is routed to the rank owning that key's range of [0, 2⁶⁴); each rank sorts its range, so
+/// the global order by (key, id) — and with it a candidate's global index — does not depend on
+/// the rank count. The queries of micro-batch i of step s are M distinct global indices drawn
+/// from the stream (seed, s, i) (Floyd's algorithm, O(M)), resolved to pin ids by one
+/// alltoallv to the ranks holding those indices: O(batch) per step, never a scan of the
+/// candidates. Micro-batch i runs on rank i mod size, so the summed gradient is the same for
+/// any rank count (up to float summation order). Memory is proportional to the shard.
 public struct PinSageSampler {
-    /// This rank's pins that have at least one importance neighbour.
+    /// This rank's pins that have at least one importance (or sequence) neighbour.
     public let localCandidates: [Int64]
-    /// Pins with neighbours over all ranks.
+    /// Candidates over all ranks.
     public let candidateCount: Int
+    /// This rank's range of the global candidate order (ids sorted by (key, id)) and the
+    /// global index of its first entry; `offsets` (size + 1) the first global index per rank.
+    let directory: [Int64]
+    let offsets: [Int]
     public let microBatches: Int
     public let microBatchSize: Int
     public let seed: UInt64
@@ -361,16 +438,82 @@ public struct PinSageSampler {
     public var hardRampSteps = 0
     /// Hard negatives per query at the end of the ramp (band only).
     public var hardPerQuery = 1
+    /// Probability that a query's positive comes from its sequence neighbours (when it has
+    /// any; always when it has no importance neighbours). 0: walk co-visits only.
+    public var sequenceProbability = 0.0
+    /// Per local pin (rows of `store.ids`): its probability of being drawn as a positive (set
+    /// by `preparePositiveProbabilities`; empty = the batches carry no logQ).
+    var positiveProbability: [Float] = []
+    /// Whether `preparePositiveProbabilities` ran (the same on every rank).
+    public private(set) var withLogQ = false
 
-    /// Collective: counts the pins that have at least one neighbour.
+    /// Collective: builds the global candidate order (see the type's documentation).
     public init(store: NodeStore, microBatches: Int, microBatchSize: Int, seed: UInt64) throws {
         var mine = [Int64]()
-        for (r, id) in store.ids.enumerated() where store.neighborIDs[r * store.t] >= 0 { mine.append(id) }
+        for (r, id) in store.ids.enumerated()
+        where store.neighborIDs[r * store.t] >= 0 || (store.s > 0 && store.sequenceIDs[r * store.s] >= 0) {
+            mine.append(id)
+        }
         localCandidates = mine
-        candidateCount = try store.comm.allreduce(mine.count)
+        let comm = store.comm, p = comm.size
+        let base = Self.mix(seed ^ 0x5851_F42D_4C95_7F2D)
+        let keys = mine.map { Self.mix(base ^ UInt64(bitPattern: $0)) }
+        // Rank r holds the keys in [r·2⁶⁴/p, (r+1)·2⁶⁴/p).
+        let dest = keys.map { Int(($0 >> 32) &* UInt64(p) >> 32) }
+        let (rIDs, rKeys) = try NodeStore.routeRows(
+            mine, keys.map { Int64(bitPattern: $0) }, width: 1, dest: dest, comm: comm)
+        let order = rIDs.indices.sorted {
+            let a = UInt64(bitPattern: rKeys[$0]), b = UInt64(bitPattern: rKeys[$1])
+            return a != b ? a < b : rIDs[$0] < rIDs[$1]
+        }
+        directory = order.map { rIDs[$0] }
+        let counts = p == 1 ? [directory.count] : try comm.allgather([directory.count])
+        var offsets = [0]
+        for c in counts { offsets.append(offsets.last! + c) }
+        self.offsets = offsets
+        candidateCount = offsets.last!
         self.microBatches = microBatches
         self.microBatchSize = microBatchSize
         self.seed = seed
+    }
+
+    /// Collective: every pin's probability of being drawn as a positive under the current
+    /// `sequenceProbability` — Σ over candidate queries q of (1/N)·P(source)·w(q → pin) — summed
+    /// at the pin's owner, so that the batches carry the softmax loss's logQ correction.
+    public mutating func preparePositiveProbabilities(store: NodeStore) throws {
+        var to = [Int64](), mass = [Float]()
+        let n = Float(max(1, candidateCount))
+        for r in store.ids.indices {
+            let hasWalk = store.neighborIDs[r * store.t] >= 0
+            let hasSeq = store.s > 0 && sequenceProbability > 0 && store.sequenceIDs[r * store.s] >= 0
+            let ps: Float = hasSeq ? (hasWalk ? Float(sequenceProbability) : 1) : 0
+            if hasWalk {
+                for k in 0..<store.t where store.neighborIDs[r * store.t + k] >= 0 {
+                    to.append(store.neighborIDs[r * store.t + k])
+                    mass.append((1 - ps) * store.neighborWeights[r * store.t + k] / n)
+                }
+            }
+            if hasSeq {
+                for k in 0..<store.s where store.sequenceIDs[r * store.s + k] >= 0 {
+                    to.append(store.sequenceIDs[r * store.s + k])
+                    mass.append(ps * store.sequenceWeights[r * store.s + k] / n)
+                }
+            }
+        }
+        let comm = store.comm
+        let (ids, values) = try NodeStore.routeRows(
+            to, mass, width: 1, dest: to.map { GraphPartition.pinOwner($0, ranks: comm.size) }, comm: comm)
+        // Sum in (id, value) order so that the result does not depend on the arrival order.
+        let order = ids.indices.sorted { ids[$0] != ids[$1] ? ids[$0] < ids[$1] : values[$0] < values[$1] }
+        var probability = [Float](repeating: 0, count: store.ids.count)
+        for i in order {
+            guard let r = store.row(of: ids[i]) else {
+                throw GraphError("positive pin \(ids[i]) is not held by its owner (dangling id)")
+            }
+            probability[r] += values[i]
+        }
+        positiveProbability = probability
+        withLogQ = true
     }
 
     /// SplitMix64's output function.
@@ -381,66 +524,61 @@ public struct PinSageSampler {
         return z ^ (z >> 31)
     }
 
+    /// The global indices of the queries of micro-batch `i` of step `step`: min(M, N) distinct
+    /// values in 0 ..< N (Floyd's algorithm, O(M)).
+    public func queryIndices(step: Int, microBatch i: Int) -> [Int] {
+        let n = candidateCount, m = min(microBatchSize, candidateCount)
+        var rng = RandomStream(seed: seed ^ 0x2545_F491_4F6C_DD1D, rank: UInt64(step), index: UInt64(i))
+        var chosen = Set<Int>(minimumCapacity: m)
+        var out = [Int]()
+        out.reserveCapacity(m)
+        for j in (n - m)..<n {
+            let r = rng.int(below: j + 1)
+            let pick = chosen.contains(r) ? j : r
+            chosen.insert(pick)
+            out.append(pick)
+        }
+        return out
+    }
+
     /// Collective: the queries of every micro-batch of step `step` (identical on every rank and
-    /// for any rank count): for micro-batch i the min(M, N) candidates with the smallest keys,
-    /// in key order. Each rank offers its M smallest per micro-batch (a bounded max-heap over its
-    /// candidates: O(local candidates) per micro-batch), one allgather, then a merge.
+    /// for any rank count): global indices from `queryIndices`, resolved to pin ids by the
+    /// ranks holding them (one alltoallv; O(global batch)).
     public func queries(step: Int, comm: Communicator) throws -> [[Int64]] {
-        let m = min(microBatchSize, candidateCount)
-        if m == 0 { return Array(repeating: [], count: microBatches) }
-        // Offers: per micro-batch m (key, id) pairs as Int64, padded with id Int64.min.
-        var offer = [Int64]()
-        offer.reserveCapacity(microBatches * m * 2)
-        var heap: [(key: UInt64, id: Int64)] = []
-        func less(_ a: (key: UInt64, id: Int64), _ b: (key: UInt64, id: Int64)) -> Bool {
-            a.key != b.key ? a.key < b.key : a.id < b.id
-        }
-        for i in 0..<microBatches {
-            let salt =
-                Self.mix(Self.mix(seed ^ 0x5851_F42D_4C95_7F2D) &+ UInt64(step)) ^ Self.mix(UInt64(i) &+ 0x2545_F491)
-            heap.removeAll(keepingCapacity: true)
-            for id in localCandidates {
-                let e = (key: Self.mix(salt ^ UInt64(bitPattern: id)), id: id)
-                if heap.count < m {
-                    // Sift up (max-heap by (key, id)).
-                    heap.append(e)
-                    var c = heap.count - 1
-                    while c > 0 && less(heap[(c - 1) / 2], heap[c]) { heap.swapAt(c, (c - 1) / 2); c = (c - 1) / 2 }
-                } else if less(e, heap[0]) {
-                    heap[0] = e
-                    var c = 0
-                    while true {
-                        let l = 2 * c + 1, r = l + 1
-                        var big = c
-                        if l < heap.count && less(heap[big], heap[l]) { big = l }
-                        if r < heap.count && less(heap[big], heap[r]) { big = r }
-                        if big == c { break }
-                        heap.swapAt(c, big)
-                        c = big
-                    }
-                }
+        if candidateCount == 0 { return Array(repeating: [], count: microBatches) }
+        let wanted = (0..<microBatches).map { queryIndices(step: step, microBatch: $0) }
+        let flat = wanted.flatMap { $0 }
+        let p = comm.size
+        func holder(_ g: Int) -> Int {
+            var lo = 0, hi = p - 1  // last r with offsets[r] <= g
+            while lo < hi {
+                let mid = (lo + hi + 1) >> 1
+                if offsets[mid] <= g { lo = mid } else { hi = mid - 1 }
             }
-            for j in 0..<m {
-                if j < heap.count {
-                    offer.append(Int64(bitPattern: heap[j].key)); offer.append(heap[j].id)
-                } else {
-                    offer.append(-1); offer.append(.min)
-                }
-            }
+            return lo
         }
-        let all = comm.size == 1 ? offer : try comm.allgather(offer)
-        let perRank = microBatches * m * 2
+        var resolved = [Int64](repeating: 0, count: flat.count)
+        if p == 1 {
+            for (j, g) in flat.enumerated() { resolved[j] = directory[g] }
+        } else {
+            let dest = flat.map(holder)
+            var counts = [Int](repeating: 0, count: p)
+            for d in dest { counts[d] += 1 }
+            var start = [Int](repeating: 0, count: p)
+            for r in 1..<p { start[r] = start[r - 1] + counts[r - 1] }
+            var order = [Int](repeating: 0, count: flat.count)
+            for (j, d) in dest.enumerated() { order[start[d]] = j; start[d] += 1 }
+            let (asked, askedCounts) = try comm.alltoallv(order.map { Int64(flat[$0]) }, sendCounts: counts)
+            let me = offsets[comm.rank]
+            let reply = asked.map { directory[Int($0) - me] }
+            let back = try comm.alltoallv(reply, sendCounts: askedCounts).values
+            for (k, j) in order.enumerated() { resolved[j] = back[k] }
+        }
         var out: [[Int64]] = []
-        for i in 0..<microBatches {
-            var pool: [(key: UInt64, id: Int64)] = []
-            for r in 0..<comm.size {
-                for j in 0..<m {
-                    let at = r * perRank + (i * m + j) * 2
-                    if all[at + 1] != .min { pool.append((UInt64(bitPattern: all[at]), all[at + 1])) }
-                }
-            }
-            pool.sort(by: less)
-            out.append(pool.prefix(m).map(\.id))
+        var at = 0
+        for w in wanted {
+            out.append(Array(resolved[at..<at + w.count]))
+            at += w.count
         }
         return out
     }
@@ -456,12 +594,20 @@ public struct PinSageSampler {
             var rng = RandomStream(seed: seed, rank: UInt64(step), index: UInt64(i))
             let queries = i < microBatches ? chosen[i] : []
             let (nid, nw) = try store.fetchNeighbors(queries)
+            let useSequence = sequenceProbability > 0 && store.s > 0
+            let (sid, sw) = useSequence ? try store.fetchSequence(queries) : ([], [])
             var positives = [Int64]()
             for q in 0..<queries.count {
-                var u = Float(rng.uniform()), pick = nid[q * store.t]
-                for k in 0..<store.t where nid[q * store.t + k] >= 0 {
-                    pick = nid[q * store.t + k]
-                    u -= nw[q * store.t + k]
+                // The rng draws are the same whichever source is used (rank-count independent).
+                let source = rng.uniform()
+                var u = Float(rng.uniform())
+                let fromSequence =
+                    useSequence && sid[q * store.s] >= 0 && (nid[q * store.t] < 0 || source < sequenceProbability)
+                let (ids, ws, width) = fromSequence ? (sid, sw, store.s) : (nid, nw, store.t)
+                var pick = ids[q * width]
+                for k in 0..<width where ids[q * width + k] >= 0 {
+                    pick = ids[q * width + k]
+                    u -= ws[q * width + k]
                     if u <= 0 { break }
                 }
                 positives.append(pick)
@@ -504,6 +650,10 @@ public struct PinSageSampler {
             for p in positives where seen.insert(p).inserted { targets.append(p) }
             for (_, h) in hard where seen.insert(h).inserted { targets.append(h) }
             let graph = try ComputationGraph.build(targets: targets, layers: layers, store: store)
+            let logQ: [Float]? =
+                !withLogQ
+                ? nil
+                : try store.fetch(positives, width: 1) { r, out in out.append(positiveProbability[r]) }
             if queries.isEmpty { continue }
             var index: [Int64: Int] = [:]
             for (r, id) in targets.enumerated() { index[id] = r }
@@ -511,6 +661,7 @@ public struct PinSageSampler {
             out.queryRows.append(queries.map { index[$0]! })
             out.positiveRows.append(positives.map { index[$0]! })
             out.hardNegatives.append(hard.map { (query: $0.0, row: index[$0.1]!) })
+            if let q = logQ { out.positiveLogQ.append(q.map { Foundation.log(max($0, 1e-12)) }) }
         }
         return out
     }
@@ -566,6 +717,18 @@ public enum PinSageEmbedder {
             h = next
             width = conv.dOut
             progress?(k + 1)
+        }
+        if let output = model.output {
+            // The final dense layers are per pin: no exchange.
+            var out = [Float]()
+            out.reserveCapacity(n * output.dOut)
+            var lo = 0
+            while lo < n {
+                let hi = min(n, lo + chunk)
+                out += output.forward(Tensor(rows: hi - lo, cols: width, data: Array(h[lo * width..<hi * width]))).data
+                lo = hi
+            }
+            h = out
         }
         unique = []
         return h

@@ -23,21 +23,25 @@ struct PinSageInputs: ParsableArguments {
     @Option(help: "Walks run id (default: current).") var walksRun: String?
     @Flag(help: "Add a multi-hot of the pins' tags to the content features (Beauty attributes).") var tags = false
 
-    func load(_ comm: Communicator) throws -> NodeStore {
+    func load(_ comm: Communicator, sequence: SequencePairs.Parameters? = nil) throws -> NodeStore {
         try NodeStore.load(
             data: URL(fileURLWithPath: data), dataRun: dataRun, walks: URL(fileURLWithPath: walks), walksRun: walksRun,
-            tags: tags, comm: comm)
+            tags: tags, sequence: sequence, comm: comm)
     }
 }
 
 struct PinSageTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Data-parallel PinSage training: max-margin loss on walk co-visit pairs against in-batch negatives.",
+        abstract:
+            "Data-parallel PinSage training on walk co-visit / consecutive-save pairs against in-batch and hard negatives.",
         discussion: """
-            Positive pairs: a query pin and a pin drawn from its top-T importance neighbours by weight. Each global \
-            step has --micro-batches micro-batches of --micro-batch-size queries; the other positives of a micro-batch \
-            are its negatives. Micro-batch i runs on rank i mod size and its neighbours' features are fetched from \
+            Positive pairs: a query pin and a pin drawn from its top-T importance neighbours by weight (a walk \
+            co-visit) or, with probability --sequence-positives, from the pins saved right before or after it by the \
+            same user (consecutive saves). Queries are drawn uniformly from the pins with neighbours, O(batch) per \
+            step. Each global step has --micro-batches micro-batches of --micro-batch-size queries; the other \
+            positives of a micro-batch are its negatives (max-margin loss, or the in-batch sampled softmax with logQ \
+            correction with --softmax-temperature); PageRank-band hard negatives with --hard-ramp. Micro-batch i runs on rank i mod size and its neighbours' features are fetched from \
             their owners (alltoallv), so the gradient is the same for any rank count. Gradients are summed by the \
             Learning data-parallel trainer (Adam). Writes model/pinsage.h5 with the attribute model_version. \
             Prints `PINSAGE-TRAIN … loss_first=… loss_last=…`.
@@ -63,28 +67,68 @@ struct PinSageTrain: ParsableCommand {
     )
     var hardRamp = 0
     @Option(help: "Hard negatives per query at the end of the ramp (PageRank band only).") var hardPerQuery = 1
+    @Flag(
+        inversion: .prefixedNo,
+        help:
+            "Final dense layers G2·ReLU(G1·z) after the convolutions (no ReLU before the L2 normalisation; off by default: it lowered Beauty validation HR@10 in every configuration tried)."
+    )
+    var outputLayer = false
+    @Option(
+        help:
+            "Probability that a positive is a consecutive save (a pin the same user saved within --sequence-window saves, from the dataset's save events) instead of a walk co-visit; 0 = walk co-visits only."
+    )
+    var sequencePositives = 0.0
+    @Option(help: "Consecutive-save window (saves apart).") var sequenceWindow = 1
+    @Option(help: "Consecutive-save partners kept per pin.") var sequenceWidth = 10
+    @Option(
+        help: "Leave out each user's last N saves when making consecutive-save pairs (2 = as `graph build --hold-out 2`)."
+    )
+    var holdOut = 0
+    @Option(
+        help:
+            "0 = max-margin loss against in-batch negatives (the paper's); > 0 = in-batch sampled softmax with logQ correction at this temperature instead (hard negatives keep the max-margin term)."
+    )
+    var softmaxTemperature = 0.0
+    @Option(help: "Learning-rate decay: constant or cosine (to lr × 0.05 at the last step).") var lrDecay = "constant"
+    @Option(help: "Linear learning-rate warm-up steps.") var warmup = 0
 
     func validate() throws {
         guard layers >= 1, hidden > 0, dim > 0, steps >= 0, microBatches > 0, microBatchSize >= 2 else {
             throw ValidationError("--layers ≥ 1, --hidden/--dim > 0, --micro-batches > 0, --micro-batch-size ≥ 2")
+        }
+        guard (0...1).contains(sequencePositives), sequenceWindow >= 1, sequenceWidth >= 1, holdOut >= 0 else {
+            throw ValidationError(
+                "--sequence-positives in [0, 1], --sequence-window ≥ 1, --sequence-width ≥ 1, --hold-out ≥ 0")
+        }
+        guard softmaxTemperature >= 0 else { throw ValidationError("--softmax-temperature ≥ 0") }
+        guard ["constant", "cosine"].contains(lrDecay), warmup >= 0 else {
+            throw ValidationError("--lr-decay constant|cosine, --warmup ≥ 0")
         }
     }
 
     func run() throws {
         Communicator.runJob { comm in
             let t0 = now()
-            let store = try inputs.load(comm)
+            let store = try inputs.load(
+                comm,
+                sequence: sequencePositives > 0
+                    ? SequencePairs.Parameters(window: sequenceWindow, holdOut: holdOut, width: sequenceWidth) : nil)
             let model = PinSageModel<Float>(
                 config: PinSageConfig(
                     dIn: store.dIn, dHidden: hidden, dOut: dim, layers: layers, margin: margin, idDim: idDim,
-                    idRows: idRows), seed: seed)
+                    idRows: idRows, outputLayer: outputLayer, softmaxTemperature: softmaxTemperature),
+                seed: seed)
             var config = TrainerConfig()
-            config.schedule = LearningRateSchedule(base: lr)
+            config.schedule = LearningRateSchedule(
+                base: lr, warmupSteps: warmup,
+                decay: lrDecay == "cosine" ? .cosine(totalSteps: steps, final: lr * 0.05) : .constant)
             let trainer = try DataParallelTrainer(model: model, comm: comm, config: config)
             var sampler = try PinSageSampler(
                 store: store, microBatches: microBatches, microBatchSize: microBatchSize, seed: seed)
             sampler.hardRampSteps = hardRamp
             sampler.hardPerQuery = hardPerQuery
+            sampler.sequenceProbability = sequencePositives
+            if softmaxTemperature > 0 { try sampler.preparePositiveProbabilities(store: store) }
             guard sampler.candidateCount > 0 else {
                 throw GraphError("\(inputs.walks): no pin has importance neighbours; nothing to train on")
             }

@@ -169,19 +169,129 @@ struct PinSageTests {
         #expect(relativeError(tableGrad, nt) < 1e-5, "table \(relativeError(tableGrad, nt))")
     }
 
+    @Test("output layer G2·ReLU(G1·z) + L2 norm: parameter and input gradients match central differences")
+    func outputGradient() throws {
+        let store = ParameterStore<Double>(seed: 6)
+        let layer = PinSageOutput(store, name: "o", dIn: 5, dHidden: 7, dOut: 4)
+        var rng = RandomStream(seed: 10)
+        var x = Tensor(rows: 3, cols: 5, data: (0..<15).map { _ in rng.normal() })
+        let g = (0..<12).map { _ in rng.normal() }
+        func loss() -> Double { zip(layer.forward(x).data, g).reduce(0) { $0 + $1.0 * $1.1 } }
+        store.zeroGrads()
+        let out = layer.forward(x)
+        let dx = layer.backward(Tensor(rows: 3, cols: 4, data: g))
+        let analytic = Array(store.grads)
+        let values = store.values
+        let np = numeric(count: store.count, get: { values[$0] }, set: { values[$0] = $1 }, loss: loss)
+        #expect(relativeError(analytic, np) < 1e-6, "parameters \(relativeError(analytic, np))")
+        let nx = numeric(count: x.count, get: { x.data[$0] }, set: { x.data[$0] = $1 }, loss: loss)
+        #expect(relativeError(dx.data, nx) < 1e-6)
+        for r in 0..<3 {
+            let row = out.data[r * 4..<(r + 1) * 4]
+            #expect(abs(row.reduce(0) { $0 + $1 * $1 } - 1) < 1e-9)
+        }
+        // No final ReLU: non-negative convolution outputs can map to negative coordinates.
+        let pos = Tensor(rows: 50, cols: 5, data: (0..<250).map { _ in abs(rng.normal()) })
+        #expect(layer.forward(pos).data.contains { $0 < 0 })
+    }
+
+    @Test("model with output layer and the in-batch softmax (logQ, masked duplicates): gradients match central differences")
+    func softmaxModelGradient() throws {
+        let store = try makeStore()
+        let model = PinSageModel<Double>(
+            config: PinSageConfig(
+                dIn: 6, dHidden: 8, dOut: 6, layers: 2, margin: 0.5, idDim: 3, idRows: 50, outputLayer: true,
+                softmaxTemperature: 0.3), seed: 7)
+        // (Widths where no convolution row is all zero after its ReLU: there the L2 norm is not
+        // differentiable.)
+        // Query 114's positive (100) is also query 0, and pins 107 is the positive of two queries.
+        let queries: [Int64] = [100, 114, 128, 142], positives: [Int64] = [107, 100, 135, 107]
+        var targets = queries
+        for p in positives where !targets.contains(p) { targets.append(p) }
+        var batch = PinSageBatch()
+        batch.queryRows = [queries.map { targets.firstIndex(of: $0)! }]
+        batch.positiveRows = [positives.map { targets.firstIndex(of: $0)! }]
+        targets += [149]
+        batch.hardNegatives = [[(query: 1, row: targets.count - 1)]]
+        batch.positiveLogQ = [[-3, -2, -4, -3]]
+        batch.graphs = [try ComputationGraph.build(targets: targets, layers: 2, store: store)]
+        model.parameters.zeroGrads()
+        let (loss0, sparse) = model.lossAndGradients(batch, normalizer: 4, step: 1)
+        #expect(loss0 > 0 && loss0.isFinite)
+        var noCorrection = batch
+        noCorrection.positiveLogQ = []
+        #expect(abs(model.lossAndGradients(noCorrection, normalizer: 4, step: 1).loss - loss0) > 1e-6)
+        model.parameters.zeroGrads()
+        _ = model.lossAndGradients(batch, normalizer: 4, step: 1)
+        let analytic = Array(model.parameters.grads)
+        let values = model.parameters.values
+        let n = numeric(count: model.parameters.count, get: { values[$0] }, set: { values[$0] = $1 }) {
+            model.lossAndGradients(batch, normalizer: 4, step: 1).loss
+        }
+        #expect(relativeError(analytic, n) < 1e-5, "\(relativeError(analytic, n))")
+        let table = model.idTable!
+        var tableGrad = [Double](repeating: 0, count: table.values.count)
+        for (i, r) in sparse[0].rows.enumerated() {
+            for c in 0..<3 { tableGrad[Int(r) * 3 + c] += sparse[0].grads[i * 3 + c] }
+        }
+        let nt = numeric(count: table.values.count, get: { table.values[$0] }, set: { table.values[$0] = $1 }) {
+            model.lossAndGradients(batch, normalizer: 4, step: 1).loss
+        }
+        #expect(relativeError(tableGrad, nt) < 1e-5, "table \(relativeError(tableGrad, nt))")
+    }
+
+    @Test("softmax loss masks a candidate that is the query's own positive pin or the query itself")
+    func softmaxMask() throws {
+        var rng = RandomStream(seed: 12)
+        let zq = Tensor(rows: 3, cols: 4, data: (0..<12).map { _ in rng.normal() })
+        let zp = Tensor(rows: 3, cols: 4, data: (0..<12).map { _ in rng.normal() })
+        // Rows: queries 0, 1, 2; positives: 3, 3 (the same pin twice), 0 (query 0's pin).
+        let masked = PinSageModel<Double>.softmaxLoss(
+            zq: zq, zp: zp, queryRows: [0, 1, 2], positiveRows: [3, 3, 0], logQ: [], temperature: 1, normalizer: 1)
+        // By hand: query 0 sees only {its positive, candidate 1}: candidate 1 is its own pin 3
+        // → masked; candidate 2 is pin 0 = query 0 → masked. So its term is 0.
+        func dot(_ i: Int, _ j: Int) -> Double { (0..<4).reduce(0) { $0 + zq.data[i * 4 + $1] * zp.data[j * 4 + $1] } }
+        func term(_ i: Int, _ others: [Int]) -> Double {
+            let z = [dot(i, i)] + others.map { dot(i, $0) }
+            let m = z.max()!
+            return m + log(z.reduce(0) { $0 + exp($1 - m) }) - z[0]
+        }
+        let expected = term(0, []) + term(1, [2]) + term(2, [0, 1])
+        #expect(abs(masked.loss - expected) < 1e-9, "\(masked.loss) vs \(expected)")
+    }
+
+    @Test("consecutive-save pairs: both directions within the window, hold-out, top partners normalised")
+    func sequencePairs() throws {
+        // User 1 saves 10, 11, 12, 13 (13 held out); user 2 saves 11, 12 at equal times.
+        let users: [Int64] = [1, 1, 1, 1, 2, 2], pins: [Int64] = [12, 10, 11, 13, 12, 11]
+        let ts: [Int64] = [3, 1, 2, 4, 7, 7]
+        let p = SequencePairs.pairs(
+            users: users, pins: pins, timestamps: ts, parameters: .init(window: 2, holdOut: 1, width: 2))
+        var got: [String: Float] = [:]
+        for i in p.a.indices { got["\(p.a[i])-\(p.b[i])", default: 0] += p.w[i] }
+        // User 1: 10-11 (1), 11-12 (1), 10-12 (1/2); user 2 (held out: its later pin by id, 12): none.
+        #expect(got == ["10-11": 1, "11-10": 1, "11-12": 1, "12-11": 1, "10-12": 0.5, "12-10": 0.5])
+        let rows = SequencePairs.top(a: p.a, b: p.b, w: p.w, width: 2)
+        #expect(rows.pins == [10, 11, 12])
+        #expect(rows.ids == [11, 12, 10, 12, 11, 10])
+        #expect(abs(rows.weights[0] - 2 / 3) < 1e-6 && abs(rows.weights[2] - 0.5) < 1e-6)
+    }
+
     @Test("bulk layer-by-layer embedding equals per-pin embedding; cold-start pins get unit vectors from content")
     func bulkEqualsPerPin() throws {
         let store = try makeStore(n: 60, cold: 4)
-        for (layers, idDim) in [(1, 0), (2, 0), (2, 4)] {
+        for (layers, idDim, output) in [(1, 0, false), (2, 0, false), (2, 4, false), (1, 4, true), (2, 4, true)] {
             let model = PinSageModel<Float>(
-                config: PinSageConfig(dIn: 6, dHidden: 8, dOut: 5, layers: layers, idDim: idDim, idRows: 97), seed: 21)
+                config: PinSageConfig(
+                    dIn: 6, dHidden: 8, dOut: 5, layers: layers, idDim: idDim, idRows: 97, outputLayer: output),
+                seed: 21)
             let bulk = try PinSageEmbedder.embedAll(model: model, store: store, chunk: 7)
             var worst: Float = 0
             for (r, id) in store.ids.enumerated() {
                 let one = model.forward(try ComputationGraph.build(targets: [id], layers: layers, store: store))
                 for c in 0..<5 { worst = max(worst, abs(one.data[c] - bulk[r * 5 + c])) }
             }
-            #expect(worst < 1e-5, "K=\(layers) max |bulk − per-pin| = \(worst)")
+            #expect(worst < 1e-5, "K=\(layers) output \(output) max |bulk − per-pin| = \(worst)")
             let coldRows = (store.ids.count - 4)..<store.ids.count
             var vectors: [[Float]] = []
             for r in coldRows {
@@ -221,7 +331,12 @@ struct PinSageMPITests {
                     "--hard-ranks", "10:60",
                 ]
             ).status == 0)
-        for (name, source) in [("m", walks), ("band", banded)] {
+        // "seq": consecutive-save positives (the planted saves, ordered by (time, pin)), the
+        // in-batch softmax with logQ from the owners, the output layer (also in the embeddings below).
+        let sequence = [
+            "--sequence-positives", "0.5", "--sequence-window", "2", "--softmax-temperature", "0.2", "--output-layer",
+        ]
+        for (name, source, extra) in [("m", walks, []), ("band", banded, []), ("seq", banded, sequence)] {
             var losses: [[Double]] = []
             for ranks in [1, 2] {
                 let r = try MPIRun.mosaic(
@@ -232,7 +347,7 @@ struct PinSageMPITests {
                         "--steps", "6", "--micro-batches", "3", "--micro-batch-size", "8", "--hidden", "16", "--dim",
                         "8",
                         "--id-dim", "4", "--hard-ramp", "3", "--hard-per-query", "2",
-                    ])
+                    ] + extra)
                 #expect(r.status == 0, "\(r.output)")
                 let line = r.stdout.split(separator: "\n").first { $0.hasPrefix("LOSSES") } ?? ""
                 losses.append(line.split(separator: " ").dropFirst().compactMap { Double($0) })
@@ -248,8 +363,8 @@ struct PinSageMPITests {
             let r = try MPIRun.mosaic(
                 ranks: ranks,
                 [
-                    "pinsage", "embed", "--data", data.path, "--walks", walks, "--model",
-                    dir.appendingPathComponent("m1").path, "--out", out.path,
+                    "pinsage", "embed", "--data", data.path, "--walks", banded, "--model",
+                    dir.appendingPathComponent("seq1").path, "--out", out.path,
                 ])
             #expect(r.status == 0, "\(r.output)")
             tables.append(try readEmbeddings(out))
