@@ -242,7 +242,10 @@ public final class DataParallelTrainer<Model: TrainableModel> {
         }
         let t4 = clock()
         updateSeconds += t4 - t3
-        for (i, table) in model.tables.enumerated() { try allgatherRows(owned[i].rows, of: table) }
+        let rowGathers = try model.tables.enumerated().map { i, table in
+            try SparseExchange.startAllgatherRows(owned[i].rows, of: table.values, dim: table.dim, comm: comm)
+        }
+        for (i, table) in model.tables.enumerated() { try rowGathers[i].finish(into: &table.values) }
         try CollectiveRequest.waitAll(gathers + [lossRequest])
         communicationSeconds += clock() - t4
         if config.checksumEvery > 0, step % config.checksumEvery == 0 { try verifyReplicas() }

@@ -93,7 +93,14 @@ extension SparseExchange {
         let dim = local.dim
         var perOwner = [Int](repeating: 0, count: comm.size)
         for row in mine.rows { perOwner[layout.owner(of: row)] += 1 }
-        let receiveCounts = try comm.alltoall(perOwner)
+        // Counts by one point-to-point round (a blocking alltoall would be two collectives).
+        var receiveCounts = [Int](repeating: 0, count: comm.size)
+        let ones = [Int](repeating: 1, count: comm.size)
+        try perOwner.withUnsafeBufferPointer { send in
+            try receiveCounts.withUnsafeMutableBufferPointer {
+                try comm.startAlltoallv(send, sendCounts: ones, into: $0, receiveCounts: ones).wait()
+            }
+        }
         let pending = PendingOwnerRows<T>(
             dim: dim, sendCount: mine.rows.count, receiveCount: receiveCounts.reduce(0, +))
         // Counting sort by owner keeps each owner's rows ascending.
@@ -109,6 +116,81 @@ extension SparseExchange {
             }
         }
         try pending.start(comm: comm, sendCounts: perOwner, receiveCounts: receiveCounts)
+        return pending
+    }
+}
+
+/// A started allgather of updated embedding rows (`SparseExchange.startAllgatherRows`):
+/// `finish()` waits and writes the other ranks' rows into the table.
+public final class PendingRowGather<T: Real> {
+    private let dim: Int, rank: Int
+    private let counts: [Int]
+    private let rows: UnsafeMutableBufferPointer<Int64>, values: UnsafeMutableBufferPointer<T>
+    private var requests: [CollectiveRequest] = []
+
+    fileprivate init(dim: Int, rank: Int, counts: [Int]) {
+        self.dim = dim
+        self.rank = rank
+        self.counts = counts
+        let total = counts.reduce(0, +)
+        rows = .allocate(capacity: Swift.max(total, 1))
+        values = .allocate(capacity: Swift.max(total * dim, 1))
+    }
+
+    fileprivate func start(comm: Communicator, mine: [Int64], table: [T]) throws {
+        let total = counts.reduce(0, +)
+        let first = exclusiveSum(counts)[rank]
+        table.withUnsafeBufferPointer { v in
+            for (i, row) in mine.enumerated() {
+                rows[first + i] = row
+                (values.baseAddress! + (first + i) * dim).update(from: v.baseAddress! + Int(row) * dim, count: dim)
+            }
+        }
+        let rowBuffer = UnsafeMutableBufferPointer<Int64>(start: rows.baseAddress, count: total)
+        let valueBuffer = UnsafeMutableBufferPointer<T>(start: values.baseAddress, count: total * dim)
+        let valueCounts: [Int] = counts.map { $0 * dim }
+        let rowRequest: CollectiveRequest = try comm.startAllgatherv(inPlace: rowBuffer, counts: counts)
+        requests.append(rowRequest)
+        let valueRequest: CollectiveRequest = try comm.startAllgatherv(inPlace: valueBuffer, counts: valueCounts)
+        requests.append(valueRequest)
+    }
+
+    /// Waits for every rank's rows and writes them into `table` (this rank's rows are already there).
+    public func finish(into table: inout [T]) throws {
+        try CollectiveRequest.waitAll(requests)
+        let first = exclusiveSum(counts)[rank]
+        let skip = first..<first + counts[rank]
+        let total = counts.reduce(0, +)
+        table.withUnsafeMutableBufferPointer { v in
+            for i in 0..<total where !skip.contains(i) {
+                (v.baseAddress! + Int(rows[i]) * dim).update(from: values.baseAddress! + i * dim, count: dim)
+            }
+        }
+    }
+
+    deinit {
+        try? CollectiveRequest.waitAll(requests)
+        requests = []
+        rows.deallocate()
+        values.deallocate()
+    }
+}
+
+extension SparseExchange {
+    /// Starts sending the new values of `rows` (rows this rank owns and updated in `table`,
+    /// rows × dim) to every rank: the counts go in one point-to-point round, then rows and values
+    /// without blocking. Collective; 2+ ranks.
+    @_specialize(where T == Float)
+    public static func startAllgatherRows<T: Real>(
+        _ rows: [Int64], of table: [T], dim: Int, comm: Communicator
+    ) throws -> PendingRowGather<T> {
+        var counts = [Int](repeating: 0, count: comm.size)
+        counts[comm.rank] = rows.count
+        try counts.withUnsafeMutableBufferPointer {
+            try comm.startAllgatherv(inPlace: $0, counts: [Int](repeating: 1, count: comm.size)).wait()
+        }
+        let pending = PendingRowGather<T>(dim: dim, rank: comm.rank, counts: counts)
+        try pending.start(comm: comm, mine: rows, table: table)
         return pending
     }
 }
