@@ -10,16 +10,29 @@ import CMPI
 // Sums are taken in rank order (part from rank 0 + rank 1 + …), so they are deterministic.
 //
 // Every rank must start the same non-blocking collectives in the same order (as with blocking
-// collectives); messages of one kind between two ranks match in the order they were started.
+// collectives); messages of one kind and tag between two ranks match in the order they were
+// started. Collectives that ranks may start in different orders (e.g. as each rank's transfers
+// happen to complete) need distinct `tag`s.
 
-/// Message tags of the point-to-point collectives (one per kind; MPI guarantees ≥ 32767).
+/// Message tags of the point-to-point collectives: one range per kind, offset by the caller's
+/// `tag` (0 ..< `Communicator.nonblockingTagLimit`; MPI guarantees tags up to 32767).
 @usableFromInline enum NonblockingTag {
-    @usableFromInline static let reduceScatter: Int32 = 21_001
-    @usableFromInline static let allgatherv: Int32 = 21_002
-    @usableFromInline static let alltoallv: Int32 = 21_003
+    @usableFromInline static let reduceScatter: Int32 = 1_000
+    @usableFromInline static let allgatherv: Int32 = 11_000
+    @usableFromInline static let alltoallv: Int32 = 21_000
+
+    @usableFromInline static func tag(_ base: Int32, _ tag: Int, call: String) throws -> Int32 {
+        guard (0..<Communicator.nonblockingTagLimit).contains(tag) else {
+            throw CollectiveError(call: call, message: "tag \(tag) outside 0..<\(Communicator.nonblockingTagLimit)")
+        }
+        return base + Int32(tag)
+    }
 }
 
 extension Communicator {
+    /// `tag`s of the non-blocking collectives are in `0..<nonblockingTagLimit`.
+    public static let nonblockingTagLimit = 10_000
+
     /// Starts sending and receiving contiguous pieces: `sends[q]` goes to rank q and `receives[q]`
     /// comes from rank q (this rank's own entries are skipped), each in messages of at most
     /// `chunk` elements. Receives are posted first.
@@ -83,12 +96,14 @@ extension Communicator {
     /// taken in rank order. Any size (messages are chunked at `maxElementsPerCall`).
     ///
     /// Traffic: each rank sends every other rank its part once; it stages `(size − 1) ×
-    /// counts[rank]` elements and reduces them when the request completes.
+    /// counts[rank]` elements and reduces them when the request completes. `tag` (see
+    /// `nonblockingTagLimit`) separates reduce-scatters that ranks may start in different orders.
     public func startReduceScatter<T: MPIScalar>(
         _ send: UnsafeBufferPointer<T>, into receive: UnsafeMutableBufferPointer<T>, counts: [Int],
-        op: ReduceOp = .sum
+        op: ReduceOp = .sum, tag: Int = 0
     ) throws -> CollectiveRequest {
         let call = "startReduceScatter"
+        let messageTag = try NonblockingTag.tag(NonblockingTag.reduceScatter, tag, call: call)
         guard counts.count == size, counts.allSatisfy({ $0 >= 0 }), counts.reduce(0, +) == send.count,
             receive.count == counts[rank]
         else {
@@ -108,7 +123,7 @@ extension Communicator {
         let staging = StagingBuffer<T>(count: mine * size)  // slot q holds rank q's contribution
         let slots = (0..<size).map { UnsafeMutableBufferPointer(rebasing: staging.buffer[$0 * mine..<($0 + 1) * mine]) }
         let sends = (0..<size).map { UnsafeBufferPointer(rebasing: send[offsets[$0]..<offsets[$0] + counts[$0]]) }
-        let requests = try postExchange(sends: sends, receives: slots, tag: NonblockingTag.reduceScatter, call: call)
+        let requests = try postExchange(sends: sends, receives: slots, tag: messageTag, call: call)
         let rank = self.rank, size = self.size
         let finish: () throws -> Void = { [self] in
             guard mine > 0 else { return }
@@ -127,10 +142,11 @@ extension Communicator {
     /// Starts the non-blocking form of `allgatherv(inPlace:counts:)`: `buffer` holds
     /// `counts[0]` elements of rank 0, then `counts[1]` of rank 1, …; this rank's part is already
     /// in place and the others arrive at their offsets. Any size (chunked).
-    public func startAllgatherv<T: MPIScalar>(inPlace buffer: UnsafeMutableBufferPointer<T>, counts: [Int]) throws
-        -> CollectiveRequest
-    {
+    public func startAllgatherv<T: MPIScalar>(
+        inPlace buffer: UnsafeMutableBufferPointer<T>, counts: [Int], tag: Int = 0
+    ) throws -> CollectiveRequest {
         let call = "startAllgatherv(inPlace:)"
+        let messageTag = try NonblockingTag.tag(NonblockingTag.allgatherv, tag, call: call)
         guard counts.count == size, counts.allSatisfy({ $0 >= 0 }), counts.reduce(0, +) == buffer.count else {
             throw CollectiveError(
                 call: call, message: "counts \(counts) must have \(size) non-negative entries summing to \(buffer.count)")
@@ -141,7 +157,7 @@ extension Communicator {
         let own = UnsafeBufferPointer(parts[rank])
         let requests = try postExchange(
             sends: [UnsafeBufferPointer<T>](repeating: own, count: size), receives: parts,
-            tag: NonblockingTag.allgatherv, call: call)
+            tag: messageTag, call: call)
         return CollectiveRequest(call: call, requests: requests)
     }
 
@@ -153,9 +169,10 @@ extension Communicator {
     /// This rank's own block is copied at once. Any size (chunked).
     public func startAlltoallv<T: MPIScalar>(
         _ send: UnsafeBufferPointer<T>, sendCounts: [Int], into receive: UnsafeMutableBufferPointer<T>,
-        receiveCounts: [Int]
+        receiveCounts: [Int], tag: Int = 0
     ) throws -> CollectiveRequest {
         let call = "startAlltoallv"
+        let messageTag = try NonblockingTag.tag(NonblockingTag.alltoallv, tag, call: call)
         guard sendCounts.count == size, receiveCounts.count == size,
             sendCounts.allSatisfy({ $0 >= 0 }), receiveCounts.allSatisfy({ $0 >= 0 }),
             sendCounts.reduce(0, +) == send.count, receiveCounts.reduce(0, +) == receive.count,
@@ -176,7 +193,7 @@ extension Communicator {
             dst.update(from: src, count: sendCounts[rank])
         }
         if isLocal || size == 1 { return .completed(call) }
-        let requests = try postExchange(sends: sends, receives: receives, tag: NonblockingTag.alltoallv, call: call)
+        let requests = try postExchange(sends: sends, receives: receives, tag: messageTag, call: call)
         return CollectiveRequest(call: call, requests: requests)
     }
 

@@ -88,6 +88,10 @@ public final class DataParallelTrainer<Model: TrainableModel> {
     /// reduce-scatter.
     private var bucketReady: [Int]
     private var bucketRequests: [CollectiveRequest?]
+    /// Per bucket in the current step: the started allgather of its updated values.
+    private var gatherRequests: [CollectiveRequest?]
+    /// Learning rate and optimizer step of the step in progress (overlapped mode).
+    private var pendingStep = (lr: 0.0, t: 0)
     /// The step's loss, allreduced without blocking.
     private let lossBuffer = UnsafeMutableBufferPointer<Double>.allocate(capacity: 1)
     /// Overlap the exchange with backward (from `config.overlapCommunication`; benchmarks switch
@@ -106,8 +110,8 @@ public final class DataParallelTrainer<Model: TrainableModel> {
     public private(set) var updateSeconds = 0.0
     /// Seconds spent inside backward starting and driving transfers (overlapped mode), cumulative.
     public private(set) var progressSeconds = 0.0
-    /// Dense buckets exchanged, and those of them whose reduce-scatter had completed when backward
-    /// ended (fully hidden behind compute), cumulative (overlapped mode).
+    /// Dense buckets exchanged, and those of them that were reduced, updated and had their
+    /// allgather started before backward ended (hidden behind compute), cumulative (overlapped mode).
     public private(set) var bucketsExchanged = 0, bucketsHidden = 0
 
     /// Starts from the model's current parameters, made identical on every rank by a broadcast
@@ -124,6 +128,7 @@ public final class DataParallelTrainer<Model: TrainableModel> {
         shardOffsets = exclusiveSum(denseLayout.buckets.map { $0.counts[comm.rank] })
         bucketReady = [Int](repeating: 0, count: denseLayout.buckets.count)
         bucketRequests = [CollectiveRequest?](repeating: nil, count: denseLayout.buckets.count)
+        gatherRequests = [CollectiveRequest?](repeating: nil, count: denseLayout.buckets.count)
         overlapsCommunication = config.overlapCommunication
         rowLayouts = model.tables.map { RowShardLayout(rows: $0.rows, size: comm.size) }
         sparseOptimizers = zip(model.tables, rowLayouts).map { table, layout in
@@ -177,63 +182,63 @@ public final class DataParallelTrainer<Model: TrainableModel> {
     }
 
     deinit {
-        for request in bucketRequests { try? request?.wait() }
+        for request in bucketRequests + gatherRequests { try? request?.wait() }
         gradientShard.deallocate()
         lossBuffer.deallocate()
     }
 
-    /// `step` with communication overlapped (2+ ranks): each dense bucket's reduce-scatter starts
-    /// as soon as backward has finished its gradients and is driven between layers; the sparse
-    /// rows travel to their owners while the dense update runs; the updated dense values are
-    /// allgathered while the embedding rows are updated and exchanged.
+    /// `step` with communication overlapped (2+ ranks), bucket by bucket: a bucket's gradient
+    /// reduce-scatter starts as soon as backward has finished all its gradients; once its summed
+    /// part has arrived, this rank updates that part and starts allgathering the new values —
+    /// while backward goes on with earlier layers (transfers are driven between layers). The
+    /// embedding rows travel to their owners while the last dense buckets are updated, and are
+    /// updated and sent back while the dense values arrive.
     @_specialize(where Model == CrossMMoEModel<Float>)
     private func overlappedStep(_ localBatch: Model.Batch, globalBatchSize: Int) throws -> Double {
         let store = model.parameters
         let start = clock()
         store.zeroGrads()
-        for b in bucketReady.indices { (bucketReady[b], bucketRequests[b]) = (0, nil) }
+        for b in bucketReady.indices { (bucketReady[b], bucketRequests[b], gatherRequests[b]) = (0, nil, nil) }
+        pendingStep = (lr: config.schedule.rate(at: step + 1), t: denseOptimizer.t + 1)
         var failure: (any Error)?
-        var progress = 0.0
+        var progress = 0.0, updating = 0.0
         let (localLoss, sparse) = model.lossAndGradients(
             localBatch, normalizer: T(globalBatchSize), step: step + 1
         ) { range in
             guard failure == nil else { return }
             let p0 = clock()
-            do { try gradientsReady(range) } catch { failure = error }
+            do { updating += try gradientsReady(range) } catch { failure = error }
             progress += clock() - p0
         }
         if let failure { throw failure }
         let t0 = clock()
         computeSeconds += t0 - start - progress
-        progressSeconds += progress
+        progressSeconds += progress - updating
+        updateSeconds += updating
+        bucketsHidden += gatherRequests.filter { $0 != nil }.count
+        bucketsExchanged += bucketRequests.count
         // Buckets the model did not report start now, in bucket order (the same on every rank).
         for b in bucketRequests.indices where bucketRequests[b] == nil { try startBucket(b) }
-        let requests = bucketRequests.map { $0! }
-        bucketsHidden += requests.filter(\.isComplete).count
-        bucketsExchanged += requests.count
         lossBuffer[0] = localLoss
         let lossRequest = try comm.startAllreduce(lossBuffer)
         let pending = try zip(sparse, rowLayouts).map {
             try SparseExchange.startReduceToOwners($0, layout: $1, comm: comm)
         }
-        try CollectiveRequest.waitAll(requests)
-        let t1 = clock()
-        communicationSeconds += t1 - t0
+        var waiting = clock() - t0
+        for b in bucketRequests.indices where gatherRequests[b] == nil {
+            let w0 = clock()
+            try bucketRequests[b]!.wait()
+            waiting += clock() - w0
+            updateSeconds += try updateAndGather(b)
+        }
         step += 1
         _ = rng.next()
-        let lr = config.schedule.rate(at: step)
-        denseOptimizer.update(values: store.values, ranges: ownedRanges, grads: gradientShard.baseAddress!, lr: lr)
+        denseOptimizer.t = pendingStep.t
+        let lr = pendingStep.lr
         let t2 = clock()
-        updateSeconds += t2 - t1
-        let values = store.values
-        let gathers = try denseLayout.buckets.map { bucket in
-            try comm.startAllgatherv(
-                inPlace: UnsafeMutableBufferPointer(rebasing: values[bucket.start..<bucket.start + bucket.count]),
-                counts: bucket.counts)
-        }
         let owned = try pending.map { try $0.finish() }
         let t3 = clock()
-        communicationSeconds += t3 - t2
+        communicationSeconds += waiting + (t3 - t2)
         for (i, table) in model.tables.enumerated() {
             let layout = rowLayouts[i]
             sparseOptimizers[i].updateRows(
@@ -246,16 +251,18 @@ public final class DataParallelTrainer<Model: TrainableModel> {
             try SparseExchange.startAllgatherRows(owned[i].rows, of: table.values, dim: table.dim, comm: comm)
         }
         for (i, table) in model.tables.enumerated() { try rowGathers[i].finish(into: &table.values) }
-        try CollectiveRequest.waitAll(gathers + [lossRequest])
+        try CollectiveRequest.waitAll(gatherRequests.map { $0! } + [lossRequest])
         communicationSeconds += clock() - t4
         if config.checksumEvery > 0, step % config.checksumEvery == 0 { try verifyReplicas() }
         return lossBuffer[0]
     }
 
-    /// Backward has finished the dense gradients in `range`: starts every bucket that is now
-    /// complete and drives the transfers in flight.
-    private func gradientsReady(_ range: Range<Int>) throws {
-        guard !range.isEmpty else { return }
+    /// Backward has finished the dense gradients in `range` (and no longer reads their values):
+    /// starts every bucket that is now complete, drives the transfers in flight, and updates and
+    /// starts gathering every bucket whose summed gradients have arrived. Returns the seconds
+    /// spent updating.
+    private func gradientsReady(_ range: Range<Int>) throws -> Double {
+        guard !range.isEmpty else { return 0 }
         precondition(
             range.lowerBound >= 0 && range.upperBound <= denseLayout.count,
             "gradientsReady: \(range) outside the \(denseLayout.count) parameters")
@@ -268,7 +275,36 @@ public final class DataParallelTrainer<Model: TrainableModel> {
             precondition(bucketReady[b] <= bucket.count, "gradientsReady: gradients of bucket \(b) reported twice")
             if bucketReady[b] == bucket.count { try startBucket(b) }
         }
-        for request in bucketRequests { try request?.test() }
+        var updating = 0.0
+        for b in bucketRequests.indices {
+            if let gather = gatherRequests[b] {
+                try gather.test()
+            } else if let request = bucketRequests[b], try request.test() {
+                updating += try updateAndGather(b)
+            }
+        }
+        return updating
+    }
+
+    /// Bucket `b`'s summed gradients have arrived: updates this rank's part of it and starts the
+    /// allgather of the bucket's new values. Returns the seconds spent updating.
+    private func updateAndGather(_ b: Int) throws -> Double {
+        let bucket = denseLayout.buckets[b]
+        let u0 = clock()
+        let mine = bucket.counts[comm.rank]
+        if mine > 0 {
+            denseOptimizer.update(
+                values: model.parameters.values.baseAddress! + bucket.start + bucket.counts[..<comm.rank].reduce(0, +),
+                grads: gradientShard.baseAddress! + shardOffsets[b], count: mine, stateOffset: shardOffsets[b],
+                lr: pendingStep.lr, step: pendingStep.t)
+        }
+        let updating = clock() - u0
+        let values = model.parameters.values
+        // Ranks update buckets as their transfers complete, so in different orders: a tag per bucket.
+        gatherRequests[b] = try comm.startAllgatherv(
+            inPlace: UnsafeMutableBufferPointer(rebasing: values[bucket.start..<bucket.start + bucket.count]),
+            counts: bucket.counts, tag: b % (Communicator.nonblockingTagLimit - 1))
+        return updating
     }
 
     /// Starts the reduce-scatter of bucket `b` into this rank's part of `gradientShard`.
@@ -279,7 +315,7 @@ public final class DataParallelTrainer<Model: TrainableModel> {
             UnsafeBufferPointer(rebasing: grads[bucket.start..<bucket.start + bucket.count]),
             into: UnsafeMutableBufferPointer(
                 rebasing: gradientShard[shardOffsets[b]..<shardOffsets[b] + bucket.counts[comm.rank]]),
-            counts: bucket.counts)
+            counts: bucket.counts, tag: b % (Communicator.nonblockingTagLimit - 1))
     }
 
     /// Checks that every rank holds the same parameters, tables and optimizer step; throws

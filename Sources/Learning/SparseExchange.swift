@@ -120,6 +120,9 @@ extension SparseExchange {
     }
 }
 
+/// The tag of the row allgathers (the trainer tags its dense buckets below it).
+private let rowTag = Communicator.nonblockingTagLimit - 1
+
 /// A started allgather of updated embedding rows (`SparseExchange.startAllgatherRows`):
 /// `finish()` waits and writes the other ranks' rows into the table.
 public final class PendingRowGather<T: Real> {
@@ -149,9 +152,9 @@ public final class PendingRowGather<T: Real> {
         let rowBuffer = UnsafeMutableBufferPointer<Int64>(start: rows.baseAddress, count: total)
         let valueBuffer = UnsafeMutableBufferPointer<T>(start: values.baseAddress, count: total * dim)
         let valueCounts: [Int] = counts.map { $0 * dim }
-        let rowRequest: CollectiveRequest = try comm.startAllgatherv(inPlace: rowBuffer, counts: counts)
+        let rowRequest: CollectiveRequest = try comm.startAllgatherv(inPlace: rowBuffer, counts: counts, tag: rowTag)
         requests.append(rowRequest)
-        let valueRequest: CollectiveRequest = try comm.startAllgatherv(inPlace: valueBuffer, counts: valueCounts)
+        let valueRequest: CollectiveRequest = try comm.startAllgatherv(inPlace: valueBuffer, counts: valueCounts, tag: rowTag)
         requests.append(valueRequest)
     }
 
@@ -187,7 +190,7 @@ extension SparseExchange {
         var counts = [Int](repeating: 0, count: comm.size)
         counts[comm.rank] = rows.count
         try counts.withUnsafeMutableBufferPointer {
-            try comm.startAllgatherv(inPlace: $0, counts: [Int](repeating: 1, count: comm.size)).wait()
+            try comm.startAllgatherv(inPlace: $0, counts: [Int](repeating: 1, count: comm.size), tag: rowTag).wait()
         }
         let pending = PendingRowGather<T>(dim: dim, rank: comm.rank, counts: counts)
         try pending.start(comm: comm, mine: rows, table: table)

@@ -86,6 +86,35 @@ extension SelfTestCollectives {
         try expect(sums == (0..<17).map { Float(p * (p + 1) / 2) * Float($0) }, "startAllreduce \(sums)")
         try expect(again == partD, "reduce-scatter overlapped with an allreduce")
 
+        // Tags: even ranks start two allgathers in one order, odd ranks in the other; distinct
+        // tags keep their messages apart.
+        var first = [Int64](repeating: -1, count: p * 3), second = [Int64](repeating: -1, count: p * 2)
+        for j in 0..<3 { first[r * 3 + j] = Int64(r * 10 + j) }
+        for j in 0..<2 { second[r * 2 + j] = Int64(-r * 10 - j) }
+        try first.withUnsafeMutableBufferPointer { f in
+            try second.withUnsafeMutableBufferPointer { s in
+                let a: CollectiveRequest, b: CollectiveRequest
+                if r % 2 == 0 {
+                    a = try comm.startAllgatherv(inPlace: f, counts: [Int](repeating: 3, count: p), tag: 7)
+                    b = try comm.startAllgatherv(inPlace: s, counts: [Int](repeating: 2, count: p), tag: 8)
+                } else {
+                    b = try comm.startAllgatherv(inPlace: s, counts: [Int](repeating: 2, count: p), tag: 8)
+                    a = try comm.startAllgatherv(inPlace: f, counts: [Int](repeating: 3, count: p), tag: 7)
+                }
+                try CollectiveRequest.waitAll([b, a])
+            }
+        }
+        try expect(first == (0..<p).flatMap { q in (0..<3).map { Int64(q * 10 + $0) } }, "tagged allgather \(first)")
+        try expect(second == (0..<p).flatMap { q in (0..<2).map { Int64(-q * 10 - $0) } }, "tagged allgather \(second)")
+        do {
+            _ = try first.withUnsafeMutableBufferPointer {
+                try comm.startAllgatherv(inPlace: $0, counts: [Int](repeating: 3, count: p), tag: Communicator.nonblockingTagLimit)
+            }
+            try expect(false, "a tag beyond the limit should throw")
+        } catch let e as CollectiveError {
+            try expect(e.call == "startAllgatherv(inPlace:)", "error names the call: \(e)")
+        }
+
         // Wrong counts are an error naming the call.
         do {
             _ = try inputD.withUnsafeBufferPointer { inp in
