@@ -67,6 +67,14 @@ public struct TrainerConfig: Sendable, Equatable {
 /// them and send the new rows to every rank; no table is ever densified. Replicas stay
 /// identical — checked by a checksum every `checksumEvery` steps (`ReplicaDivergenceError`
 /// names the diverged rank). Results equal a one-rank run up to the order of float sums.
+///
+/// On 2+ ranks communication overlaps computation by default (`overlapsCommunication`, as
+/// Horovod and PyTorch DDP do): the model reports each layer's gradient range as backward
+/// finishes it (`lossAndGradients(_:normalizer:step:gradientsReady:)`), a bucket's non-blocking
+/// reduce-scatter starts as soon as all of it is reported, transfers are driven between layers
+/// (OpenMPI has no progress thread on shared memory), and a bucket whose sums have arrived is
+/// updated and its allgather started while backward continues. Per-phase times:
+/// `computeSeconds`, `progressSeconds`, `communicationSeconds`, `updateSeconds`.
 public final class DataParallelTrainer<Model: TrainableModel> {
     public typealias T = Model.Scalar
     public let model: Model
