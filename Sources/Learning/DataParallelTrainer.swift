@@ -96,8 +96,6 @@ public final class DataParallelTrainer<Model: TrainableModel> {
     /// reduce-scatter.
     private var bucketReady: [Int]
     private var bucketRequests: [CollectiveRequest?]
-    /// Buckets in the order their reduce-scatters started this step.
-    private var startOrder: [Int] = []
     /// Per bucket in the current step: the started allgather of its updated values.
     private var gatherRequests: [CollectiveRequest?]
     /// Learning rate and optimizer step of the step in progress (overlapped mode).
@@ -209,7 +207,6 @@ public final class DataParallelTrainer<Model: TrainableModel> {
         let start = clock()
         store.zeroGrads()
         for b in bucketReady.indices { (bucketReady[b], bucketRequests[b], gatherRequests[b]) = (0, nil, nil) }
-        startOrder.removeAll(keepingCapacity: true)
         pendingStep = (lr: config.schedule.rate(at: step + 1), t: denseOptimizer.t + 1)
         var failure: (any Error)?
         var progress = 0.0, updating = 0.0
@@ -286,21 +283,13 @@ public final class DataParallelTrainer<Model: TrainableModel> {
             precondition(bucketReady[b] <= bucket.count, "gradientsReady: gradients of bucket \(b) reported twice")
             if bucketReady[b] == bucket.count { try startBucket(b) }
         }
-        // Every MPI_Test of an unfinished request runs MPI's progress engine once (which moves all
-        // transfers; under oversubscription it may also yield the core), so test the reductions
-        // in the order they started and stop at the first unfinished one.
         var updating = 0.0
-        var progressed = false
-        for b in startOrder where gatherRequests[b] == nil {
-            if try bucketRequests[b]!.test() {
+        for b in bucketRequests.indices {
+            if let gather = gatherRequests[b] {
+                try gather.test()
+            } else if let request = bucketRequests[b], try request.test() {
                 updating += try updateAndGather(b)
-            } else {
-                progressed = true
-                break
             }
-        }
-        if !progressed, let gather = gatherRequests.first(where: { $0 != nil && !$0!.isComplete }) {
-            try gather!.test()
         }
         return updating
     }
@@ -328,7 +317,6 @@ public final class DataParallelTrainer<Model: TrainableModel> {
 
     /// Starts the reduce-scatter of bucket `b` into this rank's part of `gradientShard`.
     private func startBucket(_ b: Int) throws {
-        startOrder.append(b)
         let bucket = denseLayout.buckets[b]
         let grads = model.parameters.grads
         bucketRequests[b] = try comm.startReduceScatter(
