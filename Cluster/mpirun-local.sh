@@ -5,6 +5,9 @@
 # - more ranks than cores needs --oversubscribe;
 # - several ranks on one node must not each start a BLAS thread per core
 #   (OPENBLAS_NUM_THREADS=1 unless the caller set it).
+# - ranks float over the cores (--bind-to none) unless MOSAIC_BIND_TO says otherwise, e.g.
+#   MOSAIC_BIND_TO=core pins each rank to a core (benchmarks on a dedicated machine; with more
+#   ranks than cores the binding is allowed to overload them).
 set -euo pipefail
 if [ "$#" -lt 1 ] || [ "$1" = "--help" ] || [ "$1" = "-h" ]; then
   echo "usage: Cluster/mpirun-local.sh [-np N] PROGRAM [ARGS...]   (default N = 2)"
@@ -12,7 +15,9 @@ if [ "$#" -lt 1 ] || [ "$1" = "--help" ] || [ "$1" = "-h" ]; then
 fi
 np=2
 if [ "$1" = "-np" ] || [ "$1" = "-n" ]; then np="$2"; shift 2; fi
-extra=(--oversubscribe --bind-to none)
+bind="${MOSAIC_BIND_TO:-none}"
+if [ "$bind" != "none" ] && [ "$np" -gt "$(nproc)" ]; then bind="$bind:overload-allowed"; fi
+extra=(--oversubscribe --bind-to "$bind")
 if [ "$(id -u)" = "0" ]; then extra+=(--allow-run-as-root); fi
 export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
 exec mpirun -np "$np" "${extra[@]}" -x OPENBLAS_NUM_THREADS "$@"

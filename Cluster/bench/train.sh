@@ -4,11 +4,13 @@
 #   2. Swift 1 rank × 2 BLAS threads, beside PyTorch CPU with 2 threads;
 #   3. Swift 2 ranks × 1 thread (data parallel) on the same global batch (strong scaling), which
 #      prints the full table with 1 and 2 and the scaling ratios, plus the gradient exchange's
-#      bandwidth beside raw MPI_Allreduce;
+#      bandwidth beside raw MPI_Allreduce; rounds alternate between the exchange overlapped with
+#      backward (the trainer's default) and the blocking exchange after backward (A/B);
 #   4. Swift 2 ranks × 1 thread with the batch per rank (weak scaling, Horovod's convention).
 #
 #   Cluster/bench/train.sh [extra `mosaic bench train` options, e.g. --steps 30]
 #
+# MOSAIC_BIND_TO=core pins each rank to a core (Cluster/mpirun-local.sh; default: not bound).
 # Creates `.venv-bench` (gitignored) with torch on first use (Cluster/bench/torch-peer-env.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -26,6 +28,6 @@ if [ "${#peer[@]}" -gt 0 ]; then
             --earlier "PyTorch CPU, 1 process|1 × 2|$(echo "$two" | eps PEER_EPS)")
 fi
 Cluster/mpirun-local.sh -np 2 .build/release/mosaic bench train --threads 1 --baseline-eps "$(echo "$one" | eps SWIFT_EPS)" \
-  "${earlier[@]}" "$@"
+  --exchange both "${earlier[@]}" "$@"
 Cluster/mpirun-local.sh -np 2 .build/release/mosaic bench train --threads 1 --per-rank-batch --skip-bandwidth \
   --baseline-eps "$(echo "$one" | eps SWIFT_EPS)" "$@"

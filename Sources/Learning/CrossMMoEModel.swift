@@ -62,6 +62,24 @@ public final class CrossMMoEModel<T: Real>: TrainableModel {
     public func lossAndGradients(_ batch: ClickBatch<T>, normalizer: T, step: Int) -> (
         loss: Double, sparse: [SparseRows<T>]
     ) {
+        lossAndGradients(batch, normalizer: normalizer, step: step, gradientsReady: { _ in })
+    }
+
+    /// Parameter ranges in the order backward finishes them: towers, gates, experts 0…E−1, then
+    /// cross layers L−1…0 (computed once).
+    private lazy var backwardRanges: (towers: Range<Int>, gates: Range<Int>, experts: [Range<Int>], cross: [Range<Int>]) = (
+        parameters.range(prefix: "mmoe.tower"), parameters.range(prefix: "mmoe.gate"),
+        (0..<config.experts).map { parameters.range(prefix: "mmoe.expert\($0).") },
+        (0..<config.crossLayers).map { parameters.range(prefix: "cross.\($0).") }
+    )
+
+    /// `lossAndGradients`, reporting each layer's dense gradient range to `gradientsReady` as soon
+    /// as backward has finished it (MMoE towers and gates, each expert, each cross layer from the
+    /// last): the data-parallel trainer starts exchanging those buckets while backward goes on.
+    @_specialize(where T == Float)
+    public func lossAndGradients(
+        _ batch: ClickBatch<T>, normalizer: T, step: Int, gradientsReady: (Range<Int>) -> Void
+    ) -> (loss: Double, sparse: [SparseRows<T>]) {
         let logits = predict(batch, training: true, step: step)
         var loss = 0.0
         var dOuts: [Tensor<T>] = []
@@ -71,9 +89,17 @@ public final class CrossMMoEModel<T: Real>: TrainableModel {
             loss += Double(l)
             dOuts.append(Tensor(rows: batch.count, cols: 1, data: g))
         }
-        var dh = mmoe.backward(dOuts)
+        let ranges = backwardRanges
+        var dh = mmoe.backward(dOuts) { part in
+            switch part {
+            case .towersAndGates:
+                gradientsReady(ranges.towers)
+                gradientsReady(ranges.gates)
+            case .expert(let e): gradientsReady(ranges.experts[e])
+            }
+        }
         dh = dropout.backward(dh)
-        let dx0 = cross.backward(dh)
+        let dx0 = cross.backward(dh) { gradientsReady(ranges.cross[$0]) }
         let parts = dx0.split([config.fields * config.dim, config.denseWidth])
         return (loss, [table.backward(parts[0])])
     }

@@ -123,7 +123,12 @@ public final class CrossNetwork<T: Real>: Layer {
     }
 
     @_specialize(where T == Float)
-    public func backward(_ dy: Tensor<T>) -> Tensor<T> {
+    public func backward(_ dy: Tensor<T>) -> Tensor<T> { backward(dy, afterLayer: { _ in }) }
+
+    /// `backward(_:)`, calling `afterLayer(l)` as soon as layer l's parameter gradients are final
+    /// (layers in reverse order), e.g. so that a data-parallel trainer can start sending them.
+    @_specialize(where T == Float)
+    public func backward(_ dy: Tensor<T>, afterLayer: (Int) -> Void) -> Tensor<T> {
         let n = dy.rows, d = width
         var dx0 = [T](repeating: 0, count: n * d)
         var g0 = dy  // dL/dx_{l+1}
@@ -234,6 +239,7 @@ public final class CrossNetwork<T: Real>: Layer {
                 }
             }
             g0 = Tensor(rows: n, cols: d, data: dxl)
+            afterLayer(l)
         }
         // x0 is also x_0: the first layer's input gradient adds to the ⊙ x0 paths.
         for i in 0..<n * d { g0.data[i] += dx0[i] }

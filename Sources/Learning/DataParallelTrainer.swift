@@ -14,6 +14,24 @@ public protocol TrainableModel: AnyObject {
     /// divided by `normalizer` (the global batch size). Adds dense gradients into `parameters`;
     /// returns this rank's loss share and one sparse gradient per table.
     func lossAndGradients(_ batch: Batch, normalizer: Scalar, step: Int) -> (loss: Double, sparse: [SparseRows<Scalar>])
+    /// The same, calling `gradientsReady(range)` as soon as the dense gradients in `range` of
+    /// `parameters` are final; the ranges are disjoint, each reported once, in the same order on
+    /// every rank. The data-parallel trainer starts exchanging a bucket as soon as all of it has
+    /// been reported (overlapping communication with the rest of backward), and drives the
+    /// transfers in flight at each call. The default reports everything after backward.
+    func lossAndGradients(
+        _ batch: Batch, normalizer: Scalar, step: Int, gradientsReady: (Range<Int>) -> Void
+    ) -> (loss: Double, sparse: [SparseRows<Scalar>])
+}
+
+extension TrainableModel {
+    public func lossAndGradients(
+        _ batch: Batch, normalizer: Scalar, step: Int, gradientsReady: (Range<Int>) -> Void
+    ) -> (loss: Double, sparse: [SparseRows<Scalar>]) {
+        let result = lossAndGradients(batch, normalizer: normalizer, step: step)
+        gradientsReady(0..<parameters.count)
+        return result
+    }
 }
 
 /// Trainer settings.
@@ -26,8 +44,12 @@ public struct TrainerConfig: Sendable, Equatable {
     public var sparseRateScale = 1.0
     /// Replica checksum every N steps (0 = never).
     public var checksumEvery = 50
-    /// Allreduce bucket in elements.
-    public var bucketElements = 1 << 20
+    /// Dense exchange bucket in elements (one reduce-scatter and one allgatherv each). Smaller
+    /// buckets start earlier during backward; larger ones cost fewer calls.
+    public var bucketElements = 1 << 17
+    /// Overlap the dense gradient exchange with backward (each bucket starts as soon as backward
+    /// has finished all its gradients) and the sparse exchange with the dense update.
+    public var overlapCommunication = true
     /// Seed of the trainer's own stream (saved and restored with checkpoints).
     public var seed: UInt64 = 99
 
@@ -45,6 +67,14 @@ public struct TrainerConfig: Sendable, Equatable {
 /// them and send the new rows to every rank; no table is ever densified. Replicas stay
 /// identical — checked by a checksum every `checksumEvery` steps (`ReplicaDivergenceError`
 /// names the diverged rank). Results equal a one-rank run up to the order of float sums.
+///
+/// On 2+ ranks communication overlaps computation by default (`overlapsCommunication`, as
+/// Horovod and PyTorch DDP do): the model reports each layer's gradient range as backward
+/// finishes it (`lossAndGradients(_:normalizer:step:gradientsReady:)`), a bucket's non-blocking
+/// reduce-scatter starts as soon as all of it is reported, transfers are driven between layers
+/// (OpenMPI has no progress thread on shared memory), and a bucket whose sums have arrived is
+/// updated and its allgather started while backward continues. Per-phase times:
+/// `computeSeconds`, `progressSeconds`, `communicationSeconds`, `updateSeconds`.
 public final class DataParallelTrainer<Model: TrainableModel> {
     public typealias T = Model.Scalar
     public let model: Model
@@ -59,8 +89,23 @@ public final class DataParallelTrainer<Model: TrainableModel> {
     /// How each table's rows are split over ranks for the update.
     public let rowLayouts: [RowShardLayout]
     private let ownedRanges: [Range<Int>]
-    /// Summed gradients of the owned dense parts, back to back.
-    private var gradientShard: [T]
+    /// Summed gradients of the owned dense parts, back to back (bucket b's part at `shardOffsets[b]`).
+    private let gradientShard: UnsafeMutableBufferPointer<T>
+    private let shardOffsets: [Int]
+    /// Per bucket in the current step: gradient elements backward has finished, and the started
+    /// reduce-scatter.
+    private var bucketReady: [Int]
+    private var bucketRequests: [CollectiveRequest?]
+    /// Per bucket in the current step: the started allgather of its updated values.
+    private var gatherRequests: [CollectiveRequest?]
+    /// Learning rate and optimizer step of the step in progress (overlapped mode).
+    private var pendingStep = (lr: 0.0, t: 0)
+    /// The step's loss, allreduced without blocking.
+    private let lossBuffer = UnsafeMutableBufferPointer<Double>.allocate(capacity: 1)
+    /// Overlap the exchange with backward (from `config.overlapCommunication`; benchmarks switch
+    /// it between rounds for A/B comparisons). Results equal the blocking exchange up to the
+    /// order of float sums.
+    public var overlapsCommunication: Bool
     /// Steps completed.
     public private(set) var step = 0
     /// The trainer's stream (advanced once per step; for shuffling and sampling by callers).
@@ -71,6 +116,11 @@ public final class DataParallelTrainer<Model: TrainableModel> {
     public private(set) var computeSeconds = 0.0
     /// Seconds spent in optimizer updates, cumulative.
     public private(set) var updateSeconds = 0.0
+    /// Seconds spent inside backward starting and driving transfers (overlapped mode), cumulative.
+    public private(set) var progressSeconds = 0.0
+    /// Dense buckets exchanged, and those of them that were reduced, updated and had their
+    /// allgather started before backward ended (hidden behind compute), cumulative (overlapped mode).
+    public private(set) var bucketsExchanged = 0, bucketsHidden = 0
 
     /// Starts from the model's current parameters, made identical on every rank by a broadcast
     /// from rank 0.
@@ -82,7 +132,12 @@ public final class DataParallelTrainer<Model: TrainableModel> {
             count: model.parameters.count, bucketElements: config.bucketElements, size: comm.size)
         ownedRanges = denseLayout.ownedRanges(rank: comm.rank)
         denseOptimizer = Optimizer(config.dense, count: denseLayout.ownedCount(rank: comm.rank))
-        gradientShard = [T](repeating: 0, count: comm.size > 1 ? denseOptimizer.count : 0)
+        gradientShard = .allocate(capacity: Swift.max(1, comm.size > 1 ? denseOptimizer.count : 0))
+        shardOffsets = exclusiveSum(denseLayout.buckets.map { $0.counts[comm.rank] })
+        bucketReady = [Int](repeating: 0, count: denseLayout.buckets.count)
+        bucketRequests = [CollectiveRequest?](repeating: nil, count: denseLayout.buckets.count)
+        gatherRequests = [CollectiveRequest?](repeating: nil, count: denseLayout.buckets.count)
+        overlapsCommunication = config.overlapCommunication
         rowLayouts = model.tables.map { RowShardLayout(rows: $0.rows, size: comm.size) }
         sparseOptimizers = zip(model.tables, rowLayouts).map { table, layout in
             Optimizer(config.sparse, count: layout.ownedRows(rank: comm.rank) * table.dim)
@@ -97,6 +152,9 @@ public final class DataParallelTrainer<Model: TrainableModel> {
     @discardableResult
     @_specialize(where Model == CrossMMoEModel<Float>)
     public func step(_ localBatch: Model.Batch, globalBatchSize: Int) throws -> Double {
+        if comm.size > 1 && overlapsCommunication {
+            return try overlappedStep(localBatch, globalBatchSize: globalBatchSize)
+        }
         let store = model.parameters
         let start = clock()
         store.zeroGrads()
@@ -114,9 +172,7 @@ public final class DataParallelTrainer<Model: TrainableModel> {
         if comm.size == 1 {
             denseOptimizer.update(values: store.values, grads: store.grads, lr: lr)
         } else {
-            gradientShard.withUnsafeBufferPointer {
-                denseOptimizer.update(values: store.values, ranges: ownedRanges, grads: $0.baseAddress!, lr: lr)
-            }
+            denseOptimizer.update(values: store.values, ranges: ownedRanges, grads: gradientShard.baseAddress!, lr: lr)
         }
         for (i, table) in model.tables.enumerated() {
             let layout = rowLayouts[i]
@@ -133,6 +189,143 @@ public final class DataParallelTrainer<Model: TrainableModel> {
         return loss
     }
 
+    deinit {
+        for request in bucketRequests + gatherRequests { try? request?.wait() }
+        gradientShard.deallocate()
+        lossBuffer.deallocate()
+    }
+
+    /// `step` with communication overlapped (2+ ranks), bucket by bucket: a bucket's gradient
+    /// reduce-scatter starts as soon as backward has finished all its gradients; once its summed
+    /// part has arrived, this rank updates that part and starts allgathering the new values —
+    /// while backward goes on with earlier layers (transfers are driven between layers). The
+    /// embedding rows travel to their owners while the last dense buckets are updated, and are
+    /// updated and sent back while the dense values arrive.
+    @_specialize(where Model == CrossMMoEModel<Float>)
+    private func overlappedStep(_ localBatch: Model.Batch, globalBatchSize: Int) throws -> Double {
+        let store = model.parameters
+        let start = clock()
+        store.zeroGrads()
+        for b in bucketReady.indices { (bucketReady[b], bucketRequests[b], gatherRequests[b]) = (0, nil, nil) }
+        pendingStep = (lr: config.schedule.rate(at: step + 1), t: denseOptimizer.t + 1)
+        var failure: (any Error)?
+        var progress = 0.0, updating = 0.0
+        let (localLoss, sparse) = model.lossAndGradients(
+            localBatch, normalizer: T(globalBatchSize), step: step + 1
+        ) { range in
+            guard failure == nil else { return }
+            let p0 = clock()
+            do { updating += try gradientsReady(range) } catch { failure = error }
+            progress += clock() - p0
+        }
+        if let failure { throw failure }
+        let t0 = clock()
+        computeSeconds += t0 - start - progress
+        progressSeconds += progress - updating
+        updateSeconds += updating
+        bucketsHidden += gatherRequests.filter { $0 != nil }.count
+        bucketsExchanged += bucketRequests.count
+        // Buckets the model did not report start now, in bucket order (the same on every rank).
+        for b in bucketRequests.indices where bucketRequests[b] == nil { try startBucket(b) }
+        lossBuffer[0] = localLoss
+        let lossRequest = try comm.startAllreduce(lossBuffer)
+        let pending = try zip(sparse, rowLayouts).map {
+            try SparseExchange.startReduceToOwners($0, layout: $1, comm: comm)
+        }
+        var waiting = clock() - t0
+        for b in bucketRequests.indices where gatherRequests[b] == nil {
+            let w0 = clock()
+            try bucketRequests[b]!.wait()
+            waiting += clock() - w0
+            updateSeconds += try updateAndGather(b)
+        }
+        step += 1
+        _ = rng.next()
+        denseOptimizer.t = pendingStep.t
+        let lr = pendingStep.lr
+        let t2 = clock()
+        let owned = try pending.map { try $0.finish() }
+        let t3 = clock()
+        communicationSeconds += waiting + (t3 - t2)
+        for (i, table) in model.tables.enumerated() {
+            let layout = rowLayouts[i]
+            sparseOptimizers[i].updateRows(
+                table: &table.values, gradient: owned[i], lr: lr * config.sparseRateScale, step: step,
+                stateRow: { layout.localRow(of: $0) })
+        }
+        let t4 = clock()
+        updateSeconds += t4 - t3
+        let rowGathers = try model.tables.enumerated().map { i, table in
+            try SparseExchange.startAllgatherRows(owned[i].rows, of: table.values, dim: table.dim, comm: comm)
+        }
+        for (i, table) in model.tables.enumerated() { try rowGathers[i].finish(into: &table.values) }
+        try CollectiveRequest.waitAll(gatherRequests.map { $0! } + [lossRequest])
+        communicationSeconds += clock() - t4
+        if config.checksumEvery > 0, step % config.checksumEvery == 0 { try verifyReplicas() }
+        return lossBuffer[0]
+    }
+
+    /// Backward has finished the dense gradients in `range` (and no longer reads their values):
+    /// starts every bucket that is now complete, drives the transfers in flight, and updates and
+    /// starts gathering every bucket whose summed gradients have arrived. Returns the seconds
+    /// spent updating.
+    private func gradientsReady(_ range: Range<Int>) throws -> Double {
+        guard !range.isEmpty else { return 0 }
+        precondition(
+            range.lowerBound >= 0 && range.upperBound <= denseLayout.count,
+            "gradientsReady: \(range) outside the \(denseLayout.count) parameters")
+        let width = config.bucketElements
+        for b in range.lowerBound / width...(range.upperBound - 1) / width {
+            let bucket = denseLayout.buckets[b]
+            let covered =
+                Swift.min(range.upperBound, bucket.start + bucket.count) - Swift.max(range.lowerBound, bucket.start)
+            bucketReady[b] += covered
+            precondition(bucketReady[b] <= bucket.count, "gradientsReady: gradients of bucket \(b) reported twice")
+            if bucketReady[b] == bucket.count { try startBucket(b) }
+        }
+        var updating = 0.0
+        for b in bucketRequests.indices {
+            if let gather = gatherRequests[b] {
+                try gather.test()
+            } else if let request = bucketRequests[b], try request.test() {
+                updating += try updateAndGather(b)
+            }
+        }
+        return updating
+    }
+
+    /// Bucket `b`'s summed gradients have arrived: updates this rank's part of it and starts the
+    /// allgather of the bucket's new values. Returns the seconds spent updating.
+    private func updateAndGather(_ b: Int) throws -> Double {
+        let bucket = denseLayout.buckets[b]
+        let u0 = clock()
+        let mine = bucket.counts[comm.rank]
+        if mine > 0 {
+            denseOptimizer.update(
+                values: model.parameters.values.baseAddress! + bucket.start + bucket.counts[..<comm.rank].reduce(0, +),
+                grads: gradientShard.baseAddress! + shardOffsets[b], count: mine, stateOffset: shardOffsets[b],
+                lr: pendingStep.lr, step: pendingStep.t)
+        }
+        let updating = clock() - u0
+        let values = model.parameters.values
+        // Ranks update buckets as their transfers complete, so in different orders: a tag per bucket.
+        gatherRequests[b] = try comm.startAllgatherv(
+            inPlace: UnsafeMutableBufferPointer(rebasing: values[bucket.start..<bucket.start + bucket.count]),
+            counts: bucket.counts, tag: b % (Communicator.nonblockingTagLimit - 1))
+        return updating
+    }
+
+    /// Starts the reduce-scatter of bucket `b` into this rank's part of `gradientShard`.
+    private func startBucket(_ b: Int) throws {
+        let bucket = denseLayout.buckets[b]
+        let grads = model.parameters.grads
+        bucketRequests[b] = try comm.startReduceScatter(
+            UnsafeBufferPointer(rebasing: grads[bucket.start..<bucket.start + bucket.count]),
+            into: UnsafeMutableBufferPointer(
+                rebasing: gradientShard[shardOffsets[b]..<shardOffsets[b] + bucket.counts[comm.rank]]),
+            counts: bucket.counts, tag: b % (Communicator.nonblockingTagLimit - 1))
+    }
+
     /// Checks that every rank holds the same parameters, tables and optimizer step; throws
     /// `ReplicaDivergenceError` naming the ranks that differ from rank 0. Collective.
     public func verifyReplicas() throws {
@@ -145,15 +338,12 @@ public final class DataParallelTrainer<Model: TrainableModel> {
     private func reduceScatterDenseGradients() throws {
         guard comm.size > 1 else { return }
         let grads = model.parameters.grads
-        try gradientShard.withUnsafeMutableBufferPointer { shard in
-            var offset = 0
-            for bucket in denseLayout.buckets {
-                let mine = bucket.counts[comm.rank]
-                try comm.reduceScatter(
-                    UnsafeBufferPointer(rebasing: grads[bucket.start..<bucket.start + bucket.count]),
-                    into: UnsafeMutableBufferPointer(rebasing: shard[offset..<offset + mine]), counts: bucket.counts)
-                offset += mine
-            }
+        for (b, bucket) in denseLayout.buckets.enumerated() {
+            let mine = bucket.counts[comm.rank]
+            try comm.reduceScatter(
+                UnsafeBufferPointer(rebasing: grads[bucket.start..<bucket.start + bucket.count]),
+                into: UnsafeMutableBufferPointer(rebasing: gradientShard[shardOffsets[b]..<shardOffsets[b] + mine]),
+                counts: bucket.counts)
         }
     }
 

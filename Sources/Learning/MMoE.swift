@@ -58,7 +58,20 @@ public final class MMoE<T: Real> {
 
     /// dL/dx from per-task dL/doutput.
     @_specialize(where T == Float)
-    public func backward(_ dOuts: [Tensor<T>]) -> Tensor<T> {
+    public func backward(_ dOuts: [Tensor<T>]) -> Tensor<T> { backward(dOuts, progress: { _ in }) }
+
+    /// Parts of an MMoE whose parameter gradients become final during `backward`, in order.
+    public enum BackwardPart: Sendable, Equatable {
+        /// Every tower and gate.
+        case towersAndGates
+        /// Expert e.
+        case expert(Int)
+    }
+
+    /// `backward(_:)`, calling `progress(part)` as soon as a part's parameter gradients are final
+    /// (e.g. so that a data-parallel trainer can start sending them).
+    @_specialize(where T == Float)
+    public func backward(_ dOuts: [Tensor<T>], progress: (BackwardPart) -> Void) -> Tensor<T> {
         precondition(dOuts.count == towers.count, "MMoE: \(dOuts.count) task gradients for \(towers.count) tasks")
         let n = dOuts[0].rows, m = expertWidth, ec = experts.count
         var dExpert = (0..<ec).map { _ in [T](repeating: 0, count: n * m) }
@@ -92,7 +105,11 @@ public final class MMoE<T: Real> {
             let dxGate = gates[k].backward(Tensor(rows: n, cols: ec, data: dz))
             if dx == nil { dx = dxGate } else { dx!.add(dxGate) }
         }
-        for e in 0..<ec { dx!.add(experts[e].backward(Tensor(rows: n, cols: m, data: dExpert[e]))) }
+        progress(.towersAndGates)
+        for e in 0..<ec {
+            dx!.add(experts[e].backward(Tensor(rows: n, cols: m, data: dExpert[e])))
+            progress(.expert(e))
+        }
         return dx!
     }
 }

@@ -87,6 +87,20 @@ public final class Optimizer<T: Real> {
         }
     }
 
+    /// One part of a step: `count` values at `values` with gradients `grads`, whose state is at
+    /// `stateOffset` of this optimizer's state, at the explicit step number `step` (≥ 1). Does not
+    /// advance `t` (the caller sets it once per step), so a sharded update can run bucket by
+    /// bucket as each bucket's gradients arrive; the parts of one step together equal one
+    /// `update(values:ranges:grads:lr:)`.
+    @_specialize(where T == Float)
+    public func update(
+        values: UnsafeMutablePointer<T>, grads: UnsafePointer<T>, count n: Int, stateOffset: Int, lr: Double, step: Int
+    ) {
+        precondition(stateOffset >= 0 && stateOffset + n <= count, "Optimizer: part outside the state of \(count)")
+        let c = coefficients(lr: lr, step: step)
+        withState { m, s in apply(values, grads, n: n, m.map { $0 + stateOffset }, s.map { $0 + stateOffset }, c) }
+    }
+
     /// Sparse step for an embedding table (`rows × dim` values, this optimizer built with
     /// `count == rows·dim`): updates only `gradient.rows`, at global step `step` (≥ 1).
     @_specialize(where T == Float)

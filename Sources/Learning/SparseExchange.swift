@@ -15,3 +15,185 @@ public enum SparseExchange {
         return SparseRows(dim: local.dim, rows: rows, grads: grads).deduplicated()
     }
 }
+
+/// A started `SparseExchange.startReduceToOwners`: the rows and gradients are on their way to
+/// their owners; `finish()` waits for them and returns what `reduceToOwners` would.
+public final class PendingOwnerRows<T: Real> {
+    public let dim: Int
+    private let sendRows: UnsafeMutableBufferPointer<Int64>, sendGrads: UnsafeMutableBufferPointer<T>
+    private let receivedRows: UnsafeMutableBufferPointer<Int64>, receivedGrads: UnsafeMutableBufferPointer<T>
+    private var requests: [CollectiveRequest] = []
+    private var local: SparseRows<T>?
+
+    init(dim: Int, sendCount: Int, receiveCount: Int) {
+        self.dim = dim
+        sendRows = .allocate(capacity: Swift.max(sendCount, 1))
+        sendGrads = .allocate(capacity: Swift.max(sendCount * dim, 1))
+        receivedRows = .allocate(capacity: Swift.max(receiveCount, 1))
+        receivedGrads = .allocate(capacity: Swift.max(receiveCount * dim, 1))
+        (rowsOut, gradsOut, rowsIn, gradsIn) = (sendCount, sendCount * dim, receiveCount, receiveCount * dim)
+    }
+    private let rowsOut: Int, gradsOut: Int, rowsIn: Int, gradsIn: Int
+
+    /// The one-rank case: nothing to send.
+    init(local: SparseRows<T>) {
+        dim = local.dim
+        self.local = local
+        (sendRows, sendGrads, receivedRows, receivedGrads) = (.allocate(capacity: 1), .allocate(capacity: 1), .allocate(capacity: 1), .allocate(capacity: 1))
+        (rowsOut, gradsOut, rowsIn, gradsIn) = (0, 0, 0, 0)
+    }
+
+    fileprivate func start(comm: Communicator, sendCounts: [Int], receiveCounts: [Int]) throws {
+        requests.append(
+            try comm.startAlltoallv(
+                UnsafeBufferPointer(rebasing: sendRows[..<rowsOut]), sendCounts: sendCounts,
+                into: UnsafeMutableBufferPointer(rebasing: receivedRows[..<rowsIn]), receiveCounts: receiveCounts))
+        requests.append(
+            try comm.startAlltoallv(
+                UnsafeBufferPointer(rebasing: sendGrads[..<gradsOut]), sendCounts: sendCounts.map { $0 * dim },
+                into: UnsafeMutableBufferPointer(rebasing: receivedGrads[..<gradsIn]),
+                receiveCounts: receiveCounts.map { $0 * dim }))
+    }
+
+    fileprivate var sendBuffers: (rows: UnsafeMutableBufferPointer<Int64>, grads: UnsafeMutableBufferPointer<T>) {
+        (sendRows, sendGrads)
+    }
+
+    /// Drives the transfer; true when it has arrived.
+    @discardableResult
+    public func test() throws -> Bool { try CollectiveRequest.testAll(requests) }
+
+    /// The rows this rank owns with their gradients summed over ranks in rank order. Call once.
+    public func finish() throws -> SparseRows<T> {
+        if let local { return local }
+        try CollectiveRequest.waitAll(requests)
+        return SparseRows(
+            dim: dim, rows: Array(receivedRows[..<rowsIn]), grads: Array(receivedGrads[..<gradsIn])
+        ).deduplicated()
+    }
+
+    deinit {
+        try? CollectiveRequest.waitAll(requests)  // MPI must be done with the buffers first
+        requests = []
+        for b in [sendRows, receivedRows] { b.deallocate() }
+        for b in [sendGrads, receivedGrads] { b.deallocate() }
+    }
+}
+
+extension SparseExchange {
+    /// Starts `reduceToOwners`: de-duplicates and sorts the rows by owner, exchanges the per-owner
+    /// counts (a small blocking alltoall), and starts sending rows and gradients to their owners
+    /// (non-blocking). The result equals `reduceToOwners`. Collective.
+    @_specialize(where T == Float)
+    public static func startReduceToOwners<T: Real>(
+        _ local: SparseRows<T>, layout: RowShardLayout, comm: Communicator
+    ) throws -> PendingOwnerRows<T> {
+        let mine = local.deduplicated()
+        if comm.size == 1 { return PendingOwnerRows(local: mine) }
+        let dim = local.dim
+        var perOwner = [Int](repeating: 0, count: comm.size)
+        for row in mine.rows { perOwner[layout.owner(of: row)] += 1 }
+        // Counts by one point-to-point round (a blocking alltoall would be two collectives).
+        var receiveCounts = [Int](repeating: 0, count: comm.size)
+        let ones = [Int](repeating: 1, count: comm.size)
+        try perOwner.withUnsafeBufferPointer { send in
+            try receiveCounts.withUnsafeMutableBufferPointer {
+                try comm.startAlltoallv(send, sendCounts: ones, into: $0, receiveCounts: ones).wait()
+            }
+        }
+        let pending = PendingOwnerRows<T>(
+            dim: dim, sendCount: mine.rows.count, receiveCount: receiveCounts.reduce(0, +))
+        // Counting sort by owner keeps each owner's rows ascending.
+        var next = exclusiveSum(perOwner)
+        let (rows, grads) = pending.sendBuffers
+        mine.grads.withUnsafeBufferPointer { src in
+            for (i, row) in mine.rows.enumerated() {
+                let o = layout.owner(of: row)
+                let slot = next[o]
+                next[o] += 1
+                rows[slot] = row
+                (grads.baseAddress! + slot * dim).update(from: src.baseAddress! + i * dim, count: dim)
+            }
+        }
+        try pending.start(comm: comm, sendCounts: perOwner, receiveCounts: receiveCounts)
+        return pending
+    }
+}
+
+/// The tag of the row allgathers (the trainer tags its dense buckets below it).
+private let rowTag = Communicator.nonblockingTagLimit - 1
+
+/// A started allgather of updated embedding rows (`SparseExchange.startAllgatherRows`):
+/// `finish()` waits and writes the other ranks' rows into the table.
+public final class PendingRowGather<T: Real> {
+    private let dim: Int, rank: Int
+    private let counts: [Int]
+    private let rows: UnsafeMutableBufferPointer<Int64>, values: UnsafeMutableBufferPointer<T>
+    private var requests: [CollectiveRequest] = []
+
+    fileprivate init(dim: Int, rank: Int, counts: [Int]) {
+        self.dim = dim
+        self.rank = rank
+        self.counts = counts
+        let total = counts.reduce(0, +)
+        rows = .allocate(capacity: Swift.max(total, 1))
+        values = .allocate(capacity: Swift.max(total * dim, 1))
+    }
+
+    fileprivate func start(comm: Communicator, mine: [Int64], table: [T]) throws {
+        let total = counts.reduce(0, +)
+        let first = exclusiveSum(counts)[rank]
+        table.withUnsafeBufferPointer { v in
+            for (i, row) in mine.enumerated() {
+                rows[first + i] = row
+                (values.baseAddress! + (first + i) * dim).update(from: v.baseAddress! + Int(row) * dim, count: dim)
+            }
+        }
+        let rowBuffer = UnsafeMutableBufferPointer<Int64>(start: rows.baseAddress, count: total)
+        let valueBuffer = UnsafeMutableBufferPointer<T>(start: values.baseAddress, count: total * dim)
+        let valueCounts: [Int] = counts.map { $0 * dim }
+        let rowRequest: CollectiveRequest = try comm.startAllgatherv(inPlace: rowBuffer, counts: counts, tag: rowTag)
+        requests.append(rowRequest)
+        let valueRequest: CollectiveRequest = try comm.startAllgatherv(inPlace: valueBuffer, counts: valueCounts, tag: rowTag)
+        requests.append(valueRequest)
+    }
+
+    /// Waits for every rank's rows and writes them into `table` (this rank's rows are already there).
+    public func finish(into table: inout [T]) throws {
+        try CollectiveRequest.waitAll(requests)
+        let first = exclusiveSum(counts)[rank]
+        let skip = first..<first + counts[rank]
+        let total = counts.reduce(0, +)
+        table.withUnsafeMutableBufferPointer { v in
+            for i in 0..<total where !skip.contains(i) {
+                (v.baseAddress! + Int(rows[i]) * dim).update(from: values.baseAddress! + i * dim, count: dim)
+            }
+        }
+    }
+
+    deinit {
+        try? CollectiveRequest.waitAll(requests)
+        requests = []
+        rows.deallocate()
+        values.deallocate()
+    }
+}
+
+extension SparseExchange {
+    /// Starts sending the new values of `rows` (rows this rank owns and updated in `table`,
+    /// rows × dim) to every rank: the counts go in one point-to-point round, then rows and values
+    /// without blocking. Collective; 2+ ranks.
+    @_specialize(where T == Float)
+    public static func startAllgatherRows<T: Real>(
+        _ rows: [Int64], of table: [T], dim: Int, comm: Communicator
+    ) throws -> PendingRowGather<T> {
+        var counts = [Int](repeating: 0, count: comm.size)
+        counts[comm.rank] = rows.count
+        try counts.withUnsafeMutableBufferPointer {
+            try comm.startAllgatherv(inPlace: $0, counts: [Int](repeating: 1, count: comm.size), tag: rowTag).wait()
+        }
+        let pending = PendingRowGather<T>(dim: dim, rank: comm.rank, counts: counts)
+        try pending.start(comm: comm, mine: rows, table: table)
+        return pending
+    }
+}

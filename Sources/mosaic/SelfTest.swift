@@ -27,6 +27,7 @@ struct SelfTestCollectives: ParsableCommand {
                 var comm = world
                 comm.maxElementsPerCall = limit
                 checks += try runChecks(comm, tag: limit == chunk ? "chunk=\(limit)" : "unchunked")
+                checks += try runNonblockingChecks(comm, tag: limit == chunk ? "chunk=\(limit)" : "unchunked")
             }
             world.log("selftest collectives: \(checks) checks passed on \(world.size) rank(s)")
             if world.isRoot { print("SELFTEST OK ranks=\(world.size) checks=\(checks)") }

@@ -22,6 +22,8 @@ struct SelfTestTrain: ParsableCommand {
     @Option(help: "Dense optimizer: sgd, adam, adamw, adagrad.") var optimizer = "adam"
     @Option(help: "Perturb one parameter on this rank after step 2, then check the replicas (divergence test).") var corruptRank: Int?
     @Option(help: "Replica checksum every N steps.") var checksumEvery = 4
+    @Flag(help: "Exchange gradients after backward with blocking collectives instead of overlapping them with backward.")
+    var blockingExchange = false
 
     static func optimizerKind(_ name: String) throws -> OptimizerKind {
         switch name {
@@ -49,6 +51,7 @@ struct SelfTestTrain: ParsableCommand {
                 base: 0.01, warmupSteps: 3, decay: .cosine(totalSteps: steps, final: 0.001))
             tc.checksumEvery = checksumEvery
             tc.bucketElements = 1000  // several buckets even for this small model
+            tc.overlapCommunication = !blockingExchange
             let trainer = try DataParallelTrainer(model: model, comm: comm, config: tc)
             if resume, let checkpoint {
                 try trainer.loadCheckpoint(from: checkpoint)

@@ -122,6 +122,27 @@ struct DataParallelTrainingTests {
         #expect(maxDifference(values[0], values[1]) < 1e-4)
     }
 
+    @Test(
+        "the exchange overlapped with backward gives the parameters of the blocking exchange",
+        arguments: [2, 4])
+    func overlappedExchange(ranks: Int) throws {
+        let dir = try MPIRun.temporaryDirectory("learning-overlap")
+        var results: [(dense: [Float], table: [Float], step: Int64)] = []
+        for blocking in [false, true] {
+            let out = dir.appendingPathComponent("\(ranks)-\(blocking).h5").path
+            let r = try MPIRun.mosaic(
+                ranks: ranks,
+                ["selftest", "train", "--steps", "8", "--out", out] + (blocking ? ["--blocking-exchange"] : []))
+            #expect(r.status == 0, "\(r.output)")
+            #expect(r.stdout.contains("TRAIN OK ranks=\(ranks) step=8"), "\(r.output)")
+            results.append(try checkpointValues(out))
+        }
+        let dd = maxDifference(results[0].dense, results[1].dense)
+        let dt = maxDifference(results[0].table, results[1].table)
+        // Only the order of float sums may differ (the reduce-scatter's).
+        #expect(dd < 1e-5 && dt < 1e-5, "overlapped vs blocking: \(dd) (dense), \(dt) (table)")
+    }
+
     @Test("loading a checkpoint into a different architecture fails naming the file")
     func wrongCheckpoint() throws {
         let dir = try MPIRun.temporaryDirectory("learning-bad")
