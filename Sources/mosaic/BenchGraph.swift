@@ -117,13 +117,27 @@ struct BenchGraphWorker: ParsableCommand {
             // Best of --repeats runs (the machine is shared; the runs are identical).
             var walk = Double.infinity, walkCPU = Double.infinity
             var neighbors = ImportanceNeighbors(t: 0), ws = WalkStatistics()
+            var phaseLine = ""
             for _ in 0..<max(1, repeats) {
                 try comm.barrier()
                 let t1 = now()
                 let c1 = processCPUSeconds()
                 (neighbors, ws) = try RandomWalker.run(shard, parameters: params, comm: comm)
                 try comm.barrier()
-                walk = min(walk, now() - t1)
+                let seconds = now() - t1
+                // Per-phase wall/CPU seconds of every rank (of the best run).
+                let all = try comm.allgather(ws.phases.wall + ws.phases.cpu + [Double(ws.phases.bytesSent)])
+                if seconds < walk {
+                    let k = WalkPhases.names.count, w = 2 * k + 1
+                    phaseLine = "PHASES rounds=\(ws.exchanges)"
+                    for (j, name) in WalkPhases.names.enumerated() {
+                        let ranks = (0..<comm.size).map { String(format: "%.3f/%.3f", all[$0 * w + j], all[$0 * w + k + j]) }
+                        phaseLine += " \(name)=" + ranks.joined(separator: ",")
+                    }
+                    phaseLine +=
+                        " walker_bytes_sent=" + (0..<comm.size).map { String(Int(all[$0 * w + 2 * k])) }.joined(separator: ",")
+                }
+                walk = min(walk, seconds)
                 // CPU seconds of the walks on the busiest rank: on a shared machine wall time also
                 // counts the time the scheduler gave to other processes.
                 walkCPU = min(walkCPU, try comm.allreduce(processCPUSeconds() - c1, op: .max))
@@ -159,6 +173,7 @@ struct BenchGraphWorker: ParsableCommand {
             }
             let walkRSS = try peakMemoryPerRank(comm)
             if comm.isRoot {
+                print(phaseLine)
                 print(
                     String(
                         format:
