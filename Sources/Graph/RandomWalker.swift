@@ -201,6 +201,7 @@ public enum RandomWalker {
         var stats = WalkStatistics()
         var localSteps = 0, localForwarded = 0
         var walkers = [Walker]()
+        let scratch = WalkScratch()
         var forward = [Int64]()  // (owner, start, node, meta) per walker leaving this rank
         var visitKey = [UInt64](), visitPin = [Int64]()  // (start owner << 32 | position, visited pin)
         t = phases.lap(.setup, since: t)
@@ -223,7 +224,8 @@ public enum RandomWalker {
             while true {
                 try advance(
                     &walkers, shard: shard, pinTable: pinTable, boardTable: boardTable, rank: rank, ranks: p,
-                    maxSteps: UInt64(w.maxSteps), restartBits: restartBits, arrived: arrived, steps: &localSteps,
+                    maxSteps: UInt64(w.maxSteps), restartBits: restartBits, arrived: arrived, scratch: scratch,
+                    steps: &localSteps,
                     forwarded: &localForwarded, forward: &forward, visitKey: &visitKey, visitPin: &visitPin)
                 t = phases.lap(.step, since: t)
                 if p == 1 { break }
@@ -262,18 +264,19 @@ public enum RandomWalker {
     /// for each miss in turn (3× slower measured).
     static func advance(
         _ walkers: inout [Walker], shard: GraphShard, pinTable: NodeTable, boardTable: NodeTable, rank: Int,
-        ranks p: Int, maxSteps: UInt64, restartBits: UInt64, arrived: Bool = false, steps: inout Int,
-        forwarded: inout Int, forward: inout [Int64], visitKey: inout [UInt64], visitPin: inout [Int64]
+        ranks p: Int, maxSteps: UInt64, restartBits: UInt64, arrived: Bool = false, scratch: WalkScratch,
+        steps: inout Int, forwarded: inout Int, forward: inout [Int64], visitKey: inout [UInt64],
+        visitPin: inout [Int64]
     ) throws {
         var n = walkers.count
         var taken = 0, left = 0
         let stepMask: UInt64 = 0xFFFF << stepShift
         // Per-pass scratch (at most one visit and one departure per walker and pass), appended
         // to the growing arrays after each loop: no array bookkeeping inside the loops.
-        let vk = UnsafeMutablePointer<UInt64>.allocate(capacity: max(1, n))
-        let vp = UnsafeMutablePointer<Int64>.allocate(capacity: max(1, n))
-        let fw = UnsafeMutablePointer<Int64>.allocate(capacity: max(1, 4 * n))
-        defer { vk.deallocate(); vp.deallocate(); fw.deallocate() }
+        scratch.reserve(n)
+        let vk = scratch.visitKey, vp = scratch.visitPin, fw = scratch.departures
+        let hs = scratch.hash, probe = scratch.probe, dummy = UnsafePointer(scratch.dummy)
+        let ownerOf = OwnerOf(ranks: p)
         try shard.pins.neighbors.withUnsafeBufferPointer { pinNeighbors in
             try shard.boards.neighbors.withUnsafeBufferPointer { boardNeighbors in
                 try pinTable.slots.withUnsafeBufferPointer { pinSlots in
@@ -316,19 +319,29 @@ public enum RandomWalker {
                                         wb[q].node = base.unsafelyUnwrapped[Int(wb[q].span)]
                                     }
                                 }
-                                // (3) Probe: the first two table slots of each local walker's node
-                                // (no branch on the loaded ids), kept in (degree, span) as (id, raw).
+                                // (3a) Hash and owner of each walker's node, and the address of its
+                                // first table slot (ALU only; a node on another rank reads `dummy`).
                                 let pinBaseSlots = pinSlots.baseAddress.unsafelyUnwrapped
                                 let boardBaseSlots = boardSlots.baseAddress.unsafelyUnwrapped
+                                let pinSize = pinTable.size, boardSize = boardTable.size
                                 for q in 0..<m {
                                     let node = wb[q].node
                                     let atBoard = wb[q].meta & 1 == 1
                                     let h = GraphPartition.hash(atBoard ? ~node : node)
-                                    if p > 1 && Int(h % UInt64(p)) != rank { continue }
-                                    let slots = atBoard ? boardBaseSlots : pinBaseSlots
-                                    let at = NodeTable.index(h, atBoard ? boardTable.size : pinTable.size)
-                                    let a = slots[at], b = slots[at + 1]
-                                    let hit = a.id == node ? a : b
+                                    hs[q] = h
+                                    let at =
+                                        atBoard
+                                        ? boardBaseSlots + NodeTable.index(h, boardSize)
+                                        : pinBaseSlots + NodeTable.index(h, pinSize)
+                                    probe[q] = ownerOf(h) == rank ? at : dummy
+                                }
+                                // (3b) Probe: the first two slots (one cache miss, no branch on the
+                                // loaded ids; few instructions, so many misses are in flight), kept
+                                // in (degree, span) as (id, raw).
+                                for q in 0..<m {
+                                    let slots = probe[q]
+                                    let a = slots[0], b = slots[1]
+                                    let hit = a.id == wb[q].node ? a : b
                                     wb[q].degree = hit.id
                                     wb[q].span = Int64(bitPattern: hit.span)
                                 }
@@ -338,9 +351,9 @@ public enum RandomWalker {
                                 for q in 0..<m {
                                     var x = wb[q]
                                     let atBoard = x.meta & 1 == 1
-                                    let h = GraphPartition.hash(atBoard ? ~x.node : x.node)
+                                    let h = hs[q]
                                     if p > 1 {
-                                        let owner = Int(h % UInt64(p))
+                                        let owner = ownerOf(h)
                                         if owner != rank {
                                             fw[nf] = Int64(owner); fw[nf + 1] = x.start; fw[nf + 2] = x.node
                                             fw[nf + 3] = Int64(bitPattern: x.meta)
@@ -423,6 +436,7 @@ public enum RandomWalker {
     static func receive(_ received: [Int64], into walkers: inout [Walker], seed: UInt64, ranks p: Int) {
         walkers.removeAll(keepingCapacity: true)
         walkers.reserveCapacity(received.count / 3)
+        let ownerOf = OwnerOf(ranks: p)
         var q = 0
         while q < received.count {
             let start = received[q], node = received[q + 1], meta = UInt64(bitPattern: received[q + 2])
@@ -430,7 +444,7 @@ public enum RandomWalker {
             walkers.append(
                 Walker(
                     start: start, node: node, key: WalkerStream.key(seed: seed, start: start, walk: meta >> walkShift),
-                    span: 0, degree: 0, meta: meta, startOwner: GraphPartition.pinOwner(start, ranks: p)))
+                    span: 0, degree: 0, meta: meta, startOwner: ownerOf(GraphPartition.hash(start))))
         }
     }
 
