@@ -335,18 +335,16 @@ public enum RandomWalker {
                                         : pinBaseSlots + NodeTable.index(h, pinSize)
                                     probe[q] = ownerOf(h) == rank ? at : dummy
                                 }
-                                // (3b) Probe: the first two slots (one cache miss, no branch on the
-                                // loaded ids; few instructions, so many misses are in flight), kept
-                                // in (degree, span) as (id, raw).
+                                // (3b) Probe: the first line of four slots (one cache miss, no
+                                // branch on the loaded ids; few instructions, so many misses are in
+                                // flight), kept in (degree, span) as (id, raw).
                                 for q in 0..<m {
-                                    let slots = probe[q]
-                                    let a = slots[0], b = slots[1]
-                                    let hit = a.id == wb[q].node ? a : b
+                                    let hit = probe[q].lineHit(wb[q].node)
                                     wb[q].degree = hit.id
                                     wb[q].span = Int64(bitPattern: hit.span)
                                 }
                                 // (4) Owner test; local walkers get their node's neighbour span (the
-                                // rare node beyond the first two slots is probed again).
+                                // rare node beyond the first line is probed again).
                                 var k = 0, nf = 0
                                 for q in 0..<m {
                                     var x = wb[q]

@@ -28,14 +28,14 @@ final class WalkScratch {
     /// Per walker of a pass: its node's hash and the address of the first table slot to probe.
     private(set) var hash: UnsafeMutablePointer<UInt64>
     private(set) var probe: UnsafeMutablePointer<UnsafePointer<NodeTable.Slot>>
-    /// Two empty slots that the probe loop reads for walkers whose node lives on another rank
+    /// A line of four empty slots that the probe loop reads for walkers whose node lives on another rank
     /// (always cached; no branch on the owner in the loop).
     let dummy: UnsafeMutablePointer<NodeTable.Slot>
     private(set) var capacity = 0
 
     init() {
-        dummy = .allocate(capacity: 2)
-        dummy.initialize(repeating: NodeTable.Slot(id: .min, span: 0), count: 2)
+        dummy = .allocate(capacity: NodeTable.line)
+        dummy.initialize(repeating: NodeTable.Slot(id: .min, span: 0), count: NodeTable.line)
         visitKey = .allocate(capacity: 1)
         visitPin = .allocate(capacity: 1)
         departures = .allocate(capacity: 4)
