@@ -2,12 +2,14 @@
 /// spans, built once per walk job so that a walker step costs one probe (usually one cache line)
 /// instead of a binary search over the ids plus a read of `offsets`.
 ///
-/// The slot index comes from the top 32 bits of the same `GraphPartition` hash that decides the
-/// owner (multiply-shift range reduction), so a step hashes the next node once for both. A slot
-/// is 16 B: the id and `start << 24 | degree` (degrees ≥ 2²⁴ − 1 are kept exactly in
-/// `largeDegrees`). There are 2n slots (32 B per node of the shard, half of them empty), so a
-/// lookup almost always ends in the first two slots, which `find` checks without a
-/// data-dependent branch.
+/// The first slot comes from the top 32 bits of the same `GraphPartition` hash that decides the
+/// owner (multiply-shift range reduction onto the table's 64-byte lines), so a step hashes the
+/// next node once for both. A slot is 16 B: the id and `start << 24 | degree` (degrees ≥ 2²⁴ − 1
+/// are kept exactly in `largeDegrees`). There are about 2n slots (32 B per node of the shard,
+/// half of them empty) in cache-line-aligned lines of four, and probing starts at the beginning
+/// of a line, so a lookup almost always ends in the first line — one cache miss — whose four
+/// slots `find` and the walker compare without a data-dependent branch. (Starting at any slot
+/// and checking two, a lookup needed a second, dependent miss about one time in seven.)
 struct NodeTable {
     /// One slot: `id` (`Int64.min` = empty) and `span` = start << 24 | min(degree, 2²⁴ − 1).
     struct Slot {
@@ -18,25 +20,24 @@ struct NodeTable {
     static let degreeBits: UInt64 = 24
     static let degreeMask: UInt64 = (1 << 24) - 1
 
-    /// `size` slots plus one that stays empty, so that `find` may read slot s + 1 for any s.
-    private(set) var slots: [Slot]
-    /// Number of slots probed (slot index = (hash >> 32) · size >> 32).
+    /// Slots per line (one 64-byte cache line).
+    static let line = 4
+
+    /// `size` slots (64-byte aligned) plus one line that stays empty.
+    let slots: SlotStorage
+    /// Number of slots probed, a multiple of `line` (first slot = line · ((hash >> 32) · lines >> 32)).
     let size: Int
     /// Exact degrees of the nodes whose degree does not fit in 24 bits.
     private(set) var largeDegrees: [Int64: Int64] = [:]
 
     /// Table of `csr`'s rows; `boardSide` selects the board hash (`GraphPartition.boardOwner`).
     init(_ csr: CSR, boardSide: Bool) throws {
-        size = max(16, 2 * csr.count)  // load factor ≤ 0.5
+        size = max(16, (2 * csr.count + Self.line - 1) / Self.line * Self.line)  // load factor ≤ 0.5
         guard csr.edgeCount < 1 << 40, size < 1 << 32 else {
             throw GraphError("more than 2⁴⁰ edges or 2³¹ nodes on one rank")
         }
-        let count = size + 1
-        var slots = [Slot](unsafeUninitializedCapacity: count) { buffer, initialized in
-            HugePages.advise(buffer.baseAddress, bytes: count * MemoryLayout<Slot>.stride)
-            buffer.initialize(repeating: Slot(id: .min, span: 0))
-            initialized = count
-        }
+        let storage = SlotStorage(count: size + Self.line)
+        let slots = storage.pointer
         let size = self.size
         for i in 0..<csr.count {
             let id = csr.ids[i]
@@ -49,12 +50,14 @@ struct NodeTable {
             slots[s] = Slot(
                 id: id, span: UInt64(csr.offsets[i]) << Self.degreeBits | min(UInt64(degree), Self.degreeMask))
         }
-        self.slots = slots
+        self.slots = storage
     }
 
-    /// The first slot probed for hash `h` in a table of `size` slots.
+    /// The first slot probed for hash `h` in a table of `size` slots: the start of a line.
     @inline(__always)
-    static func index(_ h: UInt64, _ size: Int) -> Int { Int(truncatingIfNeeded: ((h >> 32) &* UInt64(size)) >> 32) }
+    static func index(_ h: UInt64, _ size: Int) -> Int {
+        Int(truncatingIfNeeded: ((h >> 32) &* UInt64(size >> 2)) >> 32) << 2
+    }
 
     /// (start, degree) of a slot found by `find`.
     @inline(__always)
@@ -66,16 +69,51 @@ struct NodeTable {
     }
 }
 
+/// The slots of a `NodeTable`: 64-byte aligned (a line of four slots is one cache line), advised
+/// for huge pages, initialised empty.
+final class SlotStorage: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<NodeTable.Slot>
+    let count: Int
+
+    init(count: Int) {
+        self.count = count
+        let bytes = count * MemoryLayout<NodeTable.Slot>.stride
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        HugePages.advise(raw, bytes: bytes)
+        pointer = raw.bindMemory(to: NodeTable.Slot.self, capacity: count)
+        pointer.initialize(repeating: NodeTable.Slot(id: .min, span: 0), count: count)
+    }
+
+    deinit { pointer.deallocate() }
+
+    /// Calls `body` with the slots (as `Array.withUnsafeBufferPointer`).
+    @inline(__always)
+    func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<NodeTable.Slot>) throws -> R) rethrows -> R {
+        try body(UnsafeBufferPointer(start: pointer, count: count))
+    }
+}
+
+extension UnsafePointer where Pointee == NodeTable.Slot {
+    /// The slot among the four at `self` whose id is `id`, or the last of them when none is
+    /// (selects only: no branch on the loaded ids).
+    @inline(__always)
+    func lineHit(_ id: Int64) -> NodeTable.Slot {
+        let a = self[0], b = self[1], c = self[2], d = self[3]
+        let cd = c.id == id ? c : d
+        let bcd = b.id == id ? b : cd
+        return a.id == id ? a : bcd
+    }
+}
+
 extension UnsafeBufferPointer where Element == NodeTable.Slot {
-    /// The slot of `id` whose hash is `h`, or nil. The first two candidate slots are compared
-    /// with a select (no branch on the loaded ids); longer probe sequences loop.
+    /// The slot of `id` whose hash is `h`, or nil. The first line's four slots are compared
+    /// with selects (no branch on the loaded ids); longer probe sequences loop.
     @inline(__always)
     func find(_ id: Int64, hash h: UInt64, size: Int) -> NodeTable.Slot? {
         let s = NodeTable.index(h, size)
-        let a = self[s], b = self[s + 1]
-        let hit = a.id == id ? a : b
+        let hit = (baseAddress.unsafelyUnwrapped + s).lineHit(id)
         if hit.id == id { return hit }
-        var t = s + 1 == size ? 0 : s + 1
+        var t = s
         while true {
             let slot = self[t]
             if slot.id == id { return slot }

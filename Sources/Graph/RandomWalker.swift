@@ -132,6 +132,8 @@ public struct WalkStatistics: Sendable {
     public var forwarded = 0
     /// alltoallv exchange rounds.
     public var exchanges = 0
+    /// This rank's time per phase.
+    public var phases = WalkPhases()
 
     public init() {}
 }
@@ -141,13 +143,16 @@ public struct WalkStatistics: Sendable {
 /// Every rank starts the walks of the pins it owns. Walkers advance in lock-step passes over a
 /// flat array (one edge per walker per pass, so the cache misses of different walkers overlap);
 /// a walker keeps stepping on this rank until it reaches a node owned by another rank or ends,
-/// and only then is queued for the next `alltoallv` batch, until no walker is left. Each step
+/// and only then is queued for the next exchange round — one count exchange that also carries
+/// the global number of walkers in flight (the termination test) and one `alltoallv`
+/// (`Communicator.alltoallvCounted`) — until no walker is left. Received walkers join the
+/// lock-step probe loops like local ones. Each step
 /// draws from a counter-based stream keyed by (seed, start pin, walk, step) (`WalkerStream`), so
 /// the walks — and the visit counts — are identical for any rank count. Node lookups go through
-/// an open-addressing `NodeTable` (one probe per step). Visits are recorded at the visited pin's
+/// an open-addressing `NodeTable` (one cache line per step). Visits are recorded at the visited pin's
 /// owner as (start pin's position in its owner's batch, visited pin), routed to the start pin's
 /// owner at the end of each batch of start pins, and counted there by a counting sort on the
-/// position followed by a small sort per start pin.
+/// position followed by a small sort per start pin. `WalkStatistics.phases` times each phase.
 public enum RandomWalker {
     /// A walker in flight on the rank that owns its current node; `span ..< span + degree` are
     /// the current node's neighbours in this rank's CSR.
@@ -169,6 +174,8 @@ public enum RandomWalker {
     public static func run(
         _ shard: GraphShard, parameters w: WalkParameters, comm: Communicator, progress: ((Int, Int) -> Void)? = nil
     ) throws -> (ImportanceNeighbors, WalkStatistics) {
+        var phases = WalkPhases()
+        var t = WalkPhases.clocks()
         let p = comm.size, rank = comm.rank
         precondition(shard.ranks == p, "the graph shard was built for \(shard.ranks) ranks")
         guard w.walksPerPin > 0, w.walksPerPin <= maxWalks, w.maxSteps > 0, w.maxSteps <= maxStepLimit, w.topT > 0
@@ -197,8 +204,10 @@ public enum RandomWalker {
         var stats = WalkStatistics()
         var localSteps = 0, localForwarded = 0
         var walkers = [Walker]()
+        let scratch = WalkScratch()
         var forward = [Int64]()  // (owner, start, node, meta) per walker leaving this rank
         var visitKey = [UInt64](), visitPin = [Int64]()  // (start owner << 32 | position, visited pin)
+        t = phases.lap(.setup, since: t)
         for round in 0..<rounds {
             let lo = min(localPins, round * batch), hi = min(localPins, lo + batch)
             walkers.removeAll(keepingCapacity: true)
@@ -213,28 +222,37 @@ public enum RandomWalker {
                             startOwner: rank))
                 }
             }
+            t = phases.lap(.seed, since: t)
+            var arrived = false
             while true {
                 try advance(
                     &walkers, shard: shard, pinTable: pinTable, boardTable: boardTable, rank: rank, ranks: p,
-                    maxSteps: UInt64(w.maxSteps), restartBits: restartBits, steps: &localSteps,
+                    maxSteps: UInt64(w.maxSteps), restartBits: restartBits, arrived: arrived, scratch: scratch,
+                    steps: &localSteps,
                     forwarded: &localForwarded, forward: &forward, visitKey: &visitKey, visitPin: &visitPin)
+                t = phases.lap(.step, since: t)
                 if p == 1 { break }
-                let (received, live) = try exchange(&forward, comm: comm)
+                let (received, live) = try exchange(&forward, comm: comm, phases: &phases, clock: &t)
                 stats.exchanges += 1
                 if live == 0 { break }
-                try receive(
-                    received, into: &walkers, pinTable: pinTable, boardTable: boardTable, seed: w.seed, rank: rank,
-                    ranks: p)
+                receive(received, into: &walkers, seed: w.seed, ranks: p)
+                t = phases.lap(.unpack, since: t)
+                arrived = true
             }
             let (positions, visited) = try routeVisits(&visitKey, &visitPin, comm: comm)
+            t = phases.lap(.visits, since: t)
             count(
                 positions: positions, visited: visited, starts: pins.ids[lo..<hi], topT: w.topT,
                 hard: (w.hardFrom, w.hardTo, w.hardCount), into: &result)
+            t = phases.lap(.count, since: t)
             progress?(round + 1, rounds)
         }
         var sums = [Int64(localSteps), Int64(localForwarded)]
         try comm.allreduce(&sums, op: .sum)
         stats.steps = Int(sums[0]); stats.forwarded = Int(sums[1])
+        phases.lap(.setup, since: t)
+        phases.rounds = stats.exchanges
+        stats.phases = phases
         return (result, stats)
     }
 
@@ -249,78 +267,94 @@ public enum RandomWalker {
     /// for each miss in turn (3× slower measured).
     static func advance(
         _ walkers: inout [Walker], shard: GraphShard, pinTable: NodeTable, boardTable: NodeTable, rank: Int,
-        ranks p: Int, maxSteps: UInt64, restartBits: UInt64, steps: inout Int, forwarded: inout Int,
-        forward: inout [Int64], visitKey: inout [UInt64], visitPin: inout [Int64]
+        ranks p: Int, maxSteps: UInt64, restartBits: UInt64, arrived: Bool = false, scratch: WalkScratch,
+        steps: inout Int, forwarded: inout Int, forward: inout [Int64], visitKey: inout [UInt64],
+        visitPin: inout [Int64]
     ) throws {
         var n = walkers.count
         var taken = 0, left = 0
         let stepMask: UInt64 = 0xFFFF << stepShift
         // Per-pass scratch (at most one visit and one departure per walker and pass), appended
         // to the growing arrays after each loop: no array bookkeeping inside the loops.
-        let vk = UnsafeMutablePointer<UInt64>.allocate(capacity: max(1, n))
-        let vp = UnsafeMutablePointer<Int64>.allocate(capacity: max(1, n))
-        let fw = UnsafeMutablePointer<Int64>.allocate(capacity: max(1, 4 * n))
-        defer { vk.deallocate(); vp.deallocate(); fw.deallocate() }
+        scratch.reserve(n)
+        let vk = scratch.visitKey, vp = scratch.visitPin, fw = scratch.departures
+        let hs = scratch.hash, probe = scratch.probe, dummy = UnsafePointer(scratch.dummy)
+        let ownerOf = OwnerOf(ranks: p)
         try shard.pins.neighbors.withUnsafeBufferPointer { pinNeighbors in
             try shard.boards.neighbors.withUnsafeBufferPointer { boardNeighbors in
                 try pinTable.slots.withUnsafeBufferPointer { pinSlots in
                     try boardTable.slots.withUnsafeBufferPointer { boardSlots in
                         try walkers.withUnsafeMutableBufferPointer { wb in
+                            var probeOnly = arrived
                             while n > 0 {
                                 // (1) Arrivals at pins are visits; end or choose the next edge.
                                 var m = 0, nv = 0
-                                for q in 0..<n {
-                                    var x = wb[q]
-                                    let step = (x.meta & stepMask) >> stepShift
-                                    let atBoard = x.meta & 1 == 1
-                                    if !atBoard && step > 0 {
-                                        vk[nv] = UInt64(x.startOwner) << 32 | (x.meta & 0xFF_FFFE) >> 1
-                                        vp[nv] = x.node
-                                        nv += 1
-                                        if step >= maxSteps { continue }
-                                        if WalkerStream.draw(x.key, step: step, 1) >> 11 < restartBits { continue }
+                                if probeOnly {
+                                    // Walkers just received: their node is set, only its span is missing.
+                                    m = n
+                                    probeOnly = false
+                                } else {
+                                    for q in 0..<n {
+                                        var x = wb[q]
+                                        let step = (x.meta & stepMask) >> stepShift
+                                        let atBoard = x.meta & 1 == 1
+                                        if !atBoard && step > 0 {
+                                            vk[nv] = UInt64(x.startOwner) << 32 | (x.meta & 0xFF_FFFE) >> 1
+                                            vp[nv] = x.node
+                                            nv += 1
+                                            if step >= maxSteps { continue }
+                                            if WalkerStream.draw(x.key, step: step, 1) >> 11 < restartBits { continue }
+                                        }
+                                        if x.degree == 0 { continue }
+                                        x.span += WalkerStream.below(x.degree, WalkerStream.draw(x.key, step: step, 0))
+                                        // The low bit now tells the side of the next node.
+                                        x.meta = (x.meta & ~(stepMask | 1)) | (step + 1) << stepShift | (atBoard ? 0 : 1)
+                                        wb[m] = x
+                                        m += 1
                                     }
-                                    if x.degree == 0 { continue }
-                                    x.span += WalkerStream.below(x.degree, WalkerStream.draw(x.key, step: step, 0))
-                                    // The low bit now tells the side of the next node.
-                                    x.meta = (x.meta & ~(stepMask | 1)) | (step + 1) << stepShift | (atBoard ? 0 : 1)
-                                    wb[m] = x
-                                    m += 1
+                                    taken += m
+                                    visitKey.append(contentsOf: UnsafeBufferPointer(start: vk, count: nv))
+                                    visitPin.append(contentsOf: UnsafeBufferPointer(start: vp, count: nv))
+                                    // (2) Gather the next node ids (one independent miss each).
+                                    let pinBase = pinNeighbors.baseAddress, boardBase = boardNeighbors.baseAddress
+                                    for q in 0..<m {
+                                        let base = wb[q].meta & 1 == 1 ? pinBase : boardBase
+                                        wb[q].node = base.unsafelyUnwrapped[Int(wb[q].span)]
+                                    }
                                 }
-                                taken += m
-                                visitKey.append(contentsOf: UnsafeBufferPointer(start: vk, count: nv))
-                                visitPin.append(contentsOf: UnsafeBufferPointer(start: vp, count: nv))
-                                // (2) Gather the next node ids (one independent miss each).
-                                let pinBase = pinNeighbors.baseAddress, boardBase = boardNeighbors.baseAddress
-                                for q in 0..<m {
-                                    let base = wb[q].meta & 1 == 1 ? pinBase : boardBase
-                                    wb[q].node = base.unsafelyUnwrapped[Int(wb[q].span)]
-                                }
-                                // (3) Probe: the first two table slots of each local walker's node
-                                // (no branch on the loaded ids), kept in (degree, span) as (id, raw).
+                                // (3a) Hash and owner of each walker's node, and the address of its
+                                // first table slot (ALU only; a node on another rank reads `dummy`).
                                 let pinBaseSlots = pinSlots.baseAddress.unsafelyUnwrapped
                                 let boardBaseSlots = boardSlots.baseAddress.unsafelyUnwrapped
+                                let pinSize = pinTable.size, boardSize = boardTable.size
                                 for q in 0..<m {
                                     let node = wb[q].node
                                     let atBoard = wb[q].meta & 1 == 1
                                     let h = GraphPartition.hash(atBoard ? ~node : node)
-                                    if p > 1 && Int(h % UInt64(p)) != rank { continue }
-                                    let slots = atBoard ? boardBaseSlots : pinBaseSlots
-                                    let at = NodeTable.index(h, atBoard ? boardTable.size : pinTable.size)
-                                    let a = slots[at], b = slots[at + 1]
-                                    let hit = a.id == node ? a : b
+                                    hs[q] = h
+                                    let at =
+                                        atBoard
+                                        ? boardBaseSlots + NodeTable.index(h, boardSize)
+                                        : pinBaseSlots + NodeTable.index(h, pinSize)
+                                    probe[q] = ownerOf(h) == rank ? at : dummy
+                                }
+                                // (3b) Probe: the first line of four slots (one cache miss, no
+                                // branch on the loaded ids; few instructions, so many misses are in
+                                // flight), kept in (degree, span) as (id, raw).
+                                for q in 0..<m {
+                                    let hit = probe[q].lineHit(wb[q].node)
                                     wb[q].degree = hit.id
                                     wb[q].span = Int64(bitPattern: hit.span)
                                 }
                                 // (4) Owner test; local walkers get their node's neighbour span (the
-                                // rare node beyond the first two slots is probed again).
+                                // rare node beyond the first line is probed again).
                                 var k = 0, nf = 0
                                 for q in 0..<m {
                                     var x = wb[q]
                                     let atBoard = x.meta & 1 == 1
-                                    let h = GraphPartition.hash(atBoard ? ~x.node : x.node)
+                                    let h = hs[q]
                                     if p > 1 {
-                                        let owner = Int(h % UInt64(p))
+                                        let owner = ownerOf(h)
                                         if owner != rank {
                                             fw[nf] = Int64(owner); fw[nf + 1] = x.start; fw[nf + 2] = x.node
                                             fw[nf + 3] = Int64(bitPattern: x.meta)
@@ -368,8 +402,11 @@ public enum RandomWalker {
     }
 
     /// Collective: sends the queued walkers (4 words each, owner first) to their owners; returns
-    /// the received (start, node, meta) triples and the global number of walkers in flight.
-    static func exchange(_ forward: inout [Int64], comm: Communicator) throws -> ([Int64], Int) {
+    /// the received (start, node, meta) triples and the global number of walkers in flight (one
+    /// count exchange and one alltoallv: `alltoallvCounted`).
+    static func exchange(
+        _ forward: inout [Int64], comm: Communicator, phases: inout WalkPhases, clock t: inout (wall: Double, cpu: Double)
+    ) throws -> ([Int64], Int) {
         let p = comm.size
         var counts = [Int](repeating: 0, count: p)
         var q = 0
@@ -385,40 +422,30 @@ public enum RandomWalker {
             q += 4
         }
         forward.removeAll(keepingCapacity: true)
-        let (received, _) = try comm.alltoallv(send, sendCounts: counts)
-        let live = try comm.allreduce(received.count / 3, op: .sum)
-        return (received, live)
+        phases.bytesSent += send.count * 8
+        t = phases.lap(.pack, since: t)
+        var received = [Int64]()
+        let (_, live) = try send.withUnsafeBufferPointer {
+            try comm.alltoallvCounted($0, sendCounts: counts, into: &received)
+        }
+        t = phases.lap(.exchange, since: t)
+        return (received, live / 3)
     }
 
-    /// Turns received (start, node, meta) triples into walkers at nodes of this rank.
-    static func receive(
-        _ received: [Int64], into walkers: inout [Walker], pinTable: NodeTable, boardTable: NodeTable, seed: UInt64,
-        rank: Int, ranks p: Int
-    ) throws {
+    /// Turns received (start, node, meta) triples into walkers at nodes of this rank; their
+    /// neighbour spans are looked up by `advance(arrived: true)` in its lock-step probe loops.
+    static func receive(_ received: [Int64], into walkers: inout [Walker], seed: UInt64, ranks p: Int) {
         walkers.removeAll(keepingCapacity: true)
         walkers.reserveCapacity(received.count / 3)
-        try pinTable.slots.withUnsafeBufferPointer { pinSlots in
-            try boardTable.slots.withUnsafeBufferPointer { boardSlots in
-                var q = 0
-                while q < received.count {
-                    let start = received[q], node = received[q + 1], meta = UInt64(bitPattern: received[q + 2])
-                    q += 3
-                    let atBoard = meta & 1 == 1
-                    let h = GraphPartition.hash(atBoard ? ~node : node)
-                    let slot =
-                        atBoard
-                        ? boardSlots.find(node, hash: h, size: boardTable.size)
-                        : pinSlots.find(node, hash: h, size: pinTable.size)
-                    guard let slot else { throw dangling(node, atPin: !atBoard, rank: rank) }
-                    let (span, degree) = atBoard ? boardTable.span(slot) : pinTable.span(slot)
-                    walkers.append(
-                        Walker(
-                            start: start, node: node,
-                            key: WalkerStream.key(seed: seed, start: start, walk: meta >> walkShift),
-                            span: span, degree: degree, meta: meta,
-                            startOwner: GraphPartition.pinOwner(start, ranks: p)))
-                }
-            }
+        let ownerOf = OwnerOf(ranks: p)
+        var q = 0
+        while q < received.count {
+            let start = received[q], node = received[q + 1], meta = UInt64(bitPattern: received[q + 2])
+            q += 3
+            walkers.append(
+                Walker(
+                    start: start, node: node, key: WalkerStream.key(seed: seed, start: start, walk: meta >> walkShift),
+                    span: 0, degree: 0, meta: meta, startOwner: ownerOf(GraphPartition.hash(start))))
         }
     }
 

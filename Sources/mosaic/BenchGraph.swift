@@ -28,6 +28,7 @@ struct BenchGraph: ParsableCommand {
     @Option(help: "Boards (default edges / 50).") var boards: Int?
     @Option(help: "Walks per pin.") var walks = 2
     @Option(help: "Walk runs per rank count; the best is reported (the machine may be shared).") var repeats = 2
+    @Option(help: "Start pins per rank walked together (`graph walks --batch-pins`).") var batchPins = 200_000
     @Option(help: "Rank counts, comma-separated.") var ranks = "1,2,4"
     @Option(help: "Edges of the PinSage graph.") var pinsageEdges = 1_000_000
     @Option(help: "Python with numpy and scipy for the peer (skipped when absent).") var peerPython: String?
@@ -37,12 +38,15 @@ struct BenchGraph: ParsableCommand {
         let p = pins ?? edges / 10, b = boards ?? edges / 50
         let rankCounts = ranks.split(separator: ",").compactMap { Int($0) }
         var table = "| measurement | ranks | figure | per rank | peak RSS per rank (MiB) |\n|---|---:|---:|---:|---|\n"
+        var phaseTable =
+            "| ranks | rounds | " + WalkPhases.names.joined(separator: " | ")
+            + " |\n|---:|---:|" + String(repeating: "---:|", count: WalkPhases.names.count) + "\n"
         for n in rankCounts {
             let r = try benchRun(
                 n,
                 [
                     "bench", "graph-worker", "--edges", "\(edges)", "--pins", "\(p)", "--boards", "\(b)", "--walks",
-                    "\(walks)", "--repeats", "\(repeats)",
+                    "\(walks)", "--repeats", "\(repeats)", "--batch-pins", "\(batchPins)",
                 ])
             let f = try benchParse(r, prefix: "GRAPHBENCH")
             let eps = Double(f["edges"]!)! / Double(f["build_seconds"]!)!
@@ -55,6 +59,15 @@ struct BenchGraph: ParsableCommand {
                 format:
                     "| walks (%@ steps, %@ forwarded; best of %d) | %d | %.0f steps/s | %.0f (%.0f per CPU-second) | %@ |\n",
                 f["steps"]!, f["forwarded"]!, repeats, n, sps, sps / Double(n), cps / Double(n), f["walk_rss"]!)
+            let ph = try benchParse(r, prefix: "PHASES")
+            phaseTable += "| \(n) | \(ph["rounds"] ?? "?") |"
+            for name in WalkPhases.names {
+                // "wall/cpu" per rank → the largest wall and CPU seconds over the ranks.
+                let pairs = (ph[name] ?? "").split(separator: ",").map { $0.split(separator: "/").compactMap { Double($0) } }
+                let wall = pairs.map { $0.first ?? 0 }.max() ?? 0, cpu = pairs.map { $0.last ?? 0 }.max() ?? 0
+                phaseTable += String(format: " %.3f / %.3f |", wall, cpu)
+            }
+            phaseTable += "\n"
             FileHandle.standardError.write(Data("bench graph: \(n) rank(s) done: \(f)\n".utf8))
         }
         for n in rankCounts.filter({ $0 <= 2 }) {
@@ -88,6 +101,10 @@ struct BenchGraph: ParsableCommand {
             "Generated graph: \(edges) edges drawn, \(p) pins, \(b) boards; walks \(walks) per pin, restart 0.5, ≤ 10 steps, top 10.\n"
         )
         print(table, terminator: "")
+        print(
+            "\nWalk phases, seconds wall / CPU of the busiest rank (best run); exchange includes waiting for the other ranks:\n"
+        )
+        print(phaseTable, terminator: "")
     }
 }
 
@@ -100,6 +117,7 @@ struct BenchGraphWorker: ParsableCommand {
     @Option var boards = 20_000
     @Option var walks = 2
     @Option var repeats = 1
+    @Option var batchPins = 200_000
     @Flag var pinsage = false
 
     func run() throws {
@@ -113,17 +131,31 @@ struct BenchGraphWorker: ParsableCommand {
             let build = now() - t0
             let buildRSS = try peakMemoryPerRank(comm)
             let params = WalkParameters(
-                walksPerPin: walks, restartProbability: 0.5, maxSteps: 10, topT: 10, seed: 3, batchPins: 200_000)
+                walksPerPin: walks, restartProbability: 0.5, maxSteps: 10, topT: 10, seed: 3, batchPins: batchPins)
             // Best of --repeats runs (the machine is shared; the runs are identical).
             var walk = Double.infinity, walkCPU = Double.infinity
             var neighbors = ImportanceNeighbors(t: 0), ws = WalkStatistics()
+            var phaseLine = ""
             for _ in 0..<max(1, repeats) {
                 try comm.barrier()
                 let t1 = now()
                 let c1 = processCPUSeconds()
                 (neighbors, ws) = try RandomWalker.run(shard, parameters: params, comm: comm)
                 try comm.barrier()
-                walk = min(walk, now() - t1)
+                let seconds = now() - t1
+                // Per-phase wall/CPU seconds of every rank (of the best run).
+                let all = try comm.allgather(ws.phases.wall + ws.phases.cpu + [Double(ws.phases.bytesSent)])
+                if seconds < walk {
+                    let k = WalkPhases.names.count, w = 2 * k + 1
+                    phaseLine = "PHASES rounds=\(ws.exchanges)"
+                    for (j, name) in WalkPhases.names.enumerated() {
+                        let ranks = (0..<comm.size).map { String(format: "%.3f/%.3f", all[$0 * w + j], all[$0 * w + k + j]) }
+                        phaseLine += " \(name)=" + ranks.joined(separator: ",")
+                    }
+                    phaseLine +=
+                        " walker_bytes_sent=" + (0..<comm.size).map { String(Int(all[$0 * w + 2 * k])) }.joined(separator: ",")
+                }
+                walk = min(walk, seconds)
                 // CPU seconds of the walks on the busiest rank: on a shared machine wall time also
                 // counts the time the scheduler gave to other processes.
                 walkCPU = min(walkCPU, try comm.allreduce(processCPUSeconds() - c1, op: .max))
@@ -159,6 +191,7 @@ struct BenchGraphWorker: ParsableCommand {
             }
             let walkRSS = try peakMemoryPerRank(comm)
             if comm.isRoot {
+                print(phaseLine)
                 print(
                     String(
                         format:

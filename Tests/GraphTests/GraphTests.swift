@@ -230,6 +230,16 @@ struct GraphMPITests {
                 "--hard-ranks", "5:30",
             ])
         #expect(line("WALKS", w2) == walks[0])
+        // Three ranks (not a power of two: owners by division, not by mask), re-partitioning the
+        // one-rank graph.
+        let w3 = try MPIRun.mosaic(
+            ranks: 3,
+            [
+                "graph", "walks", "--graph", dir.appendingPathComponent("graph1").path, "--out",
+                dir.appendingPathComponent("walks1on3").path, "--walks", "16", "--batch-pins", "50", "--hard-count",
+                "4", "--hard-ranks", "5:30",
+            ])
+        #expect(line("WALKS", w3) == walks[0])
         // The neighbour files agree too (gathered over shards).
         let a = try ImportanceNeighbors.readAll(root: dir.appendingPathComponent("walks1"))
         let b = try ImportanceNeighbors.readAll(root: dir.appendingPathComponent("walks4"))
@@ -317,6 +327,19 @@ struct WalkerInternalsTests {
                 for id: Int64 in [-1, 1, 1_000_000, .max] where csr.index(of: id) == nil {
                     #expect(slots.find(id, hash: GraphPartition.hash(boardSide ? ~id : id), size: table.size) == nil)
                 }
+            }
+        }
+    }
+
+    @Test("owner by mask or division equals GraphPartition's owner for 1…8 ranks")
+    func ownerOf() {
+        var rng = RandomStream(seed: 5)
+        for ranks in 1...8 {
+            let owner = OwnerOf(ranks: ranks)
+            for _ in 0..<2_000 {
+                let id = Int64(bitPattern: UInt64(rng.int(below: Int.max)) &* 0x9E37_79B9_7F4A_7C15)
+                #expect(owner(GraphPartition.hash(id)) == GraphPartition.pinOwner(id, ranks: ranks))
+                #expect(owner(GraphPartition.hash(~id)) == GraphPartition.boardOwner(id, ranks: ranks))
             }
         }
     }
