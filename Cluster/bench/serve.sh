@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Benchmark of one serving shard (`mosaic serve`) beside a Python peer serving the same API over
+# the same published feeds (Cluster/bench/serve_peer.py: Starlette on uvicorn, one worker).
+# Load: wrk on this machine (1 thread, 16 connections, 8 s per run), random users of the world;
+# GET /v1/feed/{user}?k=20 and POST /v1/feed/{user}?k=20 with 5 session events. Prints
+# requests/s and wrk's latency percentiles for each, and Mosaic / peer.
+#
+#   Cluster/bench/serve.sh            (OUT=folder for the world and feeds; USERS=2000)
+#
+# Creates `.venv-bench` (gitignored) with uvicorn, starlette, h5py, numpy; installs wrk with apt
+# when missing.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+out="${OUT:-out/bench-serve}"
+users="${USERS:-2000}"
+duration="${DURATION:-8s}"
+M=.build/release/mosaic
+[ -n "${SKIP_BUILD:-}" ] || swift build -c release --product mosaic
+if ! command -v wrk >/dev/null; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get install -y wrk >/dev/null
+fi
+venv=.venv-bench
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -c "import uvicorn, starlette, h5py, numpy" 2>/dev/null \
+  || "$venv/bin/python" -m pip install -q uvicorn starlette h5py numpy
+if [ ! -e "$out/feeds/current" ]; then
+  rm -rf "$out"
+  OPENBLAS_NUM_THREADS=1 $M generate --users "$users" --out "$out/world" >/dev/null
+  OPENBLAS_NUM_THREADS=1 $M feed precompute --world "$out/world" --out "$out/feeds" >/dev/null
+fi
+p1=18181; p2=18182
+$M serve --feeds "$out/feeds" --world "$out/world" --port $p1 2>"$out/serve.log" &
+s1=$!
+"$venv/bin/python" Cluster/bench/serve_peer.py "$out/feeds" "$out/world" $p2 2>"$out/peer.log" &
+s2=$!
+trap 'kill $s1 $s2 2>/dev/null || true' EXIT
+for port in $p1 $p2; do
+  for _ in $(seq 1 100); do curl -sf "localhost:$port/v1/feed/0?k=1" >/dev/null && break; sleep 0.2; done
+done
+# The same answers from both (the API is the contract).
+a=$(curl -s "localhost:$p1/v1/feed/7?k=10" | tr -d ' ' | sed 's/.*"pins":\(\[[^]]*\]\).*/\1/')
+b=$(curl -s "localhost:$p2/v1/feed/7?k=10" | tr -d ' ' | sed 's/.*"pins":\(\[[^]]*\]\).*/\1/')
+[ "$a" = "$b" ] || { echo "serve.sh: Mosaic and the peer disagree on user 7: $a vs $b" >&2; exit 1; }
+pins=$(curl -s "localhost:$p1/v1/feed/7?k=40" | sed 's/.*"pins":\[\([^]]*\)\].*/\1/')
+ev=$(echo "$pins" | tr ',' '\n' | sed -n '2p;5p;9p;14p;20p' | awk 'BEGIN{t[0]="impression";t[1]="closeup";t[2]="save";t[3]="hide";t[4]="click"} {printf "%s{\"pin\":%s,\"type\":\"%s\"}", (NR>1?",":""), $1, t[(NR-1)%5]}')
+body="{\"events\":[$ev]}"
+a=$(curl -s -X POST "localhost:$p1/v1/feed/7?k=10" -d "$body" | tr -d ' ' | sed 's/.*"pins":\(\[[^]]*\]\).*/\1/')
+b=$(curl -s -X POST "localhost:$p2/v1/feed/7?k=10" -d "$body" | tr -d ' ' | sed 's/.*"pins":\(\[[^]]*\]\).*/\1/')
+[ "$a" = "$b" ] || { echo "serve.sh: Mosaic and the peer re-rank user 7 differently: $a vs $b" >&2; exit 1; }
+cat > "$out/get.lua" <<LUA
+math.randomseed(7)
+request = function() return wrk.format("GET", "/v1/feed/" .. math.random(0, $users - 1) .. "?k=20") end
+LUA
+cat > "$out/post.lua" <<LUA
+math.randomseed(7)
+local body = '$body'
+request = function()
+  return wrk.format("POST", "/v1/feed/" .. math.random(0, $users - 1) .. "?k=20", {["Content-Type"] = "application/json"}, body)
+end
+LUA
+run() {  # port script → "rps p50 p99 non2xx"
+  wrk -t1 -c16 -d"$duration" --latency -s "$2" "http://127.0.0.1:$1" > "$out/wrk.txt"
+  rps=$(awk '/Requests\/sec/ {print $2}' "$out/wrk.txt")
+  p50=$(awk '$1=="50%" {print $2}' "$out/wrk.txt")
+  p99=$(awk '$1=="99%" {print $2}' "$out/wrk.txt")
+  bad=$(awk '/Non-2xx/ {print $NF}' "$out/wrk.txt"); bad=${bad:-0}
+  echo "$rps $p50 $p99 $bad"
+}
+echo "serving shard: $(head -1 "$out/serve.log" | cut -c1-160)"
+echo "$(grep '^peer' "$out/peer.log"), Python $("$venv/bin/python" -c 'import sys, uvicorn, starlette; print(sys.version.split()[0], "uvicorn", uvicorn.__version__, "starlette", starlette.__version__)')"
+echo "load: wrk 1 thread, 16 connections, $duration per run, random users of $users; load average $(cut -d' ' -f1 /proc/loadavg)"
+echo ""
+echo "| request | Mosaic req/s | Mosaic p50 | Mosaic p99 | peer req/s | peer p50 | peer p99 | Mosaic / peer (req/s) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+for kind in get post; do
+  read -r r1 a1 b1 e1 < <(run $p1 "$out/$kind.lua")
+  read -r r2 a2 b2 e2 < <(run $p2 "$out/$kind.lua")
+  [ "$e1" = 0 ] && [ "$e2" = 0 ] || echo "serve.sh: non-2xx answers: Mosaic $e1, peer $e2" >&2
+  label=$([ $kind = get ] && echo "GET /v1/feed/{user}?k=20" || echo "POST /v1/feed/{user}?k=20 (5 session events)")
+  echo "| $label | $r1 | $a1 | $b1 | $r2 | $a2 | $b2 | $(awk -v a="$r1" -v b="$r2" 'BEGIN{printf "%.2f×", a/b}') |"
+done
