@@ -24,6 +24,31 @@ public struct UserEvents: Sendable {
         Set(pins.indices.filter { times[$0] >= cut && types[$0] == EventType.save.rawValue }.map { pins[$0] })
     }
 
+    /// The events of one `user` of `world`, in time order, on every rank (gathered from the rank
+    /// that holds the user's shard). Collective.
+    public static func load(user: Int64, world: DatasetReader, comm: Communicator) throws -> UserEvents {
+        var pins: [Int64] = [], types: [Int64] = [], times: [Int64] = []
+        for path in try world.myShards("events", comm: comm) {
+            let t = try DatasetReader.readShard(path, entity: "events")
+            let users = t.i64("user_id"), p = t.i64("pin_id"), ts = t.i64("timestamp_ms"), ty = t.uint8["event_type"]!
+            for i in 0..<t.count where users[i] == user {
+                pins.append(p[i]); types.append(Int64(ty[i])); times.append(ts[i])
+            }
+        }
+        // A user's rows are in one shard: concatenating over ranks keeps them in time order.
+        let all = try comm.allgatherv(pins + types + times)
+        var e = UserEvents(user: user)
+        var offset = 0
+        for count in all.counts {
+            let m = count / 3
+            e.pins += all.values[offset..<offset + m]
+            e.types += all.values[offset + m..<offset + 2 * m].map { UInt8($0) }
+            e.times += all.values[offset + 2 * m..<offset + count]
+            offset += count
+        }
+        return e
+    }
+
     /// This rank's users of `world` (from its event shards), by user id. Not collective.
     public static func load(world: DatasetReader, comm: Communicator) throws -> [UserEvents] {
         var byUser: [Int64: UserEvents] = [:]

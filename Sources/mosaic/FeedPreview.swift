@@ -63,7 +63,7 @@ struct FeedPreview: ParsableCommand {
             comm.log(String(format: "  content index: %lld pins, d = %d, nlist = %d, built in %.1f s",
                             pins, channel.d, channel.index.nlist, Date().timeIntervalSince(t0)))
             let who = try user ?? mostActiveSaver(reader, comm)
-            let h = try UserHistory.load(user: who, world: reader, comm: comm)
+            let h = try UserEvents.load(user: who, world: reader, comm: comm)
             guard h.pins.count >= 2 else {
                 throw ValidationError("user \(who) has \(h.pins.count) event(s) in \(world); pick another --user")
             }
@@ -72,8 +72,8 @@ struct FeedPreview: ParsableCommand {
             guard !engaged.isEmpty else {
                 throw ValidationError("user \(who) engaged with no pin before the cut; pick another --user or raise --history")
             }
-            let seen = Set(zip(h.pins, h.times).filter { $0.1 < cut }.map(\.0))
-            let savedLater = Set(zip(zip(h.pins, h.types), h.times).filter { $0.1 >= cut && $0.0.1 == .save }.map(\.0.0))
+            let seen = h.seen(before: cut)
+            let savedLater = h.saved(from: cut)
             let candidates = try channel.multiInterestFeed(
                 engaged: engaged, k: poolSize, interests: interests, exclude: seen, nprobe: nprobe, comm: comm)
             let (_, cats) = try channel.lookup(engaged, comm: comm)
