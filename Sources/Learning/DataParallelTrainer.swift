@@ -174,12 +174,7 @@ public final class DataParallelTrainer<Model: TrainableModel> {
         } else {
             denseOptimizer.update(values: store.values, ranges: ownedRanges, grads: gradientShard.baseAddress!, lr: lr)
         }
-        for (i, table) in model.tables.enumerated() {
-            let layout = rowLayouts[i]
-            sparseOptimizers[i].updateRows(
-                table: &table.values, gradient: owned[i], lr: lr * config.sparseRateScale, step: step,
-                stateRow: { layout.localRow(of: $0) })
-        }
+        updateOwnedRows(owned, lr: lr)
         let t2 = clock()
         updateSeconds += t2 - t1
         try allgatherDenseValues()
@@ -247,12 +242,7 @@ public final class DataParallelTrainer<Model: TrainableModel> {
         let owned = try pending.map { try $0.finish() }
         let t3 = clock()
         communicationSeconds += waiting + (t3 - t2)
-        for (i, table) in model.tables.enumerated() {
-            let layout = rowLayouts[i]
-            sparseOptimizers[i].updateRows(
-                table: &table.values, gradient: owned[i], lr: lr * config.sparseRateScale, step: step,
-                stateRow: { layout.localRow(of: $0) })
-        }
+        updateOwnedRows(owned, lr: lr)
         let t4 = clock()
         updateSeconds += t4 - t3
         let rowGathers = try model.tables.enumerated().map { i, table in
@@ -324,6 +314,17 @@ public final class DataParallelTrainer<Model: TrainableModel> {
             into: UnsafeMutableBufferPointer(
                 rebasing: gradientShard[shardOffsets[b]..<shardOffsets[b] + bucket.counts[comm.rank]]),
             counts: bucket.counts, tag: b % (Communicator.nonblockingTagLimit - 1))
+    }
+
+    /// Sparse update of the embedding rows this rank owns (their summed gradients in `owned`,
+    /// one per table), with the optimizer state kept at the row's local slot.
+    private func updateOwnedRows(_ owned: [SparseRows<Model.Scalar>], lr: Double) {
+        for (i, table) in model.tables.enumerated() {
+            let layout = rowLayouts[i]
+            sparseOptimizers[i].updateRows(
+                table: &table.values, gradient: owned[i], lr: lr * config.sparseRateScale, step: step,
+                stateRow: { layout.localRow(of: $0) })
+        }
     }
 
     /// Checks that every rank holds the same parameters, tables and optimizer step; throws

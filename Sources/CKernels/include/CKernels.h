@@ -63,15 +63,6 @@ void mosaic_distances_to_rows(int l2, const float *q, const float *x, long n, lo
 /// tests. Returns the level used.
 int mosaic_distances_to_rows_level(int level, int l2, const float *q, const float *x, long n, long d, float *out);
 
-/// Selection for exact top-K (the ranker's soft search): for every q < n with s[q] ≥ threshold
-/// (in index order), writes the key (ordered bits of s[q]) << 32 | (UINT32_MAX − q) to keys —
-/// keys order like (score descending, index ascending) when sorted descending; NaN scores never
-/// pass. `keys` must hold n values. Returns the number written.
-long mosaic_select_at_least(const float *s, long n, float threshold, uint64_t *keys);
-
-/// `mosaic_select_at_least` at a given level (capped at what the CPU supports; for tests).
-long mosaic_select_at_least_level(int level, const float *s, long n, float threshold, uint64_t *keys);
-
 /// Threshold filter for exact top-K, indices only: writes, in index order, every q < n with
 /// s[q] ≥ threshold (NaN never passes) to idx and returns their number. Branch-free (AVX-512
 /// compress, AVX2/portable conditional advance). `idx` must hold n + 16 values.
