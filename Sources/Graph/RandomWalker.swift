@@ -23,6 +23,10 @@ public struct WalkParameters: Sendable {
     /// the start pin excluded) — related to the pin, but less than its top neighbours. The visit
     /// counts are a Monte-Carlo personalised PageRank. 0 = none.
     public var hardFrom = 0, hardTo = 0, hardCount = 0
+    /// Walkers stepped together through the four loops of one pass (`RandomWalker.advance`):
+    /// small enough for their records and scratch to stay in L2 between the loops, large enough
+    /// to keep many cache misses in flight. Results do not depend on it.
+    public var tileWalkers = 8192
 
     public init(
         walksPerPin: Int = 32, restartProbability: Double = 0.3, maxSteps: Int = 20, topT: Int = 20, seed: UInt64 = 1,
@@ -164,7 +168,6 @@ public enum RandomWalker {
         var degree: Int64
         /// walk << 40 | step << 24 | position of the start pin in its owner's batch << 1 | at board.
         var meta: UInt64
-        var startOwner: Int
     }
 
     static let stepShift: UInt64 = 24, walkShift: UInt64 = 40
@@ -206,6 +209,7 @@ public enum RandomWalker {
         var walkers = [Walker]()
         let scratch = WalkScratch()
         var forward = [Int64]()  // (owner, start, node, meta) per walker leaving this rank
+        let buffers = ExchangeBuffers()
         var visitKey = [UInt64](), visitPin = [Int64]()  // (start owner << 32 | position, visited pin)
         t = phases.lap(.setup, since: t)
         for round in 0..<rounds {
@@ -218,8 +222,7 @@ public enum RandomWalker {
                     walkers.append(
                         Walker(
                             start: id, node: id, key: WalkerStream.key(seed: w.seed, start: id, walk: UInt64(walk)),
-                            span: span, degree: degree, meta: UInt64(walk) << walkShift | UInt64(i - lo) << 1,
-                            startOwner: rank))
+                            span: span, degree: degree, meta: UInt64(walk) << walkShift | UInt64(i - lo) << 1))
                 }
             }
             t = phases.lap(.seed, since: t)
@@ -227,23 +230,25 @@ public enum RandomWalker {
             while true {
                 try advance(
                     &walkers, shard: shard, pinTable: pinTable, boardTable: boardTable, rank: rank, ranks: p,
-                    maxSteps: UInt64(w.maxSteps), restartBits: restartBits, arrived: arrived, scratch: scratch,
+                    maxSteps: UInt64(w.maxSteps), restartBits: restartBits, arrived: arrived,
+                    tile: max(1, w.tileWalkers), scratch: scratch,
                     steps: &localSteps,
                     forwarded: &localForwarded, forward: &forward, visitKey: &visitKey, visitPin: &visitPin)
                 t = phases.lap(.step, since: t)
                 if p == 1 { break }
-                let (received, live) = try exchange(&forward, comm: comm, phases: &phases, clock: &t)
+                let live = try exchange(&forward, comm: comm, buffers: buffers, phases: &phases, clock: &t)
                 stats.exchanges += 1
                 if live == 0 { break }
-                receive(received, into: &walkers, seed: w.seed, ranks: p)
+                receive(buffers.received, into: &walkers, seed: w.seed)
                 t = phases.lap(.unpack, since: t)
                 arrived = true
             }
-            let (positions, visited) = try routeVisits(&visitKey, &visitPin, comm: comm)
-            t = phases.lap(.visits, since: t)
-            count(
-                positions: positions, visited: visited, starts: pins.ids[lo..<hi], topT: w.topT,
-                hard: (w.hardFrom, w.hardTo, w.hardCount), into: &result)
+            try routeVisits(&visitKey, &visitPin, comm: comm, buffers: buffers) { visits in
+                t = phases.lap(.visits, since: t)
+                count(
+                    visits, starts: pins.ids[lo..<hi], topT: w.topT, hard: (w.hardFrom, w.hardTo, w.hardCount),
+                    buffers: buffers, into: &result)
+            }
             t = phases.lap(.count, since: t)
             progress?(round + 1, rounds)
         }
@@ -259,24 +264,28 @@ public enum RandomWalker {
     /// Steps every walker in `walkers` in lock-step passes until each has ended or left for
     /// another rank (appended to `forward`); records pin visits.
     ///
-    /// Each half-step is four tight loops over the walker array: (1) visits, restarts and the
-    /// choice of the edge (no cache misses), (2) the gather of the next node ids from the
+    /// Each half-step is four tight loops over a tile of `tile` walkers (`WalkParameters.tileWalkers`:
+    /// 8192 walkers of 48 B are about 400 KiB, so their records and the scratch stay in L2 from
+    /// loop to loop and a pass streams the walker array from memory once, not once per loop): (1) visits, restarts and
+    /// the choice of the edge (no cache misses), (2) the gather of the next node ids from the
     /// neighbour arrays, (3) the table probe, (4) the owner test and bookkeeping. Loops 2 and 3
     /// carry one independent cache miss per walker, few instructions and no branch on loaded
     /// data, so the processor keeps many misses in flight; a walker-at-a-time loop would wait
-    /// for each miss in turn (3× slower measured).
+    /// for each miss in turn (3× slower measured). Tiles are taken in order and compacted in
+    /// place, so walkers, visits and departures come out in the same order as with passes over
+    /// the whole array.
     static func advance(
         _ walkers: inout [Walker], shard: GraphShard, pinTable: NodeTable, boardTable: NodeTable, rank: Int,
-        ranks p: Int, maxSteps: UInt64, restartBits: UInt64, arrived: Bool = false, scratch: WalkScratch,
-        steps: inout Int, forwarded: inout Int, forward: inout [Int64], visitKey: inout [UInt64],
+        ranks p: Int, maxSteps: UInt64, restartBits: UInt64, arrived: Bool = false, tile: Int = 8192,
+        scratch: WalkScratch, steps: inout Int, forwarded: inout Int, forward: inout [Int64], visitKey: inout [UInt64],
         visitPin: inout [Int64]
     ) throws {
         var n = walkers.count
         var taken = 0, left = 0
         let stepMask: UInt64 = 0xFFFF << stepShift
-        // Per-pass scratch (at most one visit and one departure per walker and pass), appended
+        // Per-tile scratch (at most one visit and one departure per walker and pass), appended
         // to the growing arrays after each loop: no array bookkeeping inside the loops.
-        scratch.reserve(n)
+        scratch.reserve(min(n, tile))
         let vk = scratch.visitKey, vp = scratch.visitPin, fw = scratch.departures
         let hs = scratch.hash, probe = scratch.probe, dummy = UnsafePointer(scratch.dummy)
         let ownerOf = OwnerOf(ranks: p)
@@ -284,102 +293,118 @@ public enum RandomWalker {
             try shard.boards.neighbors.withUnsafeBufferPointer { boardNeighbors in
                 try pinTable.slots.withUnsafeBufferPointer { pinSlots in
                     try boardTable.slots.withUnsafeBufferPointer { boardSlots in
-                        try walkers.withUnsafeMutableBufferPointer { wb in
+                        try walkers.withUnsafeMutableBufferPointer { all in
                             var probeOnly = arrived
                             while n > 0 {
-                                // (1) Arrivals at pins are visits; end or choose the next edge.
-                                var m = 0, nv = 0
-                                if probeOnly {
-                                    // Walkers just received: their node is set, only its span is missing.
-                                    m = n
-                                    probeOnly = false
-                                } else {
-                                    for q in 0..<n {
-                                        var x = wb[q]
-                                        let step = (x.meta & stepMask) >> stepShift
-                                        let atBoard = x.meta & 1 == 1
-                                        if !atBoard && step > 0 {
-                                            vk[nv] = UInt64(x.startOwner) << 32 | (x.meta & 0xFF_FFFE) >> 1
-                                            vp[nv] = x.node
-                                            nv += 1
-                                            if step >= maxSteps { continue }
-                                            if WalkerStream.draw(x.key, step: step, 1) >> 11 < restartBits { continue }
-                                        }
-                                        if x.degree == 0 { continue }
-                                        x.span += WalkerStream.below(x.degree, WalkerStream.draw(x.key, step: step, 0))
-                                        // The low bit now tells the side of the next node.
-                                        x.meta = (x.meta & ~(stepMask | 1)) | (step + 1) << stepShift | (atBoard ? 0 : 1)
-                                        wb[m] = x
-                                        m += 1
-                                    }
-                                    taken += m
-                                    visitKey.append(contentsOf: UnsafeBufferPointer(start: vk, count: nv))
-                                    visitPin.append(contentsOf: UnsafeBufferPointer(start: vp, count: nv))
-                                    // (2) Gather the next node ids (one independent miss each).
-                                    let pinBase = pinNeighbors.baseAddress, boardBase = boardNeighbors.baseAddress
-                                    for q in 0..<m {
-                                        let base = wb[q].meta & 1 == 1 ? pinBase : boardBase
-                                        wb[q].node = base.unsafelyUnwrapped[Int(wb[q].span)]
-                                    }
-                                }
-                                // (3a) Hash and owner of each walker's node, and the address of its
-                                // first table slot (ALU only; a node on another rank reads `dummy`).
-                                let pinBaseSlots = pinSlots.baseAddress.unsafelyUnwrapped
-                                let boardBaseSlots = boardSlots.baseAddress.unsafelyUnwrapped
-                                let pinSize = pinTable.size, boardSize = boardTable.size
-                                for q in 0..<m {
-                                    let node = wb[q].node
-                                    let atBoard = wb[q].meta & 1 == 1
-                                    let h = GraphPartition.hash(atBoard ? ~node : node)
-                                    hs[q] = h
-                                    let at =
-                                        atBoard
-                                        ? boardBaseSlots + NodeTable.index(h, boardSize)
-                                        : pinBaseSlots + NodeTable.index(h, pinSize)
-                                    probe[q] = ownerOf(h) == rank ? at : dummy
-                                }
-                                // (3b) Probe: the first line of four slots (one cache miss, no
-                                // branch on the loaded ids; few instructions, so many misses are in
-                                // flight), kept in (degree, span) as (id, raw).
-                                for q in 0..<m {
-                                    let hit = probe[q].lineHit(wb[q].node)
-                                    wb[q].degree = hit.id
-                                    wb[q].span = Int64(bitPattern: hit.span)
-                                }
-                                // (4) Owner test; local walkers get their node's neighbour span (the
-                                // rare node beyond the first line is probed again).
-                                var k = 0, nf = 0
-                                for q in 0..<m {
-                                    var x = wb[q]
-                                    let atBoard = x.meta & 1 == 1
-                                    let h = hs[q]
-                                    if p > 1 {
-                                        let owner = ownerOf(h)
-                                        if owner != rank {
-                                            fw[nf] = Int64(owner); fw[nf + 1] = x.start; fw[nf + 2] = x.node
-                                            fw[nf + 3] = Int64(bitPattern: x.meta)
-                                            nf += 4
-                                            continue
-                                        }
-                                    }
-                                    let table = atBoard ? boardTable : pinTable
-                                    if x.degree == x.node {
-                                        (x.span, x.degree) = table.span(
-                                            NodeTable.Slot(id: x.node, span: UInt64(bitPattern: x.span)))
+                                // `kept` walkers of this pass so far, compacted to the front.
+                                var kept = 0
+                                var from = 0
+                                while from < n {
+                                    let to = min(n, from + tile)
+                                    // The tile's surviving walkers move to `kept ..< kept + m`
+                                    // (never past an unread one: kept ≤ from).
+                                    let wb = all.baseAddress.unsafelyUnwrapped + kept
+                                    let src = all.baseAddress.unsafelyUnwrapped + from
+                                    // (1) Arrivals at pins are visits; end or choose the next edge.
+                                    var m = 0, nv = 0
+                                    if probeOnly {
+                                        // Walkers just received: their node is set, only its span is missing.
+                                        m = to - from
+                                        if kept != from { for q in 0..<m { wb[q] = src[q] } }  // forward copy: wb < src
                                     } else {
-                                        let slot =
-                                            atBoard
-                                            ? boardSlots.find(x.node, hash: h, size: boardTable.size)
-                                            : pinSlots.find(x.node, hash: h, size: pinTable.size)
-                                        guard let slot else { throw dangling(x.node, atPin: !atBoard, rank: rank) }
-                                        (x.span, x.degree) = table.span(slot)
+                                        for q in 0..<(to - from) {
+                                            var x = src[q]
+                                            let step = (x.meta & stepMask) >> stepShift
+                                            let atBoard = x.meta & 1 == 1
+                                            if !atBoard && step > 0 {
+                                                // The start pin's owner is hashed here rather than
+                                                // carried: 48-byte walkers stream less memory.
+                                                let startOwner = p > 1 ? ownerOf(GraphPartition.hash(x.start)) : 0
+                                                vk[nv] = UInt64(startOwner) << 32 | (x.meta & 0xFF_FFFE) >> 1
+                                                vp[nv] = x.node
+                                                nv += 1
+                                                if step >= maxSteps { continue }
+                                                if WalkerStream.draw(x.key, step: step, 1) >> 11 < restartBits { continue }
+                                            }
+                                            if x.degree == 0 { continue }
+                                            x.span += WalkerStream.below(x.degree, WalkerStream.draw(x.key, step: step, 0))
+                                            // The low bit now tells the side of the next node.
+                                            x.meta = (x.meta & ~(stepMask | 1)) | (step + 1) << stepShift | (atBoard ? 0 : 1)
+                                            wb[m] = x
+                                            m += 1
+                                        }
+                                        taken += m
+                                        visitKey.append(contentsOf: UnsafeBufferPointer(start: vk, count: nv))
+                                        visitPin.append(contentsOf: UnsafeBufferPointer(start: vp, count: nv))
+                                        // (2) Gather the next node ids (one independent miss each).
+                                        let pinBase = pinNeighbors.baseAddress, boardBase = boardNeighbors.baseAddress
+                                        for q in 0..<m {
+                                            let base = wb[q].meta & 1 == 1 ? pinBase : boardBase
+                                            wb[q].node = base.unsafelyUnwrapped[Int(wb[q].span)]
+                                        }
                                     }
-                                    wb[k] = x
-                                    k += 1
+                                    // (3a) Hash and owner of each walker's node, and the address of its
+                                    // first table slot (ALU only; a node on another rank reads `dummy`).
+                                    let pinBaseSlots = pinSlots.baseAddress.unsafelyUnwrapped
+                                    let boardBaseSlots = boardSlots.baseAddress.unsafelyUnwrapped
+                                    let pinSize = pinTable.size, boardSize = boardTable.size
+                                    for q in 0..<m {
+                                        let node = wb[q].node
+                                        let atBoard = wb[q].meta & 1 == 1
+                                        let h = GraphPartition.hash(atBoard ? ~node : node)
+                                        hs[q] = h
+                                        let at =
+                                            atBoard
+                                            ? boardBaseSlots + NodeTable.index(h, boardSize)
+                                            : pinBaseSlots + NodeTable.index(h, pinSize)
+                                        probe[q] = ownerOf(h) == rank ? at : dummy
+                                    }
+                                    // (3b) Probe: the first line of four slots (one cache miss, no
+                                    // branch on the loaded ids; few instructions, so many misses are in
+                                    // flight), kept in (degree, span) as (id, raw).
+                                    for q in 0..<m {
+                                        let hit = probe[q].lineHit(wb[q].node)
+                                        wb[q].degree = hit.id
+                                        wb[q].span = Int64(bitPattern: hit.span)
+                                    }
+                                    // (4) Owner test; local walkers get their node's neighbour span (the
+                                    // rare node beyond the first line is probed again).
+                                    var k = 0, nf = 0
+                                    for q in 0..<m {
+                                        var x = wb[q]
+                                        let atBoard = x.meta & 1 == 1
+                                        let h = hs[q]
+                                        if p > 1 {
+                                            let owner = ownerOf(h)
+                                            if owner != rank {
+                                                fw[nf] = Int64(owner); fw[nf + 1] = x.start; fw[nf + 2] = x.node
+                                                fw[nf + 3] = Int64(bitPattern: x.meta)
+                                                nf += 4
+                                                continue
+                                            }
+                                        }
+                                        let table = atBoard ? boardTable : pinTable
+                                        if x.degree == x.node {
+                                            (x.span, x.degree) = table.span(
+                                                NodeTable.Slot(id: x.node, span: UInt64(bitPattern: x.span)))
+                                        } else {
+                                            let slot =
+                                                atBoard
+                                                ? boardSlots.find(x.node, hash: h, size: boardTable.size)
+                                                : pinSlots.find(x.node, hash: h, size: pinTable.size)
+                                            guard let slot else { throw dangling(x.node, atPin: !atBoard, rank: rank) }
+                                            (x.span, x.degree) = table.span(slot)
+                                        }
+                                        wb[k] = x
+                                        k += 1
+                                    }
+                                    kept += k
+                                    left += nf / 4
+                                    forward.append(contentsOf: UnsafeBufferPointer(start: fw, count: nf))
+                                    from = to
                                 }
-                                n = k
-                                left += nf / 4
-                                forward.append(contentsOf: UnsafeBufferPointer(start: fw, count: nf))
+                                n = kept
+                                probeOnly = false
                             }
                         }
                     }
@@ -401,43 +426,44 @@ public enum RandomWalker {
             )
     }
 
-    /// Collective: sends the queued walkers (4 words each, owner first) to their owners; returns
-    /// the received (start, node, meta) triples and the global number of walkers in flight (one
-    /// count exchange and one alltoallv: `alltoallvCounted`).
+    /// Collective: sends the queued walkers (4 words each, owner first) to their owners; leaves
+    /// the received (start, node, meta) triples in `buffers.received` and returns the global
+    /// number of walkers in flight (one count exchange and one alltoallv: `alltoallvCounted`).
     static func exchange(
-        _ forward: inout [Int64], comm: Communicator, phases: inout WalkPhases, clock t: inout (wall: Double, cpu: Double)
-    ) throws -> ([Int64], Int) {
+        _ forward: inout [Int64], comm: Communicator, buffers: ExchangeBuffers, phases: inout WalkPhases,
+        clock t: inout (wall: Double, cpu: Double)
+    ) throws -> Int {
         let p = comm.size
         var counts = [Int](repeating: 0, count: p)
         var q = 0
         while q < forward.count { counts[Int(forward[q])] += 3; q += 4 }
         var at = [Int](repeating: 0, count: p)
         for r in 1..<p { at[r] = at[r - 1] + counts[r - 1] }
-        var send = [Int64](repeating: 0, count: forward.count / 4 * 3)
-        q = 0
-        while q < forward.count {
-            let r = Int(forward[q])
-            send[at[r]] = forward[q + 1]; send[at[r] + 1] = forward[q + 2]; send[at[r] + 2] = forward[q + 3]
-            at[r] += 3
-            q += 4
+        buffers.resizeSend(forward.count / 4 * 3)
+        buffers.send.withUnsafeMutableBufferPointer { send in
+            q = 0
+            while q < forward.count {
+                let r = Int(forward[q])
+                send[at[r]] = forward[q + 1]; send[at[r] + 1] = forward[q + 2]; send[at[r] + 2] = forward[q + 3]
+                at[r] += 3
+                q += 4
+            }
         }
         forward.removeAll(keepingCapacity: true)
-        phases.bytesSent += send.count * 8
+        phases.bytesSent += buffers.send.count * 8
         t = phases.lap(.pack, since: t)
-        var received = [Int64]()
-        let (_, live) = try send.withUnsafeBufferPointer {
-            try comm.alltoallvCounted($0, sendCounts: counts, into: &received)
+        let (_, live) = try buffers.send.withUnsafeBufferPointer {
+            try comm.alltoallvCounted($0, sendCounts: counts, storage: buffers.receive)
         }
         t = phases.lap(.exchange, since: t)
-        return (received, live / 3)
+        return live / 3
     }
 
     /// Turns received (start, node, meta) triples into walkers at nodes of this rank; their
     /// neighbour spans are looked up by `advance(arrived: true)` in its lock-step probe loops.
-    static func receive(_ received: [Int64], into walkers: inout [Walker], seed: UInt64, ranks p: Int) {
+    static func receive(_ received: UnsafeBufferPointer<Int64>, into walkers: inout [Walker], seed: UInt64) {
         walkers.removeAll(keepingCapacity: true)
         walkers.reserveCapacity(received.count / 3)
-        let ownerOf = OwnerOf(ranks: p)
         var q = 0
         while q < received.count {
             let start = received[q], node = received[q + 1], meta = UInt64(bitPattern: received[q + 2])
@@ -445,52 +471,88 @@ public enum RandomWalker {
             walkers.append(
                 Walker(
                     start: start, node: node, key: WalkerStream.key(seed: seed, start: start, walk: meta >> walkShift),
-                    span: 0, degree: 0, meta: meta, startOwner: ownerOf(GraphPartition.hash(start))))
+                    span: 0, degree: 0, meta: meta))
         }
     }
 
-    /// Collective: sends each visit to its start pin's owner; returns (positions, visited pins).
-    static func routeVisits(_ key: inout [UInt64], _ pin: inout [Int64], comm: Communicator) throws -> (
-        [Int64], [Int64]
-    ) {
+    /// Collective: sends each visit (start owner << 32 | position, visited pin) to its start
+    /// pin's owner, then calls `body` with this rank's visits (positions index the batch's start
+    /// pins). On one rank the visits are read in place; on more, as the (position, pin) pairs
+    /// received into `buffers.received`. `key` and `pin` are emptied (capacity kept).
+    static func routeVisits(
+        _ key: inout [UInt64], _ pin: inout [Int64], comm: Communicator, buffers: ExchangeBuffers,
+        _ body: (Visits) throws -> Void
+    ) throws {
         let p = comm.size
         defer { key.removeAll(keepingCapacity: true); pin.removeAll(keepingCapacity: true) }
-        if p == 1 { return (key.map { Int64(bitPattern: $0 & 0xFFFF_FFFF) }, pin) }
+        if p == 1 {
+            // The start owner is 0: the key is the position.
+            return try key.withUnsafeBufferPointer { k in
+                try pin.withUnsafeBufferPointer { v in
+                    try k.withMemoryRebound(to: Int64.self) { positions in
+                        try body(Visits(positions: positions.baseAddress, pins: v.baseAddress, stride: 1, count: v.count))
+                    }
+                }
+            }
+        }
         var counts = [Int](repeating: 0, count: p)
         for k in key { counts[Int(k >> 32)] += 2 }
         var at = [Int](repeating: 0, count: p)
         for r in 1..<p { at[r] = at[r - 1] + counts[r - 1] }
-        var send = [Int64](repeating: 0, count: key.count * 2)
-        for j in 0..<key.count {
-            let r = Int(key[j] >> 32)
-            send[at[r]] = Int64(bitPattern: key[j] & 0xFFFF_FFFF); send[at[r] + 1] = pin[j]
-            at[r] += 2
+        buffers.resizeSend(key.count * 2)
+        buffers.send.withUnsafeMutableBufferPointer { send in
+            for j in 0..<key.count {
+                let r = Int(key[j] >> 32)
+                send[at[r]] = Int64(bitPattern: key[j] & 0xFFFF_FFFF); send[at[r] + 1] = pin[j]
+                at[r] += 2
+            }
         }
-        let (received, _) = try comm.alltoallv(send, sendCounts: counts)
-        var positions = [Int64](repeating: 0, count: received.count / 2), visited = positions
-        for j in 0..<positions.count { positions[j] = received[2 * j]; visited[j] = received[2 * j + 1] }
-        return (positions, visited)
+        _ = try buffers.send.withUnsafeBufferPointer {
+            try comm.alltoallvCounted($0, sendCounts: counts, storage: buffers.receive)
+        }
+        let r = buffers.received
+        try body(Visits(positions: r.baseAddress, pins: r.baseAddress.map { $0 + 1 }, stride: 2, count: r.count / 2))
     }
 
-    /// Counts the visits of each start pin (`positions[j]` indexes `starts`) and appends the top
-    /// T to `result` (most visits first, ties by smaller id; the start pin itself is skipped).
-    /// A counting sort groups the visits by start pin; each group (a few to a few hundred ids) is
-    /// sorted in place, run-length counted, and the top T kept by insertion.
+    /// The visits of one batch of start pins on their owner, read in place: visit `j` is
+    /// (`positions[j · stride]`, `pins[j · stride]`).
+    struct Visits {
+        let positions: UnsafePointer<Int64>?
+        let pins: UnsafePointer<Int64>?
+        let stride: Int
+        let count: Int
+    }
+
+    /// `count(_:starts:topT:hard:buffers:into:)` over arrays (`positions[j]` indexes `starts`,
+    /// `visited[j]` is the visited pin).
     static func count(
         positions: [Int64], visited: [Int64], starts: ArraySlice<Int64>, topT: Int,
         hard: (from: Int, to: Int, count: Int) = (0, 0, 0), into result: inout ImportanceNeighbors
     ) {
-        let n = starts.count
-        var offsets = [Int](repeating: 0, count: n + 1)
-        for q in positions { offsets[Int(q) + 1] += 1 }
-        for i in 0..<n { offsets[i + 1] += offsets[i] }
-        var at = offsets
-        var flat = [Int64](repeating: 0, count: visited.count)
-        for j in 0..<visited.count {
-            let q = Int(positions[j])
-            flat[at[q]] = visited[j]
-            at[q] += 1
+        precondition(positions.count == visited.count)
+        positions.withUnsafeBufferPointer { q in
+            visited.withUnsafeBufferPointer { v in
+                count(
+                    Visits(positions: q.baseAddress, pins: v.baseAddress, stride: 1, count: q.count), starts: starts,
+                    topT: topT, hard: hard, buffers: ExchangeBuffers(), into: &result)
+            }
         }
+    }
+
+    /// Counts the visits of each start pin (a visit's position indexes `starts`) and appends
+    /// the top T to `result` (most visits first, ties by smaller id; the start pin itself is
+    /// skipped). A counting sort groups the visits by start pin (into `buffers`, reused from
+    /// batch to batch); each group (a few to a few hundred ids) is sorted in place, run-length
+    /// counted, and the top T kept by insertion.
+    static func count(
+        _ visits: Visits, starts: ArraySlice<Int64>, topT: Int, hard: (from: Int, to: Int, count: Int) = (0, 0, 0),
+        buffers: ExchangeBuffers, into result: inout ImportanceNeighbors
+    ) {
+        let n = starts.count
+        buffers.offsets.removeAll(keepingCapacity: true)
+        buffers.offsets.append(contentsOf: repeatElement(0, count: n + 1))
+        buffers.flat.removeAll(keepingCapacity: true)
+        buffers.flat.append(contentsOf: repeatElement(0, count: visits.count))
         let base = result.ids.count
         result.pins.append(contentsOf: starts)
         result.ids.append(contentsOf: repeatElement(-1, count: n * topT))
@@ -499,69 +561,88 @@ public enum RandomWalker {
         let hardBase = result.hard.count
         result.hard.append(contentsOf: repeatElement(-1, count: n * hard.count))
         var ranked: [(id: Int64, count: Int32)] = []
-        flat.withUnsafeMutableBufferPointer { fb in
-            result.ids.withUnsafeMutableBufferPointer { allIDs in
-                result.counts.withUnsafeMutableBufferPointer { allCounts in
-                    result.weights.withUnsafeMutableBufferPointer { allWeights in
-                        let ids = UnsafeMutableBufferPointer(rebasing: allIDs[base...])
-                        let counts = UnsafeMutableBufferPointer(rebasing: allCounts[base...])
-                        let weights = UnsafeMutableBufferPointer(rebasing: allWeights[base...])
-                        for i in 0..<n {
-                            let s = starts[starts.startIndex + i]
-                            var slice = UnsafeMutableBufferPointer(rebasing: fb[offsets[i]..<offsets[i + 1]])
-                            if slice.count <= 32 {
-                                // Insertion sort: groups are mostly small.
-                                var a = 1
-                                while a < slice.count {
-                                    let v = slice[a]
-                                    var b = a
-                                    while b > 0 && slice[b - 1] > v { slice[b] = slice[b - 1]; b -= 1 }
-                                    slice[b] = v
-                                    a += 1
+        buffers.offsets.withUnsafeMutableBufferPointer { offsets in
+            buffers.flat.withUnsafeMutableBufferPointer { fb in
+                if visits.count > 0, let positions = visits.positions, let pins = visits.pins {
+                    // Counting sort by position: group sizes, group ends, then a scatter that moves
+                    // each group's end back to its start.
+                    let stride = visits.stride
+                    for j in 0..<visits.count { offsets[Int(positions[j * stride]) + 1] += 1 }
+                    for i in 0..<n { offsets[i + 1] += offsets[i] }
+                    var j = visits.count - 1
+                    while j >= 0 {
+                        let q = Int(positions[j * stride]) + 1
+                        offsets[q] -= 1
+                        fb[offsets[q]] = pins[j * stride]
+                        j -= 1
+                    }
+                    // offsets[q + 1] is now the start of group q; shift to offsets[q].
+                    for i in 0..<n { offsets[i] = offsets[i + 1] }
+                    offsets[n] = visits.count
+                }
+                result.ids.withUnsafeMutableBufferPointer { allIDs in
+                    result.counts.withUnsafeMutableBufferPointer { allCounts in
+                        result.weights.withUnsafeMutableBufferPointer { allWeights in
+                            let ids = UnsafeMutableBufferPointer(rebasing: allIDs[base...])
+                            let counts = UnsafeMutableBufferPointer(rebasing: allCounts[base...])
+                            let weights = UnsafeMutableBufferPointer(rebasing: allWeights[base...])
+                            for i in 0..<n {
+                                let s = starts[starts.startIndex + i]
+                                var slice = UnsafeMutableBufferPointer(rebasing: fb[offsets[i]..<offsets[i + 1]])
+                                if slice.count <= 32 {
+                                    // Insertion sort: groups are mostly small.
+                                    var a = 1
+                                    while a < slice.count {
+                                        let v = slice[a]
+                                        var b = a
+                                        while b > 0 && slice[b - 1] > v { slice[b] = slice[b - 1]; b -= 1 }
+                                        slice[b] = v
+                                        a += 1
+                                    }
+                                } else {
+                                    slice.sort()
                                 }
-                            } else {
-                                slice.sort()
-                            }
-                            // Run-length count in id order; keep the top T by insertion after equal
-                            // counts, so ties stay in ascending id order.
-                            let row = i * topT
-                            var kept = 0, k = 0
-                            while k < slice.count {
-                                let v = slice[k]
-                                var c: Int32 = 0
-                                while k < slice.count && slice[k] == v { c += 1; k += 1 }
-                                if v == s || (kept == topT && c <= counts[row + topT - 1]) { continue }
-                                var b = min(kept, topT - 1)
-                                while b > 0 && counts[row + b - 1] < c {
-                                    ids[row + b] = ids[row + b - 1]; counts[row + b] = counts[row + b - 1]
-                                    b -= 1
-                                }
-                                ids[row + b] = v; counts[row + b] = c
-                                kept = min(topT, kept + 1)
-                            }
-                            if hard.count > 0 {
-                                // The whole ranking (only when a hard band is asked for).
-                                ranked.removeAll(keepingCapacity: true)
-                                k = 0
+                                // Run-length count in id order; keep the top T by insertion after equal
+                                // counts, so ties stay in ascending id order.
+                                let row = i * topT
+                                var kept = 0, k = 0
                                 while k < slice.count {
                                     let v = slice[k]
                                     var c: Int32 = 0
                                     while k < slice.count && slice[k] == v { c += 1; k += 1 }
-                                    if v != s { ranked.append((v, c)) }
+                                    if v == s || (kept == topT && c <= counts[row + topT - 1]) { continue }
+                                    var b = min(kept, topT - 1)
+                                    while b > 0 && counts[row + b - 1] < c {
+                                        ids[row + b] = ids[row + b - 1]; counts[row + b] = counts[row + b - 1]
+                                        b -= 1
+                                    }
+                                    ids[row + b] = v; counts[row + b] = c
+                                    kept = min(topT, kept + 1)
                                 }
-                                let width = min(hard.to, ranked.count) - hard.from
-                                if width > 0 {
-                                    ranked.sort { $0.count != $1.count ? $0.count > $1.count : $0.id < $1.id }
-                                    let m = min(hard.count, width)
-                                    for j in 0..<m {
-                                        result.hard[hardBase + i * hard.count + j] =
-                                            ranked[hard.from + j * width / m].id
+                                if hard.count > 0 {
+                                    // The whole ranking (only when a hard band is asked for).
+                                    ranked.removeAll(keepingCapacity: true)
+                                    k = 0
+                                    while k < slice.count {
+                                        let v = slice[k]
+                                        var c: Int32 = 0
+                                        while k < slice.count && slice[k] == v { c += 1; k += 1 }
+                                        if v != s { ranked.append((v, c)) }
+                                    }
+                                    let width = min(hard.to, ranked.count) - hard.from
+                                    if width > 0 {
+                                        ranked.sort { $0.count != $1.count ? $0.count > $1.count : $0.id < $1.id }
+                                        let m = min(hard.count, width)
+                                        for j in 0..<m {
+                                            result.hard[hardBase + i * hard.count + j] =
+                                                ranked[hard.from + j * width / m].id
+                                        }
                                     }
                                 }
+                                var total: Int32 = 0
+                                for j in 0..<kept { total += counts[row + j] }
+                                for j in 0..<kept { weights[row + j] = Float(counts[row + j]) / Float(total) }
                             }
-                            var total: Int32 = 0
-                            for j in 0..<kept { total += counts[row + j] }
-                            for j in 0..<kept { weights[row + j] = Float(counts[row + j]) / Float(total) }
                         }
                     }
                 }

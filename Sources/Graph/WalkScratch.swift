@@ -63,3 +63,42 @@ final class WalkScratch {
         probe.deallocate(); dummy.deallocate()
     }
 }
+
+/// Buffers of the walk job's exchanges and visit counting, kept from round to round and batch to
+/// batch: the walker and visit records of one batch are tens of MiB, and a fresh array each time
+/// would be faulted in afresh every time (page faults were a large part of the counting phase).
+final class ExchangeBuffers {
+    /// Records to send, grouped by destination rank.
+    var send = [Int64]()
+    /// Records received (walkers (start, node, meta), or visits (position, pin)): the first
+    /// `receivedCount` of `receivedCapacity` (`receive(_:)` sizes it for an exchange).
+    private(set) var receivedStorage = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
+    private(set) var receivedCount = 0, receivedCapacity = 1
+
+    /// The records of the last exchange.
+    var received: UnsafeBufferPointer<Int64> { UnsafeBufferPointer(start: receivedStorage, count: receivedCount) }
+
+    /// Room for `n` received records (`Communicator.alltoallvCounted(_:sendCounts:storage:)`),
+    /// grown only when an exchange is larger than every earlier one.
+    func receive(_ n: Int) -> UnsafeMutablePointer<Int64> {
+        if n > receivedCapacity {
+            receivedStorage.deallocate()
+            receivedCapacity = max(n, 2 * receivedCapacity)
+            receivedStorage = .allocate(capacity: receivedCapacity)
+        }
+        receivedCount = n
+        return receivedStorage
+    }
+
+    deinit { receivedStorage.deallocate() }
+    /// Counting-sort offsets of the visits per start pin of a batch (n + 1).
+    var offsets = [Int]()
+    /// The batch's visited pins grouped by start pin.
+    var flat = [Int64]()
+
+    /// Makes `send` hold `n` elements (zero; the caller overwrites them), keeping its storage.
+    func resizeSend(_ n: Int) {
+        send.removeAll(keepingCapacity: true)
+        send.append(contentsOf: repeatElement(0, count: n))
+    }
+}

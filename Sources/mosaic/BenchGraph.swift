@@ -29,6 +29,8 @@ struct BenchGraph: ParsableCommand {
     @Option(help: "Walks per pin.") var walks = 2
     @Option(help: "Walk runs per rank count; the best is reported (the machine may be shared).") var repeats = 2
     @Option(help: "Start pins per rank walked together (`graph walks --batch-pins`).") var batchPins = 200_000
+    @Option(help: "Walkers per cache tile of a pass (`graph walks --tile-walkers`).")
+    var tileWalkers = WalkParameters().tileWalkers
     @Option(help: "Rank counts, comma-separated.") var ranks = "1,2,4"
     @Option(help: "Edges of the PinSage graph.") var pinsageEdges = 1_000_000
     @Option(help: "Python with numpy and scipy for the peer (skipped when absent).") var peerPython: String?
@@ -47,6 +49,7 @@ struct BenchGraph: ParsableCommand {
                 [
                     "bench", "graph-worker", "--edges", "\(edges)", "--pins", "\(p)", "--boards", "\(b)", "--walks",
                     "\(walks)", "--repeats", "\(repeats)", "--batch-pins", "\(batchPins)",
+                    "--tile-walkers", "\(tileWalkers)",
                 ])
             let f = try benchParse(r, prefix: "GRAPHBENCH")
             let eps = Double(f["edges"]!)! / Double(f["build_seconds"]!)!
@@ -118,6 +121,7 @@ struct BenchGraphWorker: ParsableCommand {
     @Option var walks = 2
     @Option var repeats = 1
     @Option var batchPins = 200_000
+    @Option var tileWalkers = WalkParameters().tileWalkers
     @Flag var pinsage = false
 
     func run() throws {
@@ -130,8 +134,9 @@ struct BenchGraphWorker: ParsableCommand {
             try comm.barrier()
             let build = now() - t0
             let buildRSS = try peakMemoryPerRank(comm)
-            let params = WalkParameters(
+            var params = WalkParameters(
                 walksPerPin: walks, restartProbability: 0.5, maxSteps: 10, topT: 10, seed: 3, batchPins: batchPins)
+            params.tileWalkers = tileWalkers
             // Best of --repeats runs (the machine is shared; the runs are identical).
             var walk = Double.infinity, walkCPU = Double.infinity
             var neighbors = ImportanceNeighbors(t: 0), ws = WalkStatistics()

@@ -119,14 +119,19 @@ struct GraphWalks: ParsableCommand {
     @Option(help: "Start pins per rank walked together (bounds the walkers in flight).") var batchPins = 4096
     @Option(
         help:
+            "Walkers stepped together through one pass's loops (cache tiling: their records stay in L2 between the loops). Results do not depend on it."
+    )
+    var tileWalkers = WalkParameters().tileWalkers
+    @Option(
+        help:
             "Hard-negative band for PinSage: visit-count ranks LO:HI (0-based, most visited first) from which --hard-count pins per pin are kept (evenly spaced), written as /neighbors/hard_ids."
     )
     var hardRanks = "200:2000"
     @Option(help: "Pins of the hard-negative band kept per pin (0 = none).") var hardCount = 0
 
     func validate() throws {
-        guard walks > 0, maxSteps > 0, top > 0, batchPins > 0 else {
-            throw ValidationError("--walks, --max-steps, --top, --batch-pins must be > 0")
+        guard walks > 0, maxSteps > 0, top > 0, batchPins > 0, tileWalkers > 0 else {
+            throw ValidationError("--walks, --max-steps, --top, --batch-pins, --tile-walkers must be > 0")
         }
         guard restart > 0, restart <= 1 else { throw ValidationError("--restart must be in (0, 1]") }
         guard hardCount >= 0, let band = hardBand, band.0 >= 0, band.1 > band.0 else {
@@ -143,6 +148,7 @@ struct GraphWalks: ParsableCommand {
         var w = WalkParameters(
             walksPerPin: walks, restartProbability: restart, maxSteps: maxSteps, topT: top, seed: seed,
             batchPins: batchPins)
+        w.tileWalkers = tileWalkers
         if hardCount > 0, let (lo, hi) = hardBand { (w.hardFrom, w.hardTo, w.hardCount) = (lo, hi, hardCount) }
         return w
     }

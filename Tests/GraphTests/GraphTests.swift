@@ -240,6 +240,18 @@ struct GraphMPITests {
                 "4", "--hard-ranks", "5:30",
             ])
         #expect(line("WALKS", w3) == walks[0])
+        // Cache tiles of 7 walkers (many tiles per pass, walkers compacted across tiles) change
+        // nothing, on one rank and on two (walkers received mid-pass, departures from every tile).
+        for ranks in [1, 2] {
+            let wt = try MPIRun.mosaic(
+                ranks: ranks,
+                [
+                    "graph", "walks", "--graph", dir.appendingPathComponent("graph\(ranks)").path, "--out",
+                    dir.appendingPathComponent("walks-tile7-\(ranks)").path, "--walks", "16", "--batch-pins", "50",
+                    "--hard-count", "4", "--hard-ranks", "5:30", "--tile-walkers", "7",
+                ])
+            #expect(line("WALKS", wt) == walks[0], "tile 7 on \(ranks) rank(s)")
+        }
         // The neighbour files agree too (gathered over shards).
         let a = try ImportanceNeighbors.readAll(root: dir.appendingPathComponent("walks1"))
         let b = try ImportanceNeighbors.readAll(root: dir.appendingPathComponent("walks4"))
