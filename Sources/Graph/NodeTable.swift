@@ -39,17 +39,34 @@ struct NodeTable {
         let storage = SlotStorage(count: size + Self.line)
         let slots = storage.pointer
         let size = self.size
-        for i in 0..<csr.count {
-            let id = csr.ids[i]
-            guard id != .min else { throw GraphError("node id \(id) is reserved (Int64.min)") }
-            let h = GraphPartition.hash(boardSide ? ~id : id)
-            var s = Self.index(h, size)
-            while slots[s].id != .min { s = s + 1 == size ? 0 : s + 1 }
-            let degree = csr.offsets[i + 1] - csr.offsets[i]
-            if UInt64(degree) >= Self.degreeMask { largeDegrees[id] = degree }
-            slots[s] = Slot(
-                id: id, span: UInt64(csr.offsets[i]) << Self.degreeBits | min(UInt64(degree), Self.degreeMask))
+        // Blocks of nodes: first the lines they start at are all read (independent misses, in
+        // flight together), then the nodes are inserted into lines now in cache. One insert at a
+        // time would wait for each line in turn.
+        let block = 512
+        var first = [Int](repeating: 0, count: block)
+        var touched: Int64 = 0
+        var lo = 0
+        while lo < csr.count {
+            let hi = min(csr.count, lo + block)
+            for i in lo..<hi {
+                let id = csr.ids[i]
+                let s = Self.index(GraphPartition.hash(boardSide ? ~id : id), size)
+                first[i - lo] = s
+                touched &+= slots[s].id
+            }
+            for i in lo..<hi {
+                let id = csr.ids[i]
+                guard id != .min else { throw GraphError("node id \(id) is reserved (Int64.min)") }
+                var s = first[i - lo]
+                while slots[s].id != .min { s = s + 1 == size ? 0 : s + 1 }
+                let degree = csr.offsets[i + 1] - csr.offsets[i]
+                if UInt64(degree) >= Self.degreeMask { largeDegrees[id] = degree }
+                slots[s] = Slot(
+                    id: id, span: UInt64(csr.offsets[i]) << Self.degreeBits | min(UInt64(degree), Self.degreeMask))
+            }
+            lo = hi
         }
+        storage.touched = touched  // keeps the reads of the first pass
         self.slots = storage
     }
 
@@ -74,6 +91,8 @@ struct NodeTable {
 final class SlotStorage: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<NodeTable.Slot>
     let count: Int
+    /// Sum of the ids read ahead while the table was built (kept so that those reads stay).
+    var touched: Int64 = 0
 
     init(count: Int) {
         self.count = count
