@@ -43,7 +43,11 @@ public final class PendingOwnerRows<T: Real> {
         (rowsOut, gradsOut, rowsIn, gradsIn) = (0, 0, 0, 0)
     }
 
+    /// Rows received from each rank (each sender's rows are unique and ascending).
+    private var senderCounts: [Int] = []
+
     fileprivate func start(comm: Communicator, sendCounts: [Int], receiveCounts: [Int]) throws {
+        senderCounts = receiveCounts
         requests.append(
             try comm.startAlltoallv(
                 UnsafeBufferPointer(rebasing: sendRows[..<rowsOut]), sendCounts: sendCounts,
@@ -67,9 +71,10 @@ public final class PendingOwnerRows<T: Real> {
     public func finish() throws -> SparseRows<T> {
         if let local { return local }
         try CollectiveRequest.waitAll(requests)
+        // Merged per sender in rank order (the sums of `deduplicated()`, without its sort).
         return SparseRows(
             dim: dim, rows: Array(receivedRows[..<rowsIn]), grads: Array(receivedGrads[..<gradsIn])
-        ).deduplicated()
+        ).mergingSortedRuns(senderCounts)
     }
 
     deinit {
