@@ -79,8 +79,11 @@ public struct TrainerConfig: Sendable, Equatable {
 /// finishes it (`lossAndGradients(_:normalizer:step:gradientsReady:)`), a bucket's non-blocking
 /// reduce-scatter starts as soon as all of it is reported, transfers are driven between layers
 /// (OpenMPI has no progress thread on shared memory), and a bucket whose sums have arrived is
-/// updated and its allgather started while backward continues. Per-phase times:
-/// `computeSeconds`, `progressSeconds`, `communicationSeconds`, `updateSeconds`.
+/// updated and its allgather started while backward continues. Those allgathers are still in
+/// flight when `step` returns (`gathersDuringForward`): the next forward waits for a bucket only
+/// when a layer first reads it (`ParameterStore`'s read fence), and so does any other reader of
+/// the values. Per-phase times: `computeSeconds`, `progressSeconds`, `communicationSeconds`
+/// (including `forwardWaitSeconds`), `updateSeconds`.
 public final class DataParallelTrainer<Model: TrainableModel> {
     public typealias T = Model.Scalar
     public let model: Model
