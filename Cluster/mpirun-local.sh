@@ -10,8 +10,9 @@
 #   ranks than cores the binding is allowed to overload them).
 # - a rank waiting for a message yields its core (mpi_yield_when_idle, which OpenMPI itself turns
 #   on only when there are more ranks than cores): when other processes share the cores, a rank
-#   spinning in MPI_Wait would take CPU time from the rank it waits for (measured: 2 ranks beside
-#   one busy process trained about 1.5x faster). OMPI_MCA_mpi_yield_when_idle=0 turns it off.
+#   spinning in MPI_Wait keeps a core that they then take from the rank it waits for (2 ranks beside
+#   one busy process trained about 20 % faster, Cluster/bench/train-results.md).
+#   OMPI_MCA_mpi_yield_when_idle=0 turns it off.
 set -euo pipefail
 if [ "$#" -lt 1 ] || [ "$1" = "--help" ] || [ "$1" = "-h" ]; then
   echo "usage: Cluster/mpirun-local.sh [-np N] PROGRAM [ARGS...]   (default N = 2)"
