@@ -221,8 +221,9 @@ public final class DataParallelTrainer<Model: TrainableModel> {
     /// reduce-scatter starts as soon as backward has finished all its gradients; once its summed
     /// part has arrived, this rank updates that part and starts allgathering the new values —
     /// while backward goes on with earlier layers (transfers are driven between layers). The
-    /// embedding rows travel to their owners while the last dense buckets are updated, and are
-    /// updated and sent back while the dense values arrive.
+    /// embedding rows travel to their owners while the last dense buckets are updated; each
+    /// owner's count of rows to send back travels while it updates them, then the new rows go
+    /// back to every rank. The dense values arrive during the next forward.
     @_specialize(where Model == CrossMMoEModel<Float>)
     private func overlappedStep(_ localBatch: Model.Batch, globalBatchSize: Int) throws -> Double {
         let store = model.parameters
@@ -271,13 +272,16 @@ public final class DataParallelTrainer<Model: TrainableModel> {
         let lr = pendingStep.lr
         let t2 = clock()
         let owned = try pending.map { try $0.finish() }
+        // Every rank's count of updated rows travels while the rows are updated.
+        let rowCounts = try owned.map { try SparseExchange.startRowCounts($0.rows.count, comm: comm) }
         let t3 = clock()
         communicationSeconds += waiting + (t3 - t2)
         updateOwnedRows(owned, lr: lr)
         let t4 = clock()
         updateSeconds += t4 - t3
         let rowGathers = try model.tables.enumerated().map { i, table in
-            try SparseExchange.startAllgatherRows(owned[i].rows, of: table.values, dim: table.dim, comm: comm)
+            try SparseExchange.startAllgatherRows(
+                owned[i].rows, of: table.values, dim: table.dim, counts: rowCounts[i], comm: comm)
         }
         for (i, table) in model.tables.enumerated() { try rowGathers[i].finish(into: &table.values) }
         if gathersDuringForward {
