@@ -8,6 +8,11 @@
 # - ranks float over the cores (--bind-to none) unless MOSAIC_BIND_TO says otherwise, e.g.
 #   MOSAIC_BIND_TO=core pins each rank to a core (benchmarks on a dedicated machine; with more
 #   ranks than cores the binding is allowed to overload them).
+# - a rank waiting for a message yields its core (mpi_yield_when_idle, which OpenMPI itself turns
+#   on only when there are more ranks than cores): when other processes share the cores, a rank
+#   spinning in MPI_Wait keeps a core that they then take from the rank it waits for (2 ranks beside
+#   one busy process trained about 20 % faster, Cluster/bench/train-results.md).
+#   OMPI_MCA_mpi_yield_when_idle=0 turns it off.
 set -euo pipefail
 if [ "$#" -lt 1 ] || [ "$1" = "--help" ] || [ "$1" = "-h" ]; then
   echo "usage: Cluster/mpirun-local.sh [-np N] PROGRAM [ARGS...]   (default N = 2)"
@@ -20,4 +25,5 @@ if [ "$bind" != "none" ] && [ "$np" -gt "$(nproc)" ]; then bind="$bind:overload-
 extra=(--oversubscribe --bind-to "$bind")
 if [ "$(id -u)" = "0" ]; then extra+=(--allow-run-as-root); fi
 export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
+export OMPI_MCA_mpi_yield_when_idle="${OMPI_MCA_mpi_yield_when_idle:-1}"
 exec mpirun -np "$np" "${extra[@]}" -x OPENBLAS_NUM_THREADS "$@"

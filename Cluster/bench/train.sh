@@ -10,7 +10,11 @@
 #
 #   Cluster/bench/train.sh [extra `mosaic bench train` options, e.g. --steps 30]
 #
-# MOSAIC_BIND_TO=core pins each rank to a core (Cluster/mpirun-local.sh; default: not bound).
+# MOSAIC_BIND_TO=core pins each rank to a core (Cluster/mpirun-local.sh; default: not bound, which
+# did better beside other busy processes on a shared machine); waiting ranks yield their core
+# (mpirun-local.sh sets mpi_yield_when_idle; OMPI_MCA_mpi_yield_when_idle=0 spins). The printed
+# header says which: "rank 0 may run on CPUs …" and "waiting ranks yield|spin"; the
+# "run-queue wait" line says how long ranks were runnable while another process had their core.
 # Creates `.venv-bench` (gitignored) with torch on first use (Cluster/bench/torch-peer-env.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."

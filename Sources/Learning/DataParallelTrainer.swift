@@ -50,6 +50,12 @@ public struct TrainerConfig: Sendable, Equatable {
     /// Overlap the dense gradient exchange with backward (each bucket starts as soon as backward
     /// has finished all its gradients) and the sparse exchange with the dense update.
     public var overlapCommunication = true
+    /// With `overlapCommunication`: leave the allgather of the updated dense values in flight
+    /// when `step` returns, and finish each bucket when the next forward first reads it (layer by
+    /// layer, through `ParameterStore`'s read fence), so the last buckets' transfers overlap the
+    /// next forward instead of ending the step. Every read of the values outside the trainer
+    /// waits too, so callers always see final values.
+    public var gatherDuringForward = true
     /// Seed of the trainer's own stream (saved and restored with checkpoints).
     public var seed: UInt64 = 99
 
@@ -73,8 +79,11 @@ public struct TrainerConfig: Sendable, Equatable {
 /// finishes it (`lossAndGradients(_:normalizer:step:gradientsReady:)`), a bucket's non-blocking
 /// reduce-scatter starts as soon as all of it is reported, transfers are driven between layers
 /// (OpenMPI has no progress thread on shared memory), and a bucket whose sums have arrived is
-/// updated and its allgather started while backward continues. Per-phase times:
-/// `computeSeconds`, `progressSeconds`, `communicationSeconds`, `updateSeconds`.
+/// updated and its allgather started while backward continues. Those allgathers are still in
+/// flight when `step` returns (`gathersDuringForward`): the next forward waits for a bucket only
+/// when a layer first reads it (`ParameterStore`'s read fence), and so does any other reader of
+/// the values. Per-phase times: `computeSeconds`, `progressSeconds`, `communicationSeconds`
+/// (including `forwardWaitSeconds`), `updateSeconds`.
 public final class DataParallelTrainer<Model: TrainableModel> {
     public typealias T = Model.Scalar
     public let model: Model
@@ -98,6 +107,13 @@ public final class DataParallelTrainer<Model: TrainableModel> {
     private var bucketRequests: [CollectiveRequest?]
     /// Per bucket in the current step: the started allgather of its updated values.
     private var gatherRequests: [CollectiveRequest?]
+    /// Per bucket: the previous step's allgather still in flight (`gatherDuringForward`), finished
+    /// by `valuesNeeded` when forward first reads the bucket, at the latest before this step's
+    /// first update.
+    private var gathersInFlight: [CollectiveRequest?]
+    /// An error of a transfer finished inside the read fence (which cannot throw), thrown by the
+    /// next trainer call.
+    private var fenceFailure: (any Error)?
     /// Learning rate and optimizer step of the step in progress (overlapped mode).
     private var pendingStep = (lr: 0.0, t: 0)
     /// The step's loss, allreduced without blocking.
@@ -106,6 +122,9 @@ public final class DataParallelTrainer<Model: TrainableModel> {
     /// it between rounds for A/B comparisons). Results equal the blocking exchange up to the
     /// order of float sums.
     public var overlapsCommunication: Bool
+    /// Leave the allgather of updated values in flight into the next forward (from
+    /// `config.gatherDuringForward`; overlapped mode only). Results are bit-identical either way.
+    public var gathersDuringForward: Bool
     /// Steps completed.
     public private(set) var step = 0
     /// The trainer's stream (advanced once per step; for shuffling and sampling by callers).
@@ -118,6 +137,9 @@ public final class DataParallelTrainer<Model: TrainableModel> {
     public private(set) var updateSeconds = 0.0
     /// Seconds spent inside backward starting and driving transfers (overlapped mode), cumulative.
     public private(set) var progressSeconds = 0.0
+    /// Seconds forward waited for the previous step's updated values (`gathersDuringForward`),
+    /// cumulative; also counted in `communicationSeconds`, not in `computeSeconds`.
+    public private(set) var forwardWaitSeconds = 0.0
     /// Dense buckets exchanged, and those of them that were reduced, updated and had their
     /// allgather started before backward ended (hidden behind compute), cumulative (overlapped mode).
     public private(set) var bucketsExchanged = 0, bucketsHidden = 0
@@ -137,7 +159,9 @@ public final class DataParallelTrainer<Model: TrainableModel> {
         bucketReady = [Int](repeating: 0, count: denseLayout.buckets.count)
         bucketRequests = [CollectiveRequest?](repeating: nil, count: denseLayout.buckets.count)
         gatherRequests = [CollectiveRequest?](repeating: nil, count: denseLayout.buckets.count)
+        gathersInFlight = gatherRequests
         overlapsCommunication = config.overlapCommunication
+        gathersDuringForward = config.gatherDuringForward
         rowLayouts = model.tables.map { RowShardLayout(rows: $0.rows, size: comm.size) }
         sparseOptimizers = zip(model.tables, rowLayouts).map { table, layout in
             Optimizer(config.sparse, count: layout.ownedRows(rank: comm.rank) * table.dim)
@@ -155,6 +179,7 @@ public final class DataParallelTrainer<Model: TrainableModel> {
         if comm.size > 1 && overlapsCommunication {
             return try overlappedStep(localBatch, globalBatchSize: globalBatchSize)
         }
+        try finishGathersInFlight()
         let store = model.parameters
         let start = clock()
         store.zeroGrads()
@@ -170,9 +195,10 @@ public final class DataParallelTrainer<Model: TrainableModel> {
         _ = rng.next()
         let lr = config.schedule.rate(at: step)
         if comm.size == 1 {
-            denseOptimizer.update(values: store.values, grads: store.grads, lr: lr)
+            denseOptimizer.update(values: store.unfencedValues, grads: store.grads, lr: lr)
         } else {
-            denseOptimizer.update(values: store.values, ranges: ownedRanges, grads: gradientShard.baseAddress!, lr: lr)
+            denseOptimizer.update(
+                values: store.unfencedValues, ranges: ownedRanges, grads: gradientShard.baseAddress!, lr: lr)
         }
         updateOwnedRows(owned, lr: lr)
         let t2 = clock()
@@ -185,7 +211,8 @@ public final class DataParallelTrainer<Model: TrainableModel> {
     }
 
     deinit {
-        for request in bucketRequests + gatherRequests { try? request?.wait() }
+        model.parameters.readFence = nil
+        for request in bucketRequests + gatherRequests + gathersInFlight { try? request?.wait() }
         gradientShard.deallocate()
         lossBuffer.deallocate()
     }
@@ -194,14 +221,16 @@ public final class DataParallelTrainer<Model: TrainableModel> {
     /// reduce-scatter starts as soon as backward has finished all its gradients; once its summed
     /// part has arrived, this rank updates that part and starts allgathering the new values —
     /// while backward goes on with earlier layers (transfers are driven between layers). The
-    /// embedding rows travel to their owners while the last dense buckets are updated, and are
-    /// updated and sent back while the dense values arrive.
+    /// embedding rows travel to their owners while the last dense buckets are updated; each
+    /// owner's count of rows to send back travels while it updates them, then the new rows go
+    /// back to every rank. The dense values arrive during the next forward.
     @_specialize(where Model == CrossMMoEModel<Float>)
     private func overlappedStep(_ localBatch: Model.Batch, globalBatchSize: Int) throws -> Double {
         let store = model.parameters
         let start = clock()
         store.zeroGrads()
         for b in bucketReady.indices { (bucketReady[b], bucketRequests[b], gatherRequests[b]) = (0, nil, nil) }
+        let forwardWait0 = forwardWaitSeconds
         pendingStep = (lr: config.schedule.rate(at: step + 1), t: denseOptimizer.t + 1)
         var failure: (any Error)?
         var progress = 0.0, updating = 0.0
@@ -214,8 +243,11 @@ public final class DataParallelTrainer<Model: TrainableModel> {
             progress += clock() - p0
         }
         if let failure { throw failure }
+        try finishGathersInFlight()  // a model whose forward did not read every parameter
         let t0 = clock()
-        computeSeconds += t0 - start - progress
+        let forwardWait = forwardWaitSeconds - forwardWait0
+        communicationSeconds += forwardWait
+        computeSeconds += t0 - start - progress - forwardWait
         progressSeconds += progress - updating
         updateSeconds += updating
         bucketsHidden += gatherRequests.filter { $0 != nil }.count
@@ -240,16 +272,27 @@ public final class DataParallelTrainer<Model: TrainableModel> {
         let lr = pendingStep.lr
         let t2 = clock()
         let owned = try pending.map { try $0.finish() }
+        // Every rank's count of updated rows travels while the rows are updated.
+        let rowCounts = try owned.map { try SparseExchange.startRowCounts($0.rows.count, comm: comm) }
         let t3 = clock()
         communicationSeconds += waiting + (t3 - t2)
         updateOwnedRows(owned, lr: lr)
         let t4 = clock()
         updateSeconds += t4 - t3
         let rowGathers = try model.tables.enumerated().map { i, table in
-            try SparseExchange.startAllgatherRows(owned[i].rows, of: table.values, dim: table.dim, comm: comm)
+            try SparseExchange.startAllgatherRows(
+                owned[i].rows, of: table.values, dim: table.dim, counts: rowCounts[i], comm: comm)
         }
         for (i, table) in model.tables.enumerated() { try rowGathers[i].finish(into: &table.values) }
-        try CollectiveRequest.waitAll(gatherRequests.map { $0! } + [lossRequest])
+        if gathersDuringForward {
+            // Left in flight: the next forward waits bucket by bucket (`valuesNeeded`), and so
+            // does any other reader of the values (e.g. the replica check below).
+            try lossRequest.wait()
+            for b in gatherRequests.indices { (gathersInFlight[b], gatherRequests[b]) = (gatherRequests[b], nil) }
+            model.parameters.readFence = { [unowned self] in self.valuesNeeded($0) }
+        } else {
+            try CollectiveRequest.waitAll(gatherRequests.map { $0! } + [lossRequest])
+        }
         communicationSeconds += clock() - t4
         if config.checksumEvery > 0, step % config.checksumEvery == 0 { try verifyReplicas() }
         return lossBuffer[0]
@@ -261,6 +304,7 @@ public final class DataParallelTrainer<Model: TrainableModel> {
     /// spent updating.
     private func gradientsReady(_ range: Range<Int>) throws -> Double {
         guard !range.isEmpty else { return 0 }
+        try finishGathersInFlight()  // updates write the values the previous gathers still send
         precondition(
             range.lowerBound >= 0 && range.upperBound <= denseLayout.count,
             "gradientsReady: \(range) outside the \(denseLayout.count) parameters")
@@ -284,6 +328,42 @@ public final class DataParallelTrainer<Model: TrainableModel> {
         return updating
     }
 
+    /// Forward is about to read the values in `range` (`ParameterStore.readFence`): waits for the
+    /// previous step's gathers of the buckets that cover it and drives the others; removes the
+    /// fence once all have arrived. Errors are kept for the next trainer call (`fenceFailure`).
+    private func valuesNeeded(_ range: Range<Int>) {
+        guard !range.isEmpty else { return }
+        let w0 = clock()
+        let width = config.bucketElements
+        do {
+            for b in range.lowerBound / width...(range.upperBound - 1) / width {
+                try gathersInFlight[b]?.wait()
+                gathersInFlight[b] = nil
+            }
+            for b in gathersInFlight.indices where try gathersInFlight[b]?.test() == true { gathersInFlight[b] = nil }
+        } catch {
+            fenceFailure = fenceFailure ?? error
+            for b in gathersInFlight.indices { gathersInFlight[b] = nil }  // each waits in its deinit
+        }
+        if gathersInFlight.allSatisfy({ $0 == nil }) { model.parameters.readFence = nil }
+        forwardWaitSeconds += clock() - w0
+    }
+
+    /// Finishes every gather left in flight by the previous step and throws a transfer error
+    /// the read fence kept. Called before anything writes or reads all the values.
+    private func finishGathersInFlight() throws {
+        if model.parameters.readFence != nil {
+            model.parameters.readFence = nil
+            let pending = gathersInFlight.compactMap { $0 }
+            for b in gathersInFlight.indices { gathersInFlight[b] = nil }
+            try CollectiveRequest.waitAll(pending)
+        }
+        if let failure = fenceFailure {
+            fenceFailure = nil
+            throw failure
+        }
+    }
+
     /// Bucket `b`'s summed gradients have arrived: updates this rank's part of it and starts the
     /// allgather of the bucket's new values. Returns the seconds spent updating.
     private func updateAndGather(_ b: Int) throws -> Double {
@@ -292,12 +372,13 @@ public final class DataParallelTrainer<Model: TrainableModel> {
         let mine = bucket.counts[comm.rank]
         if mine > 0 {
             denseOptimizer.update(
-                values: model.parameters.values.baseAddress! + bucket.start + bucket.counts[..<comm.rank].reduce(0, +),
+                values: model.parameters.unfencedValues.baseAddress! + bucket.start
+                    + bucket.counts[..<comm.rank].reduce(0, +),
                 grads: gradientShard.baseAddress! + shardOffsets[b], count: mine, stateOffset: shardOffsets[b],
                 lr: pendingStep.lr, step: pendingStep.t)
         }
         let updating = clock() - u0
-        let values = model.parameters.values
+        let values = model.parameters.unfencedValues
         // Ranks update buckets as their transfers complete, so in different orders: a tag per bucket.
         gatherRequests[b] = try comm.startAllgatherv(
             inPlace: UnsafeMutableBufferPointer(rebasing: values[bucket.start..<bucket.start + bucket.count]),
@@ -330,6 +411,7 @@ public final class DataParallelTrainer<Model: TrainableModel> {
     /// Checks that every rank holds the same parameters, tables and optimizer step; throws
     /// `ReplicaDivergenceError` naming the ranks that differ from rank 0. Collective.
     public func verifyReplicas() throws {
+        try finishGathersInFlight()
         var sum = ReplicaCheck.checksum(UnsafeBufferPointer(model.parameters.values))
         for table in model.tables { sum += table.values.withUnsafeBufferPointer { ReplicaCheck.checksum($0) } }
         try ReplicaCheck.verify(checksum: sum, step: step, comm: comm)
@@ -351,7 +433,7 @@ public final class DataParallelTrainer<Model: TrainableModel> {
     /// Every rank receives the updated values of every rank's dense parts.
     private func allgatherDenseValues() throws {
         guard comm.size > 1 else { return }
-        let values = model.parameters.values
+        let values = model.parameters.unfencedValues
         for bucket in denseLayout.buckets {
             try comm.allgatherv(
                 inPlace: UnsafeMutableBufferPointer(rebasing: values[bucket.start..<bucket.start + bucket.count]),
@@ -487,6 +569,7 @@ public final class DataParallelTrainer<Model: TrainableModel> {
     /// Restores everything `saveCheckpoint` wrote, on any rank count. Every rank reads the file.
     /// Throws `ArtifactError` naming the file and object when it does not match this model.
     public func loadCheckpoint(from path: String) throws {
+        try finishGathersInFlight()  // they would overwrite the loaded values
         let file = try H5File(path: path, mode: .read)
         let root = file.root
         guard try root.stringAttribute("format") == Self.format else {

@@ -1,3 +1,4 @@
+import Collective
 import Linalg
 
 /// Gradient rows of an embedding table: `rows[i]`'s gradient is `grads[i*dim ..< (i+1)*dim]`.
@@ -46,6 +47,56 @@ public struct SparseRows<T: Real>: Sendable {
                 }
             }
         }
+        return SparseRows(dim: dim, rows: outRows, grads: out)
+    }
+
+    /// `deduplicated()` for rows that are `runs.count` runs back to back (run k has `runs[k]`
+    /// rows), each already unique and ascending — e.g. what every rank sent to one owner. Merges
+    /// the runs in one pass (O(rows · runs) instead of a sort) and adds duplicates in run order,
+    /// so the result equals `deduplicated()` bit for bit. Falls back to it when a run is not
+    /// ascending or there are many runs.
+    @_specialize(where T == Float)
+    public func mergingSortedRuns(_ runs: [Int]) -> SparseRows {
+        precondition(
+            runs.allSatisfy { $0 >= 0 } && runs.reduce(0, +) == rows.count,
+            "SparseRows: runs \(runs) do not cover \(rows.count) rows")
+        let starts = exclusiveSum(runs)
+        var ascending = true
+        for (k, start) in starts.enumerated() where runs[k] > 1 {
+            for i in start + 1..<start + runs[k] where rows[i - 1] >= rows[i] { ascending = false; break }
+        }
+        guard ascending, runs.count <= 16 else { return deduplicated() }
+        var heads = starts
+        let ends = zip(starts, runs).map { $0 + $1 }
+        var outRows: [Int64] = []
+        var out = [T].uninitialized(grads.count)
+        outRows.reserveCapacity(rows.count)
+        var used = 0  // rows written to `out`
+        rows.withUnsafeBufferPointer { r in
+            grads.withUnsafeBufferPointer { g in
+                out.withUnsafeMutableBufferPointer { o in
+                    while true {
+                        var best = -1
+                        for k in heads.indices where heads[k] < ends[k] && (best < 0 || r[heads[k]] < r[heads[best]]) {
+                            best = k
+                        }
+                        if best < 0 { break }
+                        let i = heads[best]
+                        heads[best] += 1
+                        let src = g.baseAddress! + i * dim
+                        if outRows.last == r[i] {
+                            let dst = o.baseAddress! + (used - 1) * dim
+                            for c in 0..<dim { dst[c] += src[c] }
+                        } else {
+                            outRows.append(r[i])
+                            (o.baseAddress! + used * dim).initialize(from: src, count: dim)
+                            used += 1
+                        }
+                    }
+                }
+            }
+        }
+        out.removeLast(out.count - used * dim)
         return SparseRows(dim: dim, rows: outRows, grads: out)
     }
 }

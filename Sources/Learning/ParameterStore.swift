@@ -92,13 +92,30 @@ public final class ParameterStore<T: Real> {
     /// The view called `name`.
     public func view(named name: String) -> ParameterView? { views.first { $0.name == name } }
 
-    /// Values of `view` (`view.count` scalars).
-    @inline(__always) public func value(_ view: ParameterView) -> UnsafeMutablePointer<T> { storage + view.offset }
+    /// Called with the range of values about to be read while some values are still arriving
+    /// from other ranks (the data-parallel trainer leaves the allgather of a step's updated
+    /// values in flight into the next forward, `TrainerConfig.gatherDuringForward`); it returns
+    /// once those values are final. nil when every value is final. Every read through `value(_:)`,
+    /// `values`, `valuesArray` and `setValues` passes through it, so a layer waits only for its
+    /// own parameters and other readers (evaluation, checkpoints) always see final values.
+    var readFence: ((Range<Int>) -> Void)?
+
+    /// Values of `view` (`view.count` scalars), final (see `readFence`).
+    @inline(__always) public func value(_ view: ParameterView) -> UnsafeMutablePointer<T> {
+        if let readFence { readFence(view.offset..<view.offset + view.count) }
+        return storage + view.offset
+    }
     /// Gradient of `view` (`view.count` scalars), accumulated by backward passes.
     @inline(__always) public func grad(_ view: ParameterView) -> UnsafeMutablePointer<T> { gradStorage + view.offset }
 
-    /// All values, `count` scalars.
-    public var values: UnsafeMutableBufferPointer<T> { UnsafeMutableBufferPointer(start: storage, count: count) }
+    /// All values, `count` scalars, final (see `readFence`).
+    public var values: UnsafeMutableBufferPointer<T> {
+        if let readFence { readFence(0..<count) }
+        return unfencedValues
+    }
+    /// All values without waiting for values in flight (the trainer's own collectives and updates,
+    /// which know which parts are final).
+    var unfencedValues: UnsafeMutableBufferPointer<T> { UnsafeMutableBufferPointer(start: storage, count: count) }
     /// All gradients, `count` scalars.
     public var grads: UnsafeMutableBufferPointer<T> { UnsafeMutableBufferPointer(start: gradStorage, count: count) }
 
@@ -115,7 +132,8 @@ public final class ParameterStore<T: Real> {
     /// Replaces every value (`newValues.count == count`).
     public func setValues(_ newValues: [T]) {
         precondition(newValues.count == count, "ParameterStore: \(newValues.count) values for \(count) parameters")
-        newValues.withUnsafeBufferPointer { storage.update(from: $0.baseAddress!, count: count) }
+        let target = values  // waits for values in flight, which would overwrite these
+        newValues.withUnsafeBufferPointer { target.baseAddress!.update(from: $0.baseAddress!, count: count) }
     }
 
     /// A text description of the layout (`name offset d0xd1` per line), saved in checkpoints so a

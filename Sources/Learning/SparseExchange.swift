@@ -43,7 +43,11 @@ public final class PendingOwnerRows<T: Real> {
         (rowsOut, gradsOut, rowsIn, gradsIn) = (0, 0, 0, 0)
     }
 
+    /// Rows received from each rank (each sender's rows are unique and ascending).
+    private var senderCounts: [Int] = []
+
     fileprivate func start(comm: Communicator, sendCounts: [Int], receiveCounts: [Int]) throws {
+        senderCounts = receiveCounts
         requests.append(
             try comm.startAlltoallv(
                 UnsafeBufferPointer(rebasing: sendRows[..<rowsOut]), sendCounts: sendCounts,
@@ -67,9 +71,10 @@ public final class PendingOwnerRows<T: Real> {
     public func finish() throws -> SparseRows<T> {
         if let local { return local }
         try CollectiveRequest.waitAll(requests)
+        // Merged per sender in rank order (the sums of `deduplicated()`, without its sort).
         return SparseRows(
             dim: dim, rows: Array(receivedRows[..<rowsIn]), grads: Array(receivedGrads[..<gradsIn])
-        ).deduplicated()
+        ).mergingSortedRuns(senderCounts)
     }
 
     deinit {
@@ -179,21 +184,63 @@ public final class PendingRowGather<T: Real> {
     }
 }
 
+/// A started exchange of how many rows every rank will send in its row allgather
+/// (`SparseExchange.startRowCounts`): started as soon as an owner knows its rows, so that the
+/// round trip overlaps the rows' update instead of waiting for the other ranks afterwards.
+public final class PendingRowCounts {
+    private let counts: UnsafeMutableBufferPointer<Int>
+    private let request: CollectiveRequest
+
+    fileprivate init(_ count: Int, comm: Communicator) throws {
+        counts = .allocate(capacity: comm.size)
+        counts.initialize(repeating: 0)
+        counts[comm.rank] = count
+        do {
+            request = try comm.startAllgatherv(inPlace: counts, counts: [Int](repeating: 1, count: comm.size), tag: rowTag)
+        } catch {
+            counts.deallocate()
+            throw error
+        }
+    }
+
+    /// Rows of every rank, in rank order (waits for them).
+    fileprivate func finish() throws -> [Int] {
+        try request.wait()
+        return Array(counts)
+    }
+
+    deinit {
+        try? request.wait()  // MPI must be done with the buffer first
+        counts.deallocate()
+    }
+}
+
 extension SparseExchange {
+    /// Starts telling every rank that this rank will send `count` rows in the next
+    /// `startAllgatherRows` (started in the same order on every rank). Collective; 2+ ranks.
+    public static func startRowCounts(_ count: Int, comm: Communicator) throws -> PendingRowCounts {
+        try PendingRowCounts(count, comm: comm)
+    }
+
     /// Starts sending the new values of `rows` (rows this rank owns and updated in `table`,
-    /// rows × dim) to every rank: the counts go in one point-to-point round, then rows and values
-    /// without blocking. Collective; 2+ ranks.
+    /// rows × dim) to every rank without blocking, once every rank's count (`counts`, from
+    /// `startRowCounts(rows.count)`) has arrived. Collective; 2+ ranks.
+    @_specialize(where T == Float)
+    public static func startAllgatherRows<T: Real>(
+        _ rows: [Int64], of table: [T], dim: Int, counts: PendingRowCounts, comm: Communicator
+    ) throws -> PendingRowGather<T> {
+        let counts = try counts.finish()
+        precondition(counts[comm.rank] == rows.count, "startAllgatherRows: \(rows.count) rows, announced \(counts[comm.rank])")
+        let pending = PendingRowGather<T>(dim: dim, rank: comm.rank, counts: counts)
+        try pending.start(comm: comm, mine: rows, table: table)
+        return pending
+    }
+
+    /// `startRowCounts` and `startAllgatherRows` at once (the counts round then blocks).
     @_specialize(where T == Float)
     public static func startAllgatherRows<T: Real>(
         _ rows: [Int64], of table: [T], dim: Int, comm: Communicator
     ) throws -> PendingRowGather<T> {
-        var counts = [Int](repeating: 0, count: comm.size)
-        counts[comm.rank] = rows.count
-        try counts.withUnsafeMutableBufferPointer {
-            try comm.startAllgatherv(inPlace: $0, counts: [Int](repeating: 1, count: comm.size), tag: rowTag).wait()
-        }
-        let pending = PendingRowGather<T>(dim: dim, rank: comm.rank, counts: counts)
-        try pending.start(comm: comm, mine: rows, table: table)
-        return pending
+        try startAllgatherRows(rows, of: table, dim: dim, counts: startRowCounts(rows.count, comm: comm), comm: comm)
     }
 }

@@ -46,7 +46,7 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Dense exchange bucket of the trainer, in elements.") var bucketElements = TrainerConfig().bucketElements
     @Option(
         help:
-            "Gradient exchange on 2+ ranks: overlapped (with backward), blocking (after backward), or both (alternating rounds, A/B in one run)."
+            "Gradient exchange on 2+ ranks: overlapped (with backward; updated values gathered during the next forward), in-step (overlapped, but the gather finished inside the step), blocking (after backward), both (= overlapped,blocking), or a comma-separated list (alternating rounds, A/B in one run)."
     )
     var exchange = "overlapped"
 
@@ -66,13 +66,18 @@ struct BenchTrain: ParsableCommand {
             var tc = TrainerConfig()
             tc.checksumEvery = 0
             tc.bucketElements = bucketElements
-            let modes: [Bool]  // overlapsCommunication per mode
-            switch exchange {
-            case "overlapped": modes = [true]
-            case "blocking": modes = [false]
-            case "both": modes = comm.size > 1 ? [true, false] : [true]
-            default: throw ValidationError("--exchange \(exchange): expected overlapped, blocking or both")
+            // (overlapsCommunication, gathersDuringForward) per mode.
+            var modes: [(overlapped: Bool, gatherDuringForward: Bool)] = []
+            for name in (exchange == "both" ? "overlapped,blocking" : exchange).split(separator: ",") {
+                switch name {
+                case "overlapped": modes.append((true, true))
+                case "in-step": modes.append((true, false))
+                case "blocking": modes.append((false, false))
+                default:
+                    throw ValidationError("--exchange \(exchange): expected overlapped, in-step, blocking, both or a list")
+                }
             }
+            if comm.size == 1 || modes.isEmpty { modes = [(true, true)] }
             let trainer = try DataParallelTrainer(model: model, comm: comm, config: tc)
             let data = SyntheticClicks(
                 fields: config.fields, denseWidth: config.denseWidth, tasks: config.tasks, vocabulary: 1_000_000)
@@ -91,19 +96,26 @@ struct BenchTrain: ParsableCommand {
             struct Round {
                 var elapsed = Double.infinity, comm = 0.0, compute = 0.0, update = 0.0, progress = 0.0
                 var hidden = 0, buckets = 0
+                /// Seconds this rank was runnable but not running (other processes had its core),
+                /// rank 0's and the largest over ranks.
+                var stolen = 0.0, stolenMax = 0.0
                 var rounds: [Double] = []
             }
             var best = [Round](repeating: Round(), count: modes.count)
             for _ in 0..<repeats {
-                for (m, overlapped) in modes.enumerated() {
-                    trainer.overlapsCommunication = overlapped
+                for (m, mode) in modes.enumerated() {
+                    trainer.overlapsCommunication = mode.overlapped
+                    trainer.gathersDuringForward = mode.gatherDuringForward
                     try comm.barrier()
                     let comm0 = trainer.communicationSeconds
                     let (compute0, update0, progress0) = (trainer.computeSeconds, trainer.updateSeconds, trainer.progressSeconds)
                     let (hidden0, buckets0) = (trainer.bucketsHidden, trainer.bucketsExchanged)
+                    let stolen0 = runQueueSeconds()
                     let t0 = now()
                     for s in 0..<steps { loss = try trainer.step(batches[s % 4], globalBatchSize: batch) }
                     let round = try comm.allreduce(now() - t0, op: .max)
+                    let stolen = runQueueSeconds() - stolen0
+                    let stolenMax = try comm.allreduce(stolen, op: .max)
                     let roundComm = try comm.allreduce(trainer.communicationSeconds - comm0, op: .max)
                     best[m].rounds.append(round)
                     if round < best[m].elapsed {
@@ -114,6 +126,7 @@ struct BenchTrain: ParsableCommand {
                         best[m].progress = trainer.progressSeconds - progress0
                         best[m].hidden = trainer.bucketsHidden - hidden0
                         best[m].buckets = trainer.bucketsExchanged - buckets0
+                        (best[m].stolen, best[m].stolenMax) = (stolen, stolenMax)
                     }
                 }
             }
@@ -224,7 +237,9 @@ struct BenchTrain: ParsableCommand {
             print("")
             print(
                 "DCN-v2 + MMoE training, global batch \(batch)\(perRankBatch ? " (\(self.batch) per rank)" : ""), fastest of \(repeats) rounds of \(steps) steps; "
-                    + "OpenBLAS core type \(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "auto"); load average \(load)"
+                    + "OpenBLAS core type \(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "auto"); load average \(load); "
+                    + "rank 0 may run on CPUs \(allowedCPUs()) (one CPU: bound to a core); waiting ranks "
+                    + (ProcessInfo.processInfo.environment["OMPI_MCA_mpi_yield_when_idle"] == "1" ? "yield" : "spin")
             )
             print("| run | ranks × threads | examples/s | ms/step | comm ms/step | vs Swift 1 × 1 |")
             print("|---|---|---:|---:|---:|---:|")
@@ -244,12 +259,14 @@ struct BenchTrain: ParsableCommand {
                 row(parts[0], parts[1], value, "–", stepBatch: self.batch)
             }
             let shape = "\(comm.size) × \(BLAS.threads)"
-            func modeName(_ overlapped: Bool) -> String {
-                comm.size == 1 ? "" : overlapped ? ", overlapped exchange" : ", blocking exchange"
+            func modeName(_ mode: (overlapped: Bool, gatherDuringForward: Bool)) -> String {
+                if comm.size == 1 { return "" }
+                if !mode.overlapped { return ", blocking exchange" }
+                return mode.gatherDuringForward ? ", overlapped exchange" : ", overlapped exchange, gather in step"
             }
-            for (m, overlapped) in modes.enumerated() {
+            for (m, mode) in modes.enumerated() {
                 row(
-                    "Swift, \(comm.size) rank(s)\(perRankBatch ? ", \(self.batch) per rank" : "")\(modeName(overlapped))",
+                    "Swift, \(comm.size) rank(s)\(perRankBatch ? ", \(self.batch) per rank" : "")\(modeName(mode))",
                     shape, Double(batch * steps) / best[m].elapsed,
                     String(format: "%.1f", best[m].comm / Double(steps) * 1000), stepBatch: batch)
             }
@@ -260,24 +277,31 @@ struct BenchTrain: ParsableCommand {
                         format: "Swift / PyTorch at %d thread(s): %.2f", max(1, BLAS.threads) * comm.size, eps / peer))
             }
             let ms = { (seconds: Double) in seconds / Double(steps) * 1000 }
-            for (m, overlapped) in modes.enumerated() {
+            for (m, mode) in modes.enumerated() {
                 let b = best[m]
                 print(
                     String(
                         format:
                             "per step%@ (rank 0; exchange = the slowest rank's wait outside backward, including waiting for the "
-                            + "other rank): forward+backward %.2f ms, exchange driven inside backward %.2f ms, exchange %.2f ms, "
+                            + "other rank and forward's wait for values still arriving): forward+backward %.2f ms, exchange driven inside backward %.2f ms, exchange %.2f ms, "
                             + "optimizer update %.2f ms; dense buckets finished inside backward %d of %d; rounds ms/step: %@",
-                        modeName(overlapped) as NSString, ms(b.compute), ms(b.progress), ms(b.comm), ms(b.update), b.hidden,
+                        modeName(mode) as NSString, ms(b.compute), ms(b.progress), ms(b.comm), ms(b.update), b.hidden,
                         b.buckets,
                         b.rounds.map { String(format: "%.1f", ms($0)) }.joined(separator: " ") as NSString))
             }
-            if modes.count == 2 {
+            for (m, mode) in modes.enumerated() {
                 print(
                     String(
-                        format: "A/B overlapped / blocking examples/s: best %.3f, median %.3f",
-                        best[1].elapsed / best[0].elapsed,
-                        median(best[1].rounds) / median(best[0].rounds)))
+                        format: "run-queue wait%@ (runnable while another process had the core) ms/step: rank 0 %.2f, max over ranks %.2f",
+                        modeName(mode) as NSString, ms(best[m].stolen), ms(best[m].stolenMax)))
+            }
+            for m in modes.indices.dropFirst() {
+                print(
+                    String(
+                        format: "A/B examples/s of (%@) / (%@): best %.3f, median %.3f",
+                        String(modeName(modes[0]).dropFirst(2)) as NSString,
+                        String(modeName(modes[m]).dropFirst(2)) as NSString, best[m].elapsed / best[0].elapsed,
+                        median(best[m].rounds) / median(best[0].rounds)))
             }
             print("SWIFT_EPS=\(eps)")
             if let peer { print("PEER_EPS=\(peer)") }
@@ -299,6 +323,21 @@ struct BenchTrain: ParsableCommand {
                 print("(reduce-scatter + allgatherv in buckets of \(tc.bucketElements) elements)")
             }
         }
+    }
+
+    /// The CPUs this process may run on (`Cpus_allowed_list` of /proc/self/status, e.g. `0-1`).
+    func allowedCPUs() -> String {
+        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") }
+        return line.map { $0.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces) } ?? "?"
+    }
+
+    /// Seconds the calling thread has spent runnable but waiting for a CPU (Linux
+    /// /proc/thread-self/schedstat, second field; 0 elsewhere).
+    func runQueueSeconds() -> Double {
+        guard let text = try? String(contentsOfFile: "/proc/thread-self/schedstat", encoding: .utf8) else { return 0 }
+        let fields = text.split(separator: " ")
+        return fields.count > 1 ? (Double(fields[1]) ?? 0) / 1e9 : 0
     }
 
     func median(_ values: [Double]) -> Double {

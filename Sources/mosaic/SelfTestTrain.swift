@@ -24,6 +24,8 @@ struct SelfTestTrain: ParsableCommand {
     @Option(help: "Replica checksum every N steps.") var checksumEvery = 4
     @Flag(help: "Exchange gradients after backward with blocking collectives instead of overlapping them with backward.")
     var blockingExchange = false
+    @Flag(help: "Finish the allgather of updated values inside each step instead of during the next forward.")
+    var gatherAfterStep = false
 
     static func optimizerKind(_ name: String) throws -> OptimizerKind {
         switch name {
@@ -52,6 +54,7 @@ struct SelfTestTrain: ParsableCommand {
             tc.checksumEvery = checksumEvery
             tc.bucketElements = 1000  // several buckets even for this small model
             tc.overlapCommunication = !blockingExchange
+            tc.gatherDuringForward = !gatherAfterStep
             let trainer = try DataParallelTrainer(model: model, comm: comm, config: tc)
             if resume, let checkpoint {
                 try trainer.loadCheckpoint(from: checkpoint)

@@ -143,6 +143,30 @@ struct DataParallelTrainingTests {
         #expect(dd < 1e-5 && dt < 1e-5, "overlapped vs blocking: \(dd) (dense), \(dt) (table)")
     }
 
+    @Test(
+        "updated values gathered during the next forward give the parameters of gathering inside the step, bit for bit",
+        arguments: [2, 4])
+    func gatherDuringForward(ranks: Int) throws {
+        let dir = try MPIRun.temporaryDirectory("learning-gather")
+        var results: [(dense: [Float], table: [Float], step: Int64)] = []
+        // Forward reads values still arriving at every step; the replica checksum (every 4th
+        // step, or every step) reads them from outside the step, right after the gathers start.
+        let variants = [
+            ["--checksum-every", "4"], ["--checksum-every", "4", "--gather-after-step"], ["--checksum-every", "1"],
+        ]
+        for (v, extra) in variants.enumerated() {
+            let out = dir.appendingPathComponent("\(ranks)-\(v).h5").path
+            let r = try MPIRun.mosaic(ranks: ranks, ["selftest", "train", "--steps", "9", "--out", out] + extra)
+            #expect(r.status == 0, "\(r.output)")
+            #expect(r.stdout.contains("TRAIN OK ranks=\(ranks) step=9"), "\(r.output)")
+            results.append(try checkpointValues(out))
+        }
+        for v in 1..<variants.count {
+            #expect(
+                results[0].dense == results[v].dense && results[0].table == results[v].table, "\(variants[v])")
+        }
+    }
+
     @Test("loading a checkpoint into a different architecture fails naming the file")
     func wrongCheckpoint() throws {
         let dir = try MPIRun.temporaryDirectory("learning-bad")

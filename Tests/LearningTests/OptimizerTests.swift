@@ -119,6 +119,26 @@ struct DataParallelUnitTests {
         #expect(merged.rows == [2] && merged.grads == [3, 3])
     }
 
+    @Test("merging ascending runs (one per sender) equals de-duplicating them, bit for bit")
+    func mergeRuns() {
+        var rng = RandomStream(seed: 5)
+        for runCount in [1, 2, 3, 4, 17] {
+            var rows: [Int64] = [], runs: [Int] = []
+            for _ in 0..<runCount {
+                let run = Set((0..<Int(rng.next() % 40)).map { _ in Int64(rng.next() % 60) }).sorted()
+                rows += run
+                runs.append(run.count)
+            }
+            let grads = (0..<rows.count * 3).map { _ in Float(rng.normal()) }
+            let s = SparseRows<Float>(dim: 3, rows: rows, grads: grads)
+            let merged = s.mergingSortedRuns(runs), reference = s.deduplicated()
+            #expect(merged.rows == reference.rows && merged.grads == reference.grads, "\(runCount) runs")
+        }
+        // A run that is not ascending falls back to the sort.
+        let s = SparseRows<Float>(dim: 1, rows: [3, 1, 2], grads: [1, 2, 3]).mergingSortedRuns([2, 1])
+        #expect(s.rows == [1, 2, 3] && s.grads == [2, 3, 1])
+    }
+
     @Test("fused allreduce over buckets is the identity on one rank; the parameter store is one buffer")
     func store() throws {
         let store = ParameterStore<Float>(seed: 1)
