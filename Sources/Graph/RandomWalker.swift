@@ -147,7 +147,9 @@ public struct WalkStatistics: Sendable {
 /// Every rank starts the walks of the pins it owns. Walkers advance in lock-step passes over a
 /// flat array (one edge per walker per pass, so the cache misses of different walkers overlap);
 /// a walker keeps stepping on this rank until it reaches a node owned by another rank or ends,
-/// and only then is queued for the next exchange round — one count exchange that also carries
+/// and only then is queued for the next exchange round (a walker that reaches a pin of another
+/// rank has that visit recorded and its end-or-restart draw taken before it leaves — both depend
+/// only on the walker — so the walks that end at that pin never cross) — one count exchange that also carries
 /// the global number of walkers in flight (the termination test) and one `alltoallv`
 /// (`Communicator.alltoallvCounted`) — until no walker is left. Received walkers join the
 /// lock-step probe loops like local ones. Each step
@@ -295,6 +297,9 @@ public enum RandomWalker {
                     try boardTable.slots.withUnsafeBufferPointer { boardSlots in
                         try walkers.withUnsafeMutableBufferPointer { all in
                             var probeOnly = arrived
+                            // The pass after the arrival of received walkers: a walker that came to
+                            // a pin had that visit and its restart draw on the sending rank.
+                            var visitedOnArrival = false
                             while n > 0 {
                                 // `kept` walkers of this pass so far, compacted to the front.
                                 var kept = 0
@@ -316,7 +321,7 @@ public enum RandomWalker {
                                             var x = src[q]
                                             let step = (x.meta & stepMask) >> stepShift
                                             let atBoard = x.meta & 1 == 1
-                                            if !atBoard && step > 0 {
+                                            if !atBoard && step > 0 && !visitedOnArrival {
                                                 // The start pin's owner is hashed here rather than
                                                 // carried: 48-byte walkers stream less memory.
                                                 let startOwner = p > 1 ? ownerOf(GraphPartition.hash(x.start)) : 0
@@ -370,6 +375,7 @@ public enum RandomWalker {
                                     // (4) Owner test; local walkers get their node's neighbour span (the
                                     // rare node beyond the first line is probed again).
                                     var k = 0, nf = 0
+                                    nv = 0
                                     for q in 0..<m {
                                         var x = wb[q]
                                         let atBoard = x.meta & 1 == 1
@@ -377,6 +383,23 @@ public enum RandomWalker {
                                         if p > 1 {
                                             let owner = ownerOf(h)
                                             if owner != rank {
+                                                if !atBoard {
+                                                    // Arrival at a pin of another rank: its visit and
+                                                    // the end-or-restart draw (which depend only on the
+                                                    // walker) are taken here, so a walker that ends at
+                                                    // that pin is never sent.
+                                                    let step = (x.meta & stepMask) >> stepShift
+                                                    vk[nv] =
+                                                        UInt64(ownerOf(GraphPartition.hash(x.start))) << 32
+                                                        | (x.meta & 0xFF_FFFE) >> 1
+                                                    vp[nv] = x.node
+                                                    nv += 1
+                                                    if step >= maxSteps
+                                                        || WalkerStream.draw(x.key, step: step, 1) >> 11 < restartBits
+                                                    {
+                                                        continue
+                                                    }
+                                                }
                                                 fw[nf] = Int64(owner); fw[nf + 1] = x.start; fw[nf + 2] = x.node
                                                 fw[nf + 3] = Int64(bitPattern: x.meta)
                                                 nf += 4
@@ -401,9 +424,12 @@ public enum RandomWalker {
                                     kept += k
                                     left += nf / 4
                                     forward.append(contentsOf: UnsafeBufferPointer(start: fw, count: nf))
+                                    visitKey.append(contentsOf: UnsafeBufferPointer(start: vk, count: nv))
+                                    visitPin.append(contentsOf: UnsafeBufferPointer(start: vp, count: nv))
                                     from = to
                                 }
                                 n = kept
+                                visitedOnArrival = probeOnly
                                 probeOnly = false
                             }
                         }
