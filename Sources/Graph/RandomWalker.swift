@@ -147,18 +147,19 @@ public struct WalkStatistics: Sendable {
 /// Every rank starts the walks of the pins it owns. Walkers advance in lock-step passes over a
 /// flat array (one edge per walker per pass, so the cache misses of different walkers overlap);
 /// a walker keeps stepping on this rank until it reaches a node owned by another rank or ends,
-/// and only then is queued for the next exchange round (a walker that reaches a pin of another
-/// rank has that visit recorded and its end-or-restart draw taken before it leaves — both depend
-/// only on the walker — so the walks that end at that pin never cross) — one count exchange that also carries
-/// the global number of walkers in flight (the termination test) and one `alltoallv`
-/// (`Communicator.alltoallvCounted`) — until no walker is left. Received walkers join the
-/// lock-step probe loops like local ones. Each step
-/// draws from a counter-based stream keyed by (seed, start pin, walk, step) (`WalkerStream`), so
-/// the walks — and the visit counts — are identical for any rank count. Node lookups go through
-/// an open-addressing `NodeTable` (one cache line per step). Visits are recorded at the visited pin's
-/// owner as (start pin's position in its owner's batch, visited pin), routed to the start pin's
-/// owner at the end of each batch of start pins, and counted there by a counting sort on the
-/// position followed by a small sort per start pin. `WalkStatistics.phases` times each phase.
+/// and only then is queued for the next exchange round: one count exchange that also carries the
+/// global number of walkers in flight (the termination test) and one `alltoallv`
+/// (`Communicator.alltoallvCounted`), until no walker is left. A walker that reaches a pin of
+/// another rank has that visit recorded and its end-or-restart draw taken before it leaves (both
+/// depend only on the walker), so the walks that end at that pin never cross. Received walkers
+/// join the lock-step probe loops like local ones. Each step draws from a counter-based stream
+/// keyed by (seed, start pin, walk, step) (`WalkerStream`), so the walks — and the visit counts —
+/// are identical for any rank count. Node lookups go through an open-addressing `NodeTable` (one
+/// cache line per step). Visits are recorded where the walker arrives at the pin (on the pin's
+/// owner, or on the rank it leaves for it) as (start pin's position in its owner's batch, visited
+/// pin), routed to the start pin's owner at the end of each batch of start pins, and counted there
+/// by a counting sort on the position followed by a small sort per start pin.
+/// `WalkStatistics.phases` times each phase.
 public enum RandomWalker {
     /// A walker in flight on the rank that owns its current node; `span ..< span + degree` are
     /// the current node's neighbours in this rank's CSR.
