@@ -323,10 +323,7 @@ public enum RandomWalker {
                                             let step = (x.meta & stepMask) >> stepShift
                                             let atBoard = x.meta & 1 == 1
                                             if !atBoard && step > 0 && !visitedOnArrival {
-                                                // The start pin's owner is hashed here rather than
-                                                // carried: 48-byte walkers stream less memory.
-                                                let startOwner = p > 1 ? ownerOf(GraphPartition.hash(x.start)) : 0
-                                                vk[nv] = UInt64(startOwner) << 32 | (x.meta & 0xFF_FFFE) >> 1
+                                                vk[nv] = visitRecordKey(x, ownerOf: ownerOf)
                                                 vp[nv] = x.node
                                                 nv += 1
                                                 if step >= maxSteps { continue }
@@ -390,9 +387,7 @@ public enum RandomWalker {
                                                     // walker) are taken here, so a walker that ends at
                                                     // that pin is never sent.
                                                     let step = (x.meta & stepMask) >> stepShift
-                                                    vk[nv] =
-                                                        UInt64(ownerOf(GraphPartition.hash(x.start))) << 32
-                                                        | (x.meta & 0xFF_FFFE) >> 1
+                                                    vk[nv] = visitRecordKey(x, ownerOf: ownerOf)
                                                     vp[nv] = x.node
                                                     nv += 1
                                                     if step >= maxSteps
@@ -441,6 +436,15 @@ public enum RandomWalker {
         walkers.removeAll(keepingCapacity: true)
         steps += taken
         forwarded += left
+    }
+
+    /// The visit record's key of walker `x`: start owner << 32 | position of the start pin in
+    /// its owner's batch. The owner is hashed here rather than carried (48-byte walkers stream
+    /// less memory); on one rank it is 0.
+    @inline(__always)
+    static func visitRecordKey(_ x: Walker, ownerOf: OwnerOf) -> UInt64 {
+        let owner = ownerOf.ranks > 1 ? UInt64(ownerOf(GraphPartition.hash(x.start))) : 0
+        return owner << 32 | (x.meta & 0xFF_FFFE) >> 1
     }
 
     static func dangling(_ node: Int64, atPin: Bool, rank: Int) -> GraphError {

@@ -90,7 +90,6 @@ final class ExchangeBuffers {
         return receivedStorage
     }
 
-    deinit { receivedStorage.deallocate() }
     /// Counting-sort offsets of the visits per start pin of a batch (n + 1).
     var offsets = [Int]()
     /// The batch's visited pins grouped by start pin.
@@ -101,4 +100,6 @@ final class ExchangeBuffers {
         send.removeAll(keepingCapacity: true)
         send.append(contentsOf: repeatElement(0, count: n))
     }
+
+    deinit { receivedStorage.deallocate() }
 }

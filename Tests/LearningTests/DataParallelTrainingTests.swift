@@ -5,6 +5,20 @@ import Testing
 import _TestSupport
 
 /// Parameters (dense and embedding table) of a checkpoint written by `mosaic selftest train`.
+/// Runs `mosaic selftest train --steps <steps>` on `ranks` ranks once per variant (extra options),
+/// expects each to succeed, and returns each run's checkpoint values.
+func trainVariants(ranks: Int, steps: Int, dir: URL, _ variants: [[String]]) throws -> [(
+    dense: [Float], table: [Float], step: Int64
+)] {
+    try variants.enumerated().map { v, extra in
+        let out = dir.appendingPathComponent("\(ranks)-\(v).h5").path
+        let r = try MPIRun.mosaic(ranks: ranks, ["selftest", "train", "--steps", "\(steps)", "--out", out] + extra)
+        #expect(r.status == 0, "\(r.output)")
+        #expect(r.stdout.contains("TRAIN OK ranks=\(ranks) step=\(steps)"), "\(r.output)")
+        return try checkpointValues(out)
+    }
+}
+
 func checkpointValues(_ path: String) throws -> (dense: [Float], table: [Float], step: Int64) {
     let file = try H5File(path: path, mode: .read)
     return (
@@ -127,16 +141,7 @@ struct DataParallelTrainingTests {
         arguments: [2, 4])
     func overlappedExchange(ranks: Int) throws {
         let dir = try MPIRun.temporaryDirectory("learning-overlap")
-        var results: [(dense: [Float], table: [Float], step: Int64)] = []
-        for blocking in [false, true] {
-            let out = dir.appendingPathComponent("\(ranks)-\(blocking).h5").path
-            let r = try MPIRun.mosaic(
-                ranks: ranks,
-                ["selftest", "train", "--steps", "8", "--out", out] + (blocking ? ["--blocking-exchange"] : []))
-            #expect(r.status == 0, "\(r.output)")
-            #expect(r.stdout.contains("TRAIN OK ranks=\(ranks) step=8"), "\(r.output)")
-            results.append(try checkpointValues(out))
-        }
+        let results = try trainVariants(ranks: ranks, steps: 8, dir: dir, [[], ["--blocking-exchange"]])
         let dd = maxDifference(results[0].dense, results[1].dense)
         let dt = maxDifference(results[0].table, results[1].table)
         // Only the order of float sums may differ (the reduce-scatter's).
@@ -148,19 +153,12 @@ struct DataParallelTrainingTests {
         arguments: [2, 4])
     func gatherDuringForward(ranks: Int) throws {
         let dir = try MPIRun.temporaryDirectory("learning-gather")
-        var results: [(dense: [Float], table: [Float], step: Int64)] = []
         // Forward reads values still arriving at every step; the replica checksum (every 4th
         // step, or every step) reads them from outside the step, right after the gathers start.
         let variants = [
             ["--checksum-every", "4"], ["--checksum-every", "4", "--gather-after-step"], ["--checksum-every", "1"],
         ]
-        for (v, extra) in variants.enumerated() {
-            let out = dir.appendingPathComponent("\(ranks)-\(v).h5").path
-            let r = try MPIRun.mosaic(ranks: ranks, ["selftest", "train", "--steps", "9", "--out", out] + extra)
-            #expect(r.status == 0, "\(r.output)")
-            #expect(r.stdout.contains("TRAIN OK ranks=\(ranks) step=9"), "\(r.output)")
-            results.append(try checkpointValues(out))
-        }
+        let results = try trainVariants(ranks: ranks, steps: 9, dir: dir, variants)
         for v in 1..<variants.count {
             #expect(
                 results[0].dense == results[v].dense && results[0].table == results[v].table, "\(variants[v])")
