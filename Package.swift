@@ -69,7 +69,9 @@ let package = Package(
 
         // MARK: - Graph
         // Sharded pin–board graph (CSR, hash partitioning), distributed random walks.
-        .target(name: "Graph", dependencies: ["Linalg", "Collective", "Artifacts", "Events"], swiftSettings: swiftSettings),
+        .target(
+            name: "Graph", dependencies: ["Linalg", "Collective", "Artifacts", "Events", "CKernels"],
+            swiftSettings: swiftSettings),
 
         // PinSage on the sharded graph (layers from Learning, neighbours from Graph).
         .target(

@@ -1,4 +1,5 @@
 import Artifacts
+import CKernels
 import Collective
 import Foundation
 import Linalg
@@ -271,12 +272,13 @@ public enum RandomWalker {
     /// 8192 walkers of 48 B are about 400 KiB, so their records and the scratch stay in L2 from
     /// loop to loop and a pass streams the walker array from memory once, not once per loop): (1) visits, restarts and
     /// the choice of the edge (no cache misses), (2) the gather of the next node ids from the
-    /// neighbour arrays, (3) the table probe, (4) the owner test and bookkeeping. Loops 2 and 3
-    /// carry one independent cache miss per walker, few instructions and no branch on loaded
-    /// data, so the processor keeps many misses in flight; a walker-at-a-time loop would wait
-    /// for each miss in turn (3× slower measured). Tiles are taken in order and compacted in
-    /// place, so walkers, visits and departures come out in the same order as with passes over
-    /// the whole array.
+    /// neighbour arrays, (3) the hash of each next node and a prefetch of its table line, (4) the
+    /// owner test, the lookup in the (now cached) line and the bookkeeping. Loops 2 and 3 carry
+    /// one independent cache miss per walker, few instructions and no branch on loaded data, so
+    /// the processor keeps many misses in flight; a walker-at-a-time loop would wait for each
+    /// miss in turn (3× slower measured). Tiles are taken in order and compacted in place, so
+    /// walkers, visits and departures come out in the same order as with passes over the whole
+    /// array.
     static func advance(
         _ walkers: inout [Walker], shard: GraphShard, pinTable: NodeTable, boardTable: NodeTable, rank: Int,
         ranks p: Int, maxSteps: UInt64, restartBits: UInt64, arrived: Bool = false, tile: Int = 8192,
@@ -290,7 +292,7 @@ public enum RandomWalker {
         // to the growing arrays after each loop: no array bookkeeping inside the loops.
         scratch.reserve(min(n, tile))
         let vk = scratch.visitKey, vp = scratch.visitPin, fw = scratch.departures
-        let hs = scratch.hash, probe = scratch.probe, dummy = UnsafePointer(scratch.dummy)
+        let hs = scratch.hash, dummy = UnsafePointer(scratch.dummy)
         let ownerOf = OwnerOf(ranks: p)
         try shard.pins.neighbors.withUnsafeBufferPointer { pinNeighbors in
             try shard.boards.neighbors.withUnsafeBufferPointer { boardNeighbors in
@@ -346,8 +348,13 @@ public enum RandomWalker {
                                             wb[q].node = base.unsafelyUnwrapped[Int(wb[q].span)]
                                         }
                                     }
-                                    // (3a) Hash and owner of each walker's node, and the address of its
-                                    // first table slot (ALU only; a node on another rank reads `dummy`).
+                                    // (3) Hash and owner of each walker's node, and a prefetch of its first
+                                    // table line (a node on another rank prefetches `dummy`): one independent
+                                    // miss per walker that no instruction waits for, so the misses of the
+                                    // whole tile are in flight together. (Loading the line here and choosing
+                                    // its slot made the compiler branch on the loaded ids; each mispredicted
+                                    // branch, resolved only when its miss returned, discarded the misses
+                                    // behind it.)
                                     let pinBaseSlots = pinSlots.baseAddress.unsafelyUnwrapped
                                     let boardBaseSlots = boardSlots.baseAddress.unsafelyUnwrapped
                                     let pinSize = pinTable.size, boardSize = boardTable.size
@@ -360,18 +367,10 @@ public enum RandomWalker {
                                             atBoard
                                             ? boardBaseSlots + NodeTable.index(h, boardSize)
                                             : pinBaseSlots + NodeTable.index(h, pinSize)
-                                        probe[q] = ownerOf(h) == rank ? at : dummy
+                                        mosaic_prefetch(ownerOf(h) == rank ? at : dummy)
                                     }
-                                    // (3b) Probe: the first line of four slots (one cache miss, no
-                                    // branch on the loaded ids; few instructions, so many misses are in
-                                    // flight), kept in (degree, span) as (id, raw).
-                                    for q in 0..<m {
-                                        let hit = probe[q].lineHit(wb[q].node)
-                                        wb[q].degree = hit.id
-                                        wb[q].span = Int64(bitPattern: hit.span)
-                                    }
-                                    // (4) Owner test; local walkers get their node's neighbour span (the
-                                    // rare node beyond the first line is probed again).
+                                    // (4) Owner test; local walkers look their node up in its line, now in
+                                    // cache, for the neighbour span.
                                     var k = 0, nf = 0
                                     nv = 0
                                     for q in 0..<m {
@@ -402,18 +401,12 @@ public enum RandomWalker {
                                                 continue
                                             }
                                         }
-                                        let table = atBoard ? boardTable : pinTable
-                                        if x.degree == x.node {
-                                            (x.span, x.degree) = table.span(
-                                                NodeTable.Slot(id: x.node, span: UInt64(bitPattern: x.span)))
-                                        } else {
-                                            let slot =
-                                                atBoard
-                                                ? boardSlots.find(x.node, hash: h, size: boardTable.size)
-                                                : pinSlots.find(x.node, hash: h, size: pinTable.size)
-                                            guard let slot else { throw dangling(x.node, atPin: !atBoard, rank: rank) }
-                                            (x.span, x.degree) = table.span(slot)
-                                        }
+                                        let slot =
+                                            atBoard
+                                            ? boardSlots.find(x.node, hash: h, size: boardSize)
+                                            : pinSlots.find(x.node, hash: h, size: pinSize)
+                                        guard let slot else { throw dangling(x.node, atPin: !atBoard, rank: rank) }
+                                        (x.span, x.degree) = (atBoard ? boardTable : pinTable).span(slot)
                                         wb[k] = x
                                         k += 1
                                     }

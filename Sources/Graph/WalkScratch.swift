@@ -25,11 +25,10 @@ final class WalkScratch {
     private(set) var visitPin: UnsafeMutablePointer<Int64>
     /// Departures of one pass: (owner, start, node, meta) per walker.
     private(set) var departures: UnsafeMutablePointer<Int64>
-    /// Per walker of a pass: its node's hash and the address of the first table slot to probe.
+    /// Per walker of a pass: its node's hash.
     private(set) var hash: UnsafeMutablePointer<UInt64>
-    private(set) var probe: UnsafeMutablePointer<UnsafePointer<NodeTable.Slot>>
-    /// A line of four empty slots that the probe loop reads for walkers whose node lives on another rank
-    /// (always cached; no branch on the owner in the loop).
+    /// A line of four empty slots that the prefetch loop touches for walkers whose node lives on
+    /// another rank (always cached; no branch on the owner in the loop).
     let dummy: UnsafeMutablePointer<NodeTable.Slot>
     private(set) var capacity = 0
 
@@ -40,7 +39,6 @@ final class WalkScratch {
         visitPin = .allocate(capacity: 1)
         departures = .allocate(capacity: 4)
         hash = .allocate(capacity: 1)
-        probe = .allocate(capacity: 1)
         capacity = 1
     }
 
@@ -49,18 +47,16 @@ final class WalkScratch {
         guard n > capacity else { return }
         let c = max(n, 2 * capacity)
         visitKey.deallocate(); visitPin.deallocate(); departures.deallocate(); hash.deallocate()
-        probe.deallocate()
         visitKey = .allocate(capacity: c)
         visitPin = .allocate(capacity: c)
         departures = .allocate(capacity: 4 * c)
         hash = .allocate(capacity: c)
-        probe = .allocate(capacity: c)
         capacity = c
     }
 
     deinit {
         visitKey.deallocate(); visitPin.deallocate(); departures.deallocate(); hash.deallocate()
-        probe.deallocate(); dummy.deallocate()
+        dummy.deallocate()
     }
 }
 

@@ -26,7 +26,10 @@ struct BenchGraph: ParsableCommand {
     @Option(help: "Edges of the walk/build graph.") var edges = 50_000_000
     @Option(help: "Pins (default edges / 10).") var pins: Int?
     @Option(help: "Boards (default edges / 50).") var boards: Int?
-    @Option(help: "Walks per pin.") var walks = 2
+    @Option(help: "Walks per pin (`graph walks` defaults to 32).") var walks = 2
+    @Option(help: "Restart (end) probability at each pin arrival (`graph walks` defaults to 0.3).") var restart = 0.5
+    @Option(help: "Steps per walk at most (`graph walks` defaults to 20).") var maxSteps = 10
+    @Option(help: "Importance neighbours kept per pin (`graph walks` defaults to 20).") var top = 10
     @Option(help: "Walk runs per rank count; the best is reported (the machine may be shared).") var repeats = 2
     @Option(help: "Start pins per rank walked together (`graph walks --batch-pins`).") var batchPins = 200_000
     @Option(help: "Walkers per cache tile of a pass (`graph walks --tile-walkers`).")
@@ -48,8 +51,8 @@ struct BenchGraph: ParsableCommand {
                 n,
                 [
                     "bench", "graph-worker", "--edges", "\(edges)", "--pins", "\(p)", "--boards", "\(b)", "--walks",
-                    "\(walks)", "--repeats", "\(repeats)", "--batch-pins", "\(batchPins)",
-                    "--tile-walkers", "\(tileWalkers)",
+                    "\(walks)", "--restart", "\(restart)", "--max-steps", "\(maxSteps)", "--top", "\(top)",
+                    "--repeats", "\(repeats)", "--batch-pins", "\(batchPins)", "--tile-walkers", "\(tileWalkers)",
                 ])
             let f = try benchParse(r, prefix: "GRAPHBENCH")
             let eps = Double(f["edges"]!)! / Double(f["build_seconds"]!)!
@@ -91,7 +94,10 @@ struct BenchGraph: ParsableCommand {
         if let py = peerPython {
             let r = try benchProcess(
                 "/usr/bin/env",
-                [py, peerScript, "--pins", "\(p)", "--boards", "\(b)", "--edges", "\(edges)", "--walks", "\(walks)"])
+                [
+                    py, peerScript, "--pins", "\(p)", "--boards", "\(b)", "--edges", "\(edges)", "--walks", "\(walks)",
+                    "--restart", "\(restart)", "--max-steps", "\(maxSteps)", "--top", "\(top)",
+                ])
             let f = try benchParse(r, prefix: "PEER")
             table += String(
                 format: "| peer: scipy.sparse CSR build (%@ edges) | 1 | %.0f edges/s | | %@ |\n", f["edges"]!,
@@ -101,7 +107,7 @@ struct BenchGraph: ParsableCommand {
                 f["steps"]!, Double(f["steps"]!)! / Double(f["walk_seconds"]!)!)
         }
         print(
-            "Generated graph: \(edges) edges drawn, \(p) pins, \(b) boards; walks \(walks) per pin, restart 0.5, ≤ 10 steps, top 10.\n"
+            "Generated graph: \(edges) edges drawn, \(p) pins, \(b) boards; walks \(walks) per pin, restart \(restart), ≤ \(maxSteps) steps, top \(top).\n"
         )
         print(table, terminator: "")
         print(
@@ -119,6 +125,9 @@ struct BenchGraphWorker: ParsableCommand {
     @Option var pins = 100_000
     @Option var boards = 20_000
     @Option var walks = 2
+    @Option var restart = 0.5
+    @Option var maxSteps = 10
+    @Option var top = 10
     @Option var repeats = 1
     @Option var batchPins = 200_000
     @Option var tileWalkers = WalkParameters().tileWalkers
@@ -135,7 +144,8 @@ struct BenchGraphWorker: ParsableCommand {
             let build = now() - t0
             let buildRSS = try peakMemoryPerRank(comm)
             var params = WalkParameters(
-                walksPerPin: walks, restartProbability: 0.5, maxSteps: 10, topT: 10, seed: 3, batchPins: batchPins)
+                walksPerPin: walks, restartProbability: restart, maxSteps: maxSteps, topT: top, seed: 3,
+                batchPins: batchPins)
             params.tileWalkers = tileWalkers
             // Best of --repeats runs (the machine is shared; the runs are identical).
             var walk = Double.infinity, walkCPU = Double.infinity
