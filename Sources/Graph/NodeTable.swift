@@ -5,11 +5,16 @@
 /// The first slot comes from the top 32 bits of the same `GraphPartition` hash that decides the
 /// owner (multiply-shift range reduction onto the table's 64-byte lines), so a step hashes the
 /// next node once for both. A slot is 16 B: the id and `start << 24 | degree` (degrees ≥ 2²⁴ − 1
-/// are kept exactly in `largeDegrees`). There are about 2n slots (32 B per node of the shard,
-/// half of them empty) in cache-line-aligned lines of four, and probing starts at the beginning
-/// of a line, so a lookup almost always ends in the first line — one cache miss — whose four
-/// slots `find` and the walker compare without a data-dependent branch. (Starting at any slot
-/// and checking two, a lookup needed a second, dependent miss about one time in seven.)
+/// are kept exactly in `largeDegrees`). There are about 4n slots (64 B per node of the shard,
+/// three quarters of them empty) in cache-line-aligned lines of four, and probing starts at the
+/// beginning of a line, so a lookup almost always ends in the first line — one cache miss, which
+/// the walker prefetches — and `find` compares its four slots without a data-dependent branch.
+/// With one node per line on average (Poisson), about 0.4 % of the nodes are pushed out of their
+/// first line, against about 4 % with 2n slots, and each of those costs a second, dependent miss:
+/// 4n slots made the walk step phase about 17 % faster (1.41–1.63 s against 1.72–1.95 s in three
+/// alternating pairs, 50 M edges on one rank) and did not raise the walk job's peak memory (the
+/// graph build's is higher). (Starting at any slot and checking two, a lookup needed a second
+/// miss about one time in seven.)
 struct NodeTable {
     /// One slot: `id` (`Int64.min` = empty) and `span` = start << 24 | min(degree, 2²⁴ − 1).
     struct Slot {
@@ -32,7 +37,7 @@ struct NodeTable {
 
     /// Table of `csr`'s rows; `boardSide` selects the board hash (`GraphPartition.boardOwner`).
     init(_ csr: CSR, boardSide: Bool) throws {
-        size = max(16, (2 * csr.count + Self.line - 1) / Self.line * Self.line)  // load factor ≤ 0.5
+        size = max(16, (4 * csr.count + Self.line - 1) / Self.line * Self.line)  // load factor ≤ 0.25 (see above)
         guard csr.edgeCount < 1 << 40, size < 1 << 32 else {
             throw GraphError("more than 2⁴⁰ edges or 2³¹ nodes on one rank")
         }
