@@ -35,7 +35,7 @@ struct BenchGraph: ParsableCommand {
     @Option(help: "Walkers per cache tile of a pass (`graph walks --tile-walkers`).")
     var tileWalkers = WalkParameters().tileWalkers
     @Option(help: "Rank counts, comma-separated.") var ranks = "1,2,4"
-    @Option(help: "Edges of the PinSage graph.") var pinsageEdges = 1_000_000
+    @Option(help: "Edges of the PinSage graph (0 = skip the PinSage rows).") var pinsageEdges = 1_000_000
     @Option(help: "Python with numpy and scipy for the peer (skipped when absent).") var peerPython: String?
     @Option(help: "Peer script.") var peerScript = "Cluster/bench/graph_peer.py"
 
@@ -76,7 +76,7 @@ struct BenchGraph: ParsableCommand {
             phaseTable += "\n"
             FileHandle.standardError.write(Data("bench graph: \(n) rank(s) done: \(f)\n".utf8))
         }
-        for n in rankCounts.filter({ $0 <= 2 }) {
+        for n in rankCounts.filter({ $0 <= 2 }) where pinsageEdges > 0 {
             let r = try benchRun(
                 n,
                 [

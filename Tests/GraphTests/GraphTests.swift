@@ -387,4 +387,41 @@ struct WalkerInternalsTests {
         #expect(abs(result.weights[0] - 5.0 / 11) < 1e-6)
         #expect(Array(result.ids[3..<6]) == [1_000, 1_001, 1_002])
     }
+    @Test("visit counts: groups of 0 to 400 visits (insertion-sorted and sorted) equal a reference, hard band included")
+    func countingAgainstReference() {
+        // Groups of 0 to 400 visits over few or many distinct pins, the start pin among them,
+        // visits of different groups interleaved.
+        var x: UInt64 = 0x1234_5678
+        func next(_ n: Int) -> Int {
+            x = x &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int((x >> 33) % UInt64(n))
+        }
+        let starts: [Int64] = [10, 20, 30, 40, 50, 60, 70]
+        let sizes = [0, 5, 32, 33, 100, 400, 250], ranges = [5, 8, 10, 40, 30, 1_000, 3]
+        var visits: [(Int64, Int64)] = []
+        for (i, size) in sizes.enumerated() {
+            for _ in 0..<size { visits.append((Int64(i), next(9) == 0 ? starts[i] : Int64(next(ranges[i])))) }
+        }
+        for j in stride(from: visits.count - 1, to: 0, by: -1) { visits.swapAt(j, next(j + 1)) }
+        let t = 6, hard = (from: 2, to: 20, count: 3)
+        var result = ImportanceNeighbors(t: t)
+        result.h = hard.count
+        RandomWalker.count(
+            positions: visits.map(\.0), visited: visits.map(\.1), starts: starts[...], topT: t, hard: hard, into: &result)
+        for (i, s) in starts.enumerated() {
+            var tally: [Int64: Int32] = [:]
+            for (q, v) in visits where q == Int64(i) && v != s { tally[v, default: 0] += 1 }
+            let ranked = tally.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+            let top = ranked.prefix(t)
+            #expect(Array(result.ids[i * t..<i * t + top.count]) == top.map(\.key), "group \(i)")
+            #expect(Array(result.counts[i * t..<i * t + top.count]) == top.map(\.value), "group \(i)")
+            #expect(result.ids[i * t + top.count..<(i + 1) * t].allSatisfy { $0 == -1 })
+            let total = Float(top.reduce(0) { $0 + $1.value })
+            for (j, e) in top.enumerated() { #expect(abs(result.weights[i * t + j] - Float(e.value) / total) < 1e-6) }
+            let width = min(hard.to, ranked.count) - hard.from
+            let m = min(hard.count, max(0, width))
+            let expected = (0..<m).map { ranked[hard.from + $0 * width / m].key }
+            #expect(Array(result.hard[i * hard.count..<i * hard.count + m]) == expected, "hard band of group \(i)")
+        }
+    }
 }
