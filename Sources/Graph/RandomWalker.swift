@@ -352,9 +352,8 @@ public enum RandomWalker {
                                     // table line (a node on another rank prefetches `dummy`): one independent
                                     // miss per walker that no instruction waits for, so the misses of the
                                     // whole tile are in flight together. (Loading the line here and choosing
-                                    // its slot made the compiler branch on the loaded ids; each mispredicted
-                                    // branch, resolved only when its miss returned, discarded the misses
-                                    // behind it.)
+                                    // its slot compiled to a branch on the loaded ids, which stalls on each
+                                    // miss; the prefetch measured the same or a little faster.)
                                     let pinBaseSlots = pinSlots.baseAddress.unsafelyUnwrapped
                                     let boardBaseSlots = boardSlots.baseAddress.unsafelyUnwrapped
                                     let pinSize = pinTable.size, boardSize = boardTable.size
