@@ -149,7 +149,7 @@ public enum GraphBuilder {
         // 1. Edges to the board's owner; board side CSR, pruned.
         let (bp, bb) = try routePairs(
             pins, boards, dest: boards.map { GraphPartition.boardOwner($0, ranks: p) }, comm: comm)
-        var boardSide = CSR.from(source: bb, target: bp)
+        var boardSide = CSR.from(source: consume bb, target: consume bp)
         var prunedBoards = 0, prunedEdges = 0
         if let cap = maxBoardDegree {
             var kept = CSR()
@@ -180,7 +180,7 @@ public enum GraphBuilder {
         let (pp, pb) = try routePairs(ep, eb, dest: ep.map { GraphPartition.pinOwner($0, ranks: p) }, comm: comm)
         ep = []; eb = []
         let (iso, _) = try routeOne(isolated, dest: isolated.map { GraphPartition.pinOwner($0, ranks: p) }, comm: comm)
-        let pinSide = CSR.from(source: pp, target: pb, isolated: iso)
+        let pinSide = CSR.from(source: consume pp, target: consume pb, isolated: iso)
         let shard = GraphShard(pins: pinSide, boards: boardSide, rank: comm.rank, ranks: p)
         return (shard, try statistics(shard, prunedBoards: prunedBoards, prunedEdges: prunedEdges, comm: comm))
     }

@@ -41,14 +41,17 @@ public struct CSR: Sendable, Equatable {
     public var edgeCount: Int { neighbors.count }
 
     /// Builds CSR from edge pairs (`source[i]` → `target[i]`), dropping duplicate pairs;
-    /// `isolated` adds nodes with no edges (ignored when they have edges).
-    public static func from(source: [Int64], target: [Int64], isolated: [Int64] = []) -> CSR {
+    /// `isolated` adds nodes with no edges (ignored when they have edges). Passing the arrays
+    /// with `consume` frees them once the pairs are copied, before the sort's two buffers exist.
+    public static func from(source: consuming [Int64], target: consuming [Int64], isolated: [Int64] = []) -> CSR {
         precondition(source.count == target.count)
-        // Sort (source, target) pairs directly (no index indirection: contiguous comparisons).
+        // Sort (source, target) pairs directly (no index indirection), by radix (`EdgeSort`).
         var pairs = [EdgePair]()
         pairs.reserveCapacity(source.count)
         for i in 0..<source.count { pairs.append(EdgePair(s: source[i], t: target[i])) }
-        pairs.sort()
+        source = []
+        target = []
+        EdgeSort.sort(&pairs)
         var csr = CSR()
         csr.neighbors.reserveCapacity(pairs.count)
         var lastS = Int64.min, lastT = Int64.min

@@ -424,4 +424,30 @@ struct WalkerInternalsTests {
             #expect(Array(result.hard[i * hard.count..<i * hard.count + m]) == expected, "hard band of group \(i)")
         }
     }
+    @Test("edge sort: the radix sort orders (source, target) like Array.sort, negative ids and duplicates included")
+    func edgeRadixSort() {
+        var x: UInt64 = 99
+        func next() -> UInt64 {
+            x = x &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return x >> 11
+        }
+        let ranges: [(Int64) -> Int64] = [
+            { $0 % 5_000 },  // small ids: most bytes constant (skipped passes)
+            { $0 % 2 == 0 ? -($0 % 300) : $0 % 1_000_000 },  // negative and positive
+            { Int64(bitPattern: UInt64(bitPattern: $0) &* 0x9E37_79B9_7F4A_7C15) },  // all 64 bits
+        ]
+        for (r, id) in ranges.enumerated() {
+            for n in [10, 5_000, 40_000] {
+                var pairs = (0..<n).map { _ in EdgePair(s: id(Int64(next() % 1_000_003)), t: id(Int64(next() % 77))) }
+                pairs += pairs.prefix(n / 10)  // duplicates
+                var expected = pairs
+                expected.sort()
+                EdgeSort.sort(&pairs)
+                #expect(pairs == expected, "range \(r), \(n) pairs")
+            }
+        }
+        var same = [EdgePair](repeating: EdgePair(s: -3, t: 7), count: 5_000)
+        EdgeSort.sort(&same)
+        #expect(same.allSatisfy { $0 == EdgePair(s: -3, t: 7) })
+    }
 }
