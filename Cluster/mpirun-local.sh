@@ -13,9 +13,8 @@
 #   spinning in MPI_Wait keeps a core that they then take from the rank it waits for (2 ranks beside
 #   one busy process trained about 20 % faster, Cluster/bench/train-results.md).
 #   OMPI_MCA_mpi_yield_when_idle=0 turns it off.
-# - on a CPU with AVX-512 (F, BW, VL), OpenBLAS's SkylakeX kernels unless OPENBLAS_CORETYPE is set:
-#   OpenBLAS 0.3.21 does not know AMD Zen 4/5 and falls back to its AVX2 (Haswell) kernels there,
-#   which trained the benchmark ranker 1.6× slower (Cluster/bench/train-results.md).
+# - on a CPU with AVX-512 (F, BW, VL), OpenBLAS's SkylakeX kernels unless OPENBLAS_CORETYPE is set
+#   (Cluster/openblas-coretype.sh).
 set -euo pipefail
 if [ "$#" -lt 1 ] || [ "$1" = "--help" ] || [ "$1" = "-h" ]; then
   echo "usage: Cluster/mpirun-local.sh [-np N] PROGRAM [ARGS...]   (default N = 2)"
@@ -29,9 +28,8 @@ extra=(--oversubscribe --bind-to "$bind")
 if [ "$(id -u)" = "0" ]; then extra+=(--allow-run-as-root); fi
 export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
 export OMPI_MCA_mpi_yield_when_idle="${OMPI_MCA_mpi_yield_when_idle:-1}"
-if [ -z "${OPENBLAS_CORETYPE:-}" ] && flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null) \
-  && [[ " $flags " == *" avx512f "* && " $flags " == *" avx512bw "* && " $flags " == *" avx512vl "* ]]; then
-  export OPENBLAS_CORETYPE=SkylakeX
-fi
+# shellcheck source=openblas-coretype.sh
+source "$(dirname "$0")/openblas-coretype.sh"
+default_openblas_coretype
 if [ -n "${OPENBLAS_CORETYPE:-}" ]; then extra+=(-x OPENBLAS_CORETYPE); fi
 exec mpirun -np "$np" "${extra[@]}" -x OPENBLAS_NUM_THREADS "$@"

@@ -21,7 +21,8 @@ peer=()
 if "$venv/bin/python" -c "import torch, numpy" 2>/dev/null; then peer=(--peer-python "$venv/bin/python")
 else echo "torch could not be imported from $venv; running without the peer" >&2; fi
 
-if [ -z "${MOSAIC_BENCH_KEEP_CORETYPE:-}" ] && grep -q avx512f /proc/cpuinfo 2>/dev/null; then
+source Cluster/openblas-coretype.sh
+if [ -z "${MOSAIC_BENCH_KEEP_CORETYPE:-}" ] && avx512_cpu; then
   echo "OPENBLAS_CORETYPE: ${OPENBLAS_CORETYPE:-auto} -> SkylakeX (AVX-512 present)"
   export OPENBLAS_CORETYPE=SkylakeX
 fi

@@ -8,7 +8,7 @@
 /// are kept exactly in `largeDegrees`). There are about 4n slots (64 B per node of the shard,
 /// three quarters of them empty) in cache-line-aligned lines of four, and probing starts at the
 /// beginning of a line, so a lookup almost always ends in the first line — one cache miss, which
-/// the walker prefetches — and `find` compares its four slots without a data-dependent branch.
+/// the walker prefetches — and `find` compares its four slots with selects.
 /// With one node per line on average (Poisson), about 0.4 % of the nodes are pushed out of their
 /// first line, against about 4 % with 2n slots, and each of those costs a second, dependent miss:
 /// 4n slots made the walk step phase about 17 % faster (1.41–1.63 s against 1.72–1.95 s in three
