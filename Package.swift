@@ -3,9 +3,14 @@ import PackageDescription
 
 /// Mosaic: an MPI-parallel home-feed recommender. See README.md.
 ///
-/// Dependencies flow one way:
-///   C modules ← Linalg / Collective / Artifacts ← Events, Evaluation, Learning, Index
-///   ← executables.
+/// Dependencies flow one way (a module imports only modules above it):
+///   C modules (CMPI, CHDF5, CBLAS, CKernels), ProcessKit
+///   ← Linalg (BLAS) / Collective (MPI) / Artifacts (HDF5 files, manifest, published runs; no MPI)
+///   ← EventData (schema, tables, dataset reader, point-in-time features; no MPI)
+///   ← Publishing (the collective run writer)
+///   ← Events / Graph / Learning / Evaluation
+///   ← Models / Index / Ranking ← Feed ← the `mosaic` jobs and `mosaic-bench`.
+/// Serving (and `mosaic-serve`) imports Artifacts and EventData only: it links no MPI library.
 
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
@@ -16,9 +21,14 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "mosaic", targets: ["mosaic"]),
+        .executable(name: "mosaic-bench", targets: ["mosaic-bench"]),
+        .executable(name: "mosaic-serve", targets: ["mosaic-serve"]),
+        .library(name: "ProcessKit", targets: ["ProcessKit"]),
         .library(name: "Collective", targets: ["Collective"]),
         .library(name: "Linalg", targets: ["Linalg"]),
         .library(name: "Artifacts", targets: ["Artifacts"]),
+        .library(name: "EventData", targets: ["EventData"]),
+        .library(name: "Publishing", targets: ["Publishing"]),
         .library(name: "Events", targets: ["Events"]),
         .library(name: "Evaluation", targets: ["Evaluation"]),
         .library(name: "Learning", targets: ["Learning"]),
@@ -45,17 +55,29 @@ let package = Package(
             name: "CBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
 
-        // SIMD kernels for the index (portable C + AVX2/AVX-512 chosen at run time).
+        // SIMD kernels (portable C + AVX2/AVX-512 chosen at run time): nearest-centroid and
+        // distance scans of the index, top-k selection, the serving attention kernel, prefetch.
         .target(name: "CKernels"),
 
         // MARK: - Foundation modules
-        .target(name: "Collective", dependencies: ["CMPI"], swiftSettings: swiftSettings),
+        // This process's clock, CPU time and peak memory; the one runner of child processes.
+        .target(name: "ProcessKit", swiftSettings: swiftSettings),
+        .target(name: "Collective", dependencies: ["CMPI", "ProcessKit"], swiftSettings: swiftSettings),
         .target(name: "Linalg", dependencies: ["CBLAS"], swiftSettings: swiftSettings),
-        .target(name: "Artifacts", dependencies: ["CHDF5", "Collective"], swiftSettings: swiftSettings),
+        // HDF5 files, the manifest, reading a published run. No MPI: serving links it.
+        .target(name: "Artifacts", dependencies: ["CHDF5"], swiftSettings: swiftSettings),
 
         // MARK: - Data and evaluation
-        // Schema, CSV ingest, synthetic world, adapters, splits, point-in-time features.
-        .target(name: "Events", dependencies: ["Linalg", "Collective", "Artifacts"], swiftSettings: swiftSettings),
+        // The dataset's schema, column tables, the dataset reader, splits and point-in-time
+        // features. No MPI: serving links it.
+        .target(name: "EventData", dependencies: ["Artifacts"], swiftSettings: swiftSettings),
+        // The collective run writer: every rank writes its shards, rank 0 publishes atomically.
+        .target(name: "Publishing", dependencies: ["Artifacts", "Collective"], swiftSettings: swiftSettings),
+        // CSV ingest, routing rows to their owner ranks, the synthetic world, real-data adapters,
+        // the collective dataset writer.
+        .target(
+            name: "Events", dependencies: ["EventData", "Publishing", "Linalg", "Collective", "Artifacts"],
+            swiftSettings: swiftSettings),
         // Offline metrics and protocols (no MPI, no HDF5).
         .target(name: "Evaluation", dependencies: ["Linalg", "Collective"], swiftSettings: swiftSettings),
 
@@ -70,84 +92,128 @@ let package = Package(
         // MARK: - Graph
         // Sharded pin–board graph (CSR, hash partitioning), distributed random walks.
         .target(
-            name: "Graph", dependencies: ["Linalg", "Collective", "Artifacts", "Events", "CKernels"],
+            name: "Graph",
+            dependencies: ["Linalg", "Collective", "Artifacts", "EventData", "Publishing", "Events", "CKernels"],
             swiftSettings: swiftSettings),
 
         // PinSage on the sharded graph (layers from Learning, neighbours from Graph).
         .target(
-            name: "Models", dependencies: ["Linalg", "Collective", "Artifacts", "Events", "Learning", "Graph"],
+            name: "Models",
+            dependencies: ["Linalg", "Collective", "Artifacts", "EventData", "Publishing", "Events", "Learning", "Graph"],
             swiftSettings: swiftSettings),
 
         // MARK: - Ranking
         // The ranker (DCN-v2 + MMoE + position tower, SIM/DIN, LR baseline), training and scoring.
         .target(
             name: "Ranking",
-            dependencies: ["Learning", "Events", "Evaluation", "Linalg", "Collective", "Artifacts", "CKernels"],
+            dependencies: [
+                "Learning", "EventData", "Events", "Evaluation", "Linalg", "Collective", "Artifacts", "CKernels",
+            ],
             swiftSettings: swiftSettings),
 
         // MARK: - Feed
         // Retrieval channels → rank → re-rank; today: the content channel, the diversity re-rank
         // and every user's feed precomputed.
-        .target(name: "Feed", dependencies: ["Events", "Index", "Collective", "Artifacts"], swiftSettings: swiftSettings),
+        .target(
+            name: "Feed", dependencies: ["EventData", "Publishing", "Events", "Index", "Collective", "Artifacts"],
+            swiftSettings: swiftSettings),
 
         // MARK: - Serving
         // The online shard: loads published feeds (HDF5) and answers feed requests over HTTP
         // (Hummingbird), re-ranking with the session's fresh events.
         .target(
             name: "Serving",
-            dependencies: ["Feed", "Events", "Artifacts", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: ["EventData", "Artifacts", .product(name: "Hummingbird", package: "hummingbird")],
             swiftSettings: swiftSettings),
 
         // MARK: - Executables
+        // The batch jobs, each a subcommand that wires its options to one library call.
         .executableTarget(
             name: "mosaic",
             dependencies: [
-                "Collective", "Linalg", "Artifacts", "Events", "Evaluation", "Learning", "Index", "Feed", "Ranking", "Graph", "Models", "CMPI", "CBLAS",
-                "Serving",
+                "ProcessKit", "Collective", "Linalg", "Artifacts", "EventData", "Publishing", "Events", "Evaluation",
+                "Learning", "Index", "Feed", "Ranking", "Graph", "Models",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings),
+        // Every benchmark and its peer drivers (Cluster/bench/*.sh call it).
+        .executableTarget(
+            name: "mosaic-bench",
+            dependencies: [
+                "ProcessKit", "Collective", "Linalg", "Artifacts", "EventData", "Publishing", "Events", "Evaluation",
+                "Learning", "Index", "Ranking", "Graph", "Models", "CMPI", "CBLAS",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings),
+        // The serving shard: no MPI.
+        .executableTarget(
+            name: "mosaic-serve",
+            dependencies: ["Serving", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings),
+        // Test-only: the per-rank self-checks the multi-rank tests launch under mpirun.
+        .executableTarget(
+            name: "mosaic-selftest",
+            dependencies: [
+                "ProcessKit", "Collective", "Linalg", "Artifacts", "EventData", "Publishing", "Events", "Evaluation",
+                "Learning", "Ranking", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
 
         // MARK: - Tests
-        // Internal helpers for tests: launching mpirun on the built `mosaic`, temp folders.
-        .target(name: "_TestSupport", swiftSettings: swiftSettings),
+        // Internal helpers for tests: launching the built executables under mpirun, temp folders.
+        .target(name: "_TestSupport", dependencies: ["ProcessKit"], swiftSettings: swiftSettings),
         .testTarget(
             name: "FoundationTests",
-            dependencies: ["Collective", "Linalg", "Artifacts", "_TestSupport", "mosaic"],
+            dependencies: [
+                "Collective", "Linalg", "Artifacts", "Publishing", "ProcessKit", "_TestSupport", "mosaic", "mosaic-selftest",
+            ],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "EventsTests",
-            dependencies: ["Events", "Evaluation", "Collective", "Artifacts", "Linalg", "_TestSupport", "mosaic"],
+            dependencies: [
+                "EventData", "Events", "Evaluation", "Collective", "Artifacts", "Linalg", "_TestSupport", "mosaic",
+                "mosaic-selftest",
+            ],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "EvaluationTests",
-            dependencies: ["Evaluation", "_TestSupport", "mosaic"],
+            dependencies: ["Evaluation", "_TestSupport", "mosaic", "mosaic-selftest"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "LearningTests",
-            dependencies: ["Learning", "Linalg", "Collective", "Artifacts", "_TestSupport", "mosaic"],
+            dependencies: [
+                "Learning", "Linalg", "Collective", "Artifacts", "_TestSupport", "mosaic", "mosaic-selftest",
+            ],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "IndexTests",
-            dependencies: ["Index", "Collective", "Artifacts", "Linalg", "_TestSupport", "mosaic"],
+            dependencies: [
+                "Index", "Collective", "Artifacts", "Linalg", "_TestSupport", "mosaic", "mosaic-selftest",
+            ],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "FeedTests",
-            dependencies: ["Feed", "Linalg", "Artifacts", "_TestSupport", "mosaic"],
+            dependencies: ["Feed", "Linalg", "Artifacts", "_TestSupport", "mosaic", "mosaic-selftest"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "ServingTests",
             dependencies: [
-                "Serving", "_TestSupport", "mosaic", .product(name: "HummingbirdTesting", package: "hummingbird"),
+                "Serving", "_TestSupport", "mosaic", "mosaic-serve", .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "RankingTests",
-            dependencies: ["Ranking", "CKernels", "Learning", "Evaluation", "Linalg", "Collective", "Artifacts", "_TestSupport", "mosaic"],
+            dependencies: [
+                "Ranking", "CKernels", "Learning", "Evaluation", "Linalg", "Collective", "Artifacts", "_TestSupport", "mosaic",
+                "mosaic-selftest",
+            ],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "GraphTests",
-            dependencies: ["Graph", "Models", "Learning", "Events", "Evaluation", "Collective", "Artifacts", "Linalg", "_TestSupport", "mosaic"],
+            dependencies: [
+                "Graph", "Models", "Learning", "EventData", "Events", "Evaluation", "Collective", "Artifacts", "Linalg",
+                "_TestSupport", "mosaic", "mosaic-selftest",
+            ],
             swiftSettings: swiftSettings),
     ]
 )

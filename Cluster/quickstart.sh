@@ -9,7 +9,7 @@ ranks="${RANKS:-2}"
 users="${USERS:-2000}"
 out="${OUT:-out/quickstart}"
 bash Cluster/install-deps.sh
-swift build -c release --product mosaic
+swift build -c release
 RANKS="$ranks" Cluster/run-job.sh Jobs/doctor.job
 rm -rf "$out/world"
 Cluster/mpirun-local.sh -np "$ranks" .build/release/mosaic generate --users "$users" --out "$out/world"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Peer for `mosaic bench data`: reads an events CSV with the standard library only
+"""Peer for `mosaic-bench data`: reads an events CSV with the standard library only
 (csv.reader) and validates every row the way `mosaic ingest` does on its hot path: column
 count, integer ids/timestamps/positions, event type and surface in their sets, probabilities
 empty or in [0, 1]. Counts accepted and rejected rows and drops duplicate event ids.

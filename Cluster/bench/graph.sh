@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# mosaic bench graph beside the numpy/scipy.sparse peer (Cluster/bench/graph_peer.py).
+# mosaic-bench graph beside the numpy/scipy.sparse peer (Cluster/bench/graph_peer.py).
 # Uses python3 when it has numpy and scipy, otherwise creates .venv-bench and installs them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -9,5 +9,5 @@ if ! $PY -c "import numpy, scipy" 2>/dev/null; then
   .venv-bench/bin/python -m pip install -q numpy scipy
   PY=.venv-bench/bin/python
 fi
-swift build -c release --product mosaic
-.build/release/mosaic bench graph --peer-python "$PY" "$@"
+swift build -c release
+.build/release/mosaic-bench graph --peer-python "$PY" "$@"

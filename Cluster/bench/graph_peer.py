@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Peer for `mosaic bench graph`: the same generated bipartite graph size in numpy/scipy.sparse.
+"""Peer for `mosaic-bench graph`: the same generated bipartite graph size in numpy/scipy.sparse.
 
 Builds CSR for both sides with scipy.sparse (duplicates merged), then runs vectorised random
 walks with restart (pin -> board -> pin) from every pin, numpy arrays of all walkers at once,

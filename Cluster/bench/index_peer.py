@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""faiss-cpu peer for `mosaic bench index` (run by the Swift bench, not by hand).
+"""faiss-cpu peer for `mosaic-bench index` (run by the Swift bench, not by hand).
 
 Reads the bench's HDF5 file (datasets `vectors` (n, d) float32, `queries` (nq, d) float32,
 `ground_truth` (nq, k) int64), builds IndexIVFFlat and IndexIVFPQ with the given nlist, m,

@@ -12,7 +12,7 @@ M=.build/release/mosaic
 OUT=${OUT:-out/beauty-pinsage}
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 name=$1; split=$2; shift 2
-[ -x $M ] || swift build -c release --product mosaic
+[ -x $M ] || swift build -c release
 if [ ! -d $OUT/bwh ]; then
     $M adapt beauty --out $OUT/beauty
     $M graph build --data $OUT/beauty --out $OUT/bgraph --hold-out 2

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch CPU peer of `mosaic bench rank`'s training measurement: the same ranker as the Swift
+"""PyTorch CPU peer of `mosaic-bench rank`'s training measurement: the same ranker as the Swift
 `RankerModel` in the benchmark — hashed embedding table (rows × 16) over 7 fields, 3 dense
 features, 32-d content, DIN (1-head target attention over the last 20 events) and SIM's ESU
 (2-head target attention over K = 50 GSU events), sequence events encoded as pin embedding +

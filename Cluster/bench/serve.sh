@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark of one serving shard (`mosaic serve`) beside a Python peer serving the same API over
+# Benchmark of one serving shard (`mosaic-serve`) beside a Python peer serving the same API over
 # the same published feeds (Cluster/bench/serve_peer.py: Starlette on uvicorn, one worker).
 # Load: wrk on this machine (1 thread, 16 connections, 8 s per run), random users of the world;
 # GET /v1/feed/{user}?k=20 and POST /v1/feed/{user}?k=20 with 5 session events. Prints
@@ -15,7 +15,7 @@ out="${OUT:-out/bench-serve}"
 users="${USERS:-2000}"
 duration="${DURATION:-8s}"
 M=.build/release/mosaic
-[ -n "${SKIP_BUILD:-}" ] || swift build -c release --product mosaic
+[ -n "${SKIP_BUILD:-}" ] || swift build -c release
 if ! command -v wrk >/dev/null; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get install -y wrk >/dev/null
@@ -30,7 +30,7 @@ if [ ! -e "$out/feeds/current" ]; then
   OPENBLAS_NUM_THREADS=1 $M feed precompute --world "$out/world" --out "$out/feeds" >/dev/null
 fi
 p1=18181; p2=18182
-$M serve --feeds "$out/feeds" --world "$out/world" --port $p1 2>"$out/serve.log" &
+.build/release/mosaic-serve --feeds "$out/feeds" --world "$out/world" --port $p1 2>"$out/serve.log" &
 s1=$!
 "$venv/bin/python" Cluster/bench/serve_peer.py "$out/feeds" "$out/world" $p2 2>"$out/peer.log" &
 s2=$!

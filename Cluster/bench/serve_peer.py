@@ -1,4 +1,4 @@
-"""Peer of `mosaic serve` for Cluster/bench/serve.sh: the same API in Python — Starlette on
+"""Peer of `mosaic-serve` for Cluster/bench/serve.sh: the same API in Python — Starlette on
 uvicorn (one worker process, like one Mosaic serving shard), feeds and pin embeddings loaded
 from the same published HDF5 runs with h5py, the same session re-rank in numpy.
 

@@ -7,7 +7,7 @@
 #
 # Also selects OpenBLAS's AVX-512 kernels where the CPU has them: OpenBLAS 0.3.21 does not know
 # AMD Zen 4/5 and uses its AVX2 (Haswell) kernels there; its SkylakeX kernels are about twice as
-# fast (`mosaic bench gemm` shows it), and PyTorch's MKL uses AVX-512 by itself.
+# fast (`mosaic-bench gemm` shows it), and PyTorch's MKL uses AVX-512 by itself.
 # MOSAIC_BENCH_KEEP_CORETYPE=1 keeps the caller's setting.
 venv=.venv-bench
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch CPU peer of `mosaic bench train`: the same DCN-v2 + MMoE architecture, batch and
+"""PyTorch CPU peer of `mosaic-bench train`: the same DCN-v2 + MMoE architecture, batch and
 optimizers (Adam for dense parameters, SparseAdam for embedding rows), timed the same way
 (forward + backward + update; data generated before timing). Prints PEER_EPS=<examples/s>."""
 import argparse

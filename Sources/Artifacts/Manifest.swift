@@ -27,6 +27,11 @@ public struct Manifest: Codable, Equatable, Sendable {
         public var files: [File]
         /// Total rows over the files.
         public var rows: Int64 { files.reduce(0) { $0 + $1.rows } }
+
+        public init(name: String, files: [File]) {
+            self.name = name
+            self.files = files
+        }
     }
 
     /// Version of this manifest layout.
@@ -44,8 +49,22 @@ public struct Manifest: Codable, Equatable, Sendable {
     /// Artifacts by name, sorted.
     public var artifacts: [Artifact]
 
+    public init(
+        schemaVersion: Int = Manifest.currentSchemaVersion, runID: String, producer: String, ranks: Int,
+        createdAt: String, config: [String: String], artifacts: [Artifact]
+    ) {
+        self.schemaVersion = schemaVersion
+        self.runID = runID
+        self.producer = producer
+        self.ranks = ranks
+        self.createdAt = createdAt
+        self.config = config
+        self.artifacts = artifacts
+    }
+
     /// The artifact called `name`, if present.
     public func artifact(_ name: String) -> Artifact? { artifacts.first { $0.name == name } }
 
-    static let currentSchemaVersion = 1
+    /// The manifest layout this build writes and reads.
+    public static let currentSchemaVersion = 1
 }

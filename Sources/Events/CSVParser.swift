@@ -1,4 +1,5 @@
 import Collective
+import EventData
 import Foundation
 
 /// Why a row was rejected (the `reason` column of the rejects file).
@@ -47,23 +48,6 @@ public struct RejectRecord: Sendable, Equatable {
         let clean = detail.map { $0 == "\t" || $0 == "\n" || $0 == "\r" ? " " : $0 }
         return "\(file)\t\(row)\t\(field)\t\(reason.rawValue)\t\(String(clean))"
     }
-}
-
-/// A whole-file problem that stops an import: the file, the line, and a named reason
-/// (`empty_file`, `missing_header`, `unknown_column`, `missing_column`, `duplicate_column`,
-/// `unreadable`, `reject_rate_exceeded`).
-public struct IngestError: Error, CustomStringConvertible, Sendable {
-    public var file: String
-    public var row: Int64
-    public var reason: String
-    public var message: String
-    public init(file: String, row: Int64, reason: String, message: String) {
-        self.file = file
-        self.row = row
-        self.reason = reason
-        self.message = message
-    }
-    public var description: String { "\(file):\(row): \(reason): \(message)" }
 }
 
 /// The rows of one CSV/TSV file that this rank parsed and accepted, with hidden `_row`

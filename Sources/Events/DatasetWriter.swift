@@ -1,6 +1,8 @@
 import Artifacts
 import Collective
+import EventData
 import Foundation
+import Publishing
 
 /// Writes one Mosaic dataset run: for every entity, one shard file per rank
 /// (`<entity>/part-RRRRR-of-SSSSS.h5`, group `/<entity>`), then the manifest (collective
@@ -64,35 +66,12 @@ public final class DatasetWriter {
     }
 }
 
-/// A published dataset run, read back shard by shard.
-public struct DatasetReader: Sendable {
-    public let run: PublishedRun
-
-    /// Opens the run `root/current` (or `root/runs/<runID>`).
-    public init(root: URL, runID: String? = nil) throws {
-        run = try PublishedRun.open(root: root, runID: runID)
-    }
-
-    /// Entities present in the run.
-    public var entities: [String] { run.manifest.artifacts.map(\.name).filter { EntitySchema.entityNames.contains($0) } }
-
-    /// Shard file paths of `entity`, in writer-rank order.
-    public func shards(_ entity: String) throws -> [String] { try run.paths(of: entity) }
-
+/// Reading a dataset run across ranks.
+extension DatasetReader {
     /// The shards this rank reads when `size` ranks share a run written by any number of ranks:
     /// shard `i` goes to rank `i mod size`. Each shard keeps a user's (or pin's) rows together.
     public func myShards(_ entity: String, comm: Communicator) throws -> [String] {
         try shards(entity).enumerated().filter { $0.offset % comm.size == comm.rank }.map(\.element)
-    }
-
-    /// Reads the whole shard at `path`.
-    public static func readShard(_ path: String, entity: String) throws -> Table {
-        let file = try H5File(path: path, mode: .read)
-        let v = try file.root.intAttribute("schema_version")
-        guard v == EntitySchema.version else {
-            throw ArtifactError(file: path, object: "/", message: "schema_version \(v), this build reads \(EntitySchema.version)")
-        }
-        return try Table.read(file: file, entity: entity)
     }
 
     /// Collective: the rank-count-independent digest of `entity` over all shards (each rank
@@ -113,5 +92,23 @@ public struct DatasetReader: Sendable {
             total &+= all[i + 1]
         }
         return (Int(n), total)
+    }
+}
+
+extension DatasetWriter {
+    /// Writes a converted real dataset (users, pins, events and the extra event columns) and
+    /// publishes the run (collective).
+    @discardableResult
+    public func write(_ c: RealDataAdapter.Converted) throws -> Manifest {
+        for t in [c.users, c.pins, c.events] {
+            _ = try writer(t.schema, columns: t.presentColumns)
+            try append(t)
+        }
+        let group = try writer(.events).group
+        for (name, column) in c.extraEventColumns.sorted(by: { $0.key < $1.key }) {
+            let rows = column.values.count / column.width
+            try group.write(name, column.values, shape: column.width == 1 ? [rows] : [rows, column.width])
+        }
+        return try commit()
     }
 }

@@ -1,4 +1,5 @@
 import Collective
+import EventData
 import Foundation
 
 /// Imports CSV/TSV files into a sharded dataset run, using every rank.

@@ -1,4 +1,5 @@
 import Collective
+import EventData
 import Foundation
 
 /// Where the shared real datasets live: `$MOSAIC_SHARED`, else `../shared/data` relative to the
@@ -47,48 +48,28 @@ public struct RealDataAdapter {
 
     static let baseMs: Int64 = 1_000_000_000_000
 
-    /// Amazon Games `Video.txt` (`user item` per line).
+    /// Amazon Games `Video.txt` (SASRec format: `user item` per line).
     public static func amazonGames(path: String, rank: Int = 0, ranks: Int = 1) throws -> Converted {
-        var sequences: [Int64: [Int64]] = [:]
-        var order: [Int64] = []
-        var maxItem: Int64 = 0
-        try forEachLine(path) { line, number in
-            let f = line.split(separator: 32).map { Int64(String(decoding: $0, as: UTF8.self)) }
-            guard f.count == 2, let u = f[0], let i = f[1], u > 0, i > 0 else {
-                throw IngestError(file: path, row: Int64(number), reason: "bad_line", message: "expected 'user item', found '\(String(decoding: line.prefix(60), as: UTF8.self))'")
-            }
-            if sequences[u] == nil { order.append(u) }
-            sequences[u, default: []].append(i)
-            maxItem = max(maxItem, i)
-        }
-        return sequencesToTables(order: order, sequences: sequences, itemCount: Int(maxItem), tags: nil, rank: rank, ranks: ranks)
+        sequences(try ItemSequences.read(path: path, format: .sasrec), attributes: nil, rank: rank, ranks: ranks)
     }
 
     /// S3-Rec `Beauty.txt` (`user i1 i2 …` per line) and `Beauty_item2attributes.json`.
     public static func beauty(path: String, attributesPath: String, rank: Int = 0, ranks: Int = 1) throws -> Converted {
-        var sequences: [Int64: [Int64]] = [:]
-        var order: [Int64] = []
-        var maxItem: Int64 = 0
-        try forEachLine(path) { line, number in
-            let f = line.split(separator: 32).map { Int64(String(decoding: $0, as: UTF8.self)) }
-            guard f.count >= 2, f.allSatisfy({ $0 != nil && $0! > 0 }) else {
-                throw IngestError(file: path, row: Int64(number), reason: "bad_line", message: "expected 'user item item …'")
-            }
-            let u = f[0]!
-            order.append(u)
-            sequences[u] = f.dropFirst().map { $0! }
-            maxItem = max(maxItem, f.dropFirst().map { $0! }.max()!)
-        }
-        let data = try Data(contentsOf: URL(fileURLWithPath: attributesPath))
-        guard let json = try JSONSerialization.jsonObject(with: data) as? [String: [Int]] else {
-            throw IngestError(file: attributesPath, row: 1, reason: "bad_json", message: "expected an object of item id → [attribute ids]")
-        }
-        var tags: [Int64: [Int32]] = [:]
-        for (k, v) in json {
-            guard let item = Int64(k) else { continue }
-            tags[item] = Array(Set(v.map(Int32.init))).sorted()
-        }
-        return sequencesToTables(order: order, sequences: sequences, itemCount: Int(maxItem), tags: tags, rank: rank, ranks: ranks)
+        sequences(
+            try ItemSequences.read(path: path, format: .s3rec),
+            attributes: try ItemSequences.readAttributes(path: attributesPath), rank: rank, ranks: ranks)
+    }
+
+    /// Any item-sequence dataset (S3-Rec or SASRec format) with optional item attributes
+    /// (they become `tags` and `category`).
+    public static func sequences(
+        _ data: ItemSequences, attributes: [Int64: [Int32]]?, rank: Int = 0, ranks: Int = 1
+    ) -> Converted {
+        var byUser: [Int64: [Int64]] = [:]
+        for (u, items) in zip(data.users, data.items) { byUser[u] = items }
+        return sequencesToTables(
+            order: data.users, sequences: byUser, itemCount: data.itemCount, tags: attributes, rank: rank,
+            ranks: ranks)
     }
 
     static func sequencesToTables(order: [Int64], sequences: [Int64: [Int64]], itemCount: Int, tags: [Int64: [Int32]]?, rank: Int, ranks: Int) -> Converted {

@@ -1,4 +1,5 @@
 import Collective
+import EventData
 
 extension Table {
     /// Collective: sends every row to rank `destination[row]` (one `alltoallv` per column) and
@@ -52,7 +53,7 @@ extension Table {
         for k in int64.keys.filter({ $0.hasPrefix("_") }).sorted() {
             out.int64[k] = try exchange(int64.removeValue(forKey: k)!, 1)
         }
-        count = 0
+        setCount(0)  // every column was moved out
         out.setCount(columns.isEmpty ? 0 : received)
         return out
     }

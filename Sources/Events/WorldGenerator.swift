@@ -1,3 +1,4 @@
+import EventData
 import Foundation
 import Linalg
 

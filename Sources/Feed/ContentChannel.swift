@@ -1,5 +1,6 @@
 import Artifacts
 import Collective
+import EventData
 import Events
 import Foundation
 import Index

@@ -1,4 +1,5 @@
 import Collective
+import EventData
 import Events
 import Foundation
 

@@ -21,7 +21,7 @@ public struct CrossMMoEConfig: Sendable, Equatable {
     public var inputWidth: Int { fields * dim + denseWidth }
 }
 
-/// The ranker architecture used by the trainer tests and `mosaic bench train`:
+/// The ranker architecture used by the trainer tests and `mosaic-bench train`:
 /// [hashed embeddings ‖ dense] → DCN-v2 cross network → (dropout) → MMoE → one logit per task,
 /// trained with per-task weighted BCE.
 public final class CrossMMoEModel<T: Real>: TrainableModel {

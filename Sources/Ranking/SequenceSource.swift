@@ -1,3 +1,4 @@
+import EventData
 import Events
 import Foundation
 import Learning

@@ -1,5 +1,5 @@
 import Artifacts
-import Events
+import EventData
 import Foundation
 
 /// The feeds one serving shard answers for: the users with `user mod shards == shard` of a

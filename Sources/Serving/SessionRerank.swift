@@ -1,4 +1,4 @@
-import Events
+import EventData
 
 /// An event of the user's current session, sent with a feed request (fresher than the nightly
 /// feeds): the pin and what the user did with it.

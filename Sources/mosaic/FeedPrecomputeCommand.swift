@@ -1,9 +1,11 @@
 import Artifacts
 import ArgumentParser
 import Collective
+import EventData
 import Events
 import Feed
 import Foundation
+import Publishing
 
 /// `mosaic feed precompute`: the home feed of every user, published atomically as one HDF5
 /// shard per rank.

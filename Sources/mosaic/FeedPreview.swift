@@ -1,5 +1,6 @@
 import ArgumentParser
 import Collective
+import EventData
 import Events
 import Feed
 import Foundation

@@ -1,8 +1,10 @@
 import ArgumentParser
 import Collective
+import EventData
 import Events
 import Foundation
 import Linalg
+import ProcessKit
 
 /// `mosaic generate`: writes a synthetic world (users, pins, boards, saves, events with true
 /// probabilities) as a sharded dataset run, identical whatever the number of ranks.
@@ -87,9 +89,9 @@ struct Generate: ParsableCommand {
             var saves = Table(schema: .saves)
             var boards = Table(schema: .boards)
             var events = 0
-            var progress = Progress(comm: comm, label: "generate")
+            var progress = JobProgress(comm: comm, label: "generate")
             let tEvents = now()
-            let cpuEvents = cpuSeconds()
+            let cpuEvents = ProcessStats.cpuSeconds()
             var i = 0
             while i < mine.count {
                 let ids = Array(mine[i ..< min(mine.count, i + blockUsers)])
@@ -103,7 +105,7 @@ struct Generate: ParsableCommand {
                 progress.update(done: i, total: mine.count, items: events, unit: "events")
             }
             let eventSeconds = try comm.allreduce(now() - tEvents, op: .max)
-            let eventCPU = try maxCPUSeconds(comm, since: cpuEvents)
+            let eventCPU = try comm.maxCPUSeconds(since: cpuEvents)
             let routedSaves = try saves.routed(to: saves.i64("pin_id").map { Sharding.owner($0, ranks: comm.size) }, comm: comm)
             let sp = routedSaves.i64("pin_id"), st = routedSaves.i64("saved_at_ms"), su = routedSaves.i64("user_id"), sb = routedSaves.i64("board_id")
             try writer.append(routedSaves.gathered((0 ..< routedSaves.count).sorted { (sp[$0], st[$0], su[$0], sb[$0]) < (sp[$1], st[$1], su[$1], sb[$1]) }))
@@ -116,7 +118,7 @@ struct Generate: ParsableCommand {
             var sum = [Int64](repeating: 0, count: 4)
             for (k, v) in totals.enumerated() { sum[k % 4] += v }
             let seconds = try comm.allreduce(now() - t0, op: .max)
-            let memory = try peakMemoryPerRank(comm)
+            let memory = try comm.peakMemoryPerRank()
             comm.log(String(format: "generate: done: %d events, %d pins, %d saves, %d boards in %.2fs (events %.0f/s overall, %.0f/s per rank)",
                             sum[0], sum[1], sum[2], sum[3], seconds, Double(sum[0]) / eventSeconds, Double(sum[0]) / eventSeconds / Double(comm.size)))
             if comm.isRoot {

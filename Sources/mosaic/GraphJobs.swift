@@ -3,6 +3,8 @@ import Artifacts
 import Collective
 import Foundation
 import Graph
+import ProcessKit
+import Publishing
 
 /// `mosaic graph …`: the sharded pin–board graph and its random walks.
 struct GraphCommand: ParsableCommand {
@@ -74,7 +76,7 @@ struct GraphBuild: ParsableCommand {
             try writer.commit()
             let seconds = now() - t0
             let perRank = try comm.allgather([shard.pins.count]).map(String.init).joined(separator: ",")
-            let memory = try peakMemoryPerRank(comm)
+            let memory = try comm.peakMemoryPerRank()
             comm.log(
                 String(
                     format:
@@ -159,7 +161,7 @@ struct GraphWalks: ParsableCommand {
             let shard = try GraphShard.load(root: URL(fileURLWithPath: graph), runID: graphRun, comm: comm)
             let tLoad = now() - t0
             let pinsTotal = try comm.allreduce(shard.pins.count)
-            var progress = Progress(comm: comm, label: "walks")
+            var progress = JobProgress(comm: comm, label: "walks")
             let t1 = now()
             let (neighbors, stats) = try RandomWalker.run(shard, parameters: parameters, comm: comm) { done, total in
                 progress.update(done: done, total: total, items: done, unit: "batches")
@@ -177,7 +179,7 @@ struct GraphWalks: ParsableCommand {
             try writer.record(artifact: "neighbors", path: path, rows: neighbors.pins.count)
             try writer.commit()
             let digest = try comm.allgather([neighbors.digest()]).reduce(0, &+)
-            let memory = try peakMemoryPerRank(comm)
+            let memory = try comm.peakMemoryPerRank()
             comm.log(
                 String(
                     format:

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Collective
+import EventData
 import Events
 import Foundation
+import ProcessKit
 
 /// `mosaic ingest`: imports CSV/TSV files into a sharded dataset run on every rank.
 struct Ingest: ParsableCommand {
@@ -45,7 +47,7 @@ struct Ingest: ParsableCommand {
         let rejectsPath = rejects ?? URL(fileURLWithPath: out).appendingPathComponent("rejects-\(id).tsv").path
         Communicator.runJob { comm in
             let t0 = now()
-            let cpu0 = cpuSeconds()
+            let cpu0 = ProcessStats.cpuSeconds()
             let runID = try comm.broadcast(string: id)
             comm.log("ingest: \(files.keys.sorted().joined(separator: ", ")) on \(comm.size) rank(s) → \(out)/runs/\(runID)")
             // Start the run first, so that an already published run id fails before any work.
@@ -92,8 +94,8 @@ struct Ingest: ParsableCommand {
             }
             try writer.commit()
             let seconds = try comm.allreduce(now() - t0, op: .max)
-            let memory = try peakMemoryPerRank(comm)
-            let cpu = try maxCPUSeconds(comm, since: cpu0)
+            let memory = try comm.peakMemoryPerRank()
+            let cpu = try comm.maxCPUSeconds(since: cpu0)
             comm.log(String(format: "ingest: done in %.2fs (%.0f rows/s overall, %.0f per rank; %.1f MB/s)", seconds,
                             Double(s.dataRows) / seconds, Double(s.dataRows) / seconds / Double(comm.size), Double(s.bytes) / seconds / 1e6))
             if comm.isRoot {

@@ -11,12 +11,5 @@ struct Mosaic: ParsableCommand {
             `Cluster/mpirun-local.sh -np N .build/release/mosaic <job>`, or with mpirun/srun on a \
             cluster. Without a launcher a job runs as a one-rank world. Logs come from rank 0.
             """,
-        subcommands: [Doctor.self, Generate.self, Ingest.self, Export.self, Adapt.self, Digest.self, Bench.self, SelfTest.self, IndexCommand.self, FeedCommand.self, RankerCommand.self, GraphCommand.self, PinSageCommand.self, Serve.self])
-}
-
-/// `mosaic bench …`: benchmarks that print a table and ratios against a peer.
-struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Benchmarks: print a table of figures with the ratio against a named peer.",
-        subcommands: [BenchCollectives.self, BenchGemm.self, BenchData.self, BenchTrain.self, BenchIndex.self, BenchRank.self, BenchGraph.self, BenchGraphWorker.self])
+        subcommands: [Doctor.self, Generate.self, Ingest.self, Export.self, Adapt.self, Digest.self, IndexCommand.self, FeedCommand.self, RankerCommand.self, GraphCommand.self, PinSageCommand.self])
 }

@@ -6,6 +6,8 @@ import Graph
 import Learning
 import Linalg
 import Models
+import ProcessKit
+import Publishing
 
 /// `mosaic pinsage …`: PinSage training and bulk embedding on the sharded graph.
 struct PinSageCommand: ParsableCommand {
@@ -136,7 +138,7 @@ struct PinSageTrain: ParsableCommand {
                 "pinsage train: \(sampler.candidateCount) query pins, d_in \(store.dIn) + id \(idDim), K \(layers), \(steps) steps × \(microBatches) × \(microBatchSize)"
             )
             var losses: [Double] = []
-            var progress = Progress(comm: comm, label: "pinsage train")
+            var progress = JobProgress(comm: comm, label: "pinsage train")
             let t1 = now()
             var sampleSeconds = 0.0
             for s in 0..<steps {
@@ -218,18 +220,8 @@ struct PinSageEmbed: ParsableCommand {
             let writer = try RunWriter(
                 root: URL(fileURLWithPath: out), runID: runID, producer: "mosaic pinsage embed",
                 config: ["model": model, "model_version": version], comm: comm)
-            let path = try writer.shardPath(artifact: "embeddings")
-            do {
-                let f = try H5File(path: path, mode: .create)
-                try f.root.setAttribute("shard_rank", Int64(comm.rank))
-                try f.root.setAttribute("shard_count", Int64(comm.size))
-                let g = try f.root.createGroup("embeddings")
-                try g.write("pin_ids", store.ids, shape: [store.ids.count])
-                try g.write("vectors", vectors, shape: [store.ids.count, net.config.dOut])
-                try g.setAttribute("model_version", version)
-                try f.flush()
-            }
-            try writer.record(artifact: "embeddings", path: path, rows: store.ids.count)
+            try PinEmbeddings(ids: store.ids, vectors: vectors, d: net.config.dOut, modelVersion: version)
+                .write(to: writer, rank: comm.rank, ranks: comm.size)
             try writer.commit()
             let pins = try comm.allreduce(store.ids.count)
             let sum = try comm.allreduce(vectors.reduce(0.0) { $0 + Double($1) })

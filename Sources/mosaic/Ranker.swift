@@ -35,7 +35,7 @@ struct RankerTrain: ParsableCommand {
     @Option(help: "Ranker config JSON (overrides the defaults below; the flags then override it).") var config: String?
     @Option(help: "Embedding width per field.") var dim: Int?
     @Option(help: "Embedding table rows (ids must be < rows unless --hash-ids).") var tableRows: Int?
-    @Flag(help: "Hash raw ids into the table (salted by field).") var hashIDs = false
+    @Flag(name: .customLong("hash-ids"), help: "Hash raw ids into the table (salted by field).") var hashIDs = false
     @Option(help: "DCN-v2 cross layers.") var crossLayers: Int?
     @Option(help: "Low-rank cross layers of this rank (0 = full rank).") var crossRank: Int?
     @Option(help: "MMoE experts.") var experts: Int?

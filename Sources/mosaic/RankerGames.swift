@@ -1,6 +1,8 @@
 import ArgumentParser
 import Collective
 import Evaluation
+import EventData
+import Events
 import Foundation
 import Learning
 import Linalg
@@ -28,7 +30,10 @@ struct RankerGames: ParsableCommand {
             user's last K events and soft search is unavailable.
             """)
 
-    @Option(help: "Video.txt.") var path = "../shared/data/amazon-games/Video.txt"
+    @Option(help: "Users' item sequences (default: amazon-games/Video.txt of the shared data folder).")
+    var sequences: String?
+    @Option(help: "Format of --sequences: sasrec (`user item` per line) or s3rec (`user item item …`).")
+    var format = "sasrec"
     @Option(help: "Variants, comma-separated.") var variants = "lr,dcn,dcn+din,dcn+din+sim"
     @Option(help: "Maximum epochs.") var epochs = 6
     @Option(help: "Global batch size.") var batchSize = 1024
@@ -42,23 +47,15 @@ struct RankerGames: ParsableCommand {
 
     func run() throws {
         Communicator.runJob { comm in
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-                throw RankerError("\(path): cannot read the file")
+            guard let path = sequences ?? SharedData.root()?.appendingPathComponent("amazon-games/Video.txt").path else {
+                throw ValidationError("no --sequences and no shared data folder: pass --sequences FILE or set MOSAIC_SHARED")
             }
-            var seqs: [[Int]] = [], userOf: [Int: Int] = [:]
-            var maxItem = 0
-            for (n, line) in text.split(separator: "\n").enumerated() {
-                let f = line.split(separator: " ")
-                guard f.count == 2, let u = Int(f[0]), let i = Int(f[1]), u > 0, i > 0 else {
-                    throw RankerError("\(path): row \(n + 1): expected 'user item', found '\(line.prefix(40))'")
-                }
-                if userOf[u] == nil {
-                    if let maxUsers, seqs.count >= maxUsers { continue }
-                    userOf[u] = seqs.count; seqs.append([])
-                }
-                seqs[userOf[u]!].append(i)
-                maxItem = max(maxItem, i)
+            guard let sequenceFormat = SequenceFormat(rawValue: format) else {
+                throw ValidationError("--format must be sasrec or s3rec")
             }
+            let data = try ItemSequences.read(path: path, format: sequenceFormat, maxUsers: maxUsers)
+            let seqs = data.items.map { $0.map(Int.init) }
+            let maxItem = data.itemCount
             let users = seqs.count, itemBase = users + 1
             let eligible = (0..<users).filter { seqs[$0].count >= 3 }
             func trainLength(_ u: Int) -> Int { seqs[u].count >= 3 ? seqs[u].count - 2 : seqs[u].count }
@@ -68,7 +65,7 @@ struct RankerGames: ParsableCommand {
                 for (k, i) in s.enumerated() { hPin.append(Int64(itemBase + i)); hTime.append(Int64(k) * 1000) }
                 offsets.append(hPin.count)
             }
-            let hType = [UInt8](repeating: EventType3.save, count: hPin.count)
+            let hType = [UInt8](repeating: EventType.save.rawValue, count: hPin.count)
             let hCat = [Int32](repeating: 0, count: hPin.count)
             func dataset(_ rows: [(user: Int, item: Int, position: Int, label: Float)]) -> CTRData {
                 var d = CTRData(
@@ -147,12 +144,12 @@ struct RankerGames: ParsableCommand {
                 print("| model | HR@10 | NDCG@10 |")
                 print("|---|---|---|")
                 lines.forEach { print($0) }
-                print("| SASRec (paper, Table III) | 0.7410 | 0.5360 |")
-                print("| PopRec (paper) / popularity (Events' tests, all users) | 0.4724 / 0.4765 | 0.2779 / 0.2785 |")
+                // Published figures belong to SASRec's Amazon Games file only.
+                if (path as NSString).lastPathComponent == "Video.txt" && users == 31_013 && maxUsers == nil {
+                    print("| SASRec (paper, Table III) | 0.7410 | 0.5360 |")
+                    print("| PopRec (paper) / popularity (Events' tests, all users) | 0.4724 / 0.4765 | 0.2779 / 0.2785 |")
+                }
             }
         }
     }
 }
-
-/// The `save` event-type code (EventType.save.rawValue) without importing Events here.
-enum EventType3 { static let save: UInt8 = 3 }

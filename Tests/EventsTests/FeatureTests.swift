@@ -1,5 +1,6 @@
 import Evaluation
 import _TestSupport
+import EventData
 import Events
 import Foundation
 import Linalg
@@ -130,7 +131,9 @@ struct MultiRankFeatureTests {
         _ = try runMosaic(2, ["generate", "--out", dir.path] + smallGenerateArgs)
         var reference: String? = nil
         for ranks in [1, 2, 4] {
-            let line = try runMosaic(ranks, ["selftest", "features", "--data", dir.path, "--long", "500"])
+            let r = try MPIRun.selftest(ranks: ranks, ["features", "--data", dir.path, "--long", "500"])
+            #expect(r.status == 0, "selftest features on \(ranks) ranks: \(r.output)")
+            let line = r.stdout
                 .split(separator: "\n").first { $0.hasPrefix("FEATURES") }.map(String.init)
             let l = try #require(line)
             #expect(!l.contains("examples=0 "))

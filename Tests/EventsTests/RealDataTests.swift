@@ -1,5 +1,6 @@
 import Collective
 import Evaluation
+import EventData
 import Events
 import Foundation
 import Testing

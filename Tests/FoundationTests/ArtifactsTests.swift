@@ -1,6 +1,7 @@
 import Artifacts
 import Collective
 import Foundation
+import Publishing
 import Testing
 import _TestSupport
 

@@ -30,14 +30,14 @@ struct SingletonCollectiveTests {
 struct MultiRankCollectiveTests {
     @Test("every collective gives the expected result on 1, 2 and 4 ranks, chunked and unchunked", arguments: [1, 2, 4])
     func collectives(ranks: Int) throws {
-        let r = try MPIRun.mosaic(ranks: ranks, ["selftest", "collectives", "--chunk", "3"])
+        let r = try MPIRun.selftest(ranks: ranks, ["collectives", "--chunk", "3"])
         #expect(r.status == 0, "\(r.output)")
         #expect(r.stdout.contains("SELFTEST OK ranks=\(ranks)"), "\(r.output)")
     }
 
     @Test("the collectives self-test passes without a launcher too (local one-rank world)")
     func localWorld() throws {
-        let r = try MPIRun.mosaicSingleton(["selftest", "collectives", "--chunk", "3"])
+        let r = try MPIRun.selftestSingleton(["collectives", "--chunk", "3"])
         #expect(r.status == 0 && r.stdout.contains("SELFTEST OK ranks=1"), "\(r.output)")
     }
 
@@ -57,7 +57,7 @@ struct MultiRankRunTests {
         var digests: [String] = []
         for ranks in [1, 2, 4] {
             let root = try MPIRun.temporaryDirectory("runs")
-            let r = try MPIRun.mosaic(ranks: ranks, ["selftest", "artifacts", "--root", root.path])
+            let r = try MPIRun.selftest(ranks: ranks, ["artifacts", "--root", root.path])
             #expect(r.status == 0, "\(r.output)")
             let line = r.stdout.split(separator: "\n").first { $0.hasPrefix("SELFTEST OK") }.map(String.init) ?? ""
             #expect(line.contains("ranks=\(ranks) files=\(ranks)"), "\(r.output)")

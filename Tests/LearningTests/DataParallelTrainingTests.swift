@@ -12,7 +12,7 @@ func trainVariants(ranks: Int, steps: Int, dir: URL, _ variants: [[String]]) thr
 )] {
     try variants.enumerated().map { v, extra in
         let out = dir.appendingPathComponent("\(ranks)-\(v).h5").path
-        let r = try MPIRun.mosaic(ranks: ranks, ["selftest", "train", "--steps", "\(steps)", "--out", out] + extra)
+        let r = try MPIRun.selftest(ranks: ranks, ["train", "--steps", "\(steps)", "--out", out] + extra)
         #expect(r.status == 0, "\(r.output)")
         #expect(r.stdout.contains("TRAIN OK ranks=\(ranks) step=\(steps)"), "\(r.output)")
         return try checkpointValues(out)
@@ -42,7 +42,7 @@ struct DataParallelTrainingTests {
         var results: [Int: (dense: [Float], table: [Float], step: Int64)] = [:]
         for ranks in [1, 2, 4] {
             let out = dir.appendingPathComponent("final-\(ranks).h5").path
-            let r = try MPIRun.mosaic(ranks: ranks, ["selftest", "train", "--steps", "12", "--out", out])
+            let r = try MPIRun.selftest(ranks: ranks, ["train", "--steps", "12", "--out", out])
             #expect(r.status == 0, "\(r.output)")
             #expect(r.stdout.contains("TRAIN OK ranks=\(ranks) step=12"), "\(r.output)")
             results[ranks] = try checkpointValues(out)
@@ -51,7 +51,7 @@ struct DataParallelTrainingTests {
         // The run really trained: parameters moved from their initial values (a 0-step run).
         #expect(one.step == 12)
         let initialPath = dir.appendingPathComponent("initial.h5").path
-        let r0 = try MPIRun.mosaic(ranks: 1, ["selftest", "train", "--steps", "0", "--out", initialPath])
+        let r0 = try MPIRun.selftest(ranks: 1, ["train", "--steps", "0", "--out", initialPath])
         #expect(r0.status == 0, "\(r0.output)")
         let initial = try checkpointValues(initialPath)
         #expect(maxDifference(initial.dense, one.dense) > 1e-3 && maxDifference(initial.table, one.table) > 1e-3)
@@ -68,15 +68,15 @@ struct DataParallelTrainingTests {
     func resume() throws {
         let dir = try MPIRun.temporaryDirectory("learning-resume")
         let full = dir.appendingPathComponent("full.h5").path
-        var r = try MPIRun.mosaic(ranks: 2, ["selftest", "train", "--steps", "10", "--out", full])
+        var r = try MPIRun.selftest(ranks: 2, ["train", "--steps", "10", "--out", full])
         #expect(r.status == 0, "\(r.output)")
         let reference = try checkpointValues(full)
 
         let ckpt = dir.appendingPathComponent("ckpt.h5").path
-        r = try MPIRun.mosaic(
+        r = try MPIRun.selftest(
             ranks: 2,
             [
-                "selftest", "train", "--steps", "10", "--out", dir.appendingPathComponent("unused.h5").path,
+                "train", "--steps", "10", "--out", dir.appendingPathComponent("unused.h5").path,
                 "--checkpoint", ckpt, "--checkpoint-every", "5", "--stop-after", "5",
             ])
         #expect(r.status == 0 && r.stdout.contains("TRAIN STOPPED ranks=2 step=5"), "\(r.output)")
@@ -85,8 +85,8 @@ struct DataParallelTrainingTests {
 
         for ranks in [2, 1, 4] {
             let out = dir.appendingPathComponent("resumed-\(ranks).h5").path
-            r = try MPIRun.mosaic(
-                ranks: ranks, ["selftest", "train", "--steps", "10", "--out", out, "--checkpoint", ckpt, "--resume"])
+            r = try MPIRun.selftest(
+                ranks: ranks, ["train", "--steps", "10", "--out", out, "--checkpoint", ckpt, "--resume"])
             #expect(r.status == 0 && r.stdout.contains("TRAIN OK ranks=\(ranks) step=10"), "\(r.output)")
             let resumed = try checkpointValues(out)
             if ranks == 2 {
@@ -111,10 +111,10 @@ struct DataParallelTrainingTests {
     @Test("a replica that diverges is reported by rank", arguments: [2, 4])
     func divergence(ranks: Int) throws {
         let dir = try MPIRun.temporaryDirectory("learning-diverge")
-        let r = try MPIRun.mosaic(
+        let r = try MPIRun.selftest(
             ranks: ranks,
             [
-                "selftest", "train", "--steps", "6", "--out", dir.appendingPathComponent("x.h5").path,
+                "train", "--steps", "6", "--out", dir.appendingPathComponent("x.h5").path,
                 "--corrupt-rank", "\(ranks - 1)", "--checksum-every", "2",
             ])
         #expect(r.status != 0)
@@ -128,8 +128,8 @@ struct DataParallelTrainingTests {
         var values: [[Float]] = []
         for ranks in [1, 2] {
             let out = dir.appendingPathComponent("\(ranks).h5").path
-            let r = try MPIRun.mosaic(
-                ranks: ranks, ["selftest", "train", "--steps", "6", "--optimizer", name, "--out", out])
+            let r = try MPIRun.selftest(
+                ranks: ranks, ["train", "--steps", "6", "--optimizer", name, "--out", out])
             #expect(r.status == 0, "\(r.output)")
             values.append(try checkpointValues(out).dense)
         }
@@ -174,8 +174,8 @@ struct DataParallelTrainingTests {
             try file.root.setAttribute("format", "mosaic-learning-checkpoint-v1")
             try file.root.setAttribute("layout", "something else")
         }
-        let r = try MPIRun.mosaicSingleton([
-            "selftest", "train", "--steps", "2", "--out", dir.appendingPathComponent("o.h5").path,
+        let r = try MPIRun.selftestSingleton([
+            "train", "--steps", "2", "--out", dir.appendingPathComponent("o.h5").path,
             "--checkpoint", path, "--resume",
         ])
         #expect(r.status != 0)

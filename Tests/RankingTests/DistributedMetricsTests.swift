@@ -8,7 +8,7 @@ struct DistributedMetricsTests {
     func sameAsSingleProcess() throws {
         var lines: [String] = []
         for (ranks, extra) in [(1, [String]()), (2, []), (3, ["--empty-rank", "1"]), (4, [])] {
-            let r = try MPIRun.mosaic(ranks: ranks, ["selftest", "metrics"] + extra)
+            let r = try MPIRun.selftest(ranks: ranks, ["metrics"] + extra)
             #expect(r.status == 0, "\(r.output)")
             let line = try #require(r.stdout.split(separator: "\n").first { $0.hasPrefix("SELFTEST METRICS OK") }, "\(r.output)")
             // The job itself compares with the single-process computation; the printed values

@@ -171,7 +171,7 @@ struct RankerGamesTests {
         let r = try MPIRun.mosaic(
             ranks: 1,
             [
-                "ranker", "games", "--path", path, "--max-users", "200", "--eval-users", "60", "--valid-users", "40",
+                "ranker", "games", "--sequences", path, "--max-users", "200", "--eval-users", "60", "--valid-users", "40",
                 "--epochs", "1", "--variants", "lr-nohist,dcn+sim", "--dim", "8",
             ])
         #expect(r.status == 0, "\(r.output)")

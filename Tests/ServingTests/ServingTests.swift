@@ -127,3 +127,76 @@ struct FeedStoreTests {
         #expect(throws: (any Error).self) { try FeedStore.load(feeds: feeds, world: world, shard: 2, shards: 2) }
     }
 }
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+@Suite("mosaic-serve as a process", .serialized, .enabled(if: MPIRun.mpirunAvailable, "mpirun is not installed"))
+struct ServeProcessTests {
+    /// One HTTP request to the shard on loopback; the status and body.
+    func request(_ url: String, post body: String? = nil) async throws -> (Int, Data) {
+        var r = URLRequest(url: URL(string: url)!)
+        r.timeoutInterval = 10
+        if let body {
+            r.httpMethod = "POST"
+            r.httpBody = Data(body.utf8)
+            r.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        let (data, response) = try await URLSession.shared.data(for: r)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
+    }
+
+    @Test("`mosaic-serve` on loopback answers every user's feed, plain and re-ranked, as the library's FeedService does")
+    func sameFeedsAsTheLibrary() async throws {
+        let world = try MPIRun.temporaryDirectory("serve-proc-world")
+        let gen = try MPIRun.mosaic(ranks: 2, ["generate", "--users", "60", "--pins", "800", "--days", "4", "--out", world.path])
+        #expect(gen.status == 0, "\(gen.output)")
+        let feeds = try MPIRun.temporaryDirectory("serve-proc-feeds")
+        let pre = try MPIRun.mosaic(ranks: 2, ["feed", "precompute", "--world", world.path, "--out", feeds.path, "--k", "8"])
+        #expect(pre.status == 0, "\(pre.output)")
+        let service = FeedService(store: try FeedStore.load(feeds: feeds, world: world))
+
+        // A port from this process's id; the server exits at once when the port is taken.
+        let port = 20_000 + Int(getpid() % 20_000)
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: MPIRun.servePath)
+        server.arguments = ["--feeds", feeds.path, "--world", world.path, "--port", "\(port)"]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer {
+            server.terminate()
+            server.waitUntilExit()
+        }
+        let base = "http://127.0.0.1:\(port)"
+        var ready = false
+        for _ in 0..<150 where server.isRunning {
+            if let (status, _) = try? await request("\(base)/healthz"), status == 200 {
+                ready = true
+                break
+            }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        try #require(ready, "mosaic-serve did not answer /healthz on port \(port)")
+
+        let decoder = JSONDecoder()
+        let session = #"{"events":[{"pin":1,"type":"save"},{"pin":2,"type":"hide"}]}"#
+        let events = try decoder.decode(FeedService.SessionBody.self, from: Data(session.utf8)).events
+        for user in service.store.feeds.keys.sorted() {
+            let (status, data) = try await request("\(base)/v1/feed/\(user)?k=8")
+            #expect(status == 200)
+            let served = try decoder.decode(FeedService.FeedAnswer.self, from: data)
+            let expected = try service.answer(user: "\(user)", k: "8", session: nil)
+            #expect(served.pins == expected.pins && served.run == expected.run, "user \(user)")
+            #expect(served.pins == Array(service.store.feeds[user]!.prefix(8)), "user \(user): the published feed")
+            let (postStatus, postData) = try await request("\(base)/v1/feed/\(user)?k=8", post: session)
+            #expect(postStatus == 200)
+            let reranked = try decoder.decode(FeedService.FeedAnswer.self, from: postData)
+            #expect(reranked.pins == (try service.answer(user: "\(user)", k: "8", session: events)).pins, "user \(user)")
+        }
+        let (missing, _) = try await request("\(base)/v1/feed/not-a-user")
+        #expect(missing == 400)
+        #expect(server.isRunning, "the server stays up after a bad request")
+    }
+}

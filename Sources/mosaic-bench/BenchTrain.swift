@@ -4,8 +4,9 @@ import Collective
 import Foundation
 import Learning
 import Linalg
+import ProcessKit
 
-/// `mosaic bench train`: training throughput of the DCN-v2 + MMoE ranker on the data-parallel
+/// `mosaic-bench train`: training throughput of the DCN-v2 + MMoE ranker on the data-parallel
 /// trainer, beside the same architecture in PyTorch CPU, and fused-allreduce bandwidth beside
 /// raw MPI_Allreduce. `Cluster/bench/train.sh` runs it on 1 and 2 ranks.
 struct BenchTrain: ParsableCommand {

@@ -4,21 +4,19 @@ import CMPI
 import Collective
 import Foundation
 import Linalg
-
-/// Wall-clock seconds (monotonic).
-func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+import ProcessKit
 
 /// Human-readable byte size (KiB/MiB).
 func formatBytes(_ bytes: Int) -> String {
     bytes >= 1 << 20 ? "\(bytes >> 20) MiB" : "\(bytes >> 10) KiB"
 }
 
-/// `mosaic bench collectives`: allreduce bandwidth of the Swift wrapper beside the raw C call.
+/// `mosaic-bench collectives`: allreduce bandwidth of the Swift wrapper beside the raw C call.
 struct BenchCollectives: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "collectives",
         abstract: "Allreduce bandwidth: Communicator.allreduce vs raw MPI_Allreduce, 4 KiB – 64 MiB.",
-        discussion: "Run with 2 ranks: Cluster/mpirun-local.sh -np 2 .build/release/mosaic bench collectives")
+        discussion: "Run with 2 ranks: Cluster/mpirun-local.sh -np 2 .build/release/mosaic-bench collectives")
 
     @Option(name: .customLong("min-kib"), help: "Smallest message, KiB.") var minKiB = 4
     @Option(name: .customLong("max-mib"), help: "Largest message, MiB.") var maxMiB = 64
@@ -70,7 +68,7 @@ struct BenchCollectives: ParsableCommand {
     }
 }
 
-/// `mosaic bench gemm`: GFLOP/s of the Linalg wrappers beside a direct cblas_sgemm call.
+/// `mosaic-bench gemm`: GFLOP/s of the Linalg wrappers beside a direct cblas_sgemm call.
 struct BenchGemm: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gemm",

@@ -2,6 +2,7 @@ import ArgumentParser
 import Artifacts
 import Collective
 import Foundation
+import Publishing
 
 /// Every rank writes its shard of a 1,000-row artifact into one run; the run is committed and
 /// re-read, and a digest of the whole artifact is printed. The digest must not depend on the

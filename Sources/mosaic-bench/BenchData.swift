@@ -1,15 +1,17 @@
 import ArgumentParser
+import EventData
 import Events
 import Foundation
+import ProcessKit
 
-/// `mosaic bench data`: generation and import throughput on 1 and 2 ranks beside named peers.
+/// `mosaic-bench data`: generation and import throughput on 1 and 2 ranks beside named peers.
 struct BenchData: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
         abstract: "Generated events/s and imported rows/s per rank (1 vs 2 ranks), peak memory per rank, beside wc -l and a Python csv reader.",
         discussion: """
             Run WITHOUT mpirun (it launches `mpirun -np N` on this binary itself), from a release build:
-              Cluster/bench/data.sh            (= .build/release/mosaic bench data --peer-python python3)
+              Cluster/bench/data.sh            (= .build/release/mosaic-bench data --peer-python python3)
             Steps: calibrate users for --events; `generate` on each rank count; `export` the 1-rank world to CSV;
             `ingest` all five CSV files on each rank count; then the peers on events.csv: `wc -l` (raw read
             throughput, a floor for any reader) and Cluster/bench/data_peer.py (Python csv.reader with the same
@@ -89,7 +91,7 @@ struct BenchData: ParsableCommand {
             log("python peer skipped (pass --peer-python and run from the package root)")
         }
 
-        print("\n`mosaic bench data` — \(events) target events, ranks \(ranks), events.csv \(bytes >> 20) MiB; rows/s per rank = total / ranks")
+        print("\n`mosaic-bench data` — \(events) target events, ranks \(ranks), events.csv \(bytes >> 20) MiB; rows/s per rank = total / ranks")
         print("| stage | ranks | rows | seconds | rows/s | rows/s per rank | rows per CPU-s of the busiest rank | peak RSS per rank (MiB) |")
         print("|---|---:|---:|---:|---:|---:|---:|---|")
         for f in rows {
@@ -117,15 +119,11 @@ struct BenchData: ParsableCommand {
 
     func log(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
 
-    func parse(_ r: (status: Int32, output: String, stdout: String), prefix: String) throws -> [String: String] {
+    func parse(_ r: ChildProcess.Result, prefix: String) throws -> [String: String] {
         try benchParse(r, prefix: prefix)
     }
 
-    func mpirun(_ n: Int, _ args: [String]) throws -> (status: Int32, output: String, stdout: String) {
-        try benchRun(n, args)
-    }
+    func mpirun(_ n: Int, _ args: [String]) throws -> ChildProcess.Result { try benchRun(n, args) }
 
-    func run(_ exe: String, _ args: [String]) throws -> (status: Int32, output: String, stdout: String) {
-        try benchProcess(exe, args)
-    }
+    func run(_ exe: String, _ args: [String]) throws -> ChildProcess.Result { try ChildProcess.run(exe, args) }
 }

@@ -3,11 +3,12 @@ import Dispatch
 import Foundation
 import Serving
 
-/// `mosaic serve`: one serving shard over published feeds (not an MPI job: one process per
-/// shard, behind a router that sends user u to shard u mod shards).
+/// `mosaic-serve`: one serving shard over published feeds. Not an MPI job and linked without
+/// MPI: one process per shard, behind a router that sends user u to shard u mod shards.
+@main
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "serve",
+        commandName: "mosaic-serve",
         abstract: "Serve precomputed feeds over HTTP, re-ranked with the session's fresh events.",
         discussion: """
             Loads the feeds of --feeds (its `current` run, from `mosaic feed precompute`) for the \
@@ -37,7 +38,7 @@ struct Serve: ParsableCommand {
         let store = try FeedStore.load(
             feeds: URL(fileURLWithPath: feeds), world: URL(fileURLWithPath: world), shard: shard, shards: shards)
         FileHandle.standardError.write(Data(String(
-            format: "serve: run %@ (dataset %@), shard %d of %d: %d users, %d pins loaded in %.1f s; http://%@:%d\n",
+            format: "mosaic-serve: run %@ (dataset %@), shard %d of %d: %d users, %d pins loaded in %.1f s; http://%@:%d\n",
             store.runID, store.sourceRun, shard, shards, store.feeds.count, store.embeddings.count,
             Date().timeIntervalSince(t0), host, port).utf8))
         let service = FeedService(store: store, rerank: SessionRerank(alpha: alpha, beta: beta))

@@ -1,4 +1,3 @@
-import Collective
 
 /// Column-oriented rows of one entity: one flat array per column (`count * width` values,
 /// row-major), keyed by column name and grouped by storage type.

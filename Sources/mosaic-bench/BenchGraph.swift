@@ -1,11 +1,13 @@
+import Learning
 import ArgumentParser
 import Collective
 import Foundation
 import Graph
 import Linalg
 import Models
+import ProcessKit
 
-/// `mosaic bench graph`: graph build edges/s, walk steps/s per rank and peak memory per rank
+/// `mosaic-bench graph`: graph build edges/s, walk steps/s per rank and peak memory per rank
 /// for 1, 2, 4 ranks on a generated graph, PinSage examples/s and pins embedded/s, beside a
 /// numpy/scipy.sparse peer (Cluster/bench/graph_peer.py) on a graph of the same size.
 struct BenchGraph: ParsableCommand {
@@ -15,7 +17,7 @@ struct BenchGraph: ParsableCommand {
             "Graph build edges/s, walk steps/s per rank, peak memory per rank (1/2/4 ranks), PinSage throughput, vs numpy/scipy.",
         discussion: """
             Run WITHOUT mpirun from a release build (it launches `mpirun -np N` on this binary itself):
-              Cluster/bench/graph.sh   (= .build/release/mosaic bench graph --peer-python python3)
+              Cluster/bench/graph.sh   (= .build/release/mosaic-bench graph --peer-python python3)
             The graph is generated in memory (SyntheticGraph: pin ⌊P·u⌋, board ⌊B·u²⌋ per edge, same for any rank \
             count); each rank generates its share of the edges, then `GraphBuilder.build` routes them (timed: \
             edges/s), then `RandomWalker.run` walks from every pin (timed: steps/s). PinSage is measured on a \
@@ -50,10 +52,10 @@ struct BenchGraph: ParsableCommand {
             let r = try benchRun(
                 n,
                 [
-                    "bench", "graph-worker", "--edges", "\(edges)", "--pins", "\(p)", "--boards", "\(b)", "--walks",
+                    "graph-worker", "--edges", "\(edges)", "--pins", "\(p)", "--boards", "\(b)", "--walks",
                     "\(walks)", "--restart", "\(restart)", "--max-steps", "\(maxSteps)", "--top", "\(top)",
                     "--repeats", "\(repeats)", "--batch-pins", "\(batchPins)", "--tile-walkers", "\(tileWalkers)",
-                ])
+                ], executable: ChildProcess.currentExecutable)
             let f = try benchParse(r, prefix: "GRAPHBENCH")
             let eps = Double(f["edges"]!)! / Double(f["build_seconds"]!)!
             let sps = Double(f["steps"]!)! / Double(f["walk_seconds"]!)!
@@ -80,9 +82,9 @@ struct BenchGraph: ParsableCommand {
             let r = try benchRun(
                 n,
                 [
-                    "bench", "graph-worker", "--edges", "\(pinsageEdges)", "--pins", "\(pinsageEdges / 10)", "--boards",
+                    "graph-worker", "--edges", "\(pinsageEdges)", "--pins", "\(pinsageEdges / 10)", "--boards",
                     "\(pinsageEdges / 50)", "--walks", "4", "--pinsage",
-                ])
+                ], executable: ChildProcess.currentExecutable)
             let f = try benchParse(r, prefix: "GRAPHBENCH")
             table += String(
                 format: "| PinSage train (K=2, T=10, d 32→64, 8×32 per step) | %d | %.0f examples/s | %.0f | %@ |\n", n,
@@ -92,7 +94,7 @@ struct BenchGraph: ParsableCommand {
                 Double(f["embed_pins_per_s"]!)!, Double(f["embed_pins_per_s"]!)! / Double(n))
         }
         if let py = peerPython {
-            let r = try benchProcess(
+            let r = try ChildProcess.run(
                 "/usr/bin/env",
                 [
                     py, peerScript, "--pins", "\(p)", "--boards", "\(b)", "--edges", "\(edges)", "--walks", "\(walks)",
@@ -117,7 +119,7 @@ struct BenchGraph: ParsableCommand {
     }
 }
 
-/// Hidden worker of `mosaic bench graph` (runs under mpirun).
+/// Hidden worker of `mosaic-bench graph` (runs under mpirun).
 struct BenchGraphWorker: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "graph-worker", shouldDisplay: false)
 
@@ -142,7 +144,7 @@ struct BenchGraphWorker: ParsableCommand {
             let (shard, stats) = try GraphBuilder.build(pins: ep, boards: eb, comm: comm)
             try comm.barrier()
             let build = now() - t0
-            let buildRSS = try peakMemoryPerRank(comm)
+            let buildRSS = try comm.peakMemoryPerRank()
             var params = WalkParameters(
                 walksPerPin: walks, restartProbability: restart, maxSteps: maxSteps, topT: top, seed: 3,
                 batchPins: batchPins)
@@ -154,7 +156,7 @@ struct BenchGraphWorker: ParsableCommand {
             for _ in 0..<max(1, repeats) {
                 try comm.barrier()
                 let t1 = now()
-                let c1 = processCPUSeconds()
+                let c1 = ProcessStats.cpuSeconds()
                 (neighbors, ws) = try RandomWalker.run(shard, parameters: params, comm: comm)
                 try comm.barrier()
                 let seconds = now() - t1
@@ -173,7 +175,7 @@ struct BenchGraphWorker: ParsableCommand {
                 walk = min(walk, seconds)
                 // CPU seconds of the walks on the busiest rank: on a shared machine wall time also
                 // counts the time the scheduler gave to other processes.
-                walkCPU = min(walkCPU, try comm.allreduce(processCPUSeconds() - c1, op: .max))
+                walkCPU = min(walkCPU, try comm.allreduce(ProcessStats.cpuSeconds() - c1, op: .max))
             }
             var extra = ""
             if pinsage {
@@ -204,7 +206,7 @@ struct BenchGraphWorker: ParsableCommand {
                     format: " train_examples_per_s=%.1f embed_pins_per_s=%.1f pins=%d", Double(steps * 8 * 32) / train,
                     Double(total) / embed, total)
             }
-            let walkRSS = try peakMemoryPerRank(comm)
+            let walkRSS = try comm.peakMemoryPerRank()
             if comm.isRoot {
                 print(phaseLine)
                 print(
@@ -217,8 +219,6 @@ struct BenchGraphWorker: ParsableCommand {
     }
 }
 
-import Learning
-
 /// A training-step closure over the Learning data-parallel trainer (Adam, lr 3e-3).
 enum DataParallelTrainerFactory {
     static func make(_ model: PinSageModel<Float>, _ comm: Communicator) throws -> (PinSageBatch) throws -> Void {
@@ -227,12 +227,4 @@ enum DataParallelTrainerFactory {
         let trainer = try DataParallelTrainer(model: model, comm: comm, config: config)
         return { batch in _ = try trainer.step(batch, globalBatchSize: 8 * 32) }
     }
-}
-
-/// User + system CPU seconds of this process so far.
-func processCPUSeconds() -> Double {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
-        + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
 }

@@ -2,12 +2,14 @@ import ArgumentParser
 import Collective
 import Foundation
 
-/// `mosaic selftest`: checks run under mpirun by the multi-rank test suite.
+/// `mosaic-selftest`: per-rank checks that the multi-rank test suite launches under mpirun
+/// (`MPIRun.selftest`). A test tool, not a product: it is never installed or documented for
+/// users.
+@main
 struct SelfTest: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "selftest",
-        abstract: "Multi-rank self-checks used by the test suite (run under mpirun).",
-        shouldDisplay: false,
+        commandName: "mosaic-selftest",
+        abstract: "Multi-rank self-checks used by the test suite (run under mpirun); not a user tool.",
         subcommands: [
             SelfTestCollectives.self, SelfTestArtifacts.self, SelfTestFeatures.self, SelfTestTrain.self, SelfTestMetrics.self,
         ])

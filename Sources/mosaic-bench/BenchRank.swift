@@ -3,9 +3,10 @@ import Collective
 import Foundation
 import Learning
 import Linalg
+import ProcessKit
 import Ranking
 
-/// `mosaic bench rank`: serving latency of the ranker — 1,000 candidates for one user with a
+/// `mosaic-bench rank`: serving latency of the ranker — 1,000 candidates for one user with a
 /// 2,000-event history on one core — by the serving fast path (`RequestScorer`) beside the batch
 /// path, and batch scoring throughput.
 struct BenchRank: ParsableCommand {
@@ -62,12 +63,12 @@ struct BenchRank: ParsableCommand {
             let hPin = (0..<history).map { _ in Int64(r.int(below: pins)) }
             let hType = (0..<history).map { _ in UInt8(1 + r.int(below: 4)) }
             let hTime = (0..<history).map { Int64($0) * 60_000 }
-            let now = Int64(history) * 60_000
+            let requestTime = Int64(history) * 60_000
             func source(_ data: CTRData, count: Int) -> SequenceSource {
                 SequenceSource(
                     offsets: [0, history], pin: hPin, type: hType, time: hTime,
                     category: hPin.map { pinCategory[Int($0)] }, pinEmbedding: pinEmbedding, width: width,
-                    exampleUser: [Int](repeating: 0, count: count), exampleTime: [Int64](repeating: now, count: count),
+                    exampleUser: [Int](repeating: 0, count: count), exampleTime: [Int64](repeating: requestTime, count: count),
                     exampleCategory: (0..<count).map { Int32(data.ids[$0 * 7 + 2]) })
             }
             var lines: [String] = []
@@ -94,10 +95,10 @@ struct BenchRank: ParsableCommand {
                 var times: [Double] = [], cpuTimes: [Double] = []
                 var fastLogits: [[Float]] = []
                 for q in 0..<(requests + 5) {
-                    let t0 = now_(), c0 = threadCPU()
+                    let t0 = now(), c0 = ProcessStats.threadCPUSeconds()
                     data.sequences = source(data, count: candidates)  // the per-user category index
                     let z = try scorer.logits(data, range: 0..<candidates)
-                    let dt = now_() - t0, dc = threadCPU() - c0
+                    let dt = now() - t0, dc = ProcessStats.threadCPUSeconds() - c0
                     if q == 0 { fastLogits = z }
                     if q >= 5 {
                         times.append(dt)
@@ -108,11 +109,11 @@ struct BenchRank: ParsableCommand {
                 var slowTimes: [Double] = []
                 var worst: Float = 0
                 for q in 0..<(batchPathRequests + 1) {
-                    let t0 = now_()
+                    let t0 = now()
                     data.sequences = source(data, count: candidates)
                     let b: RankerBatch<Float> = data.batch(0..<candidates, firstIndex: 0, config: c, table: model.table)
                     let z = model.logits(b, training: false, step: 0)
-                    let dt = now_() - t0
+                    let dt = now() - t0
                     if q == 0 {
                         for k in z.indices {
                             for i in z[k].indices { worst = max(worst, abs(z[k][i] - fastLogits[k][i])) }
@@ -134,7 +135,7 @@ struct BenchRank: ParsableCommand {
                     batchExamples, seed: 2, pins: pins, width: width, pinCategory: pinCategory,
                     pinEmbedding: pinEmbedding)
                 big.sequences = source(big, count: batchExamples)
-                let t0 = now_()
+                let t0 = now()
                 var s = 0
                 while s < batchExamples {
                     let e = min(batchExamples, s + 4096)
@@ -142,7 +143,7 @@ struct BenchRank: ParsableCommand {
                     _ = model.logits(b, training: false, step: 0)
                     s = e
                 }
-                let eps = Double(batchExamples) / (now_() - t0)
+                let eps = Double(batchExamples) / (now() - t0)
                 lines.append(
                     String(
                         format: "| %@ | %d | %d | %.2f | %.2f | %.2f | %.2f | %@ | %.2f | %.1e | %.0f | %.0f |", name,
@@ -220,9 +221,9 @@ struct BenchRank: ParsableCommand {
         for s in 0..<3 { _ = try trainer.step(batches[s % 4], globalBatchSize: trainBatch) }
         var best = Double.infinity
         for _ in 0..<trainRepeats {
-            let t0 = now_()
+            let t0 = now()
             for s in 0..<trainSteps { _ = try trainer.step(batches[s % 4], globalBatchSize: trainBatch) }
-            best = min(best, now_() - t0)
+            best = min(best, now() - t0)
         }
         let eps = Double(trainBatch * trainSteps) / best
         var peer: Double? = nil
@@ -300,14 +301,4 @@ struct BenchRank: ParsableCommand {
         d.denseWidth = 3; d.dense = dense; d.contentWidth = width; d.content = content
         return d
     }
-}
-
-private func now_() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
-
-/// CPU time of the calling thread in seconds (excludes time the thread was not running: on a
-/// shared machine, the wall-clock p99 includes preemption by other processes).
-private func threadCPU() -> Double {
-    var t = timespec()
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
-    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
 }

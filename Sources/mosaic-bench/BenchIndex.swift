@@ -2,10 +2,11 @@ import Artifacts
 import ArgumentParser
 import Collective
 import Foundation
+import ProcessKit
 import Index
 import Linalg
 
-/// `mosaic bench index`: IVF-Flat and IVF-PQ beside faiss-cpu on the same generated vectors.
+/// `mosaic-bench index`: IVF-Flat and IVF-PQ beside faiss-cpu on the same generated vectors.
 struct BenchIndex: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "index",
@@ -146,7 +147,7 @@ struct BenchIndex: ParsableCommand {
         // Distributed build: mosaic index build under mpirun, 1 rank vs `ranks`.
         var distributed: [(Int, String)] = []
         var capacity: [Double] = []
-        if ranks > 1, let mpirun = which("mpirun") {
+        if ranks > 1, let mpirun = ChildProcess.which("mpirun") {
             capacity.append(Self.measureCapacity())
             var best: [Int: String] = [:]
             for rep in 0..<Swift.max(1, distRuns) {
@@ -154,7 +155,7 @@ struct BenchIndex: ParsableCommand {
                     var args = ["-np", "\(np)", "--oversubscribe", "--bind-to", "none"]
                     if getuid() == 0 { args.append("--allow-run-as-root") }
                     args += [
-                        "-x", "OPENBLAS_NUM_THREADS", CommandLine.arguments[0], "index", "build", "--input", dataPath,
+                        "-x", "OPENBLAS_NUM_THREADS", mosaicExecutable, "index", "build", "--input", dataPath,
                         "--output", "\(workDir)/dist-\(np).h5", "--nlist", "\(nlist)", "--iterations", "\(iterations)",
                         "--tolerance", "0", "--threads", "1",
                     ]
@@ -287,51 +288,15 @@ struct BenchIndex: ParsableCommand {
         try f.root.write("queries", xq, shape: [nq, d])
         try f.root.write("ground_truth", gt, shape: [nq, k])
         try f.root.setAttribute(
-            "generator", "mosaic bench index: \(clusters) N(0,1) centres, noise \(noise), seed \(seed)")
+            "generator", "mosaic-bench index: \(clusters) N(0,1) centres, noise \(noise), seed \(seed)")
         try f.flush()
         try FileManager.default.moveItem(atPath: tmp, toPath: path)
     }
 
-    func which(_ name: String) -> String? {
-        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
-            let path = "\(dir)/\(name)"
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        return nil
-    }
-
-    /// Runs a child with a clean MPI environment (this process is itself an MPI singleton).
-    func runProcess(_ executable: String, _ arguments: [String]) throws -> (
-        status: Int32, stdout: String, stderr: String
-    ) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment.filter { key, _ in
-            !(key.hasPrefix("OMPI_") || key.hasPrefix("PMIX_") || key.hasPrefix("ORTE_") || key.hasPrefix("OPAL_"))
-        }
-        env["OPENBLAS_NUM_THREADS"] = "1"
-        env["OMP_NUM_THREADS"] = "\(threads)"
-        process.environment = env
-        let outURL = URL(fileURLWithPath: "\(workDir)/child-\(UUID().uuidString).out")
-        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        let outHandle = try FileHandle(forWritingTo: outURL)
-        let errPipe = Pipe()
-        process.standardOutput = outHandle
-        process.standardError = errPipe
-        try process.run()
-        // Forward the child's progress (stderr) while it runs.
-        var errData = Data()
-        while true {
-            let chunk = errPipe.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            errData.append(chunk)
-            FileHandle.standardError.write(chunk)
-        }
-        process.waitUntilExit()
-        try outHandle.close()
-        let out = (try? String(contentsOf: outURL, encoding: .utf8)) ?? ""
-        try? FileManager.default.removeItem(at: outURL)
-        return (process.terminationStatus, out, String(decoding: errData, as: UTF8.self))
+    /// Runs a child with a clean MPI environment and `OMP_NUM_THREADS` = `--threads`,
+    /// forwarding its progress (stderr) while it runs.
+    func runProcess(_ executable: String, _ arguments: [String]) throws -> ChildProcess.Result {
+        try ChildProcess.run(
+            executable, arguments, environment: ["OMP_NUM_THREADS": "\(threads)"], forwardStderr: true)
     }
 }

@@ -1,0 +1,93 @@
+import Artifacts
+import Collective
+import Foundation
+import Publishing
+
+/// The `embeddings` artifact of a run: every pin's vector, sharded by the rank that embedded it.
+///
+/// Layout of each shard file `embeddings/part-RRRRR-of-SSSSS.h5`: attributes `shard_rank`,
+/// `shard_count`; group `/embeddings` with `pin_ids` (n) int64, `vectors` (n, d) float32 and
+/// the attribute `model_version` (the PinSage model that produced them).
+public struct PinEmbeddings: Sendable {
+    /// Pin ids (n).
+    public var ids: [Int64]
+    /// Vectors, `ids.count × d` row-major.
+    public var vectors: [Float]
+    /// Vector width.
+    public var d: Int
+    /// The producing model's version.
+    public var modelVersion: String
+
+    public init(ids: [Int64], vectors: [Float], d: Int, modelVersion: String) {
+        precondition(vectors.count == ids.count * d, "vectors must be ids.count × d")
+        self.ids = ids
+        self.vectors = vectors
+        self.d = d
+        self.modelVersion = modelVersion
+    }
+
+    /// Writes this rank's shard into `run` and records it (every rank calls it; commit after).
+    public func write(to run: RunWriter, rank: Int, ranks: Int) throws {
+        let path = try run.shardPath(artifact: "embeddings")
+        do {
+            let f = try H5File(path: path, mode: .create)
+            try f.root.setAttribute("shard_rank", Int64(rank))
+            try f.root.setAttribute("shard_count", Int64(ranks))
+            let g = try f.root.createGroup("embeddings")
+            try g.write("pin_ids", ids, shape: [ids.count])
+            try g.write("vectors", vectors, shape: [ids.count, d])
+            try g.setAttribute("model_version", modelVersion)
+            try f.flush()
+        }
+        try run.record(artifact: "embeddings", path: path, rows: ids.count)
+    }
+
+    /// Reads one shard file.
+    public static func readShard(path: String) throws -> PinEmbeddings {
+        let f = try H5File(path: path, mode: .read)
+        let g = try f.root.group("embeddings")
+        let ids = try g.read("pin_ids", as: Int64.self)
+        let set = try g.dataset("vectors", of: Float.self, shape: [nil, nil])
+        let d = set.shape.count == 2 ? set.shape[1] : 0
+        let vectors = try set.read(as: Float.self)
+        guard vectors.count == ids.count * d else {
+            throw ArtifactError(
+                file: path, object: "/embeddings/vectors",
+                message: "\(vectors.count) values for \(ids.count) pins of width \(d)")
+        }
+        return PinEmbeddings(ids: ids, vectors: vectors, d: d, modelVersion: try g.stringAttribute("model_version"))
+    }
+
+    /// Reads the shards at `paths` into one table (their widths and model versions must agree).
+    public static func read(paths: [String]) throws -> PinEmbeddings {
+        var all = PinEmbeddings(ids: [], vectors: [], d: 0, modelVersion: "")
+        for path in paths {
+            let shard = try readShard(path: path)
+            if all.ids.isEmpty && all.d == 0 {
+                all.d = shard.d
+                all.modelVersion = shard.modelVersion
+            } else if shard.d != all.d || shard.modelVersion != all.modelVersion {
+                throw ArtifactError(
+                    file: path,
+                    message:
+                        "width \(shard.d), model \(shard.modelVersion); the run's other shards have width \(all.d), model \(all.modelVersion)"
+                )
+            }
+            all.ids += shard.ids
+            all.vectors += shard.vectors
+        }
+        return all
+    }
+
+    /// Every shard of the published embeddings run at `root` (for evaluation on one process).
+    public static func readAll(root: URL, runID: String? = nil) throws -> PinEmbeddings {
+        try read(paths: PublishedRun.open(root: root, runID: runID).paths(of: "embeddings"))
+    }
+
+    /// The shards this rank reads when `comm.size` ranks share a run written by any number of
+    /// ranks: shard `i` goes to rank `i mod size`.
+    public static func readMine(root: URL, runID: String? = nil, comm: Communicator) throws -> PinEmbeddings {
+        let paths = try PublishedRun.open(root: root, runID: runID).paths(of: "embeddings")
+        return try read(paths: paths.enumerated().filter { $0.offset % comm.size == comm.rank }.map(\.element))
+    }
+}
