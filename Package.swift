@@ -13,7 +13,7 @@ import PackageDescription
 /// Serving (and `mosaic-serve`) imports Artifacts and EventData only: it links no MPI library.
 
 let swiftSettings: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("ExistentialAny")
 ]
 
 let package = Package(
@@ -87,7 +87,9 @@ let package = Package(
 
         // MARK: - Retrieval index
         // Distributed k-means, IVF-Flat and IVF-PQ (build, add, remove, search, HDF5).
-        .target(name: "Index", dependencies: ["Linalg", "Collective", "Artifacts", "CKernels"], swiftSettings: swiftSettings),
+        .target(
+            name: "Index", dependencies: ["Linalg", "Collective", "Artifacts", "CKernels"], swiftSettings: swiftSettings
+        ),
 
         // MARK: - Graph
         // Sharded pin–board graph (CSR, hash partitioning), distributed random walks.
@@ -99,7 +101,9 @@ let package = Package(
         // PinSage on the sharded graph (layers from Learning, neighbours from Graph).
         .target(
             name: "Models",
-            dependencies: ["Linalg", "Collective", "Artifacts", "EventData", "Publishing", "Events", "Learning", "Graph"],
+            dependencies: [
+                "Linalg", "Collective", "Artifacts", "EventData", "Publishing", "Events", "Learning", "Graph",
+            ],
             swiftSettings: swiftSettings),
 
         // MARK: - Ranking
@@ -165,7 +169,8 @@ let package = Package(
         .testTarget(
             name: "FoundationTests",
             dependencies: [
-                "Collective", "Linalg", "Artifacts", "Publishing", "ProcessKit", "_TestSupport", "mosaic", "mosaic-selftest",
+                "Collective", "Linalg", "Artifacts", "Publishing", "ProcessKit", "_TestSupport", "mosaic",
+                "mosaic-selftest",
             ],
             swiftSettings: swiftSettings),
         .testTarget(
@@ -177,7 +182,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(
             name: "EvaluationTests",
-            dependencies: ["Evaluation", "_TestSupport", "mosaic", "mosaic-selftest"],
+            dependencies: ["Evaluation", "Collective", "Linalg", "_TestSupport", "mosaic", "mosaic-selftest"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "LearningTests",
@@ -198,13 +203,15 @@ let package = Package(
         .testTarget(
             name: "ServingTests",
             dependencies: [
-                "Serving", "_TestSupport", "mosaic", "mosaic-serve", .product(name: "HummingbirdTesting", package: "hummingbird"),
+                "Serving", "_TestSupport", "mosaic", "mosaic-serve",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "RankingTests",
             dependencies: [
-                "Ranking", "CKernels", "Learning", "Evaluation", "Linalg", "Collective", "Artifacts", "_TestSupport", "mosaic",
+                "Ranking", "CKernels", "Learning", "Evaluation", "Linalg", "Collective", "Artifacts", "_TestSupport",
+                "mosaic",
                 "mosaic-selftest",
             ],
             swiftSettings: swiftSettings),

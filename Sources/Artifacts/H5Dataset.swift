@@ -71,14 +71,19 @@ public final class H5Dataset: H5Object, @unchecked Sendable {
         let typeOK = stored == T.h5Name
         var shapeOK = true
         if let expected {
-            shapeOK = expected.count == actual.count
+            shapeOK =
+                expected.count == actual.count
                 && zip(expected, actual).allSatisfy { e, a in e == nil || e == a }
         }
         if !typeOK || !shapeOK {
-            let want = expected.map { "(" + $0.map { $0.map(String.init) ?? "*" }.joined(separator: ", ") + ")" } ?? "any shape"
+            let want =
+                expected.map { "(" + $0.map { $0.map(String.init) ?? "*" }.joined(separator: ", ") + ")" }
+                ?? "any shape"
             throw ArtifactError(
                 file: file.path, object: path,
-                message: "expected \(T.h5Name) \(want), found \(stored) (\(actual.map(String.init).joined(separator: ", ")))")
+                message:
+                    "expected \(T.h5Name) \(want), found \(stored) (\(actual.map(String.init).joined(separator: ", ")))"
+            )
         }
     }
 
@@ -86,7 +91,8 @@ public final class H5Dataset: H5Object, @unchecked Sendable {
     public func write<T: H5Scalar>(_ values: [T]) throws {
         let count = shape.reduce(1, *)
         guard values.count == count else {
-            throw ArtifactError(file: file.path, object: path, message: "write of \(values.count) values into \(count) elements")
+            throw ArtifactError(
+                file: file.path, object: path, message: "write of \(values.count) values into \(count) elements")
         }
         try expect(T.self)
         if count == 0 { return }
@@ -94,13 +100,15 @@ public final class H5Dataset: H5Object, @unchecked Sendable {
             let rc = values.withUnsafeBufferPointer {
                 H5Dwrite(id, T.h5Type, mosaic_h5s_all(), mosaic_h5s_all(), mosaic_h5p_default(), $0.baseAddress)
             }
-            if rc < 0 { throw ArtifactError(file: file.path, object: path, message: "write failed: \(HDF5.lastErrorDetail())") }
+            if rc < 0 {
+                throw ArtifactError(file: file.path, object: path, message: "write failed: \(HDF5.lastErrorDetail())")
+            }
         }
     }
 
     /// Reads the whole dataset, row-major. The stored type must be `T`.
     public func read<T: H5Scalar>(as type: T.Type) throws -> [T] {
-        try readRows(0 ..< rowCount, as: T.self)
+        try readRows(0..<rowCount, as: T.self)
     }
 
     /// Reads rows `range` of the first dimension (a hyperslab): `range.count * rowWidth`
@@ -132,10 +140,14 @@ public final class H5Dataset: H5Object, @unchecked Sendable {
             }
             defer { if memSpace != mosaic_h5s_all() { H5Sclose(memSpace) } }
             let rc = out.withUnsafeMutableBufferPointer {
-                H5Dread(id, T.h5Type, memSpace, dims.isEmpty ? mosaic_h5s_all() : fileSpace, mosaic_h5p_default(), $0.baseAddress)
+                H5Dread(
+                    id, T.h5Type, memSpace, dims.isEmpty ? mosaic_h5s_all() : fileSpace, mosaic_h5p_default(),
+                    $0.baseAddress)
             }
             if rc < 0 {
-                throw ArtifactError(file: file.path, object: path, message: "read of rows \(range) failed (truncated file?): \(HDF5.lastErrorDetail())")
+                throw ArtifactError(
+                    file: file.path, object: path,
+                    message: "read of rows \(range) failed (truncated file?): \(HDF5.lastErrorDetail())")
             }
         }
         return out
@@ -147,11 +159,14 @@ public final class H5Dataset: H5Object, @unchecked Sendable {
         let dims = shape
         let width = rowWidth
         guard !dims.isEmpty, width > 0 || values.isEmpty, values.count % Swift.max(1, width) == 0 else {
-            throw ArtifactError(file: file.path, object: path, message: "\(values.count) values are not whole rows of width \(width)")
+            throw ArtifactError(
+                file: file.path, object: path, message: "\(values.count) values are not whole rows of width \(width)")
         }
         let n = width == 0 ? 0 : values.count / width
         guard start >= 0, start + n <= dims[0] else {
-            throw ArtifactError(file: file.path, object: path, message: "rows \(start)..<\(start + n) out of bounds for \(dims[0]) rows")
+            throw ArtifactError(
+                file: file.path, object: path, message: "rows \(start)..<\(start + n) out of bounds for \(dims[0]) rows"
+            )
         }
         if n == 0 { return }
         try HDF5.locked {
@@ -167,7 +182,10 @@ public final class H5Dataset: H5Object, @unchecked Sendable {
             let rc = values.withUnsafeBufferPointer {
                 H5Dwrite(id, T.h5Type, memSpace, fileSpace, mosaic_h5p_default(), $0.baseAddress)
             }
-            if rc < 0 { throw ArtifactError(file: file.path, object: path, message: "write of rows failed: \(HDF5.lastErrorDetail())") }
+            if rc < 0 {
+                throw ArtifactError(
+                    file: file.path, object: path, message: "write of rows failed: \(HDF5.lastErrorDetail())")
+            }
         }
     }
 
@@ -176,14 +194,17 @@ public final class H5Dataset: H5Object, @unchecked Sendable {
         let dims = shape
         let width = rowWidth
         guard !dims.isEmpty, width > 0, values.count % width == 0 else {
-            throw ArtifactError(file: file.path, object: path, message: "\(values.count) values are not whole rows of width \(width)")
+            throw ArtifactError(
+                file: file.path, object: path, message: "\(values.count) values are not whole rows of width \(width)")
         }
         let old = dims[0]
         var newDims = dims.map { hsize_t($0) }
         newDims[0] = hsize_t(old + values.count / width)
         try HDF5.locked {
             if H5Dset_extent(id, &newDims) < 0 {
-                throw ArtifactError(file: file.path, object: path, message: "cannot extend (created without extendable: true?): \(HDF5.lastErrorDetail())")
+                throw ArtifactError(
+                    file: file.path, object: path,
+                    message: "cannot extend (created without extendable: true?): \(HDF5.lastErrorDetail())")
             }
         }
         try writeRows(at: old, values)

@@ -41,12 +41,14 @@ enum HDF5 {
     static func lastErrorDetail() -> String {
         var messages: [String] = []
         withUnsafeMutablePointer(to: &messages) { ptr in
-            _ = H5Ewalk2(mosaic_h5e_default(), H5E_WALK_DOWNWARD, { _, desc, data in
-                if let desc, let text = desc.pointee.desc {
-                    data!.assumingMemoryBound(to: [String].self).pointee.append(String(cString: text))
-                }
-                return 0
-            }, ptr)
+            _ = H5Ewalk2(
+                mosaic_h5e_default(), H5E_WALK_DOWNWARD,
+                { _, desc, data in
+                    if let desc, let text = desc.pointee.desc {
+                        data!.assumingMemoryBound(to: [String].self).pointee.append(String(cString: text))
+                    }
+                    return 0
+                }, ptr)
         }
         H5Eclear2(mosaic_h5e_default())
         return messages.last ?? ""

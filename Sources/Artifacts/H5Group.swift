@@ -42,7 +42,8 @@ public final class H5Group: H5Object, @unchecked Sendable {
         try HDF5.locked {
             let gid = H5Gcreate2(handle, name, mosaic_h5p_default(), mosaic_h5p_default(), mosaic_h5p_default())
             if gid < 0 {
-                throw ArtifactError(file: file.path, object: childPath(name), message: "cannot create group: \(HDF5.lastErrorDetail())")
+                throw ArtifactError(
+                    file: file.path, object: childPath(name), message: "cannot create group: \(HDF5.lastErrorDetail())")
             }
             return H5Group(file: file, id: gid, path: childPath(name))
         }
@@ -53,11 +54,13 @@ public final class H5Group: H5Object, @unchecked Sendable {
         try HDF5.locked {
             guard H5Lexists(handle, name, mosaic_h5p_default()) > 0 else {
                 H5Eclear2(mosaic_h5e_default())
-                throw ArtifactError(file: file.path, object: childPath(name), message: "expected a group, found nothing")
+                throw ArtifactError(
+                    file: file.path, object: childPath(name), message: "expected a group, found nothing")
             }
             let gid = H5Gopen2(handle, name, mosaic_h5p_default())
             if gid < 0 {
-                throw ArtifactError(file: file.path, object: childPath(name), message: "expected a group: \(HDF5.lastErrorDetail())")
+                throw ArtifactError(
+                    file: file.path, object: childPath(name), message: "expected a group: \(HDF5.lastErrorDetail())")
             }
             return H5Group(file: file, id: gid, path: childPath(name))
         }
@@ -94,7 +97,9 @@ public final class H5Group: H5Object, @unchecked Sendable {
                 var chunkDims = (chunk ?? H5Dataset.defaultChunk(shape: shape, elementSize: MemoryLayout<T>.size))
                     .map { hsize_t(Swift.max(1, $0)) }
                 guard chunkDims.count == shape.count else {
-                    throw ArtifactError(file: file.path, object: object, message: "chunk \(chunk!) has a different rank from shape \(shape)")
+                    throw ArtifactError(
+                        file: file.path, object: object,
+                        message: "chunk \(chunk!) has a different rank from shape \(shape)")
                 }
                 H5Pset_chunk(dcpl, Int32(chunkDims.count), &chunkDims)
                 if let level = compression {
@@ -104,7 +109,8 @@ public final class H5Group: H5Object, @unchecked Sendable {
             }
             let did = H5Dcreate2(handle, name, T.h5Type, space, mosaic_h5p_default(), dcpl, mosaic_h5p_default())
             if did < 0 {
-                throw ArtifactError(file: file.path, object: object, message: "cannot create dataset: \(HDF5.lastErrorDetail())")
+                throw ArtifactError(
+                    file: file.path, object: object, message: "cannot create dataset: \(HDF5.lastErrorDetail())")
             }
             return H5Dataset(file: file, id: did, path: object)
         }
@@ -117,7 +123,8 @@ public final class H5Group: H5Object, @unchecked Sendable {
     ) throws -> H5Dataset {
         let shape = shape ?? [values.count]
         guard shape.reduce(1, *) == values.count else {
-            throw ArtifactError(file: file.path, object: childPath(name), message: "\(values.count) values do not fill shape \(shape)")
+            throw ArtifactError(
+                file: file.path, object: childPath(name), message: "\(values.count) values do not fill shape \(shape)")
         }
         let ds = try createDataset(name, of: T.self, shape: shape, chunk: chunk, compression: compression)
         try ds.write(values)
@@ -134,7 +141,8 @@ public final class H5Group: H5Object, @unchecked Sendable {
             }
             let did = H5Dopen2(handle, name, mosaic_h5p_default())
             if did < 0 {
-                throw ArtifactError(file: file.path, object: object, message: "expected a dataset: \(HDF5.lastErrorDetail())")
+                throw ArtifactError(
+                    file: file.path, object: object, message: "expected a dataset: \(HDF5.lastErrorDetail())")
             }
             return H5Dataset(file: file, id: did, path: object)
         }
@@ -160,14 +168,16 @@ public final class H5Group: H5Object, @unchecked Sendable {
         try HDF5.locked {
             var info = H5G_info_t()
             if H5Gget_info(handle, &info) < 0 {
-                throw ArtifactError(file: file.path, object: path, message: "cannot list group: \(HDF5.lastErrorDetail())")
+                throw ArtifactError(
+                    file: file.path, object: path, message: "cannot list group: \(HDF5.lastErrorDetail())")
             }
             var out: [String] = []
-            for i in 0 ..< info.nlinks {
+            for i in 0..<info.nlinks {
                 let size = H5Lget_name_by_idx(handle, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, mosaic_h5p_default())
                 guard size >= 0 else { continue }
                 var buf = [CChar](repeating: 0, count: Int(size) + 1)
-                H5Lget_name_by_idx(handle, ".", H5_INDEX_NAME, H5_ITER_INC, i, &buf, Int(size) + 1, mosaic_h5p_default())
+                H5Lget_name_by_idx(
+                    handle, ".", H5_INDEX_NAME, H5_ITER_INC, i, &buf, Int(size) + 1, mosaic_h5p_default())
                 out.append(String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
             }
             return out.sorted()

@@ -66,13 +66,17 @@ extension H5Object {
                 H5Tset_size(memType, mosaic_h5t_variable())
                 H5Tset_cset(memType, H5Tget_cset(type))
                 var ptr: UnsafeMutablePointer<CChar>? = nil
-                guard H5Aread(attr, memType, &ptr) >= 0 else { throw attributeError(name, "cannot read: \(HDF5.lastErrorDetail())") }
+                guard H5Aread(attr, memType, &ptr) >= 0 else {
+                    throw attributeError(name, "cannot read: \(HDF5.lastErrorDetail())")
+                }
                 defer { if let ptr { H5free_memory(ptr) } }
                 return ptr.map { String(cString: $0) } ?? ""
             }
             let size = H5Tget_size(type)
             var buf = [UInt8](repeating: 0, count: size + 1)
-            guard H5Aread(attr, type, &buf) >= 0 else { throw attributeError(name, "cannot read: \(HDF5.lastErrorDetail())") }
+            guard H5Aread(attr, type, &buf) >= 0 else {
+                throw attributeError(name, "cannot read: \(HDF5.lastErrorDetail())")
+            }
             return String(decoding: buf.prefix { $0 != 0 }, as: UTF8.self)
         }
     }
@@ -86,7 +90,9 @@ extension H5Object {
             let ftype = H5Aget_type(attr)
             defer { H5Tclose(ftype) }
             let cls = H5Tget_class(ftype)
-            guard cls == H5T_INTEGER || cls == H5T_FLOAT else { throw attributeError(name, "expected a number, found another type") }
+            guard cls == H5T_INTEGER || cls == H5T_FLOAT else {
+                throw attributeError(name, "expected a number, found another type")
+            }
             let space = H5Aget_space(attr)
             defer { H5Sclose(space) }
             let n = Int(H5Sget_simple_extent_npoints(space))

@@ -22,7 +22,8 @@ public struct PublishedRun: Sendable {
         } else {
             let link = root.appendingPathComponent(currentLink)
             guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: link.path) else {
-                throw ArtifactError(file: link.path, message: "no published run (missing 'current' link); run the pipeline first")
+                throw ArtifactError(
+                    file: link.path, message: "no published run (missing 'current' link); run the pipeline first")
             }
             dir = root.appendingPathComponent(target)
         }
@@ -33,7 +34,8 @@ public struct PublishedRun: Sendable {
     public static func open(directory: URL) throws -> PublishedRun {
         let manifestURL = directory.appendingPathComponent(manifestName)
         guard let data = try? Data(contentsOf: manifestURL) else {
-            throw ArtifactError(file: manifestURL.path, message: "missing manifest: the run is incomplete or not a Mosaic run")
+            throw ArtifactError(
+                file: manifestURL.path, message: "missing manifest: the run is incomplete or not a Mosaic run")
         }
         let manifest: Manifest
         do { manifest = try JSONDecoder().decode(Manifest.self, from: data) } catch {
@@ -52,7 +54,8 @@ public struct PublishedRun: Sendable {
                     throw ArtifactError(file: path, message: "listed in the manifest of \(manifest.runID) but missing")
                 }
                 guard size == f.bytes else {
-                    throw ArtifactError(file: path, message: "size \(size) bytes, manifest says \(f.bytes) (truncated or replaced?)")
+                    throw ArtifactError(
+                        file: path, message: "size \(size) bytes, manifest says \(f.bytes) (truncated or replaced?)")
                 }
             }
         }

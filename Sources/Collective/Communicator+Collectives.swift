@@ -99,8 +99,9 @@ extension Communicator {
     /// Gathers every rank's `values` on `root` (rank order). Other ranks get an empty array.
     public func gatherv<T: MPIScalar>(_ values: [T], root: Int = 0) throws -> (values: [T], counts: [Int]) {
         let counts = try allgatherCounts(values.count)
-        let sendCounts = (0 ..< size).map { $0 == root ? values.count : 0 }
-        let (received, _) = try alltoallv(values, sendCounts: sendCounts, recvCounts: rank == root ? counts : Array(repeating: 0, count: size))
+        let sendCounts = (0..<size).map { $0 == root ? values.count : 0 }
+        let (received, _) = try alltoallv(
+            values, sendCounts: sendCounts, recvCounts: rank == root ? counts : Array(repeating: 0, count: size))
         return (received, rank == root ? counts : [])
     }
 
@@ -150,7 +151,7 @@ extension Communicator {
             }
             return out
         }
-        for round in 0 ..< nRounds {
+        for round in 0..<nRounds {
             let start = round * perRank
             let roundCounts = counts.map { Swift.max(0, Swift.min(perRank, $0 - start)) }
             var c32 = roundCounts.map { Int32($0) }
@@ -169,9 +170,9 @@ extension Communicator {
                 }
             }
             var src = 0
-            for r in 0 ..< size where roundCounts[r] > 0 {
+            for r in 0..<size where roundCounts[r] > 0 {
                 let dst = displs[r] + start
-                out.replaceSubrange(dst ..< (dst + roundCounts[r]), with: tmp[src ..< (src + roundCounts[r])])
+                out.replaceSubrange(dst..<(dst + roundCounts[r]), with: tmp[src..<(src + roundCounts[r])])
                 src += roundCounts[r]
             }
         }
@@ -216,7 +217,9 @@ extension Communicator {
         return try alltoallv(values, sendCounts: sendCounts, recvCounts: recv64.map(Int.init))
     }
 
-    func alltoallv<T: MPIScalar>(_ values: [T], sendCounts: [Int], recvCounts: [Int]) throws -> (values: [T], counts: [Int]) {
+    func alltoallv<T: MPIScalar>(_ values: [T], sendCounts: [Int], recvCounts: [Int]) throws -> (
+        values: [T], counts: [Int]
+    ) {
         if isLocal { return (Array(values.prefix(recvCounts[0])), recvCounts) }
         let sendDispls = exclusiveSum(sendCounts)
         let recvDispls = exclusiveSum(recvCounts)
@@ -234,21 +237,21 @@ extension Communicator {
         }
         let perRank = Swift.max(1, chunk / Swift.max(1, size))
         let nRounds = Int((plan[1] + Int64(perRank) - 1) / Int64(perRank))
-        for round in 0 ..< nRounds {
+        for round in 0..<nRounds {
             let start = round * perRank
             let sc = sendCounts.map { Swift.max(0, Swift.min(perRank, $0 - start)) }
             let rc = recvCounts.map { Swift.max(0, Swift.min(perRank, $0 - start)) }
             var sendBuf = [T]()
             sendBuf.reserveCapacity(sc.reduce(0, +))
-            for r in 0 ..< size where sc[r] > 0 {
-                sendBuf.append(contentsOf: values[(sendDispls[r] + start) ..< (sendDispls[r] + start + sc[r])])
+            for r in 0..<size where sc[r] > 0 {
+                sendBuf.append(contentsOf: values[(sendDispls[r] + start)..<(sendDispls[r] + start + sc[r])])
             }
             var recvBuf = [T](zeroed: rc.reduce(0, +))
             try exchange(sendBuf, sc, exclusiveSum(sc), into: &recvBuf, rc, exclusiveSum(rc))
             var src = 0
-            for r in 0 ..< size where rc[r] > 0 {
+            for r in 0..<size where rc[r] > 0 {
                 let dst = recvDispls[r] + start
-                out.replaceSubrange(dst ..< (dst + rc[r]), with: recvBuf[src ..< (src + rc[r])])
+                out.replaceSubrange(dst..<(dst + rc[r]), with: recvBuf[src..<(src + rc[r])])
                 src += rc[r]
             }
         }
@@ -280,7 +283,8 @@ extension Communicator {
         if isLocal { return }
         try locked {
             try check(
-                MPI_Allreduce(mosaic_in_place(), buffer.baseAddress, Int32(buffer.count), T.mpiDatatype, op.handle, comm),
+                MPI_Allreduce(
+                    mosaic_in_place(), buffer.baseAddress, Int32(buffer.count), T.mpiDatatype, op.handle, comm),
                 "MPI_Allreduce")
         }
     }

@@ -58,7 +58,9 @@ extension Communicator {
             var offset = 0
             while offset < buffer.count {
                 let n = Swift.min(step, buffer.count - offset)
-                try post({ MPI_Irecv(buffer.baseAddress! + offset, Int32(n), T.mpiDatatype, Int32(q), tag, comm, &$0) }, "MPI_Irecv")
+                try post(
+                    { MPI_Irecv(buffer.baseAddress! + offset, Int32(n), T.mpiDatatype, Int32(q), tag, comm, &$0) },
+                    "MPI_Irecv")
                 offset += n
             }
         }
@@ -67,7 +69,9 @@ extension Communicator {
             var offset = 0
             while offset < buffer.count {
                 let n = Swift.min(step, buffer.count - offset)
-                try post({ MPI_Isend(buffer.baseAddress! + offset, Int32(n), T.mpiDatatype, Int32(q), tag, comm, &$0) }, "MPI_Isend")
+                try post(
+                    { MPI_Isend(buffer.baseAddress! + offset, Int32(n), T.mpiDatatype, Int32(q), tag, comm, &$0) },
+                    "MPI_Isend")
                 offset += n
             }
         }
@@ -76,14 +80,17 @@ extension Communicator {
 
     /// `inout ← inbuf op inout`, element-wise, in chunks (MPI_Reduce_local).
     @usableFromInline
-    func reduceLocal<T: MPIScalar>(_ input: UnsafePointer<T>, into output: UnsafeMutablePointer<T>, count: Int, op: ReduceOp)
+    func reduceLocal<T: MPIScalar>(
+        _ input: UnsafePointer<T>, into output: UnsafeMutablePointer<T>, count: Int, op: ReduceOp
+    )
         throws
     {
         var offset = 0
         while offset < count {
             let n = Swift.min(chunk, count - offset)
             try check(
-                MPI_Reduce_local(input + offset, output + offset, Int32(n), T.mpiDatatype, op.handle), "MPI_Reduce_local")
+                MPI_Reduce_local(input + offset, output + offset, Int32(n), T.mpiDatatype, op.handle),
+                "MPI_Reduce_local")
             offset += n
         }
     }
@@ -116,7 +123,9 @@ extension Communicator {
         let offsets = exclusiveSum(counts)
         let own = UnsafeBufferPointer(rebasing: send[offsets[rank]..<offsets[rank] + counts[rank]])
         if isLocal || size == 1 {
-            if let dst = receive.baseAddress, let src = own.baseAddress, !own.isEmpty { dst.update(from: src, count: own.count) }
+            if let dst = receive.baseAddress, let src = own.baseAddress, !own.isEmpty {
+                dst.update(from: src, count: own.count)
+            }
             return .completed(call)
         }
         let mine = counts[rank]
@@ -149,11 +158,14 @@ extension Communicator {
         let messageTag = try NonblockingTag.tag(NonblockingTag.allgatherv, tag, call: call)
         guard counts.count == size, counts.allSatisfy({ $0 >= 0 }), counts.reduce(0, +) == buffer.count else {
             throw CollectiveError(
-                call: call, message: "counts \(counts) must have \(size) non-negative entries summing to \(buffer.count)")
+                call: call,
+                message: "counts \(counts) must have \(size) non-negative entries summing to \(buffer.count)")
         }
         if isLocal || size == 1 { return .completed(call) }
         let offsets = exclusiveSum(counts)
-        let parts = (0..<size).map { UnsafeMutableBufferPointer(rebasing: buffer[offsets[$0]..<offsets[$0] + counts[$0]]) }
+        let parts = (0..<size).map {
+            UnsafeMutableBufferPointer(rebasing: buffer[offsets[$0]..<offsets[$0] + counts[$0]])
+        }
         let own = UnsafeBufferPointer(parts[rank])
         let requests = try postExchange(
             sends: [UnsafeBufferPointer<T>](repeating: own, count: size), receives: parts,

@@ -48,11 +48,13 @@ extension Communicator {
     public func allgatherv<T: MPIScalar>(inPlace buffer: UnsafeMutableBufferPointer<T>, counts: [Int]) throws {
         guard counts.count == size, counts.reduce(0, +) == buffer.count else {
             throw CollectiveError(
-                call: "allgatherv(inPlace:)", message: "counts \(counts) must have \(size) entries summing to \(buffer.count)")
+                call: "allgatherv(inPlace:)",
+                message: "counts \(counts) must have \(size) entries summing to \(buffer.count)")
         }
         guard buffer.count <= chunk else {
             throw CollectiveError(
-                call: "allgatherv(inPlace:)", message: "\(buffer.count) elements exceed one call's limit \(chunk); bucket them")
+                call: "allgatherv(inPlace:)",
+                message: "\(buffer.count) elements exceed one call's limit \(chunk); bucket them")
         }
         if isLocal { return }
         var c32 = counts.map { Int32($0) }

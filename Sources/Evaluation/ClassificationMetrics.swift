@@ -16,7 +16,7 @@ public enum ClassificationMetrics {
             var j = i
             while j + 1 < order.count, scores[order[j + 1]] == scores[order[i]] { j += 1 }
             let midRank = Double(i + j) / 2 + 1  // 1-based average rank of the tie group
-            for k in i ... j where labels[order[k]] {
+            for k in i...j where labels[order[k]] {
                 positives += 1
                 rankSum += midRank
             }
@@ -31,7 +31,9 @@ public enum ClassificationMetrics {
     /// over the groups that have both a positive and a negative. Returns the value and the
     /// total weight and number of groups used (nil value when no group qualifies). Combine shards
     /// by summing `value × weight` and `weight`.
-    public static func gauc<S: BinaryFloatingPoint>(scores: [S], labels: [Bool], groups: [Int64]) -> (value: Double?, weight: Double, groups: Int) {
+    public static func gauc<S: BinaryFloatingPoint>(scores: [S], labels: [Bool], groups: [Int64]) -> (
+        value: Double?, weight: Double, groups: Int
+    ) {
         precondition(scores.count == labels.count && labels.count == groups.count)
         var byGroup: [Int64: [Int]] = [:]
         for (i, g) in groups.enumerated() { byGroup[g, default: []].append(i) }
@@ -47,7 +49,9 @@ public enum ClassificationMetrics {
 
     /// Mean binary cross-entropy −[y log p + (1 − y) log(1 − p)], with p clipped to
     /// [ε, 1 − ε] (ε = 1e-7 by default, as in common toolkits).
-    public static func logloss<S: BinaryFloatingPoint>(probabilities: [S], labels: [Bool], epsilon: Double = 1e-7) -> Double {
+    public static func logloss<S: BinaryFloatingPoint>(probabilities: [S], labels: [Bool], epsilon: Double = 1e-7)
+        -> Double
+    {
         precondition(probabilities.count == labels.count && !labels.isEmpty)
         var sum = 0.0
         for (p0, y) in zip(probabilities, labels) {
@@ -70,7 +74,7 @@ public enum ClassificationMetrics {
             sumY[b] += y ? 1 : 0
         }
         var e = 0.0
-        for b in 0 ..< bins where count[b] > 0 { e += abs(sumY[b] - sumP[b]) / Double(labels.count) }
+        for b in 0..<bins where count[b] > 0 { e += abs(sumY[b] - sumP[b]) / Double(labels.count) }
         return e
     }
 
@@ -91,9 +95,10 @@ public enum ClassificationMetrics {
             self.positives = positives
         }
         public var description: String {
-            String(format: "AUC %@  GAUC %@  logloss %.4f  ECE %.4f  (%d examples, %d positives)",
-                   auc.map { String(format: "%.4f", $0) } ?? "n/a", gauc.map { String(format: "%.4f", $0) } ?? "n/a",
-                   logloss, ece, examples, positives)
+            String(
+                format: "AUC %@  GAUC %@  logloss %.4f  ECE %.4f  (%d examples, %d positives)",
+                auc.map { String(format: "%.4f", $0) } ?? "n/a", gauc.map { String(format: "%.4f", $0) } ?? "n/a",
+                logloss, ece, examples, positives)
         }
     }
 

@@ -134,9 +134,12 @@ public struct NextItemFullRanking: Sendable {
             let query = Array(input.suffix(recent).reversed())  // most recent first
             for (m, method) in methods.enumerated() {
                 for i in scores.indices { scores[i] = 0 }
-                for (k, item) in query.enumerated() { method.addScores(of: item, weight: 1 / Float(k + 1), into: &scores) }
+                for (k, item) in query.enumerated() {
+                    method.addScores(of: item, weight: 1 / Float(k + 1), into: &scores)
+                }
                 accumulators[m].add(
-                    rank: RankingProtocol.fullRank(scores: scores, target: targetItem, exclude: exclude, ties: .average))
+                    rank: RankingProtocol.fullRank(scores: scores, target: targetItem, exclude: exclude, ties: .average)
+                )
             }
         }
         return try accumulators.map { a in

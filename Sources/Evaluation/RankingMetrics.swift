@@ -28,9 +28,11 @@ public enum RankingMetrics {
     public static func ndcg(ranked: [Int], relevant: Set<Int>, k: Int) -> Double {
         guard !relevant.isEmpty else { return 0 }
         var dcg = 0.0
-        for (i, item) in ranked.prefix(k).enumerated() where relevant.contains(item) { dcg += 1 / Foundation.log2(Double(i) + 2) }
+        for (i, item) in ranked.prefix(k).enumerated() where relevant.contains(item) {
+            dcg += 1 / Foundation.log2(Double(i) + 2)
+        }
         var ideal = 0.0
-        for i in 0 ..< min(k, relevant.count) { ideal += 1 / Foundation.log2(Double(i) + 2) }
+        for i in 0..<min(k, relevant.count) { ideal += 1 / Foundation.log2(Double(i) + 2) }
         return dcg / ideal
     }
 
@@ -56,10 +58,10 @@ public enum RankingMetrics {
         let v = list.map(embedding)
         let norms = v.map { x in x.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot() }
         var sum = 0.0, pairs = 0.0
-        for a in 0 ..< v.count {
-            for b in (a + 1) ..< v.count {
+        for a in 0..<v.count {
+            for b in (a + 1)..<v.count {
                 var dot: Float = 0
-                for j in 0 ..< v[a].count { dot += v[a][j] * v[b][j] }
+                for j in 0..<v[a].count { dot += v[a][j] * v[b][j] }
                 let cos = norms[a] > 0 && norms[b] > 0 ? Double(dot / (norms[a] * norms[b])) : 0
                 sum += 1 - cos
                 pairs += 1
@@ -73,7 +75,7 @@ public enum RankingMetrics {
         guard list.count >= 2 else { return 0 }
         let c = list.map(category)
         var differ = 0, pairs = 0
-        for a in 0 ..< c.count { for b in (a + 1) ..< c.count { differ += c[a] != c[b] ? 1 : 0; pairs += 1 } }
+        for a in 0..<c.count { for b in (a + 1)..<c.count { differ += c[a] != c[b] ? 1 : 0; pairs += 1 } }
         return Double(differ) / Double(pairs)
     }
 }

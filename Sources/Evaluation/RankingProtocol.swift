@@ -16,7 +16,9 @@ public enum TieBreaking: String, Sendable, CaseIterable {
 /// ../shared/data: sampled negatives (Amazon Games, SASRec) and full ranking (S3-Rec Beauty).
 public enum RankingProtocol {
     /// 0-based rank of a target scored `target` among `others` (the target itself excluded).
-    public static func rank<S: BinaryFloatingPoint>(target: S, others: some Sequence<S>, ties: TieBreaking = .optimistic) -> Double {
+    public static func rank<S: BinaryFloatingPoint>(
+        target: S, others: some Sequence<S>, ties: TieBreaking = .optimistic
+    ) -> Double {
         var higher = 0, equal = 0
         for s in others {
             if s > target { higher += 1 } else if s == target { equal += 1 }
@@ -31,7 +33,9 @@ public enum RankingProtocol {
     /// The sampled-negatives protocol (Amazon Games README): `count` negatives drawn uniformly,
     /// with replacement, from items `1 ... itemCount` outside `rejection` (the reference code's
     /// rejection set is the user's training items). Deterministic per (seed, user).
-    public static func sampleNegatives(user: Int64, itemCount: Int, rejection: Set<Int>, count: Int = 100, seed: UInt64 = 2018) -> [Int] {
+    public static func sampleNegatives(
+        user: Int64, itemCount: Int, rejection: Set<Int>, count: Int = 100, seed: UInt64 = 2018
+    ) -> [Int] {
         precondition(rejection.count < itemCount, "every item is rejected")
         var rng = RandomStream(seed: seed, rank: 0x5A, index: UInt64(bitPattern: user))
         var out: [Int] = []
@@ -45,7 +49,9 @@ public enum RankingProtocol {
 
     /// Rank of `target` against its sampled negatives under `score` (`score(items)` returns one
     /// score per item): the 101-candidate ranking of the SASRec protocol.
-    public static func sampledRank(target: Int, negatives: [Int], ties: TieBreaking = .optimistic, score: ([Int]) -> [Float]) -> Double {
+    public static func sampledRank(
+        target: Int, negatives: [Int], ties: TieBreaking = .optimistic, score: ([Int]) -> [Float]
+    ) -> Double {
         let s = score([target] + negatives)
         return rank(target: s[0], others: s.dropFirst(), ties: ties)
     }
@@ -53,12 +59,14 @@ public enum RankingProtocol {
     /// The full-ranking protocol (S3-Rec Beauty README): rank of `target` among all items
     /// `1 ..< scores.count` (`scores[i]` is item i's score; index 0 is padding) after removing the
     /// items in `exclude` (the user's history); the target is never removed.
-    public static func fullRank(scores: [Float], target: Int, exclude: Set<Int>, ties: TieBreaking = .optimistic) -> Double {
+    public static func fullRank(scores: [Float], target: Int, exclude: Set<Int>, ties: TieBreaking = .optimistic)
+        -> Double
+    {
         var higher = 0, equal = 0
         let t = scores[target]
         // Count over every item, then take the excluded ones back out: O(items + |exclude|).
         scores.withUnsafeBufferPointer { s in
-            for i in 1 ..< s.count {
+            for i in 1..<s.count {
                 if s[i] > t { higher += 1 } else if s[i] == t { equal += 1 }
             }
         }
@@ -115,7 +123,7 @@ public struct RankAccumulator: Sendable {
         self.init(cutoffs: cutoffs)
         users = Int(sums[0])
         reciprocalRanks = sums[1]
-        hits = Array(sums[2 ..< 2 + cutoffs.count])
+        hits = Array(sums[2..<2 + cutoffs.count])
         ndcgs = Array(sums[(2 + cutoffs.count)...])
     }
 

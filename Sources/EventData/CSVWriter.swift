@@ -17,9 +17,12 @@ public enum CSVWriter {
             if v == 0 { out.append(48); return }
             var x = Int64(v)
             if x < 0 { out.append(45); x = -x }
-            var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                         UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-                (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+            var digits:
+                (
+                    UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                    UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8
+                ) =
+                    (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
             var n = 0
             withUnsafeMutableBytes(of: &digits) { d in
                 while x > 0 { d[n] = UInt8(48 + x % 10); x /= 10; n += 1 }
@@ -40,13 +43,13 @@ public enum CSVWriter {
                     let v = f32[k]![r]
                     if !v.isNaN { put(v.description) }
                 case .vector:
-                    for j in 0 ..< c.width {
+                    for j in 0..<c.width {
                         if j > 0 { out.append(32) }
                         put(f32[k]![r * c.width + j].description)
                     }
                 case .intList:
                     var first = true
-                    for j in 0 ..< c.width {
+                    for j in 0..<c.width {
                         let v = i32[k]![r * c.width + j]
                         if v < 0 { continue }
                         if !first { out.append(59) }

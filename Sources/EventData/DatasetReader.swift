@@ -11,7 +11,9 @@ public struct DatasetReader: Sendable {
     }
 
     /// Entities present in the run.
-    public var entities: [String] { run.manifest.artifacts.map(\.name).filter { EntitySchema.entityNames.contains($0) } }
+    public var entities: [String] {
+        run.manifest.artifacts.map(\.name).filter { EntitySchema.entityNames.contains($0) }
+    }
 
     /// Shard file paths of `entity`, in writer-rank order.
     public func shards(_ entity: String) throws -> [String] { try run.paths(of: entity) }
@@ -21,7 +23,8 @@ public struct DatasetReader: Sendable {
         let file = try H5File(path: path, mode: .read)
         let v = try file.root.intAttribute("schema_version")
         guard v == EntitySchema.version else {
-            throw ArtifactError(file: path, object: "/", message: "schema_version \(v), this build reads \(EntitySchema.version)")
+            throw ArtifactError(
+                file: path, object: "/", message: "schema_version \(v), this build reads \(EntitySchema.version)")
         }
         return try Table.read(file: file, entity: entity)
     }

@@ -75,9 +75,10 @@ public struct EntitySchema: Sendable, Equatable {
             ColumnSpec("event_id", .int64, .id),
             ColumnSpec("user_id", .int64, .id),
             ColumnSpec("pin_id", .int64, .id),
-            ColumnSpec("event_type", .uint8, .enumeration(names: EventType.names, aliases: ["skip": EventType.hide.rawValue])),
+            ColumnSpec(
+                "event_type", .uint8, .enumeration(names: EventType.names, aliases: ["skip": EventType.hide.rawValue])),
             ColumnSpec("timestamp_ms", .int64, .timestamp),
-            ColumnSpec("position", .int32, .integer(0 ... 1_000_000)),
+            ColumnSpec("position", .int32, .integer(0...1_000_000)),
             ColumnSpec("surface", .uint8, .enumeration(names: Surface.names, aliases: [:])),
             ColumnSpec("session_id", .int64, .id),
             // The generator's true probabilities, on impression rows (NaN elsewhere).
@@ -94,7 +95,7 @@ public struct EntitySchema: Sendable, Equatable {
             name: "pins", shardKey: "pin_id", primaryKey: "pin_id",
             columns: [
                 ColumnSpec("pin_id", .int64, .id),
-                ColumnSpec("category", .int32, .integer(0 ... Int32.max)),
+                ColumnSpec("category", .int32, .integer(0...Int32.max)),
                 ColumnSpec("created_at_ms", .int64, .timestamp),
                 ColumnSpec("creator_id", .int64, .id),
                 ColumnSpec("embedding", .float32, .vector, width: d),

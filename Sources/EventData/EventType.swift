@@ -64,7 +64,7 @@ public enum Device: UInt8, CaseIterable, Sendable {
 public enum CountryCode {
     /// Packs "US" → 0x5553. Returns nil unless `code` is two ASCII letters A–Z.
     public static func pack(_ bytes: UnsafeBufferPointer<UInt8>) -> Int32? {
-        guard bytes.count == 2, (65 ... 90).contains(bytes[0]), (65 ... 90).contains(bytes[1]) else { return nil }
+        guard bytes.count == 2, (65...90).contains(bytes[0]), (65...90).contains(bytes[1]) else { return nil }
         return Int32(bytes[0]) << 8 | Int32(bytes[1])
     }
 

@@ -43,7 +43,10 @@ public struct SequenceFeatureBuilder: Sendable {
     /// Event types that enter sequences (impressions are excluded by default).
     public var sequenceTypes: Set<EventType>
 
-    public init(longLength: Int = 2_000, shortLength: Int = 20, sequenceTypes: Set<EventType> = [.closeup, .click, .save, .hide]) {
+    public init(
+        longLength: Int = 2_000, shortLength: Int = 20,
+        sequenceTypes: Set<EventType> = [.closeup, .click, .save, .hide]
+    ) {
         self.longLength = longLength
         self.shortLength = shortLength
         self.sequenceTypes = sequenceTypes
@@ -88,14 +91,16 @@ public struct SequenceFeatureBuilder: Sendable {
                 }
                 f.exampleRow.append(e)
                 f.labelTimestamp.append(t)
-                for j in max(0, lo - longLength) ..< lo {
+                for j in max(0, lo - longLength)..<lo {
                     let i = seq[j]
-                    f.longRow.append(i); f.longPin.append(pin[i]); f.longType.append(type[i]); f.longTimestamp.append(ts[i])
+                    f.longRow.append(i); f.longPin.append(pin[i]); f.longType.append(type[i]);
+                    f.longTimestamp.append(ts[i])
                 }
                 f.longOffsets.append(f.longRow.count)
-                for j in max(0, lo - shortLength) ..< lo {
+                for j in max(0, lo - shortLength)..<lo {
                     let i = seq[j]
-                    f.shortRow.append(i); f.shortPin.append(pin[i]); f.shortType.append(type[i]); f.shortTimestamp.append(ts[i])
+                    f.shortRow.append(i); f.shortPin.append(pin[i]); f.shortType.append(type[i]);
+                    f.shortTimestamp.append(ts[i])
                 }
                 f.shortOffsets.append(f.shortRow.count)
             }

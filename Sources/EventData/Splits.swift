@@ -13,8 +13,8 @@ public enum Splits {
         var out: [(Int64, Range<Int>)] = []
         if u.isEmpty { return out }
         var s = 0
-        for i in 1 ... max(1, u.count) where i == u.count || u[i] != u[s] {
-            if i > s { out.append((u[s], s ..< i)) }
+        for i in 1...max(1, u.count) where i == u.count || u[i] != u[s] {
+            if i > s { out.append((u[s], s..<i)) }
             s = i
         }
         return out
@@ -25,7 +25,8 @@ public enum Splits {
     /// no validation part.
     public static func byTime(_ events: Table, validationCutMs: Int64, testCutMs: Int64) -> [SplitPart] {
         precondition(validationCutMs <= testCutMs)
-        return events.i64("timestamp_ms").map { t in t < validationCutMs ? .train : t < testCutMs ? .validation : .test }
+        return events.i64("timestamp_ms").map { t in t < validationCutMs ? .train : t < testCutMs ? .validation : .test
+        }
     }
 
     /// Leave-one-out per user over the interactions whose type is in `targets` (the SASRec /
@@ -47,10 +48,15 @@ public enum Splits {
             guard interactions.count >= minimumInteractions else { continue }
             let test = interactions[interactions.count - 1], validation = interactions[interactions.count - 2]
             for i in rows {
-                if i == test { parts[i] = .test }
-                else if i == validation { parts[i] = .validation }
-                else if targetCodes.contains(type[i]) { parts[i] = i < validation ? .train : i < test ? .validation : .test }
-                else { parts[i] = ts[i] < ts[validation] ? .train : ts[i] < ts[test] ? .validation : .test }
+                if i == test {
+                    parts[i] = .test
+                } else if i == validation {
+                    parts[i] = .validation
+                } else if targetCodes.contains(type[i]) {
+                    parts[i] = i < validation ? .train : i < test ? .validation : .test
+                } else {
+                    parts[i] = ts[i] < ts[validation] ? .train : ts[i] < ts[test] ? .validation : .test
+                }
             }
             out.append((user, validation, test))
         }

@@ -23,10 +23,18 @@ public final class TableWriter {
             let chunk = c.width == 1 ? [chunkRows] : [chunkRows, c.width]
             let ds: H5Dataset
             switch c.storage {
-            case .int64: ds = try group.createDataset(c.name, of: Int64.self, shape: shape, extendable: true, chunk: chunk, compression: compression)
-            case .int32: ds = try group.createDataset(c.name, of: Int32.self, shape: shape, extendable: true, chunk: chunk, compression: compression)
-            case .uint8: ds = try group.createDataset(c.name, of: UInt8.self, shape: shape, extendable: true, chunk: chunk, compression: compression)
-            case .float32: ds = try group.createDataset(c.name, of: Float.self, shape: shape, extendable: true, chunk: chunk, compression: compression)
+            case .int64:
+                ds = try group.createDataset(
+                    c.name, of: Int64.self, shape: shape, extendable: true, chunk: chunk, compression: compression)
+            case .int32:
+                ds = try group.createDataset(
+                    c.name, of: Int32.self, shape: shape, extendable: true, chunk: chunk, compression: compression)
+            case .uint8:
+                ds = try group.createDataset(
+                    c.name, of: UInt8.self, shape: shape, extendable: true, chunk: chunk, compression: compression)
+            case .float32:
+                ds = try group.createDataset(
+                    c.name, of: Float.self, shape: shape, extendable: true, chunk: chunk, compression: compression)
             }
             datasets[c.name] = ds
         }
@@ -36,11 +44,18 @@ public final class TableWriter {
     public func append(_ table: Table) throws {
         if table.count == 0 { return }
         for (name, ds) in datasets {
-            if let v = table.int64[name] { try ds.append(v) }
-            else if let v = table.int32[name] { try ds.append(v) }
-            else if let v = table.uint8[name] { try ds.append(v) }
-            else if let v = table.float32[name] { try ds.append(v) }
-            else { throw ArtifactError(file: group.file.path, object: "\(group.path)/\(name)", message: "table lacks column \(name)") }
+            if let v = table.int64[name] {
+                try ds.append(v)
+            } else if let v = table.int32[name] {
+                try ds.append(v)
+            } else if let v = table.uint8[name] {
+                try ds.append(v)
+            } else if let v = table.float32[name] {
+                try ds.append(v)
+            } else {
+                throw ArtifactError(
+                    file: group.file.path, object: "\(group.path)/\(name)", message: "table lacks column \(name)")
+            }
         }
         rows += table.count
     }
@@ -75,13 +90,15 @@ extension Table {
             let ds = try group.dataset(c.name)
             let rowsHere = ds.rowCount
             if let n, n != rowsHere {
-                throw ArtifactError(file: file.path, object: ds.path, message: "\(rowsHere) rows, other columns have \(n)")
+                throw ArtifactError(
+                    file: file.path, object: ds.path, message: "\(rowsHere) rows, other columns have \(n)")
             }
             n = rowsHere
             if ds.rowWidth != c.width {
-                throw ArtifactError(file: file.path, object: ds.path, message: "width \(ds.rowWidth), expected \(c.width)")
+                throw ArtifactError(
+                    file: file.path, object: ds.path, message: "width \(ds.rowWidth), expected \(c.width)")
             }
-            let r = range ?? 0 ..< rowsHere
+            let r = range ?? 0..<rowsHere
             switch c.storage {
             case .int64: table.int64[c.name] = try ds.readRows(r, as: Int64.self)
             case .int32: table.int32[c.name] = try ds.readRows(r, as: Int32.self)

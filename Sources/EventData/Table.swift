@@ -1,4 +1,3 @@
-
 /// Column-oriented rows of one entity: one flat array per column (`count * width` values,
 /// row-major), keyed by column name and grouped by storage type.
 ///
@@ -53,7 +52,8 @@ public struct Table: Sendable {
             case .uint8: len = uint8[c.name]!.count
             case .float32: len = float32[c.name]!.count
             }
-            precondition(len == n * c.width, "column \(schema.name).\(c.name) has \(len) values, expected \(n) × \(c.width)")
+            precondition(
+                len == n * c.width, "column \(schema.name).\(c.name) has \(len) values, expected \(n) × \(c.width)")
         }
         count = n
     }
@@ -100,7 +100,7 @@ public struct Table: Sendable {
             if w == 1 { return rows.map { v[$0] } }
             var o = [T]()
             o.reserveCapacity(rows.count * w)
-            for r in rows { o.append(contentsOf: v[(r * w) ..< (r * w + w)]) }
+            for r in rows { o.append(contentsOf: v[(r * w)..<(r * w + w)]) }
             return o
         }
         for c in presentColumns {
@@ -124,7 +124,7 @@ public struct Table: Sendable {
             if w == 1 { return rows.map { v[$0] } }
             var o = [T]()
             o.reserveCapacity(rows.count * w)
-            for r in rows { o.append(contentsOf: v[(r * w) ..< (r * w + w)]) }
+            for r in rows { o.append(contentsOf: v[(r * w)..<(r * w + w)]) }
             return o
         }
         for c in presentColumns {
@@ -135,7 +135,9 @@ public struct Table: Sendable {
             case .float32: let v = float32.removeValue(forKey: c.name)!; float32[c.name] = pick(v, c.width)
             }
         }
-        for k in int64.keys.filter({ $0.hasPrefix("_") }) { let v = int64.removeValue(forKey: k)!; int64[k] = pick(v, 1) }
+        for k in int64.keys.filter({ $0.hasPrefix("_") }) {
+            let v = int64.removeValue(forKey: k)!; int64[k] = pick(v, 1)
+        }
         count = rows.count
     }
 
@@ -153,17 +155,19 @@ extension Table {
     public func digest(ordinal: [Int64]? = nil) -> UInt64 {
         let cols = presentColumns
         var sum: UInt64 = 0
-        for r in 0 ..< count {
+        for r in 0..<count {
             var h: UInt64 = 0x1234_5678_9ABC_DEF0
             @inline(__always) func mix(_ x: UInt64) { h = Sharding.hash(Int64(bitPattern: h ^ x)) }
             for c in cols {
                 switch c.storage {
-                case .int64: let v = int64[c.name]!; for j in 0 ..< c.width { mix(UInt64(bitPattern: v[r * c.width + j])) }
-                case .int32: let v = int32[c.name]!; for j in 0 ..< c.width { mix(UInt64(UInt32(bitPattern: v[r * c.width + j]))) }
-                case .uint8: let v = uint8[c.name]!; for j in 0 ..< c.width { mix(UInt64(v[r * c.width + j])) }
+                case .int64:
+                    let v = int64[c.name]!; for j in 0..<c.width { mix(UInt64(bitPattern: v[r * c.width + j])) }
+                case .int32:
+                    let v = int32[c.name]!; for j in 0..<c.width { mix(UInt64(UInt32(bitPattern: v[r * c.width + j]))) }
+                case .uint8: let v = uint8[c.name]!; for j in 0..<c.width { mix(UInt64(v[r * c.width + j])) }
                 case .float32:
                     let v = float32[c.name]!
-                    for j in 0 ..< c.width {
+                    for j in 0..<c.width {
                         let f = v[r * c.width + j]
                         mix(f.isNaN ? 0x7FC0_0000 : UInt64(f.bitPattern))
                     }
@@ -180,7 +184,7 @@ extension Table {
     public func ordinals(groupedBy key: String) -> [Int64] {
         let k = int64[key]!
         var out = [Int64](repeating: 0, count: count)
-        for i in 1 ..< max(1, count) where k[i] == k[i - 1] { out[i] = out[i - 1] + 1 }
+        for i in 1..<max(1, count) where k[i] == k[i - 1] { out[i] = out[i - 1] + 1 }
         return out
     }
 }

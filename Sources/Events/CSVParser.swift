@@ -98,14 +98,17 @@ public struct CSVParser {
         var st = stat()
         fstat(fd, &st)
         let size = Int(st.st_size)
-        if size == 0 { throw IngestError(file: path, row: 1, reason: "empty_file", message: "the file is empty (a header line is required)") }
+        if size == 0 {
+            throw IngestError(
+                file: path, row: 1, reason: "empty_file", message: "the file is empty (a header line is required)")
+        }
         var buf = [UInt8](repeating: 0, count: min(size, 1 << 20))
         let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
         buf.removeLast(buf.count - max(0, n))
         var lines: [[UInt8]] = []
         var startOfLine = 0
         for (i, b) in buf.enumerated() where b == 10 {
-            lines.append(Array(buf[startOfLine ..< i]))
+            lines.append(Array(buf[startOfLine..<i]))
             startOfLine = i + 1
             if lines.count == 2 { break }
         }
@@ -116,9 +119,13 @@ public struct CSVParser {
 
     /// Maps header names to schema columns. Throws `missing_header`, `unknown_column`,
     /// `missing_column`, `duplicate_column`, `invalid_utf8`.
-    public static func headerColumns(_ header: [UInt8], schema: EntitySchema, delimiter: UInt8, path: String) throws -> [ColumnSpec] {
+    public static func headerColumns(_ header: [UInt8], schema: EntitySchema, delimiter: UInt8, path: String) throws
+        -> [ColumnSpec]
+    {
         guard let text = String(validating: header, as: UTF8.self) else {
-            throw IngestError(file: path, row: 1, reason: "missing_header", message: "the first line is not UTF-8 text, so it is not a header")
+            throw IngestError(
+                file: path, row: 1, reason: "missing_header",
+                message: "the first line is not UTF-8 text, so it is not a header")
         }
         let names = text.split(separator: Character(UnicodeScalar(delimiter)), omittingEmptySubsequences: false)
             .map { $0.trimmingCharacters(in: .whitespaces) }
@@ -127,22 +134,29 @@ public struct CSVParser {
         if !names.contains(where: known.contains) {
             throw IngestError(
                 file: path, row: 1, reason: "missing_header",
-                message: "the first line '\(text.prefix(80))' is not a header; a \(schema.name) file starts with the column names \(expected)")
+                message:
+                    "the first line '\(text.prefix(80))' is not a header; a \(schema.name) file starts with the column names \(expected)"
+            )
         }
         var seen = Set<String>()
         var specs: [ColumnSpec] = []
         for n in names {
             guard let c = schema.column(n) else {
-                throw IngestError(file: path, row: 1, reason: "unknown_column", message: "column '\(n)' is not a \(schema.name) column (\(expected))")
+                throw IngestError(
+                    file: path, row: 1, reason: "unknown_column",
+                    message: "column '\(n)' is not a \(schema.name) column (\(expected))")
             }
             guard seen.insert(n).inserted else {
-                throw IngestError(file: path, row: 1, reason: "duplicate_column", message: "column '\(n)' appears twice")
+                throw IngestError(
+                    file: path, row: 1, reason: "duplicate_column", message: "column '\(n)' appears twice")
             }
             specs.append(c)
         }
         let missing = schema.columns.filter { !$0.optional && !seen.contains($0.name) }.map(\.name)
         if !missing.isEmpty {
-            throw IngestError(file: path, row: 1, reason: "missing_column", message: "required column(s) \(missing.joined(separator: ", ")) absent (\(expected))")
+            throw IngestError(
+                file: path, row: 1, reason: "missing_column",
+                message: "required column(s) \(missing.joined(separator: ", ")) absent (\(expected))")
         }
         return specs
     }
@@ -155,7 +169,9 @@ public struct CSVParser {
         let p = comm.size, r = comm.rank
         let begin = size * r / p, end = size * (r + 1) / p
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw IngestError(file: path, row: 0, reason: "unreadable", message: String(cString: strerror(errno))) }
+        guard fd >= 0 else {
+            throw IngestError(file: path, row: 0, reason: "unreadable", message: String(cString: strerror(errno)))
+        }
         defer { close(fd) }
 
         var sink = RowSink(specs: specs, schema: schema, file: displayName)
@@ -176,7 +192,7 @@ public struct CSVParser {
                 while !found {
                     let n = probe.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(off)) }
                     if n <= 0 { break }
-                    if let i = probe[0 ..< n].firstIndex(of: 10) { start = off + i + 1; found = true } else { off += n }
+                    if let i = probe[0..<n].firstIndex(of: 10) { start = off + i + 1; found = true } else { off += n }
                 }
                 if !found { start = size }
             }
@@ -211,7 +227,9 @@ public struct CSVParser {
                 raw = bigger
             }
             let n = pread(fd, raw + have, want, off_t(readOffset))
-            if n < 0 { throw IngestError(file: path, row: 0, reason: "unreadable", message: String(cString: strerror(errno))) }
+            if n < 0 {
+                throw IngestError(file: path, row: 0, reason: "unreadable", message: String(cString: strerror(errno)))
+            }
             have += n
             readOffset += n
             bytesRead += n
@@ -241,7 +259,7 @@ public struct CSVParser {
         }
         // Global line numbers: lines owned by lower ranks come first.
         let counts = try comm.allgather([Int64(localLines)])
-        let before = counts[0 ..< r].reduce(0, +)
+        let before = counts[0..<r].reduce(0, +)
         var table = sink.takeTable()
         table.int64["_row"] = table.int64["_row"]!.map { $0 + before }
         var rejects = sink.rejects
@@ -291,7 +309,9 @@ struct RowSink {
             case .integer(let r): rules.append(.integer(Int64(r.lowerBound), Int64(r.upperBound)))
             case .enumeration(let names, let aliases):
                 rules.append(.enumeration(spellings.count))
-                spellings.append(names.enumerated().map { (Array($0.element.utf8), UInt8($0.offset)) } + aliases.map { (Array($0.key.utf8), $0.value) })
+                spellings.append(
+                    names.enumerated().map { (Array($0.element.utf8), UInt8($0.offset)) }
+                        + aliases.map { (Array($0.key.utf8), $0.value) })
             case .country: rules.append(.country)
             case .probability: rules.append(.probability)
             case .vector: rules.append(.vector(c.width))
@@ -309,7 +329,9 @@ struct RowSink {
     }
 
     mutating func reject(_ line: Int, _ k: Int, _ reason: RejectReason, _ detail: String) {
-        rejects.append(RejectRecord(file: file, row: Int64(line), field: k < 0 ? "" : specs[k].name, reason: reason, detail: detail))
+        rejects.append(
+            RejectRecord(
+                file: file, row: Int64(line), field: k < 0 ? "" : specs[k].name, reason: reason, detail: detail))
     }
 
     static func text(_ base: UnsafePointer<UInt8>, _ s: Int, _ e: Int) -> String {
@@ -337,20 +359,20 @@ struct RowSink {
             reject(line, -1, .wrongColumnCount, "found \(fieldStarts.count) fields, the header has \(rules.count)")
             return
         }
-        for k in 0 ..< rules.count {
+        for k in 0..<rules.count {
             if let (reason, detail) = parseField(k, base, fieldStarts[k], fieldEnds[k]) {
                 reject(line, k, reason, detail)
                 return
             }
         }
-        for k in 0 ..< rules.count {
+        for k in 0..<rules.count {
             switch rules[k] {
             case .id, .timestamp: i64[k].append(scalar[k])
             case .integer, .country: i32[k].append(Int32(truncatingIfNeeded: scalar[k]))
             case .enumeration: u8[k].append(UInt8(truncatingIfNeeded: scalar[k]))
             case .probability: f32[k].append(floats[offset[k]])
-            case .vector(let w): f32[k].append(contentsOf: floats[offset[k] ..< offset[k] + w])
-            case .intList(let w): i32[k].append(contentsOf: ints[offset[k] ..< offset[k] + w])
+            case .vector(let w): f32[k].append(contentsOf: floats[offset[k]..<offset[k] + w])
+            case .intList(let w): i32[k].append(contentsOf: ints[offset[k]..<offset[k] + w])
             }
         }
         rows.append(Int64(line))
@@ -361,13 +383,19 @@ struct RowSink {
         switch rules[k] {
         case .id, .timestamp:
             if a == b { return (.emptyField, "empty") }
-            guard let v = Self.parseInt(base, a, b) else { return (.notAnInteger, "'\(Self.text(base, a, b))' is not an integer") }
+            guard let v = Self.parseInt(base, a, b) else {
+                return (.notAnInteger, "'\(Self.text(base, a, b))' is not an integer")
+            }
             if case .id = rules[k], v < 0 { return (.outOfRange, "\(v) < 0") }
-            if case .timestamp = rules[k], v < 0 || v > 4_102_444_800_000 { return (.outOfRange, "\(v) ms is outside 1970…2100") }
+            if case .timestamp = rules[k], v < 0 || v > 4_102_444_800_000 {
+                return (.outOfRange, "\(v) ms is outside 1970…2100")
+            }
             scalar[k] = v
         case .integer(let lo, let hi):
             if a == b { return (.emptyField, "empty") }
-            guard let v = Self.parseInt(base, a, b) else { return (.notAnInteger, "'\(Self.text(base, a, b))' is not an integer") }
+            guard let v = Self.parseInt(base, a, b) else {
+                return (.notAnInteger, "'\(Self.text(base, a, b))' is not an integer")
+            }
             guard v >= lo, v <= hi else { return (.outOfRange, "\(v) outside \(lo)…\(hi)") }
             scalar[k] = v
         case .enumeration(let e):
@@ -390,7 +418,9 @@ struct RowSink {
             scalar[k] = Int64(code)
         case .probability:
             if a == b { floats[offset[k]] = .nan; return nil }
-            guard let v = Self.parseFloat(base, a, b) else { return (.notANumber, "'\(Self.text(base, a, b))' is not a number") }
+            guard let v = Self.parseFloat(base, a, b) else {
+                return (.notANumber, "'\(Self.text(base, a, b))' is not a number")
+            }
             guard v.isFinite else { return (.nonFinite, "'\(Self.text(base, a, b))' is not finite") }
             guard v >= 0, v <= 1 else { return (.outOfRange, "\(v) is not a probability") }
             floats[offset[k]] = v
@@ -401,7 +431,9 @@ struct RowSink {
                 if i == b { break }
                 var j = i
                 while j < b, base[j] != 32 { j += 1 }
-                guard let v = Self.parseFloat(base, i, j) else { return (.notANumber, "value \(n): '\(Self.text(base, i, j))' is not a number") }
+                guard let v = Self.parseFloat(base, i, j) else {
+                    return (.notANumber, "value \(n): '\(Self.text(base, i, j))' is not a number")
+                }
                 guard v.isFinite else { return (.nonFinite, "value \(n) is '\(Self.text(base, i, j))'") }
                 if n < w { floats[offset[k] + n] = v }
                 n += 1
@@ -414,7 +446,9 @@ struct RowSink {
                 var j = i
                 while j < b, base[j] != 59 { j += 1 }
                 if j > i {
-                    guard let v = Self.parseInt(base, i, j) else { return (.notAnInteger, "'\(Self.text(base, i, j))' is not an integer") }
+                    guard let v = Self.parseInt(base, i, j) else {
+                        return (.notAnInteger, "'\(Self.text(base, i, j))' is not an integer")
+                    }
                     guard v >= 0, v <= Int64(Int32.max) else { return (.outOfRange, "\(v) outside 0…\(Int32.max)") }
                     if n < w { ints[offset[k] + n] = Int32(v) }
                     n += 1
@@ -422,7 +456,7 @@ struct RowSink {
                 i = j + 1
             }
             if n > w { return (.tooManyValues, "\(n) values, at most \(w)") }
-            for j in n ..< w { ints[offset[k] + j] = -1 }
+            for j in n..<w { ints[offset[k] + j] = -1 }
         }
         return nil
     }
@@ -470,17 +504,22 @@ struct RowSink {
             var need = 0
             var minCode: UInt32 = 0
             var code: UInt32 = 0
-            if c & 0xE0 == 0xC0 { need = 1; code = UInt32(c & 0x1F); minCode = 0x80 }
-            else if c & 0xF0 == 0xE0 { need = 2; code = UInt32(c & 0x0F); minCode = 0x800 }
-            else if c & 0xF8 == 0xF0 { need = 3; code = UInt32(c & 0x07); minCode = 0x10000 }
-            else { return false }
+            if c & 0xE0 == 0xC0 {
+                need = 1; code = UInt32(c & 0x1F); minCode = 0x80
+            } else if c & 0xF0 == 0xE0 {
+                need = 2; code = UInt32(c & 0x0F); minCode = 0x800
+            } else if c & 0xF8 == 0xF0 {
+                need = 3; code = UInt32(c & 0x07); minCode = 0x10000
+            } else {
+                return false
+            }
             if i + need >= e { return false }
-            for j in 1 ... need {
+            for j in 1...need {
                 let cc = base[i + j]
                 if cc & 0xC0 != 0x80 { return false }
                 code = code << 6 | UInt32(cc & 0x3F)
             }
-            if code < minCode || code > 0x10FFFF || (0xD800 ... 0xDFFF).contains(code) { return false }
+            if code < minCode || code > 0x10FFFF || (0xD800...0xDFFF).contains(code) { return false }
             i += need + 1
         }
         return true

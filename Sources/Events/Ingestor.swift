@@ -60,10 +60,16 @@ public struct Ingestor {
             guard let path = files[entity] else { continue }
             var dim = 1
             if entity == "pins" {
-                if let dimension { dim = dimension } else { dim = try Self.inferDimension(path: path, delimiter: delimiter ?? CSVParser.delimiter(forPath: path)) }
+                if let dimension {
+                    dim = dimension
+                } else {
+                    dim = try Self.inferDimension(
+                        path: path, delimiter: delimiter ?? CSVParser.delimiter(forPath: path))
+                }
             }
             let schema = EntitySchema.named(entity, dimension: dim)!
-            let parser = CSVParser(path: path, schema: schema, delimiter: delimiter ?? CSVParser.delimiter(forPath: path))
+            let parser = CSVParser(
+                path: path, schema: schema, delimiter: delimiter ?? CSVParser.delimiter(forPath: path))
             let parsed = try parser.parse(comm: comm) { parsing(path, $0, $1, $2) }
             local[0] += parsed.dataRows
             local[2] += parsed.bytes
@@ -80,10 +86,13 @@ public struct Ingestor {
                     return zip(keys, rows).map { k, r in first[k] == r ? 1 : 0 }
                 }
                 var kept: [Int] = []
-                for i in 0 ..< table.count {
+                for i in 0..<table.count {
                     if keep[i] == 1 { kept.append(i); continue }
                     local[1] += 1
-                    rejects.append(RejectRecord(file: path, row: rows[i], field: key, reason: .duplicateID, detail: "\(key) \(ids[i]) already appeared earlier in the file"))
+                    rejects.append(
+                        RejectRecord(
+                            file: path, row: rows[i], field: key, reason: .duplicateID,
+                            detail: "\(key) \(ids[i]) already appeared earlier in the file"))
                 }
                 if kept.count != table.count { table.permute(kept) }
             }
@@ -97,14 +106,18 @@ public struct Ingestor {
                 // Ranks agree on whether `target` was imported: it depends on `files` only.
                 guard files[target] != nil, let set = keySets[target] else { continue }
                 let values = table.i64(column)
-                let found = try askOwners(keys: values, payload: [Int64](repeating: 0, count: values.count), comm: comm) { keys, _ in
+                let found = try askOwners(keys: values, payload: [Int64](repeating: 0, count: values.count), comm: comm)
+                { keys, _ in
                     keys.map { set.contains($0) ? 1 : 0 }
                 }
                 var kept: [Int] = []
                 let rows = table.i64("_row")
-                for i in 0 ..< table.count {
+                for i in 0..<table.count {
                     if found[i] == 1 { kept.append(i); continue }
-                    rejects.append(RejectRecord(file: path, row: rows[i], field: column, reason: .unknownReference, detail: "no \(target) row has id \(values[i])"))
+                    rejects.append(
+                        RejectRecord(
+                            file: path, row: rows[i], field: column, reason: .unknownReference,
+                            detail: "no \(target) row has id \(values[i])"))
                 }
                 if kept.count != table.count { table.permute(kept) }
             }
@@ -120,14 +133,22 @@ public struct Ingestor {
         }
 
         // Gather rejects on rank 0, sorted by (entity order, line, field).
-        let order = Dictionary(uniqueKeysWithValues: EntitySchema.entityNames.compactMap { e in files[e].map { ($0, EntitySchema.entityNames.firstIndex(of: e)!) } })
+        let order = Dictionary(
+            uniqueKeysWithValues: EntitySchema.entityNames.compactMap { e in
+                files[e].map { ($0, EntitySchema.entityNames.firstIndex(of: e)!) }
+            })
         let text = rejects.map(\.tsv).joined(separator: "\n")
         let (bytes, _) = try comm.gatherv(Array(text.utf8) + (rejects.isEmpty ? [] : [10]), root: 0)
         var all: [RejectRecord] = []
         if comm.isRoot {
             for line in bytes.split(separator: 10) {
-                let f = line.split(separator: 9, maxSplits: 4, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
-                all.append(RejectRecord(file: f[0], row: Int64(f[1])!, field: f[2], reason: RejectReason(rawValue: f[3])!, detail: f[4]))
+                let f = line.split(separator: 9, maxSplits: 4, omittingEmptySubsequences: false).map {
+                    String(decoding: $0, as: UTF8.self)
+                }
+                all.append(
+                    RejectRecord(
+                        file: f[0], row: Int64(f[1])!, field: f[2], reason: RejectReason(rawValue: f[3])!, detail: f[4])
+                )
             }
             all.sort { (order[$0.file] ?? 0, $0.row, $0.field) < (order[$1.file] ?? 0, $1.row, $1.field) }
         }
@@ -141,7 +162,9 @@ public struct Ingestor {
         summary.duplicates = Int(totals[1])
         summary.bytes = Int(totals[2])
         summary.rejected = Int(totals[3]) - summary.duplicates
-        for (i, e) in EntitySchema.entityNames.enumerated() where files[e] != nil { summary.acceptedByEntity[e] = Int(totals[4 + i]) }
+        for (i, e) in EntitySchema.entityNames.enumerated() where files[e] != nil {
+            summary.acceptedByEntity[e] = Int(totals[4 + i])
+        }
         summary.accepted = summary.acceptedByEntity.values.reduce(0, +)
         for (i, reason) in RejectReason.allCases.enumerated() where totals[4 + EntitySchema.entityNames.count + i] > 0 {
             summary.byReason[reason.rawValue] = Int(totals[4 + EntitySchema.entityNames.count + i])
@@ -168,13 +191,14 @@ public struct Ingestor {
         switch t.schema.name {
         case "events":
             let u = t.i64("user_id"), ts = t.i64("timestamp_ms"), id = t.i64("event_id")
-            order = (0 ..< t.count).sorted { (u[$0], ts[$0], id[$0]) < (u[$1], ts[$1], id[$1]) }
+            order = (0..<t.count).sorted { (u[$0], ts[$0], id[$0]) < (u[$1], ts[$1], id[$1]) }
         case "saves":
-            let p = t.i64("pin_id"), ts = t.i64("saved_at_ms"), u = t.i64("user_id"), b = t.i64("board_id"), r = t.i64("_row")
-            order = (0 ..< t.count).sorted { (p[$0], ts[$0], u[$0], b[$0], r[$0]) < (p[$1], ts[$1], u[$1], b[$1], r[$1]) }
+            let p = t.i64("pin_id"), ts = t.i64("saved_at_ms"), u = t.i64("user_id"), b = t.i64("board_id"),
+                r = t.i64("_row")
+            order = (0..<t.count).sorted { (p[$0], ts[$0], u[$0], b[$0], r[$0]) < (p[$1], ts[$1], u[$1], b[$1], r[$1]) }
         default:
             let k = t.i64(t.schema.primaryKey!)
-            order = (0 ..< t.count).sorted { k[$0] < k[$1] }
+            order = (0..<t.count).sorted { k[$0] < k[$1] }
         }
         return order
     }
@@ -182,7 +206,9 @@ public struct Ingestor {
     /// The number of space-separated values in the `embedding` field of the first data row.
     static func inferDimension(path: String, delimiter: UInt8) throws -> Int {
         let (_, header, second) = try CSVParser.firstLines(path: path)
-        let names = header.split(separator: delimiter, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        let names = header.split(separator: delimiter, omittingEmptySubsequences: false).map {
+            String(decoding: $0, as: UTF8.self)
+        }
         guard let k = names.firstIndex(of: "embedding"), let second else { return 1 }
         let fields = second.split(separator: delimiter, omittingEmptySubsequences: false)
         guard k < fields.count else { return 1 }

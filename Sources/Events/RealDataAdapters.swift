@@ -14,7 +14,9 @@ public enum SharedData {
         candidates.append((fm.currentDirectoryPath as NSString).appendingPathComponent("../shared/data"))
         for c in candidates {
             var isDir: ObjCBool = false
-            if fm.fileExists(atPath: c, isDirectory: &isDir), isDir.boolValue { return URL(fileURLWithPath: c).standardizedFileURL }
+            if fm.fileExists(atPath: c, isDirectory: &isDir), isDir.boolValue {
+                return URL(fileURLWithPath: c).standardizedFileURL
+            }
         }
         return nil
     }
@@ -72,7 +74,9 @@ public struct RealDataAdapter {
             ranks: ranks)
     }
 
-    static func sequencesToTables(order: [Int64], sequences: [Int64: [Int64]], itemCount: Int, tags: [Int64: [Int32]]?, rank: Int, ranks: Int) -> Converted {
+    static func sequencesToTables(
+        order: [Int64], sequences: [Int64: [Int64]], itemCount: Int, tags: [Int64: [Int32]]?, rank: Int, ranks: Int
+    ) -> Converted {
         var users = Table(schema: .users)
         var events = Table(schema: .events)
         var eventID: Int64 = 0
@@ -84,7 +88,8 @@ public struct RealDataAdapter {
             guard Sharding.owner(u, ranks: ranks) == rank else { continue }
             myUsers.append(u)
             for (k, item) in seq.enumerated() {
-                e.id.append(eventID + Int64(k)); e.user.append(u); e.pin.append(item); e.ts.append(baseMs + Int64(k) * 1000)
+                e.id.append(eventID + Int64(k)); e.user.append(u); e.pin.append(item);
+                e.ts.append(baseMs + Int64(k) * 1000)
             }
         }
         let n = e.id.count
@@ -102,8 +107,9 @@ public struct RealDataAdapter {
         users.int64["signup_at_ms"] = [Int64](repeating: 0, count: myUsers.count)
         users.setCount(myUsers.count)
         let pins = itemTable(itemCount: itemCount, tags: tags, rank: rank, ranks: ranks)
-        return Converted(users: users, pins: pins, events: events, totalUsers: order.count, totalItems: itemCount,
-                         totalActions: order.reduce(0) { $0 + sequences[$1]!.count })
+        return Converted(
+            users: users, pins: pins, events: events, totalUsers: order.count, totalItems: itemCount,
+            totalActions: order.reduce(0) { $0 + sequences[$1]!.count })
     }
 
     /// Items `1 ... itemCount` owned by `rank`, with categories and tags from `tags`.
@@ -111,7 +117,7 @@ public struct RealDataAdapter {
         var frequency: [Int32: Int] = [:]
         for v in (tags ?? [:]).values { for a in v { frequency[a, default: 0] += 1 } }
         var pins = Table(schema: .pins(dimension: 1), including: tags == nil ? [] : ["tags"])
-        let ids = (firstID ..< firstID + Int64(itemCount)).filter { Sharding.owner($0, ranks: ranks) == rank }
+        let ids = (firstID..<firstID + Int64(itemCount)).filter { Sharding.owner($0, ranks: ranks) == rank }
         pins.int64["pin_id"] = ids
         pins.int32["category"] = ids.map { id in
             let t = tags?[id] ?? []
@@ -142,20 +148,28 @@ public struct RealDataAdapter {
             try forEachLine(path) { line, number in
                 if number == 1 {
                     guard line.starts(with: Array("label,user,item".utf8)) else {
-                        throw IngestError(file: path, row: 1, reason: "missing_header", message: "expected the header label,user,item,daytime,…")
+                        throw IngestError(
+                            file: path, row: 1, reason: "missing_header",
+                            message: "expected the header label,user,item,daytime,…")
                     }
                     return
                 }
                 let f = line.split(separator: 44).map { Int64(String(decoding: $0, as: UTF8.self)) }
-                guard f.count == 11, f.allSatisfy({ $0 != nil }), f[0]! == 0 || f[0]! == 1, (957 ... 5038).contains(f[2]!) else {
-                    throw IngestError(file: path, row: Int64(number), reason: "bad_line", message: "expected label and 10 feature indices")
+                guard f.count == 11, f.allSatisfy({ $0 != nil }), f[0]! == 0 || f[0]! == 1, (957...5038).contains(f[2]!)
+                else {
+                    throw IngestError(
+                        file: path, row: Int64(number), reason: "bad_line",
+                        message: "expected label and 10 feature indices")
                 }
                 let u = f[1]!
                 maxUser = max(maxUser, u)
                 total += 1
                 defer { index += 1 }
                 guard Sharding.owner(u, ranks: ranks) == rank else { return }
-                byUser[u, default: []].append(Row(user: u, item: f[2]! - 957, label: f[0]! == 1, context: f[3...].map { Int32($0!) }, split: Int32(split), index: index))
+                byUser[u, default: []].append(
+                    Row(
+                        user: u, item: f[2]! - 957, label: f[0]! == 1, context: f[3...].map { Int32($0!) },
+                        split: Int32(split), index: index))
             }
         }
         var events = Table(schema: .events)
@@ -181,14 +195,16 @@ public struct RealDataAdapter {
         events.int64["session_id"] = e.session
         events.setCount(n)
         var users = Table(schema: .users)
-        let myUsers = (0 ... maxUser).filter { Sharding.owner($0, ranks: ranks) == rank }
+        let myUsers = (0...maxUser).filter { Sharding.owner($0, ranks: ranks) == rank }
         users.int64["user_id"] = myUsers
         users.int32["country"] = [Int32](repeating: CountryCode.pack("ZZ")!, count: myUsers.count)
         users.uint8["device"] = [UInt8](repeating: Device.other.rawValue, count: myUsers.count)
         users.int64["signup_at_ms"] = [Int64](repeating: 0, count: myUsers.count)
         users.setCount(myUsers.count)
         let pins = itemTable(itemCount: 4_082, tags: nil, rank: rank, ranks: ranks, firstID: 0)
-        var out = Converted(users: users, pins: pins, events: events, totalUsers: Int(maxUser) + 1, totalItems: 4_082, totalActions: total)
+        var out = Converted(
+            users: users, pins: pins, events: events, totalUsers: Int(maxUser) + 1, totalItems: 4_082,
+            totalActions: total)
         out.extraEventColumns = ["context": (context, 8), "split": (splits, 1)]
         return out
     }
@@ -206,7 +222,7 @@ public struct RealDataAdapter {
             let next = end + 1
             number += 1
             if end > start, bytes[end - 1] == 13 { end -= 1 }
-            if end > start { try body(bytes[start ..< end], number) }
+            if end > start { try body(bytes[start..<end], number) }
             start = next
         }
     }

@@ -20,7 +20,7 @@ extension Table {
         for d in destination { counts[d] += 1 }
         // Stable counting sort of the rows by destination.
         var start = [Int](repeating: 0, count: p)
-        for r in 1 ..< max(1, p) { start[r] = start[r - 1] + counts[r - 1] }
+        for r in 1..<max(1, p) { start[r] = start[r - 1] + counts[r - 1] }
         var order = [Int](repeating: 0, count: count)
         for (i, d) in destination.enumerated() {
             order[start[d]] = i
@@ -34,7 +34,11 @@ extension Table {
         func exchange<T: MPIScalar>(_ v: [T], _ w: Int) throws -> [T] {
             var send = [T]()
             send.reserveCapacity(v.count)
-            if w == 1 { for i in order { send.append(v[i]) } } else { for i in order { send.append(contentsOf: v[(i * w) ..< (i * w + w)]) } }
+            if w == 1 {
+                for i in order { send.append(v[i]) }
+            } else {
+                for i in order { send.append(contentsOf: v[(i * w)..<(i * w + w)]) }
+            }
             let (values, rc) = try comm.alltoallv(send, sendCounts: counts.map { $0 * w })
             received = rc.reduce(0, +) / w
             return values
@@ -75,7 +79,7 @@ public func askOwners(
     let dest = keys.map { Sharding.owner($0, ranks: p) }
     for d in dest { counts[d] += 1 }
     var start = [Int](repeating: 0, count: p)
-    for r in 1 ..< max(1, p) { start[r] = start[r - 1] + counts[r - 1] }
+    for r in 1..<max(1, p) { start[r] = start[r - 1] + counts[r - 1] }
     var order = [Int](repeating: 0, count: keys.count)
     for (i, d) in dest.enumerated() {
         order[start[d]] = i

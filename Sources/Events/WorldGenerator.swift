@@ -73,7 +73,7 @@ public struct WorldGenerator: Sendable {
     func direction(_ stream: Stream, _ index: Int) -> [Float] {
         var r = RandomStream(seed: parameters.seed, rank: stream.rawValue, index: UInt64(index))
         let scale = 1 / Double(parameters.dimension).squareRoot()
-        return (0 ..< parameters.dimension).map { _ in Float(r.normal() * scale) }
+        return (0..<parameters.dimension).map { _ in Float(r.normal() * scale) }
     }
 
     /// Pins `ids` (any subset of `0 ..< totalPins`), as a `pins` table: category within the
@@ -81,8 +81,8 @@ public struct WorldGenerator: Sendable {
     /// pins), creator, and an embedding = topic direction + 0.5 × category direction + noise.
     public func pins(_ ids: [Int]) -> Table {
         let p = parameters
-        let topicDirs = (0 ..< p.topics).map { direction(.topic, $0) }
-        let catDirs = (0 ..< p.categories).map { direction(.category, $0) }
+        let topicDirs = (0..<p.topics).map { direction(.topic, $0) }
+        let catDirs = (0..<p.categories).map { direction(.category, $0) }
         var t = Table(schema: .pins(dimension: p.dimension))
         var pinID = [Int64](), category = [Int32](), created = [Int64](), creator = [Int64](), emb = [Float]()
         pinID.reserveCapacity(ids.count); category.reserveCapacity(ids.count); created.reserveCapacity(ids.count)
@@ -98,13 +98,15 @@ public struct WorldGenerator: Sendable {
             } else {
                 let day = Int64((i - p.initialPins) / max(1, p.freshPinsPerDay))
                 // Fresh pins of day d are created during day d − 1 and visible from day d.
-                createdAt = p.startMs + (day - 1) * WorldParameters.dayMs + Int64(r.uniform() * Double(WorldParameters.dayMs - 1))
+                createdAt =
+                    p.startMs + (day - 1) * WorldParameters.dayMs
+                    + Int64(r.uniform() * Double(WorldParameters.dayMs - 1))
             }
             pinID.append(Int64(i))
             category.append(Int32(cat))
             created.append(createdAt)
             creator.append(Int64(r.int(below: p.users)))
-            for j in 0 ..< p.dimension {
+            for j in 0..<p.dimension {
                 emb.append(topicDirs[topic][j] + 0.5 * catDirs[cat][j] + Float(r.normal() * noise))
             }
         }
@@ -165,8 +167,10 @@ public struct WorldGenerator: Sendable {
         var surface = [UInt8](), session = [Int64](), pc = [Float](), pk = [Float](), ps = [Float](), ph = [Float]()
         var userStart = 0
 
-        mutating func add(_ u: Int64, _ pin: Int64, _ type: EventType, _ ts: Int64, _ pos: Int32, _ surface: UInt8, _ session: Int64,
-                          _ probs: (Float, Float, Float, Float)) {
+        mutating func add(
+            _ u: Int64, _ pin: Int64, _ type: EventType, _ ts: Int64, _ pos: Int32, _ surface: UInt8, _ session: Int64,
+            _ probs: (Float, Float, Float, Float)
+        ) {
             user.append(u); self.pin.append(pin); self.type.append(type.rawValue); self.ts.append(ts)
             self.pos.append(pos); self.surface.append(surface); self.session.append(session)
             pc.append(probs.0); pk.append(probs.1); ps.append(probs.2); ph.append(probs.3)
@@ -176,14 +180,14 @@ public struct WorldGenerator: Sendable {
         mutating func finishUser(_ u: Int) {
             let n = ts.count - userStart
             let base = userStart
-            let order = (0 ..< n).sorted { (ts[base + $0], $0) < (ts[base + $1], $1) }
+            let order = (0..<n).sorted { (ts[base + $0], $0) < (ts[base + $1], $1) }
             func perm<T>(_ a: inout [T]) {
                 let sub = order.map { a[base + $0] }
-                a.replaceSubrange(base ..< base + n, with: sub)
+                a.replaceSubrange(base..<base + n, with: sub)
             }
             perm(&pin); perm(&type); perm(&ts); perm(&pos); perm(&surface); perm(&session)
             perm(&pc); perm(&pk); perm(&ps); perm(&ph)
-            for k in 0 ..< n { id.append(Int64(u) << 20 | Int64(k)) }
+            for k in 0..<n { id.append(Int64(u) << 20 | Int64(k)) }
             userStart = ts.count
         }
 
@@ -214,7 +218,10 @@ public struct WorldGenerator: Sendable {
         users.id.append(uid)
         users.country.append(Self.countries[min(Self.countries.count - 1, Int(r.exponential(rate: 0.6)))])
         let dv = r.uniform()
-        users.device.append(dv < 0.45 ? Device.ios.rawValue : dv < 0.85 ? Device.android.rawValue : dv < 0.98 ? Device.web.rawValue : Device.other.rawValue)
+        users.device.append(
+            dv < 0.45
+                ? Device.ios.rawValue
+                : dv < 0.85 ? Device.android.rawValue : dv < 0.98 ? Device.web.rawValue : Device.other.rawValue)
         users.signup.append(p.startMs - 1 - Int64(r.uniform() * Double(3 * 365 * WorldParameters.dayMs)))
 
         // Long-term interests: three topics (Zipf-popular topics are chosen more often).
@@ -234,7 +241,7 @@ public struct WorldGenerator: Sendable {
         // Boards: one to four topical collections, the first on the main interest.
         let nBoards = 1 + r.int(below: 4)
         var boardTopic = [Int]()
-        for k in 0 ..< nBoards {
+        for k in 0..<nBoards {
             let t = k < interests.count ? interests[k] : r.int(below: p.topics)
             boardTopic.append(t)
             boards.id.append(uid << 3 | Int64(k))
@@ -250,7 +257,7 @@ public struct WorldGenerator: Sendable {
         let power = p.powerUserEvery > 0 && u % p.powerUserEvery == 0
         if power { sessions = 330 + r.int(below: 100) }
         let spanDays = max(1, p.days)
-        var starts = (0 ..< sessions).map { _ in Int64(r.uniform() * Double(Int64(spanDays) * WorldParameters.dayMs)) }
+        var starts = (0..<sessions).map { _ in Int64(r.uniform() * Double(Int64(spanDays) * WorldParameters.dayMs)) }
         starts.sort()
 
         var sessionTopic = interests[interestDist.sample(&r)]
@@ -259,20 +266,26 @@ public struct WorldGenerator: Sendable {
             // Short-term interest drifts: mostly a long-term topic, sometimes the same topic as
             // the previous session, sometimes a new topic.
             let d = r.uniform()
-            if d < 0.6 { sessionTopic = interests[interestDist.sample(&r)] }
-            else if d < 0.85 { /* keep */ }
-            else { sessionTopic = r.int(below: p.topics) }
+            if d < 0.6 {
+                sessionTopic = interests[interestDist.sample(&r)]
+            } else if d < 0.85 { /* keep */
+            } else {
+                sessionTopic = r.int(below: p.topics)
+            }
             let day = Int(start / WorldParameters.dayMs)
             let visible = visiblePins(onDay: day)
             let sessionID = uid << 20 | Int64(s)
             let su = r.uniform()
-            let surface = su < 0.8 ? Surface.home : su < 0.9 ? Surface.related : su < 0.95 ? Surface.search : Surface.board
+            let surface =
+                su < 0.8 ? Surface.home : su < 0.9 ? Surface.related : su < 0.95 ? Surface.search : Surface.board
             let length = power ? 16 + r.int(below: 8) : 8 + r.int(below: 25)
             var t = p.startMs + start
-            for pos in 0 ..< length {
+            for pos in 0..<length {
                 if total + 5 >= Self.maxEventsPerUser { break }
                 t += 1_000 + Int64(r.int(below: 5_000))
-                let pin = samplePin(&r, sessionTopic: sessionTopic, interests: interests, interestDist: interestDist, day: day, visible: visible)
+                let pin = samplePin(
+                    &r, sessionTopic: sessionTopic, interests: interests, interestDist: interestDist, day: day,
+                    visible: visible)
                 let topic = topic(ofPin: pin)
                 // True probabilities: relevance from long-term and session interest and pin
                 // quality; examination falls with feed position (position bias).
@@ -315,7 +328,10 @@ public struct WorldGenerator: Sendable {
     /// A pin for one feed slot: from the session topic, a long-term topic, any topic (by
     /// popularity), or yesterday's fresh pins.
     @inline(__always)
-    func samplePin(_ r: inout RandomStream, sessionTopic: Int, interests: [Int], interestDist: CategoricalDistribution, day: Int, visible: Int) -> Int {
+    func samplePin(
+        _ r: inout RandomStream, sessionTopic: Int, interests: [Int], interestDist: CategoricalDistribution, day: Int,
+        visible: Int
+    ) -> Int {
         let p = parameters
         let c = r.uniform()
         if c >= 0.9, day > 0, p.freshPinsPerDay > 0 {

@@ -37,7 +37,8 @@ public struct ContentChannel: Sendable {
         d = Int(try comm.allreduce(Int64(d), op: .max))
         let total = Int(try comm.allreduce(Int64(ids.count)))
         guard d > 0, total > 0 else {
-            throw ArtifactError(file: world.run.directory.path, object: "pins", message: "no pins with embeddings in the dataset")
+            throw ArtifactError(
+                file: world.run.directory.path, object: "pins", message: "no pins with embeddings in the dataset")
         }
         let lists = nlist ?? max(1, Int(Double(total).squareRoot()))
         var kmeans = KMeansParameters(seed: seed, initialization: .random)
@@ -45,8 +46,9 @@ public struct ContentChannel: Sendable {
         var index = try IVFIndex(d: d, parameters: IVFParameters(nlist: min(lists, total), metric: .l2, kmeans: kmeans))
         try index.train(embeddings, comm: comm)
         try index.add(embeddings, ids: ids, comm: comm)
-        return ContentChannel(ids: ids, categories: categories, embeddings: embeddings, d: d, index: index,
-                              row: Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, $0) }))
+        return ContentChannel(
+            ids: ids, categories: categories, embeddings: embeddings, d: d, index: index,
+            row: Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, $0) }))
     }
 
     /// Embeddings `(pins.count × d)` and categories of `pins`, whichever rank holds them
@@ -56,7 +58,7 @@ public struct ContentChannel: Sendable {
         var c = [Int32](repeating: -1, count: pins.count)
         for (i, p) in pins.enumerated() {
             guard let r = row[p] else { continue }
-            for j in 0 ..< d { e[i * d + j] = embeddings[r * d + j] }
+            for j in 0..<d { e[i * d + j] = embeddings[r * d + j] }
             c[i] = categories[r]
         }
         try comm.allreduce(&e)  // each pin lives on exactly one rank: the sum is a gather
@@ -71,10 +73,11 @@ public struct ContentChannel: Sendable {
     {
         let nq = queries.count / d
         let want = k + exclude.count
-        let (dist, labels) = try index.search(queries, k: want, parameters: SearchParameters(nprobe: nprobe), comm: comm)
-        return (0 ..< nq).map { q in
+        let (dist, labels) = try index.search(
+            queries, k: want, parameters: SearchParameters(nprobe: nprobe), comm: comm)
+        return (0..<nq).map { q in
             var out: [(pin: Int64, distance: Float)] = []
-            for i in (q * want) ..< ((q + 1) * want) where labels[i] >= 0 && !exclude.contains(labels[i]) {
+            for i in (q * want)..<((q + 1) * want) where labels[i] >= 0 && !exclude.contains(labels[i]) {
                 out.append((labels[i], dist[i]))
                 if out.count == k { break }
             }
@@ -110,7 +113,7 @@ public struct ContentChannel: Sendable {
         let top = members.sorted { ($0.value.count, -$0.key) > ($1.value.count, -$1.key) }.prefix(max(1, count))
         var queries = [Float](repeating: 0, count: top.count * d)
         for (q, (_, rows)) in top.enumerated() {
-            for r in rows { for j in 0 ..< d { queries[q * d + j] += embeddings[r * d + j] / Float(rows.count) } }
+            for r in rows { for j in 0..<d { queries[q * d + j] += embeddings[r * d + j] / Float(rows.count) } }
         }
         return (top.map(\.key), top.map { $0.value.count }, queries)
     }
@@ -151,13 +154,14 @@ public struct ContentChannel: Sendable {
     /// passes its own list: the lists are allgathered, each rank fills the pins it holds, and
     /// one reduce-scatter returns each rank its part. Unknown pins get zeros and category −1.
     /// Memory: O(Σ lists · d). Collective.
-    public func lookupDistinct(_ pins: [Int64], comm: Communicator) throws -> (embeddings: [Float], categories: [Int32]) {
+    public func lookupDistinct(_ pins: [Int64], comm: Communicator) throws -> (embeddings: [Float], categories: [Int32])
+    {
         let (all, counts) = try comm.allgatherv(pins)
         let w = d + 1  // embedding, then category + 1 (0 = unknown; exact in Float below 2^24)
         var mine = [Float](repeating: 0, count: all.count * w)
         for (i, p) in all.enumerated() {
             guard let r = row[p] else { continue }
-            for j in 0 ..< d { mine[i * w + j] = embeddings[r * d + j] }
+            for j in 0..<d { mine[i * w + j] = embeddings[r * d + j] }
             mine[i * w + d] = Float(categories[r] + 1)
         }
         var back = [Float](repeating: 0, count: pins.count * w)
@@ -168,8 +172,8 @@ public struct ContentChannel: Sendable {
         }
         var e = [Float](repeating: 0, count: pins.count * d)
         var c = [Int32](repeating: -1, count: pins.count)
-        for i in 0 ..< pins.count {
-            for j in 0 ..< d { e[i * d + j] = back[i * w + j] }
+        for i in 0..<pins.count {
+            for j in 0..<d { e[i * d + j] = back[i * w + j] }
             c[i] = Int32(back[i * w + d]) - 1
         }
         return (e, c)

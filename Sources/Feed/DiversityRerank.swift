@@ -49,7 +49,14 @@ public struct DiversityRerank: Sendable {
         }
         // Categories as dense indices (−1 stays "none") so the window counts are an array.
         var dense: [Int32: Int] = [:]
-        let category = categories.map { c in c < 0 ? -1 : dense[c] ?? { dense[c] = dense.count; return dense.count - 1 }() }
+        let category = categories.map { c in
+            c < 0
+                ? -1
+                : dense[c]
+                    ?? {
+                        dense[c] = dense.count; return dense.count - 1
+                    }()
+        }
         var inWindow = [Int](repeating: 0, count: dense.count)
         // similarity[t][c] = cos(candidate c, the pin picked at slot t), computed once per pick.
         var similarity: [[Float]] = []
@@ -100,7 +107,9 @@ public struct DiversityRerank: Sendable {
         var best = 0
         for start in categories.indices {
             var count: [Int32: Int] = [:]
-            for c in categories[start..<min(categories.count, start + window)] where c >= 0 { count[c, default: 0] += 1 }
+            for c in categories[start..<min(categories.count, start + window)] where c >= 0 {
+                count[c, default: 0] += 1
+            }
             best = max(best, count.values.max() ?? 0)
         }
         return best

@@ -121,7 +121,8 @@ public struct FeedPrecompute: Sendable {
             var offset = 0
             for (b, pins) in engaged.enumerated() {
                 let top = ContentChannel.interests(
-                    embeddings: Array(e[offset * d..<(offset + pins.count) * d]), categories: Array(c[offset..<offset + pins.count]),
+                    embeddings: Array(e[offset * d..<(offset + pins.count) * d]),
+                    categories: Array(c[offset..<offset + pins.count]),
                     d: d, count: interests)
                 offset += pins.count
                 guard !top.categories.isEmpty else { continue }
@@ -173,7 +174,8 @@ public struct FeedPrecompute: Sendable {
     /// The `m` pins saved most often strictly before `cut` over all ranks' users (ties: smaller
     /// id): save counts are sent to the pin's owner rank (pin mod ranks), each owner keeps its
     /// top m, and the owners' lists are merged. The popularity baseline. Collective.
-    public static func mostSaved(_ users: [UserEvents], before cut: Int64, m: Int, comm: Communicator) throws -> [Int64] {
+    public static func mostSaved(_ users: [UserEvents], before cut: Int64, m: Int, comm: Communicator) throws -> [Int64]
+    {
         var counts: [Int64: Int64] = [:]
         for u in users {
             for i in u.pins.indices where u.times[i] < cut && u.types[i] == EventType.save.rawValue {

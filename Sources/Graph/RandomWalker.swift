@@ -329,12 +329,16 @@ public enum RandomWalker {
                                                 vp[nv] = x.node
                                                 nv += 1
                                                 if step >= maxSteps { continue }
-                                                if WalkerStream.draw(x.key, step: step, 1) >> 11 < restartBits { continue }
+                                                if WalkerStream.draw(x.key, step: step, 1) >> 11 < restartBits {
+                                                    continue
+                                                }
                                             }
                                             if x.degree == 0 { continue }
-                                            x.span += WalkerStream.below(x.degree, WalkerStream.draw(x.key, step: step, 0))
+                                            x.span += WalkerStream.below(
+                                                x.degree, WalkerStream.draw(x.key, step: step, 0))
                                             // The low bit now tells the side of the next node.
-                                            x.meta = (x.meta & ~(stepMask | 1)) | (step + 1) << stepShift | (atBoard ? 0 : 1)
+                                            x.meta =
+                                                (x.meta & ~(stepMask | 1)) | (step + 1) << stepShift | (atBoard ? 0 : 1)
                                             wb[m] = x
                                             m += 1
                                         }
@@ -513,7 +517,8 @@ public enum RandomWalker {
             return try key.withUnsafeBufferPointer { k in
                 try pin.withUnsafeBufferPointer { v in
                     try k.withMemoryRebound(to: Int64.self) { positions in
-                        try body(Visits(positions: positions.baseAddress, pins: v.baseAddress, stride: 1, count: v.count))
+                        try body(
+                            Visits(positions: positions.baseAddress, pins: v.baseAddress, stride: 1, count: v.count))
                     }
                 }
             }

@@ -75,7 +75,8 @@ public struct IsotonicRegression: Sendable, Equatable {
             "Isotonic: scores and labels must be non-empty and equal in length")
         let order = scores.indices.sorted { scores[$0] < scores[$1] }
         let tied = tiedBlocks(
-            scores: order.map { scores[$0] }, labels: order.map { labels[$0] }, weights: order.map { weights?[$0] ?? 1 })
+            scores: order.map { scores[$0] }, labels: order.map { labels[$0] }, weights: order.map { weights?[$0] ?? 1 }
+        )
         let (mean, _, centre) = pool(means: tied.means, weights: tied.weights, centres: tied.centres)
         return IsotonicRegression(thresholds: centre, values: mean)
     }

@@ -67,11 +67,12 @@ public final class CrossMMoEModel<T: Real>: TrainableModel {
 
     /// Parameter ranges in the order backward finishes them: towers, gates, experts 0…E−1, then
     /// cross layers L−1…0 (computed once).
-    private lazy var backwardRanges: (towers: Range<Int>, gates: Range<Int>, experts: [Range<Int>], cross: [Range<Int>]) = (
-        parameters.range(prefix: "mmoe.tower"), parameters.range(prefix: "mmoe.gate"),
-        (0..<config.experts).map { parameters.range(prefix: "mmoe.expert\($0).") },
-        (0..<config.crossLayers).map { parameters.range(prefix: "cross.\($0).") }
-    )
+    private lazy var backwardRanges:
+        (towers: Range<Int>, gates: Range<Int>, experts: [Range<Int>], cross: [Range<Int>]) = (
+            parameters.range(prefix: "mmoe.tower"), parameters.range(prefix: "mmoe.gate"),
+            (0..<config.experts).map { parameters.range(prefix: "mmoe.expert\($0).") },
+            (0..<config.crossLayers).map { parameters.range(prefix: "cross.\($0).") }
+        )
 
     /// `lossAndGradients`, reporting each layer's dense gradient range to `gradientsReady` as soon
     /// as backward has finished it (MMoE towers and gates, each expert, each cross layer from the

@@ -482,7 +482,9 @@ public final class DataParallelTrainer<Model: TrainableModel> {
         try verifyReplicas()
         let denseSlots = try denseOptimizer.state.map { try gatherDenseState($0) }
         let tableSlots = try model.tables.indices.map { i in
-            try sparseOptimizers[i].state.map { try gatherRowState($0, layout: rowLayouts[i], dim: model.tables[i].dim) }
+            try sparseOptimizers[i].state.map {
+                try gatherRowState($0, layout: rowLayouts[i], dim: model.tables[i].dim)
+            }
         }
         if comm.isRoot {
             let tmp = path + ".tmp"

@@ -73,7 +73,8 @@ public final class Optimizer<T: Real> {
     public func update(
         values: UnsafeMutableBufferPointer<T>, ranges: [Range<Int>], grads: UnsafePointer<T>, lr: Double
     ) {
-        precondition(ranges.reduce(0) { $0 + $1.count } == count, "Optimizer: owned ranges do not cover \(count) values")
+        precondition(
+            ranges.reduce(0) { $0 + $1.count } == count, "Optimizer: owned ranges do not cover \(count) values")
         t += 1
         let c = coefficients(lr: lr, step: t)
         withState { m, s in

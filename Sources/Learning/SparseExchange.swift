@@ -39,7 +39,9 @@ public final class PendingOwnerRows<T: Real> {
     init(local: SparseRows<T>) {
         dim = local.dim
         self.local = local
-        (sendRows, sendGrads, receivedRows, receivedGrads) = (.allocate(capacity: 1), .allocate(capacity: 1), .allocate(capacity: 1), .allocate(capacity: 1))
+        (sendRows, sendGrads, receivedRows, receivedGrads) = (
+            .allocate(capacity: 1), .allocate(capacity: 1), .allocate(capacity: 1), .allocate(capacity: 1)
+        )
         (rowsOut, gradsOut, rowsIn, gradsIn) = (0, 0, 0, 0)
     }
 
@@ -159,7 +161,8 @@ public final class PendingRowGather<T: Real> {
         let valueCounts: [Int] = counts.map { $0 * dim }
         let rowRequest: CollectiveRequest = try comm.startAllgatherv(inPlace: rowBuffer, counts: counts, tag: rowTag)
         requests.append(rowRequest)
-        let valueRequest: CollectiveRequest = try comm.startAllgatherv(inPlace: valueBuffer, counts: valueCounts, tag: rowTag)
+        let valueRequest: CollectiveRequest = try comm.startAllgatherv(
+            inPlace: valueBuffer, counts: valueCounts, tag: rowTag)
         requests.append(valueRequest)
     }
 
@@ -196,7 +199,8 @@ public final class PendingRowCounts {
         counts.initialize(repeating: 0)
         counts[comm.rank] = count
         do {
-            request = try comm.startAllgatherv(inPlace: counts, counts: [Int](repeating: 1, count: comm.size), tag: rowTag)
+            request = try comm.startAllgatherv(
+                inPlace: counts, counts: [Int](repeating: 1, count: comm.size), tag: rowTag)
         } catch {
             counts.deallocate()
             throw error
@@ -230,7 +234,8 @@ extension SparseExchange {
         _ rows: [Int64], of table: [T], dim: Int, counts: PendingRowCounts, comm: Communicator
     ) throws -> PendingRowGather<T> {
         let counts = try counts.finish()
-        precondition(counts[comm.rank] == rows.count, "startAllgatherRows: \(rows.count) rows, announced \(counts[comm.rank])")
+        precondition(
+            counts[comm.rank] == rows.count, "startAllgatherRows: \(rows.count) rows, announced \(counts[comm.rank])")
         let pending = PendingRowGather<T>(dim: dim, rank: comm.rank, counts: counts)
         try pending.start(comm: comm, mine: rows, table: table)
         return pending

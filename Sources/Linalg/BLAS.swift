@@ -25,8 +25,9 @@ public enum BLAS {
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         precondition(m >= 0 && n >= 0 && k >= 0, "gemm: negative dimension")
-        precondition(n < maxCount && k < maxCount && lda < maxCount && ldb < maxCount && ldc < maxCount,
-                     "gemm: n, k and leading dimensions must be below Int32.max")
+        precondition(
+            n < maxCount && k < maxCount && lda < maxCount && ldb < maxCount && ldc < maxCount,
+            "gemm: n, k and leading dimensions must be below Int32.max")
         if m == 0 || n == 0 { return }
         // Rows of op(A) are rows of A (no transpose) or columns of A (transposed).
         let block = maxCount / Swift.max(1, Swift.max(lda, ldc))

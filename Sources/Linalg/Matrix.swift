@@ -30,12 +30,12 @@ public struct Matrix: Equatable, Sendable {
     }
 
     /// Row `i` as an array of `cols` elements.
-    public func row(_ i: Int) -> ArraySlice<Float> { data[(i * cols) ..< ((i + 1) * cols)] }
+    public func row(_ i: Int) -> ArraySlice<Float> { data[(i * cols)..<((i + 1) * cols)] }
 
     /// The transpose, shape (cols, rows).
     public var transposed: Matrix {
         var t = Matrix(rows: cols, cols: rows)
-        for i in 0 ..< rows { for j in 0 ..< cols { t.data[j * rows + i] = data[i * cols + j] } }
+        for i in 0..<rows { for j in 0..<cols { t.data[j * rows + i] = data[i * cols + j] } }
         return t
     }
 
@@ -77,7 +77,8 @@ extension Matrix {
     /// `op(self) * x`: a vector of `rows` elements (`cols` when transposed).
     public func gemv(_ x: [Float], transpose: Bool = false, alpha: Float = 1) -> [Float] {
         let outCount = transpose ? cols : rows
-        precondition(x.count == (transpose ? rows : cols), "gemv: x has \(x.count) elements for a (\(rows), \(cols)) matrix")
+        precondition(
+            x.count == (transpose ? rows : cols), "gemv: x has \(x.count) elements for a (\(rows), \(cols)) matrix")
         var y = [Float](repeating: 0, count: outCount)
         if rows == 0 || cols == 0 { return y }
         data.withUnsafeBufferPointer { pa in
@@ -109,7 +110,9 @@ public enum Vector {
         precondition(x.count == y.count, "axpy: lengths \(x.count) and \(y.count) differ")
         if x.isEmpty { return }
         x.withUnsafeBufferPointer { px in
-            y.withUnsafeMutableBufferPointer { py in BLAS.axpy(count: x.count, alpha: alpha, x: px.baseAddress!, y: py.baseAddress!) }
+            y.withUnsafeMutableBufferPointer { py in
+                BLAS.axpy(count: x.count, alpha: alpha, x: px.baseAddress!, y: py.baseAddress!)
+            }
         }
     }
 

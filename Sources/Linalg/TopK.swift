@@ -63,7 +63,9 @@ public struct TopKHeap: Sendable {
             if Self.worse(heap[i], heap[parent]) {
                 heap.swapAt(i, parent)
                 i = parent
-            } else { return }
+            } else {
+                return
+            }
         }
     }
 
@@ -89,7 +91,7 @@ public enum TopK {
     /// NaN scores are never selected. Cost: O(n log k).
     public static func largest(_ scores: UnsafeBufferPointer<Float>, k: Int) -> [TopKHeap.Entry] {
         var heap = TopKHeap(k: Swift.min(k, scores.count))
-        for i in 0 ..< scores.count { heap.push(id: Int64(i), score: scores[i]) }
+        for i in 0..<scores.count { heap.push(id: Int64(i), score: scores[i]) }
         return heap.sorted()
     }
 

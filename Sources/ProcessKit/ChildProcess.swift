@@ -88,7 +88,8 @@ public enum ChildProcess {
             while process.isRunning && Date() < grace { usleep(20_000) }
             if process.isRunning {
                 return Result(
-                    status: -1, stdout: "", stderr: "\(executable) timed out after \(timeout) s and could not be reaped")
+                    status: -1, stdout: "", stderr: "\(executable) timed out after \(timeout) s and could not be reaped"
+                )
             }
             _ = group.wait(timeout: .now() + 5)
             return Result(

@@ -90,7 +90,7 @@ public final class RunWriter {
         var all: [LocalFile] = []
         var offset = 0
         for c in counts {
-            all += try JSONDecoder().decode([LocalFile].self, from: Data(bytes[offset ..< offset + c]))
+            all += try JSONDecoder().decode([LocalFile].self, from: Data(bytes[offset..<offset + c]))
             offset += c
         }
         try comm.barrier()  // every rank has closed its files
@@ -105,7 +105,8 @@ public final class RunWriter {
                 schemaVersion: Manifest.currentSchemaVersion, runID: runID, producer: producer, ranks: comm.size,
                 createdAt: ISO8601DateFormatter().string(from: Date()), config: config,
                 artifacts: byName.keys.sorted().map { name in
-                    Manifest.Artifact(name: name, files: byName[name]!.sorted { ($0.rank, $0.path) < ($1.rank, $1.path) })
+                    Manifest.Artifact(
+                        name: name, files: byName[name]!.sorted { ($0.rank, $0.path) < ($1.rank, $1.path) })
                 })
             do {
                 try publish(manifest)
@@ -141,7 +142,8 @@ public final class RunWriter {
         try? fm.removeItem(at: newLink)
         try fm.createSymbolicLink(atPath: newLink.path, withDestinationPath: "runs/\(runID)")
         guard rename(newLink.path, link.path) == 0 else {
-            throw ArtifactError(file: link.path, message: "cannot swap the current link: \(String(cString: strerror(errno)))")
+            throw ArtifactError(
+                file: link.path, message: "cannot swap the current link: \(String(cString: strerror(errno)))")
         }
     }
 }

@@ -209,7 +209,8 @@ public struct CTRData: Sendable {
     }
 
     /// Data lines of a CTR CSV (after the header), the first being file line `firstLine`.
-    static func parseRows(_ bytes: ArraySlice<UInt8>, firstLine: Int, header: [String], path: String) throws -> CTRData {
+    static func parseRows(_ bytes: ArraySlice<UInt8>, firstLine: Int, header: [String], path: String) throws -> CTRData
+    {
         let fields = header.count - 1
         var ids: [Int64] = [], labels: [Float] = [], groups: [Int64] = []
         var start = bytes.startIndex, line = firstLine - 1
@@ -231,7 +232,9 @@ public struct CTRData: Sendable {
                     )
                 }
                 if c == 0 {
-                    guard v <= 1 else { throw RankerError("\(path): row \(line): field 'label' is \(v), expected 0 or 1") }
+                    guard v <= 1 else {
+                        throw RankerError("\(path): row \(line): field 'label' is \(v), expected 0 or 1")
+                    }
                     labels.append(Float(v))
                 } else {
                     ids.append(v)

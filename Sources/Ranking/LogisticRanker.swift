@@ -110,7 +110,9 @@ public final class LogisticRanker<T: Real>: RankingModel {
                 for j in 0..<f { s += table.values[batch.rows[i * f + j] * tasks + k] }
                 if let crossTable {
                     var c: T = 0
-                    for j in crosses.offsets[i]..<crosses.offsets[i + 1] { c += crossTable.values[crosses.rows[j] * tasks + k] }
+                    for j in crosses.offsets[i]..<crosses.offsets[i + 1] {
+                        c += crossTable.values[crosses.rows[j] * tasks + k]
+                    }
                     s += crosses.weights[i] * c
                 }
                 if let lin { s += lin[i, k] }

@@ -29,7 +29,8 @@ public enum RankerArtifact {
         try config.validate()
         let model = makeRanker(config, as: Float.self)
         guard try root.stringAttribute("layout") == model.parameters.layout else {
-            throw ArtifactError(file: path, object: "/parameters", message: "layout differs from the saved config's model")
+            throw ArtifactError(
+                file: path, object: "/parameters", message: "layout differs from the saved config's model")
         }
         model.parameters.setValues(try root.read("parameters", as: Float.self))
         let tables = try root.group("tables")

@@ -82,7 +82,9 @@ public struct RankerConfig: Sendable, Codable, Equatable {
         guard shortLength >= 0, simK >= 0, simHeads > 0, timeBuckets > 0 else {
             throw fail("short_length, sim_k must be ≥ 0; sim_heads, time_buckets > 0")
         }
-        guard ["hard", "soft"].contains(simSearch) else { throw fail("sim_search is '\(simSearch)', expected hard or soft") }
+        guard ["hard", "soft"].contains(simSearch) else {
+            throw fail("sim_search is '\(simSearch)', expected hard or soft")
+        }
         guard candidateField >= 0, candidateField < fields else {
             throw fail("candidate_field \(candidateField) outside 0..<\(fields)")
         }

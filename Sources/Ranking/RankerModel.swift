@@ -182,7 +182,8 @@ public final class RankerModel<T: Real>: RankingModel {
     /// Sequence encodings (slots, dim): pin embedding + type + time bucket; zero when masked.
     /// Also kept in `lastKeys` (they are both keys and values of the attention).
     func sequenceKeys(_ s: SequenceSlots, _ slots: Int) -> [T] {
-        precondition(s.rows.count == slots && s.mask.count == slots, "sequence slots: \(s.rows.count), expected \(slots)")
+        precondition(
+            s.rows.count == slots && s.mask.count == slots, "sequence slots: \(s.rows.count), expected \(slots)")
         let d = config.dim
         var k = [T](repeating: 0, count: slots * d)
         let te = parameters.value(typeEmbedding!), tb = parameters.value(timeEmbedding!)

@@ -172,7 +172,8 @@ public enum RankerTrainer {
         var bestMetrics: RankerMetrics? = nil
         let started = Date()
         var trainSeconds = 0.0, examples = 0
-        let stepsPerEpoch = options.maxStepsPerEpoch > 0 ? min(options.maxStepsPerEpoch, (n + b - 1) / b) : (n + b - 1) / b
+        let stepsPerEpoch =
+            options.maxStepsPerEpoch > 0 ? min(options.maxStepsPerEpoch, (n + b - 1) / b) : (n + b - 1) / b
         for epoch in 1...options.epochs {
             let order = EpochPermutation(n: n, seed: options.seed, epoch: epoch)
             let t0 = Date()
@@ -184,7 +185,8 @@ public enum RankerTrainer {
                 let batch: RankerBatch<Float>
                 if train.isSharded && comm.size > 1 {
                     let mine = try exchangeRows(train, positions: lo..<hi, order: order, comm: comm)
-                    batch = mine.batch(0..<mine.count, firstIndex: firstIndex, config: model.config, table: model.tables[0])
+                    batch = mine.batch(
+                        0..<mine.count, firstIndex: firstIndex, config: model.config, table: model.tables[0])
                 } else {
                     let rows = (lo + slice.lowerBound..<lo + slice.upperBound).map { order($0) - train.shardStart }
                     batch = train.batch(rows, firstIndex: firstIndex, config: model.config, table: model.tables[0])
@@ -200,11 +202,13 @@ public enum RankerTrainer {
                 continue
             }
             let m = try distributedMetrics(
-                logits: scoreLocal(model, valid, comm: comm, batch: options.evalBatch), labels: validLabels!, comm: comm)
+                logits: scoreLocal(model, valid, comm: comm, batch: options.evalBatch), labels: validLabels!, comm: comm
+            )
             let elapsed = Date().timeIntervalSince(started)
             comm.log(
                 String(
-                    format: "epoch %d/%d train loss %.5f valid %@ (%.0f s, ETA ≤ %.0f s)", epoch, options.epochs, meanLoss,
+                    format: "epoch %d/%d train loss %.5f valid %@ (%.0f s, ETA ≤ %.0f s)", epoch, options.epochs,
+                    meanLoss,
                     m.description, elapsed, elapsed / Double(epoch) * Double(options.epochs - epoch)))
             let meanAUC = m.auc.reduce(0, +) / Double(m.auc.count)
             if meanAUC > bestAUC {

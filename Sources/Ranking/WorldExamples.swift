@@ -119,11 +119,15 @@ public struct WorldExamples: Sendable {
             let u = userIndex[uid[i]]!, t = featureAt[i], p = Int(pin[i])
             let part = ts[i] < validCut ? 0 : ts[i] < testCut ? 1 : 2
             let hour = Int64((t / 3_600_000) % 24)
-            parts[part].ids += [Int64(u), pin[i], Int64(pinCategory[p]), Int64(surface[i]), Int64(device[u]),
-                                Int64(country[u]), hour]
+            parts[part].ids += [
+                Int64(u), pin[i], Int64(pinCategory[p]), Int64(surface[i]), Int64(device[u]),
+                Int64(country[u]), hour,
+            ]
             let age = max(0, Double(t - pinCreated[p]) / Double(dayMs))
             let activity = probe.end(user: u, before: t) - offsets[u]
-            parts[part].dense += [Float(log1p(age)), Float(log1p(Double(activity))), Float(log1p(Double(popularity[i])))]
+            parts[part].dense += [
+                Float(log1p(age)), Float(log1p(Double(activity))), Float(log1p(Double(popularity[i]))),
+            ]
             parts[part].content += pinEmbedding[p * dim..<(p + 1) * dim]
             parts[part].pos.append(min(Int(pos[i]), positionBuckets - 1))
             parts[part].rawPos.append(Int(pos[i]))

@@ -26,7 +26,9 @@ public struct FeedService: Sendable {
 
     /// Request and error counts and latency, by route.
     final class Metrics: Sendable {
-        struct Counts { var requests: [String: Int] = [:], errors: [String: Int] = [:], seconds: [String: Double] = [:] }
+        struct Counts {
+            var requests: [String: Int] = [:], errors: [String: Int] = [:], seconds: [String: Double] = [:]
+        }
         let counts = Mutex(Counts())
         func record(_ route: String, seconds: Double, error: Bool) {
             counts.withLock {
@@ -38,9 +40,13 @@ public struct FeedService: Sendable {
         func text() -> String {
             counts.withLock { c in
                 var out = "# TYPE mosaic_requests_total counter\n"
-                for (r, n) in c.requests.sorted(by: { $0.key < $1.key }) { out += "mosaic_requests_total{route=\"\(r)\"} \(n)\n" }
+                for (r, n) in c.requests.sorted(by: { $0.key < $1.key }) {
+                    out += "mosaic_requests_total{route=\"\(r)\"} \(n)\n"
+                }
                 out += "# TYPE mosaic_request_errors_total counter\n"
-                for (r, n) in c.errors.sorted(by: { $0.key < $1.key }) { out += "mosaic_request_errors_total{route=\"\(r)\"} \(n)\n" }
+                for (r, n) in c.errors.sorted(by: { $0.key < $1.key }) {
+                    out += "mosaic_request_errors_total{route=\"\(r)\"} \(n)\n"
+                }
                 out += "# TYPE mosaic_request_seconds_sum counter\n"
                 for (r, s) in c.seconds.sorted(by: { $0.key < $1.key }) {
                     out += "mosaic_request_seconds_sum{route=\"\(r)\"} \(String(format: "%.6f", s))\n"
@@ -69,7 +75,9 @@ public struct FeedService: Sendable {
     /// The feed of `user` (path text), first `k` (query text), re-ranked by `session` when given.
     /// Throws `HTTPError` (4xx) on bad input.
     public func answer(user text: String, k kText: Substring?, session: [SessionEvent]?) throws -> FeedAnswer {
-        guard let user = Int64(text) else { throw HTTPError(.badRequest, message: "user id '\(text)' is not an integer") }
+        guard let user = Int64(text) else {
+            throw HTTPError(.badRequest, message: "user id '\(text)' is not an integer")
+        }
         var k = 20
         if let kText {
             guard let v = Int(kText), (1...500).contains(v) else {
@@ -79,7 +87,9 @@ public struct FeedService: Sendable {
         }
         guard store.owns(user) else {
             let owner = Int(user.magnitude % UInt64(store.shards))
-            throw HTTPError(.misdirectedRequest, message: "user \(user) is served by shard \(owner) of \(store.shards), not \(store.shard)")
+            throw HTTPError(
+                .misdirectedRequest,
+                message: "user \(user) is served by shard \(owner) of \(store.shards), not \(store.shard)")
         }
         guard let feed = store.feeds[user] else {
             throw HTTPError(.notFound, message: "user \(user) has no precomputed feed in run \(store.runID)")
@@ -91,7 +101,9 @@ public struct FeedService: Sendable {
         for (i, e) in session.enumerated() where !SessionRerank.types.contains(e.type) {
             throw HTTPError(
                 .badRequest,
-                message: "events[\(i)].type '\(e.type)' is not one of \(SessionRerank.types.sorted().joined(separator: ", "))")
+                message:
+                    "events[\(i)].type '\(e.type)' is not one of \(SessionRerank.types.sorted().joined(separator: ", "))"
+            )
         }
         let pins = rerank.rerank(feed: feed, session: session, k: k) { store.embeddings[$0] }
         return FeedAnswer(user: user, run: store.runID, pins: pins)
@@ -129,7 +141,8 @@ public struct FeedService: Sendable {
             try await service.timed("post_feed") {
                 let body = try await request.decode(as: SessionBody.self, context: context)
                 return try service.answer(
-                    user: try context.parameters.require("user"), k: request.uri.queryParameters["k"], session: body.events)
+                    user: try context.parameters.require("user"), k: request.uri.queryParameters["k"],
+                    session: body.events)
             }
         }
         router.get("metrics") { _, _ in service.metrics.text() }

@@ -51,7 +51,8 @@ public enum MPIRun {
         try ChildProcess.run(executable, arguments, timeout: timeout)
     }
 
-    static func launch(_ executable: String, ranks: Int, _ arguments: [String], timeout: TimeInterval) throws -> Result {
+    static func launch(_ executable: String, ranks: Int, _ arguments: [String], timeout: TimeInterval) throws -> Result
+    {
         guard let mpirun = ChildProcess.which("mpirun") else {
             return Result(status: 127, stdout: "", stderr: "mpirun not found on PATH (install openmpi-bin)")
         }

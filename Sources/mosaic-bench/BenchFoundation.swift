@@ -38,14 +38,14 @@ struct BenchCollectives: ParsableCommand {
                 let calls = max(2, min(500, (roundMiB << 20) / bytes))
                 var array = [Float](repeating: 0, count: n)
                 // Warm-up: connection set-up and buffer registration are not measured.
-                for _ in 0 ..< 3 { try comm.allreduce(&array) }
+                for _ in 0..<3 { try comm.allreduce(&array) }
                 var bestRaw = Double.infinity, bestWrapped = Double.infinity
-                for _ in 0 ..< rounds {
+                for _ in 0..<rounds {
                     // Raw: the C call itself, on the same buffer.
                     try comm.barrier()
                     var t0 = now()
                     array.withUnsafeMutableBufferPointer { p in
-                        for _ in 0 ..< calls {
+                        for _ in 0..<calls {
                             MPI_Allreduce(
                                 mosaic_in_place(), p.baseAddress, Int32(n), mosaic_type_float(), mosaic_op_sum(),
                                 mosaic_comm_world())
@@ -54,13 +54,16 @@ struct BenchCollectives: ParsableCommand {
                     bestRaw = min(bestRaw, try comm.allreduce(now() - t0, op: .max))
                     try comm.barrier()
                     t0 = now()
-                    for _ in 0 ..< calls { try comm.allreduce(&array) }
+                    for _ in 0..<calls { try comm.allreduce(&array) }
                     bestWrapped = min(bestWrapped, try comm.allreduce(now() - t0, op: .max))
                 }
                 let raw = Double(bytes) * Double(calls) / bestRaw / 1e9
                 let wrapped = Double(bytes) * Double(calls) / bestWrapped / 1e9
                 worst = min(worst, wrapped / raw)
-                comm.log(String(format: "| %@ | %d | %.2f | %.2f | %.3f |", formatBytes(bytes), calls, raw, wrapped, wrapped / raw))
+                comm.log(
+                    String(
+                        format: "| %@ | %d | %.2f | %.2f | %.3f |", formatBytes(bytes), calls, raw, wrapped,
+                        wrapped / raw))
                 bytes *= 4
             }
             comm.log(String(format: "lowest wrapper/raw ratio: %.3f (goal ≥ 0.95)", worst))
@@ -89,17 +92,18 @@ struct BenchGemm: ParsableCommand {
         var rng = RandomStream(seed: 1)
         for (m, n, k, op) in shapes {
             let ta = op.first == "T", tb = op.last == "T"
-            let a = Matrix(rows: ta ? k : m, cols: ta ? m : k, data: (0 ..< m * k).map { _ in rng.uniformFloat() })
-            let b = Matrix(rows: tb ? n : k, cols: tb ? k : n, data: (0 ..< k * n).map { _ in rng.uniformFloat() })
+            let a = Matrix(rows: ta ? k : m, cols: ta ? m : k, data: (0..<m * k).map { _ in rng.uniformFloat() })
+            let b = Matrix(rows: tb ? n : k, cols: tb ? k : n, data: (0..<k * n).map { _ in rng.uniformFloat() })
             var c = [Float](repeating: 0, count: m * n)
             let flops = 2.0 * Double(m * n * k)
             let raw = measure(flops) {
                 a.data.withUnsafeBufferPointer { pa in
                     b.data.withUnsafeBufferPointer { pb in
                         c.withUnsafeMutableBufferPointer { pc in
-                            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                                        blasint(m), blasint(n), blasint(k), 1, pa.baseAddress, blasint(a.cols),
-                                        pb.baseAddress, blasint(b.cols), 0, pc.baseAddress, blasint(n))
+                            cblas_sgemm(
+                                CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                                blasint(m), blasint(n), blasint(k), 1, pa.baseAddress, blasint(a.cols),
+                                pb.baseAddress, blasint(b.cols), 0, pc.baseAddress, blasint(n))
                         }
                     }
                 }
@@ -108,15 +112,19 @@ struct BenchGemm: ParsableCommand {
                 a.data.withUnsafeBufferPointer { pa in
                     b.data.withUnsafeBufferPointer { pb in
                         c.withUnsafeMutableBufferPointer { pc in
-                            BLAS.gemm(ta ? .transpose : .none, tb ? .transpose : .none, m: m, n: n, k: k,
-                                      a: pa.baseAddress!, lda: a.cols, b: pb.baseAddress!, ldb: b.cols, c: pc.baseAddress!, ldc: n)
+                            BLAS.gemm(
+                                ta ? .transpose : .none, tb ? .transpose : .none, m: m, n: n, k: k,
+                                a: pa.baseAddress!, lda: a.cols, b: pb.baseAddress!, ldb: b.cols, c: pc.baseAddress!,
+                                ldc: n)
                         }
                     }
                 }
             }
             let matrix = measure(flops) { _ = Matrix.gemm(a, b, transposeA: ta, transposeB: tb) }
-            print(String(format: "| %d×%d×%d | %@ | %.1f | %.1f | %.3f | %.1f | %.3f |", m, n, k, op as NSString,
-                         raw, wrapped, wrapped / raw, matrix, matrix / raw))
+            print(
+                String(
+                    format: "| %d×%d×%d | %@ | %.1f | %.1f | %.3f | %.1f | %.3f |", m, n, k, op as NSString,
+                    raw, wrapped, wrapped / raw, matrix, matrix / raw))
         }
     }
 
@@ -129,9 +137,9 @@ struct BenchGemm: ParsableCommand {
         let perCall = (now() - t0) / Double(iters)
         let n = max(1, Int(seconds / perCall))
         var best = Double.infinity
-        for _ in 0 ..< 3 {
+        for _ in 0..<3 {
             t0 = now()
-            for _ in 0 ..< n { body() }
+            for _ in 0..<n { body() }
             best = min(best, (now() - t0) / Double(n))
         }
         return flops / best / 1e9

@@ -71,7 +71,9 @@ struct BenchGraph: ParsableCommand {
             phaseTable += "| \(n) | \(ph["rounds"] ?? "?") |"
             for name in WalkPhases.names {
                 // "wall/cpu" per rank → the largest wall and CPU seconds over the ranks.
-                let pairs = (ph[name] ?? "").split(separator: ",").map { $0.split(separator: "/").compactMap { Double($0) } }
+                let pairs = (ph[name] ?? "").split(separator: ",").map {
+                    $0.split(separator: "/").compactMap { Double($0) }
+                }
                 let wall = pairs.map { $0.first ?? 0 }.max() ?? 0, cpu = pairs.map { $0.last ?? 0 }.max() ?? 0
                 phaseTable += String(format: " %.3f / %.3f |", wall, cpu)
             }
@@ -166,11 +168,14 @@ struct BenchGraphWorker: ParsableCommand {
                     let k = WalkPhases.names.count, w = 2 * k + 1
                     phaseLine = "PHASES rounds=\(ws.exchanges)"
                     for (j, name) in WalkPhases.names.enumerated() {
-                        let ranks = (0..<comm.size).map { String(format: "%.3f/%.3f", all[$0 * w + j], all[$0 * w + k + j]) }
+                        let ranks = (0..<comm.size).map {
+                            String(format: "%.3f/%.3f", all[$0 * w + j], all[$0 * w + k + j])
+                        }
                         phaseLine += " \(name)=" + ranks.joined(separator: ",")
                     }
                     phaseLine +=
-                        " walker_bytes_sent=" + (0..<comm.size).map { String(Int(all[$0 * w + 2 * k])) }.joined(separator: ",")
+                        " walker_bytes_sent="
+                        + (0..<comm.size).map { String(Int(all[$0 * w + 2 * k])) }.joined(separator: ",")
                 }
                 walk = min(walk, seconds)
                 // CPU seconds of the walks on the busiest rank: on a shared machine wall time also

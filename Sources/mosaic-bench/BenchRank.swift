@@ -68,7 +68,8 @@ struct BenchRank: ParsableCommand {
                 SequenceSource(
                     offsets: [0, history], pin: hPin, type: hType, time: hTime,
                     category: hPin.map { pinCategory[Int($0)] }, pinEmbedding: pinEmbedding, width: width,
-                    exampleUser: [Int](repeating: 0, count: count), exampleTime: [Int64](repeating: requestTime, count: count),
+                    exampleUser: [Int](repeating: 0, count: count),
+                    exampleTime: [Int64](repeating: requestTime, count: count),
                     exampleCategory: (0..<count).map { Int32(data.ids[$0 * 7 + 2]) })
             }
             var lines: [String] = []

@@ -44,7 +44,8 @@ struct BenchTrain: ParsableCommand {
     )
     var earlier: [String] = []
     @Option(help: "Examples/s of the 1 rank × 1 thread run: the base of the scaling ratios.") var baselineEps: Double?
-    @Option(help: "Dense exchange bucket of the trainer, in elements.") var bucketElements = TrainerConfig().bucketElements
+    @Option(help: "Dense exchange bucket of the trainer, in elements.") var bucketElements = TrainerConfig()
+        .bucketElements
     @Option(
         help:
             "Gradient exchange on 2+ ranks: overlapped (with backward; updated values gathered during the next forward), in-step (overlapped, but the gather finished inside the step), blocking (after backward), both (= overlapped,blocking), or a comma-separated list (alternating rounds, A/B in one run)."
@@ -75,7 +76,8 @@ struct BenchTrain: ParsableCommand {
                 case "in-step": modes.append((true, false))
                 case "blocking": modes.append((false, false))
                 default:
-                    throw ValidationError("--exchange \(exchange): expected overlapped, in-step, blocking, both or a list")
+                    throw ValidationError(
+                        "--exchange \(exchange): expected overlapped, in-step, blocking, both or a list")
                 }
             }
             if comm.size == 1 || modes.isEmpty { modes = [(true, true)] }
@@ -109,7 +111,9 @@ struct BenchTrain: ParsableCommand {
                     trainer.gathersDuringForward = mode.gatherDuringForward
                     try comm.barrier()
                     let comm0 = trainer.communicationSeconds
-                    let (compute0, update0, progress0) = (trainer.computeSeconds, trainer.updateSeconds, trainer.progressSeconds)
+                    let (compute0, update0, progress0) = (
+                        trainer.computeSeconds, trainer.updateSeconds, trainer.progressSeconds
+                    )
                     let (hidden0, buckets0) = (trainer.bucketsHidden, trainer.bucketsExchanged)
                     let stolen0 = runQueueSeconds()
                     let t0 = now()
@@ -182,7 +186,8 @@ struct BenchTrain: ParsableCommand {
                                     }
                                     for b in layout.buckets {
                                         try comm.allgatherv(
-                                            inPlace: UnsafeMutableBufferPointer(rebasing: p[b.start..<b.start + b.count]),
+                                            inPlace: UnsafeMutableBufferPointer(
+                                                rebasing: p[b.start..<b.start + b.count]),
                                             counts: b.counts)
                                     }
                                 }
@@ -209,7 +214,8 @@ struct BenchTrain: ParsableCommand {
                                     try CollectiveRequest.waitAll(requests)
                                     requests = try layout.buckets.map { b in
                                         try comm.startAllgatherv(
-                                            inPlace: UnsafeMutableBufferPointer(rebasing: p[b.start..<b.start + b.count]),
+                                            inPlace: UnsafeMutableBufferPointer(
+                                                rebasing: p[b.start..<b.start + b.count]),
                                             counts: b.counts)
                                     }
                                     try CollectiveRequest.waitAll(requests)
@@ -221,7 +227,8 @@ struct BenchTrain: ParsableCommand {
                     let bytes = Double(n * 4 * iters)
                     bandwidth.append(
                         (
-                            formatBytes(n * 4), bytes / best.raw / 1e9, bytes / best.fused / 1e9, bytes / best.sharded / 1e9,
+                            formatBytes(n * 4), bytes / best.raw / 1e9, bytes / best.fused / 1e9,
+                            bytes / best.sharded / 1e9,
                             bytes / best.started / 1e9
                         ))
                 }
@@ -293,7 +300,8 @@ struct BenchTrain: ParsableCommand {
             for (m, mode) in modes.enumerated() {
                 print(
                     String(
-                        format: "run-queue wait%@ (runnable while another process had the core) ms/step: rank 0 %.2f, max over ranks %.2f",
+                        format:
+                            "run-queue wait%@ (runnable while another process had the core) ms/step: rank 0 %.2f, max over ranks %.2f",
                         modeName(mode) as NSString, ms(best[m].stolen), ms(best[m].stolenMax)))
             }
             for m in modes.indices.dropFirst() {
@@ -309,7 +317,8 @@ struct BenchTrain: ParsableCommand {
             if !bandwidth.isEmpty {
                 print("")
                 print(
-                    "Dense gradient exchange on \(comm.size) ranks (sum, Float); algbw = buffer bytes / time per exchange, best of 5")
+                    "Dense gradient exchange on \(comm.size) ranks (sum, Float); algbw = buffer bytes / time per exchange, best of 5"
+                )
                 print(
                     "| buffer | raw MPI_Allreduce GB/s | fused allreduce (GradientFusion) GB/s | fused / raw "
                         + "| blocking reduce-scatter + allgatherv GB/s | / raw "
@@ -318,7 +327,8 @@ struct BenchTrain: ParsableCommand {
                 for (size, raw, fused, sharded, started) in bandwidth {
                     print(
                         String(
-                            format: "| %@ | %.2f | %.2f | %.3f | %.2f | %.3f | %.2f | %.3f |", size as NSString, raw, fused,
+                            format: "| %@ | %.2f | %.2f | %.3f | %.2f | %.3f | %.2f | %.3f |", size as NSString, raw,
+                            fused,
                             fused / raw, sharded, sharded / raw, started, started / raw))
                 }
                 print("(reduce-scatter + allgatherv in buckets of \(tc.bucketElements) elements)")
@@ -343,8 +353,10 @@ struct BenchTrain: ParsableCommand {
 
     func median(_ values: [Double]) -> Double {
         let sorted = values.sorted()
-        return sorted.isEmpty ? .nan : sorted.count % 2 == 1
-            ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        return sorted.isEmpty
+            ? .nan
+            : sorted.count % 2 == 1
+                ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
     }
 
     /// Runs the PyTorch peer and returns its examples/s (its line `PEER_EPS=…`).

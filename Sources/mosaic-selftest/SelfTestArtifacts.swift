@@ -25,7 +25,8 @@ struct SelfTestArtifacts: ParsableCommand {
             do {
                 let file = try H5File(path: path, mode: .create)
                 try file.root.write("id", mine, shape: [mine.count])
-                try file.root.write("value", mine.flatMap { [Float($0), Float($0) * 0.5] }, shape: [mine.count, 2], compression: 4)
+                try file.root.write(
+                    "value", mine.flatMap { [Float($0), Float($0) * 0.5] }, shape: [mine.count, 2], compression: 4)
                 try file.root.setAttribute("rank", Int64(comm.rank))
             }
             try writer.record(artifact: "items", path: path, rows: mine.count)
@@ -33,21 +34,24 @@ struct SelfTestArtifacts: ParsableCommand {
             // Every rank re-reads the published run (what a serving shard or next stage does).
             let run = try PublishedRun.open(root: URL(fileURLWithPath: root))
             guard run.manifest == manifest, manifest.artifact("items")?.files.count == comm.size,
-                  manifest.artifact("items")?.rows == Int64(rows)
+                manifest.artifact("items")?.rows == Int64(rows)
             else {
-                throw ArtifactError(file: root, message: "published manifest does not list \(comm.size) shards of \(rows) rows")
+                throw ArtifactError(
+                    file: root, message: "published manifest does not list \(comm.size) shards of \(rows) rows")
             }
             var digest: Double = 0
             if comm.isRoot {
                 for p in try run.paths(of: "items") {
                     let file = try H5File(path: p, mode: .read)
                     let ids = try file.root.read("id", as: Int64.self)
-                    let values = try file.root.dataset("value", of: Float.self, shape: [ids.count, 2]).read(as: Float.self)
+                    let values = try file.root.dataset("value", of: Float.self, shape: [ids.count, 2]).read(
+                        as: Float.self)
                     for (i, id) in ids.enumerated() {
                         digest += Double(id) * Double(values[2 * i]) + Double(values[2 * i + 1])
                     }
                 }
-                print("SELFTEST OK ranks=\(comm.size) files=\(manifest.artifact("items")!.files.count) digest=\(digest)")
+                print(
+                    "SELFTEST OK ranks=\(comm.size) files=\(manifest.artifact("items")!.files.count) digest=\(digest)")
             }
         }
     }

@@ -23,19 +23,23 @@ struct SelfTestFeatures: ParsableCommand {
                 let events = try DatasetReader.readShard(path, entity: "events")
                 let type = events.uint8["event_type"]!, ids = events.i64("event_id")
                 let labels = ImpressionLabels.compute(events)
-                let examples = (0 ..< events.count).filter { type[$0] == EventType.impression.rawValue }
+                let examples = (0..<events.count).filter { type[$0] == EventType.impression.rawValue }
                 let f = builder.build(events, examples: examples)
-                for e in 0 ..< f.count {
+                for e in 0..<f.count {
                     let t = f.labelTimestamp[e]
                     var h = Sharding.hash(ids[f.exampleRow[e]] ^ Int64(labels[f.exampleRow[e]]) << 56)
-                    for j in f.longOffsets[e] ..< f.longOffsets[e + 1] {
+                    for j in f.longOffsets[e]..<f.longOffsets[e + 1] {
                         guard f.longTimestamp[j] < t else {
-                            throw ValidationError("leak: example \(ids[f.exampleRow[e]]) uses event \(ids[f.longRow[j]]) at \(f.longTimestamp[j]) ≥ \(t)")
+                            throw ValidationError(
+                                "leak: example \(ids[f.exampleRow[e]]) uses event \(ids[f.longRow[j]]) at \(f.longTimestamp[j]) ≥ \(t)"
+                            )
                         }
                         h = Sharding.hash(Int64(bitPattern: h) ^ ids[f.longRow[j]])
                     }
-                    for j in f.shortOffsets[e] ..< f.shortOffsets[e + 1] {
-                        guard f.shortTimestamp[j] < t else { throw ValidationError("leak in a short sequence of example \(ids[f.exampleRow[e]])") }
+                    for j in f.shortOffsets[e]..<f.shortOffsets[e + 1] {
+                        guard f.shortTimestamp[j] < t else {
+                            throw ValidationError("leak in a short sequence of example \(ids[f.exampleRow[e]])")
+                        }
                         h = Sharding.hash(Int64(bitPattern: h) ^ ids[f.shortRow[j]])
                     }
                     sums[3] &+= h
@@ -49,7 +53,9 @@ struct SelfTestFeatures: ParsableCommand {
             var total = [UInt64](repeating: 0, count: 5)
             for (i, v) in all.enumerated() { total[i % 5] &+= v }
             if comm.isRoot {
-                print("FEATURES examples=\(total[0]) long_events=\(total[1]) short_events=\(total[2]) closeup_labels=\(total[4]) digest=\(String(total[3], radix: 16))")
+                print(
+                    "FEATURES examples=\(total[0]) long_events=\(total[1]) short_events=\(total[2]) closeup_labels=\(total[4]) digest=\(String(total[3], radix: 16))"
+                )
             }
         }
     }

@@ -47,7 +47,8 @@ struct SelfTestMetrics: ParsableCommand {
             var previous = -Double.infinity
             for r in 0..<comm.size where !firstLast[2 * r].isNaN {
                 guard firstLast[2 * r] > previous || (r == 0) else {
-                    throw Failure(description: "rank \(r) starts at \(firstLast[2 * r]) ≤ the previous rank's last \(previous)")
+                    throw Failure(
+                        description: "rank \(r) starts at \(firstLast[2 * r]) ≤ the previous rank's last \(previous)")
                 }
                 previous = firstLast[2 * r + 1]
             }
@@ -55,7 +56,9 @@ struct SelfTestMetrics: ParsableCommand {
                 throw Failure(description: "rank \(comm.rank): scores not ascending")
             }
             let held = try comm.allreduce(Int64(sorted.scores.count))
-            guard held == Int64(count) else { throw Failure(description: "\(held) scores after the sort, expected \(count)") }
+            guard held == Int64(count) else {
+                throw Failure(description: "\(held) scores after the sort, expected \(count)")
+            }
             // Single process.
             let refAUC = ClassificationMetrics.auc(scores: scores, labels: labels.map { $0 > 0.5 }) ?? .nan
             let refLL = ClassificationMetrics.logloss(
@@ -75,11 +78,15 @@ struct SelfTestMetrics: ParsableCommand {
             {
                 failures.append("isotonic \(iso.thresholds.count) blocks vs \(refIso.thresholds.count)")
             }
-            guard failures.isEmpty else { throw Failure(description: "rank \(comm.rank): " + failures.joined(separator: "; ")) }
+            guard failures.isEmpty else {
+                throw Failure(description: "rank \(comm.rank): " + failures.joined(separator: "; "))
+            }
             if comm.isRoot {
-                print(String(
-                    format: "SELFTEST METRICS OK ranks=%d auc=%.12f logloss=%.9f platt=%.6f,%.6f isotonic_blocks=%d",
-                    comm.size, auc, ll, platt.a, platt.b, iso.thresholds.count))
+                print(
+                    String(
+                        format:
+                            "SELFTEST METRICS OK ranks=%d auc=%.12f logloss=%.9f platt=%.6f,%.6f isotonic_blocks=%d",
+                        comm.size, auc, ll, platt.a, platt.b, iso.thresholds.count))
             }
         }
     }

@@ -36,9 +36,12 @@ extension SelfTestCollectives {
             }
         }
         let sumOfRanks = Double(p * (p - 1) / 2)
-        try expect(partD == (0..<parts[r]).map { sumOfRanks + Double(p * (offset + $0)) }, "startReduceScatter Double \(partD)")
         try expect(
-            partF == (0..<parts[r]).map { Float(p * (p + 1) / 2) * Float(offset + $0) }, "startReduceScatter Float \(partF)")
+            partD == (0..<parts[r]).map { sumOfRanks + Double(p * (offset + $0)) }, "startReduceScatter Double \(partD)"
+        )
+        try expect(
+            partF == (0..<parts[r]).map { Float(p * (p + 1) / 2) * Float(offset + $0) },
+            "startReduceScatter Float \(partF)")
 
         // Max instead of sum, finished by wait().
         var partMax = [Int64](repeating: 0, count: parts[r])
@@ -48,7 +51,8 @@ extension SelfTestCollectives {
                 try comm.startReduceScatter(inp, into: $0, counts: parts, op: .max).wait()
             }
         }
-        try expect(partMax == (0..<parts[r]).map { Int64((p - 1) * 1000 + offset + $0) }, "startReduceScatter max \(partMax)")
+        try expect(
+            partMax == (0..<parts[r]).map { Int64((p - 1) * 1000 + offset + $0) }, "startReduceScatter max \(partMax)")
 
         // Allgatherv in place of the reduced parts.
         var gathered = [Double](repeating: -1, count: total)
@@ -108,7 +112,8 @@ extension SelfTestCollectives {
         try expect(second == (0..<p).flatMap { q in (0..<2).map { Int64(-q * 10 - $0) } }, "tagged allgather \(second)")
         do {
             _ = try first.withUnsafeMutableBufferPointer {
-                try comm.startAllgatherv(inPlace: $0, counts: [Int](repeating: 3, count: p), tag: Communicator.nonblockingTagLimit)
+                try comm.startAllgatherv(
+                    inPlace: $0, counts: [Int](repeating: 3, count: p), tag: Communicator.nonblockingTagLimit)
             }
             try expect(false, "a tag beyond the limit should throw")
         } catch let e as CollectiveError {

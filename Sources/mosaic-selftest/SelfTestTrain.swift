@@ -20,9 +20,11 @@ struct SelfTestTrain: ParsableCommand {
     @Option(help: "Exit after this step (after its checkpoint), as if the job had been killed.") var stopAfter: Int?
     @Flag(help: "Resume from --checkpoint.") var resume = false
     @Option(help: "Dense optimizer: sgd, adam, adamw, adagrad.") var optimizer = "adam"
-    @Option(help: "Perturb one parameter on this rank after step 2, then check the replicas (divergence test).") var corruptRank: Int?
+    @Option(help: "Perturb one parameter on this rank after step 2, then check the replicas (divergence test).")
+    var corruptRank: Int?
     @Option(help: "Replica checksum every N steps.") var checksumEvery = 4
-    @Flag(help: "Exchange gradients after backward with blocking collectives instead of overlapping them with backward.")
+    @Flag(
+        help: "Exchange gradients after backward with blocking collectives instead of overlapping them with backward.")
     var blockingExchange = false
     @Flag(help: "Finish the allgather of updated values inside each step instead of during the next forward.")
     var gatherAfterStep = false

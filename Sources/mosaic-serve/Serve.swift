@@ -37,10 +37,14 @@ struct Serve: ParsableCommand {
         let t0 = Date()
         let store = try FeedStore.load(
             feeds: URL(fileURLWithPath: feeds), world: URL(fileURLWithPath: world), shard: shard, shards: shards)
-        FileHandle.standardError.write(Data(String(
-            format: "mosaic-serve: run %@ (dataset %@), shard %d of %d: %d users, %d pins loaded in %.1f s; http://%@:%d\n",
-            store.runID, store.sourceRun, shard, shards, store.feeds.count, store.embeddings.count,
-            Date().timeIntervalSince(t0), host, port).utf8))
+        FileHandle.standardError.write(
+            Data(
+                String(
+                    format:
+                        "mosaic-serve: run %@ (dataset %@), shard %d of %d: %d users, %d pins loaded in %.1f s; http://%@:%d\n",
+                    store.runID, store.sourceRun, shard, shards, store.feeds.count, store.embeddings.count,
+                    Date().timeIntervalSince(t0), host, port
+                ).utf8))
         let service = FeedService(store: store, rerank: SessionRerank(alpha: alpha, beta: beta))
         let done = DispatchSemaphore(value: 0)
         let failure = Failure()

@@ -32,14 +32,17 @@ struct Adapt: ParsableCommand {
 
     func validate() throws {
         switch (dataset, sequences) {
-        case (nil, nil): throw ValidationError("name a shared dataset (amazon-games, beauty, frappe) or pass --sequences FILE")
+        case (nil, nil):
+            throw ValidationError("name a shared dataset (amazon-games, beauty, frappe) or pass --sequences FILE")
         case (.some, .some): throw ValidationError("pass either a shared dataset name or --sequences, not both")
         case (.some(let d), nil):
             guard ["amazon-games", "beauty", "frappe"].contains(d) else {
                 throw ValidationError("dataset must be amazon-games, beauty or frappe (or use --sequences FILE)")
             }
         case (nil, .some):
-            guard SequenceFormat(rawValue: format) != nil else { throw ValidationError("--format must be s3rec or sasrec") }
+            guard SequenceFormat(rawValue: format) != nil else {
+                throw ValidationError("--format must be s3rec or sasrec")
+            }
         }
     }
 
@@ -53,11 +56,14 @@ struct Adapt: ParsableCommand {
             try writer.write(converted)
             let events = try comm.allreduce(converted.events.count)
             let c = converted
-            comm.log(String(
-                format: "adapt %@: %d users, %d items, %d source rows → %d events in %.2fs", name, c.totalUsers,
-                c.totalItems, c.totalActions, events, now() - t0))
+            comm.log(
+                String(
+                    format: "adapt %@: %d users, %d items, %d source rows → %d events in %.2fs", name, c.totalUsers,
+                    c.totalItems, c.totalActions, events, now() - t0))
             if comm.isRoot {
-                print("ADAPT dataset=\(name) users=\(c.totalUsers) items=\(c.totalItems) actions=\(c.totalActions) events=\(events)")
+                print(
+                    "ADAPT dataset=\(name) users=\(c.totalUsers) items=\(c.totalItems) actions=\(c.totalActions) events=\(events)"
+                )
             }
         }
     }
@@ -68,7 +74,9 @@ struct Adapt: ParsableCommand {
             let data = try ItemSequences.read(path: sequences, format: SequenceFormat(rawValue: format)!)
             let tags = try attributes.map { try ItemSequences.readAttributes(path: $0) }
             let name = ((sequences as NSString).lastPathComponent as NSString).deletingPathExtension.lowercased()
-            return (name, RealDataAdapter.sequences(data, attributes: tags, rank: comm.rank, ranks: comm.size), sequences)
+            return (
+                name, RealDataAdapter.sequences(data, attributes: tags, rank: comm.rank, ranks: comm.size), sequences
+            )
         }
         guard let root = shared.map({ URL(fileURLWithPath: $0) }) ?? SharedData.root() else {
             throw ValidationError("no shared data: pass --shared DIR or set MOSAIC_SHARED (looked for ../shared/data)")

@@ -48,7 +48,8 @@ struct Doctor: ParsableCommand {
             if bad.isEmpty {
                 comm.log("VERDICT: OK — MPI, BLAS and HDF5 work on all \(comm.size) rank(s)")
             } else {
-                comm.log("VERDICT: FAIL on rank(s) \(bad.map(String.init).joined(separator: ", ")) — see the lines above")
+                comm.log(
+                    "VERDICT: FAIL on rank(s) \(bad.map(String.init).joined(separator: ", ")) — see the lines above")
                 throw ExitCode.failure
             }
         }
@@ -59,7 +60,7 @@ struct Doctor: ParsableCommand {
         var out: [String] = []
         var offset = 0
         for c in counts {
-            out.append(String(decoding: bytes[offset ..< offset + c], as: UTF8.self))
+            out.append(String(decoding: bytes[offset..<offset + c], as: UTF8.self))
             offset += c
         }
         return out
@@ -74,11 +75,12 @@ struct Doctor: ParsableCommand {
     /// Every rank adds (rank + 1) · (i mod 97); the sum is p(p+1)/2 · (i mod 97), exactly.
     func allreduceCheck(_ comm: Communicator) throws -> String {
         let n = 1 << 20
-        var values = (0 ..< n).map { Double(comm.rank + 1) * Double($0 % 97) }
+        var values = (0..<n).map { Double(comm.rank + 1) * Double($0 % 97) }
         try comm.allreduce(&values)
         let factor = Double(comm.size * (comm.size + 1) / 2)
-        for i in 0 ..< n where values[i] != factor * Double(i % 97) {
-            throw CollectiveError(call: "allreduce check", message: "element \(i) is \(values[i]), expected \(factor * Double(i % 97))")
+        for i in 0..<n where values[i] != factor * Double(i % 97) {
+            throw CollectiveError(
+                call: "allreduce check", message: "element \(i) is \(values[i]), expected \(factor * Double(i % 97))")
         }
         let checksum = values.reduce(0, +)
         return "sum of \(n) doubles over \(comm.size) rank(s) = \(Int64(checksum)) (exact)"
@@ -88,14 +90,14 @@ struct Doctor: ParsableCommand {
     func blasCheck() throws -> String {
         var rng = RandomStream(seed: 7)
         let (m, n, k) = (67, 45, 129)
-        let a = Matrix(rows: m, cols: k, data: (0 ..< m * k).map { _ in rng.uniformFloat() - 0.5 })
-        let b = Matrix(rows: k, cols: n, data: (0 ..< k * n).map { _ in rng.uniformFloat() - 0.5 })
+        let a = Matrix(rows: m, cols: k, data: (0..<m * k).map { _ in rng.uniformFloat() - 0.5 })
+        let b = Matrix(rows: k, cols: n, data: (0..<k * n).map { _ in rng.uniformFloat() - 0.5 })
         let c = Matrix.gemm(a, b)
         var maxError: Float = 0
-        for i in 0 ..< m {
-            for j in 0 ..< n {
+        for i in 0..<m {
+            for j in 0..<n {
                 var s: Double = 0
-                for p in 0 ..< k { s += Double(a[i, p]) * Double(b[p, j]) }
+                for p in 0..<k { s += Double(a[i, p]) * Double(b[p, j]) }
                 maxError = max(maxError, abs(Float(s) - c[i, j]))
             }
         }
@@ -109,7 +111,7 @@ struct Doctor: ParsableCommand {
     func hdf5Check(rank: Int) throws -> String {
         let path = (scratch as NSString).appendingPathComponent("mosaic-doctor-\(getpid())-\(rank).h5")
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let values = (0 ..< 1000 * 8).map { Float($0) * 0.5 }
+        let values = (0..<1000 * 8).map { Float($0) * 0.5 }
         do {
             let file = try H5File(path: path, mode: .create)
             let ds = try file.root.write("x", values, shape: [1000, 8], compression: 4)
@@ -117,8 +119,8 @@ struct Doctor: ParsableCommand {
         }
         let file = try H5File(path: path, mode: .read)
         let ds = try file.root.dataset("x", of: Float.self, shape: [1000, 8])
-        let rows = try ds.readRows(500 ..< 510, as: Float.self)
-        guard rows == Array(values[4000 ..< 4080]), try ds.stringAttribute("producer") == "mosaic doctor" else {
+        let rows = try ds.readRows(500..<510, as: Float.self)
+        guard rows == Array(values[4000..<4080]), try ds.stringAttribute("producer") == "mosaic doctor" else {
             throw ArtifactError(file: path, object: "/x", message: "read back different values")
         }
         return "wrote and read back a compressed 1000x8 dataset and a hyperslab"

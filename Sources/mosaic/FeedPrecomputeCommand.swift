@@ -50,7 +50,8 @@ struct FeedPrecomputeCommand: ParsableCommand {
     func run() throws {
         Communicator.runJob { comm in
             guard k >= 1, pool >= 0, interests >= 1, recent >= 1, nprobe >= 1, batchUsers >= 1, holdoutDays >= 0 else {
-                throw ValidationError("--k, --interests, --recent, --nprobe, --batch-users must be ≥ 1; --pool, --holdout-days ≥ 0")
+                throw ValidationError(
+                    "--k, --interests, --recent, --nprobe, --batch-users must be ≥ 1; --pool, --holdout-days ≥ 0")
             }
             guard (0...1).contains(diversity), window >= 1, maxPerCategory >= 1 else {
                 throw ValidationError("--diversity must be in [0, 1]; --window and --max-per-category ≥ 1")
@@ -67,16 +68,20 @@ struct FeedPrecomputeCommand: ParsableCommand {
             job.k = k; job.pool = pool; job.interests = interests; job.recent = recent; job.nprobe = nprobe
             job.batchUsers = batchUsers
             job.rerank = DiversityRerank(lambda: diversity, window: window, maxPerCategory: maxPerCategory)
-            comm.log(String(format: "  content index built (%.1f s); %d users on this rank, pool %d, k %d",
-                            Date().timeIntervalSince(started), users.count, job.poolSize, k))
+            comm.log(
+                String(
+                    format: "  content index built (%.1f s); %d users on this rank, pool %d, k %d",
+                    Date().timeIntervalSince(started), users.count, job.poolSize, k))
             let t0 = Date()
             var lastLog = Date.distantPast
             let feeds = try job.run(channel: channel, users: users, cut: cut, comm: comm) { done, total in
                 guard Date().timeIntervalSince(lastLog) > 2 || done == total else { return }
                 lastLog = Date()
                 let rate = Double(done) / max(Date().timeIntervalSince(t0), 1e-9)
-                comm.log(String(format: "  feeds: %d / %d users (%.0f users/s, ETA %.0f s)", done, total, rate,
-                                Double(total - done) / max(rate, 1e-9)))
+                comm.log(
+                    String(
+                        format: "  feeds: %d / %d users (%.0f users/s, ETA %.0f s)", done, total, rate,
+                        Double(total - done) / max(rate, 1e-9)))
             }
             let seconds = Date().timeIntervalSince(t0)
 
@@ -84,8 +89,10 @@ struct FeedPrecomputeCommand: ParsableCommand {
             let id = runID ?? "feeds-\(source)" + (holdoutDays > 0 ? "-holdout\(holdoutDays)" : "")
             let writer = try RunWriter(
                 root: URL(fileURLWithPath: out), runID: id, producer: "mosaic feed precompute",
-                config: ["world": source, "k": "\(k)", "pool": "\(job.poolSize)", "diversity": "\(diversity)",
-                         "window": "\(window)", "max_per_category": "\(maxPerCategory)", "holdout_days": "\(holdoutDays)"],
+                config: [
+                    "world": source, "k": "\(k)", "pool": "\(job.poolSize)", "diversity": "\(diversity)",
+                    "window": "\(window)", "max_per_category": "\(maxPerCategory)", "holdout_days": "\(holdoutDays)",
+                ],
                 comm: comm)
             let path = try writer.shardPath(artifact: "feeds")
             do {
@@ -112,9 +119,10 @@ struct FeedPrecomputeCommand: ParsableCommand {
                     sums[0] += 1; sums[1] += Int64(later.count)
                     let seen = u.seen(before: cut)
                     let popularFeed = Array(popular.lazy.filter { !seen.contains($0) }.prefix(k))
-                    for (f, feed) in [Array(feeds.pins[i * k..<(i + 1) * k]), Array(feeds.plain[i * k..<(i + 1) * k]), popularFeed]
-                        .enumerated()
-                    {
+                    for (f, feed) in [
+                        Array(feeds.pins[i * k..<(i + 1) * k]), Array(feeds.plain[i * k..<(i + 1) * k]), popularFeed,
+                    ]
+                    .enumerated() {
                         let hits = Set(feed).intersection(later).count
                         sums[2 + 2 * f] += hits > 0 ? 1 : 0
                         sums[3 + 2 * f] += Int64(hits)
@@ -126,21 +134,30 @@ struct FeedPrecomputeCommand: ParsableCommand {
                     "most saved pins (popularity)",
                 ]
                 for f in 0..<3 {
-                    lines.append(String(
-                        format: "| %@ | %lld | %.4f | %.4f |", names[f], sums[0],
-                        Double(sums[2 + 2 * f]) / Double(max(sums[0], 1)), Double(sums[3 + 2 * f]) / Double(max(sums[1], 1))))
+                    lines.append(
+                        String(
+                            format: "| %@ | %lld | %.4f | %.4f |", names[f], sums[0],
+                            Double(sums[2 + 2 * f]) / Double(max(sums[0], 1)),
+                            Double(sums[3 + 2 * f]) / Double(max(sums[1], 1))))
                 }
             }
             let filled = try comm.allreduce(Int64(feeds.pins.filter { $0 >= 0 }.count))
             let totalUsers = try comm.allreduce(Int64(feeds.users.count))
             if comm.isRoot {
-                print(String(
-                    format: "FEED PRECOMPUTE ranks=%d users=%lld k=%d filled_slots=%lld seconds=%.2f users_per_s=%.0f run=%@",
-                    comm.size, totalUsers, k, filled, seconds, Double(totalUsers) / max(seconds, 1e-9), manifest.runID))
-                print("published: \(URL(fileURLWithPath: out).appendingPathComponent("runs").appendingPathComponent(manifest.runID).path)")
+                print(
+                    String(
+                        format:
+                            "FEED PRECOMPUTE ranks=%d users=%lld k=%d filled_slots=%lld seconds=%.2f users_per_s=%.0f run=%@",
+                        comm.size, totalUsers, k, filled, seconds, Double(totalUsers) / max(seconds, 1e-9),
+                        manifest.runID))
+                print(
+                    "published: \(URL(fileURLWithPath: out).appendingPathComponent("runs").appendingPathComponent(manifest.runID).path)"
+                )
                 if !lines.isEmpty {
                     print("")
-                    print("| feed (last \(holdoutDays) day(s) held out) | users with held-out saves | HR@\(k) | recall@\(k) |")
+                    print(
+                        "| feed (last \(holdoutDays) day(s) held out) | users with held-out saves | HR@\(k) | recall@\(k) |"
+                    )
                     print("|---|---:|---:|---:|")
                     lines.forEach { print($0) }
                 }

@@ -51,18 +51,24 @@ struct FeedPreview: ParsableCommand {
     func run() throws {
         Communicator.runJob { comm in
             guard history > 0, history < 1 else { throw ValidationError("--history must be in (0, 1), got \(history)") }
-            guard (0...1).contains(diversity) else { throw ValidationError("--diversity must be in [0, 1], got \(diversity)") }
+            guard (0...1).contains(diversity) else {
+                throw ValidationError("--diversity must be in [0, 1], got \(diversity)")
+            }
             guard window >= 1, maxPerCategory >= 1, k >= 1, pool >= 0 else {
                 throw ValidationError("--k, --window and --max-per-category must be ≥ 1 and --pool ≥ 0")
             }
             let poolSize = max(k, pool == 0 ? 4 * k : pool)
             let reader = try DatasetReader(root: URL(fileURLWithPath: world))
-            comm.log("feed preview: dataset \(reader.run.manifest.runID) (\(reader.run.directory.path)), \(comm.size) rank(s)")
+            comm.log(
+                "feed preview: dataset \(reader.run.manifest.runID) (\(reader.run.directory.path)), \(comm.size) rank(s)"
+            )
             let t0 = Date()
             let channel = try ContentChannel.build(world: reader, comm: comm)
             let pins = try comm.allreduce(Int64(channel.ids.count))
-            comm.log(String(format: "  content index: %lld pins, d = %d, nlist = %d, built in %.1f s",
-                            pins, channel.d, channel.index.nlist, Date().timeIntervalSince(t0)))
+            comm.log(
+                String(
+                    format: "  content index: %lld pins, d = %d, nlist = %d, built in %.1f s",
+                    pins, channel.d, channel.index.nlist, Date().timeIntervalSince(t0)))
             let who = try user ?? mostActiveSaver(reader, comm)
             let h = try UserEvents.load(user: who, world: reader, comm: comm)
             guard h.pins.count >= 2 else {
@@ -71,7 +77,8 @@ struct FeedPreview: ParsableCommand {
             let cut = h.times[min(h.times.count - 1, Int(Double(h.times.count) * history))]
             let engaged = Array(h.engaged(before: cut).suffix(recent))
             guard !engaged.isEmpty else {
-                throw ValidationError("user \(who) engaged with no pin before the cut; pick another --user or raise --history")
+                throw ValidationError(
+                    "user \(who) engaged with no pin before the cut; pick another --user or raise --history")
             }
             let seen = h.seen(before: cut)
             let savedLater = h.saved(from: cut)
@@ -108,30 +115,38 @@ struct FeedPreview: ParsableCommand {
             var catCounts: [Int32: Int] = [:]
             for c in cats where c >= 0 { catCounts[c, default: 0] += 1 }
             let topCats = catCounts.sorted { ($0.value, -$0.key) > ($1.value, -$1.key) }.prefix(5)
-            print("user \(who): \(h.pins.count) events; cut at event \(Int(Double(h.times.count) * history)) (t = \(cut) ms); " +
-                  "\(engaged.count) engaged pins before it, \(savedLater.count) pins saved after it")
-            print("engaged categories before the cut: " + topCats.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))
+            print(
+                "user \(who): \(h.pins.count) events; cut at event \(Int(Double(h.times.count) * history)) (t = \(cut) ms); "
+                    + "\(engaged.count) engaged pins before it, \(savedLater.count) pins saved after it")
+            print(
+                "engaged categories before the cut: " + topCats.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
+            )
             print("")
             print("| # | pin | category | distance | saved after the cut |")
             print("|---:|---:|---:|---:|:---:|")
             for (i, item) in feed.enumerated() {
-                print(String(format: "| %d | %lld | %d | %.3f | %@ |", i + 1, item.pin, feedCats[i], item.distance,
-                             savedLater.contains(item.pin) ? "yes" : ""))
+                print(
+                    String(
+                        format: "| %d | %lld | %d | %.3f | %@ |", i + 1, item.pin, feedCats[i], item.distance,
+                        savedLater.contains(item.pin) ? "yes" : ""))
             }
             let inEngaged = feedCats.filter { catCounts[$0] != nil }.count
             let hits = feed.filter { savedLater.contains($0.pin) }.count
             print("")
-            print("feed: \(feed.count) pins, \(inEngaged) in a category the user engaged with, " +
-                  "\(hits) saved by the user after the cut (of \(savedLater.count) later saves)")
+            print(
+                "feed: \(feed.count) pins, \(inEngaged) in a category the user engaged with, "
+                    + "\(hits) saved by the user after the cut (of \(savedLater.count) later saves)")
             let plainHits = plain.filter { savedLater.contains(candidates[$0].pin) }.count
-            print(String(
-                format: "diversity re-rank (λ %.2f, ≤ %d per category in %d slots, pool %d): %d categories, "
-                    + "at most %d of one in %d slots, mean pairwise cosine %.3f, %d later saves; "
-                    + "without it: %d categories, at most %d, cosine %.3f, %d later saves",
-                diversity, maxPerCategory, window, candidates.count, Set(feedCats).count,
-                DiversityRerank.maxCategoryRun(feedCats, window: window), window, meanCosine(order), hits,
-                Set(plain.map { poolCats[$0] }).count, DiversityRerank.maxCategoryRun(plain.map { poolCats[$0] }, window: window),
-                meanCosine(plain), plainHits))
+            print(
+                String(
+                    format: "diversity re-rank (λ %.2f, ≤ %d per category in %d slots, pool %d): %d categories, "
+                        + "at most %d of one in %d slots, mean pairwise cosine %.3f, %d later saves; "
+                        + "without it: %d categories, at most %d, cosine %.3f, %d later saves",
+                    diversity, maxPerCategory, window, candidates.count, Set(feedCats).count,
+                    DiversityRerank.maxCategoryRun(feedCats, window: window), window, meanCosine(order), hits,
+                    Set(plain.map { poolCats[$0] }).count,
+                    DiversityRerank.maxCategoryRun(plain.map { poolCats[$0] }, window: window),
+                    meanCosine(plain), plainHits))
         }
     }
 
@@ -142,12 +157,12 @@ struct FeedPreview: ParsableCommand {
             let t = try DatasetReader.readShard(path, entity: "events")
             var counts: [Int64: Int64] = [:]
             let users = t.i64("user_id"), types = t.uint8["event_type"]!
-            for i in 0 ..< t.count where types[i] == EventType.save.rawValue { counts[users[i], default: 0] += 1 }
+            for i in 0..<t.count where types[i] == EventType.save.rawValue { counts[users[i], default: 0] += 1 }
             for (u, c) in counts where c > best.count || (c == best.count && u < best.user) { best = (c, u) }
         }
         let all = try comm.allgather([best.count, best.user])
         var pick: (count: Int64, user: Int64) = (0, -1)
-        for r in 0 ..< comm.size where all[2 * r + 1] >= 0 {
+        for r in 0..<comm.size where all[2 * r + 1] >= 0 {
             let c = all[2 * r], u = all[2 * r + 1]
             if c > pick.count || (c == pick.count && u < pick.user) { pick = (c, u) }
         }

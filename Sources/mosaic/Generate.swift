@@ -47,10 +47,13 @@ struct Generate: ParsableCommand {
 
     func validate() throws {
         guard users > 0, pins > 0, days > 0, topics > 0, categoriesPerTopic > 0, dimension > 0, blockUsers > 0 else {
-            throw ValidationError("--users, --pins, --days, --topics, --categories-per-topic, --dimension and --block-users must be positive")
+            throw ValidationError(
+                "--users, --pins, --days, --topics, --categories-per-topic, --dimension and --block-users must be positive"
+            )
         }
         guard freshPinsPerDay >= 0, zipf > 0, sessionScale > 0, powerUserEvery >= 0 else {
-            throw ValidationError("--fresh-pins-per-day and --power-user-every must be ≥ 0; --zipf and --session-scale > 0")
+            throw ValidationError(
+                "--fresh-pins-per-day and --power-user-every must be ≥ 0; --zipf and --session-scale > 0")
         }
         guard pins >= topics else { throw ValidationError("--pins must be at least --topics") }
     }
@@ -70,14 +73,19 @@ struct Generate: ParsableCommand {
             _ = try writer.writer(.pins(dimension: p.dimension))
             _ = try writer.writer(.boards)
             _ = try writer.writer(.saves)
-            _ = try writer.writer(.events, columns: EntitySchema.events.columns.filter { !$0.optional || probs.contains($0.name) })
-            comm.log("generate: \(users) users, \(p.totalPins) pins (\(pins) + \(freshPinsPerDay)/day × \(days) days), \(comm.size) rank(s) → \(out)/runs/\(id)")
+            _ = try writer.writer(
+                .events, columns: EntitySchema.events.columns.filter { !$0.optional || probs.contains($0.name) })
+            comm.log(
+                "generate: \(users) users, \(p.totalPins) pins (\(pins) + \(freshPinsPerDay)/day × \(days) days), \(comm.size) rank(s) → \(out)/runs/\(id)"
+            )
 
             // Pins: this rank's pins, in blocks of global indices.
             var pinCount = 0
             var block = 0
             while block < p.totalPins {
-                let ids = (block ..< min(p.totalPins, block + 100_000)).filter { Sharding.owner(Int64($0), ranks: comm.size) == comm.rank }
+                let ids = (block..<min(p.totalPins, block + 100_000)).filter {
+                    Sharding.owner(Int64($0), ranks: comm.size) == comm.rank
+                }
                 let t = gen.pins(ids)
                 try writer.append(t)
                 pinCount += t.count
@@ -85,7 +93,7 @@ struct Generate: ParsableCommand {
             }
 
             // Users with their events; saves and boards are routed to their owners afterwards.
-            let mine = (0 ..< users).filter { Sharding.owner(Int64($0), ranks: comm.size) == comm.rank }
+            let mine = (0..<users).filter { Sharding.owner(Int64($0), ranks: comm.size) == comm.rank }
             var saves = Table(schema: .saves)
             var boards = Table(schema: .boards)
             var events = 0
@@ -94,7 +102,7 @@ struct Generate: ParsableCommand {
             let cpuEvents = ProcessStats.cpuSeconds()
             var i = 0
             while i < mine.count {
-                let ids = Array(mine[i ..< min(mine.count, i + blockUsers)])
+                let ids = Array(mine[i..<min(mine.count, i + blockUsers)])
                 let b = gen.users(ids)
                 try writer.append(b.users)
                 try writer.append(b.events)
@@ -106,24 +114,41 @@ struct Generate: ParsableCommand {
             }
             let eventSeconds = try comm.allreduce(now() - tEvents, op: .max)
             let eventCPU = try comm.maxCPUSeconds(since: cpuEvents)
-            let routedSaves = try saves.routed(to: saves.i64("pin_id").map { Sharding.owner($0, ranks: comm.size) }, comm: comm)
-            let sp = routedSaves.i64("pin_id"), st = routedSaves.i64("saved_at_ms"), su = routedSaves.i64("user_id"), sb = routedSaves.i64("board_id")
-            try writer.append(routedSaves.gathered((0 ..< routedSaves.count).sorted { (sp[$0], st[$0], su[$0], sb[$0]) < (sp[$1], st[$1], su[$1], sb[$1]) }))
-            let routedBoards = try boards.routed(to: boards.i64("board_id").map { Sharding.owner($0, ranks: comm.size) }, comm: comm)
+            let routedSaves = try saves.routed(
+                to: saves.i64("pin_id").map { Sharding.owner($0, ranks: comm.size) }, comm: comm)
+            let sp = routedSaves.i64("pin_id"), st = routedSaves.i64("saved_at_ms"), su = routedSaves.i64("user_id"),
+                sb = routedSaves.i64("board_id")
+            try writer.append(
+                routedSaves.gathered(
+                    (0..<routedSaves.count).sorted {
+                        (sp[$0], st[$0], su[$0], sb[$0]) < (sp[$1], st[$1], su[$1], sb[$1])
+                    }))
+            let routedBoards = try boards.routed(
+                to: boards.i64("board_id").map { Sharding.owner($0, ranks: comm.size) }, comm: comm)
             let bid = routedBoards.i64("board_id")
-            try writer.append(routedBoards.gathered((0 ..< routedBoards.count).sorted { bid[$0] < bid[$1] }))
+            try writer.append(routedBoards.gathered((0..<routedBoards.count).sorted { bid[$0] < bid[$1] }))
             try writer.commit()
 
-            let totals = try comm.allgather([Int64(events), Int64(pinCount), Int64(routedSaves.count), Int64(routedBoards.count)])
+            let totals = try comm.allgather([
+                Int64(events), Int64(pinCount), Int64(routedSaves.count), Int64(routedBoards.count),
+            ])
             var sum = [Int64](repeating: 0, count: 4)
             for (k, v) in totals.enumerated() { sum[k % 4] += v }
             let seconds = try comm.allreduce(now() - t0, op: .max)
             let memory = try comm.peakMemoryPerRank()
-            comm.log(String(format: "generate: done: %d events, %d pins, %d saves, %d boards in %.2fs (events %.0f/s overall, %.0f/s per rank)",
-                            sum[0], sum[1], sum[2], sum[3], seconds, Double(sum[0]) / eventSeconds, Double(sum[0]) / eventSeconds / Double(comm.size)))
+            comm.log(
+                String(
+                    format:
+                        "generate: done: %d events, %d pins, %d saves, %d boards in %.2fs (events %.0f/s overall, %.0f/s per rank)",
+                    sum[0], sum[1], sum[2], sum[3], seconds, Double(sum[0]) / eventSeconds,
+                    Double(sum[0]) / eventSeconds / Double(comm.size)))
             if comm.isRoot {
-                print(String(format: "GENERATE ranks=%d users=%d pins=%d events=%d saves=%d boards=%d seconds=%.3f event_seconds=%.3f events_per_s=%.0f cpu_seconds=%.3f maxrss_mib=%@",
-                             comm.size, users, sum[1], sum[0], sum[2], sum[3], seconds, eventSeconds, Double(sum[0]) / eventSeconds, eventCPU, memory))
+                print(
+                    String(
+                        format:
+                            "GENERATE ranks=%d users=%d pins=%d events=%d saves=%d boards=%d seconds=%.3f event_seconds=%.3f events_per_s=%.0f cpu_seconds=%.3f maxrss_mib=%@",
+                        comm.size, users, sum[1], sum[0], sum[2], sum[3], seconds, eventSeconds,
+                        Double(sum[0]) / eventSeconds, eventCPU, memory))
             }
         }
     }
@@ -134,7 +159,8 @@ struct Digest: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "digest",
         abstract: "Print a content digest of each entity of a dataset run (same for any shard count).",
-        discussion: "Prints `DIGEST <entity> rows=<n> hash=<hex>` lines; two runs hold the same data iff the lines match.")
+        discussion:
+            "Prints `DIGEST <entity> rows=<n> hash=<hex>` lines; two runs hold the same data iff the lines match.")
 
     @Option(help: "Root folder of dataset runs.") var data = "out/world"
     @Option(help: "Run id (default: the current run).") var runID: String?

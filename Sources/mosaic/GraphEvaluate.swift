@@ -40,7 +40,9 @@ struct GraphEvaluate: ParsableCommand {
 
     func validate() throws {
         guard SequenceFormat(rawValue: format) != nil else { throw ValidationError("--format must be s3rec or sasrec") }
-        guard ["test", "validation"].contains(split) else { throw ValidationError("--split must be test or validation") }
+        guard ["test", "validation"].contains(split) else {
+            throw ValidationError("--split must be test or validation")
+        }
         guard recent >= 1 else { throw ValidationError("--recent must be at least 1") }
     }
 
@@ -50,16 +52,21 @@ struct GraphEvaluate: ParsableCommand {
             var sequencesPath = sequences, attributesPath = attributes
             if sequencesPath == nil {
                 guard let root = SharedData.root() else {
-                    throw ValidationError("no --sequences and no shared data folder: pass --sequences FILE or set MOSAIC_SHARED")
+                    throw ValidationError(
+                        "no --sequences and no shared data folder: pass --sequences FILE or set MOSAIC_SHARED")
                 }
                 sequencesPath = root.appendingPathComponent("s3rec-beauty/Beauty.txt").path
-                attributesPath = attributesPath ?? root.appendingPathComponent("s3rec-beauty/Beauty_item2attributes.json").path
+                attributesPath =
+                    attributesPath ?? root.appendingPathComponent("s3rec-beauty/Beauty_item2attributes.json").path
             }
             let data = try ItemSequences.read(path: sequencesPath!, format: SequenceFormat(rawValue: format)!)
             let n = data.itemCount
             let sequences = data.items.map { $0.map(Int.init) }
             var methods: [(String, any ItemSimilarity)] = [
-                ("co-occurrence", CoOccurrenceSimilarity(baskets: NextItemFullRanking.trainingPrefixes(sequences), itemCount: n))
+                (
+                    "co-occurrence",
+                    CoOccurrenceSimilarity(baskets: NextItemFullRanking.trainingPrefixes(sequences), itemCount: n)
+                )
             ]
             if let attributesPath {
                 var tags = [[Int]](repeating: [], count: n + 1)
@@ -90,17 +97,22 @@ struct GraphEvaluate: ParsableCommand {
             comm.log(String(format: "graph evaluate: %d users, %d items, %.1fs", sequences.count, n, now() - t0))
             guard comm.isRoot else { return }
             let name = (data.path as NSString).lastPathComponent
-            print("| method (\(name), \(split), full ranking, \(sequences.count) users) | HR@5 | NDCG@5 | HR@10 | NDCG@10 | HR@20 | NDCG@20 |")
+            print(
+                "| method (\(name), \(split), full ranking, \(sequences.count) users) | HR@5 | NDCG@5 | HR@10 | NDCG@10 | HR@20 | NDCG@20 |"
+            )
             print("|---|---|---|---|---|---|---|")
             for ((method, _), a) in zip(methods, results) {
-                print(String(
-                    format: "| %@ | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f |", method, a.hitRate(5), a.ndcg(5),
-                    a.hitRate(10), a.ndcg(10), a.hitRate(20), a.ndcg(20)))
+                print(
+                    String(
+                        format: "| %@ | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f |", method, a.hitRate(5), a.ndcg(5),
+                        a.hitRate(10), a.ndcg(10), a.hitRate(20), a.ndcg(20)))
             }
             for row in PublishedFigures.fullRanking(fileName: name, users: sequences.count, items: n) {
-                print(String(
-                    format: "| %@ | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f |", row.model, row.hitRate[5]!, row.ndcg[5]!,
-                    row.hitRate[10]!, row.ndcg[10]!, row.hitRate[20]!, row.ndcg[20]!))
+                print(
+                    String(
+                        format: "| %@ | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f |", row.model, row.hitRate[5]!,
+                        row.ndcg[5]!,
+                        row.hitRate[10]!, row.ndcg[10]!, row.hitRate[20]!, row.ndcg[20]!))
             }
         }
     }

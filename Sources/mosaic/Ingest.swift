@@ -19,7 +19,8 @@ struct Ingest: ParsableCommand {
             Example: Cluster/mpirun-local.sh -np 2 .build/release/mosaic ingest --events ev.csv --pins pins.csv --out out/imported
             """)
 
-    @Option(help: "Events file (event_id,user_id,pin_id,event_type,timestamp_ms,position,surface,session_id[,p_*]).") var events: String?
+    @Option(help: "Events file (event_id,user_id,pin_id,event_type,timestamp_ms,position,surface,session_id[,p_*]).")
+    var events: String?
     @Option(help: "Pins file (pin_id,category,created_at_ms,creator_id,embedding[,tags]).") var pins: String?
     @Option(help: "Boards file (board_id,owner_id,categories).") var boards: String?
     @Option(help: "Saves file (pin_id,board_id,user_id,saved_at_ms).") var saves: String?
@@ -35,13 +36,16 @@ struct Ingest: ParsableCommand {
         guard [events, pins, boards, saves, users].contains(where: { $0 != nil }) else {
             throw ValidationError("give at least one of --events, --pins, --boards, --saves, --users")
         }
-        guard (0 ... 1).contains(maxRejectRate) else { throw ValidationError("--max-reject-rate must be in 0…1") }
-        if let delimiter, !["comma", "tab", ",", "\\t"].contains(delimiter) { throw ValidationError("--delimiter must be comma or tab") }
+        guard (0...1).contains(maxRejectRate) else { throw ValidationError("--max-reject-rate must be in 0…1") }
+        if let delimiter, !["comma", "tab", ",", "\\t"].contains(delimiter) {
+            throw ValidationError("--delimiter must be comma or tab")
+        }
     }
 
     func run() throws {
         var files: [String: String] = [:]
-        files["events"] = events; files["pins"] = pins; files["boards"] = boards; files["saves"] = saves; files["users"] = users
+        files["events"] = events; files["pins"] = pins; files["boards"] = boards; files["saves"] = saves;
+        files["users"] = users
         let delim: UInt8? = delimiter.map { $0 == "tab" || $0 == "\\t" ? 9 : 44 }
         let id = runID ?? "import-\(Int(Date().timeIntervalSince1970))"
         let rejectsPath = rejects ?? URL(fileURLWithPath: out).appendingPathComponent("rejects-\(id).tsv").path
@@ -49,7 +53,8 @@ struct Ingest: ParsableCommand {
             let t0 = now()
             let cpu0 = ProcessStats.cpuSeconds()
             let runID = try comm.broadcast(string: id)
-            comm.log("ingest: \(files.keys.sorted().joined(separator: ", ")) on \(comm.size) rank(s) → \(out)/runs/\(runID)")
+            comm.log(
+                "ingest: \(files.keys.sorted().joined(separator: ", ")) on \(comm.size) rank(s) → \(out)/runs/\(runID)")
             // Start the run first, so that an already published run id fails before any work.
             let writer = try DatasetWriter(
                 root: URL(fileURLWithPath: out), runID: runID, producer: "mosaic ingest",
@@ -57,35 +62,50 @@ struct Ingest: ParsableCommand {
             let ingestor = Ingestor(files: files, delimiter: delim, dimension: dimension, maxRejectRate: maxRejectRate)
             var parsedSoFar = 0
             var lastLog = now()
-            let result = try ingestor.run(comm: comm, progress: { entity, accepted, parsed in
-                parsedSoFar += parsed
-                let t = now() - t0
-                comm.log(String(format: "ingest: %@ done on rank 0: %d rows parsed, %d kept here; %.0f rows/s on rank 0, elapsed %.1fs",
-                                 entity, parsed, accepted, Double(parsedSoFar) / max(t, 1e-9), t))
-            }, parsing: { file, done, total, rows in
-                let t = now()
-                guard t - lastLog >= 2, total > 0 else { return }
-                lastLog = t
-                let fraction = Double(done) / Double(total)
-                let elapsed = t - t0
-                comm.log(String(format: "ingest: %@ %.1f%% of rank 0's range, %d rows, %.0f rows/s on rank 0 (all files), ETA %.0fs",
-                                (file as NSString).lastPathComponent, 100 * fraction, rows, Double(parsedSoFar + rows) / elapsed,
-                                fraction > 0 ? (t - t0) * (1 - fraction) / fraction : 0))
-            })
+            let result = try ingestor.run(
+                comm: comm,
+                progress: { entity, accepted, parsed in
+                    parsedSoFar += parsed
+                    let t = now() - t0
+                    comm.log(
+                        String(
+                            format:
+                                "ingest: %@ done on rank 0: %d rows parsed, %d kept here; %.0f rows/s on rank 0, elapsed %.1fs",
+                            entity, parsed, accepted, Double(parsedSoFar) / max(t, 1e-9), t))
+                },
+                parsing: { file, done, total, rows in
+                    let t = now()
+                    guard t - lastLog >= 2, total > 0 else { return }
+                    lastLog = t
+                    let fraction = Double(done) / Double(total)
+                    let elapsed = t - t0
+                    comm.log(
+                        String(
+                            format:
+                                "ingest: %@ %.1f%% of rank 0's range, %d rows, %.0f rows/s on rank 0 (all files), ETA %.0fs",
+                            (file as NSString).lastPathComponent, 100 * fraction, rows,
+                            Double(parsedSoFar + rows) / elapsed,
+                            fraction > 0 ? (t - t0) * (1 - fraction) / fraction : 0))
+                })
             let validateSeconds = try comm.allreduce(now() - t0, op: .max)
             let s = result.summary
             if comm.isRoot {
                 try FileManager.default.createDirectory(
-                    at: URL(fileURLWithPath: rejectsPath).deletingLastPathComponent(), withIntermediateDirectories: true)
+                    at: URL(fileURLWithPath: rejectsPath).deletingLastPathComponent(), withIntermediateDirectories: true
+                )
                 try Ingestor.writeRejects(result.rejects, to: rejectsPath)
             }
             let reasons = s.byReason.keys.sorted().map { "\($0)=\(s.byReason[$0]!)" }.joined(separator: " ")
-            comm.log("ingest: \(s.dataRows) data rows, \(s.accepted) accepted, \(s.rejected) rejected, \(s.duplicates) duplicates dropped \(reasons.isEmpty ? "" : "(\(reasons))"); rejects → \(rejectsPath)")
+            comm.log(
+                "ingest: \(s.dataRows) data rows, \(s.accepted) accepted, \(s.rejected) rejected, \(s.duplicates) duplicates dropped \(reasons.isEmpty ? "" : "(\(reasons))"); rejects → \(rejectsPath)"
+            )
             let rate = s.dataRows > 0 ? Double(s.rejected) / Double(s.dataRows) : 0
             if rate > maxRejectRate {
                 throw IngestError(
                     file: rejectsPath, row: 0, reason: "reject_rate_exceeded",
-                    message: String(format: "%.4f of rows rejected (%d of %d) > --max-reject-rate %.4f; nothing was published", rate, s.rejected, s.dataRows, maxRejectRate))
+                    message: String(
+                        format: "%.4f of rows rejected (%d of %d) > --max-reject-rate %.4f; nothing was published",
+                        rate, s.rejected, s.dataRows, maxRejectRate))
             }
             for entity in EntitySchema.entityNames {
                 guard let t = result.tables[entity] else { continue }
@@ -96,12 +116,18 @@ struct Ingest: ParsableCommand {
             let seconds = try comm.allreduce(now() - t0, op: .max)
             let memory = try comm.peakMemoryPerRank()
             let cpu = try comm.maxCPUSeconds(since: cpu0)
-            comm.log(String(format: "ingest: done in %.2fs (%.0f rows/s overall, %.0f per rank; %.1f MB/s)", seconds,
-                            Double(s.dataRows) / seconds, Double(s.dataRows) / seconds / Double(comm.size), Double(s.bytes) / seconds / 1e6))
+            comm.log(
+                String(
+                    format: "ingest: done in %.2fs (%.0f rows/s overall, %.0f per rank; %.1f MB/s)", seconds,
+                    Double(s.dataRows) / seconds, Double(s.dataRows) / seconds / Double(comm.size),
+                    Double(s.bytes) / seconds / 1e6))
             if comm.isRoot {
-                print(String(format: "INGEST ranks=%d rows=%d accepted=%d rejected=%d duplicates=%d bytes=%d seconds=%.3f validate_seconds=%.3f rows_per_s=%.0f cpu_seconds=%.3f maxrss_mib=%@ %@",
-                             comm.size, s.dataRows, s.accepted, s.rejected, s.duplicates, s.bytes, seconds, validateSeconds,
-                             Double(s.dataRows) / seconds, cpu, memory, reasons))
+                print(
+                    String(
+                        format:
+                            "INGEST ranks=%d rows=%d accepted=%d rejected=%d duplicates=%d bytes=%d seconds=%.3f validate_seconds=%.3f rows_per_s=%.0f cpu_seconds=%.3f maxrss_mib=%@ %@",
+                        comm.size, s.dataRows, s.accepted, s.rejected, s.duplicates, s.bytes, seconds, validateSeconds,
+                        Double(s.dataRows) / seconds, cpu, memory, reasons))
             }
         }
     }
@@ -112,7 +138,8 @@ struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
         abstract: "Write every entity of a dataset run to <out>/<entity>.csv (or .tsv) in the import format.",
-        discussion: "Every rank formats its shards and writes them at its offset of one shared file (rows in shard order).")
+        discussion:
+            "Every rank formats its shards and writes them at its offset of one shared file (rows in shard order).")
 
     @Option(help: "Root folder of dataset runs.") var data = "out/world"
     @Option(help: "Run id (default: the current run).") var runID: String?
@@ -134,27 +161,39 @@ struct Export: ParsableCommand {
                 for path in try reader.myShards(entity, comm: comm) {
                     let t = try DatasetReader.readShard(path, entity: entity)
                     header = CSVWriter.header(t, delimiter: delim)
-                    CSVWriter.append(t, rows: 0 ..< t.count, delimiter: delim, to: &bytes)
+                    CSVWriter.append(t, rows: 0..<t.count, delimiter: delim, to: &bytes)
                     rows += t.count
                 }
                 // The header comes from the first shard (read by rank 0).
                 header = try comm.broadcastArray(header, root: 0)
                 let sizes = try comm.allgather([Int64(bytes.count)])
-                let offset = Int64(header.count) + sizes[0 ..< comm.rank].reduce(0, +)
+                let offset = Int64(header.count) + sizes[0..<comm.rank].reduce(0, +)
                 let path = URL(fileURLWithPath: out).appendingPathComponent("\(entity).\(tsv ? "tsv" : "csv")").path
                 if comm.isRoot {
                     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-                    guard fd >= 0 else { throw IngestError(file: path, row: 0, reason: "unwritable", message: String(cString: strerror(errno))) }
+                    guard fd >= 0 else {
+                        throw IngestError(
+                            file: path, row: 0, reason: "unwritable", message: String(cString: strerror(errno)))
+                    }
                     _ = header.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
                     close(fd)
                 }
                 try comm.barrier()
                 let fd = open(path, O_WRONLY | O_CLOEXEC)
-                guard fd >= 0 else { throw IngestError(file: path, row: 0, reason: "unwritable", message: String(cString: strerror(errno))) }
+                guard fd >= 0 else {
+                    throw IngestError(
+                        file: path, row: 0, reason: "unwritable", message: String(cString: strerror(errno)))
+                }
                 var written = 0
                 while written < bytes.count {
-                    let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + written, $0.count - written, off_t(offset) + off_t(written)) }
-                    if n <= 0 { close(fd); throw IngestError(file: path, row: 0, reason: "unwritable", message: String(cString: strerror(errno))) }
+                    let n = bytes.withUnsafeBytes {
+                        pwrite(fd, $0.baseAddress! + written, $0.count - written, off_t(offset) + off_t(written))
+                    }
+                    if n <= 0 {
+                        close(fd);
+                        throw IngestError(
+                            file: path, row: 0, reason: "unwritable", message: String(cString: strerror(errno)))
+                    }
                     written += n
                 }
                 close(fd)

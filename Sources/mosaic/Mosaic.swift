@@ -11,5 +11,8 @@ struct Mosaic: ParsableCommand {
             `Cluster/mpirun-local.sh -np N .build/release/mosaic <job>`, or with mpirun/srun on a \
             cluster. Without a launcher a job runs as a one-rank world. Logs come from rank 0.
             """,
-        subcommands: [Doctor.self, Generate.self, Ingest.self, Export.self, Adapt.self, Digest.self, IndexCommand.self, FeedCommand.self, RankerCommand.self, GraphCommand.self, PinSageCommand.self])
+        subcommands: [
+            Doctor.self, Generate.self, Ingest.self, Export.self, Adapt.self, Digest.self, IndexCommand.self,
+            FeedCommand.self, RankerCommand.self, GraphCommand.self, PinSageCommand.self,
+        ])
 }

@@ -83,7 +83,8 @@ struct PinSageTrain: ParsableCommand {
     @Option(help: "Consecutive-save window (saves apart).") var sequenceWindow = 1
     @Option(help: "Consecutive-save partners kept per pin.") var sequenceWidth = 10
     @Option(
-        help: "Leave out each user's last N saves when making consecutive-save pairs (2 = as `graph build --hold-out 2`)."
+        help:
+            "Leave out each user's last N saves when making consecutive-save pairs (2 = as `graph build --hold-out 2`)."
     )
     var holdOut = 0
     @Option(

@@ -42,7 +42,8 @@ struct RankerTrain: ParsableCommand {
     @Option(help: "Expert MLP widths, comma-separated.") var expertWidths: String?
     @Option(help: "Dropout after the cross network.") var dropout: Double?
     @Option(help: "Per-occurrence L2 on embedding rows.") var embeddingL2: Double?
-    @Option(help: "FuxiCTR-style embedding regularizer λ: (λ/2)·‖W‖² over the whole table per step.") var embeddingDecay: Double?
+    @Option(help: "FuxiCTR-style embedding regularizer λ: (λ/2)·‖W‖² over the whole table per step.")
+    var embeddingDecay: Double?
     @Option(help: "Maximum epochs.") var epochs = 30
     @Option(help: "Global batch size (split over ranks).") var batchSize = 4096
     @Option(help: "Adam learning rate.") var lr = 1e-3
@@ -116,7 +117,8 @@ struct RankerTrain: ParsableCommand {
             options.seed = seed
             let outcome = try RankerTrainer.train(
                 config: cfg, train: trainData, valid: validData, options: options, comm: comm, save: out)
-            let sum = outcome.model.parameters.values.reduce(0.0) { $0 + Double($1) }
+            let sum =
+                outcome.model.parameters.values.reduce(0.0) { $0 + Double($1) }
                 + outcome.model.tables.reduce(0.0) { $0 + $1.values.reduce(0.0) { $0 + Double($1) } }
             var testMetrics: RankerMetrics? = nil
             if let testData {
@@ -131,8 +133,11 @@ struct RankerTrain: ParsableCommand {
             getrusage(RUSAGE_SELF.rawValue, &usage)
             let rssPerRank = try comm.allgather([Int64(usage.ru_maxrss / 1024)])
             if comm.isRoot {
-                print("RANKER TRAIN ranks=\(comm.size) arch=\(arch.rawValue) best_epoch=\(outcome.bestEpoch) steps=\(outcome.steps) " + String(format: "param_sum=%.6e examples_per_s=%.0f", sum, outcome.examplesPerSecond)
-                    + " rows_per_rank=\(rowsPerRank.map(String.init).joined(separator: ",")) peak_rss_mb_per_rank=\(rssPerRank.map(String.init).joined(separator: ","))")
+                print(
+                    "RANKER TRAIN ranks=\(comm.size) arch=\(arch.rawValue) best_epoch=\(outcome.bestEpoch) steps=\(outcome.steps) "
+                        + String(format: "param_sum=%.6e examples_per_s=%.0f", sum, outcome.examplesPerSecond)
+                        + " rows_per_rank=\(rowsPerRank.map(String.init).joined(separator: ",")) peak_rss_mb_per_rank=\(rssPerRank.map(String.init).joined(separator: ","))"
+                )
                 print("")
                 print("| split | model | AUC | logloss |")
                 print("|---|---|---|---|")
@@ -204,7 +209,8 @@ struct RankerScore: ParsableCommand {
                 // the file to the next rank.
                 let mine = RankerTrainer.localRows(d, comm: comm)
                 let first = (d.isSharded ? d.shardStart : 0) + mine.lowerBound
-                var text = comm.isRoot ? "row," + config.tasks.map { "p_\($0)" }.joined(separator: ",") + ",score\n" : ""
+                var text =
+                    comm.isRoot ? "row," + config.tasks.map { "p_\($0)" }.joined(separator: ",") + ",score\n" : ""
                 for i in 0..<mine.count {
                     var s = 0.0
                     var line = "\(first + i)"
@@ -231,7 +237,9 @@ struct RankerScore: ParsableCommand {
                 }
             }
             if comm.isRoot {
-                print("RANKER SCORE rows=\(d.globalCount) \(zip(config.tasks, metrics.auc).map { String(format: "%@_auc=%.4f", $0, $1) }.joined(separator: " "))")
+                print(
+                    "RANKER SCORE rows=\(d.globalCount) \(zip(config.tasks, metrics.auc).map { String(format: "%@_auc=%.4f", $0, $1) }.joined(separator: " "))"
+                )
             }
         }
     }

@@ -47,8 +47,10 @@ struct RankerGames: ParsableCommand {
 
     func run() throws {
         Communicator.runJob { comm in
-            guard let path = sequences ?? SharedData.root()?.appendingPathComponent("amazon-games/Video.txt").path else {
-                throw ValidationError("no --sequences and no shared data folder: pass --sequences FILE or set MOSAIC_SHARED")
+            guard let path = sequences ?? SharedData.root()?.appendingPathComponent("amazon-games/Video.txt").path
+            else {
+                throw ValidationError(
+                    "no --sequences and no shared data folder: pass --sequences FILE or set MOSAIC_SHARED")
             }
             guard let sequenceFormat = SequenceFormat(rawValue: format) else {
                 throw ValidationError("--format must be sasrec or s3rec")
@@ -100,7 +102,8 @@ struct RankerGames: ParsableCommand {
                 for u in us {
                     let n = seqs[u].count, pos = valid ? n - 2 : n - 1
                     let negatives = RankingProtocol.sampleNegatives(
-                        user: Int64(u + (valid ? 1_000_000 : 0)), itemCount: maxItem, rejection: Set(seqs[u][0..<(n - 2)]))
+                        user: Int64(u + (valid ? 1_000_000 : 0)), itemCount: maxItem,
+                        rejection: Set(seqs[u][0..<(n - 2)]))
                     rows.append((u, seqs[u][pos], pos, 1))
                     for i in negatives { rows.append((u, i, pos, 0)) }
                 }
@@ -109,7 +112,8 @@ struct RankerGames: ParsableCommand {
             let train = dataset(trainRows)
             let valid = dataset(candidates(validSet, valid: true))
             let test = dataset(candidates(testUsers, valid: false))
-            comm.log("games: \(users) users, \(maxItem) items, \(train.count) training rows, \(testUsers.count) test users")
+            comm.log(
+                "games: \(users) users, \(maxItem) items, \(train.count) training rows, \(testUsers.count) test users")
             var lines: [String] = []
             for variant in variants.split(separator: ",").map(String.init) {
                 var c = RankerConfig()
@@ -117,12 +121,18 @@ struct RankerGames: ParsableCommand {
                 c.crossLayers = 2; c.experts = 1; c.expertWidths = [128, 64]; c.towerWidths = [1]
                 c.tasks = ["click"]; c.taskWeights = [1]; c.dropout = 0.2; c.candidateField = 1
                 var parts = Set(variant.split(separator: "+").map(String.init))
-                if parts.remove("lr") != nil { c.architecture = .logistic; c.shortLength = 20 }
-                else if parts.remove("lr-nohist") != nil { c.architecture = .logistic }
-                else if parts.remove("dcn") == nil { throw ValidationError("variant \(variant): must start with lr, lr-nohist or dcn") }
+                if parts.remove("lr") != nil {
+                    c.architecture = .logistic; c.shortLength = 20
+                } else if parts.remove("lr-nohist") != nil {
+                    c.architecture = .logistic
+                } else if parts.remove("dcn") == nil {
+                    throw ValidationError("variant \(variant): must start with lr, lr-nohist or dcn")
+                }
                 if parts.remove("din") != nil { c.shortLength = 20 }
                 if parts.remove("sim") != nil { c.simK = simK; c.simSearch = "hard" }
-                guard parts.isEmpty else { throw ValidationError("variant \(variant): unknown parts \(parts.sorted())") }
+                guard parts.isEmpty else {
+                    throw ValidationError("variant \(variant): unknown parts \(parts.sorted())")
+                }
                 var options = RankerTrainingOptions()
                 options.epochs = epochs; options.batchSize = batchSize
                 options.learningRate = c.architecture == .logistic ? baselineLr : lr
@@ -136,7 +146,10 @@ struct RankerGames: ParsableCommand {
                     acc.add(rank: RankingProtocol.rank(target: s.first!, others: s.dropFirst(), ties: .optimistic))
                 }
                 lines.append(String(format: "| %@ (ours) | %.4f | %.4f |", variant, acc.hitRate(10), acc.ndcg(10)))
-                comm.log(String(format: "%@: HR@10 %.4f NDCG@10 %.4f (best epoch %d)", variant, acc.hitRate(10), acc.ndcg(10), outcome.bestEpoch))
+                comm.log(
+                    String(
+                        format: "%@: HR@10 %.4f NDCG@10 %.4f (best epoch %d)", variant, acc.hitRate(10), acc.ndcg(10),
+                        outcome.bestEpoch))
             }
             if comm.isRoot {
                 print("RANKER GAMES ranks=\(comm.size) users=\(users) test_users=\(testUsers.count) ties=optimistic")
@@ -147,7 +160,9 @@ struct RankerGames: ParsableCommand {
                 // Published figures belong to SASRec's Amazon Games file only.
                 if (path as NSString).lastPathComponent == "Video.txt" && users == 31_013 && maxUsers == nil {
                     print("| SASRec (paper, Table III) | 0.7410 | 0.5360 |")
-                    print("| PopRec (paper) / popularity (Events' tests, all users) | 0.4724 / 0.4765 | 0.2779 / 0.2785 |")
+                    print(
+                        "| PopRec (paper) / popularity (Events' tests, all users) | 0.4724 / 0.4765 | 0.2779 / 0.2785 |"
+                    )
                 }
             }
         }

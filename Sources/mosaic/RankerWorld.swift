@@ -78,7 +78,8 @@ struct RankerWorld: ParsableCommand {
             }
             comm.log(
                 "world: \(world.train.count) train, \(world.valid.count) valid, \(world.test.count) test impressions "
-                    + String(format: "(%.1f s); save rate %.4f, closeup rate %.4f", Date().timeIntervalSince(t0),
+                    + String(
+                        format: "(%.1f s); save rate %.4f, closeup rate %.4f", Date().timeIntervalSince(t0),
                         world.test.labels[0].reduce(0, +) / Float(world.test.count),
                         world.test.labels[1].reduce(0, +) / Float(world.test.count)))
             let test = world.test
@@ -90,21 +91,30 @@ struct RankerWorld: ParsableCommand {
                 var cells = [name]
                 for k in 0..<2 {
                     let auc = ClassificationMetrics.auc(scores: ranking[k], labels: labels[k]) ?? .nan
-                    let gauc = ClassificationMetrics.gauc(scores: ranking[k], labels: labels[k], groups: test.groups).value ?? .nan
+                    let gauc =
+                        ClassificationMetrics.gauc(scores: ranking[k], labels: labels[k], groups: test.groups).value
+                        ?? .nan
                     cells += [String(format: "%.4f", auc), String(format: "%.4f", gauc)]
                 }
                 for k in 0..<2 {
-                    cells.append(String(format: "%.4f", ClassificationMetrics.ece(probabilities: probs[k], labels: labels[k])))
+                    cells.append(
+                        String(format: "%.4f", ClassificationMetrics.ece(probabilities: probs[k], labels: labels[k])))
                 }
                 let final = (0..<test.count).map { i in weights[0] * probs[0][i] + weights[1] * probs[1][i] }
-                cells.append(String(format: "%.4f", ClassificationMetrics.auc(scores: final, labels: labels[0]) ?? .nan))
+                cells.append(
+                    String(format: "%.4f", ClassificationMetrics.auc(scores: final, labels: labels[0]) ?? .nan))
                 rows.append("| " + cells.joined(separator: " | ") + " |")
             }
             let oracle = world.oracle.map { $0.map(Double.init) }
             row("oracle (true probabilities)", oracle, ranking: oracle)
             let relevance = world.relevance.map(Double.init)
-            biasRows.append(String(format: "| oracle P(closeup) (with position effect) | %.4f |", Self.pearson(oracle[1], position)))
-            biasRows.append(String(format: "| oracle relevance P(closeup)/exam(position) (the truth) | %.4f |", Self.pearson(relevance, position)))
+            biasRows.append(
+                String(format: "| oracle P(closeup) (with position effect) | %.4f |", Self.pearson(oracle[1], position))
+            )
+            biasRows.append(
+                String(
+                    format: "| oracle relevance P(closeup)/exam(position) (the truth) | %.4f |",
+                    Self.pearson(relevance, position)))
 
             for variant in variants.split(separator: ",").map(String.init) {
                 var c = RankerConfig()
@@ -128,7 +138,9 @@ struct RankerWorld: ParsableCommand {
                 if parts.remove("din") != nil { c.shortLength = shortLength }
                 if parts.remove("sim-hard") != nil { c.simK = simK; c.simSearch = "hard" }
                 if parts.remove("sim-soft") != nil { c.simK = simK; c.simSearch = "soft" }
-                guard parts.isEmpty else { throw ValidationError("variant \(variant): unknown parts \(parts.sorted())") }
+                guard parts.isEmpty else {
+                    throw ValidationError("variant \(variant): unknown parts \(parts.sorted())")
+                }
                 var options = RankerTrainingOptions()
                 options.epochs = epochs; options.batchSize = batchSize
                 options.learningRate = c.architecture == .logistic ? baselineLr : lr
@@ -160,18 +172,25 @@ struct RankerWorld: ParsableCommand {
                         Self.pearson(withPosition.map(Double.init), position))
                 }
                 biasRows.append(line)
-                comm.log(String(format: "%@: best epoch %d, %.0f s, %.0f examples/s", variant, outcome.bestEpoch,
-                                Date().timeIntervalSince(started), outcome.examplesPerSecond))
+                comm.log(
+                    String(
+                        format: "%@: best epoch %d, %.0f s, %.0f examples/s", variant, outcome.bestEpoch,
+                        Date().timeIntervalSince(started), outcome.examplesPerSecond))
             }
             if comm.isRoot {
                 print(
-                    "RANKER WORLD ranks=\(comm.size) users=\(users) days=\(days) train=\(world.train.count) test=\(test.count) feature-time=\(featureTime)")
+                    "RANKER WORLD ranks=\(comm.size) users=\(users) days=\(days) train=\(world.train.count) test=\(test.count) feature-time=\(featureTime)"
+                )
                 print("")
-                print("| model (test, last 2 days) | save AUC | save GAUC | closeup AUC | closeup GAUC | save ECE | closeup ECE | final-score AUC (save) |")
+                print(
+                    "| model (test, last 2 days) | save AUC | save GAUC | closeup AUC | closeup GAUC | save ECE | closeup ECE | final-score AUC (save) |"
+                )
                 print("|---|---|---|---|---|---|---|---|")
                 rows.forEach { print($0) }
                 print("")
-                print("ECE after \(calibration) calibration fitted on valid (oracle: raw true probabilities). Final score = \(weights[0])·P(save) + \(weights[1])·P(closeup).")
+                print(
+                    "ECE after \(calibration) calibration fitted on valid (oracle: raw true probabilities). Final score = \(weights[0])·P(save) + \(weights[1])·P(closeup)."
+                )
                 print("")
                 print("| position-bias check (test) | Pearson corr. with logged position |")
                 print("|---|---|")

@@ -23,7 +23,9 @@ struct ClassificationMetricsTests {
         #expect(ClassificationMetrics.auc(scores: [0.9, 0.8, 0.2, 0.1], labels: [false, false, true, true]) == 0)
         #expect(ClassificationMetrics.auc(scores: [0.5, 0.5, 0.5], labels: [true, false, false]) == 0.5)
         // Positives 0.8, 0.4; negatives 0.4, 0.1, 0.6. Pairs: (0.8: 3 wins), (0.4: tie ½, win 1, loss) = 4.5 / 6.
-        #expect(ClassificationMetrics.auc(scores: [0.8, 0.4, 0.4, 0.1, 0.6], labels: [true, true, false, false, false]) == 0.75)
+        #expect(
+            ClassificationMetrics.auc(scores: [0.8, 0.4, 0.4, 0.1, 0.6], labels: [true, true, false, false, false])
+                == 0.75)
         #expect(ClassificationMetrics.auc(scores: [0.3, 0.7], labels: [true, true]) == nil)
     }
 
@@ -31,7 +33,7 @@ struct ClassificationMetricsTests {
     func aucBruteForce(seed: Int) {
         var r = RandomStream(seed: UInt64(seed))
         let n = 50 + r.int(below: 300)
-        let s = (0 ..< n).map { _ in Double(r.int(below: 12)) / 4 }  // heavy ties
+        let s = (0..<n).map { _ in Double(r.int(below: 12)) / 4 }  // heavy ties
         let y = s.map { r.uniform() < 0.2 + 0.1 * $0 }
         let fast = ClassificationMetrics.auc(scores: s, labels: y)
         let slow = bruteForceAUC(s, y)
@@ -60,16 +62,18 @@ struct ClassificationMetricsTests {
         // 2 bins: [0, 0.5): {0.2 → 0}: |0 − 0.2| · 1/4; [0.5, 1]: {0.9, 0.6, 0.6 → 1, 1, 0}: |2 − 2.1| / 4.
         #expect(abs(ClassificationMetrics.ece(probabilities: p, labels: y, bins: 2) - (0.2 / 4 + 0.1 / 4)) < 1e-12)
         // Perfectly calibrated constant predictions have ECE 0.
-        #expect(ClassificationMetrics.ece(probabilities: [0.25, 0.25, 0.25, 0.25], labels: [true, false, false, false]) == 0)
+        #expect(
+            ClassificationMetrics.ece(probabilities: [0.25, 0.25, 0.25, 0.25], labels: [true, false, false, false]) == 0
+        )
     }
 
     @Test("oracle report: true probabilities beat noisy ones on labels drawn from them")
     func oracle() {
         var r = RandomStream(seed: 11)
         let n = 20_000
-        let p = (0 ..< n).map { _ in 0.02 + 0.5 * r.uniform() * r.uniform() }
+        let p = (0..<n).map { _ in 0.02 + 0.5 * r.uniform() * r.uniform() }
         let y = p.map { r.uniform() < $0 }
-        let g = (0 ..< n).map { Int64($0 % 200) }
+        let g = (0..<n).map { Int64($0 % 200) }
         let noisy = p.map { min(0.99, max(0.01, $0 + 0.15 * (r.uniform() - 0.5))) }
         let oracle = ClassificationMetrics.report(probabilities: p, labels: y, groups: g)
         let model = ClassificationMetrics.report(probabilities: noisy, labels: y, groups: g)
@@ -115,13 +119,13 @@ struct RankingMetricsTests {
         #expect(RankingProtocol.rank(target: 0.5, others: others, ties: .pessimistic) == 3)
         #expect(RankingProtocol.rank(target: 0.5, others: others, ties: .average) == 2)
         var r = RandomStream(seed: 5)
-        for _ in 0 ..< 50 {
-            let scores = (0 ..< 40).map { _ in Float(r.uniform()) }
+        for _ in 0..<50 {
+            let scores = (0..<40).map { _ in Float(r.uniform()) }
             let target = 1 + r.int(below: 39)
-            let exclude = Set((0 ..< 5).map { _ in 1 + r.int(below: 39) }).subtracting([target])
+            let exclude = Set((0..<5).map { _ in 1 + r.int(below: 39) }).subtracting([target])
             let rank = RankingProtocol.fullRank(scores: scores, target: target, exclude: exclude)
             // Brute force: sort the remaining items by score descending, find the target.
-            let items = (1 ..< 40).filter { !exclude.contains($0) }.sorted { scores[$0] > scores[$1] }
+            let items = (1..<40).filter { !exclude.contains($0) }.sorted { scores[$0] > scores[$1] }
             #expect(Int(rank) == items.firstIndex(of: target)!)
         }
     }
@@ -130,14 +134,15 @@ struct RankingMetricsTests {
     func sampledNegatives() {
         let rejection: Set = [1, 2, 3, 50]
         let a = RankingProtocol.sampleNegatives(user: 7, itemCount: 60, rejection: rejection)
-        #expect(a.count == 100 && a.allSatisfy { (1 ... 60).contains($0) && !rejection.contains($0) })
+        #expect(a.count == 100 && a.allSatisfy { (1...60).contains($0) && !rejection.contains($0) })
         #expect(a == RankingProtocol.sampleNegatives(user: 7, itemCount: 60, rejection: rejection))
         #expect(a != RankingProtocol.sampleNegatives(user: 8, itemCount: 60, rejection: rejection))
         // A scorer that knows the target ranks it first; a constant scorer ties (optimistic rank 0,
         // pessimistic 100).
         let target = 4
         #expect(RankingProtocol.sampledRank(target: target, negatives: a) { $0.map { $0 == target ? 1 : 0 } } == 0)
-        #expect(RankingProtocol.sampledRank(target: target, negatives: a, ties: .pessimistic) { $0.map { _ in 0 } } == 100)
+        #expect(
+            RankingProtocol.sampledRank(target: target, negatives: a, ties: .pessimistic) { $0.map { _ in 0 } } == 100)
     }
 
     @Test("rank accumulator averages per user and merges shards exactly")

@@ -23,7 +23,8 @@ struct DiversityRerankTests {
     @Test("the sliding-window category cap holds whenever the candidates allow it")
     func categoryCap() {
         // The 10 best are all category 0; 10 more of category 1, 10 of category 2.
-        let cats = [Int32](repeating: 0, count: 10) + [Int32](repeating: 1, count: 10) + [Int32](repeating: 2, count: 10)
+        let cats =
+            [Int32](repeating: 0, count: 10) + [Int32](repeating: 1, count: 10) + [Int32](repeating: 2, count: 10)
         let (s, e) = candidates(cats)
         let rerank = DiversityRerank(lambda: 1, window: 4, maxPerCategory: 2)
         let order = rerank.order(scores: s, categories: cats, embeddings: e, d: 8, k: 15)

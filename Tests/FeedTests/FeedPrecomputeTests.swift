@@ -22,24 +22,34 @@ struct FeedPrecomputeTests {
         return out
     }
 
-    @Test("every user's feed is the same on 1, 2 and 4 ranks, has no duplicate, and is published atomically; hold-out evaluation beside popularity")
+    @Test(
+        "every user's feed is the same on 1, 2 and 4 ranks, has no duplicate, and is published atomically; hold-out evaluation beside popularity"
+    )
     func sameFeedsAnyRankCount() throws {
         let world = try MPIRun.temporaryDirectory("precompute-world")
-        let gen = try MPIRun.mosaic(ranks: 2, ["generate", "--users", "200", "--pins", "2000", "--fresh-pins-per-day", "80",
-                                               "--days", "6", "--out", world.path])
+        let gen = try MPIRun.mosaic(
+            ranks: 2,
+            [
+                "generate", "--users", "200", "--pins", "2000", "--fresh-pins-per-day", "80",
+                "--days", "6", "--out", world.path,
+            ])
         #expect(gen.status == 0, "\(gen.output)")
         let out = try MPIRun.temporaryDirectory("precompute-feeds")
         var feeds: [[Int64: [Int64]]] = []
         for ranks in [1, 2, 4] {
             let r = try MPIRun.mosaic(
                 ranks: ranks,
-                ["feed", "precompute", "--world", world.path, "--out", out.path, "--run-id", "r\(ranks)", "--k", "10",
-                 "--holdout-days", "1", "--batch-users", "16"])
+                [
+                    "feed", "precompute", "--world", world.path, "--out", out.path, "--run-id", "r\(ranks)", "--k",
+                    "10",
+                    "--holdout-days", "1", "--batch-users", "16",
+                ])
             #expect(r.status == 0, "\(r.output)")
             #expect(r.stdout.contains("FEED PRECOMPUTE ranks=\(ranks) users=200 k=10"), "\(r.output)")
             #expect(r.stdout.contains("| most saved pins (popularity) |"), "\(r.output)")
             // The manifest is written last and `current` points at the newest run.
-            let current = try FileManager.default.destinationOfSymbolicLink(atPath: out.appendingPathComponent("current").path)
+            let current = try FileManager.default.destinationOfSymbolicLink(
+                atPath: out.appendingPathComponent("current").path)
             #expect(current.hasSuffix("r\(ranks)"), "\(current)")
             feeds.append(try published(out, run: "r\(ranks)"))
         }
@@ -50,7 +60,9 @@ struct FeedPrecomputeTests {
         for (u, feed) in feeds[0] {
             let real = feed.filter { $0 >= 0 }
             #expect(Set(real).count == real.count, "user \(u): a pin twice")
-            #expect(feed.firstIndex(of: -1).map { feed[$0...].allSatisfy { $0 == -1 } } ?? true, "user \(u): padding before pins")
+            #expect(
+                feed.firstIndex(of: -1).map { feed[$0...].allSatisfy { $0 == -1 } } ?? true,
+                "user \(u): padding before pins")
         }
         // A published run is never overwritten.
         let again = try MPIRun.mosaic(

@@ -19,8 +19,8 @@ struct ArtifactsTests {
             let f = try H5File(path: p, mode: .create)
             for (i, shape) in shapes.enumerated() {
                 let n = shape.reduce(1, *)
-                try f.root.write("d\(i)", (0 ..< n).map(make), shape: shape)
-                try f.root.write("c\(i)", (0 ..< n).map(make), shape: shape, compression: 6)
+                try f.root.write("d\(i)", (0..<n).map(make), shape: shape)
+                try f.root.write("c\(i)", (0..<n).map(make), shape: shape, compression: 6)
             }
         }
         let f = try H5File(path: p, mode: .read)
@@ -29,7 +29,7 @@ struct ArtifactsTests {
             for name in ["d\(i)", "c\(i)"] {
                 let ds = try f.root.dataset(name, of: T.self, shape: shape.map { $0 })
                 #expect(ds.shape == shape)
-                #expect(try ds.read(as: T.self) == (0 ..< n).map(make), "\(T.h5Name) \(shape)")
+                #expect(try ds.read(as: T.self) == (0..<n).map(make), "\(T.h5Name) \(shape)")
             }
         }
     }
@@ -77,7 +77,7 @@ struct ArtifactsTests {
     func hyperslabs() throws {
         let p = path("rows.h5")
         let n = 10_000, d = 16
-        let values = (0 ..< n * d).map { Float($0) }
+        let values = (0..<n * d).map { Float($0) }
         do {
             let f = try H5File(path: p, mode: .create)
             try f.root.write("x", values, shape: [n, d], chunk: [512, d], compression: 1)
@@ -87,12 +87,12 @@ struct ArtifactsTests {
         }
         let f = try H5File(path: p, mode: .readWrite)
         let x = try f.root.dataset("x", of: Float.self, shape: [nil, d])
-        #expect(try x.readRows(1234 ..< 1240, as: Float.self) == Array(values[(1234 * d) ..< (1240 * d)]))
-        #expect(try x.readRows(n - 1 ..< n, as: Float.self) == Array(values[((n - 1) * d)...]))
-        #expect(try x.readRows(5 ..< 5, as: Float.self).isEmpty)
+        #expect(try x.readRows(1234..<1240, as: Float.self) == Array(values[(1234 * d)..<(1240 * d)]))
+        #expect(try x.readRows(n - 1..<n, as: Float.self) == Array(values[((n - 1) * d)...]))
+        #expect(try x.readRows(5..<5, as: Float.self).isEmpty)
         try x.writeRows(at: 2, [Float](repeating: -1, count: d))
-        #expect(try x.readRows(2 ..< 3, as: Float.self) == [Float](repeating: -1, count: d))
-        #expect(throws: ArtifactError.self) { _ = try x.readRows(n - 1 ..< n + 1, as: Float.self) }
+        #expect(try x.readRows(2..<3, as: Float.self) == [Float](repeating: -1, count: d))
+        #expect(throws: ArtifactError.self) { _ = try x.readRows(n - 1..<n + 1, as: Float.self) }
         let grow = try f.root.dataset("grow", of: Int64.self, shape: [3, 2])
         #expect(try grow.read(as: Int64.self) == [1, 2, 3, 4, 5, 6])
         #expect(throws: ArtifactError.self) { try x.append([Float](repeating: 0, count: d)) }
@@ -112,7 +112,7 @@ struct ArtifactsTests {
         let good = path("good.h5")
         do {
             let f = try H5File(path: good, mode: .create)
-            try f.root.write("emb", (0 ..< 4096 * 32).map { Float($0) }, shape: [4096, 32])
+            try f.root.write("emb", (0..<4096 * 32).map { Float($0) }, shape: [4096, 32])
         }
         let bytes = try Data(contentsOf: URL(fileURLWithPath: good))
         let truncated = path("truncated.h5")
@@ -124,10 +124,16 @@ struct ArtifactsTests {
         #expect(e3?.file == truncated)
 
         let f = try H5File(path: good, mode: .read)
-        let e4 = #expect(throws: ArtifactError.self) { _ = try f.root.dataset("emb", of: Int64.self, shape: [nil, 32]) }
+        let e4 = #expect(throws: ArtifactError.self) {
+            _ = try f.root.dataset("emb", of: Int64.self, shape: [nil, 32])
+        }
         #expect(e4?.object == "/emb")
-        #expect(e4?.message.contains("expected int64 (*, 32), found float32 (4096, 32)") == true, "\(String(describing: e4))")
-        let e5 = #expect(throws: ArtifactError.self) { _ = try f.root.dataset("emb", of: Float.self, shape: [nil, 64]) }
+        #expect(
+            e4?.message.contains("expected int64 (*, 32), found float32 (4096, 32)") == true,
+            "\(String(describing: e4))")
+        let e5 = #expect(throws: ArtifactError.self) {
+            _ = try f.root.dataset("emb", of: Float.self, shape: [nil, 64])
+        }
         #expect(e5?.message.contains("expected float32 (*, 64)") == true)
         let e6 = #expect(throws: ArtifactError.self) { _ = try f.root.dataset("missing") }
         #expect(e6?.object == "/missing")
@@ -171,7 +177,8 @@ struct ArtifactsTests {
     }
 
     static var python: String? {
-        let candidates = [ProcessInfo.processInfo.environment["MOSAIC_PYTHON"], "/usr/bin/python3", "/usr/local/bin/python3"]
+        let candidates =
+            [ProcessInfo.processInfo.environment["MOSAIC_PYTHON"], "/usr/bin/python3", "/usr/local/bin/python3"]
             + (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map { "\($0)/python3" }
         for c in candidates.compactMap({ $0 }) where FileManager.default.isExecutableFile(atPath: c) {
             if let r = try? MPIRun.run(c, ["-c", "import h5py"], timeout: 60), r.status == 0 { return c }
@@ -179,16 +186,17 @@ struct ArtifactsTests {
         return nil
     }
 
-    @Test("h5py reads what Mosaic wrote (the interoperability contract)",
-          .enabled(if: python != nil, "h5py is not installed: pip install h5py, or set MOSAIC_PYTHON"))
+    @Test(
+        "h5py reads what Mosaic wrote (the interoperability contract)",
+        .enabled(if: python != nil, "h5py is not installed: pip install h5py, or set MOSAIC_PYTHON"))
     func h5pyInterop() throws {
         let p = path("interop.h5")
         do {
             let f = try H5File(path: p, mode: .create)
             let g = try f.root.createGroup("pins")
-            try g.write("embedding", (0 ..< 300).map { Float($0) * 0.5 }, shape: [100, 3], compression: 4)
-            try g.write("id", (0 ..< 100).map { Int64($0) * 1_000_000_007 }, shape: [100])
-            try g.write("flags", (0 ..< 100).map { UInt8($0 % 3) }, shape: [100])
+            try g.write("embedding", (0..<300).map { Float($0) * 0.5 }, shape: [100, 3], compression: 4)
+            try g.write("id", (0..<100).map { Int64($0) * 1_000_000_007 }, shape: [100])
+            try g.write("flags", (0..<100).map { UInt8($0 % 3) }, shape: [100])
             try g.setAttribute("producer", "mosaic — test")
             try g.setAttribute("rows", Int64(100))
             try f.root.write("d", [Double.pi, -1], shape: [2])

@@ -28,7 +28,8 @@ struct SingletonCollectiveTests {
 
 @Suite("Collective under mpirun", .serialized, .enabled(if: MPIRun.mpirunAvailable, "mpirun is not installed"))
 struct MultiRankCollectiveTests {
-    @Test("every collective gives the expected result on 1, 2 and 4 ranks, chunked and unchunked", arguments: [1, 2, 4])
+    @Test(
+        "every collective gives the expected result on 1, 2 and 4 ranks, chunked and unchunked", arguments: [1, 2, 4])
     func collectives(ranks: Int) throws {
         let r = try MPIRun.selftest(ranks: ranks, ["collectives", "--chunk", "3"])
         #expect(r.status == 0, "\(r.output)")
@@ -62,7 +63,8 @@ struct MultiRankRunTests {
             let line = r.stdout.split(separator: "\n").first { $0.hasPrefix("SELFTEST OK") }.map(String.init) ?? ""
             #expect(line.contains("ranks=\(ranks) files=\(ranks)"), "\(r.output)")
             digests.append(String(line.split(separator: " ").last ?? ""))
-            #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent("runs/selftest/MANIFEST.json").path))
+            #expect(
+                FileManager.default.fileExists(atPath: root.appendingPathComponent("runs/selftest/MANIFEST.json").path))
             #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent(".staging/selftest").path))
         }
         #expect(Set(digests).count == 1 && !digests[0].isEmpty, "digests differ by rank count: \(digests)")

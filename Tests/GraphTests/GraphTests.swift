@@ -408,7 +408,8 @@ struct WalkerInternalsTests {
         var result = ImportanceNeighbors(t: t)
         result.h = hard.count
         RandomWalker.count(
-            positions: visits.map(\.0), visited: visits.map(\.1), starts: starts[...], topT: t, hard: hard, into: &result)
+            positions: visits.map(\.0), visited: visits.map(\.1), starts: starts[...], topT: t, hard: hard,
+            into: &result)
         for (i, s) in starts.enumerated() {
             var tally: [Int64: Int32] = [:]
             for (q, v) in visits where q == Int64(i) && v != s { tally[v, default: 0] += 1 }

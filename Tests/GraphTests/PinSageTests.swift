@@ -195,7 +195,9 @@ struct PinSageTests {
         #expect(layer.forward(pos).data.contains { $0 < 0 })
     }
 
-    @Test("model with output layer and the in-batch softmax (logQ, masked duplicates): gradients match central differences")
+    @Test(
+        "model with output layer and the in-batch softmax (logQ, masked duplicates): gradients match central differences"
+    )
     func softmaxModelGradient() throws {
         let store = try makeStore()
         let model = PinSageModel<Double>(

@@ -96,7 +96,9 @@ struct DataParallelTrainingTests {
                 // Optimizer state and the trainer's RNG state are restored too.
                 let a = try H5File(path: out, mode: .read).root
                 let b = try H5File(path: full, mode: .read).root
-                #expect(try a.numericAttribute("rng_state", as: Int64.self) == b.numericAttribute("rng_state", as: Int64.self))
+                #expect(
+                    try a.numericAttribute("rng_state", as: Int64.self)
+                        == b.numericAttribute("rng_state", as: Int64.self))
                 #expect(
                     try a.group("dense_optimizer").read("slot1", as: Float.self)
                         == b.group("dense_optimizer").read("slot1", as: Float.self))

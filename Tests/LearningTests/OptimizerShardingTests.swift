@@ -5,7 +5,9 @@ import Testing
 
 @Suite("Sharded optimizer layouts and updates")
 struct OptimizerShardingTests {
-    @Test("dense parts cover every element exactly once, in buckets, balanced within one element", arguments: [1, 2, 3, 4, 7])
+    @Test(
+        "dense parts cover every element exactly once, in buckets, balanced within one element",
+        arguments: [1, 2, 3, 4, 7])
     func denseLayout(size: Int) {
         for (count, bucket) in [(0, 4), (1, 4), (10, 4), (23, 5), (1000, 1000), (1001, 1000), (3, 8)] {
             let layout = DenseShardLayout(count: count, bucketElements: bucket, size: size)
@@ -32,7 +34,9 @@ struct OptimizerShardingTests {
         }
     }
 
-    @Test("an update split into owned parts equals the update of the whole buffer", arguments: ["sgd", "adamw", "adagrad"])
+    @Test(
+        "an update split into owned parts equals the update of the whole buffer",
+        arguments: ["sgd", "adamw", "adagrad"])
     func splitUpdate(name: String) {
         let kind: OptimizerKind =
             switch name {
@@ -60,7 +64,9 @@ struct OptimizerShardingTests {
             for g in steps {
                 let mine = ranges.flatMap { g[$0] }
                 sharded.withUnsafeMutableBufferPointer { v in
-                    mine.withUnsafeBufferPointer { optimizer.update(values: v, ranges: ranges, grads: $0.baseAddress!, lr: 0.05) }
+                    mine.withUnsafeBufferPointer {
+                        optimizer.update(values: v, ranges: ranges, grads: $0.baseAddress!, lr: 0.05)
+                    }
                 }
             }
         }

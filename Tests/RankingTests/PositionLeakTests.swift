@@ -22,7 +22,8 @@ struct PositionLeakTests {
 
     /// Per test example: its logged position, the user's engagement events in the minute before
     /// the feature time among the last 20 (what DIN's time bucket 0 sees), and log activity.
-    static func features(_ ft: WorldExamples.FeatureTime) -> (position: [Double], recent: [Double], activity: [Double]) {
+    static func features(_ ft: WorldExamples.FeatureTime) -> (position: [Double], recent: [Double], activity: [Double])
+    {
         var wp = WorldParameters()
         wp.users = 150; wp.days = 6; wp.initialPins = 1_500; wp.freshPinsPerDay = 50
         let w = WorldExamples.build(wp, featureTime: ft)
@@ -61,7 +62,9 @@ struct PositionLeakTests {
         // Each slot's feature time is the time of its feed's slot 0 (the request), never its own.
         struct Key: Hashable { let user: Int, time: Int64 }
         var requests = Set<Key>()
-        for i in 0..<d.count where d.positions[i] == 0 { requests.insert(Key(user: s.exampleUser[i], time: s.exampleTime[i])) }
+        for i in 0..<d.count where d.positions[i] == 0 {
+            requests.insert(Key(user: s.exampleUser[i], time: s.exampleTime[i]))
+        }
         var checked = 0
         for i in 0..<d.count where d.positions[i] > 0 {
             #expect(requests.contains(Key(user: s.exampleUser[i], time: s.exampleTime[i])), "example \(i)")
@@ -72,9 +75,12 @@ struct PositionLeakTests {
 }
 
 @Suite(
-    "Position leak: trained DIN/SIM rankers", .serialized, .enabled(if: MPIRun.mpirunAvailable, "mpirun is not installed"))
+    "Position leak: trained DIN/SIM rankers", .serialized,
+    .enabled(if: MPIRun.mpirunAvailable, "mpirun is not installed"))
 struct PositionLeakTrainingTests {
-    @Test("with request-time features, DIN and SIM scores with the position nulled correlate with position like the truth")
+    @Test(
+        "with request-time features, DIN and SIM scores with the position nulled correlate with position like the truth"
+    )
     func nulledScoresMatchTruth() throws {
         let r = try MPIRun.mosaic(
             ranks: 1,

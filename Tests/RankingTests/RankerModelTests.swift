@@ -19,10 +19,13 @@ enum FiniteDifference {
 
 /// A small random batch in Double: `fields` hashed ids, dense and content features, positions,
 /// `tasks` labels.
-func smallBatch(_ config: RankerConfig, count: Int, seed: UInt64, table: EmbeddingTable<Double>) -> RankerBatch<Double> {
+func smallBatch(_ config: RankerConfig, count: Int, seed: UInt64, table: EmbeddingTable<Double>) -> RankerBatch<Double>
+{
     var rng = RandomStream(seed: seed)
     var rows: [Int] = []
-    for _ in 0..<count { for f in 0..<config.fields { rows.append(table.row(forID: Int64(rng.int(below: 40)), salt: f)) } }
+    for _ in 0..<count {
+        for f in 0..<config.fields { rows.append(table.row(forID: Int64(rng.int(below: 40)), salt: f)) }
+    }
     let dense = (0..<count * config.denseWidth).map { _ in rng.normal() }
     let content = (0..<count * config.contentWidth).map { _ in rng.normal() }
     let positions = (0..<count).map { _ in rng.int(below: config.positionBuckets + 1) - 1 }

@@ -70,7 +70,9 @@ struct RankerTrainingTests {
                             ranks: scoreRanks, ["ranker", "score", "--model", out, "--data", valid, "--out", csv])
                         #expect(s.status == 0, "\(s.output)")
                         #expect(s.stdout.contains("RANKER SCORE rows=1000 "), "\(s.output)")
-                        #expect(s.stdout.contains(String(format: "click_auc=%.4f", auc)), "\(scoreRanks) ranks: \(s.output)")
+                        #expect(
+                            s.stdout.contains(String(format: "click_auc=%.4f", auc)), "\(scoreRanks) ranks: \(s.output)"
+                        )
                         written.append(try String(contentsOfFile: csv, encoding: .utf8))
                     }
                     // The ranks append their blocks in order: the file does not depend on the rank
@@ -80,7 +82,9 @@ struct RankerTrainingTests {
                     for (a, b) in zip(rows[0].dropFirst(), rows[1].dropFirst()) {
                         let x = a.split(separator: ",").compactMap { Double($0) }
                         let y = b.split(separator: ",").compactMap { Double($0) }
-                        #expect(x.count == y.count && x[0] == y[0] && zip(x, y).allSatisfy { abs($0 - $1) < 1e-5 }, "\(a) vs \(b)")
+                        #expect(
+                            x.count == y.count && x[0] == y[0] && zip(x, y).allSatisfy { abs($0 - $1) < 1e-5 },
+                            "\(a) vs \(b)")
                     }
                 }
             }
@@ -99,7 +103,8 @@ struct RankerTrainingTests {
         let dir = try MPIRun.temporaryDirectory("ranker-bad")
         let path = dir.appendingPathComponent("bad.csv").path
         try writeSyntheticCSV(path, rows: 400, seed: 3)
-        var lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        var lines = try String(contentsOfFile: path, encoding: .utf8).split(
+            separator: "\n", omittingEmptySubsequences: false)
         lines[351] = "1,3,x,4,5"  // file row 352 (1-based, the header is row 1)
         try lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
         for ranks in [1, 2, 4] {
@@ -119,8 +124,10 @@ struct RankerTrainingTests {
         }
         let r = try MPIRun.mosaic(
             ranks: 1,
-            ["ranker", "train", "--frappe", root, "--architecture", "lr", "--epochs", "2", "--max-rows", "30000",
-             "--lr", "0.01"])
+            [
+                "ranker", "train", "--frappe", root, "--architecture", "lr", "--epochs", "2", "--max-rows", "30000",
+                "--lr", "0.01",
+            ])
         #expect(r.status == 0, "\(r.output)")
         let line = try #require(r.stdout.split(separator: "\n").first { $0.hasPrefix("| test | lr (ours)") })
         let auc = try #require(Double(line.split(separator: "|")[2].trimmingCharacters(in: .whitespaces)))
@@ -130,7 +137,9 @@ struct RankerTrainingTests {
 
 @Suite("Ranker on the synthetic world", .serialized, .enabled(if: MPIRun.mpirunAvailable, "mpirun is not installed"))
 struct RankerWorldTests {
-    @Test("`mosaic ranker world` trains LR (history crosses) and DCN+DIN+SIM with the position tower on 1 and 2 ranks; same table; oracle row")
+    @Test(
+        "`mosaic ranker world` trains LR (history crosses) and DCN+DIN+SIM with the position tower on 1 and 2 ranks; same table; oracle row"
+    )
     func worldSmall() throws {
         var outputs: [Int: String] = [:]
         for ranks in [1, 2] {
@@ -159,7 +168,9 @@ struct RankerWorldTests {
 
 @Suite("Ranker on Amazon Games", .serialized, .enabled(if: MPIRun.mpirunAvailable, "mpirun is not installed"))
 struct RankerGamesTests {
-    @Test("`mosaic ranker games` runs the sampled-negatives protocol on the first 200 users (skips without ../shared/data)")
+    @Test(
+        "`mosaic ranker games` runs the sampled-negatives protocol on the first 200 users (skips without ../shared/data)"
+    )
     func gamesSmall() throws {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("../shared/data/amazon-games/Video.txt")
@@ -171,7 +182,8 @@ struct RankerGamesTests {
         let r = try MPIRun.mosaic(
             ranks: 1,
             [
-                "ranker", "games", "--sequences", path, "--max-users", "200", "--eval-users", "60", "--valid-users", "40",
+                "ranker", "games", "--sequences", path, "--max-users", "200", "--eval-users", "60", "--valid-users",
+                "40",
                 "--epochs", "1", "--variants", "lr-nohist,dcn+sim", "--dim", "8",
             ])
         #expect(r.status == 0, "\(r.output)")

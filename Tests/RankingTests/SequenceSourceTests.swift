@@ -79,7 +79,8 @@ struct SequenceSourceTests {
 
 @Suite("Epoch permutation")
 struct EpochPermutationTests {
-    @Test("a permutation of 0..<n for several n; different per epoch; O(1) state", arguments: [1, 2, 3, 17, 1000, 4097])
+    @Test(
+        "a permutation of 0..<n for several n; different per epoch; O(1) state", arguments: [1, 2, 3, 17, 1000, 4097])
     func permutation(_ n: Int) {
         let a = EpochPermutation(n: n, seed: 5, epoch: 1), b = EpochPermutation(n: n, seed: 5, epoch: 2)
         let pa = (0..<n).map { a($0) }, pb = (0..<n).map { b($0) }

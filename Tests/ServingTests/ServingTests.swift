@@ -28,7 +28,10 @@ struct SessionRerankTests {
     @Test("pins met in the session leave the feed; k cuts it")
     func metPinsLeave() {
         // Pin 2 (a closeup) pulls the other x-pins up: 1, 3, then the y-pins.
-        #expect(rerank([SessionEvent(pin: 4, type: "impression"), SessionEvent(pin: 2, type: "closeup")], k: 3) == [1, 3, 5])
+        #expect(
+            rerank([SessionEvent(pin: 4, type: "impression"), SessionEvent(pin: 2, type: "closeup")], k: 3) == [
+                1, 3, 5,
+            ])
         #expect(rerank([], k: 2) == [1, 4])
     }
 
@@ -91,7 +94,9 @@ struct ServingAPITests {
                     #expect(body(r).contains(message), "\(uri): \(body(r))")
                 }
             }
-            let many = "{\"events\":[" + (0..<1001).map { _ in #"{"pin":1,"type":"impression"}"# }.joined(separator: ",") + "]}"
+            let many =
+                "{\"events\":[" + (0..<1001).map { _ in #"{"pin":1,"type":"impression"}"# }.joined(separator: ",")
+                + "]}"
             try await client.execute(uri: "/v1/feed/4", method: .post, body: ByteBuffer(string: many)) { r in
                 #expect(r.status == .badRequest && body(r).contains("at most 1000"))
             }
@@ -103,16 +108,22 @@ struct ServingAPITests {
     }
 }
 
-@Suite("Serving shards over published feeds", .serialized, .enabled(if: MPIRun.mpirunAvailable, "mpirun is not installed"))
+@Suite(
+    "Serving shards over published feeds", .serialized, .enabled(if: MPIRun.mpirunAvailable, "mpirun is not installed"))
 struct FeedStoreTests {
     @Test("two shards load disjoint users that together cover every published feed, with their pins' embeddings")
     func shardsCoverFeeds() throws {
         let world = try MPIRun.temporaryDirectory("serve-world")
-        let gen = try MPIRun.mosaic(ranks: 2, ["generate", "--users", "120", "--pins", "1500", "--fresh-pins-per-day", "50",
-                                               "--days", "5", "--out", world.path])
+        let gen = try MPIRun.mosaic(
+            ranks: 2,
+            [
+                "generate", "--users", "120", "--pins", "1500", "--fresh-pins-per-day", "50",
+                "--days", "5", "--out", world.path,
+            ])
         #expect(gen.status == 0, "\(gen.output)")
         let feeds = try MPIRun.temporaryDirectory("serve-feeds")
-        let pre = try MPIRun.mosaic(ranks: 2, ["feed", "precompute", "--world", world.path, "--out", feeds.path, "--k", "8"])
+        let pre = try MPIRun.mosaic(
+            ranks: 2, ["feed", "precompute", "--world", world.path, "--out", feeds.path, "--k", "8"])
         #expect(pre.status == 0, "\(pre.output)")
         let all = try FeedStore.load(feeds: feeds, world: world)
         let a = try FeedStore.load(feeds: feeds, world: world, shard: 0, shards: 2)
@@ -147,13 +158,16 @@ struct ServeProcessTests {
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
     }
 
-    @Test("`mosaic-serve` on loopback answers every user's feed, plain and re-ranked, as the library's FeedService does")
+    @Test(
+        "`mosaic-serve` on loopback answers every user's feed, plain and re-ranked, as the library's FeedService does")
     func sameFeedsAsTheLibrary() async throws {
         let world = try MPIRun.temporaryDirectory("serve-proc-world")
-        let gen = try MPIRun.mosaic(ranks: 2, ["generate", "--users", "60", "--pins", "800", "--days", "4", "--out", world.path])
+        let gen = try MPIRun.mosaic(
+            ranks: 2, ["generate", "--users", "60", "--pins", "800", "--days", "4", "--out", world.path])
         #expect(gen.status == 0, "\(gen.output)")
         let feeds = try MPIRun.temporaryDirectory("serve-proc-feeds")
-        let pre = try MPIRun.mosaic(ranks: 2, ["feed", "precompute", "--world", world.path, "--out", feeds.path, "--k", "8"])
+        let pre = try MPIRun.mosaic(
+            ranks: 2, ["feed", "precompute", "--world", world.path, "--out", feeds.path, "--k", "8"])
         #expect(pre.status == 0, "\(pre.output)")
         let service = FeedService(store: try FeedStore.load(feeds: feeds, world: world))
 
@@ -193,7 +207,8 @@ struct ServeProcessTests {
             let (postStatus, postData) = try await request("\(base)/v1/feed/\(user)?k=8", post: session)
             #expect(postStatus == 200)
             let reranked = try decoder.decode(FeedService.FeedAnswer.self, from: postData)
-            #expect(reranked.pins == (try service.answer(user: "\(user)", k: "8", session: events)).pins, "user \(user)")
+            #expect(
+                reranked.pins == (try service.answer(user: "\(user)", k: "8", session: events)).pins, "user \(user)")
         }
         let (missing, _) = try await request("\(base)/v1/feed/not-a-user")
         #expect(missing == 400)
