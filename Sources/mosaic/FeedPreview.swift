@@ -5,14 +5,6 @@ import Events
 import Feed
 import Foundation
 
-/// `mosaic feed …`: home feeds from published artifacts.
-struct FeedCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "feed",
-        abstract: "Home feeds built from a published dataset.",
-        subcommands: [FeedPreview.self, FeedPrecomputeCommand.self])
-}
-
 /// `mosaic feed preview`: one user's feed from the content channel, checked against the saves the
 /// user made after the feed's cut time.
 struct FeedPreview: ParsableCommand {

@@ -58,93 +58,28 @@ struct RankerGames: ParsableCommand {
             let data = try ItemSequences.read(path: path, format: sequenceFormat, maxUsers: maxUsers)
             let seqs = data.items.map { $0.map(Int.init) }
             let maxItem = data.itemCount
-            let users = seqs.count, itemBase = users + 1
-            let eligible = (0..<users).filter { seqs[$0].count >= 3 }
-            func trainLength(_ u: Int) -> Int { seqs[u].count >= 3 ? seqs[u].count - 2 : seqs[u].count }
-            // Histories: each user's items as "save" events at k·1000 ms, one category.
-            var offsets = [0], hPin: [Int64] = [], hTime: [Int64] = []
-            for s in seqs {
-                for (k, i) in s.enumerated() { hPin.append(Int64(itemBase + i)); hTime.append(Int64(k) * 1000) }
-                offsets.append(hPin.count)
-            }
-            let hType = [UInt8](repeating: EventType.save.rawValue, count: hPin.count)
-            let hCat = [Int32](repeating: 0, count: hPin.count)
-            func dataset(_ rows: [(user: Int, item: Int, position: Int, label: Float)]) -> CTRData {
-                var d = CTRData(
-                    fields: 2, ids: rows.flatMap { [Int64($0.user), Int64(itemBase + $0.item)] },
-                    labels: [rows.map(\.label)])
-                d.groups = rows.map { Int64($0.user) }
-                d.sequences = SequenceSource(
-                    offsets: offsets, pin: hPin, type: hType, time: hTime, category: hCat, pinEmbedding: [], width: 0,
-                    exampleUser: rows.map(\.user), exampleTime: rows.map { Int64($0.position) * 1000 },
-                    exampleCategory: [Int32](repeating: 0, count: rows.count))
-                return d
-            }
-            // Training rows.
-            var trainRows: [(user: Int, item: Int, position: Int, label: Float)] = []
-            for u in 0..<users {
-                let all = Set(seqs[u])
-                for t in 0..<trainLength(u) {
-                    trainRows.append((u, seqs[u][t], t, 1))
-                    var r = RandomStream(seed: 77, rank: UInt64(u), index: UInt64(t))
-                    var neg = 1 + r.int(below: maxItem)
-                    while all.contains(neg) { neg = 1 + r.int(below: maxItem) }
-                    trainRows.append((u, neg, t, 0))
-                }
-            }
-            var pick = RandomStream(seed: 2018)
-            var order = eligible
-            for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, pick.int(below: i + 1)) }
-            let testUsers = evalUsers > 0 ? Array(order.prefix(evalUsers)) : eligible
-            let validSet = Array(order.suffix(min(validUsers, order.count)))
-            func candidates(_ us: [Int], valid: Bool) -> [(user: Int, item: Int, position: Int, label: Float)] {
-                var rows: [(user: Int, item: Int, position: Int, label: Float)] = []
-                for u in us {
-                    let n = seqs[u].count, pos = valid ? n - 2 : n - 1
-                    let negatives = RankingProtocol.sampleNegatives(
-                        user: Int64(u + (valid ? 1_000_000 : 0)), itemCount: maxItem,
-                        rejection: Set(seqs[u][0..<(n - 2)]))
-                    rows.append((u, seqs[u][pos], pos, 1))
-                    for i in negatives { rows.append((u, i, pos, 0)) }
-                }
-                return rows
-            }
-            let train = dataset(trainRows)
-            let valid = dataset(candidates(validSet, valid: true))
-            let test = dataset(candidates(testUsers, valid: false))
+            let users = seqs.count
+            let protocolData = SampledNextItemData(
+                sequences: seqs, itemCount: maxItem, evalUsers: evalUsers, validUsers: validUsers)
+            let testUsers = protocolData.testUsers
             comm.log(
-                "games: \(users) users, \(maxItem) items, \(train.count) training rows, \(testUsers.count) test users")
+                "games: \(users) users, \(maxItem) items, \(protocolData.train.count) training rows, \(testUsers.count) test users"
+            )
             var lines: [String] = []
             for variant in variants.split(separator: ",").map(String.init) {
                 var c = RankerConfig()
-                c.fields = 2; c.dim = dim; c.tableRows = itemBase + maxItem + 1; c.hashIDs = false
+                c.fields = 2; c.dim = dim; c.tableRows = protocolData.tableRows; c.hashIDs = false
                 c.crossLayers = 2; c.experts = 1; c.expertWidths = [128, 64]; c.towerWidths = [1]
                 c.tasks = ["click"]; c.taskWeights = [1]; c.dropout = 0.2; c.candidateField = 1
-                var parts = Set(variant.split(separator: "+").map(String.init))
-                if parts.remove("lr") != nil {
-                    c.architecture = .logistic; c.shortLength = 20
-                } else if parts.remove("lr-nohist") != nil {
-                    c.architecture = .logistic
-                } else if parts.remove("dcn") == nil {
-                    throw ValidationError("variant \(variant): must start with lr, lr-nohist or dcn")
-                }
-                if parts.remove("din") != nil { c.shortLength = 20 }
-                if parts.remove("sim") != nil { c.simK = simK; c.simSearch = "hard" }
-                guard parts.isEmpty else {
-                    throw ValidationError("variant \(variant): unknown parts \(parts.sorted())")
-                }
+                try RankerVariant.apply(variant, to: &c, shortLength: 20, simK: simK)
                 var options = RankerTrainingOptions()
                 options.epochs = epochs; options.batchSize = batchSize
                 options.learningRate = c.architecture == .logistic ? baselineLr : lr
                 options.patience = 2; options.calibration = "none"; options.seed = 3
                 let outcome = try RankerTrainer.train(
-                    config: c, train: train, valid: valid, options: options, comm: comm)
-                let z = try scoreAny(outcome.model, test, comm: comm)[0]
-                var acc = RankAccumulator(cutoffs: [10])
-                for (k, _) in testUsers.enumerated() {
-                    let s = z[(k * 101)..<((k + 1) * 101)]
-                    acc.add(rank: RankingProtocol.rank(target: s.first!, others: s.dropFirst(), ties: .optimistic))
-                }
+                    config: c, train: protocolData.train, valid: protocolData.valid, options: options, comm: comm)
+                let z = try RankerTrainer.score(any: outcome.model, protocolData.test, comm: comm)[0]
+                let acc = protocolData.evaluate(testLogits: z)
                 lines.append(String(format: "| %@ (ours) | %.4f | %.4f |", variant, acc.hitRate(10), acc.ndcg(10)))
                 comm.log(
                     String(

@@ -52,16 +52,6 @@ struct RankerWorld: ParsableCommand {
     )
     var featureTime = "request"
 
-    static func pearson(_ a: [Double], _ b: [Double]) -> Double {
-        let n = Double(a.count)
-        let ma = a.reduce(0, +) / n, mb = b.reduce(0, +) / n
-        var sab = 0.0, saa = 0.0, sbb = 0.0
-        for i in a.indices {
-            sab += (a[i] - ma) * (b[i] - mb); saa += (a[i] - ma) * (a[i] - ma); sbb += (b[i] - mb) * (b[i] - mb)
-        }
-        return sab / max((saa * sbb).squareRoot(), 1e-300)
-    }
-
     func run() throws {
         Communicator.runJob { comm in
             var wp = WorldParameters()
@@ -83,39 +73,7 @@ struct RankerWorld: ParsableCommand {
                         world.test.labels[0].reduce(0, +) / Float(world.test.count),
                         world.test.labels[1].reduce(0, +) / Float(world.test.count)))
             let test = world.test
-            let labels = test.labels.map { $0.map { $0 > 0.5 } }
-            let position = world.testPositions.map(Double.init)
-            var rows: [String] = []
-            var biasRows: [String] = []
-            func row(_ name: String, _ probs: [[Double]], ranking: [[Double]]) {
-                var cells = [name]
-                for k in 0..<2 {
-                    let auc = ClassificationMetrics.auc(scores: ranking[k], labels: labels[k]) ?? .nan
-                    let gauc =
-                        ClassificationMetrics.gauc(scores: ranking[k], labels: labels[k], groups: test.groups).value
-                        ?? .nan
-                    cells += [String(format: "%.4f", auc), String(format: "%.4f", gauc)]
-                }
-                for k in 0..<2 {
-                    cells.append(
-                        String(format: "%.4f", ClassificationMetrics.ece(probabilities: probs[k], labels: labels[k])))
-                }
-                let final = (0..<test.count).map { i in weights[0] * probs[0][i] + weights[1] * probs[1][i] }
-                cells.append(
-                    String(format: "%.4f", ClassificationMetrics.auc(scores: final, labels: labels[0]) ?? .nan))
-                rows.append("| " + cells.joined(separator: " | ") + " |")
-            }
-            let oracle = world.oracle.map { $0.map(Double.init) }
-            row("oracle (true probabilities)", oracle, ranking: oracle)
-            let relevance = world.relevance.map(Double.init)
-            biasRows.append(
-                String(format: "| oracle P(closeup) (with position effect) | %.4f |", Self.pearson(oracle[1], position))
-            )
-            biasRows.append(
-                String(
-                    format: "| oracle relevance P(closeup)/exam(position) (the truth) | %.4f |",
-                    Self.pearson(relevance, position)))
-
+            var report = WorldRankerReport(world: world, taskWeights: weights)
             for variant in variants.split(separator: ",").map(String.init) {
                 var c = RankerConfig()
                 c.fields = WorldExamples.fieldNames.count
@@ -126,21 +84,7 @@ struct RankerWorld: ParsableCommand {
                 c.positionBuckets = 32; c.dropout = dropout; c.embeddingL2 = embeddingL2
                 c.candidateField = 1
                 c.seed = 7
-                var parts = Set(variant.split(separator: "+").map(String.init))
-                switch true {
-                case parts.remove("lr") != nil:
-                    c.architecture = .logistic; c.positionBuckets = 0; c.shortLength = shortLength
-                case parts.remove("lr-nohist") != nil: c.architecture = .logistic; c.positionBuckets = 0
-                case parts.remove("dcn-nopos") != nil: c.positionBuckets = 0
-                case parts.remove("dcn") != nil: break
-                default: throw ValidationError("variant \(variant): must start with lr, lr-nohist, dcn or dcn-nopos")
-                }
-                if parts.remove("din") != nil { c.shortLength = shortLength }
-                if parts.remove("sim-hard") != nil { c.simK = simK; c.simSearch = "hard" }
-                if parts.remove("sim-soft") != nil { c.simK = simK; c.simSearch = "soft" }
-                guard parts.isEmpty else {
-                    throw ValidationError("variant \(variant): unknown parts \(parts.sorted())")
-                }
+                try RankerVariant.apply(variant, to: &c, shortLength: shortLength, simK: simK)
                 var options = RankerTrainingOptions()
                 options.epochs = epochs; options.batchSize = batchSize
                 options.learningRate = c.architecture == .logistic ? baselineLr : lr
@@ -150,28 +94,25 @@ struct RankerWorld: ParsableCommand {
                 let outcome = try RankerTrainer.train(
                     config: c, train: world.train, valid: world.valid, options: options, comm: comm,
                     save: outPrefix.map { "\($0)\(variant).h5" })
-                let logits = try scoreAny(outcome.model, test, comm: comm)
+                let logits = try RankerTrainer.score(any: outcome.model, test, comm: comm)
                 let probs = logits.enumerated().map { k, z in
                     z.map { outcome.calibrators[c.tasks[k]]?(Double($0)) ?? Double(Float.sigmoid($0)) }
                 }
-                row(variant, probs, ranking: logits.map { $0.map(Double.init) })
-                let nulled = Self.pearson(logits[1].map(Double.init), position)
-                var line = String(format: "| %@: closeup logit, position nulled | %.4f |", variant, nulled)
+                report.add(variant, probabilities: probs, ranking: logits.map { $0.map(Double.init) })
+                var withPosition: [Float]? = nil
                 if let m = outcome.model as? RankerModel<Float>, c.positionBuckets > 0 {
-                    var withPosition = logits[1]
+                    var z = logits[1]
                     var s = 0
                     while s < test.count {
                         let e = min(test.count, s + 8192)
                         let b: RankerBatch<Float> = test.batch(s..<e, firstIndex: s, config: c, table: m.table)
                         let p = m.positionLogits(b)[1]
-                        for i in s..<e { withPosition[i] += p[i - s] }
+                        for i in s..<e { z[i] += p[i - s] }
                         s = e
                     }
-                    line += String(
-                        format: "\n| %@: closeup logit + position tower (as trained) | %.4f |", variant,
-                        Self.pearson(withPosition.map(Double.init), position))
+                    withPosition = z
                 }
-                biasRows.append(line)
+                report.addBias(variant, closeupLogits: logits[1], withPositionTower: withPosition)
                 comm.log(
                     String(
                         format: "%@: best epoch %d, %.0f s, %.0f examples/s", variant, outcome.bestEpoch,
@@ -182,19 +123,7 @@ struct RankerWorld: ParsableCommand {
                     "RANKER WORLD ranks=\(comm.size) users=\(users) days=\(days) train=\(world.train.count) test=\(test.count) feature-time=\(featureTime)"
                 )
                 print("")
-                print(
-                    "| model (test, last 2 days) | save AUC | save GAUC | closeup AUC | closeup GAUC | save ECE | closeup ECE | final-score AUC (save) |"
-                )
-                print("|---|---|---|---|---|---|---|---|")
-                rows.forEach { print($0) }
-                print("")
-                print(
-                    "ECE after \(calibration) calibration fitted on valid (oracle: raw true probabilities). Final score = \(weights[0])·P(save) + \(weights[1])·P(closeup)."
-                )
-                print("")
-                print("| position-bias check (test) | Pearson corr. with logged position |")
-                print("|---|---|")
-                biasRows.forEach { print($0) }
+                print(report.markdown(calibration: calibration))
             }
         }
     }

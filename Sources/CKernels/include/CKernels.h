@@ -1,7 +1,12 @@
 #ifndef MOSAIC_CKERNELS_H
 #define MOSAIC_CKERNELS_H
 
-// SIMD kernels for the Index module (nearest-centroid search fused with its argmin).
+// SIMD kernels, used by:
+//   Index    — nearest-centroid search fused with its argmin, distances to rows, threshold selects;
+//   Ranking  — top-k selection of a score row (SIM soft search), attention over the selected
+//              events and row softmax (the serving fast path);
+//   Graph    — the walker's prefetch of node-table lines.
+// No Swift module sits below it; it depends on nothing but libc.
 //
 // Each kernel has a portable C version and AVX2+FMA / AVX-512 versions compiled per function
 // with `__attribute__((target(...)))`; the best level the CPU (and OS) supports is chosen at

@@ -5,14 +5,6 @@ import Foundation
 import Learning
 import Ranking
 
-/// `mosaic ranker …`: train and score the ranker.
-struct RankerCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "ranker",
-        abstract: "The ranker: DCN-v2 + MMoE (+ position tower) or the LR baseline; training and batch scoring.",
-        subcommands: [RankerTrain.self, RankerScore.self, RankerWorld.self, RankerGames.self])
-}
-
 /// `mosaic ranker train`: data-parallel training with early stopping on a validation split.
 struct RankerTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -123,7 +115,7 @@ struct RankerTrain: ParsableCommand {
             var testMetrics: RankerMetrics? = nil
             if let testData {
                 testMetrics = try RankerTrainer.distributedMetrics(
-                    logits: scoreLocalAny(outcome.model, testData, comm: comm),
+                    logits: RankerTrainer.scoreLocal(any: outcome.model, testData, comm: comm),
                     labels: RankerTrainer.localLabels(testData, comm: comm), comm: comm)
             }
             // Evidence of shard-proportional memory: every rank's rows and peak resident memory.
@@ -151,95 +143,6 @@ struct RankerTrain: ParsableCommand {
                         print("| test | BARS LR (leaderboard) | 0.9356 | 0.3076 |")
                     }
                 }
-            }
-        }
-    }
-}
-
-/// Scores with an existential model (opens it to the generic scorer).
-func scoreAny(_ model: any RankingModel<Float>, _ data: CTRData, comm: Communicator) throws -> [[Float]] {
-    func open<M: RankingModel>(_ m: M) throws -> [[Float]] where M.Scalar == Float {
-        try RankerTrainer.score(m, data, comm: comm)
-    }
-    return try open(model)
-}
-
-/// This rank's logits (tasks × rows) with an existential model.
-func scoreLocalAny(_ model: any RankingModel<Float>, _ data: CTRData, comm: Communicator) -> [[Float]] {
-    func open<M: RankingModel>(_ m: M) -> [[Float]] where M.Scalar == Float {
-        RankerTrainer.scoreLocal(m, data, comm: comm)
-    }
-    return open(model)
-}
-
-/// `mosaic ranker score`: batch scoring from a saved model.
-struct RankerScore: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "score",
-        abstract: "Score a CTR CSV with a saved ranker; writes per-task probabilities and the final score.",
-        discussion: """
-            The final score is Σ_k w_k·P_k with the task weights of the saved config; P_k is \
-            calibrated when the model file holds calibrators for task k. Positions are nulled. \
-            Prints AUC/logloss per task against the CSV's labels. Each rank reads and scores only \
-            its block of the CSV; the metrics are computed without gathering the scores, and the \
-            output CSV is written by the ranks in turn (rank 0 first), each appending its rows.
-            """)
-
-    @Option(help: "Saved model (HDF5 from `mosaic ranker train --out`).") var model: String
-    @Option(help: "CSV to score (same layout as training).") var data: String
-    @Option(help: "Output CSV: row,p_<task>…,score (row = the input's data row, 0-based).") var out: String?
-
-    func run() throws {
-        Communicator.runJob { comm in
-            let (config, m, calibrators) = try RankerArtifact.load(model)
-            // Each rank reads and scores its block of the CSV; nothing is gathered.
-            let d = try CTRData.readCSVShard(path: data, fields: config.fields, comm: comm)
-            let logits = scoreLocalAny(m, d, comm: comm)
-            let labels = RankerTrainer.localLabels(d, comm: comm)
-            let probs: [[Double]] = logits.enumerated().map { k, z in
-                let cal = calibrators[config.tasks[k]]
-                return z.map { (logit: Float) -> Double in
-                    if let cal { return cal(Double(logit)) }
-                    return Double(Float.sigmoid(logit))
-                }
-            }
-            let metrics = try RankerTrainer.distributedMetrics(logits: logits, labels: labels, comm: comm)
-            if let out {
-                // The ranks append their rows in turn: rank 0 creates the file, a barrier hands
-                // the file to the next rank.
-                let mine = RankerTrainer.localRows(d, comm: comm)
-                let first = (d.isSharded ? d.shardStart : 0) + mine.lowerBound
-                var text =
-                    comm.isRoot ? "row," + config.tasks.map { "p_\($0)" }.joined(separator: ",") + ",score\n" : ""
-                for i in 0..<mine.count {
-                    var s = 0.0
-                    var line = "\(first + i)"
-                    for k in probs.indices {
-                        line += String(format: ",%.6f", probs[k][i])
-                        s += config.taskWeights[k] * probs[k][i]
-                    }
-                    text += line + String(format: ",%.6f\n", s)
-                }
-                for r in 0..<comm.size {
-                    if r == comm.rank {
-                        if r == 0 {
-                            try text.write(toFile: out, atomically: false, encoding: .utf8)
-                        } else {
-                            guard let handle = FileHandle(forWritingAtPath: out) else {
-                                throw RankerError("\(out): cannot open for appending on rank \(r)")
-                            }
-                            handle.seekToEndOfFile()
-                            handle.write(Data(text.utf8))
-                            try handle.close()
-                        }
-                    }
-                    try comm.barrier()
-                }
-            }
-            if comm.isRoot {
-                print(
-                    "RANKER SCORE rows=\(d.globalCount) \(zip(config.tasks, metrics.auc).map { String(format: "%@_auc=%.4f", $0, $1) }.joined(separator: " "))"
-                )
             }
         }
     }
