@@ -32,7 +32,7 @@ public enum ChildProcess {
         return env
     }
 
-    /// Runs `executable arguments…` and waits for it.
+    /// Runs `executable arguments…` (a path, or a name looked up on the PATH) and waits for it.
     ///
     /// - Parameters:
     ///   - environment: variables set on top of `cleanEnvironment`.
@@ -43,7 +43,9 @@ public enum ChildProcess {
         timeout: TimeInterval = 3600, forwardStderr: Bool = false
     ) throws -> Result {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
+        // A bare name (`python3`) is looked up on the PATH, as a shell would.
+        let path = executable.contains("/") ? executable : (which(executable) ?? executable)
+        process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
         process.environment = cleanEnvironment.merging(environment) { _, new in new }
         let outPipe = Pipe(), errPipe = Pipe()
