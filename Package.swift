@@ -218,8 +218,8 @@ let package = Package(
         .testTarget(
             name: "GraphTests",
             dependencies: [
-                "Graph", "Models", "Learning", "EventData", "Events", "Evaluation", "Collective", "Artifacts", "Linalg",
-                "_TestSupport", "mosaic", "mosaic-selftest",
+                "Graph", "Models", "Index", "Learning", "EventData", "Events", "Evaluation", "Collective", "Artifacts",
+                "Linalg", "_TestSupport", "mosaic", "mosaic-selftest",
             ],
             swiftSettings: swiftSettings),
     ]

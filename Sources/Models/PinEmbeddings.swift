@@ -91,3 +91,57 @@ public struct PinEmbeddings: Sendable {
         return try read(paths: paths.enumerated().filter { $0.offset % comm.size == comm.rank }.map(\.element))
     }
 }
+
+extension PinEmbeddings {
+    /// Rows `range` of the embeddings run `run`, its shards read in manifest order as one
+    /// table: only the shard files that overlap `range` are opened, and only their rows in it
+    /// (a rank's memory is its slice). Returns the slice and the run's total rows.
+    ///
+    /// - Throws: `ArtifactError` naming the shard whose width or model version differs from
+    ///   the first shard's, or whose row count differs from the manifest's.
+    public static func readRows(_ range: Range<Int>, of run: PublishedRun) throws -> (
+        slice: PinEmbeddings, total: Int
+    ) {
+        guard let artifact = run.manifest.artifact("embeddings") else {
+            throw ArtifactError(
+                file: run.directory.appendingPathComponent(PublishedRun.manifestName).path,
+                message:
+                    "no 'embeddings' artifact (has: \(run.manifest.artifacts.map(\.name).joined(separator: ", "))); pass the root of a `mosaic pinsage embed` run"
+            )
+        }
+        let total = Int(artifact.rows)
+        var out = PinEmbeddings(ids: [], vectors: [], d: 0, modelVersion: "")
+        var first = 0
+        var reference: (d: Int, version: String)? = nil
+        for file in artifact.files {
+            let path = run.directory.appendingPathComponent(file.path).path
+            let rows = Int(file.rows)
+            defer { first += rows }
+            let f = try H5File(path: path, mode: .read)
+            let g = try f.root.group("embeddings")
+            let set = try g.dataset("vectors", of: Float.self, shape: [nil, nil])
+            let version = try g.stringAttribute("model_version")
+            guard set.shape[0] == rows else {
+                throw ArtifactError(
+                    file: path, object: "/embeddings/vectors",
+                    message: "\(set.shape[0]) rows, the manifest says \(rows)")
+            }
+            if let reference, reference.d != set.shape[1] || reference.version != version {
+                throw ArtifactError(
+                    file: path,
+                    message:
+                        "width \(set.shape[1]), model \(version); the run's first shard has width \(reference.d), model \(reference.version)"
+                )
+            }
+            reference = (set.shape[1], version)
+            out.d = set.shape[1]
+            out.modelVersion = version
+            let lo = max(range.lowerBound, first), hi = min(range.upperBound, first + rows)
+            guard lo < hi else { continue }
+            out.vectors += try set.readRows((lo - first)..<(hi - first), as: Float.self)
+            out.ids += try g.dataset("pin_ids", of: Int64.self, shape: [rows]).readRows(
+                (lo - first)..<(hi - first), as: Int64.self)
+        }
+        return (out, total)
+    }
+}

@@ -4,20 +4,28 @@ import Collective
 import Foundation
 import Index
 import Linalg
+import Publishing
 
 struct IndexBuild: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "build",
         abstract: "Train (distributed k-means) and fill an IVF-Flat or IVF-PQ index; write it to HDF5.",
         discussion: """
+            Input: an HDF5 dataset (--input) or the pin embeddings of a `mosaic pinsage embed` run \
+            (--embeddings RUN, its shards read in order as one table; ids are pin ids). \
             Each rank reads a contiguous slice of the input rows (hyperslab), k-means runs \
             data-parallel with allreduce, and each vector is sent to the rank owning its list \
             (alltoallv). The output is one HDF5 file (schema mosaic.ivf v1) whose lists are in \
-            list-id order. Prints `INDEX BUILT …` with timings on rank 0.
+            list-id order: --output FILE, or the artifact `index/ivf.h5` of a run published \
+            atomically under --out ROOT (its manifest records the input and the embedding model). \
+            Prints `INDEX BUILT …` with timings on rank 0.
             """)
 
     @OptionGroup var source: VectorInput
-    @Option(help: "Output index file (HDF5).") var output: String
+    @Option(help: "Output index file (HDF5); or publish it as a run with --out.") var output: String?
+    @Option(help: "Root folder of index runs: publishes the artifact `index/ivf.h5` in run --run-id.")
+    var out: String?
+    @Option(help: "Run id of the index run (with --out).") var runID = "index"
     @Option(help: "Inverted lists (coarse centroids).") var nlist = 1024
     @Option(help: "Metric: l2 or ip (inner product).") var metric = "l2"
     @Option(help: "IVF-PQ sub-quantisers m (must divide d); 0 builds IVF-Flat.") var pqM = 0
@@ -31,6 +39,12 @@ struct IndexBuild: ParsableCommand {
     @Option(help: "Vectors added per collective round (bounds the exchange buffers).") var addBatch = 262_144
     @Option(help: "OpenBLAS threads per rank.") var threads = 1
     @Flag(help: "Do not log the k-means objective and ETA per iteration.") var quiet = false
+
+    func validate() throws {
+        guard (output == nil) != (out == nil) else {
+            throw ValidationError("pass exactly one of --output FILE and --out ROOT")
+        }
+    }
 
     func parameters() throws -> IVFParameters {
         guard let metric = Metric(rawValue: metric) else {
@@ -54,10 +68,10 @@ struct IndexBuild: ParsableCommand {
         Communicator.runJob { comm in
             BLAS.setThreads(threads)
             let t0 = Date()
-            let (x, ids, d, total, _) = try source.readSlice(comm: comm)
+            let (x, ids, d, total, _, modelVersion) = try source.readSlice(comm: comm)
             let tRead = Date()
             comm.log(
-                "index build: \(total) vectors of d=\(d) from \(source.input) on \(comm.size) rank(s); "
+                "index build: \(total) vectors of d=\(d) from \(source.description) on \(comm.size) rank(s); "
                     + "nlist=\(nlist) \(pqM > 0 ? "IVF-PQ m=\(pqM)" : "IVF-Flat") metric=\(metric)")
             var index = try IVFIndex(d: d, parameters: parameters)
             try index.train(x, comm: comm)
@@ -66,9 +80,23 @@ struct IndexBuild: ParsableCommand {
             try addInBatches(
                 &index, x: x, ids: ids, total: total, batch: Swift.max(1, addBatch), comm: comm)
             let tAdd = Date()
-            try index.save(to: output, comm: comm, producer: "mosaic index build")
+            var run: RunWriter? = nil
+            var path = output ?? ""
+            if let out {
+                var config = ["nlist": "\(nlist)", "metric": metric, "pq_m": "\(pqM)", "input": source.description]
+                if let modelVersion { config["model_version"] = modelVersion }
+                run = try RunWriter(
+                    root: URL(fileURLWithPath: out), runID: runID, producer: "mosaic index build", config: config,
+                    comm: comm)
+                path = try run!.filePath(artifact: "index", name: "ivf.h5")
+            }
+            try index.save(to: path, comm: comm, producer: "mosaic index build")
+            let bytes = ((try? FileManager.default.attributesOfItem(atPath: path)) ?? [:])[.size] as? Int ?? 0
+            if let run {
+                if comm.isRoot { try run.record(artifact: "index", path: path, rows: total) }
+                try run.commit()
+            }
             let tSave = Date()
-            let bytes = ((try? FileManager.default.attributesOfItem(atPath: output))?[.size] as? Int) ?? 0
             if comm.isRoot {
                 print(
                     String(

@@ -22,10 +22,11 @@ struct IndexAdd: ParsableCommand {
         Communicator.runJob { comm in
             BLAS.setThreads(1)
             var ivf = try IVFIndex.load(from: index, comm: comm)
-            let (x, ids, d, total, _) = try source.readSlice(comm: comm)
+            let (x, ids, d, total, _, _) = try source.readSlice(comm: comm)
             guard d == ivf.d else {
                 throw ArtifactError(
-                    file: source.input, object: "/\(source.dataset)",
+                    file: source.description,
+                    object: source.input == nil ? "/embeddings/vectors" : "/\(source.dataset)",
                     message: "expected vectors of d=\(ivf.d) (the index's), found d=\(d)")
             }
             let before = Int(try comm.allreduce(Int64(ivf.count)))

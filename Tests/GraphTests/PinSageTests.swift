@@ -2,6 +2,7 @@ import Artifacts
 import Collective
 import Foundation
 import Graph
+import Index
 import Learning
 import Linalg
 import Models
@@ -377,6 +378,33 @@ struct PinSageMPITests {
             let worst = tables[0].map { id, v in zip(v, other[id]!).map { abs($0 - $1) }.max()! }.max()!
             #expect(worst < 1e-5)
         }
+
+        // The IVF index over the embeddings written by 2 ranks, built on 1, 2 and 4 ranks: the
+        // same lists (pin ids), every pin once; the run's manifest names the embedding model.
+        var lists: [[[Int64]]] = []
+        for ranks in [1, 2, 4] {
+            let out = dir.appendingPathComponent("ivf\(ranks)")
+            let r = try MPIRun.mosaic(
+                ranks: ranks,
+                [
+                    "index", "build", "--embeddings", dir.appendingPathComponent("e2").path, "--out", out.path,
+                    "--nlist", "4", "--iterations", "10", "--quiet",
+                ])
+            #expect(r.status == 0 && r.stdout.contains("INDEX BUILT ntotal=\(tables[0].count)"), "\(r.output)")
+            let run = try PublishedRun.open(root: out)
+            #expect(run.manifest.config["model_version"] == "pinsage")
+            let index = try IVFIndex.load(from: try run.paths(of: "index")[0])
+            lists.append((0..<index.nlist).map { index.ids(inList: $0) })
+        }
+        #expect(Set(lists[0].flatMap { $0 }) == Set(tables[0].keys) && lists[0].flatMap { $0 }.count == tables[0].count)
+        #expect(lists[1] == lists[0] && lists[2] == lists[0], "\(lists.map { $0.map(\.count) })")
+        let wrong = try MPIRun.mosaic(
+            ranks: 1,
+            [
+                "index", "build", "--embeddings", walks, "--out", dir.appendingPathComponent("ivf-bad").path, "--nlist",
+                "4",
+            ])
+        #expect(wrong.status != 0 && wrong.stderr.contains("no 'embeddings' artifact"), "\(wrong.output)")
     }
 
     func readEmbeddings(_ root: URL) throws -> [Int64: [Float]] {
