@@ -214,29 +214,14 @@ public struct WorldGenerator: Sendable {
         let p = parameters
         var r = RandomStream(seed: p.seed, rank: Stream.user.rawValue, index: UInt64(u))
         let uid = Int64(u)
-        // Profile.
+        let profile = drawProfile(u, &r)
         users.id.append(uid)
-        users.country.append(Self.countries[min(Self.countries.count - 1, Int(r.exponential(rate: 0.6)))])
-        let dv = r.uniform()
-        users.device.append(
-            dv < 0.45
-                ? Device.ios.rawValue
-                : dv < 0.85 ? Device.android.rawValue : dv < 0.98 ? Device.web.rawValue : Device.other.rawValue)
-        users.signup.append(p.startMs - 1 - Int64(r.uniform() * Double(3 * 365 * WorldParameters.dayMs)))
-
-        // Long-term interests: three topics (Zipf-popular topics are chosen more often).
-        let topicZipf = ZipfDistribution(n: p.topics, exponent: 0.8)
-        var interests = [Int]()
-        while interests.count < min(3, p.topics) {
-            let t = (topicZipf.sample(&r) - 1 + Int(Sharding.hash(uid) % UInt64(p.topics))) % p.topics
-            if !interests.contains(t) { interests.append(t) }
-        }
-        let weights = [0.6, 0.3, 0.1]
-        let interestDist = CategoricalDistribution(weights: Array(weights.prefix(interests.count)))
-        func longTerm(_ t: Int) -> Double {
-            if let k = interests.firstIndex(of: t) { return weights[k] }
-            return 0
-        }
+        users.country.append(profile.country)
+        users.device.append(profile.device.rawValue)
+        users.signup.append(profile.signupMs)
+        let truth = profile.truth
+        let interests = truth.interests
+        let interestDist = CategoricalDistribution(weights: truth.weights)
 
         // Boards: one to four topical collections, the first on the main interest.
         let nBoards = 1 + r.int(below: 4)
@@ -287,14 +272,8 @@ public struct WorldGenerator: Sendable {
                     &r, sessionTopic: sessionTopic, interests: interests, interestDist: interestDist, day: day,
                     visible: visible)
                 let topic = topic(ofPin: pin)
-                // True probabilities: relevance from long-term and session interest and pin
-                // quality; examination falls with feed position (position bias).
-                let affinity = 3 * longTerm(topic) + 1.5 * (topic == sessionTopic ? 1 : 0) + 0.5 * quality(ofPin: pin)
-                let exam = 1 / Foundation.pow(1 + Double(pos), 0.6)
-                let pCloseup = exam * Self.sigmoid(affinity - 2.5)
-                let pClick = pCloseup * 0.4 * Self.sigmoid(affinity - 1)
-                let pSave = pCloseup * 0.3 * Self.sigmoid(affinity - 2)
-                let pHide = exam * 0.05 * (1 - Self.sigmoid(affinity - 1))
+                let outcome = outcomeProbabilities(truth, pin: pin, position: pos, sessionTopic: sessionTopic)
+                let (pCloseup, pClick, pSave, pHide) = (outcome.closeup, outcome.click, outcome.save, outcome.hide)
                 let probs = (Float(pCloseup), Float(pClick), Float(pSave), Float(pHide))
                 let nan = (Float.nan, Float.nan, Float.nan, Float.nan)
                 let pin64 = Int64(pin), pos32 = Int32(pos), sf = surface.rawValue
