@@ -36,7 +36,8 @@ public struct WorldParameters: Sendable, Codable, Equatable {
     public var totalPins: Int { initialPins + freshPinsPerDay * days }
     /// Number of categories.
     public var categories: Int { topics * categoriesPerTopic }
-    static let dayMs: Int64 = 86_400_000
+    /// Milliseconds in a simulated day.
+    public static let dayMs: Int64 = 86_400_000
 }
 
 /// The synthetic world: users with long-term topic interests and drifting session interests,

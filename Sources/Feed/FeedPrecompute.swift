@@ -97,6 +97,13 @@ public struct FeedPrecompute: Sendable {
         public var users: [Int64], pins: [Int64]
         /// The same users' pools cut to k without the re-rank (for the evaluation's comparison).
         public var plain: [Int64]
+
+        /// One feed per user from the flat (users × k) `column` (`\.pins` or `\.plain`), padding
+        /// dropped.
+        public func userFeeds(k: Int, _ column: KeyPath<Feeds, [Int64]>) -> [[Int64]] {
+            let flat = self[keyPath: column]
+            return users.indices.map { i in flat[i * k..<(i + 1) * k].filter { $0 >= 0 } }
+        }
     }
 
     /// Collective: every rank calls it with its own users. `progress(done, total)` is called on

@@ -106,40 +106,28 @@ struct FeedPrecomputeCommand: ParsableCommand {
             try writer.record(artifact: "feeds", path: path, rows: feeds.users.count)
             let manifest = try writer.commit()
 
-            // Evaluation on the held-out saves.
-            var lines: [String] = []
+            // Evaluation on the held-out saves (and the world's truth, for a generated world).
+            var table = ""
             if holdoutDays > 0 {
                 let maxSeen = try comm.allreduce(Int64(users.map { $0.seen(before: cut).count }.max() ?? 0), op: .max)
                 let popular = try FeedPrecompute.mostSaved(users, before: cut, m: k + Int(maxSeen), comm: comm)
-                // [users with held-out saves, held-out saves, then per feed: users hit, saves hit]
-                var sums = [Int64](repeating: 0, count: 8)
-                for (i, u) in users.enumerated() {
-                    let later = u.saved(from: cut)
-                    guard !later.isEmpty else { continue }
-                    sums[0] += 1; sums[1] += Int64(later.count)
-                    let seen = u.seen(before: cut)
-                    let popularFeed = Array(popular.lazy.filter { !seen.contains($0) }.prefix(k))
-                    for (f, feed) in [
-                        Array(feeds.pins[i * k..<(i + 1) * k]), Array(feeds.plain[i * k..<(i + 1) * k]), popularFeed,
-                    ]
-                    .enumerated() {
-                        let hits = Set(feed).intersection(later).count
-                        sums[2 + 2 * f] += hits > 0 ? 1 : 0
-                        sums[3 + 2 * f] += Int64(hits)
-                    }
-                }
-                try comm.allreduce(&sums)
-                let names = [
-                    "content channel + diversity re-rank (the published feeds)", "content channel, no re-rank",
-                    "most saved pins (popularity)",
+                let evaluation = FeedEvaluation(k: k, world: FeedEvaluation.world(of: reader.run))
+                var policies: [(name: String, feeds: [[Int64]])] = [
+                    ("content channel + diversity re-rank (the published feeds)", feeds.userFeeds(k: k, \.pins)),
+                    ("content channel, no re-rank", feeds.userFeeds(k: k, \.plain)),
+                    (
+                        "most saved pins (popularity)",
+                        users.map { u in
+                            let seen = u.seen(before: cut)
+                            return Array(popular.lazy.filter { !seen.contains($0) }.prefix(k))
+                        }
+                    ),
                 ]
-                for f in 0..<3 {
-                    lines.append(
-                        String(
-                            format: "| %@ | %lld | %.4f | %.4f |", names[f], sums[0],
-                            Double(sums[2 + 2 * f]) / Double(max(sums[0], 1)),
-                            Double(sums[3 + 2 * f]) / Double(max(sums[1], 1))))
+                if evaluation.world != nil {
+                    policies.append(("oracle (true save probability)", evaluation.oracleFeeds(users, cut: cut)))
                 }
+                let rows = try evaluation.evaluate(users: users, cut: cut, policies: policies, comm: comm)
+                table = FeedEvaluation.markdown(rows, k: k, holdoutDays: holdoutDays)
             }
             let filled = try comm.allreduce(Int64(feeds.pins.filter { $0 >= 0 }.count))
             let totalUsers = try comm.allreduce(Int64(feeds.users.count))
@@ -153,13 +141,9 @@ struct FeedPrecomputeCommand: ParsableCommand {
                 print(
                     "published: \(URL(fileURLWithPath: out).appendingPathComponent("runs").appendingPathComponent(manifest.runID).path)"
                 )
-                if !lines.isEmpty {
+                if !table.isEmpty {
                     print("")
-                    print(
-                        "| feed (last \(holdoutDays) day(s) held out) | users with held-out saves | HR@\(k) | recall@\(k) |"
-                    )
-                    print("|---|---:|---:|---:|")
-                    lines.forEach { print($0) }
+                    print(table)
                 }
             }
         }

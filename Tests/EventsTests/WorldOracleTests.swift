@@ -5,7 +5,8 @@ import Testing
 
 @Suite("The world's truth (oracle)")
 struct WorldOracleTests {
-    @Test("every impression's stored true probabilities are the oracle's for its user, pin, position and a session topic")
+    @Test(
+        "every impression's stored true probabilities are the oracle's for its user, pin, position and a session topic")
     func storedProbabilitiesAreTheOracles() {
         let g = WorldGenerator(smallWorld(users: 80, powerEvery: 0))
         let e = g.users(Array(0..<80)).events

@@ -36,6 +36,7 @@ struct FeedPrecomputeTests {
         #expect(gen.status == 0, "\(gen.output)")
         let out = try MPIRun.temporaryDirectory("precompute-feeds")
         var feeds: [[Int64: [Int64]]] = []
+        var tables: [String] = []
         for ranks in [1, 2, 4] {
             let r = try MPIRun.mosaic(
                 ranks: ranks,
@@ -47,6 +48,7 @@ struct FeedPrecomputeTests {
             #expect(r.status == 0, "\(r.output)")
             #expect(r.stdout.contains("FEED PRECOMPUTE ranks=\(ranks) users=200 k=10"), "\(r.output)")
             #expect(r.stdout.contains("| most saved pins (popularity) |"), "\(r.output)")
+            tables.append(r.stdout.split(separator: "\n").filter { $0.hasPrefix("|") }.joined(separator: "\n"))
             // The manifest is written last and `current` points at the newest run.
             let current = try FileManager.default.destinationOfSymbolicLink(
                 atPath: out.appendingPathComponent("current").path)
@@ -55,6 +57,18 @@ struct FeedPrecomputeTests {
         }
         #expect(feeds[0].count == 200)
         #expect(feeds[0] == feeds[1] && feeds[1] == feeds[2], "feeds differ by rank count")
+        // The evaluation is the same table on every rank count, and the world's truth orders
+        // the policies: the oracle feed earns the most expected saves and holds its own set.
+        #expect(tables[0] == tables[1] && tables[1] == tables[2], "\(tables)")
+        func figures(_ policy: String) throws -> [Double] {
+            let row = try #require(tables[0].split(separator: "\n").first { $0.hasPrefix("| \(policy)") })
+            return row.split(separator: "|").dropFirst().compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+        }
+        let (oracle, content, popular) = (
+            try figures("oracle"), try figures("content channel + diversity"), try figures("most saved")
+        )
+        #expect(oracle[3] > content[3] && oracle[3] > popular[3] && oracle[4] == 1, "\(tables[0])")
+        #expect(content[4] < 1 && popular[4] < 1, "\(tables[0])")
         let filled = feeds[0].values.flatMap { $0 }.filter { $0 >= 0 }
         #expect(filled.count > 200 * 10 / 2, "most feeds are full: \(filled.count) slots")
         for (u, feed) in feeds[0] {

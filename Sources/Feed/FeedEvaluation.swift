@@ -1,0 +1,114 @@
+import Artifacts
+import Collective
+import EventData
+import Events
+import Foundation
+
+/// Feed policies judged side by side on the same users after a time cut:
+/// - logged: HR@k (users with a held-out save who get at least one of them in their feed) and
+///   recall@k (held-out saves in the feed) over the saves at or after the cut;
+/// - truth (synthetic world only): the expected saves per user of the k-slot feed, Σ over slots
+///   of the true save probability at the slot's position for the user's next session
+///   (`WorldGenerator.expectedOutcomeProbabilities`), and recall@k of the oracle set (the k
+///   pins with the highest true save probability, visible at the cut and not seen before it).
+/// The oracle feed (the oracle set in order) is the ceiling of expected saves: a pin's expected
+/// save probability is its examination at the slot times a factor of the pin alone.
+public struct FeedEvaluation {
+    /// One policy's figures, averaged over users.
+    public struct Row: Sendable {
+        public var policy: String
+        /// Users with at least one held-out save, and their HR@k and recall@k.
+        public var usersWithSaves: Int, hitRate: Double, recall: Double
+        /// Users evaluated under the truth, expected saves per user, recall of the oracle set
+        /// (nil without a world).
+        public var users: Int, expectedSaves: Double?, oracleRecall: Double?
+    }
+
+    public var k: Int
+    /// The world the data was generated from (nil for real data: logged metrics only).
+    public var world: WorldGenerator?
+
+    public init(k: Int, world: WorldGenerator?) {
+        self.k = k
+        self.world = world
+    }
+
+    /// The world parameters a `mosaic generate` run records in its manifest (nil otherwise).
+    public static func world(of run: PublishedRun) -> WorldGenerator? {
+        guard let json = run.manifest.config["world"],
+            let p = try? JSONDecoder().decode(WorldParameters.self, from: Data(json.utf8))
+        else { return nil }
+        return WorldGenerator(p)
+    }
+
+    /// The oracle feed of each user (best first, `k` pins visible at the cut, not seen before).
+    public func oracleFeeds(_ users: [UserEvents], cut: Int64) -> [[Int64]] {
+        guard let world else { return users.map { _ in [] } }
+        let ranking = WorldGenerator.OracleRanking(world: world, day: day(of: cut, world))
+        return users.map { u in
+            world.oracleTopPins(
+                world.truth(ofUser: Int(u.user)), ranking: ranking, count: k, excluding: u.seen(before: cut))
+        }
+    }
+
+    /// Collective: the rows of `policies` (name, each local user's feed aligned with `users`).
+    public func evaluate(
+        users: [UserEvents], cut: Int64, policies: [(name: String, feeds: [[Int64]])], comm: Communicator
+    ) throws -> [Row] {
+        let oracle = oracleFeeds(users, cut: cut)
+        // Per policy: [users with saves, held-out saves, users hit, saves hit, expected saves, oracle hits].
+        var sums = [Double](repeating: 0, count: 6 * policies.count + 1)
+        for (i, u) in users.enumerated() {
+            let later = u.saved(from: cut)
+            let truth = world?.truth(ofUser: Int(u.user))
+            let oracleSet = Set(oracle[i])
+            if world != nil { sums[6 * policies.count] += 1 }
+            for (p, policy) in policies.enumerated() {
+                let feed = Array(policy.feeds[i].filter { $0 >= 0 }.prefix(k))
+                if !later.isEmpty {
+                    let hits = Set(feed).intersection(later).count
+                    sums[6 * p] += 1
+                    sums[6 * p + 1] += Double(later.count)
+                    sums[6 * p + 2] += hits > 0 ? 1 : 0
+                    sums[6 * p + 3] += Double(hits)
+                }
+                if let world, let truth {
+                    for (slot, pin) in feed.enumerated() {
+                        sums[6 * p + 4] += world.expectedOutcomeProbabilities(truth, pin: Int(pin), position: slot).save
+                    }
+                    sums[6 * p + 5] += Double(Set(feed).intersection(oracleSet).count) / Double(max(1, oracleSet.count))
+                }
+            }
+        }
+        try comm.allreduce(&sums, op: .sum)
+        let evaluated = sums[6 * policies.count]
+        return policies.enumerated().map { p, policy in
+            Row(
+                policy: policy.name, usersWithSaves: Int(sums[6 * p]),
+                hitRate: sums[6 * p + 2] / max(sums[6 * p], 1), recall: sums[6 * p + 3] / max(sums[6 * p + 1], 1),
+                users: Int(evaluated), expectedSaves: world == nil ? nil : sums[6 * p + 4] / max(evaluated, 1),
+                oracleRecall: world == nil ? nil : sums[6 * p + 5] / max(evaluated, 1))
+        }
+    }
+
+    /// The rows as a markdown table.
+    public static func markdown(_ rows: [Row], k: Int, holdoutDays: Int) -> String {
+        var out = [
+            "| feed (last \(holdoutDays) day(s) held out) | users with held-out saves | HR@\(k) | recall@\(k) | expected saves / user (truth) | oracle-set recall@\(k) |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in rows {
+            out.append(
+                String(
+                    format: "| %@ | %d | %.4f | %.4f | %@ | %@ |", r.policy, r.usersWithSaves, r.hitRate, r.recall,
+                    r.expectedSaves.map { String(format: "%.4f", $0) } ?? "–",
+                    r.oracleRecall.map { String(format: "%.4f", $0) } ?? "–"))
+        }
+        return out.joined(separator: "\n")
+    }
+
+    func day(of cut: Int64, _ world: WorldGenerator) -> Int {
+        let p = world.parameters
+        return Int(max(0, min(Int64(p.days), (cut - p.startMs) / WorldParameters.dayMs)))
+    }
+}
