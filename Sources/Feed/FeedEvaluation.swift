@@ -91,6 +91,89 @@ public struct FeedEvaluation {
         }
     }
 
+    /// One channel's candidate recall of the oracle set at each size.
+    public struct CandidateRow: Sendable {
+        public var channel: String
+        /// Recall of the oracle set at each of `sizes` (same order).
+        public var recall: [Double]
+        /// Mean candidates per user at the largest size.
+        public var meanCandidates: Double
+    }
+
+    /// Collective: recall of the oracle set (each user's `oracleCount` pins with the highest
+    /// true save probability, visible at the cut and not seen before it) by the first `n`
+    /// candidates of each channel, for every `n` in `sizes`, averaged over users. Needs a world.
+    public func candidateRecall(
+        users: [UserEvents], cut: Int64, channels: [(name: String, candidates: [[Int64]])], sizes: [Int],
+        oracleCount: Int = 100, comm: Communicator
+    ) throws -> [CandidateRow] {
+        guard let world else { return [] }
+        let ranking = WorldGenerator.OracleRanking(world: world, day: day(of: cut, world))
+        var sums = [Double](repeating: 0, count: channels.count * (sizes.count + 1) + 1)
+        for (i, u) in users.enumerated() {
+            let oracle = Set(
+                world.oracleTopPins(
+                    world.truth(ofUser: Int(u.user)), ranking: ranking, count: oracleCount,
+                    excluding: u.seen(before: cut)))
+            guard !oracle.isEmpty else { continue }
+            sums[sums.count - 1] += 1
+            for (c, channel) in channels.enumerated() {
+                let list = channel.candidates[i]
+                for (s, n) in sizes.enumerated() {
+                    sums[c * (sizes.count + 1) + s] +=
+                        Double(oracle.intersection(list.prefix(n)).count) / Double(oracle.count)
+                }
+                sums[c * (sizes.count + 1) + sizes.count] += Double(min(list.count, sizes.max() ?? 0))
+            }
+        }
+        try comm.allreduce(&sums, op: .sum)
+        let n = max(sums[sums.count - 1], 1)
+        return channels.enumerated().map { c, channel in
+            CandidateRow(
+                channel: channel.name, recall: sizes.indices.map { sums[c * (sizes.count + 1) + $0] / n },
+                meanCandidates: sums[c * (sizes.count + 1) + sizes.count] / n)
+        }
+    }
+
+    /// Merges channels' ranked lists round-robin (first of each, then second of each, …),
+    /// duplicates dropped, up to `count`: the candidate set before a ranker.
+    public static func merge(_ lists: [[Int64]], count: Int) -> [Int64] {
+        var out: [Int64] = [], taken = Set<Int64>()
+        var cursor = [Int](repeating: 0, count: lists.count)
+        while out.count < count {
+            var progress = false
+            for l in lists.indices where out.count < count {
+                while cursor[l] < lists[l].count, taken.contains(lists[l][cursor[l]]) { cursor[l] += 1 }
+                guard cursor[l] < lists[l].count else { continue }
+                out.append(lists[l][cursor[l]])
+                taken.insert(lists[l][cursor[l]])
+                cursor[l] += 1
+                progress = true
+            }
+            if !progress { break }
+        }
+        return out
+    }
+
+    /// Candidate rows as a markdown table.
+    public static func markdown(_ rows: [CandidateRow], sizes: [Int], oracleCount: Int) -> String {
+        var out = [
+            "| channel | " + sizes.map { "oracle-set recall@\($0)" }.joined(separator: " | ")
+                + " | candidates / user |",
+            "|---|" + String(repeating: "---:|", count: sizes.count + 1),
+        ]
+        for r in rows {
+            out.append(
+                "| \(r.channel) | " + r.recall.map { String(format: "%.4f", $0) }.joined(separator: " | ")
+                    + String(format: " | %.1f |", r.meanCandidates))
+        }
+        out.append("")
+        out.append(
+            "(the oracle set: each user's \(oracleCount) pins with the highest true save probability, visible at the cut and not seen before it)"
+        )
+        return out.joined(separator: "\n")
+    }
+
     /// The rows as a markdown table.
     public static func markdown(_ rows: [Row], k: Int, holdoutDays: Int) -> String {
         var out = [

@@ -87,6 +87,8 @@ public struct FeedPrecompute: Sendable {
 
     public init() {}
 
+    /// Keep every user's candidates per channel (`Feeds.contentCandidates`, …) for evaluation.
+    public var keepCandidates = false
     /// Pool size actually used.
     public var poolSize: Int { max(k, pool == 0 ? 4 * k : pool) }
 
@@ -97,6 +99,11 @@ public struct FeedPrecompute: Sendable {
         public var users: [Int64], pins: [Int64]
         /// The same users' pools cut to k without the re-rank (for the evaluation's comparison).
         public var plain: [Int64]
+        /// The trending channel's k candidates for the same users (empty without one).
+        public var trending: [Int64] = []
+        /// With `keepCandidates`: each user's candidates per channel, best first, up to the pool
+        /// size: the content pool and the trending list (for the recall of each channel).
+        public var contentCandidates: [[Int64]] = [], trendingCandidates: [[Int64]] = []
 
         /// One feed per user from the flat (users × k) `column` (`\.pins` or `\.plain`), padding
         /// dropped.
@@ -109,13 +116,18 @@ public struct FeedPrecompute: Sendable {
     /// Collective: every rank calls it with its own users. `progress(done, total)` is called on
     /// every rank after each round with global user counts.
     public func run(
-        channel: ContentChannel, users: [UserEvents], cut: Int64, comm: Communicator,
-        progress: (Int, Int) -> Void = { _, _ in }
+        channel: ContentChannel, trending: TrendingChannel? = nil, users: [UserEvents], cut: Int64,
+        comm: Communicator, progress: (Int, Int) -> Void = { _, _ in }
     ) throws -> Feeds {
         let d = channel.d, p = poolSize
         var feeds = Feeds(
             users: users.map(\.user), pins: [Int64](repeating: -1, count: users.count * k),
             plain: [Int64](repeating: -1, count: users.count * k))
+        if trending != nil { feeds.trending = [Int64](repeating: -1, count: users.count * k) }
+        if keepCandidates {
+            feeds.contentCandidates = users.map { _ in [] }
+            feeds.trendingCandidates = users.map { _ in [] }
+        }
         let rounds = Int(try comm.allreduce(Int64((users.count + batchUsers - 1) / batchUsers), op: .max))
         let total = Int(try comm.allreduce(Int64(users.count)))
         var done = 0
@@ -127,6 +139,15 @@ public struct FeedPrecompute: Sendable {
             var queries: [Float] = [], owners: [(user: Int, engagement: [Int])] = []
             var offset = 0
             for (b, pins) in engaged.enumerated() {
+                if let trending {
+                    let categories = Array(c[offset..<offset + pins.count]), seen = users[batch[b]].seen(before: cut)
+                    let list = trending.candidates(engagedCategories: categories, k: k, exclude: seen)
+                    for (slot, pin) in list.enumerated() { feeds.trending[batch[b] * k + slot] = pin }
+                    if keepCandidates {
+                        feeds.trendingCandidates[batch[b]] = trending.candidates(
+                            engagedCategories: categories, k: p, exclude: seen)
+                    }
+                }
                 let top = ContentChannel.interests(
                     embeddings: Array(e[offset * d..<(offset + pins.count) * d]),
                     categories: Array(c[offset..<offset + pins.count]),
@@ -170,6 +191,7 @@ public struct FeedPrecompute: Sendable {
                     embeddings: Array(pe[offset * d..<(offset + n) * d]), d: d, k: k)
                 for (slot, j) in order.enumerated() { feeds.pins[owner.user * k + slot] = pool[j].pin }
                 for slot in 0..<min(k, n) { feeds.plain[owner.user * k + slot] = pool[slot].pin }
+                if keepCandidates { feeds.contentCandidates[owner.user] = pool.map(\.pin) }
                 offset += n
             }
             done += Int(try comm.allreduce(Int64(batch.count)))

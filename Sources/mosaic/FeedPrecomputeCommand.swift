@@ -46,6 +46,8 @@ struct FeedPrecomputeCommand: ParsableCommand {
     @Option(help: "Users per rank per round (bounds the memory of one round).") var batchUsers = 256
     @Option(help: "Hold out the last D days of events and evaluate the feeds on their saves (0 = use every event).")
     var holdoutDays = 0
+    @Option(help: "With --holdout-days: the trending channel's window (days before the cut) for its comparison row.")
+    var trendingDays = 3
 
     func run() throws {
         Communicator.runJob { comm in
@@ -67,6 +69,7 @@ struct FeedPrecomputeCommand: ParsableCommand {
             var job = FeedPrecompute()
             job.k = k; job.pool = pool; job.interests = interests; job.recent = recent; job.nprobe = nprobe
             job.batchUsers = batchUsers
+            job.keepCandidates = holdoutDays > 0
             job.rerank = DiversityRerank(lambda: diversity, window: window, maxPerCategory: maxPerCategory)
             comm.log(
                 String(
@@ -74,7 +77,13 @@ struct FeedPrecomputeCommand: ParsableCommand {
                     Date().timeIntervalSince(started), users.count, job.poolSize, k))
             let t0 = Date()
             var lastLog = Date.distantPast
-            let feeds = try job.run(channel: channel, users: users, cut: cut, comm: comm) { done, total in
+            let trending =
+                holdoutDays > 0
+                ? try TrendingChannel.build(
+                    users: users, cut: cut, days: trendingDays, perCategory: job.poolSize, content: channel, comm: comm)
+                : nil
+            let feeds = try job.run(channel: channel, trending: trending, users: users, cut: cut, comm: comm) {
+                done, total in
                 guard Date().timeIntervalSince(lastLog) > 2 || done == total else { return }
                 lastLog = Date()
                 let rate = Double(done) / max(Date().timeIntervalSince(t0), 1e-9)
@@ -123,11 +132,34 @@ struct FeedPrecomputeCommand: ParsableCommand {
                         }
                     ),
                 ]
+                if trending != nil {
+                    policies.append(
+                        (
+                            "trending by category (save rate, last \(trendingDays) days)",
+                            feeds.userFeeds(k: k, \.trending)
+                        ))
+                }
                 if evaluation.world != nil {
                     policies.append(("oracle (true save probability)", evaluation.oracleFeeds(users, cut: cut)))
                 }
                 let rows = try evaluation.evaluate(users: users, cut: cut, policies: policies, comm: comm)
                 table = FeedEvaluation.markdown(rows, k: k, holdoutDays: holdoutDays)
+                if evaluation.world != nil {
+                    // Candidate recall of the oracle set, per channel and merged, at 100 and the pool size.
+                    let sizes = Array(Set([min(100, job.poolSize), job.poolSize])).sorted()
+                    let merged = zip(feeds.contentCandidates, feeds.trendingCandidates).map {
+                        FeedEvaluation.merge([$0, $1], count: 2 * job.poolSize)
+                    }
+                    let channels: [(name: String, candidates: [[Int64]])] = [
+                        ("content (multi-interest IVF)", feeds.contentCandidates),
+                        ("trending by category", feeds.trendingCandidates),
+                        ("merged (round-robin, de-duplicated)", merged),
+                    ]
+                    let recall = try evaluation.candidateRecall(
+                        users: users, cut: cut, channels: channels, sizes: sizes + [2 * job.poolSize], comm: comm)
+                    table +=
+                        "\n\n" + FeedEvaluation.markdown(recall, sizes: sizes + [2 * job.poolSize], oracleCount: 100)
+                }
             }
             let filled = try comm.allreduce(Int64(feeds.pins.filter { $0 >= 0 }.count))
             let totalUsers = try comm.allreduce(Int64(feeds.users.count))

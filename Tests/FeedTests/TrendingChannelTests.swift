@@ -1,0 +1,22 @@
+import Feed
+import Testing
+
+@Suite("Trending channel and candidate merge")
+struct TrendingChannelTests {
+    @Test("candidates: slots in proportion to the user's engaged categories, best rate first, seen pins left out")
+    func candidatesFollowEngagement() {
+        let channel = TrendingChannel(byCategory: [1: [10, 11, 12, 13], 2: [20, 21, 22], 3: [30]], prior: 0.01)
+        // Engaged: category 1 three times, category 2 once, an unknown pin (−1).
+        let list = channel.candidates(engagedCategories: [1, 2, 1, -1, 1], k: 4, exclude: [11])
+        #expect(list == [10, 20, 12, 13])
+        #expect(channel.candidates(engagedCategories: [], k: 4, exclude: []).isEmpty)
+        #expect(channel.candidates(engagedCategories: [3, 3], k: 4, exclude: []) == [30])
+    }
+
+    @Test("merge: round-robin over the channels, duplicates dropped, up to the count")
+    func mergeRoundRobin() {
+        #expect(FeedEvaluation.merge([[1, 2, 3], [2, 4]], count: 10) == [1, 2, 3, 4])
+        #expect(FeedEvaluation.merge([[1, 2, 3], [4, 5, 6]], count: 3) == [1, 4, 2])
+        #expect(FeedEvaluation.merge([[], []], count: 3).isEmpty)
+    }
+}
