@@ -47,7 +47,7 @@ struct FeedPrecomputeCommand: ParsableCommand {
     @Option(help: "Hold out the last D days of events and evaluate the feeds on their saves (0 = use every event).")
     var holdoutDays = 0
     @Option(help: "With --holdout-days: the trending channel's window (days before the cut) for its comparison row.")
-    var trendingDays = 3
+    var trendingDays = 14
 
     func run() throws {
         Communicator.runJob { comm in
