@@ -89,6 +89,9 @@ public struct FeedPrecompute: Sendable {
 
     /// Keep every user's candidates per channel (`Feeds.contentCandidates`, …) for evaluation.
     public var keepCandidates = false
+    /// Re-rank the pools into feeds; false stops after retrieval (candidates only; implies
+    /// `keepCandidates`).
+    public var buildFeeds = true
     /// Pool size actually used.
     public var poolSize: Int { max(k, pool == 0 ? 4 * k : pool) }
 
@@ -124,6 +127,7 @@ public struct FeedPrecompute: Sendable {
             users: users.map(\.user), pins: [Int64](repeating: -1, count: users.count * k),
             plain: [Int64](repeating: -1, count: users.count * k))
         if trending != nil { feeds.trending = [Int64](repeating: -1, count: users.count * k) }
+        let keepCandidates = keepCandidates || !buildFeeds
         if keepCandidates {
             feeds.contentCandidates = users.map { _ in [] }
             feeds.trendingCandidates = users.map { _ in [] }
@@ -181,6 +185,12 @@ public struct FeedPrecompute: Sendable {
                 pools.append(
                     ContentChannel.interleave(
                         lists: lists, engagement: owner.engagement, k: p, exclude: users[owner.user].seen(before: cut)))
+            }
+            if !buildFeeds {
+                for (owner, pool) in zip(owners, pools) { feeds.contentCandidates[owner.user] = pool.map(\.pin) }
+                done += Int(try comm.allreduce(Int64(batch.count)))
+                progress(done, total)
+                continue
             }
             let (pe, pc) = try channel.lookupDistinct(pools.flatMap { $0.map(\.pin) }, comm: comm)
             offset = 0

@@ -10,5 +10,5 @@ struct FeedCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "feed",
         abstract: "Home feeds built from a published dataset.",
-        subcommands: [FeedPreview.self, FeedPrecomputeCommand.self])
+        subcommands: [FeedCandidatesCommand.self, FeedPrecomputeCommand.self, FeedPreview.self])
 }

@@ -1,0 +1,91 @@
+import Artifacts
+import Foundation
+import Publishing
+
+/// Every user's merged candidates (the funnel's first stage), with the channel(s) that proposed
+/// each pin and its rank in each channel.
+///
+/// Merge: the channels' ranked lists round-robin (first of each, then second of each, …),
+/// duplicates kept once with every channel that proposed them, up to `count` per user.
+///
+/// HDF5 layout of each shard `candidates/part-RRRRR-of-SSSSS.h5` (one per rank, the rank's
+/// users): `user_id` int64 (n); `offsets` int64 (n + 1), user i's candidates being rows
+/// `offsets[i] ..< offsets[i + 1]` of `pin_id` int64, `channels` uint8 (bit c set when channel c
+/// proposed the pin) and `channel_rank` int32 (rows × channels: 0-based rank in that channel's
+/// list, −1 when absent); attributes `channel_names` ("content,trending"), `cut_ms`,
+/// `source_run`.
+public struct Candidates: Sendable {
+    /// Channel names, in bit order.
+    public var channelNames: [String]
+    public var users: [Int64] = []
+    public var offsets: [Int64] = [0]
+    public var pins: [Int64] = [], channels: [UInt8] = [], channelRanks: [Int32] = []
+
+    public init(channelNames: [String]) {
+        precondition(channelNames.count <= 8, "at most 8 channels fit the uint8 mask")
+        self.channelNames = channelNames
+    }
+
+    /// Appends `user`'s candidates merged from `lists` (one ranked list per channel, in
+    /// `channelNames` order), at most `count`.
+    public mutating func append(user: Int64, lists: [[Int64]], count: Int) {
+        precondition(lists.count == channelNames.count)
+        let merged = FeedEvaluation.merge(lists, count: count)
+        var rankIn = [[Int64: Int32]](repeating: [:], count: lists.count)
+        for (c, list) in lists.enumerated() {
+            for (r, pin) in list.enumerated() where rankIn[c][pin] == nil { rankIn[c][pin] = Int32(r) }
+        }
+        users.append(user)
+        for pin in merged {
+            var mask: UInt8 = 0
+            for c in lists.indices {
+                let r = rankIn[c][pin] ?? -1
+                if r >= 0 { mask |= 1 << UInt8(c) }
+                channelRanks.append(r)
+            }
+            pins.append(pin)
+            channels.append(mask)
+        }
+        offsets.append(Int64(pins.count))
+    }
+
+    /// User i's candidate pins.
+    public func pins(ofUser i: Int) -> ArraySlice<Int64> { pins[Int(offsets[i])..<Int(offsets[i + 1])] }
+
+    /// Writes this rank's shard into `run` and records it.
+    public func write(to run: RunWriter, cutMs: Int64, sourceRun: String) throws {
+        let path = try run.shardPath(artifact: "candidates")
+        do {
+            let f = try H5File(path: path, mode: .create)
+            try f.root.write("user_id", users)
+            try f.root.write("offsets", offsets)
+            try f.root.write("pin_id", pins)
+            try f.root.write("channels", channels)
+            try f.root.write("channel_rank", channelRanks, shape: [pins.count, channelNames.count])
+            try f.root.setAttribute("channel_names", channelNames.joined(separator: ","))
+            try f.root.setAttribute("cut_ms", cutMs)
+            try f.root.setAttribute("source_run", sourceRun)
+            try f.flush()
+        }
+        try run.record(artifact: "candidates", path: path, rows: users.count)
+    }
+
+    /// Reads one shard file.
+    public static func read(path: String) throws -> Candidates {
+        let f = try H5File(path: path, mode: .read)
+        var c = Candidates(
+            channelNames: try f.root.stringAttribute("channel_names").split(separator: ",").map(String.init))
+        c.users = try f.root.read("user_id", as: Int64.self)
+        c.offsets = try f.root.read("offsets", as: Int64.self)
+        c.pins = try f.root.read("pin_id", as: Int64.self)
+        c.channels = try f.root.read("channels", as: UInt8.self)
+        c.channelRanks = try f.root.read("channel_rank", as: Int32.self)
+        guard c.offsets.count == c.users.count + 1, c.offsets.last == Int64(c.pins.count),
+            c.channels.count == c.pins.count, c.channelRanks.count == c.pins.count * c.channelNames.count
+        else {
+            throw ArtifactError(
+                file: path, message: "inconsistent candidates: offsets, pins, channels or ranks disagree")
+        }
+        return c
+    }
+}

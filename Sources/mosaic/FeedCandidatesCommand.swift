@@ -1,0 +1,120 @@
+import ArgumentParser
+import Collective
+import EventData
+import Events
+import Feed
+import Foundation
+import ProcessKit
+import Publishing
+
+/// `mosaic feed candidates`: every user's merged candidates from the retrieval channels,
+/// published as one HDF5 shard per rank.
+struct FeedCandidatesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "candidates",
+        abstract: "Every user's merged candidates from the retrieval channels (content, trending), published.",
+        discussion: """
+            Channels: content (multi-interest IVF over content embeddings: one query per most engaged \
+            category, --pool pins shared in proportion to engagement) and trending (per category, the \
+            best smoothed save rate over the last --trending-days, slots in proportion to the user's \
+            engaged categories). Seen pins are left out. The lists are merged round-robin and \
+            de-duplicated, up to --count per user, each candidate keeping the channels that proposed \
+            it and its rank in each (docs/feed.md has the HDF5 layout). Users stay on the rank of \
+            their event shards; progress with users/s and ETA on rank 0.
+
+            With --holdout-days D > 0 the candidates come from the events before the last D days, \
+            and a generated world's truth reports each channel's recall of the oracle set (each \
+            user's 100 pins with the highest true save probability).
+            """)
+
+    @Option(help: "Root folder of the dataset runs (its `current` run is read).") var world = "out/world"
+    @Option(help: "Root folder the candidates are published under.") var out = "out/candidates"
+    @Option(help: "Run id (default: candidates-<dataset run id>[-holdout<D>]).") var runID: String?
+    @Option(help: "Merged candidates per user.") var count = 1_000
+    @Option(help: "Candidates per channel.") var pool = 500
+    @Option(help: "Content channel: interests (most engaged categories) per user, one query each.") var interests = 5
+    @Option(help: "Content channel: most recent engaged pins averaged into the queries.") var recent = 50
+    @Option(help: "Content channel: inverted lists probed per query.") var nprobe = 16
+    @Option(help: "Trending channel: days of engagement before the cut.") var trendingDays = 14
+    @Option(help: "Users per rank per round (bounds the memory of one round).") var batchUsers = 256
+    @Option(help: "Hold out the last D days and report the channels' recall of the oracle set (0 = every event).")
+    var holdoutDays = 0
+
+    func validate() throws {
+        guard count >= 1, pool >= 1, interests >= 1, recent >= 1, nprobe >= 1, batchUsers >= 1 else {
+            throw ValidationError("--count, --pool, --interests, --recent, --nprobe and --batch-users must be ≥ 1")
+        }
+        guard trendingDays >= 1, holdoutDays >= 0 else {
+            throw ValidationError("--trending-days must be ≥ 1 and --holdout-days ≥ 0")
+        }
+    }
+
+    func run() throws {
+        Communicator.runJob { comm in
+            let reader = try DatasetReader(root: URL(fileURLWithPath: world))
+            let source = reader.run.manifest.runID
+            comm.log("feed candidates: dataset \(source), \(comm.size) rank(s)")
+            let content = try ContentChannel.build(world: reader, comm: comm)
+            let users = try UserEvents.load(world: reader, comm: comm)
+            let lastEvent = try comm.allreduce(users.map { $0.times.last ?? .min }.max() ?? .min, op: .max)
+            let cut = holdoutDays > 0 ? lastEvent - Int64(holdoutDays) * 86_400_000 : Int64.max
+            let trending = try TrendingChannel.build(
+                users: users, cut: cut, days: trendingDays, perCategory: pool, content: content, comm: comm)
+            var job = FeedPrecompute()
+            job.k = min(pool, 50); job.pool = pool; job.interests = interests; job.recent = recent
+            job.nprobe = nprobe; job.batchUsers = batchUsers; job.buildFeeds = false
+            let t0 = now()
+            var lastLog = 0.0
+            let retrieved = try job.run(channel: content, trending: trending, users: users, cut: cut, comm: comm) {
+                done, total in
+                guard now() - lastLog > 2 || done == total else { return }
+                lastLog = now()
+                let rate = Double(done) / max(now() - t0, 1e-9)
+                comm.log(
+                    String(
+                        format: "  candidates: %d / %d users (%.0f users/s, ETA %.0f s)", done, total, rate,
+                        Double(total - done) / max(rate, 1e-9)))
+            }
+            var candidates = Candidates(channelNames: ["content", "trending"])
+            for (i, u) in users.enumerated() {
+                candidates.append(
+                    user: u.user, lists: [retrieved.contentCandidates[i], retrieved.trendingCandidates[i]], count: count
+                )
+            }
+            let seconds = now() - t0
+            let id = runID ?? "candidates-\(source)" + (holdoutDays > 0 ? "-holdout\(holdoutDays)" : "")
+            let writer = try RunWriter(
+                root: URL(fileURLWithPath: out), runID: id, producer: "mosaic feed candidates",
+                config: [
+                    "world": source, "count": "\(count)", "pool": "\(pool)", "trending_days": "\(trendingDays)",
+                    "holdout_days": "\(holdoutDays)", "channels": candidates.channelNames.joined(separator: ","),
+                ], comm: comm)
+            try candidates.write(to: writer, cutMs: cut, sourceRun: source)
+            let manifest = try writer.commit()
+            var table = ""
+            let evaluation = FeedEvaluation(k: count, world: FeedEvaluation.world(of: reader.run))
+            if holdoutDays > 0, evaluation.world != nil {
+                let sizes = [100, pool, count].filter { $0 <= count }
+                let merged = users.indices.map { Array(candidates.pins(ofUser: $0)) }
+                let rows = try evaluation.candidateRecall(
+                    users: users, cut: cut,
+                    channels: [
+                        ("content (multi-interest IVF)", retrieved.contentCandidates),
+                        ("trending by category", retrieved.trendingCandidates), ("merged", merged),
+                    ], sizes: Array(Set(sizes)).sorted(), comm: comm)
+                table = FeedEvaluation.markdown(rows, sizes: Array(Set(sizes)).sorted(), oracleCount: 100)
+            }
+            let totalUsers = try comm.allreduce(Int64(users.count))
+            let totalCandidates = try comm.allreduce(Int64(candidates.pins.count))
+            if comm.isRoot {
+                print(
+                    String(
+                        format:
+                            "FEED CANDIDATES ranks=%d users=%lld candidates=%lld seconds=%.2f users_per_s=%.0f run=%@",
+                        comm.size, totalUsers, totalCandidates, seconds, Double(totalUsers) / max(seconds, 1e-9),
+                        manifest.runID))
+                if !table.isEmpty { print("\n" + table) }
+            }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+import Artifacts
+import Feed
+import Foundation
+import Testing
+import _TestSupport
+
+@Suite("Merged candidates")
+struct CandidatesTests {
+    @Test("append keeps every channel that proposed a pin, with its rank there")
+    func channelsAndRanks() {
+        var c = Candidates(channelNames: ["content", "trending"])
+        c.append(user: 7, lists: [[1, 2, 3], [2, 9]], count: 10)
+        c.append(user: 8, lists: [[], [5]], count: 10)
+        #expect(Array(c.pins(ofUser: 0)) == [1, 2, 3, 9] && Array(c.pins(ofUser: 1)) == [5])
+        #expect(c.channels == [1, 3, 1, 2, 2])
+        #expect(c.channelRanks == [0, -1, 1, 0, 2, -1, -1, 1, -1, 0])
+        #expect(c.offsets == [0, 4, 5])
+    }
+}
+
+@Suite("Feed candidates under mpirun", .serialized, .enabled(if: MPIRun.mpirunAvailable, "mpirun is not installed"))
+struct CandidatesJobTests {
+    /// user → (pins, channel masks, ranks) of a published candidates run.
+    func read(_ root: URL) throws -> [Int64: ([Int64], [UInt8], [Int32])] {
+        var out: [Int64: ([Int64], [UInt8], [Int32])] = [:]
+        for path in try PublishedRun.open(root: root).paths(of: "candidates") {
+            let c = try Candidates.read(path: path)
+            for (i, u) in c.users.enumerated() {
+                let rows = Int(c.offsets[i])..<Int(c.offsets[i + 1])
+                let w = c.channelNames.count
+                #expect(out[u] == nil, "user \(u) in two shards")
+                out[u] = (
+                    Array(c.pins[rows]), Array(c.channels[rows]),
+                    Array(c.channelRanks[(rows.lowerBound * w)..<(rows.upperBound * w)])
+                )
+            }
+        }
+        return out
+    }
+
+    @Test(
+        "`mosaic feed candidates`: the same merged candidates on 1, 2 and 4 ranks; every candidate names its channels")
+    func sameCandidatesAnyRankCount() throws {
+        let world = try MPIRun.temporaryDirectory("candidates-world")
+        let gen = try MPIRun.mosaic(
+            ranks: 2,
+            [
+                "generate", "--users", "150", "--pins", "2000", "--fresh-pins-per-day", "60", "--days", "5", "--out",
+                world.path,
+            ])
+        #expect(gen.status == 0, "\(gen.output)")
+        var runs: [[Int64: ([Int64], [UInt8], [Int32])]] = []
+        for ranks in [1, 2, 4] {
+            let out = try MPIRun.temporaryDirectory("candidates-\(ranks)")
+            let r = try MPIRun.mosaic(
+                ranks: ranks,
+                [
+                    "feed", "candidates", "--world", world.path, "--out", out.path, "--count", "80", "--pool", "50",
+                    "--batch-users", "16",
+                ])
+            #expect(r.status == 0 && r.stdout.contains("FEED CANDIDATES ranks=\(ranks) users=150"), "\(r.output)")
+            runs.append(try read(out))
+        }
+        #expect(runs[0].count == 150)
+        for other in runs.dropFirst() {
+            #expect(Set(other.keys) == Set(runs[0].keys))
+            for (u, a) in runs[0] {
+                let b = other[u]!
+                #expect(a.0 == b.0 && a.1 == b.1 && a.2 == b.2, "user \(u)")
+            }
+        }
+        var withBoth = 0
+        for (u, c) in runs[0] {
+            #expect(c.0.count <= 80 && Set(c.0).count == c.0.count, "user \(u)")
+            for (j, mask) in c.1.enumerated() {
+                #expect(mask != 0)
+                for ch in 0..<2 { #expect((mask & (1 << ch) != 0) == (c.2[j * 2 + ch] >= 0), "user \(u) row \(j)") }
+                if mask == 3 { withBoth += 1 }
+            }
+        }
+        #expect(withBoth > 0, "some pins are proposed by both channels")
+    }
+}
