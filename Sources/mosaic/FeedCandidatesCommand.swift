@@ -51,15 +51,19 @@ struct FeedCandidatesCommand: ParsableCommand {
 
     func run() throws {
         Communicator.runJob { comm in
+            let started = now()
             let reader = try DatasetReader(root: URL(fileURLWithPath: world))
             let source = reader.run.manifest.runID
             comm.log("feed candidates: dataset \(source), \(comm.size) rank(s)")
             let content = try ContentChannel.build(world: reader, comm: comm)
+            let indexSeconds = now() - started
             let users = try UserEvents.load(world: reader, comm: comm)
             let lastEvent = try comm.allreduce(users.map { $0.times.last ?? .min }.max() ?? .min, op: .max)
             let cut = holdoutDays > 0 ? lastEvent - Int64(holdoutDays) * 86_400_000 : Int64.max
+            let trendingStart = now()
             let trending = try TrendingChannel.build(
                 users: users, cut: cut, days: trendingDays, perCategory: pool, content: content, comm: comm)
+            let trendingSeconds = now() - trendingStart
             var job = FeedPrecompute()
             job.k = min(pool, 50); job.pool = pool; job.interests = interests; job.recent = recent
             job.nprobe = nprobe; job.batchUsers = batchUsers; job.buildFeeds = false
@@ -75,6 +79,7 @@ struct FeedCandidatesCommand: ParsableCommand {
                         format: "  candidates: %d / %d users (%.0f users/s, ETA %.0f s)", done, total, rate,
                         Double(total - done) / max(rate, 1e-9)))
             }
+            let retrieveSeconds = now() - t0
             var candidates = Candidates(channelNames: ["content", "trending"])
             for (i, u) in users.enumerated() {
                 candidates.append(
@@ -91,6 +96,7 @@ struct FeedCandidatesCommand: ParsableCommand {
                 ], comm: comm)
             try candidates.write(to: writer, cutMs: cut, sourceRun: source)
             let manifest = try writer.commit()
+            let mergeWriteSeconds = now() - t0 - retrieveSeconds
             var table = ""
             let evaluation = FeedEvaluation(k: count, world: FeedEvaluation.world(of: reader.run))
             if holdoutDays > 0, evaluation.world != nil {
@@ -106,13 +112,16 @@ struct FeedCandidatesCommand: ParsableCommand {
             }
             let totalUsers = try comm.allreduce(Int64(users.count))
             let totalCandidates = try comm.allreduce(Int64(candidates.pins.count))
+            let memory = try comm.peakMemoryPerRank()
+            let slowestIndex = try comm.allreduce(indexSeconds, op: .max)
+            let slowestTrending = try comm.allreduce(trendingSeconds, op: .max)
             if comm.isRoot {
                 print(
                     String(
                         format:
-                            "FEED CANDIDATES ranks=%d users=%lld candidates=%lld seconds=%.2f users_per_s=%.0f run=%@",
+                            "FEED CANDIDATES ranks=%d users=%lld candidates=%lld seconds=%.2f users_per_s=%.0f index_s=%.2f trending_s=%.2f retrieve_s=%.2f merge_write_s=%.2f peak_rss_mib=%@ run=%@",
                         comm.size, totalUsers, totalCandidates, seconds, Double(totalUsers) / max(seconds, 1e-9),
-                        manifest.runID))
+                        slowestIndex, slowestTrending, retrieveSeconds, mergeWriteSeconds, memory, manifest.runID))
                 if !table.isEmpty { print("\n" + table) }
             }
         }

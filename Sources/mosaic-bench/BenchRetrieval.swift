@@ -1,0 +1,73 @@
+import ArgumentParser
+import Foundation
+import ProcessKit
+
+/// `mosaic-bench retrieval`: the candidate stage (`mosaic feed candidates`) on a generated world,
+/// on each rank count: users/s (per rank), time per phase, peak memory per rank.
+struct BenchRetrieval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retrieval",
+        abstract: "Candidates users/s per rank (1 vs 2 ranks), time per channel phase, peak memory per rank.",
+        discussion: """
+            Run WITHOUT mpirun (it launches `mpirun -np N` on the `mosaic` jobs beside it), from a \
+            release build. Generates a world of --users and --pins once (2 ranks), then runs `mosaic \
+            feed candidates --count --pool` on each rank count. Phases: index (read the pins and \
+            build the content IVF), trending (counts at the pins' owners, per-category tables), \
+            retrieve (per user: content queries and search, trending lists), merge + write. The \
+            ratio column is users/s against the 1-rank run of the same binary (the peer here is the \
+            single rank: no external system runs this funnel stage).
+            """)
+
+    @Option(help: "World users.") var users = 100_000
+    @Option(help: "World pins (initial catalogue; 1,000 fresh pins per day are added).") var pins = 1_000_000
+    @Option(help: "Rank counts to compare, comma-separated.") var ranks = "1,2"
+    @Option(help: "Merged candidates per user.") var count = 1_000
+    @Option(help: "Candidates per channel.") var pool = 500
+    @Option(help: "Work folder (deleted afterwards unless --keep).") var work = "out/bench-retrieval"
+    @Flag(help: "Keep the generated files.") var keep = false
+
+    func run() throws {
+        let rankCounts = ranks.split(separator: ",").compactMap { Int($0) }
+        guard !rankCounts.isEmpty else { throw ValidationError("--ranks needs at least one count") }
+        let workURL = URL(fileURLWithPath: work)
+        try? FileManager.default.removeItem(at: workURL)
+        try FileManager.default.createDirectory(at: workURL, withIntermediateDirectories: true)
+        defer { if !keep { try? FileManager.default.removeItem(at: workURL) } }
+        let world = workURL.appendingPathComponent("world").path
+        let gen = try benchParse(
+            try benchRun(
+                2, ["generate", "--users", "\(users)", "--pins", "\(pins)", "--fresh-pins-per-day", "1000", "--out", world]),
+            prefix: "GENERATE")
+        log("world: \(gen["users"]!) users, \(gen["pins"]!) pins, \(gen["events"]!) events")
+        var table = [
+            "| ranks | users/s | users/s per rank | index s | trending s | retrieve s | merge + write s | candidates / user | peak RSS per rank (MiB) | vs 1 rank |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        ]
+        var base: Double? = nil
+        for n in rankCounts {
+            let f = try benchParse(
+                try benchRun(
+                    n,
+                    [
+                        "feed", "candidates", "--world", world, "--out", workURL.appendingPathComponent("c\(n)").path,
+                        "--count", "\(count)", "--pool", "\(pool)",
+                    ], forwardStderr: false), prefix: "FEED CANDIDATES")
+            let rate = Double(f["users_per_s"]!)!
+            base = base ?? (n == 1 ? rate : nil)
+            let perUser = Double(f["candidates"]!)! / Double(f["users"]!)!
+            table.append(
+                String(
+                    format: "| %d | %.0f | %.0f | %@ | %@ | %@ | %@ | %.0f | %@ | %@ |", n, rate, rate / Double(n),
+                    f["index_s"]!, f["trending_s"]!, f["retrieve_s"]!, f["merge_write_s"]!, perUser,
+                    f["peak_rss_mib"]!, base.map { String(format: "%.2f×", rate / $0) } ?? "–"))
+            log("\(n) rank(s): \(f)")
+        }
+        print(
+            "candidates on a world of \(gen["users"]!) users, \(gen["pins"]!) pins, \(gen["events"]!) events; --count \(count) --pool \(pool)"
+        )
+        print("")
+        print(table.joined(separator: "\n"))
+    }
+
+    func log(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+}
