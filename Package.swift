@@ -203,7 +203,7 @@ let package = Package(
         .testTarget(
             name: "ServingTests",
             dependencies: [
-                "Serving", "_TestSupport", "mosaic", "mosaic-serve",
+                "Serving", "ProcessKit", "_TestSupport", "mosaic", "mosaic-serve",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings),

@@ -36,7 +36,11 @@ struct BenchRetrieval: ParsableCommand {
         let world = workURL.appendingPathComponent("world").path
         let gen = try benchParse(
             try benchRun(
-                2, ["generate", "--users", "\(users)", "--pins", "\(pins)", "--fresh-pins-per-day", "1000", "--out", world]),
+                2,
+                [
+                    "generate", "--users", "\(users)", "--pins", "\(pins)", "--fresh-pins-per-day", "1000", "--out",
+                    world,
+                ]),
             prefix: "GENERATE")
         log("world: \(gen["users"]!) users, \(gen["pins"]!) pins, \(gen["events"]!) events")
         var table = [

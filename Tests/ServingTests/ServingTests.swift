@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import ProcessKit
 import HummingbirdTesting
 import Serving
 import Testing
