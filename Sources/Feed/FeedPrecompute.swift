@@ -161,19 +161,18 @@ public struct FeedPrecompute: Sendable {
                 queries += top.queries
                 owners.append((batch[b], top.engagement))
             }
-            // Search every rank's queries against every shard; keep this rank's results. Each
-            // query asks for 2 × pool: seen pins are filtered afterwards.
-            let (allQueries, counts) = try comm.allgatherv(queries)
+            // Search every rank's queries against every shard; each rank merges only its own
+            // queries' results. Each query asks for 2 × pool: seen pins are filtered afterwards.
             let want = 2 * p
+            let anyQueries = try comm.allreduce(Int64(queries.count), op: .max) > 0  // the same on every rank
             var dist: [Float] = [], labels: [Int64] = []
-            if !allQueries.isEmpty {  // the same decision on every rank
-                (dist, labels) = try channel.index.search(
-                    allQueries, k: want, parameters: SearchParameters(nprobe: nprobe), comm: comm)
+            if anyQueries {
+                (dist, labels) = try channel.index.searchOwn(
+                    queries, k: want, parameters: SearchParameters(nprobe: nprobe), comm: comm)
             }
-            let first = counts[0..<comm.rank].reduce(0, +) / d
             // Pools, then the candidates' embeddings for the re-rank.
             var pools: [[(pin: Int64, distance: Float, list: Int)]] = []
-            var q = first
+            var q = 0
             for owner in owners {
                 var lists: [[(pin: Int64, distance: Float)]] = []
                 for _ in owner.engagement {

@@ -82,6 +82,52 @@ extension IVFIndex {
             refine(queries, candidates: candidates.labels, kCandidates: kk, k: k), nq: nq, k: k, comm: comm)
     }
 
+    /// Searches every shard for every rank's queries and returns each rank only the global
+    /// top-k of its own queries: rank r passes its `queries` (its block); the blocks are
+    /// allgathered and searched against this shard, each shard's results for rank r's block are
+    /// sent to r alone (alltoallv), and r merges them. Unlike `search`, no rank merges the
+    /// other ranks' queries, so merging and traffic split over the ranks. The same top-k as
+    /// `search` on the allgathered queries (ties to the smaller id). IVF-PQ re-ranking is not
+    /// supported here. Collective.
+    public func searchOwn(
+        _ queries: [Float], k: Int, parameters: SearchParameters = SearchParameters(), comm: Communicator
+    ) throws -> (distances: [Float], labels: [Int64]) {
+        precondition(m == 0 || parameters.refineFactor <= 1, "searchOwn: IVF-PQ re-ranking is not supported")
+        let (all, floatCounts) = try comm.allgatherv(queries)
+        let blocks = floatCounts.map { $0 / d }
+        let local =
+            all.isEmpty ? (distances: [Float](), labels: [Int64]()) : try search(all, k: k, parameters: parameters)
+        // This shard's rows of block r go to rank r (reported distances; internal order below).
+        let sendCounts = blocks.map { $0 * k }
+        let (received, _) = try comm.alltoallv(local.distances, sendCounts: sendCounts)
+        let (receivedLabels, _) = try comm.alltoallv(local.labels, sendCounts: sendCounts)
+        let nq = blocks[comm.rank]
+        var distances = [Float](repeating: metric.missing, count: nq * k)
+        var labels = [Int64](repeating: -1, count: nq * k)
+        let internalD = received.map { metric == .l2 ? $0 : -$0 }
+        internalD.withUnsafeBufferPointer { pd in
+            receivedLabels.withUnsafeBufferPointer { pl in
+                distances.withUnsafeMutableBufferPointer { od in
+                    labels.withUnsafeMutableBufferPointer { ol in
+                        for i in 0..<nq {
+                            var heap = ResultHeap(
+                                distances: od.baseAddress! + i * k, labels: ol.baseAddress! + i * k, k: k)
+                            for r in 0..<comm.size {
+                                let base = (r * nq + i) * k
+                                for j in 0..<k where pl[base + j] >= 0 { heap.push(pd[base + j], pl[base + j]) }
+                            }
+                            heap.sortAscending()
+                            for j in 0..<k {
+                                od[i * k + j] = ol[i * k + j] < 0 ? metric.missing : metric.report(od[i * k + j])
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return (distances, labels)
+    }
+
     /// Exact distances for the candidate ids (nq, kCandidates) this shard holds; the best k
     /// per query, reported like `search`.
     func refine(_ queries: [Float], candidates: [Int64], kCandidates: Int, k: Int) -> (
