@@ -119,7 +119,8 @@ let package = Package(
         // Retrieval channels → rank → re-rank; today: the content channel, the diversity re-rank
         // and every user's feed precomputed.
         .target(
-            name: "Feed", dependencies: ["EventData", "Publishing", "Events", "Index", "Collective", "Artifacts"],
+            name: "Feed",
+            dependencies: ["EventData", "Publishing", "Events", "Index", "Graph", "Collective", "Artifacts"],
             swiftSettings: swiftSettings),
 
         // MARK: - Serving

@@ -107,6 +107,8 @@ public struct FeedPrecompute: Sendable {
         /// With `keepCandidates`: each user's candidates per channel, best first, up to the pool
         /// size: the content pool and the trending list (for the recall of each channel).
         public var contentCandidates: [[Int64]] = [], trendingCandidates: [[Int64]] = []
+        /// With a walk channel and `keepCandidates`: the Pixie channel's candidates per user.
+        public var walkCandidates: [[Int64]] = []
 
         /// One feed per user from the flat (users × k) `column` (`\.pins` or `\.plain`), padding
         /// dropped.
@@ -119,8 +121,8 @@ public struct FeedPrecompute: Sendable {
     /// Collective: every rank calls it with its own users. `progress(done, total)` is called on
     /// every rank after each round with global user counts.
     public func run(
-        channel: ContentChannel, trending: TrendingChannel? = nil, users: [UserEvents], cut: Int64,
-        comm: Communicator, progress: (Int, Int) -> Void = { _, _ in }
+        channel: ContentChannel, trending: TrendingChannel? = nil, walks: WalkChannel? = nil, users: [UserEvents],
+        cut: Int64, comm: Communicator, progress: (Int, Int) -> Void = { _, _ in }
     ) throws -> Feeds {
         let d = channel.d, p = poolSize
         var feeds = Feeds(
@@ -131,6 +133,7 @@ public struct FeedPrecompute: Sendable {
         if keepCandidates {
             feeds.contentCandidates = users.map { _ in [] }
             feeds.trendingCandidates = users.map { _ in [] }
+            if walks != nil { feeds.walkCandidates = users.map { _ in [] } }
         }
         let rounds = Int(try comm.allreduce(Int64((users.count + batchUsers - 1) / batchUsers), op: .max))
         let total = Int(try comm.allreduce(Int64(users.count)))
@@ -140,6 +143,18 @@ public struct FeedPrecompute: Sendable {
             // Interests: the engaged pins' embeddings and categories.
             let engaged = batch.map { Array(users[$0].engaged(before: cut).suffix(recent)) }
             let (e, c) = try channel.lookupDistinct(engaged.flatMap { $0 }, comm: comm)
+            if let walks {
+                let lists = try walks.lookup(engaged.flatMap { $0 }, comm: comm)
+                var at = 0
+                for (b, pins) in engaged.enumerated() {
+                    if keepCandidates {
+                        feeds.walkCandidates[batch[b]] = WalkChannel.candidates(
+                            engaged: pins, lists: Array(lists[at..<at + pins.count]), k: p,
+                            exclude: users[batch[b]].seen(before: cut))
+                    }
+                    at += pins.count
+                }
+            }
             var queries: [Float] = [], owners: [(user: Int, engagement: [Int])] = []
             var offset = 0
             for (b, pins) in engaged.enumerated() {

@@ -22,11 +22,15 @@ public struct GraphBuildParameters: Sendable {
     /// the validation and test items out of the graph with 2).
     public var holdOut: Int
     public var pairing: GraphPairing
+    /// Keep only saves strictly before this time (ms since the epoch): a graph of the history
+    /// before an evaluation cut. Nil keeps every save.
+    public var beforeMs: Int64?
 
-    public init(maxBoardDegree: Int? = nil, holdOut: Int = 0, pairing: GraphPairing = .auto) {
+    public init(maxBoardDegree: Int? = nil, holdOut: Int = 0, pairing: GraphPairing = .auto, beforeMs: Int64? = nil) {
         self.maxBoardDegree = maxBoardDegree
         self.holdOut = holdOut
         self.pairing = pairing
+        self.beforeMs = beforeMs
     }
 }
 
@@ -85,10 +89,13 @@ public enum GraphBuilder {
                 let t = try DatasetReader.readShard(path, entity: "saves")
                 let f = Int32(out.files.count)
                 out.files.append(path)
-                out.pins += t.i64("pin_id")
-                out.boards += t.i64("board_id")
-                out.fileIndex += [Int32](repeating: f, count: t.count)
-                out.rows += (0..<t.count).map { Int32($0 + 1) }
+                let pins = t.i64("pin_id"), boards = t.i64("board_id"), times = t.i64("saved_at_ms")
+                for i in 0..<t.count where times[i] < (parameters.beforeMs ?? .max) {
+                    out.pins.append(pins[i])
+                    out.boards.append(boards[i])
+                    out.fileIndex.append(f)
+                    out.rows.append(Int32(i + 1))
+                }
             }
         } else {
             let save = EventType.save.rawValue
@@ -99,7 +106,9 @@ public enum GraphBuilder {
                 let users = t.i64("user_id"), items = t.i64("pin_id"), ts = t.i64("timestamp_ms")
                 let types = t.uint8["event_type"]!
                 var byUser: [Int64: [Int]] = [:]
-                for i in 0..<t.count where types[i] == save { byUser[users[i], default: []].append(i) }
+                for i in 0..<t.count where types[i] == save && ts[i] < (parameters.beforeMs ?? .max) {
+                    byUser[users[i], default: []].append(i)
+                }
                 for u in byUser.keys.sorted() {
                     var rows = byUser[u]!
                     rows.sort { (ts[$0], $0) < (ts[$1], $1) }

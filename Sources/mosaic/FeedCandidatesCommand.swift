@@ -15,9 +15,10 @@ struct FeedCandidatesCommand: ParsableCommand {
         abstract: "Every user's merged candidates from the retrieval channels (content, trending), published.",
         discussion: """
             Channels: content (multi-interest IVF over content embeddings: one query per most engaged \
-            category, --pool pins shared in proportion to engagement) and trending (per category, the \
+            category, --pool pins shared in proportion to engagement), trending (per category, the \
             best smoothed save rate over the last --trending-days, slots in proportion to the user's \
-            engaged categories). Seen pins are left out. The lists are merged round-robin and \
+            engaged categories) and, with --walks, Pixie (the walks' importance neighbours of the \
+            user's --recent engaged pins, weighted 1/(1 + age rank)). Seen pins are left out. The lists are merged round-robin and \
             de-duplicated, up to --count per user, each candidate keeping the channels that proposed \
             it and its rank in each (docs/feed.md has the HDF5 layout). Users stay on the rank of \
             their event shards; progress with users/s and ETA on rank 0.
@@ -36,6 +37,8 @@ struct FeedCandidatesCommand: ParsableCommand {
     @Option(help: "Content channel: most recent engaged pins averaged into the queries.") var recent = 50
     @Option(help: "Content channel: inverted lists probed per query.") var nprobe = 16
     @Option(help: "Trending channel: days of engagement before the cut.") var trendingDays = 14
+    @Option(help: "Pixie channel: root of a walks run (`mosaic graph walks`) over the dataset's graph; optional.")
+    var walks: String?
     @Option(help: "Users per rank per round (bounds the memory of one round).") var batchUsers = 256
     @Option(help: "Hold out the last D days and report the channels' recall of the oracle set (0 = every event).")
     var holdoutDays = 0
@@ -69,7 +72,10 @@ struct FeedCandidatesCommand: ParsableCommand {
             job.nprobe = nprobe; job.batchUsers = batchUsers; job.buildFeeds = false
             let t0 = now()
             var lastLog = 0.0
-            let retrieved = try job.run(channel: content, trending: trending, users: users, cut: cut, comm: comm) {
+            let walkChannel = try walks.map { try WalkChannel.load(root: URL(fileURLWithPath: $0), comm: comm) }
+            let retrieved = try job.run(
+                channel: content, trending: trending, walks: walkChannel, users: users, cut: cut, comm: comm
+            ) {
                 done, total in
                 guard now() - lastLog > 2 || done == total else { return }
                 lastLog = now()
@@ -80,11 +86,11 @@ struct FeedCandidatesCommand: ParsableCommand {
                         Double(total - done) / max(rate, 1e-9)))
             }
             let retrieveSeconds = now() - t0
-            var candidates = Candidates(channelNames: ["content", "trending"])
+            var candidates = Candidates(channelNames: ["content", "trending"] + (walks == nil ? [] : ["pixie"]))
             for (i, u) in users.enumerated() {
-                candidates.append(
-                    user: u.user, lists: [retrieved.contentCandidates[i], retrieved.trendingCandidates[i]], count: count
-                )
+                var lists = [retrieved.contentCandidates[i], retrieved.trendingCandidates[i]]
+                if walks != nil { lists.append(retrieved.walkCandidates[i]) }
+                candidates.append(user: u.user, lists: lists, count: count)
             }
             let seconds = now() - t0
             let id = runID ?? "candidates-\(source)" + (holdoutDays > 0 ? "-holdout\(holdoutDays)" : "")
@@ -93,6 +99,7 @@ struct FeedCandidatesCommand: ParsableCommand {
                 config: [
                     "world": source, "count": "\(count)", "pool": "\(pool)", "trending_days": "\(trendingDays)",
                     "holdout_days": "\(holdoutDays)", "channels": candidates.channelNames.joined(separator: ","),
+                    "walks": walks ?? "",
                 ], comm: comm)
             try candidates.write(to: writer, cutMs: cut, sourceRun: source)
             let manifest = try writer.commit()
@@ -106,7 +113,9 @@ struct FeedCandidatesCommand: ParsableCommand {
                     users: users, cut: cut,
                     channels: [
                         ("content (multi-interest IVF)", retrieved.contentCandidates),
-                        ("trending by category", retrieved.trendingCandidates), ("merged", merged),
+                        ("trending by category", retrieved.trendingCandidates),
+                    ] + (walks == nil ? [] : [("pixie (walk neighbours)", retrieved.walkCandidates)]) + [
+                        ("merged", merged)
                     ], sizes: Array(Set(sizes)).sorted(), comm: comm)
                 table = FeedEvaluation.markdown(rows, sizes: Array(Set(sizes)).sorted(), oracleCount: 100)
             }
@@ -116,6 +125,9 @@ struct FeedCandidatesCommand: ParsableCommand {
             let slowestIndex = try comm.allreduce(indexSeconds, op: .max)
             let slowestTrending = try comm.allreduce(trendingSeconds, op: .max)
             if comm.isRoot {
+                if holdoutDays > 0 {
+                    print("cut_ms=\(cut) (build the walks' graph with `graph build --before-ms \(cut)`)")
+                }
                 print(
                     String(
                         format:

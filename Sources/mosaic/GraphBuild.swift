@@ -29,6 +29,11 @@ struct GraphBuild: ParsableCommand {
     var maxBoardDegree = 0
     @Option(help: "Leave out each user's last N saves (user-item graphs; 2 = leave-one-out validation and test).")
     var holdOut = 0
+    @Option(
+        help:
+            "Keep only saves before this time (ms since the epoch): the graph of the history before an evaluation cut (`feed candidates --holdout-days` prints its cut)."
+    )
+    var beforeMs: Int64?
 
     func validate() throws {
         guard GraphPairing(rawValue: pairing) != nil else {
@@ -44,7 +49,7 @@ struct GraphBuild: ParsableCommand {
             let t0 = now()
             let params = GraphBuildParameters(
                 maxBoardDegree: maxBoardDegree > 0 ? maxBoardDegree : nil, holdOut: holdOut,
-                pairing: GraphPairing(rawValue: pairing)!)
+                pairing: GraphPairing(rawValue: pairing)!, beforeMs: beforeMs)
             let edges = try GraphBuilder.readEdges(
                 root: URL(fileURLWithPath: data), runID: dataRun, parameters: params, comm: comm)
             try GraphBuilder.checkDangling(edges, comm: comm)
@@ -60,7 +65,7 @@ struct GraphBuild: ParsableCommand {
                 root: URL(fileURLWithPath: out), runID: runID, producer: "mosaic graph build",
                 config: [
                     "data": data, "pairing": edges.pairing.rawValue, "max_board_degree": "\(maxBoardDegree)",
-                    "hold_out": "\(holdOut)",
+                    "hold_out": "\(holdOut)", "before_ms": beforeMs.map { "\($0)" } ?? "",
                 ], comm: comm)
             let path = try writer.shardPath(artifact: "graph")
             try shard.write(path: path, producer: "mosaic graph build", extra: ["pairing": edges.pairing.rawValue])

@@ -49,6 +49,11 @@ struct CandidatesJobTests {
                 world.path,
             ])
         #expect(gen.status == 0, "\(gen.output)")
+        let graph = try MPIRun.temporaryDirectory("candidates-graph"),
+            walks = try MPIRun.temporaryDirectory("candidates-walks")
+        #expect(try MPIRun.mosaic(ranks: 2, ["graph", "build", "--data", world.path, "--out", graph.path]).status == 0)
+        #expect(
+            try MPIRun.mosaic(ranks: 2, ["graph", "walks", "--graph", graph.path, "--out", walks.path]).status == 0)
         var runs: [[Int64: ([Int64], [UInt8], [Int32])]] = []
         for ranks in [1, 2, 4] {
             let out = try MPIRun.temporaryDirectory("candidates-\(ranks)")
@@ -56,7 +61,7 @@ struct CandidatesJobTests {
                 ranks: ranks,
                 [
                     "feed", "candidates", "--world", world.path, "--out", out.path, "--count", "80", "--pool", "50",
-                    "--batch-users", "16",
+                    "--batch-users", "16", "--walks", walks.path,
                 ])
             #expect(r.status == 0 && r.stdout.contains("FEED CANDIDATES ranks=\(ranks) users=150"), "\(r.output)")
             runs.append(try read(out))
@@ -69,15 +74,16 @@ struct CandidatesJobTests {
                 #expect(a.0 == b.0 && a.1 == b.1 && a.2 == b.2, "user \(u)")
             }
         }
-        var withBoth = 0
+        var shared = 0, pixie = 0
         for (u, c) in runs[0] {
             #expect(c.0.count <= 80 && Set(c.0).count == c.0.count, "user \(u)")
             for (j, mask) in c.1.enumerated() {
                 #expect(mask != 0)
-                for ch in 0..<2 { #expect((mask & (1 << ch) != 0) == (c.2[j * 2 + ch] >= 0), "user \(u) row \(j)") }
-                if mask == 3 { withBoth += 1 }
+                for ch in 0..<3 { #expect((mask & (1 << ch) != 0) == (c.2[j * 3 + ch] >= 0), "user \(u) row \(j)") }
+                if mask.nonzeroBitCount > 1 { shared += 1 }
+                if mask & 4 != 0 { pixie += 1 }
             }
         }
-        #expect(withBoth > 0, "some pins are proposed by both channels")
+        #expect(shared > 0 && pixie > 0, "pins proposed by several channels: \(shared); by Pixie: \(pixie)")
     }
 }

@@ -20,3 +20,21 @@ struct TrendingChannelTests {
         #expect(FeedEvaluation.merge([[], []], count: 3).isEmpty)
     }
 }
+
+@Suite("Walk (Pixie) channel")
+struct WalkChannelTests {
+    @Test(
+        "candidates aggregate the neighbours of recent engagements, most recent weighted most; engaged and seen pins left out"
+    )
+    func aggregation() {
+        // Engaged 1 then 2 (2 is the most recent: weight 1; 1 gets 1/2).
+        let lists: [(ids: [Int64], weights: [Float])] = [
+            ([10, 11, 2], [0.5, 0.3, 0.2]), ([11, 12, 1], [0.4, 0.4, 0.2]),
+        ]
+        let c = WalkChannel.candidates(engaged: [1, 2], lists: lists, k: 10, exclude: [12])
+        // Scores: 10 → 0.25, 11 → 0.15 + 0.4 = 0.55; 12 excluded; 1 and 2 are the engaged pins.
+        #expect(c == [11, 10])
+        #expect(WalkChannel.candidates(engaged: [1, 2], lists: lists, k: 1, exclude: []) == [11])
+        #expect(WalkChannel.candidates(engaged: [], lists: [], k: 5, exclude: []).isEmpty)
+    }
+}
