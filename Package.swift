@@ -120,7 +120,7 @@ let package = Package(
         // and every user's feed precomputed.
         .target(
             name: "Feed",
-            dependencies: ["EventData", "Publishing", "Events", "Index", "Graph", "Collective", "Artifacts"],
+            dependencies: ["EventData", "Publishing", "Events", "Index", "Graph", "Models", "Collective", "Artifacts"],
             swiftSettings: swiftSettings),
 
         // MARK: - Serving

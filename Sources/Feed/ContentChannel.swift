@@ -4,6 +4,7 @@ import EventData
 import Events
 import Foundation
 import Index
+import Models
 
 /// The content retrieval channel: pins whose content embedding lies near what a user engaged
 /// with. Pins stay sharded: each rank holds the pins of its dataset shards and one shard of the
@@ -49,6 +50,39 @@ public struct ContentChannel: Sendable {
         return ContentChannel(
             ids: ids, categories: categories, embeddings: embeddings, d: d, index: index,
             row: Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, $0) }))
+    }
+
+    /// An embedding channel over the night's PinSage vectors: this rank's shards of the
+    /// embeddings run at `embeddings` (`mosaic pinsage embed`), its share of the lists of the
+    /// index run at `index` (`mosaic index build --embeddings … --out …`), and the pins'
+    /// categories from `content` (collective).
+    ///
+    /// - Throws: `ArtifactError` naming the file when the index was built over another
+    ///   embedding model or has another dimension than the embeddings.
+    public static func load(embeddings: URL, index: URL, categoriesFrom content: ContentChannel, comm: Communicator)
+        throws -> ContentChannel
+    {
+        let vectors = try PinEmbeddings.readMine(root: embeddings, comm: comm)
+        let d = Int(try comm.allreduce(Int64(vectors.d), op: .max))
+        let version = try comm.broadcast(string: vectors.modelVersion)
+        let indexRun = try PublishedRun.open(root: index)
+        let path = try indexRun.paths(of: "index")[0]
+        if let built = indexRun.manifest.config["model_version"], !version.isEmpty, built != version {
+            throw ArtifactError(
+                file: path,
+                message:
+                    "index built over embedding model '\(built)', the embeddings at \(embeddings.path) are model '\(version)'; rebuild the index with `mosaic index build --embeddings`"
+            )
+        }
+        let ivf = try IVFIndex.load(from: path, comm: comm)
+        guard ivf.d == d else {
+            throw ArtifactError(
+                file: path, message: "index of dimension \(ivf.d), the embeddings at \(embeddings.path) have \(d)")
+        }
+        let categories = try content.lookupDistinct(vectors.ids, comm: comm).categories
+        return ContentChannel(
+            ids: vectors.ids, categories: categories, embeddings: vectors.vectors, d: d, index: ivf,
+            row: Dictionary(vectors.ids.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a }))
     }
 
     /// Embeddings `(pins.count × d)` and categories of `pins`, whichever rank holds them

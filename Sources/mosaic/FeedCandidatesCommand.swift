@@ -18,7 +18,9 @@ struct FeedCandidatesCommand: ParsableCommand {
             category, --pool pins shared in proportion to engagement), trending (per category, the \
             best smoothed save rate over the last --trending-days, slots in proportion to the user's \
             engaged categories) and, with --walks, Pixie (the walks' importance neighbours of the \
-            user's --recent engaged pins, weighted 1/(1 + age rank)). Seen pins are left out. The lists are merged round-robin and \
+            user's --recent engaged pins, weighted 1/(1 + age rank)) and, with --pinsage-embeddings \
+            and --pinsage-index, PinSage (the content channel's multi-interest retrieval over the \
+            night's PinSage vectors and their IVF index). Seen pins are left out. The lists are merged round-robin and \
             de-duplicated, up to --count per user, each candidate keeping the channels that proposed \
             it and its rank in each (docs/feed.md has the HDF5 layout). Users stay on the rank of \
             their event shards; progress with users/s and ETA on rank 0.
@@ -39,6 +41,11 @@ struct FeedCandidatesCommand: ParsableCommand {
     @Option(help: "Trending channel: days of engagement before the cut.") var trendingDays = 14
     @Option(help: "Pixie channel: root of a walks run (`mosaic graph walks`) over the dataset's graph; optional.")
     var walks: String?
+    @Option(help: "PinSage channel: root of an embeddings run (`mosaic pinsage embed`); with --pinsage-index.")
+    var pinsageEmbeddings: String?
+    @Option(
+        help: "PinSage channel: root of the index run over those embeddings (`mosaic index build --embeddings --out`).")
+    var pinsageIndex: String?
     @Option(help: "Users per rank per round (bounds the memory of one round).") var batchUsers = 256
     @Option(help: "Hold out the last D days and report the channels' recall of the oracle set (0 = every event).")
     var holdoutDays = 0
@@ -46,6 +53,9 @@ struct FeedCandidatesCommand: ParsableCommand {
     func validate() throws {
         guard count >= 1, pool >= 1, interests >= 1, recent >= 1, nprobe >= 1, batchUsers >= 1 else {
             throw ValidationError("--count, --pool, --interests, --recent, --nprobe and --batch-users must be ≥ 1")
+        }
+        guard (pinsageEmbeddings == nil) == (pinsageIndex == nil) else {
+            throw ValidationError("pass both --pinsage-embeddings and --pinsage-index, or neither")
         }
         guard trendingDays >= 1, holdoutDays >= 0 else {
             throw ValidationError("--trending-days must be ≥ 1 and --holdout-days ≥ 0")
@@ -85,11 +95,23 @@ struct FeedCandidatesCommand: ParsableCommand {
                         format: "  candidates: %d / %d users (%.0f users/s, ETA %.0f s)", done, total, rate,
                         Double(total - done) / max(rate, 1e-9)))
             }
+            // The PinSage channel: the same multi-interest retrieval over the night's vectors.
+            var pinsageCandidates: [[Int64]]? = nil
+            if let pinsageEmbeddings, let pinsageIndex {
+                let pinsage = try ContentChannel.load(
+                    embeddings: URL(fileURLWithPath: pinsageEmbeddings), index: URL(fileURLWithPath: pinsageIndex),
+                    categoriesFrom: content, comm: comm)
+                pinsageCandidates = try job.run(channel: pinsage, users: users, cut: cut, comm: comm).contentCandidates
+            }
             let retrieveSeconds = now() - t0
-            var candidates = Candidates(channelNames: ["content", "trending"] + (walks == nil ? [] : ["pixie"]))
+            var names = ["content", "trending"]
+            if walks != nil { names.append("pixie") }
+            if pinsageCandidates != nil { names.append("pinsage") }
+            var candidates = Candidates(channelNames: names)
             for (i, u) in users.enumerated() {
                 var lists = [retrieved.contentCandidates[i], retrieved.trendingCandidates[i]]
                 if walks != nil { lists.append(retrieved.walkCandidates[i]) }
+                if let pinsageCandidates { lists.append(pinsageCandidates[i]) }
                 candidates.append(user: u.user, lists: lists, count: count)
             }
             let seconds = now() - t0
@@ -99,7 +121,8 @@ struct FeedCandidatesCommand: ParsableCommand {
                 config: [
                     "world": source, "count": "\(count)", "pool": "\(pool)", "trending_days": "\(trendingDays)",
                     "holdout_days": "\(holdoutDays)", "channels": candidates.channelNames.joined(separator: ","),
-                    "walks": walks ?? "",
+                    "walks": walks ?? "", "pinsage_embeddings": pinsageEmbeddings ?? "",
+                    "pinsage_index": pinsageIndex ?? "",
                 ], comm: comm)
             try candidates.write(to: writer, cutMs: cut, sourceRun: source)
             let manifest = try writer.commit()
@@ -114,9 +137,9 @@ struct FeedCandidatesCommand: ParsableCommand {
                     channels: [
                         ("content (multi-interest IVF)", retrieved.contentCandidates),
                         ("trending by category", retrieved.trendingCandidates),
-                    ] + (walks == nil ? [] : [("pixie (walk neighbours)", retrieved.walkCandidates)]) + [
-                        ("merged", merged)
-                    ], sizes: Array(Set(sizes)).sorted(), comm: comm)
+                    ] + (walks == nil ? [] : [("pixie (walk neighbours)", retrieved.walkCandidates)])
+                        + (pinsageCandidates.map { [("pinsage (multi-interest IVF over PinSage vectors)", $0)] } ?? [])
+                        + [("merged", merged)], sizes: Array(Set(sizes)).sorted(), comm: comm)
                 table = FeedEvaluation.markdown(rows, sizes: Array(Set(sizes)).sorted(), oracleCount: 100)
             }
             let totalUsers = try comm.allreduce(Int64(users.count))

@@ -54,6 +54,40 @@ struct CandidatesJobTests {
         #expect(try MPIRun.mosaic(ranks: 2, ["graph", "build", "--data", world.path, "--out", graph.path]).status == 0)
         #expect(
             try MPIRun.mosaic(ranks: 2, ["graph", "walks", "--graph", graph.path, "--out", walks.path]).status == 0)
+        // The night's PinSage vectors and their index (a few steps: the channel's plumbing is tested here).
+        let dir = try MPIRun.temporaryDirectory("candidates-pinsage")
+        func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+        for (model, embeddings) in [("pinsage", "emb"), ("other", "emb-other")] {
+            let train = try MPIRun.mosaic(
+                ranks: 2,
+                [
+                    "pinsage", "train", "--data", world.path, "--walks", walks.path, "--out", path(model), "--run-id",
+                    model,
+                    "--steps", "4", "--dim", "16", "--hidden", "16",
+                ])
+            #expect(train.status == 0, "\(train.output)")
+            let embed = try MPIRun.mosaic(
+                ranks: 2,
+                [
+                    "pinsage", "embed", "--data", world.path, "--walks", walks.path, "--model", path(model), "--out",
+                    path(embeddings),
+                ])
+            #expect(embed.status == 0, "\(embed.output)")
+        }
+        let index = try MPIRun.mosaic(
+            ranks: 2, ["index", "build", "--embeddings", path("emb"), "--out", path("ivf"), "--nlist", "8", "--quiet"])
+        #expect(index.status == 0, "\(index.output)")
+        // An index built over another model's vectors is refused, naming the index file.
+        let mismatch = try MPIRun.mosaic(
+            ranks: 1,
+            [
+                "feed", "candidates", "--world", world.path, "--out", path("bad"), "--pinsage-embeddings",
+                path("emb-other"),
+                "--pinsage-index", path("ivf"),
+            ])
+        #expect(
+            mismatch.status != 0 && mismatch.stderr.contains("ivf.h5") && mismatch.stderr.contains("'other'"),
+            "\(mismatch.output)")
         var runs: [[Int64: ([Int64], [UInt8], [Int32])]] = []
         for ranks in [1, 2, 4] {
             let out = try MPIRun.temporaryDirectory("candidates-\(ranks)")
@@ -61,7 +95,9 @@ struct CandidatesJobTests {
                 ranks: ranks,
                 [
                     "feed", "candidates", "--world", world.path, "--out", out.path, "--count", "80", "--pool", "50",
-                    "--batch-users", "16", "--walks", walks.path,
+                    "--batch-users", "16", "--walks", walks.path, "--pinsage-embeddings", path("emb"),
+                    "--pinsage-index",
+                    path("ivf"),
                 ])
             #expect(r.status == 0 && r.stdout.contains("FEED CANDIDATES ranks=\(ranks) users=150"), "\(r.output)")
             runs.append(try read(out))
@@ -74,16 +110,19 @@ struct CandidatesJobTests {
                 #expect(a.0 == b.0 && a.1 == b.1 && a.2 == b.2, "user \(u)")
             }
         }
-        var shared = 0, pixie = 0
+        var shared = 0, pixie = 0, pinsage = 0
         for (u, c) in runs[0] {
             #expect(c.0.count <= 80 && Set(c.0).count == c.0.count, "user \(u)")
             for (j, mask) in c.1.enumerated() {
                 #expect(mask != 0)
-                for ch in 0..<3 { #expect((mask & (1 << ch) != 0) == (c.2[j * 3 + ch] >= 0), "user \(u) row \(j)") }
+                for ch in 0..<4 { #expect((mask & (1 << ch) != 0) == (c.2[j * 4 + ch] >= 0), "user \(u) row \(j)") }
                 if mask.nonzeroBitCount > 1 { shared += 1 }
                 if mask & 4 != 0 { pixie += 1 }
+                if mask & 8 != 0 { pinsage += 1 }
             }
         }
-        #expect(shared > 0 && pixie > 0, "pins proposed by several channels: \(shared); by Pixie: \(pixie)")
+        #expect(
+            shared > 0 && pixie > 0 && pinsage > 0,
+            "pins proposed by several channels: \(shared); by Pixie: \(pixie); by PinSage: \(pinsage)")
     }
 }
