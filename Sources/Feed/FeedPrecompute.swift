@@ -50,11 +50,23 @@ public struct UserEvents: Sendable {
         return e
     }
 
-    /// This rank's users of `world` (from its event shards), by user id. Not collective.
+    /// This rank's users of `world`, by user id. Collective. When the run was written by as
+    /// many ranks as read it, each rank keeps the users of its own event shard; otherwise the
+    /// shards' rows are routed to the users' owners (`Sharding.owner`), so every rank holds
+    /// about 1/size of the users whatever the writer's rank count.
     public static func load(world: DatasetReader, comm: Communicator) throws -> [UserEvents] {
         var byUser: [Int64: UserEvents] = [:]
+        var tables: [Table] = []
         for path in try world.myShards("events", comm: comm) {
-            let t = try DatasetReader.readShard(path, entity: "events")
+            tables.append(try DatasetReader.readShard(path, entity: "events"))
+        }
+        if try world.shards("events").count != comm.size {
+            var mine = Table(schema: .events)
+            for t in tables { mine.append(t) }
+            let owners = mine.i64("user_id").map { Sharding.owner($0, ranks: comm.size) }
+            tables = [try mine.route(to: owners, comm: comm)]
+        }
+        for t in tables {
             let users = t.i64("user_id"), p = t.i64("pin_id"), ts = t.i64("timestamp_ms"), ty = t.uint8["event_type"]!
             for i in 0..<t.count {
                 byUser[users[i], default: UserEvents(user: users[i])].pins.append(p[i])
