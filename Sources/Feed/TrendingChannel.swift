@@ -17,11 +17,15 @@ import Foundation
 public struct TrendingChannel: Sendable {
     /// Category → its best pins, best first.
     public let byCategory: [Int32: [Int64]]
+    /// The best pins over all categories, best first: the cold-start list of a user who has
+    /// engaged with nothing yet.
+    public let overall: [Int64]
     /// The global save rate before the cut (the prior).
     public let prior: Double
 
-    public init(byCategory: [Int32: [Int64]], prior: Double) {
+    public init(byCategory: [Int32: [Int64]], overall: [Int64] = [], prior: Double) {
         self.byCategory = byCategory
+        self.overall = overall
         self.prior = prior
     }
 
@@ -67,7 +71,9 @@ public struct TrendingChannel: Sendable {
         for i in stride(from: 0, to: all.count, by: 3) {
             merged[Int32(all[i]), default: []].append((all[i + 1], Double(bitPattern: UInt64(bitPattern: all[i + 2]))))
         }
-        return TrendingChannel(byCategory: merged.mapValues { best($0, perCategory).map(\.pin) }, prior: prior)
+        return TrendingChannel(
+            byCategory: merged.mapValues { best($0, perCategory).map(\.pin) },
+            overall: best(merged.values.flatMap { $0 }, perCategory).map(\.pin), prior: prior)
     }
 
     static func best(_ list: [(pin: Int64, rate: Double)], _ n: Int) -> [(pin: Int64, rate: Double)] {
@@ -76,10 +82,12 @@ public struct TrendingChannel: Sendable {
 
     /// Up to `k` candidates for a user who engaged with `categories` (one entry per engaged
     /// pin, most recent last; −1 = unknown): slots in proportion to each category's count,
-    /// filled round-robin, best rate first; `exclude` and duplicates left out.
+    /// filled round-robin, best rate first; `exclude` and duplicates left out. A user with no
+    /// known category (cold start) gets the best pins overall.
     public func candidates(engagedCategories categories: [Int32], k: Int, exclude: Set<Int64>) -> [Int64] {
         var count: [Int32: Int] = [:]
         for c in categories where c >= 0 { count[c, default: 0] += 1 }
+        if count.isEmpty { return Array(overall.lazy.filter { !exclude.contains($0) }.prefix(k)) }
         let order = count.sorted { ($0.value, -$0.key) > ($1.value, -$1.key) }
         let lists = order.map { (byCategory[$0.key] ?? []).map { (pin: $0, distance: Float(0)) } }
         return ContentChannel.interleave(lists: lists, engagement: order.map(\.value), k: k, exclude: exclude)

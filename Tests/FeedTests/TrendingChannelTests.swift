@@ -3,13 +3,18 @@ import Testing
 
 @Suite("Trending channel and candidate merge")
 struct TrendingChannelTests {
-    @Test("candidates: slots in proportion to the user's engaged categories, best rate first, seen pins left out")
+    @Test(
+        "candidates: slots in proportion to the user's engaged categories, best rate first, seen pins left out; cold start gets the best overall"
+    )
     func candidatesFollowEngagement() {
-        let channel = TrendingChannel(byCategory: [1: [10, 11, 12, 13], 2: [20, 21, 22], 3: [30]], prior: 0.01)
+        let channel = TrendingChannel(
+            byCategory: [1: [10, 11, 12, 13], 2: [20, 21, 22], 3: [30]], overall: [20, 10, 30], prior: 0.01)
         // Engaged: category 1 three times, category 2 once, an unknown pin (−1).
         let list = channel.candidates(engagedCategories: [1, 2, 1, -1, 1], k: 4, exclude: [11])
         #expect(list == [10, 20, 12, 13])
-        #expect(channel.candidates(engagedCategories: [], k: 4, exclude: []).isEmpty)
+        // Cold start: no engaged category → the best pins overall.
+        #expect(channel.candidates(engagedCategories: [], k: 4, exclude: [10]) == [20, 30])
+        #expect(channel.candidates(engagedCategories: [-1], k: 1, exclude: []) == [20])
         #expect(channel.candidates(engagedCategories: [3, 3], k: 4, exclude: []) == [30])
     }
 
