@@ -101,31 +101,7 @@ extension IVFIndex {
         let sendCounts = blocks.map { $0 * k }
         let (received, _) = try comm.alltoallv(local.distances, sendCounts: sendCounts)
         let (receivedLabels, _) = try comm.alltoallv(local.labels, sendCounts: sendCounts)
-        let nq = blocks[comm.rank]
-        var distances = [Float](repeating: metric.missing, count: nq * k)
-        var labels = [Int64](repeating: -1, count: nq * k)
-        let internalD = received.map { metric == .l2 ? $0 : -$0 }
-        internalD.withUnsafeBufferPointer { pd in
-            receivedLabels.withUnsafeBufferPointer { pl in
-                distances.withUnsafeMutableBufferPointer { od in
-                    labels.withUnsafeMutableBufferPointer { ol in
-                        for i in 0..<nq {
-                            var heap = ResultHeap(
-                                distances: od.baseAddress! + i * k, labels: ol.baseAddress! + i * k, k: k)
-                            for r in 0..<comm.size {
-                                let base = (r * nq + i) * k
-                                for j in 0..<k where pl[base + j] >= 0 { heap.push(pd[base + j], pl[base + j]) }
-                            }
-                            heap.sortAscending()
-                            for j in 0..<k {
-                                od[i * k + j] = ol[i * k + j] < 0 ? metric.missing : metric.report(od[i * k + j])
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        return (distances, labels)
+        return merge(received, receivedLabels, nq: blocks[comm.rank], k: k, sources: comm.size)
     }
 
     /// Exact distances for the candidate ids (nq, kCandidates) this shard holds; the best k
@@ -168,6 +144,14 @@ extension IVFIndex {
     {
         let (allD, _) = try comm.allgatherv(local.distances)
         let (allL, _) = try comm.allgatherv(local.labels)
+        return merge(allD, allL, nq: nq, k: k, sources: comm.size)
+    }
+
+    /// The per-query top-k of `sources` result blocks, each (nq, k) of reported distances and
+    /// labels, laid out source after source; ties to the smaller id.
+    func merge(_ allD: [Float], _ allL: [Int64], nq: Int, k: Int, sources: Int) -> (
+        distances: [Float], labels: [Int64]
+    ) {
         var distances = [Float](repeating: metric.missing, count: nq * k)
         var labels = [Int64](repeating: -1, count: nq * k)
         let internalD = allD.map { metric == .l2 ? $0 : -$0 }
@@ -178,7 +162,7 @@ extension IVFIndex {
                         for i in 0..<nq {
                             var heap = ResultHeap(
                                 distances: od.baseAddress! + i * k, labels: ol.baseAddress! + i * k, k: k)
-                            for r in 0..<comm.size {
+                            for r in 0..<sources {
                                 let base = (r * nq + i) * k
                                 for j in 0..<k where pl[base + j] >= 0 { heap.push(pd[base + j], pl[base + j]) }
                             }

@@ -30,15 +30,11 @@ struct FeedCandidatesCommand: ParsableCommand {
             user's 100 pins with the highest true save probability).
             """)
 
-    @Option(help: "Root folder of the dataset runs (its `current` run is read).") var world = "out/world"
+    @OptionGroup var feed: FeedOptions
     @Option(help: "Root folder the candidates are published under.") var out = "out/candidates"
     @Option(help: "Run id (default: candidates-<dataset run id>[-holdout<D>]).") var runID: String?
     @Option(help: "Merged candidates per user.") var count = 1_000
     @Option(help: "Candidates per channel.") var pool = 500
-    @Option(help: "Content channel: interests (most engaged categories) per user, one query each.") var interests = 5
-    @Option(help: "Content channel: most recent engaged pins averaged into the queries.") var recent = 50
-    @Option(help: "Content channel: inverted lists probed per query.") var nprobe = 16
-    @Option(help: "Trending channel: days of engagement before the cut.") var trendingDays = 14
     @Option(help: "Pixie channel: root of a walks run (`mosaic graph walks`) over the dataset's graph; optional.")
     var walks: String?
     @Option(help: "PinSage channel: root of an embeddings run (`mosaic pinsage embed`); with --pinsage-index.")
@@ -46,40 +42,34 @@ struct FeedCandidatesCommand: ParsableCommand {
     @Option(
         help: "PinSage channel: root of the index run over those embeddings (`mosaic index build --embeddings --out`).")
     var pinsageIndex: String?
-    @Option(help: "Users per rank per round (bounds the memory of one round).") var batchUsers = 256
-    @Option(help: "Hold out the last D days and report the channels' recall of the oracle set (0 = every event).")
-    var holdoutDays = 0
 
     func validate() throws {
-        guard count >= 1, pool >= 1, interests >= 1, recent >= 1, nprobe >= 1, batchUsers >= 1 else {
-            throw ValidationError("--count, --pool, --interests, --recent, --nprobe and --batch-users must be ≥ 1")
-        }
+        guard count >= 1, pool >= 1 else { throw ValidationError("--count and --pool must be ≥ 1") }
         guard (pinsageEmbeddings == nil) == (pinsageIndex == nil) else {
             throw ValidationError("pass both --pinsage-embeddings and --pinsage-index, or neither")
-        }
-        guard trendingDays >= 1, holdoutDays >= 0 else {
-            throw ValidationError("--trending-days must be ≥ 1 and --holdout-days ≥ 0")
         }
     }
 
     func run() throws {
         Communicator.runJob { comm in
             let started = now()
-            let reader = try DatasetReader(root: URL(fileURLWithPath: world))
+            let reader = try DatasetReader(root: URL(fileURLWithPath: feed.world))
             let source = reader.run.manifest.runID
             comm.log("feed candidates: dataset \(source), \(comm.size) rank(s)")
             let content = try ContentChannel.build(world: reader, comm: comm)
             let indexSeconds = now() - started
             let users = try UserEvents.load(world: reader, comm: comm)
             let lastEvent = try comm.allreduce(users.map { $0.times.last ?? .min }.max() ?? .min, op: .max)
-            let cut = holdoutDays > 0 ? lastEvent - Int64(holdoutDays) * 86_400_000 : Int64.max
+            let cut = feed.holdoutDays > 0 ? lastEvent - Int64(feed.holdoutDays) * 86_400_000 : Int64.max
             let trendingStart = now()
             let trending = try TrendingChannel.build(
-                users: users, cut: cut, days: trendingDays, perCategory: pool, content: content, comm: comm)
+                users: users, cut: cut, days: feed.trendingDays, perCategory: pool, content: content, comm: comm)
             let trendingSeconds = now() - trendingStart
             var job = FeedPrecompute()
-            job.k = min(pool, 50); job.pool = pool; job.interests = interests; job.recent = recent
-            job.nprobe = nprobe; job.batchUsers = batchUsers; job.buildFeeds = false
+            job.k = min(pool, 50)
+            job.pool = pool
+            job.buildFeeds = false
+            feed.configure(&job)
             let t0 = now()
             var lastLog = 0.0
             let walkChannel = try walks.map { try WalkChannel.load(root: URL(fileURLWithPath: $0), comm: comm) }
@@ -115,12 +105,12 @@ struct FeedCandidatesCommand: ParsableCommand {
                 candidates.append(user: u.user, lists: lists, count: count)
             }
             let seconds = now() - t0
-            let id = runID ?? "candidates-\(source)" + (holdoutDays > 0 ? "-holdout\(holdoutDays)" : "")
+            let id = runID ?? "candidates-\(source)" + (feed.holdoutDays > 0 ? "-holdout\(feed.holdoutDays)" : "")
             let writer = try RunWriter(
                 root: URL(fileURLWithPath: out), runID: id, producer: "mosaic feed candidates",
                 config: [
-                    "world": source, "count": "\(count)", "pool": "\(pool)", "trending_days": "\(trendingDays)",
-                    "holdout_days": "\(holdoutDays)", "channels": candidates.channelNames.joined(separator: ","),
+                    "world": source, "count": "\(count)", "pool": "\(pool)", "trending_days": "\(feed.trendingDays)",
+                    "holdout_days": "\(feed.holdoutDays)", "channels": candidates.channelNames.joined(separator: ","),
                     "walks": walks ?? "", "pinsage_embeddings": pinsageEmbeddings ?? "",
                     "pinsage_index": pinsageIndex ?? "",
                 ], comm: comm)
@@ -129,7 +119,7 @@ struct FeedCandidatesCommand: ParsableCommand {
             let mergeWriteSeconds = now() - t0 - retrieveSeconds
             var table = ""
             let evaluation = FeedEvaluation(k: count, world: FeedEvaluation.world(of: reader.run))
-            if holdoutDays > 0, evaluation.world != nil {
+            if feed.holdoutDays > 0, evaluation.world != nil {
                 let sizes = [100, pool, count].filter { $0 <= count }
                 let merged = users.indices.map { Array(candidates.pins(ofUser: $0)) }
                 let rows = try evaluation.candidateRecall(
@@ -148,7 +138,7 @@ struct FeedCandidatesCommand: ParsableCommand {
             let slowestIndex = try comm.allreduce(indexSeconds, op: .max)
             let slowestTrending = try comm.allreduce(trendingSeconds, op: .max)
             if comm.isRoot {
-                if holdoutDays > 0 {
+                if feed.holdoutDays > 0 {
                     print("cut_ms=\(cut) (build the walks' graph with `graph build --before-ms \(cut)`)")
                 }
                 print(

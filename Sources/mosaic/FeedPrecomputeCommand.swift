@@ -32,44 +32,34 @@ struct FeedPrecomputeCommand: ParsableCommand {
             the most-saved pins (popularity).
             """)
 
-    @Option(help: "Root folder of the dataset runs (its `current` run is read).") var world = "out/world"
+    @OptionGroup var feed: FeedOptions
     @Option(help: "Root folder the feeds are published under.") var out = "out/feeds"
     @Option(help: "Run id of the published feeds (default: feeds-<dataset run id>[-holdout<D>]).") var runID: String?
     @Option(help: "Feed length.") var k = 50
     @Option(help: "Candidates retrieved per user before the re-rank (0 = 4 × --k).") var pool = 0
-    @Option(help: "Interests (most engaged categories) per user, one query each.") var interests = 5
-    @Option(help: "Most recent engaged pins averaged into the queries.") var recent = 50
-    @Option(help: "Inverted lists probed per query.") var nprobe = 16
     @Option(help: "Diversity re-rank λ: 1 = relevance order only, lower = more novelty (MMR).") var diversity = 0.7
     @Option(help: "Sliding window (slots) of the category cap and the similarity penalty.") var window = 8
     @Option(help: "Pins of one category allowed in any --window consecutive slots.") var maxPerCategory = 3
-    @Option(help: "Users per rank per round (bounds the memory of one round).") var batchUsers = 256
-    @Option(help: "Hold out the last D days of events and evaluate the feeds on their saves (0 = use every event).")
-    var holdoutDays = 0
-    @Option(help: "With --holdout-days: the trending channel's window (days before the cut) for its comparison row.")
-    var trendingDays = 14
 
     func run() throws {
         Communicator.runJob { comm in
-            guard k >= 1, pool >= 0, interests >= 1, recent >= 1, nprobe >= 1, batchUsers >= 1, holdoutDays >= 0 else {
-                throw ValidationError(
-                    "--k, --interests, --recent, --nprobe, --batch-users must be ≥ 1; --pool, --holdout-days ≥ 0")
-            }
+            guard k >= 1, pool >= 0 else { throw ValidationError("--k must be ≥ 1 and --pool ≥ 0") }
             guard (0...1).contains(diversity), window >= 1, maxPerCategory >= 1 else {
                 throw ValidationError("--diversity must be in [0, 1]; --window and --max-per-category ≥ 1")
             }
             let started = Date()
-            let reader = try DatasetReader(root: URL(fileURLWithPath: world))
+            let reader = try DatasetReader(root: URL(fileURLWithPath: feed.world))
             let source = reader.run.manifest.runID
             comm.log("feed precompute: dataset \(source), \(comm.size) rank(s)")
             let channel = try ContentChannel.build(world: reader, comm: comm)
             let users = try UserEvents.load(world: reader, comm: comm)
             let lastEvent = try comm.allreduce(users.map { $0.times.last ?? .min }.max() ?? .min, op: .max)
-            let cut = holdoutDays > 0 ? lastEvent - Int64(holdoutDays) * 86_400_000 : Int64.max
+            let cut = feed.holdoutDays > 0 ? lastEvent - Int64(feed.holdoutDays) * 86_400_000 : Int64.max
             var job = FeedPrecompute()
-            job.k = k; job.pool = pool; job.interests = interests; job.recent = recent; job.nprobe = nprobe
-            job.batchUsers = batchUsers
-            job.keepCandidates = holdoutDays > 0
+            job.k = k
+            job.pool = pool
+            feed.configure(&job)
+            job.keepCandidates = feed.holdoutDays > 0
             job.rerank = DiversityRerank(lambda: diversity, window: window, maxPerCategory: maxPerCategory)
             comm.log(
                 String(
@@ -78,9 +68,10 @@ struct FeedPrecomputeCommand: ParsableCommand {
             let t0 = Date()
             var lastLog = Date.distantPast
             let trending =
-                holdoutDays > 0
+                feed.holdoutDays > 0
                 ? try TrendingChannel.build(
-                    users: users, cut: cut, days: trendingDays, perCategory: job.poolSize, content: channel, comm: comm)
+                    users: users, cut: cut, days: feed.trendingDays, perCategory: job.poolSize, content: channel,
+                    comm: comm)
                 : nil
             let feeds = try job.run(channel: channel, trending: trending, users: users, cut: cut, comm: comm) {
                 done, total in
@@ -95,12 +86,13 @@ struct FeedPrecomputeCommand: ParsableCommand {
             let seconds = Date().timeIntervalSince(t0)
 
             // Publish: one shard per rank.
-            let id = runID ?? "feeds-\(source)" + (holdoutDays > 0 ? "-holdout\(holdoutDays)" : "")
+            let id = runID ?? "feeds-\(source)" + (feed.holdoutDays > 0 ? "-holdout\(feed.holdoutDays)" : "")
             let writer = try RunWriter(
                 root: URL(fileURLWithPath: out), runID: id, producer: "mosaic feed precompute",
                 config: [
                     "world": source, "k": "\(k)", "pool": "\(job.poolSize)", "diversity": "\(diversity)",
-                    "window": "\(window)", "max_per_category": "\(maxPerCategory)", "holdout_days": "\(holdoutDays)",
+                    "window": "\(window)", "max_per_category": "\(maxPerCategory)",
+                    "holdout_days": "\(feed.holdoutDays)",
                 ],
                 comm: comm)
             let path = try writer.shardPath(artifact: "feeds")
@@ -117,7 +109,7 @@ struct FeedPrecomputeCommand: ParsableCommand {
 
             // Evaluation on the held-out saves (and the world's truth, for a generated world).
             var table = ""
-            if holdoutDays > 0 {
+            if feed.holdoutDays > 0 {
                 let maxSeen = try comm.allreduce(Int64(users.map { $0.seen(before: cut).count }.max() ?? 0), op: .max)
                 let popular = try FeedPrecompute.mostSaved(users, before: cut, m: k + Int(maxSeen), comm: comm)
                 let evaluation = FeedEvaluation(k: k, world: FeedEvaluation.world(of: reader.run))
@@ -135,7 +127,7 @@ struct FeedPrecomputeCommand: ParsableCommand {
                 if trending != nil {
                     policies.append(
                         (
-                            "trending by category (save rate, last \(trendingDays) days)",
+                            "trending by category (save rate, last \(feed.trendingDays) days)",
                             feeds.userFeeds(k: k, \.trending)
                         ))
                 }
@@ -143,7 +135,7 @@ struct FeedPrecomputeCommand: ParsableCommand {
                     policies.append(("oracle (true save probability)", evaluation.oracleFeeds(users, cut: cut)))
                 }
                 let rows = try evaluation.evaluate(users: users, cut: cut, policies: policies, comm: comm)
-                table = FeedEvaluation.markdown(rows, k: k, holdoutDays: holdoutDays)
+                table = FeedEvaluation.markdown(rows, k: k, holdoutDays: feed.holdoutDays)
                 if evaluation.world != nil {
                     // Candidate recall of the oracle set, per channel and merged, at 100 and the pool size.
                     let sizes = Array(Set([min(100, job.poolSize), job.poolSize])).sorted()
