@@ -30,7 +30,7 @@ public struct Candidates: Sendable {
     /// `channelNames` order), at most `count`.
     public mutating func append(user: Int64, lists: [[Int64]], count: Int) {
         precondition(lists.count == channelNames.count)
-        let merged = FeedEvaluation.merge(lists, count: count)
+        let merged = Self.merge(lists, count: count)
         var rankIn = [[Int64: Int32]](repeating: [:], count: lists.count)
         for (c, list) in lists.enumerated() {
             for (r, pin) in list.enumerated() where rankIn[c][pin] == nil { rankIn[c][pin] = Int32(r) }
@@ -47,6 +47,26 @@ public struct Candidates: Sendable {
             channels.append(mask)
         }
         offsets.append(Int64(pins.count))
+    }
+
+    /// Merges channels' ranked lists round-robin (first of each, then second of each, …),
+    /// duplicates dropped, up to `count`: the candidate set before a ranker.
+    public static func merge(_ lists: [[Int64]], count: Int) -> [Int64] {
+        var out: [Int64] = [], taken = Set<Int64>()
+        var cursor = [Int](repeating: 0, count: lists.count)
+        while out.count < count {
+            var progress = false
+            for l in lists.indices where out.count < count {
+                while cursor[l] < lists[l].count, taken.contains(lists[l][cursor[l]]) { cursor[l] += 1 }
+                guard cursor[l] < lists[l].count else { continue }
+                out.append(lists[l][cursor[l]])
+                taken.insert(lists[l][cursor[l]])
+                cursor[l] += 1
+                progress = true
+            }
+            if !progress { break }
+        }
+        return out
     }
 
     /// User i's candidate pins.

@@ -24,13 +24,25 @@ public struct FeedEvaluation {
         public var users: Int, expectedSaves: Double?, oracleRecall: Double?
     }
 
-    public var k: Int
+    public let k: Int
     /// The world the data was generated from (nil for real data: logged metrics only).
-    public var world: WorldGenerator?
+    public let world: WorldGenerator?
+    /// The time cut (ms): feeds are built from the events before it, judged on those after.
+    public let cut: Int64
+    /// The pins visible at the cut, ranked per topic for the oracle (built once).
+    let ranking: WorldGenerator.OracleRanking?
 
-    public init(k: Int, world: WorldGenerator?) {
+    /// An evaluation of `k`-pin feeds after `cut`; with a `world`, the oracle's pin ranking at
+    /// the cut's day is built here, once (memory: one Int per visible pin).
+    public init(k: Int, world: WorldGenerator?, cut: Int64) {
         self.k = k
         self.world = world
+        self.cut = cut
+        ranking = world.map { w in
+            let p = w.parameters
+            let day = Int(max(0, min(Int64(p.days), (cut - p.startMs) / WorldParameters.dayMs)))
+            return WorldGenerator.OracleRanking(world: w, day: day)
+        }
     }
 
     /// The world parameters a `mosaic generate` run records in its manifest (nil otherwise).
@@ -41,21 +53,23 @@ public struct FeedEvaluation {
         return WorldGenerator(p)
     }
 
-    /// The oracle feed of each user (best first, `k` pins visible at the cut, not seen before).
-    public func oracleFeeds(_ users: [UserEvents], cut: Int64) -> [[Int64]] {
-        guard let world else { return users.map { _ in [] } }
-        let ranking = WorldGenerator.OracleRanking(world: world, day: day(of: cut, world))
+    /// The oracle feed of each user: the `count` pins with the highest true save probability,
+    /// visible at the cut and not seen before it, best first ([] per user without a world).
+    public func oracleFeeds(_ users: [UserEvents], count: Int) -> [[Int64]] {
+        guard let world, let ranking else { return users.map { _ in [] } }
         return users.map { u in
             world.oracleTopPins(
-                world.truth(ofUser: Int(u.user)), ranking: ranking, count: k, excluding: u.seen(before: cut))
+                world.truth(ofUser: Int(u.user)), ranking: ranking, count: count, excluding: u.seen(before: cut))
         }
     }
 
-    /// Collective: the rows of `policies` (name, each local user's feed aligned with `users`).
+    /// Collective: the rows of `policies` (name, each local user's feed aligned with `users`),
+    /// then, with a world, the oracle feed's row (the ceiling of expected saves).
     public func evaluate(
-        users: [UserEvents], cut: Int64, policies: [(name: String, feeds: [[Int64]])], comm: Communicator
+        users: [UserEvents], policies: [(name: String, feeds: [[Int64]])], comm: Communicator
     ) throws -> [Row] {
-        let oracle = oracleFeeds(users, cut: cut)
+        let oracle = oracleFeeds(users, count: k)
+        let policies = world == nil ? policies : policies + [("oracle (true save probability)", oracle)]
         // Per policy: [users with saves, held-out saves, users hit, saves hit, expected saves, oracle hits].
         var sums = [Double](repeating: 0, count: 6 * policies.count + 1)
         for (i, u) in users.enumerated() {
@@ -104,17 +118,14 @@ public struct FeedEvaluation {
     /// true save probability, visible at the cut and not seen before it) by the first `n`
     /// candidates of each channel, for every `n` in `sizes`, averaged over users. Needs a world.
     public func candidateRecall(
-        users: [UserEvents], cut: Int64, channels: [(name: String, candidates: [[Int64]])], sizes: [Int],
-        oracleCount: Int = 100, comm: Communicator
+        users: [UserEvents], channels: [(name: String, candidates: [[Int64]])], sizes: [Int], oracleCount: Int = 100,
+        comm: Communicator
     ) throws -> [CandidateRow] {
-        guard let world else { return [] }
-        let ranking = WorldGenerator.OracleRanking(world: world, day: day(of: cut, world))
+        guard world != nil else { return [] }
+        let oracleSets = oracleFeeds(users, count: oracleCount)
         var sums = [Double](repeating: 0, count: channels.count * (sizes.count + 1) + 1)
-        for (i, u) in users.enumerated() {
-            let oracle = Set(
-                world.oracleTopPins(
-                    world.truth(ofUser: Int(u.user)), ranking: ranking, count: oracleCount,
-                    excluding: u.seen(before: cut)))
+        for i in users.indices {
+            let oracle = Set(oracleSets[i])
             guard !oracle.isEmpty else { continue }
             sums[sums.count - 1] += 1
             for (c, channel) in channels.enumerated() {
@@ -133,26 +144,6 @@ public struct FeedEvaluation {
                 channel: channel.name, recall: sizes.indices.map { sums[c * (sizes.count + 1) + $0] / n },
                 meanCandidates: sums[c * (sizes.count + 1) + sizes.count] / n)
         }
-    }
-
-    /// Merges channels' ranked lists round-robin (first of each, then second of each, …),
-    /// duplicates dropped, up to `count`: the candidate set before a ranker.
-    public static func merge(_ lists: [[Int64]], count: Int) -> [Int64] {
-        var out: [Int64] = [], taken = Set<Int64>()
-        var cursor = [Int](repeating: 0, count: lists.count)
-        while out.count < count {
-            var progress = false
-            for l in lists.indices where out.count < count {
-                while cursor[l] < lists[l].count, taken.contains(lists[l][cursor[l]]) { cursor[l] += 1 }
-                guard cursor[l] < lists[l].count else { continue }
-                out.append(lists[l][cursor[l]])
-                taken.insert(lists[l][cursor[l]])
-                cursor[l] += 1
-                progress = true
-            }
-            if !progress { break }
-        }
-        return out
     }
 
     /// Candidate rows as a markdown table.
@@ -188,10 +179,5 @@ public struct FeedEvaluation {
                     r.oracleRecall.map { String(format: "%.4f", $0) } ?? "–"))
         }
         return out.joined(separator: "\n")
-    }
-
-    func day(of cut: Int64, _ world: WorldGenerator) -> Int {
-        let p = world.parameters
-        return Int(max(0, min(Int64(p.days), (cut - p.startMs) / WorldParameters.dayMs)))
     }
 }

@@ -154,6 +154,7 @@ public struct FeedPrecompute: Sendable {
             let batch = Array(users.indices.dropFirst(round * batchUsers).prefix(batchUsers))
             // Interests: the engaged pins' embeddings and categories.
             let engaged = batch.map { Array(users[$0].engaged(before: cut).suffix(recent)) }
+            let seen = batch.map { users[$0].seen(before: cut) }  // every channel leaves these out
             let (e, c) = try channel.lookupDistinct(engaged.flatMap { $0 }, comm: comm)
             if let walks {
                 let lists = try walks.lookup(engaged.flatMap { $0 }, comm: comm)
@@ -161,22 +162,21 @@ public struct FeedPrecompute: Sendable {
                 for (b, pins) in engaged.enumerated() {
                     if keepCandidates {
                         feeds.walkCandidates[batch[b]] = WalkChannel.candidates(
-                            engaged: pins, lists: Array(lists[at..<at + pins.count]), k: p,
-                            exclude: users[batch[b]].seen(before: cut))
+                            engaged: pins, lists: Array(lists[at..<at + pins.count]), k: p, exclude: seen[b])
                     }
                     at += pins.count
                 }
             }
-            var queries: [Float] = [], owners: [(user: Int, engagement: [Int])] = []
+            var queries: [Float] = [], owners: [(user: Int, engagement: [Int], b: Int)] = []
             var offset = 0
             for (b, pins) in engaged.enumerated() {
                 if let trending {
-                    let categories = Array(c[offset..<offset + pins.count]), seen = users[batch[b]].seen(before: cut)
-                    let list = trending.candidates(engagedCategories: categories, k: k, exclude: seen)
+                    let categories = Array(c[offset..<offset + pins.count])
+                    let list = trending.candidates(engagedCategories: categories, k: k, exclude: seen[b])
                     for (slot, pin) in list.enumerated() { feeds.trending[batch[b] * k + slot] = pin }
                     if keepCandidates {
                         feeds.trendingCandidates[batch[b]] = trending.candidates(
-                            engagedCategories: categories, k: p, exclude: seen)
+                            engagedCategories: categories, k: p, exclude: seen[b])
                     }
                 }
                 let top = ContentChannel.interests(
@@ -186,7 +186,7 @@ public struct FeedPrecompute: Sendable {
                 offset += pins.count
                 guard !top.categories.isEmpty else { continue }
                 queries += top.queries
-                owners.append((batch[b], top.engagement))
+                owners.append((batch[b], top.engagement, b))
             }
             // Search every rank's queries against every shard; each rank merges only its own
             // queries' results. A query's share of the pool is at most the pool; it asks for
@@ -212,7 +212,7 @@ public struct FeedPrecompute: Sendable {
                 }
                 pools.append(
                     ContentChannel.interleave(
-                        lists: lists, engagement: owner.engagement, k: p, exclude: users[owner.user].seen(before: cut)))
+                        lists: lists, engagement: owner.engagement, k: p, exclude: seen[owner.b]))
             }
             if !buildFeeds {
                 for (owner, pool) in zip(owners, pools) { feeds.contentCandidates[owner.user] = pool.map(\.pin) }

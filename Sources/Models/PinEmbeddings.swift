@@ -42,53 +42,18 @@ public struct PinEmbeddings: Sendable {
         try run.record(artifact: "embeddings", path: path, rows: ids.count)
     }
 
-    /// Reads one shard file.
-    public static func readShard(path: String) throws -> PinEmbeddings {
-        let f = try H5File(path: path, mode: .read)
-        let g = try f.root.group("embeddings")
-        let ids = try g.read("pin_ids", as: Int64.self)
-        let set = try g.dataset("vectors", of: Float.self, shape: [nil, nil])
-        let d = set.shape.count == 2 ? set.shape[1] : 0
-        let vectors = try set.read(as: Float.self)
-        guard vectors.count == ids.count * d else {
-            throw ArtifactError(
-                file: path, object: "/embeddings/vectors",
-                message: "\(vectors.count) values for \(ids.count) pins of width \(d)")
-        }
-        return PinEmbeddings(ids: ids, vectors: vectors, d: d, modelVersion: try g.stringAttribute("model_version"))
-    }
-
-    /// Reads the shards at `paths` into one table (their widths and model versions must agree).
-    public static func read(paths: [String]) throws -> PinEmbeddings {
-        var all = PinEmbeddings(ids: [], vectors: [], d: 0, modelVersion: "")
-        for path in paths {
-            let shard = try readShard(path: path)
-            if all.ids.isEmpty && all.d == 0 {
-                all.d = shard.d
-                all.modelVersion = shard.modelVersion
-            } else if shard.d != all.d || shard.modelVersion != all.modelVersion {
-                throw ArtifactError(
-                    file: path,
-                    message:
-                        "width \(shard.d), model \(shard.modelVersion); the run's other shards have width \(all.d), model \(all.modelVersion)"
-                )
-            }
-            all.ids += shard.ids
-            all.vectors += shard.vectors
-        }
-        return all
-    }
-
-    /// Every shard of the published embeddings run at `root` (for evaluation on one process).
+    /// Every row of the published embeddings run at `root` (for evaluation on one process).
     public static func readAll(root: URL, runID: String? = nil) throws -> PinEmbeddings {
-        try read(paths: PublishedRun.open(root: root, runID: runID).paths(of: "embeddings"))
+        try readRows(0..<Int.max, of: PublishedRun.open(root: root, runID: runID)).slice
     }
 
-    /// The shards this rank reads when `comm.size` ranks share a run written by any number of
-    /// ranks: shard `i` goes to rank `i mod size`.
+    /// Collective: this rank's contiguous slice of the rows of the embeddings run at `root`
+    /// (rank r of s reads rows ⌊r·n/s⌋ ..< ⌊(r+1)·n/s⌋, whatever rank count wrote them).
     public static func readMine(root: URL, runID: String? = nil, comm: Communicator) throws -> PinEmbeddings {
-        let paths = try PublishedRun.open(root: root, runID: runID).paths(of: "embeddings")
-        return try read(paths: paths.enumerated().filter { $0.offset % comm.size == comm.rank }.map(\.element))
+        let run = try PublishedRun.open(root: root, runID: runID)
+        let n = Int(run.manifest.artifact("embeddings")?.rows ?? 0)
+        let lo = comm.rank * n / comm.size, hi = (comm.rank + 1) * n / comm.size
+        return try readRows(lo..<hi, of: run).slice
     }
 }
 

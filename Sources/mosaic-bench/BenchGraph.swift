@@ -43,7 +43,7 @@ struct BenchGraph: ParsableCommand {
 
     func run() throws {
         let p = pins ?? edges / 10, b = boards ?? edges / 50
-        let rankCounts = ranks.split(separator: ",").compactMap { Int($0) }
+        let rankCounts = try benchRankCounts(ranks)
         var table = "| measurement | ranks | figure | per rank | peak RSS per rank (MiB) |\n|---|---:|---:|---:|---|\n"
         var phaseTable =
             "| ranks | rounds | " + WalkPhases.names.joined(separator: " | ")

@@ -48,3 +48,20 @@ func runPythonPeer(python: String, script: String, arguments: [String], threads:
     }
     return Double(line.dropFirst("PEER_EPS=".count))
 }
+
+/// The rank counts of a `--ranks 1,2` option.
+func benchRankCounts(_ option: String) throws -> [Int] {
+    let counts = option.split(separator: ",").compactMap { Int($0) }
+    guard !counts.isEmpty, counts.allSatisfy({ $0 >= 1 }) else {
+        throw ValidationError("--ranks needs one or more counts ≥ 1, comma-separated")
+    }
+    return counts
+}
+
+/// An empty work folder at `path` (whatever was there is removed).
+func freshDirectory(_ path: String) throws -> URL {
+    let url = URL(fileURLWithPath: path)
+    try? FileManager.default.removeItem(at: url)
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}

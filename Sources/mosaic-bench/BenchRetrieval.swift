@@ -27,11 +27,8 @@ struct BenchRetrieval: ParsableCommand {
     @Flag(help: "Keep the generated files.") var keep = false
 
     func run() throws {
-        let rankCounts = ranks.split(separator: ",").compactMap { Int($0) }
-        guard !rankCounts.isEmpty else { throw ValidationError("--ranks needs at least one count") }
-        let workURL = URL(fileURLWithPath: work)
-        try? FileManager.default.removeItem(at: workURL)
-        try FileManager.default.createDirectory(at: workURL, withIntermediateDirectories: true)
+        let rankCounts = try benchRankCounts(ranks)
+        let workURL = try freshDirectory(work)
         defer { if !keep { try? FileManager.default.removeItem(at: workURL) } }
         let world = workURL.appendingPathComponent("world").path
         let gen = try benchParse(

@@ -118,19 +118,21 @@ struct FeedCandidatesCommand: ParsableCommand {
             let manifest = try writer.commit()
             let mergeWriteSeconds = now() - t0 - retrieveSeconds
             var table = ""
-            let evaluation = FeedEvaluation(k: count, world: FeedEvaluation.world(of: reader.run))
-            if feed.holdoutDays > 0, evaluation.world != nil {
-                let sizes = [100, pool, count].filter { $0 <= count }
+            if feed.holdoutDays > 0, let world = FeedEvaluation.world(of: reader.run) {
+                let evaluation = FeedEvaluation(k: count, world: world, cut: cut)
+                let sizes = Array(Set([100, pool, count].filter { $0 <= count })).sorted()
                 let merged = users.indices.map { Array(candidates.pins(ofUser: $0)) }
-                let rows = try evaluation.candidateRecall(
-                    users: users, cut: cut,
-                    channels: [
-                        ("content (multi-interest IVF)", retrieved.contentCandidates),
-                        ("trending by category", retrieved.trendingCandidates),
-                    ] + (walks == nil ? [] : [("pixie (walk neighbours)", retrieved.walkCandidates)])
-                        + (pinsageCandidates.map { [("pinsage (multi-interest IVF over PinSage vectors)", $0)] } ?? [])
-                        + [("merged", merged)], sizes: Array(Set(sizes)).sorted(), comm: comm)
-                table = FeedEvaluation.markdown(rows, sizes: Array(Set(sizes)).sorted(), oracleCount: 100)
+                var channels: [(name: String, candidates: [[Int64]])] = [
+                    ("content (multi-interest IVF)", retrieved.contentCandidates),
+                    ("trending by category", retrieved.trendingCandidates),
+                ]
+                if walks != nil { channels.append(("pixie (walk neighbours)", retrieved.walkCandidates)) }
+                if let pinsageCandidates {
+                    channels.append(("pinsage (multi-interest IVF over PinSage vectors)", pinsageCandidates))
+                }
+                channels.append(("merged", merged))
+                let rows = try evaluation.candidateRecall(users: users, channels: channels, sizes: sizes, comm: comm)
+                table = FeedEvaluation.markdown(rows, sizes: sizes, oracleCount: 100)
             }
             let totalUsers = try comm.allreduce(Int64(users.count))
             let totalCandidates = try comm.allreduce(Int64(candidates.pins.count))

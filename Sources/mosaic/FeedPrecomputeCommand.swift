@@ -112,7 +112,7 @@ struct FeedPrecomputeCommand: ParsableCommand {
             if feed.holdoutDays > 0 {
                 let maxSeen = try comm.allreduce(Int64(users.map { $0.seen(before: cut).count }.max() ?? 0), op: .max)
                 let popular = try FeedPrecompute.mostSaved(users, before: cut, m: k + Int(maxSeen), comm: comm)
-                let evaluation = FeedEvaluation(k: k, world: FeedEvaluation.world(of: reader.run))
+                let evaluation = FeedEvaluation(k: k, world: FeedEvaluation.world(of: reader.run), cut: cut)
                 var policies: [(name: String, feeds: [[Int64]])] = [
                     ("content channel + diversity re-rank (the published feeds)", feeds.userFeeds(k: k, \.pins)),
                     ("content channel, no re-rank", feeds.userFeeds(k: k, \.plain)),
@@ -131,16 +131,13 @@ struct FeedPrecomputeCommand: ParsableCommand {
                             feeds.userFeeds(k: k, \.trending)
                         ))
                 }
-                if evaluation.world != nil {
-                    policies.append(("oracle (true save probability)", evaluation.oracleFeeds(users, cut: cut)))
-                }
-                let rows = try evaluation.evaluate(users: users, cut: cut, policies: policies, comm: comm)
+                let rows = try evaluation.evaluate(users: users, policies: policies, comm: comm)
                 table = FeedEvaluation.markdown(rows, k: k, holdoutDays: feed.holdoutDays)
                 if evaluation.world != nil {
                     // Candidate recall of the oracle set, per channel and merged, at 100 and the pool size.
                     let sizes = Array(Set([min(100, job.poolSize), job.poolSize])).sorted()
                     let merged = zip(feeds.contentCandidates, feeds.trendingCandidates).map {
-                        FeedEvaluation.merge([$0, $1], count: 2 * job.poolSize)
+                        Candidates.merge([$0, $1], count: 2 * job.poolSize)
                     }
                     let channels: [(name: String, candidates: [[Int64]])] = [
                         ("content (multi-interest IVF)", feeds.contentCandidates),
@@ -148,7 +145,7 @@ struct FeedPrecomputeCommand: ParsableCommand {
                         ("merged (round-robin, de-duplicated)", merged),
                     ]
                     let recall = try evaluation.candidateRecall(
-                        users: users, cut: cut, channels: channels, sizes: sizes + [2 * job.poolSize], comm: comm)
+                        users: users, channels: channels, sizes: sizes + [2 * job.poolSize], comm: comm)
                     table +=
                         "\n\n" + FeedEvaluation.markdown(recall, sizes: sizes + [2 * job.poolSize], oracleCount: 100)
                 }

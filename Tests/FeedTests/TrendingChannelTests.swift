@@ -20,9 +20,9 @@ struct TrendingChannelTests {
 
     @Test("merge: round-robin over the channels, duplicates dropped, up to the count")
     func mergeRoundRobin() {
-        #expect(FeedEvaluation.merge([[1, 2, 3], [2, 4]], count: 10) == [1, 2, 3, 4])
-        #expect(FeedEvaluation.merge([[1, 2, 3], [4, 5, 6]], count: 3) == [1, 4, 2])
-        #expect(FeedEvaluation.merge([[], []], count: 3).isEmpty)
+        #expect(Candidates.merge([[1, 2, 3], [2, 4]], count: 10) == [1, 2, 3, 4])
+        #expect(Candidates.merge([[1, 2, 3], [4, 5, 6]], count: 3) == [1, 4, 2])
+        #expect(Candidates.merge([[], []], count: 3).isEmpty)
     }
 }
 
