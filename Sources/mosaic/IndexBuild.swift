@@ -26,7 +26,11 @@ struct IndexBuild: ParsableCommand {
     @Option(help: "Root folder of index runs: publishes the artifact `index/ivf.h5` in run --run-id.")
     var out: String?
     @Option(help: "Run id of the index run (with --out).") var runID = "index"
-    @Option(help: "Inverted lists (coarse centroids).") var nlist = 1024
+    @Option(
+        help:
+            "Inverted lists (coarse centroids); 0 = about √(vectors), the content channel's rule (on 34,000 PinSage vectors it beat 1,024: docs/retrieval.md)."
+    )
+    var nlist = 0
     @Option(help: "Metric: l2 or ip (inner product).") var metric = "l2"
     @Option(help: "IVF-PQ sub-quantisers m (must divide d); 0 builds IVF-Flat.") var pqM = 0
     @Flag(help: "IVF-PQ: also store the full vectors, for exact re-ranking at search time.") var keepVectors = false
@@ -41,12 +45,14 @@ struct IndexBuild: ParsableCommand {
     @Flag(help: "Do not log the k-means objective and ETA per iteration.") var quiet = false
 
     func validate() throws {
+        guard nlist >= 0 else { throw ValidationError("--nlist must be ≥ 0 (0 = about √ of the vector count)") }
         guard (output == nil) != (out == nil) else {
             throw ValidationError("pass exactly one of --output FILE and --out ROOT")
         }
     }
 
-    func parameters() throws -> IVFParameters {
+    /// The IVF settings for `total` vectors.
+    func parameters(total: Int) throws -> IVFParameters {
         guard let metric = Metric(rawValue: metric) else {
             throw ValidationError("--metric: expected l2 or ip, found \(metric)")
         }
@@ -59,20 +65,22 @@ struct IndexBuild: ParsableCommand {
         var pqKM = km
         pqKM.seed = seed &+ 1_000_003
         pqKM.initialization = .random
+        let lists = nlist > 0 ? nlist : max(1, Int(Double(total).squareRoot().rounded()))
         return IVFParameters(
-            nlist: nlist, metric: metric, pqM: pqM, keepVectors: keepVectors, kmeans: km, pqKMeans: pqKM)
+            nlist: lists, metric: metric, pqM: pqM, keepVectors: keepVectors, kmeans: km, pqKMeans: pqKM)
     }
 
     func run() throws {
-        let parameters = try parameters()
+        _ = try parameters(total: 1)  // option errors before MPI starts
         Communicator.runJob { comm in
             BLAS.setThreads(threads)
             let t0 = Date()
             let (x, ids, d, total, _, modelVersion) = try source.readSlice(comm: comm)
             let tRead = Date()
+            let parameters = try parameters(total: total)
             comm.log(
                 "index build: \(total) vectors of d=\(d) from \(source.description) on \(comm.size) rank(s); "
-                    + "nlist=\(nlist) \(pqM > 0 ? "IVF-PQ m=\(pqM)" : "IVF-Flat") metric=\(metric)")
+                    + "nlist=\(parameters.nlist) \(pqM > 0 ? "IVF-PQ m=\(pqM)" : "IVF-Flat") metric=\(metric)")
             var index = try IVFIndex(d: d, parameters: parameters)
             try index.train(x, comm: comm)
             let tTrain = Date()
@@ -83,7 +91,9 @@ struct IndexBuild: ParsableCommand {
             var run: RunWriter? = nil
             var path = output ?? ""
             if let out {
-                var config = ["nlist": "\(nlist)", "metric": metric, "pq_m": "\(pqM)", "input": source.description]
+                var config = [
+                    "nlist": "\(parameters.nlist)", "metric": metric, "pq_m": "\(pqM)", "input": source.description,
+                ]
                 if let modelVersion { config["model_version"] = modelVersion }
                 run = try RunWriter(
                     root: URL(fileURLWithPath: out), runID: runID, producer: "mosaic index build", config: config,
@@ -102,7 +112,8 @@ struct IndexBuild: ParsableCommand {
                     String(
                         format:
                             "INDEX BUILT ntotal=%d d=%d nlist=%d m=%d ranks=%d read=%.3f train=%.3f add=%.3f save=%.3f seconds=%.3f bytes=%d",
-                        total, d, nlist, pqM, comm.size, tRead.timeIntervalSince(t0), tTrain.timeIntervalSince(tRead),
+                        total, d, parameters.nlist, pqM, comm.size, tRead.timeIntervalSince(t0),
+                        tTrain.timeIntervalSince(tRead),
                         tAdd.timeIntervalSince(tTrain), tSave.timeIntervalSince(tAdd), tSave.timeIntervalSince(t0),
                         bytes))
             }
