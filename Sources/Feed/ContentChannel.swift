@@ -10,15 +10,19 @@ import Models
 /// with. Pins stay sharded: each rank holds the pins of its dataset shards and one shard of the
 /// IVF index; lookups and searches are collective.
 public struct ContentChannel: Sendable {
-    /// This rank's pins: ids, categories, and embeddings (`ids.count × d`, row-major).
-    public let ids: [Int64]
-    public let categories: [Int32]
-    public let embeddings: [Float]
-    /// Embedding dimension.
-    public let d: Int
+    /// This rank's pins: their embeddings, tagged with their categories.
+    public let table: PinVectorTable
     /// The distributed IVF-Flat index over every pin's embedding (this rank's shard of lists).
     public let index: IVFIndex
-    private let row: [Int64: Int]
+    /// The model that produced the embeddings (PinSage's version; empty for content embeddings).
+    public var embeddingVersion = ""
+
+    /// This rank's pins, their categories and embeddings (`ids.count × d`, row-major).
+    public var ids: [Int64] { table.ids }
+    public var categories: [Int32] { table.tags }
+    public var embeddings: [Float] { table.vectors }
+    /// Embedding dimension.
+    public var d: Int { table.d }
 
     /// Reads this rank's pin shards of `world` and builds the index (collective).
     ///
@@ -48,8 +52,7 @@ public struct ContentChannel: Sendable {
         try index.train(embeddings, comm: comm)
         try index.add(embeddings, ids: ids, comm: comm)
         return ContentChannel(
-            ids: ids, categories: categories, embeddings: embeddings, d: d, index: index,
-            row: Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, $0) }))
+            table: PinVectorTable(ids: ids, vectors: embeddings, d: d, tags: categories), index: index)
     }
 
     /// An embedding channel over the night's PinSage vectors: this rank's shards of the
@@ -81,8 +84,8 @@ public struct ContentChannel: Sendable {
         }
         let categories = try content.lookupDistinct(vectors.ids, comm: comm).categories
         return ContentChannel(
-            ids: vectors.ids, categories: categories, embeddings: vectors.vectors, d: d, index: ivf,
-            row: Dictionary(vectors.ids.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a }))
+            table: PinVectorTable(ids: vectors.ids, vectors: vectors.vectors, d: d, tags: categories), index: ivf,
+            embeddingVersion: version)
     }
 
     /// Embeddings `(pins.count × d)` and categories of `pins`, whichever rank holds them
@@ -91,9 +94,9 @@ public struct ContentChannel: Sendable {
         var e = [Float](repeating: 0, count: pins.count * d)
         var c = [Int32](repeating: -1, count: pins.count)
         for (i, p) in pins.enumerated() {
-            guard let r = row[p] else { continue }
-            for j in 0..<d { e[i * d + j] = embeddings[r * d + j] }
-            c[i] = categories[r]
+            guard let r = table.localRow(p) else { continue }
+            for j in 0..<d { e[i * d + j] = table.vectors[r * d + j] }
+            c[i] = table.tags[r]
         }
         try comm.allreduce(&e)  // each pin lives on exactly one rank: the sum is a gather
         try comm.allreduce(&c, op: .max)
@@ -184,32 +187,11 @@ public struct ContentChannel: Sendable {
         return out
     }
 
-    /// Embeddings `(pins.count × d)` and categories of this rank's own `pins` — every rank
-    /// passes its own list: the lists are allgathered, each rank fills the pins it holds, and
-    /// one reduce-scatter returns each rank its part. Unknown pins get zeros and category −1.
-    /// Memory: O(Σ lists · d). Collective.
+    /// Embeddings `(pins.count × d)` and categories of this rank's own `pins`
+    /// (`PinVectorTable.lookupDistinct`). Collective.
     public func lookupDistinct(_ pins: [Int64], comm: Communicator) throws -> (embeddings: [Float], categories: [Int32])
     {
-        let (all, counts) = try comm.allgatherv(pins)
-        let w = d + 1  // embedding, then category + 1 (0 = unknown; exact in Float below 2^24)
-        var mine = [Float](repeating: 0, count: all.count * w)
-        for (i, p) in all.enumerated() {
-            guard let r = row[p] else { continue }
-            for j in 0..<d { mine[i * w + j] = embeddings[r * d + j] }
-            mine[i * w + d] = Float(categories[r] + 1)
-        }
-        var back = [Float](repeating: 0, count: pins.count * w)
-        try mine.withUnsafeBufferPointer { send in
-            try back.withUnsafeMutableBufferPointer { receive in
-                try comm.reduceScatter(send, into: receive, counts: counts.map { $0 * w })
-            }
-        }
-        var e = [Float](repeating: 0, count: pins.count * d)
-        var c = [Int32](repeating: -1, count: pins.count)
-        for i in 0..<pins.count {
-            for j in 0..<d { e[i * d + j] = back[i * w + j] }
-            c[i] = Int32(back[i * w + d]) - 1
-        }
-        return (e, c)
+        let (v, t) = try table.lookupDistinct(pins, comm: comm)
+        return (v, t)
     }
 }

@@ -1,5 +1,6 @@
 import Collective
 import EventData
+import Events
 import Foundation
 
 /// The trending channel: per category, the pins with the highest smoothed save rate among the

@@ -42,11 +42,20 @@ struct FeedCandidatesCommand: ParsableCommand {
     @Option(
         help: "PinSage channel: root of the index run over those embeddings (`mosaic index build --embeddings --out`).")
     var pinsageIndex: String?
+    @Option(
+        help:
+            "Two-tower channel: root of a user-vectors run (`mosaic retrieval embed-users`) over the PinSage embeddings; needs --pinsage-index."
+    )
+    var userVectors: String?
 
     func validate() throws {
         guard count >= 1, pool >= 1 else { throw ValidationError("--count and --pool must be ≥ 1") }
         guard (pinsageEmbeddings == nil) == (pinsageIndex == nil) else {
             throw ValidationError("pass both --pinsage-embeddings and --pinsage-index, or neither")
+        }
+        guard userVectors == nil || pinsageIndex != nil else {
+            throw ValidationError(
+                "--user-vectors searches the PinSage index: pass --pinsage-embeddings and --pinsage-index")
         }
     }
 
@@ -59,24 +68,30 @@ struct FeedCandidatesCommand: ParsableCommand {
             let content = try ContentChannel.build(world: reader, comm: comm)
             let indexSeconds = now() - started
             let users = try UserEvents.load(world: reader, comm: comm)
-            let lastEvent = try comm.allreduce(users.map { $0.times.last ?? .min }.max() ?? .min, op: .max)
-            let cut = feed.holdoutDays > 0 ? lastEvent - Int64(feed.holdoutDays) * 86_400_000 : Int64.max
+            let cut = try UserEvents.cut(holdoutDays: feed.holdoutDays, users: users, comm: comm)
             let trendingStart = now()
             let trending = try TrendingChannel.build(
                 users: users, cut: cut, days: feed.trendingDays, perCategory: pool, content: content, comm: comm)
             let trendingSeconds = now() - trendingStart
-            var job = FeedPrecompute()
-            job.k = min(pool, 50)
-            job.pool = pool
-            job.buildFeeds = false
-            feed.configure(&job)
+            var generation = CandidateGeneration(content: content, trending: trending)
+            feed.configure(&generation.settings)
+            generation.pool = pool
+            generation.count = count
+            generation.walks = try walks.map { try WalkChannel.load(root: URL(fileURLWithPath: $0), comm: comm) }
+            if let pinsageEmbeddings, let pinsageIndex {
+                let pinsage = try ContentChannel.load(
+                    embeddings: URL(fileURLWithPath: pinsageEmbeddings), index: URL(fileURLWithPath: pinsageIndex),
+                    categoriesFrom: content, comm: comm)
+                generation.pinsage = pinsage
+                generation.userVectors = try userVectors.map {
+                    try UserVectorChannel.load(
+                        root: URL(fileURLWithPath: $0), embeddingVersion: pinsage.embeddingVersion, d: pinsage.d,
+                        comm: comm)
+                }
+            }
             let t0 = now()
             var lastLog = 0.0
-            let walkChannel = try walks.map { try WalkChannel.load(root: URL(fileURLWithPath: $0), comm: comm) }
-            let retrieved = try job.run(
-                channel: content, trending: trending, walks: walkChannel, users: users, cut: cut, comm: comm
-            ) {
-                done, total in
+            let result = try generation.run(users: users, cut: cut, comm: comm) { done, total in
                 guard now() - lastLog > 2 || done == total else { return }
                 lastLog = now()
                 let rate = Double(done) / max(now() - t0, 1e-9)
@@ -85,25 +100,8 @@ struct FeedCandidatesCommand: ParsableCommand {
                         format: "  candidates: %d / %d users (%.0f users/s, ETA %.0f s)", done, total, rate,
                         Double(total - done) / max(rate, 1e-9)))
             }
-            // The PinSage channel: the same multi-interest retrieval over the night's vectors.
-            var pinsageCandidates: [[Int64]]? = nil
-            if let pinsageEmbeddings, let pinsageIndex {
-                let pinsage = try ContentChannel.load(
-                    embeddings: URL(fileURLWithPath: pinsageEmbeddings), index: URL(fileURLWithPath: pinsageIndex),
-                    categoriesFrom: content, comm: comm)
-                pinsageCandidates = try job.run(channel: pinsage, users: users, cut: cut, comm: comm).contentCandidates
-            }
+            let candidates = result.merged
             let retrieveSeconds = now() - t0
-            var names = ["content", "trending"]
-            if walks != nil { names.append("pixie") }
-            if pinsageCandidates != nil { names.append("pinsage") }
-            var candidates = Candidates(channelNames: names)
-            for (i, u) in users.enumerated() {
-                var lists = [retrieved.contentCandidates[i], retrieved.trendingCandidates[i]]
-                if walks != nil { lists.append(retrieved.walkCandidates[i]) }
-                if let pinsageCandidates { lists.append(pinsageCandidates[i]) }
-                candidates.append(user: u.user, lists: lists, count: count)
-            }
             let seconds = now() - t0
             let id = runID ?? "candidates-\(source)" + (feed.holdoutDays > 0 ? "-holdout\(feed.holdoutDays)" : "")
             let writer = try RunWriter(
@@ -112,7 +110,7 @@ struct FeedCandidatesCommand: ParsableCommand {
                     "world": source, "count": "\(count)", "pool": "\(pool)", "trending_days": "\(feed.trendingDays)",
                     "holdout_days": "\(feed.holdoutDays)", "channels": candidates.channelNames.joined(separator: ","),
                     "walks": walks ?? "", "pinsage_embeddings": pinsageEmbeddings ?? "",
-                    "pinsage_index": pinsageIndex ?? "",
+                    "pinsage_index": pinsageIndex ?? "", "user_vectors": userVectors ?? "",
                 ], comm: comm)
             try candidates.write(to: writer, cutMs: cut, sourceRun: source)
             let manifest = try writer.commit()
@@ -122,15 +120,12 @@ struct FeedCandidatesCommand: ParsableCommand {
                 let evaluation = FeedEvaluation(k: count, world: world, cut: cut)
                 let sizes = Array(Set([100, pool, count].filter { $0 <= count })).sorted()
                 let merged = users.indices.map { Array(candidates.pins(ofUser: $0)) }
-                var channels: [(name: String, candidates: [[Int64]])] = [
-                    ("content (multi-interest IVF)", retrieved.contentCandidates),
-                    ("trending by category", retrieved.trendingCandidates),
+                let labels = [
+                    "content": "content (multi-interest IVF)", "trending": "trending by category",
+                    "pixie": "pixie (walk neighbours)", "pinsage": "pinsage (multi-interest IVF over PinSage vectors)",
+                    "two-tower": "two-tower (user vector in the PinSage index)",
                 ]
-                if walks != nil { channels.append(("pixie (walk neighbours)", retrieved.walkCandidates)) }
-                if let pinsageCandidates {
-                    channels.append(("pinsage (multi-interest IVF over PinSage vectors)", pinsageCandidates))
-                }
-                channels.append(("merged", merged))
+                let channels = zip(result.names, result.lists).map { (labels[$0] ?? $0, $1) } + [("merged", merged)]
                 let rows = try evaluation.candidateRecall(users: users, channels: channels, sizes: sizes, comm: comm)
                 table = FeedEvaluation.markdown(rows, sizes: sizes, oracleCount: 100)
             }

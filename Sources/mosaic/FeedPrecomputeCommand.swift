@@ -53,8 +53,7 @@ struct FeedPrecomputeCommand: ParsableCommand {
             comm.log("feed precompute: dataset \(source), \(comm.size) rank(s)")
             let channel = try ContentChannel.build(world: reader, comm: comm)
             let users = try UserEvents.load(world: reader, comm: comm)
-            let lastEvent = try comm.allreduce(users.map { $0.times.last ?? .min }.max() ?? .min, op: .max)
-            let cut = feed.holdoutDays > 0 ? lastEvent - Int64(feed.holdoutDays) * 86_400_000 : Int64.max
+            let cut = try UserEvents.cut(holdoutDays: feed.holdoutDays, users: users, comm: comm)
             var job = FeedPrecompute()
             job.k = k
             job.pool = pool

@@ -13,6 +13,6 @@ struct Mosaic: ParsableCommand {
             """,
         subcommands: [
             Doctor.self, Generate.self, Ingest.self, Export.self, Adapt.self, Digest.self, IndexCommand.self,
-            FeedCommand.self, RankerCommand.self, GraphCommand.self, PinSageCommand.self,
+            FeedCommand.self, RankerCommand.self, GraphCommand.self, PinSageCommand.self, RetrievalCommand.self,
         ])
 }

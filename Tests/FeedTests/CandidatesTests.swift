@@ -88,6 +88,41 @@ struct CandidatesJobTests {
         #expect(
             mismatch.status != 0 && mismatch.stderr.contains("ivf.h5") && mismatch.stderr.contains("'other'"),
             "\(mismatch.output)")
+        // The two-tower model: the same parameters on 1, 2 and 4 ranks; a resumed run ends
+        // where an uninterrupted one does.
+        func train(_ ranks: Int, _ out: String, _ extra: [String] = []) throws -> Double {
+            let r = try MPIRun.mosaic(
+                ranks: ranks,
+                [
+                    "retrieval", "train", "--data", world.path, "--embeddings", path("emb"), "--out", path(out),
+                    "--epochs", "3", "--group-size", "16", "--groups-per-step", "4", "--hidden", "8",
+                ] + extra)
+            #expect(r.status == 0 && r.stdout.contains("TWO-TOWER-TRAIN"), "\(r.output)")
+            let sum = r.stdout.components(separatedBy: "param_sum=").last?.prefix { !$0.isWhitespace } ?? ""
+            return Double(sum) ?? .nan
+        }
+        let sums = try [1, 2, 4].map { try train($0, "tt-\($0)", ["--checkpoint-every", "2"]) }
+        #expect(abs(sums[1] - sums[0]) < 1e-3 && abs(sums[2] - sums[0]) < 1e-3, "parameter sums \(sums)")
+        let interrupted = try train(2, "tt-resume", ["--epochs", "1", "--checkpoint-every", "1"])
+        #expect(interrupted != sums[1])
+        // As if it had crashed before publishing: only the checkpoint is left.
+        for name in ["runs", "current"] { try? FileManager.default.removeItem(atPath: path("tt-resume/\(name)")) }
+        #expect(abs(try train(2, "tt-resume", ["--resume"]) - sums[1]) < 1e-5, "the resumed run ends elsewhere")
+        let embed = try MPIRun.mosaic(
+            ranks: 2,
+            [
+                "retrieval", "embed-users", "--data", world.path, "--embeddings", path("emb"), "--model", path("tt-2"),
+                "--out", path("uv"),
+            ])
+        #expect(embed.status == 0 && embed.stdout.contains("USER-VECTORS users=150"), "\(embed.output)")
+        // A model trained on other embeddings is refused, naming the model file.
+        let wrong = try MPIRun.mosaic(
+            ranks: 1,
+            [
+                "retrieval", "embed-users", "--data", world.path, "--embeddings", path("emb-other"), "--model",
+                path("tt-2"), "--out", path("uv-bad"),
+            ])
+        #expect(wrong.status != 0 && wrong.stderr.contains("two_tower.h5"), "\(wrong.output)")
         var runs: [[Int64: ([Int64], [UInt8], [Int32])]] = []
         for ranks in [1, 2, 4] {
             let out = try MPIRun.temporaryDirectory("candidates-\(ranks)")
@@ -96,8 +131,7 @@ struct CandidatesJobTests {
                 [
                     "feed", "candidates", "--world", world.path, "--out", out.path, "--count", "80", "--pool", "50",
                     "--batch-users", "16", "--walks", walks.path, "--pinsage-embeddings", path("emb"),
-                    "--pinsage-index",
-                    path("ivf"),
+                    "--pinsage-index", path("ivf"), "--user-vectors", path("uv"),
                 ])
             #expect(r.status == 0 && r.stdout.contains("FEED CANDIDATES ranks=\(ranks) users=150"), "\(r.output)")
             runs.append(try read(out))
@@ -112,19 +146,21 @@ struct CandidatesJobTests {
                 #expect(a.0 == b.0 && a.1 == b.1 && a.2 == b.2, "user \(u)")
             }
         }
-        var shared = 0, pixie = 0, pinsage = 0
+        var shared = 0, pixie = 0, pinsage = 0, twoTower = 0
         for (u, c) in runs[0] {
             #expect(c.0.count <= 80 && Set(c.0).count == c.0.count, "user \(u)")
             for (j, mask) in c.1.enumerated() {
                 #expect(mask != 0)
-                for ch in 0..<4 { #expect((mask & (1 << ch) != 0) == (c.2[j * 4 + ch] >= 0), "user \(u) row \(j)") }
+                for ch in 0..<5 { #expect((mask & (1 << ch) != 0) == (c.2[j * 5 + ch] >= 0), "user \(u) row \(j)") }
                 if mask.nonzeroBitCount > 1 { shared += 1 }
                 if mask & 4 != 0 { pixie += 1 }
                 if mask & 8 != 0 { pinsage += 1 }
+                if mask & 16 != 0 { twoTower += 1 }
             }
         }
         #expect(
-            shared > 0 && pixie > 0 && pinsage > 0,
-            "pins proposed by several channels: \(shared); by Pixie: \(pixie); by PinSage: \(pinsage)")
+            shared > 0 && pixie > 0 && pinsage > 0 && twoTower > 0,
+            "pins proposed by several channels: \(shared); by Pixie: \(pixie); by PinSage: \(pinsage); by the two-tower: \(twoTower)"
+        )
     }
 }

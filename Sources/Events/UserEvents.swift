@@ -1,0 +1,129 @@
+import Collective
+import EventData
+import Foundation
+
+/// One user's events (time-ordered), as the rank holding the user's shard reads them.
+public struct UserEvents: Sendable {
+    public var user: Int64
+    public var pins: [Int64] = [], types: [UInt8] = [], times: [Int64] = []
+
+    /// A user with no events yet (append them in time order).
+    public init(user: Int64) { self.user = user }
+
+    /// Pins engaged with (closeup, click, save) strictly before `cut`, most recent last.
+    public func engaged(before cut: Int64) -> [Int64] {
+        let engagement: Set<UInt8> = [EventType.closeup.rawValue, EventType.click.rawValue, EventType.save.rawValue]
+        return pins.indices.filter { times[$0] < cut && engagement.contains(types[$0]) }.map { pins[$0] }
+    }
+
+    /// Pins with any event (impressions included) strictly before `cut`: never shown again.
+    public func seen(before cut: Int64) -> Set<Int64> {
+        Set(pins.indices.filter { times[$0] < cut }.map { pins[$0] })
+    }
+
+    /// Pins saved at or after `cut` (the held-out saves of an evaluation).
+    public func saved(from cut: Int64) -> Set<Int64> {
+        Set(pins.indices.filter { times[$0] >= cut && types[$0] == EventType.save.rawValue }.map { pins[$0] })
+    }
+
+    /// The events of one `user` of `world`, in time order, on every rank (gathered from the rank
+    /// that holds the user's shard). Collective.
+    public static func load(user: Int64, world: DatasetReader, comm: Communicator) throws -> UserEvents {
+        var pins: [Int64] = [], types: [Int64] = [], times: [Int64] = []
+        for path in try world.myShards("events", comm: comm) {
+            let t = try DatasetReader.readShard(path, entity: "events")
+            let users = t.i64("user_id"), p = t.i64("pin_id"), ts = t.i64("timestamp_ms"), ty = t.uint8["event_type"]!
+            for i in 0..<t.count where users[i] == user {
+                pins.append(p[i]); types.append(Int64(ty[i])); times.append(ts[i])
+            }
+        }
+        // A user's rows are in one shard: concatenating over ranks keeps them in time order.
+        let all = try comm.allgatherv(pins + types + times)
+        var e = UserEvents(user: user)
+        var offset = 0
+        for count in all.counts {
+            let m = count / 3
+            e.pins += all.values[offset..<offset + m]
+            e.types += all.values[offset + m..<offset + 2 * m].map { UInt8($0) }
+            e.times += all.values[offset + 2 * m..<offset + count]
+            offset += count
+        }
+        return e
+    }
+
+    /// This rank's users of `world`, by user id. Collective. When the run was written by as
+    /// many ranks as read it, each rank keeps the users of its own event shard; otherwise the
+    /// shards' rows are routed to the users' owners (`Sharding.owner`), so every rank holds
+    /// about 1/size of the users whatever the writer's rank count.
+    public static func load(world: DatasetReader, comm: Communicator) throws -> [UserEvents] {
+        var byUser: [Int64: UserEvents] = [:]
+        var tables: [Table] = []
+        for path in try world.myShards("events", comm: comm) {
+            tables.append(try DatasetReader.readShard(path, entity: "events"))
+        }
+        if try world.shards("events").count != comm.size {
+            var mine = Table(schema: .events)
+            for t in tables { mine.append(t) }
+            let owners = mine.i64("user_id").map { Sharding.owner($0, ranks: comm.size) }
+            tables = [try mine.route(to: owners, comm: comm)]
+        }
+        for t in tables {
+            let users = t.i64("user_id"), p = t.i64("pin_id"), ts = t.i64("timestamp_ms"), ty = t.uint8["event_type"]!
+            for i in 0..<t.count {
+                byUser[users[i], default: UserEvents(user: users[i])].pins.append(p[i])
+                byUser[users[i]]!.types.append(ty[i])
+                byUser[users[i]]!.times.append(ts[i])
+            }
+        }
+        return byUser.keys.sorted().map { u in
+            var e = byUser[u]!
+            let order = e.times.indices.sorted { (e.times[$0], $0) < (e.times[$1], $1) }
+            e.pins = order.map { e.pins[$0] }; e.types = order.map { e.types[$0] }; e.times = order.map { e.times[$0] }
+            return e
+        }
+    }
+}
+
+/// What the dataset knows about a user besides events: country code and device.
+public struct UserProfile: Sendable, Equatable {
+    public var country: Int32
+    public var device: UInt8
+    public init(country: Int32, device: UInt8) {
+        self.country = country
+        self.device = device
+    }
+}
+
+extension UserProfile {
+    /// The profiles of this rank's users of `world` (the users `UserEvents.load` gives this
+    /// rank: `Sharding.owner`, or the rank's own shard when the writer had as many ranks).
+    /// Collective.
+    public static func load(world: DatasetReader, comm: Communicator) throws -> [Int64: UserProfile] {
+        var tables: [Table] = []
+        for path in try world.myShards("users", comm: comm) {
+            tables.append(try DatasetReader.readShard(path, entity: "users"))
+        }
+        if try world.shards("users").count != comm.size {
+            var mine = Table(schema: .users)
+            for t in tables { mine.append(t) }
+            let owners = mine.i64("user_id").map { Sharding.owner($0, ranks: comm.size) }
+            tables = [try mine.route(to: owners, comm: comm)]
+        }
+        var out: [Int64: UserProfile] = [:]
+        for t in tables {
+            let users = t.i64("user_id"), country = t.int32["country"]!, device = t.uint8["device"]!
+            for i in 0..<t.count { out[users[i]] = UserProfile(country: country[i], device: device[i]) }
+        }
+        return out
+    }
+}
+
+extension UserEvents {
+    /// The cut of an evaluation that holds out the last `days` days: the latest event of any
+    /// rank's `users` minus `days` days (`Int64.max` when `days` is 0: every event is history).
+    /// Collective.
+    public static func cut(holdoutDays days: Int, users: [UserEvents], comm: Communicator) throws -> Int64 {
+        let lastEvent = try comm.allreduce(users.map { $0.times.last ?? .min }.max() ?? .min, op: .max)
+        return days > 0 ? lastEvent - Int64(days) * 86_400_000 : Int64.max
+    }
+}
