@@ -199,7 +199,10 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(
             name: "FeedTests",
-            dependencies: ["Feed", "Linalg", "Artifacts", "_TestSupport", "mosaic", "mosaic-selftest"],
+            dependencies: [
+                "Feed", "Models", "Events", "EventData", "Collective", "Linalg", "Artifacts", "_TestSupport", "mosaic",
+                "mosaic-selftest",
+            ],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "ServingTests",

@@ -21,6 +21,17 @@ public struct UserEvents: Sendable {
         Set(pins.indices.filter { times[$0] < cut }.map { pins[$0] })
     }
 
+    /// The pins a feed built at `cut` leaves out: those saved or hidden before `cut`, and those
+    /// with any other event in the `days` days before it (nil: any time before it, `seen`).
+    public func excluded(before cut: Int64, seenDays days: Int?) -> Set<Int64> {
+        guard let days else { return seen(before: cut) }
+        let since = cut == .max ? Int64.min : cut - Int64(days) * 86_400_000
+        let kept: Set<UInt8> = [EventType.save.rawValue, EventType.hide.rawValue]
+        return Set(
+            pins.indices.filter { times[$0] < cut && (times[$0] >= since || kept.contains(types[$0])) }.map { pins[$0] }
+        )
+    }
+
     /// Pins saved at or after `cut` (the held-out saves of an evaluation).
     public func saved(from cut: Int64) -> Set<Int64> {
         Set(pins.indices.filter { times[$0] >= cut && types[$0] == EventType.save.rawValue }.map { pins[$0] })
@@ -123,7 +134,11 @@ extension UserEvents {
     /// rank's `users` minus `days` days (`Int64.max` when `days` is 0: every event is history).
     /// Collective.
     public static func cut(holdoutDays days: Int, users: [UserEvents], comm: Communicator) throws -> Int64 {
-        let lastEvent = try comm.allreduce(users.map { $0.times.last ?? .min }.max() ?? .min, op: .max)
-        return days > 0 ? lastEvent - Int64(days) * 86_400_000 : Int64.max
+        days > 0 ? try latest(users, comm: comm) - Int64(days) * 86_400_000 : Int64.max
+    }
+
+    /// The time of the latest event of any rank's `users` (`Int64.min` if none). Collective.
+    public static func latest(_ users: [UserEvents], comm: Communicator) throws -> Int64 {
+        try comm.allreduce(users.map { $0.times.last ?? .min }.max() ?? .min, op: .max)
     }
 }

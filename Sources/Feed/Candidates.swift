@@ -5,8 +5,9 @@ import Publishing
 /// Every user's merged candidates (the funnel's first stage), with the channel(s) that proposed
 /// each pin and its rank in each channel.
 ///
-/// Merge: the channels' ranked lists round-robin (first of each, then second of each, …),
-/// duplicates kept once with every channel that proposed them, up to `count` per user.
+/// Merge: the channels' ranked lists interleaved by weight (`merge`; equal weights are
+/// round-robin), duplicates kept once with every channel that proposed them, up to `count` per
+/// user.
 ///
 /// HDF5 layout of each shard `candidates/part-RRRRR-of-SSSSS.h5` (one per rank, the rank's
 /// users): `user_id` int64 (n); `offsets` int64 (n + 1), user i's candidates being rows
@@ -27,10 +28,11 @@ public struct Candidates: Sendable {
     }
 
     /// Appends `user`'s candidates merged from `lists` (one ranked list per channel, in
-    /// `channelNames` order), at most `count`.
-    public mutating func append(user: Int64, lists: [[Int64]], count: Int) {
+    /// `channelNames` order), at most `count`, channel c taking a share of the slots in
+    /// proportion to `weights[c]` (empty: equal shares).
+    public mutating func append(user: Int64, lists: [[Int64]], count: Int, weights: [Double] = []) {
         precondition(lists.count == channelNames.count)
-        let merged = Self.merge(lists, count: count)
+        let merged = Self.merge(lists, count: count, weights: weights)
         var rankIn = [[Int64: Int32]](repeating: [:], count: lists.count)
         for (c, list) in lists.enumerated() {
             for (r, pin) in list.enumerated() where rankIn[c][pin] == nil { rankIn[c][pin] = Int32(r) }
@@ -49,22 +51,29 @@ public struct Candidates: Sendable {
         offsets.append(Int64(pins.count))
     }
 
-    /// Merges channels' ranked lists round-robin (first of each, then second of each, …),
-    /// duplicates dropped, up to `count`: the candidate set before a ranker.
-    public static func merge(_ lists: [[Int64]], count: Int) -> [Int64] {
+    /// Merges channels' ranked lists, duplicates dropped, up to `count`: the candidate set
+    /// before a ranker. Each next slot goes to the channel with the smallest
+    /// (slots taken + 1) / weight (ties to the earlier channel), so channel c ends with a share
+    /// of about weight_c / Σ weights; a channel that runs out gives its slots to the others;
+    /// a weight of 0 takes nothing. Equal weights (the default) are round-robin: the first of
+    /// each channel, then the second of each, …
+    public static func merge(_ lists: [[Int64]], count: Int, weights: [Double] = []) -> [Int64] {
+        let w = weights.isEmpty ? [Double](repeating: 1, count: lists.count) : weights
+        precondition(w.count == lists.count && w.allSatisfy { $0 >= 0 }, "one weight ≥ 0 per channel")
         var out: [Int64] = [], taken = Set<Int64>()
-        var cursor = [Int](repeating: 0, count: lists.count)
-        while out.count < count {
-            var progress = false
-            for l in lists.indices where out.count < count {
-                while cursor[l] < lists[l].count, taken.contains(lists[l][cursor[l]]) { cursor[l] += 1 }
-                guard cursor[l] < lists[l].count else { continue }
-                out.append(lists[l][cursor[l]])
-                taken.insert(lists[l][cursor[l]])
-                cursor[l] += 1
-                progress = true
+        var cursor = [Int](repeating: 0, count: lists.count), slots = [Int](repeating: 0, count: lists.count)
+        var live = Set(lists.indices.filter { w[$0] > 0 })
+        while out.count < count, !live.isEmpty {
+            let l = live.min { (Double(slots[$0] + 1) / w[$0], $0) < (Double(slots[$1] + 1) / w[$1], $1) }!
+            while cursor[l] < lists[l].count, taken.contains(lists[l][cursor[l]]) { cursor[l] += 1 }
+            guard cursor[l] < lists[l].count else {
+                live.remove(l)
+                continue
             }
-            if !progress { break }
+            out.append(lists[l][cursor[l]])
+            taken.insert(lists[l][cursor[l]])
+            cursor[l] += 1
+            slots[l] += 1
         }
         return out
     }

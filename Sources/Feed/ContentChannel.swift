@@ -24,33 +24,42 @@ public struct ContentChannel: Sendable {
     /// Embedding dimension.
     public var d: Int { table.d }
 
-    /// Reads this rank's pin shards of `world` and builds the index (collective).
+    /// Reads this rank's pin shards of `world` and builds the index (collective). Every pin's
+    /// embedding and category is held (lookups of engaged pins); the index holds only the pins
+    /// created in `created` (default: all): pins created before the cut, or the fresh ones.
     ///
-    /// - Parameter nlist: inverted lists; nil = about √(pins), at least 1.
-    public static func build(world: DatasetReader, nlist: Int? = nil, seed: UInt64 = 1234, comm: Communicator) throws
-        -> ContentChannel
-    {
-        var ids: [Int64] = [], categories: [Int32] = [], embeddings: [Float] = []
+    /// - Parameter nlist: inverted lists; nil = about √(indexed pins), at least 1.
+    public static func build(
+        world: DatasetReader, created: Range<Int64> = Int64.min..<Int64.max, nlist: Int? = nil, seed: UInt64 = 1234,
+        comm: Communicator
+    ) throws -> ContentChannel {
+        var ids: [Int64] = [], categories: [Int32] = [], embeddings: [Float] = [], createdAt: [Int64] = []
         var d = 0
         for path in try world.myShards("pins", comm: comm) {
             let t = try DatasetReader.readShard(path, entity: "pins")
             ids += t.i64("pin_id")
             categories += t.int32["category"]!
             embeddings += t.float32["embedding"]!
+            createdAt += t.i64("created_at_ms")
             d = t.count > 0 ? t.float32["embedding"]!.count / t.count : d
         }
         d = Int(try comm.allreduce(Int64(d), op: .max))
-        let total = Int(try comm.allreduce(Int64(ids.count)))
+        let indexed = ids.indices.filter { created.contains(createdAt[$0]) }
+        let total = Int(try comm.allreduce(Int64(indexed.count)))
         guard d > 0, total > 0 else {
             throw ArtifactError(
-                file: world.run.directory.path, object: "pins", message: "no pins with embeddings in the dataset")
+                file: world.run.directory.path, object: "pins",
+                message: "no pins with embeddings created in the window \(created) in the dataset")
         }
         let lists = nlist ?? max(1, Int(Double(total).squareRoot()))
         var kmeans = KMeansParameters(seed: seed, initialization: .random)
         kmeans.iterations = 15
         var index = try IVFIndex(d: d, parameters: IVFParameters(nlist: min(lists, total), metric: .l2, kmeans: kmeans))
-        try index.train(embeddings, comm: comm)
-        try index.add(embeddings, ids: ids, comm: comm)
+        var x: [Float] = []
+        x.reserveCapacity(indexed.count * d)
+        for i in indexed { x += embeddings[i * d..<(i + 1) * d] }
+        try index.train(x, comm: comm)
+        try index.add(x, ids: indexed.map { ids[$0] }, comm: comm)
         return ContentChannel(
             table: PinVectorTable(ids: ids, vectors: embeddings, d: d, tags: categories), index: index)
     }

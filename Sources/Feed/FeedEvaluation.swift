@@ -110,57 +110,68 @@ public struct FeedEvaluation {
         public var channel: String
         /// Recall of the oracle set at each of `sizes` (same order).
         public var recall: [Double]
+        /// Recall of the held-out saves at each of `sizes`, over the users with held-out saves.
+        public var savedRecall: [Double]
         /// Mean candidates per user at the largest size.
         public var meanCandidates: Double
     }
 
     /// Collective: recall of the oracle set (each user's `oracleCount` pins with the highest
-    /// true save probability, visible at the cut and not seen before it) by the first `n`
-    /// candidates of each channel, for every `n` in `sizes`, averaged over users. Needs a world.
+    /// true save probability, visible at the cut and not seen before it) and of the held-out
+    /// saves (pins saved at or after the cut) by the first `n` candidates of each channel, for
+    /// every `n` in `sizes`, averaged over users. Needs a world.
     public func candidateRecall(
         users: [UserEvents], channels: [(name: String, candidates: [[Int64]])], sizes: [Int], oracleCount: Int = 100,
         comm: Communicator
     ) throws -> [CandidateRow] {
         guard world != nil else { return [] }
         let oracleSets = oracleFeeds(users, count: oracleCount)
-        var sums = [Double](repeating: 0, count: channels.count * (sizes.count + 1) + 1)
+        let width = 2 * sizes.count + 1  // oracle recall per size, saved recall per size, candidates
+        var sums = [Double](repeating: 0, count: channels.count * width + 2)
         for i in users.indices {
-            let oracle = Set(oracleSets[i])
-            guard !oracle.isEmpty else { continue }
-            sums[sums.count - 1] += 1
+            let oracle = Set(oracleSets[i]), saved = users[i].saved(from: cut)
+            if !oracle.isEmpty { sums[sums.count - 2] += 1 }
+            if !saved.isEmpty { sums[sums.count - 1] += 1 }
             for (c, channel) in channels.enumerated() {
                 let list = channel.candidates[i]
                 for (s, n) in sizes.enumerated() {
-                    sums[c * (sizes.count + 1) + s] +=
-                        Double(oracle.intersection(list.prefix(n)).count) / Double(oracle.count)
+                    let top = list.prefix(n)
+                    if !oracle.isEmpty {
+                        sums[c * width + s] += Double(oracle.intersection(top).count) / Double(oracle.count)
+                    }
+                    if !saved.isEmpty {
+                        sums[c * width + sizes.count + s] += Double(saved.intersection(top).count) / Double(saved.count)
+                    }
                 }
-                sums[c * (sizes.count + 1) + sizes.count] += Double(min(list.count, sizes.max() ?? 0))
+                if !oracle.isEmpty { sums[c * width + 2 * sizes.count] += Double(min(list.count, sizes.max() ?? 0)) }
             }
         }
         try comm.allreduce(&sums, op: .sum)
-        let n = max(sums[sums.count - 1], 1)
+        let n = max(sums[sums.count - 2], 1), withSaves = max(sums[sums.count - 1], 1)
         return channels.enumerated().map { c, channel in
             CandidateRow(
-                channel: channel.name, recall: sizes.indices.map { sums[c * (sizes.count + 1) + $0] / n },
-                meanCandidates: sums[c * (sizes.count + 1) + sizes.count] / n)
+                channel: channel.name, recall: sizes.indices.map { sums[c * width + $0] / n },
+                savedRecall: sizes.indices.map { sums[c * width + sizes.count + $0] / withSaves },
+                meanCandidates: sums[c * width + 2 * sizes.count] / n)
         }
     }
 
     /// Candidate rows as a markdown table.
     public static func markdown(_ rows: [CandidateRow], sizes: [Int], oracleCount: Int) -> String {
         var out = [
-            "| channel | " + sizes.map { "oracle-set recall@\($0)" }.joined(separator: " | ")
-                + " | candidates / user |",
-            "|---|" + String(repeating: "---:|", count: sizes.count + 1),
+            "| channel | " + sizes.map { "oracle-set recall@\($0)" }.joined(separator: " | ") + " | "
+                + sizes.map { "held-out saves recall@\($0)" }.joined(separator: " | ") + " | candidates / user |",
+            "|---|" + String(repeating: "---:|", count: 2 * sizes.count + 1),
         ]
         for r in rows {
             out.append(
-                "| \(r.channel) | " + r.recall.map { String(format: "%.4f", $0) }.joined(separator: " | ")
+                "| \(r.channel) | "
+                    + (r.recall + r.savedRecall).map { String(format: "%.4f", $0) }.joined(separator: " | ")
                     + String(format: " | %.1f |", r.meanCandidates))
         }
         out.append("")
         out.append(
-            "(the oracle set: each user's \(oracleCount) pins with the highest true save probability, visible at the cut and not seen before it)"
+            "(the oracle set: each user's \(oracleCount) pins with the highest true save probability, visible at the cut and not seen before it; held-out saves: the pins each user saved after the cut, over the users who saved any)"
         )
         return out.joined(separator: "\n")
     }

@@ -17,6 +17,9 @@ public struct FeedPrecompute: Sendable {
     public var k = 50, pool = 0, interests = 5, recent = 50, nprobe = 16, batchUsers = 256
     /// The last stage.
     public var rerank = DiversityRerank()
+    /// Pins shown in the last `seenDays` days before the cut are left out, and saved or hidden
+    /// ones whenever; nil leaves out every pin seen before the cut.
+    public var seenDays: Int? = nil
 
     public init() {}
 
@@ -55,6 +58,7 @@ public struct FeedPrecompute: Sendable {
     /// every rank after each round with global user counts.
     public func run(
         channel: ContentChannel, trending: TrendingChannel? = nil, walks: WalkChannel? = nil, users: [UserEvents],
+        profiles: [Int64: UserProfile] = [:],
         cut: Int64, comm: Communicator, progress: (Int, Int) -> Void = { _, _ in }
     ) throws -> Feeds {
         let d = channel.d, p = poolSize
@@ -75,7 +79,7 @@ public struct FeedPrecompute: Sendable {
             let batch = Array(users.indices.dropFirst(round * batchUsers).prefix(batchUsers))
             // Interests: the engaged pins' embeddings and categories.
             let engaged = batch.map { Array(users[$0].engaged(before: cut).suffix(recent)) }
-            let seen = batch.map { users[$0].seen(before: cut) }  // every channel leaves these out
+            let seen = batch.map { users[$0].excluded(before: cut, seenDays: seenDays) }  // every channel leaves these out
             let (e, c) = try channel.lookupDistinct(engaged.flatMap { $0 }, comm: comm)
             if let walks {
                 let lists = try walks.lookup(engaged.flatMap { $0 }, comm: comm)
@@ -93,11 +97,13 @@ public struct FeedPrecompute: Sendable {
             for (b, pins) in engaged.enumerated() {
                 if let trending {
                     let categories = Array(c[offset..<offset + pins.count])
-                    let list = trending.candidates(engagedCategories: categories, k: k, exclude: seen[b])
+                    let profile = profiles[users[batch[b]].user]
+                    let list = trending.candidates(
+                        engagedCategories: categories, k: k, exclude: seen[b], profile: profile)
                     for (slot, pin) in list.enumerated() { feeds.trending[batch[b] * k + slot] = pin }
                     if keepCandidates {
                         feeds.trendingCandidates[batch[b]] = trending.candidates(
-                            engagedCategories: categories, k: p, exclude: seen[b])
+                            engagedCategories: categories, k: p, exclude: seen[b], profile: profile)
                     }
                 }
                 let top = ContentChannel.interests(

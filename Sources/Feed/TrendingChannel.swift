@@ -19,62 +19,98 @@ public struct TrendingChannel: Sendable {
     /// Category → its best pins, best first.
     public let byCategory: [Int32: [Int64]]
     /// The best pins over all categories, best first: the cold-start list of a user who has
-    /// engaged with nothing yet.
+    /// engaged with nothing yet and whose country is unknown.
     public let overall: [Int64]
+    /// The cold-start lists by segment (`segment(country:)`, `segment(country:device:)`):
+    /// rates counted over the events of that segment's users only.
+    public let bySegment: [Int64: [Int64]]
     /// The global save rate before the cut (the prior).
     public let prior: Double
 
-    public init(byCategory: [Int32: [Int64]], overall: [Int64] = [], prior: Double) {
+    public init(byCategory: [Int32: [Int64]], overall: [Int64] = [], bySegment: [Int64: [Int64]] = [:], prior: Double) {
         self.byCategory = byCategory
         self.overall = overall
+        self.bySegment = bySegment
         self.prior = prior
     }
 
-    /// Collective: builds the table from every rank's `users` (events strictly before `cut`
-    /// and at or after `cut − days`).
+    /// The segment key of the users of a country, and of a country and device.
+    public static func segment(country: Int32) -> Int64 { 1 << 40 | Int64(UInt32(bitPattern: country)) }
+    public static func segment(country: Int32, device: UInt8) -> Int64 {
+        2 << 40 | Int64(UInt32(bitPattern: country)) << 8 | Int64(device)
+    }
+
+    /// Collective: builds the tables from every rank's `users` (events strictly before `cut`
+    /// and at or after `cut − days`); with `profiles` (this rank's users' countries and
+    /// devices), also the cold-start lists per country and per (country, device).
     public static func build(
-        users: [UserEvents], cut: Int64, days: Int, perCategory: Int, smoothing m: Double = 20,
-        content: ContentChannel, comm: Communicator
+        users: [UserEvents], profiles: [Int64: UserProfile] = [:], cut: Int64, days: Int, perCategory: Int,
+        smoothing m: Double = 20, content: ContentChannel, comm: Communicator
     ) throws -> TrendingChannel {
         let from = days > 0 && cut != .max ? cut - Int64(days) * 86_400_000 : Int64.min
-        var counts: [Int64: (shown: Int64, saved: Int64)] = [:]
+        struct Key: Hashable { var pin: Int64, segment: Int64 }
+        var counts: [Key: (shown: Int64, saved: Int64)] = [:]
         for u in users {
+            var segments: [Int64] = [-1]
+            if let p = profiles[u.user] {
+                segments += [segment(country: p.country), segment(country: p.country, device: p.device)]
+            }
             for i in u.pins.indices where u.times[i] < cut && u.times[i] >= from {
-                if u.types[i] == EventType.impression.rawValue { counts[u.pins[i], default: (0, 0)].shown += 1 }
-                if u.types[i] == EventType.save.rawValue { counts[u.pins[i], default: (0, 0)].saved += 1 }
+                let shown = u.types[i] == EventType.impression.rawValue, saved = u.types[i] == EventType.save.rawValue
+                guard shown || saved else { continue }
+                for s in segments {
+                    counts[Key(pin: u.pins[i], segment: s), default: (0, 0)].shown += shown ? 1 : 0
+                    counts[Key(pin: u.pins[i], segment: s)]!.saved += saved ? 1 : 0
+                }
             }
         }
         var outgoing = [[Int64]](repeating: [], count: comm.size)
-        for (pin, c) in counts { outgoing[Int(pin.magnitude % UInt64(comm.size))] += [pin, c.shown, c.saved] }
-        let (received, _) = try comm.alltoallv(outgoing.flatMap { $0 }, sendCounts: outgoing.map(\.count))
-        var owned: [Int64: (shown: Int64, saved: Int64)] = [:]
-        for i in stride(from: 0, to: received.count, by: 3) {
-            owned[received[i], default: (0, 0)].shown += received[i + 1]
-            owned[received[i]]!.saved += received[i + 2]
+        for (key, c) in counts {
+            outgoing[Int(key.pin.magnitude % UInt64(comm.size))] += [key.pin, key.segment, c.shown, c.saved]
         }
-        var totals = [owned.values.reduce(0) { $0 + $1.shown }, owned.values.reduce(0) { $0 + $1.saved }]
+        let (received, _) = try comm.alltoallv(outgoing.flatMap { $0 }, sendCounts: outgoing.map(\.count))
+        var owned: [Key: (shown: Int64, saved: Int64)] = [:]
+        for i in stride(from: 0, to: received.count, by: 4) {
+            let key = Key(pin: received[i], segment: received[i + 1])
+            owned[key, default: (0, 0)].shown += received[i + 2]
+            owned[key]!.saved += received[i + 3]
+        }
+        let everyone = owned.filter { $0.key.segment == -1 }.values
+        var totals = [everyone.reduce(0) { $0 + $1.shown }, everyone.reduce(0) { $0 + $1.saved }]
         try comm.allreduce(&totals)
         let prior = totals[0] > 0 ? Double(totals[1]) / Double(totals[0]) : 0
-        let pins = owned.keys.sorted()
+        let pins = Set(owned.keys.map(\.pin)).sorted()
         let categories = try content.lookupDistinct(pins, comm: comm).categories
+        let category = Dictionary(uniqueKeysWithValues: zip(pins, categories))
         func rate(_ c: (shown: Int64, saved: Int64)) -> Double { (Double(c.saved) + m * prior) / (Double(c.shown) + m) }
-        var local: [Int32: [(pin: Int64, rate: Double)]] = [:]
-        for (pin, category) in zip(pins, categories) where category >= 0 {
-            local[category, default: []].append((pin, rate(owned[pin]!)))
+        // Tables: a category (key ≥ 0, everyone's counts) or a segment (its users' counts).
+        var local: [Int64: [(pin: Int64, rate: Double)]] = [:]
+        for (key, c) in owned {
+            let table = key.segment == -1 ? Int64(category[key.pin] ?? -1) : key.segment
+            if table >= 0 { local[table, default: []].append((key.pin, rate(c))) }
         }
-        // Each owner's best per category, as (category, pin, rate bits) triples.
+        // Each owner's best per table, as (table, pin, rate bits) triples.
         var mine: [Int64] = []
-        for (category, list) in local {
-            for e in best(list, perCategory) { mine += [Int64(category), e.pin, Int64(bitPattern: e.rate.bitPattern)] }
+        for (table, list) in local {
+            for e in best(list, perCategory) { mine += [table, e.pin, Int64(bitPattern: e.rate.bitPattern)] }
         }
         let (all, _) = try comm.allgatherv(mine)
-        var merged: [Int32: [(pin: Int64, rate: Double)]] = [:]
+        var merged: [Int64: [(pin: Int64, rate: Double)]] = [:]
         for i in stride(from: 0, to: all.count, by: 3) {
-            merged[Int32(all[i]), default: []].append((all[i + 1], Double(bitPattern: UInt64(bitPattern: all[i + 2]))))
+            merged[all[i], default: []].append((all[i + 1], Double(bitPattern: UInt64(bitPattern: all[i + 2]))))
         }
+        var byCategory: [Int32: [Int64]] = [:], bySegment: [Int64: [Int64]] = [:]
+        for (table, list) in merged {
+            if table < 1 << 40 {
+                byCategory[Int32(table)] = best(list, perCategory).map(\.pin)
+            } else {
+                bySegment[table] = best(list, perCategory).map(\.pin)
+            }
+        }
+        let categoryEntries = merged.filter { $0.key < 1 << 40 }.values.flatMap { $0 }
         return TrendingChannel(
-            byCategory: merged.mapValues { best($0, perCategory).map(\.pin) },
-            overall: best(merged.values.flatMap { $0 }, perCategory).map(\.pin), prior: prior)
+            byCategory: byCategory, overall: best(categoryEntries, perCategory).map(\.pin), bySegment: bySegment,
+            prior: prior)
     }
 
     static func best(_ list: [(pin: Int64, rate: Double)], _ n: Int) -> [(pin: Int64, rate: Double)] {
@@ -84,11 +120,25 @@ public struct TrendingChannel: Sendable {
     /// Up to `k` candidates for a user who engaged with `categories` (one entry per engaged
     /// pin, most recent last; −1 = unknown): slots in proportion to each category's count,
     /// filled round-robin, best rate first; `exclude` and duplicates left out. A user with no
-    /// known category (cold start) gets the best pins overall.
-    public func candidates(engagedCategories categories: [Int32], k: Int, exclude: Set<Int64>) -> [Int64] {
+    /// known category (cold start) gets the best pins among the users of the same country and
+    /// device, topped up from the same country, then from everyone.
+    public func candidates(
+        engagedCategories categories: [Int32], k: Int, exclude: Set<Int64>, profile: UserProfile? = nil
+    ) -> [Int64] {
         var count: [Int32: Int] = [:]
         for c in categories where c >= 0 { count[c, default: 0] += 1 }
-        if count.isEmpty { return Array(overall.lazy.filter { !exclude.contains($0) }.prefix(k)) }
+        if count.isEmpty {
+            var lists: [[Int64]] = []
+            if let profile {
+                lists.append(bySegment[Self.segment(country: profile.country, device: profile.device)] ?? [])
+                lists.append(bySegment[Self.segment(country: profile.country)] ?? [])
+            }
+            var out: [Int64] = [], taken = exclude
+            for pin in (lists + [overall]).joined() where out.count < k && taken.insert(pin).inserted {
+                out.append(pin)
+            }
+            return out
+        }
         let order = count.sorted { ($0.value, -$0.key) > ($1.value, -$1.key) }
         let lists = order.map { (byCategory[$0.key] ?? []).map { (pin: $0, distance: Float(0)) } }
         return ContentChannel.interleave(lists: lists, engagement: order.map(\.value), k: k, exclude: exclude)

@@ -47,9 +47,42 @@ struct FeedCandidatesCommand: ParsableCommand {
             "Two-tower channel: root of a user-vectors run (`mosaic retrieval embed-users`) over the PinSage embeddings; needs --pinsage-index."
     )
     var userVectors: String?
+    @Option(
+        help:
+            "Fresh channel: pins created in the last D days before the cut, by content similarity to the user's interests; 0 turns it off."
+    )
+    var freshDays = 2
+    @Option(
+        help:
+            "Merge weights, e.g. `two-tower=2,fresh=0.5`: each channel's share of the merged slots is its weight over the sum (0 drops a channel from the merge); defaults, tuned on the validation world: content=2, trending=4, pixie=1, fresh=0.25, pinsage=0.5, two-tower=4, user-cf=0.5."
+    )
+    var channelWeights = ""
+
+    /// `--channel-weights` parsed.
+    var weights: [String: Double] {
+        get throws {
+            var out: [String: Double] = [:]
+            for item in channelWeights.split(separator: ",") {
+                let parts = item.split(separator: "=")
+                guard parts.count == 2, let w = Double(parts[1]), w >= 0 else {
+                    throw ValidationError("--channel-weights: expected name=weight (weight ≥ 0), found '\(item)'")
+                }
+                out[String(parts[0])] = w
+            }
+            return out
+        }
+    }
+    @Option(
+        help:
+            "User–user CF channel (with --user-vectors): the recent saves of this many nearest users in two-tower space; 0 turns it off."
+    )
+    var cfNeighbours = 100
 
     func validate() throws {
-        guard count >= 1, pool >= 1 else { throw ValidationError("--count and --pool must be ≥ 1") }
+        _ = try weights
+        guard count >= 1, pool >= 1, cfNeighbours >= 0, freshDays >= 0 else {
+            throw ValidationError("--count and --pool must be ≥ 1, --cf-neighbours and --fresh-days ≥ 0")
+        }
         guard (pinsageEmbeddings == nil) == (pinsageIndex == nil) else {
             throw ValidationError("pass both --pinsage-embeddings and --pinsage-index, or neither")
         }
@@ -65,17 +98,27 @@ struct FeedCandidatesCommand: ParsableCommand {
             let reader = try DatasetReader(root: URL(fileURLWithPath: feed.world))
             let source = reader.run.manifest.runID
             comm.log("feed candidates: dataset \(source), \(comm.size) rank(s)")
-            let content = try ContentChannel.build(world: reader, comm: comm)
-            let indexSeconds = now() - started
             let users = try UserEvents.load(world: reader, comm: comm)
             let cut = try UserEvents.cut(holdoutDays: feed.holdoutDays, users: users, comm: comm)
+            // Only pins created before the cut can be candidates; the fresh ones get their own index.
+            let horizon = cut == .max ? try UserEvents.latest(users, comm: comm) + 1 : cut
+            let content = try ContentChannel.build(world: reader, created: Int64.min..<horizon, comm: comm)
+            let indexSeconds = now() - started
             let trendingStart = now()
+            let profiles = try UserProfile.load(world: reader, comm: comm)
             let trending = try TrendingChannel.build(
-                users: users, cut: cut, days: feed.trendingDays, perCategory: pool, content: content, comm: comm)
+                users: users, profiles: profiles, cut: cut, days: feed.trendingDays, perCategory: pool,
+                content: content, comm: comm)
             let trendingSeconds = now() - trendingStart
             var generation = CandidateGeneration(content: content, trending: trending)
             feed.configure(&generation.settings)
             generation.pool = pool
+            generation.profiles = profiles
+            generation.weights.merge(try weights) { _, new in new }
+            if freshDays > 0 {
+                generation.fresh = try ContentChannel.build(
+                    world: reader, created: (horizon - Int64(freshDays) * 86_400_000)..<horizon, comm: comm)
+            }
             generation.count = count
             generation.walks = try walks.map { try WalkChannel.load(root: URL(fileURLWithPath: $0), comm: comm) }
             if let pinsageEmbeddings, let pinsageIndex {
@@ -87,6 +130,10 @@ struct FeedCandidatesCommand: ParsableCommand {
                     try UserVectorChannel.load(
                         root: URL(fileURLWithPath: $0), embeddingVersion: pinsage.embeddingVersion, d: pinsage.d,
                         comm: comm)
+                }
+                if userVectors != nil, cfNeighbours > 0 {
+                    generation.userCF = UserCFChannel()
+                    generation.userCF?.neighbours = cfNeighbours
                 }
             }
             let t0 = now()
@@ -124,8 +171,18 @@ struct FeedCandidatesCommand: ParsableCommand {
                     "content": "content (multi-interest IVF)", "trending": "trending by category",
                     "pixie": "pixie (walk neighbours)", "pinsage": "pinsage (multi-interest IVF over PinSage vectors)",
                     "two-tower": "two-tower (user vector in the PinSage index)",
+                    "user-cf": "user-cf (saves of the nearest users)",
+                    "fresh": "fresh (content IVF over pins of the last days)",
                 ]
-                let channels = zip(result.names, result.lists).map { (labels[$0] ?? $0, $1) } + [("merged", merged)]
+                let popular = try FeedPrecompute.mostSaved(users, before: cut, m: count + 200, comm: comm)
+                let popularity = users.indices.map { i in
+                    let seen = users[i].excluded(before: cut, seenDays: feed.seenDays)
+                    return Array(popular.lazy.filter { !seen.contains($0) }.prefix(count))
+                }
+                let channels =
+                    zip(result.names, result.lists).map { (labels[$0] ?? $0, $1) } + [
+                        ("merged", merged), ("popularity (most saved, baseline)", popularity),
+                    ]
                 let rows = try evaluation.candidateRecall(users: users, channels: channels, sizes: sizes, comm: comm)
                 table = FeedEvaluation.markdown(rows, sizes: sizes, oracleCount: 100)
             }

@@ -16,11 +16,19 @@ struct FeedOptions: ParsableArguments {
             "Hold out the last D days of events: build from the events before them and evaluate on them (0 = use every event)."
     )
     var holdoutDays = 0
+    @Option(
+        help:
+            "Leave out pins shown in the last D days before the cut (saved or hidden pins always); default: every pin the user has seen."
+    )
+    var seenDays: Int?
 
     func validate() throws {
-        guard interests >= 1, recent >= 1, nprobe >= 1, batchUsers >= 1, trendingDays >= 1, holdoutDays >= 0 else {
+        guard interests >= 1, recent >= 1, nprobe >= 1, batchUsers >= 1, trendingDays >= 1, holdoutDays >= 0,
+            (seenDays ?? 0) >= 0
+        else {
             throw ValidationError(
-                "--interests, --recent, --nprobe, --batch-users and --trending-days must be ≥ 1; --holdout-days ≥ 0")
+                "--interests, --recent, --nprobe, --batch-users and --trending-days must be ≥ 1; --holdout-days and --seen-days ≥ 0"
+            )
         }
     }
 
@@ -30,5 +38,6 @@ struct FeedOptions: ParsableArguments {
         job.recent = recent
         job.nprobe = nprobe
         job.batchUsers = batchUsers
+        job.seenDays = seenDays
     }
 }

@@ -53,6 +53,7 @@ struct FeedPrecomputeCommand: ParsableCommand {
             comm.log("feed precompute: dataset \(source), \(comm.size) rank(s)")
             let channel = try ContentChannel.build(world: reader, comm: comm)
             let users = try UserEvents.load(world: reader, comm: comm)
+            let profiles = try UserProfile.load(world: reader, comm: comm)
             let cut = try UserEvents.cut(holdoutDays: feed.holdoutDays, users: users, comm: comm)
             var job = FeedPrecompute()
             job.k = k
@@ -69,10 +70,13 @@ struct FeedPrecomputeCommand: ParsableCommand {
             let trending =
                 feed.holdoutDays > 0
                 ? try TrendingChannel.build(
-                    users: users, cut: cut, days: feed.trendingDays, perCategory: job.poolSize, content: channel,
+                    users: users, profiles: profiles, cut: cut, days: feed.trendingDays, perCategory: job.poolSize,
+                    content: channel,
                     comm: comm)
                 : nil
-            let feeds = try job.run(channel: channel, trending: trending, users: users, cut: cut, comm: comm) {
+            let feeds = try job.run(
+                channel: channel, trending: trending, users: users, profiles: profiles, cut: cut, comm: comm
+            ) {
                 done, total in
                 guard Date().timeIntervalSince(lastLog) > 2 || done == total else { return }
                 lastLog = Date()

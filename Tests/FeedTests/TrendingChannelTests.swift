@@ -1,3 +1,5 @@
+import EventData
+import Events
 import Feed
 import Testing
 
@@ -16,6 +18,25 @@ struct TrendingChannelTests {
         #expect(channel.candidates(engagedCategories: [], k: 4, exclude: [10]) == [20, 30])
         #expect(channel.candidates(engagedCategories: [-1], k: 1, exclude: []) == [20])
         #expect(channel.candidates(engagedCategories: [3, 3], k: 4, exclude: []) == [30])
+    }
+
+    @Test("cold start by country and device, topped up from the country, then from everyone")
+    func coldStartBySegment() {
+        let fr = CountryCode.pack("FR")!, jp = CountryCode.pack("JP")!
+        let channel = TrendingChannel(
+            byCategory: [1: [10]], overall: [20, 10, 30],
+            bySegment: [
+                TrendingChannel.segment(country: fr, device: Device.ios.rawValue): [40, 41],
+                TrendingChannel.segment(country: fr): [41, 42],
+            ], prior: 0.01)
+        let ios = UserProfile(country: fr, device: Device.ios.rawValue)
+        #expect(channel.candidates(engagedCategories: [], k: 5, exclude: [42], profile: ios) == [40, 41, 20, 10, 30])
+        let web = UserProfile(country: fr, device: Device.web.rawValue)
+        #expect(channel.candidates(engagedCategories: [], k: 3, exclude: [], profile: web) == [41, 42, 20])
+        let elsewhere = UserProfile(country: jp, device: Device.ios.rawValue)
+        #expect(channel.candidates(engagedCategories: [], k: 2, exclude: [], profile: elsewhere) == [20, 10])
+        #expect(
+            channel.candidates(engagedCategories: [1], k: 2, exclude: [], profile: ios) == [10], "warm: by category")
     }
 
     @Test("merge: round-robin over the channels, duplicates dropped, up to the count")
