@@ -1,4 +1,5 @@
 import Collective
+import EventData
 import Events
 import Foundation
 
@@ -111,5 +112,95 @@ public struct CandidateGeneration: Sendable {
             merged.append(user: u.user, lists: lists.map { $0[i] }, count: count, weights: w)
         }
         return Result(names: names, lists: lists, merged: merged, seconds: seconds)
+    }
+}
+
+extension CandidateGeneration {
+    /// Where the channels come from: the dataset, and the night's runs for the optional ones.
+    public struct Inputs: Sendable {
+        public var world: DatasetReader
+        /// Roots of a walks run (Pixie), a PinSage embeddings run and its index run (PinSage),
+        /// a user-vectors run over those embeddings (two-tower, and user–user CF).
+        public var walks: URL? = nil, pinsageEmbeddings: URL? = nil, pinsageIndex: URL? = nil, userVectors: URL? = nil
+        /// Fresh channel window in days (0: off); user–user CF neighbours (0: off).
+        public var freshDays = 2, cfNeighbours = 100
+        /// Trending window in days.
+        public var trendingDays = 14
+
+        public init(world: DatasetReader) { self.world = world }
+    }
+
+    /// Builds every channel for this rank's `users` at `cut` (collective): the content index
+    /// over the pins created before the cut, trending with this rank's users' `profiles`, and
+    /// the optional channels `inputs` names.
+    ///
+    /// - Throws: `ArtifactError` naming the file when a run is missing or belongs to other
+    ///   embeddings (see `ContentChannel.load`, `UserVectorChannel.load`).
+    public static func prepare(
+        inputs: Inputs, users: [UserEvents], profiles: [Int64: UserProfile], cut: Int64, pool: Int,
+        comm: Communicator
+    ) throws -> CandidateGeneration {
+        // Only pins created before the cut can be candidates; the fresh ones get their own index.
+        let horizon = cut == .max ? try UserEvents.latest(users, comm: comm) + 1 : cut
+        let content = try ContentChannel.build(world: inputs.world, created: Int64.min..<horizon, comm: comm)
+        let trending = try TrendingChannel.build(
+            users: users, profiles: profiles, cut: cut, days: inputs.trendingDays, perCategory: pool, content: content,
+            comm: comm)
+        var generation = CandidateGeneration(content: content, trending: trending)
+        generation.pool = pool
+        generation.profiles = profiles
+        if inputs.freshDays > 0 {
+            generation.fresh = try ContentChannel.build(
+                world: inputs.world, created: (horizon - Int64(inputs.freshDays) * 86_400_000)..<horizon, comm: comm)
+        }
+        generation.walks = try inputs.walks.map { try WalkChannel.load(root: $0, comm: comm) }
+        if let embeddings = inputs.pinsageEmbeddings, let index = inputs.pinsageIndex {
+            let pinsage = try ContentChannel.load(
+                embeddings: embeddings, index: index, categoriesFrom: content, comm: comm)
+            generation.pinsage = pinsage
+            generation.userVectors = try inputs.userVectors.map {
+                try UserVectorChannel.load(
+                    root: $0, embeddingVersion: pinsage.embeddingVersion, d: pinsage.d, comm: comm)
+            }
+            if inputs.userVectors != nil, inputs.cfNeighbours > 0 {
+                generation.userCF = UserCFChannel()
+                generation.userCF?.neighbours = inputs.cfNeighbours
+            }
+        }
+        return generation
+    }
+}
+
+extension CandidateGeneration.Result {
+    /// What each channel's name means, for reports.
+    public static let labels = [
+        "content": "content (multi-interest IVF)", "trending": "trending by category",
+        "pixie": "pixie (walk neighbours)", "fresh": "fresh (content IVF over pins of the last days)",
+        "pinsage": "pinsage (multi-interest IVF over PinSage vectors)",
+        "two-tower": "two-tower (user vector in the PinSage index)", "user-cf": "user-cf (saves of the nearest users)",
+    ]
+
+    /// Collective: the markdown table of each channel's, the merged set's and popularity's
+    /// recall of the oracle set and of the held-out saves at 100, `pool` and `count` candidates
+    /// (`FeedEvaluation.candidateRecall`); popularity is the most saved pins before the cut that
+    /// the user has not seen. Empty without a world's truth.
+    public func evaluate(
+        users: [UserEvents], cut: Int64, world: WorldGenerator, pool: Int, count: Int, seenDays: Int?,
+        comm: Communicator
+    ) throws -> String {
+        let evaluation = FeedEvaluation(k: count, world: world, cut: cut)
+        let sizes = Array(Set([100, pool, count].filter { $0 <= count })).sorted()
+        let popular = try FeedPrecompute.mostSaved(users, before: cut, m: count + 200, comm: comm)
+        let popularity = users.indices.map { i in
+            let seen = users[i].excluded(before: cut, seenDays: seenDays)
+            return Array(popular.lazy.filter { !seen.contains($0) }.prefix(count))
+        }
+        let channels =
+            zip(names, lists).map { (Self.labels[$0] ?? $0, $1) } + [
+                ("merged", users.indices.map { Array(merged.pins(ofUser: $0)) }),
+                ("popularity (most saved, baseline)", popularity),
+            ]
+        let rows = try evaluation.candidateRecall(users: users, channels: channels, sizes: sizes, comm: comm)
+        return FeedEvaluation.markdown(rows, sizes: sizes, oracleCount: 100)
     }
 }

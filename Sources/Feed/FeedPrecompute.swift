@@ -79,7 +79,8 @@ public struct FeedPrecompute: Sendable {
             let batch = Array(users.indices.dropFirst(round * batchUsers).prefix(batchUsers))
             // Interests: the engaged pins' embeddings and categories.
             let engaged = batch.map { Array(users[$0].engaged(before: cut).suffix(recent)) }
-            let seen = batch.map { users[$0].excluded(before: cut, seenDays: seenDays) }  // every channel leaves these out
+            // Every channel leaves these out.
+            let seen = batch.map { users[$0].excluded(before: cut, seenDays: seenDays) }
             let (e, c) = try channel.lookupDistinct(engaged.flatMap { $0 }, comm: comm)
             if let walks {
                 let lists = try walks.lookup(engaged.flatMap { $0 }, comm: comm)

@@ -10,10 +10,12 @@ struct BenchRetrieval: ParsableCommand {
         abstract: "Candidates users/s per rank (1 vs 2 ranks), time per channel phase, peak memory per rank.",
         discussion: """
             Run WITHOUT mpirun (it launches `mpirun -np N` on the `mosaic` jobs beside it), from a \
-            release build. Generates a world of --users and --pins once (2 ranks), then runs `mosaic \
-            feed candidates --count --pool` on each rank count. Phases: index (read the pins and \
-            build the content IVF), trending (counts at the pins' owners, per-category tables), \
-            retrieve (per user: content queries and search, trending lists), merge + write. The \
+            release build. Generates a world of --users and --pins once (2 ranks); with --night also \
+            the night's runs on 2 ranks (graph, walks, PinSage train and embed, index, two-tower train \
+            and user vectors) so that every channel runs; then `mosaic feed candidates --count --pool` \
+            on each rank count. Phases: load (read the pins, build the content and fresh IVFs, \
+            trending tables, load the night's runs), retrieve (every channel, per user; the seconds of \
+            each channel are listed), merge + write. The \
             ratio column is users/s against the 1-rank run of the same binary (the peer here is the \
             single rank: no external system runs this funnel stage).
             """)
@@ -25,6 +27,10 @@ struct BenchRetrieval: ParsableCommand {
     @Option(help: "Candidates per channel.") var pool = 500
     @Option(help: "Work folder (deleted afterwards unless --keep).") var work = "out/bench-retrieval"
     @Flag(help: "Keep the generated files.") var keep = false
+    @Flag(help: "Build the night's runs first so that every channel runs (PinSage, two-tower, user–user CF, Pixie).")
+    var night = false
+    @Option(help: "With --night: PinSage training steps and two-tower epochs (bench settings, not the defaults).")
+    var trainSteps = 100
 
     func run() throws {
         let rankCounts = try benchRankCounts(ranks)
@@ -40,9 +46,56 @@ struct BenchRetrieval: ParsableCommand {
                 ]),
             prefix: "GENERATE")
         log("world: \(gen["users"]!) users, \(gen["pins"]!) pins, \(gen["events"]!) events")
+        var channels: [String] = []
+        if night {
+            func path(_ name: String) -> String { workURL.appendingPathComponent(name).path }
+            let steps: [(String, [String])] = [
+                ("graph", ["graph", "build", "--data", world, "--out", path("graph")]),
+                ("walks", ["graph", "walks", "--graph", path("graph"), "--out", path("walks")]),
+                (
+                    "pinsage train",
+                    [
+                        "pinsage", "train", "--data", world, "--walks", path("walks"), "--out", path("pinsage"),
+                        "--steps", "\(trainSteps)",
+                    ]
+                ),
+                (
+                    "pinsage embed",
+                    [
+                        "pinsage", "embed", "--data", world, "--walks", path("walks"), "--model", path("pinsage"),
+                        "--out", path("emb"),
+                    ]
+                ),
+                ("index", ["index", "build", "--embeddings", path("emb"), "--out", path("ivf"), "--quiet"]),
+                (
+                    "two-tower train",
+                    [
+                        "retrieval", "train", "--data", world, "--embeddings", path("emb"), "--out", path("tt"),
+                        "--epochs", "\(max(1, trainSteps / 50))",
+                    ]
+                ),
+                (
+                    "user vectors",
+                    [
+                        "retrieval", "embed-users", "--data", world, "--embeddings", path("emb"), "--model", path("tt"),
+                        "--out", path("uv"),
+                    ]
+                ),
+            ]
+            for (name, arguments) in steps {
+                let t = now()
+                let r = try benchRun(2, arguments, forwardStderr: false)
+                guard r.status == 0 else { throw ValidationError("\(name) failed:\n\(r.output.suffix(2000))") }
+                log(String(format: "night: %@ in %.1f s", name, now() - t))
+            }
+            channels = [
+                "--walks", path("walks"), "--pinsage-embeddings", path("emb"), "--pinsage-index", path("ivf"),
+                "--user-vectors", path("uv"),
+            ]
+        }
         var table = [
-            "| ranks | users/s | users/s per rank | index s | trending s | retrieve s | merge + write s | candidates / user | peak RSS per rank (MiB) | vs 1 rank |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+            "| ranks | users/s | users/s per rank | load s | retrieve s | seconds per channel (slowest rank) | merge + write s | candidates / user | peak RSS per rank (MiB) | vs 1 rank |",
+            "|---:|---:|---:|---:|---:|---|---:|---:|---|---:|",
         ]
         var base: Double? = nil
         for n in rankCounts {
@@ -52,14 +105,15 @@ struct BenchRetrieval: ParsableCommand {
                     [
                         "feed", "candidates", "--world", world, "--out", workURL.appendingPathComponent("c\(n)").path,
                         "--count", "\(count)", "--pool", "\(pool)",
-                    ], forwardStderr: false), prefix: "FEED CANDIDATES")
+                    ] + channels, forwardStderr: false), prefix: "FEED CANDIDATES")
             let rate = Double(f["users_per_s"]!)!
             base = base ?? (n == 1 ? rate : nil)
             let perUser = Double(f["candidates"]!)! / Double(f["users"]!)!
             table.append(
                 String(
                     format: "| %d | %.0f | %.0f | %@ | %@ | %@ | %@ | %.0f | %@ | %@ |", n, rate, rate / Double(n),
-                    f["index_s"]!, f["trending_s"]!, f["retrieve_s"]!, f["merge_write_s"]!, perUser,
+                    f["load_s"]!, f["retrieve_s"]!, f["channel_s"]!.replacingOccurrences(of: ",", with: ", "),
+                    f["merge_write_s"]!, perUser,
                     f["peak_rss_mib"]!, base.map { String(format: "%.2f×", rate / $0) } ?? "–"))
             log("\(n) rank(s): \(f)")
         }

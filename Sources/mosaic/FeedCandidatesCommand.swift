@@ -99,43 +99,22 @@ struct FeedCandidatesCommand: ParsableCommand {
             let source = reader.run.manifest.runID
             comm.log("feed candidates: dataset \(source), \(comm.size) rank(s)")
             let users = try UserEvents.load(world: reader, comm: comm)
-            let cut = try UserEvents.cut(holdoutDays: feed.holdoutDays, users: users, comm: comm)
-            // Only pins created before the cut can be candidates; the fresh ones get their own index.
-            let horizon = cut == .max ? try UserEvents.latest(users, comm: comm) + 1 : cut
-            let content = try ContentChannel.build(world: reader, created: Int64.min..<horizon, comm: comm)
-            let indexSeconds = now() - started
-            let trendingStart = now()
             let profiles = try UserProfile.load(world: reader, comm: comm)
-            let trending = try TrendingChannel.build(
-                users: users, profiles: profiles, cut: cut, days: feed.trendingDays, perCategory: pool,
-                content: content, comm: comm)
-            let trendingSeconds = now() - trendingStart
-            var generation = CandidateGeneration(content: content, trending: trending)
+            let cut = try UserEvents.cut(holdoutDays: feed.holdoutDays, users: users, comm: comm)
+            var inputs = CandidateGeneration.Inputs(world: reader)
+            inputs.walks = walks.map { URL(fileURLWithPath: $0) }
+            inputs.pinsageEmbeddings = pinsageEmbeddings.map { URL(fileURLWithPath: $0) }
+            inputs.pinsageIndex = pinsageIndex.map { URL(fileURLWithPath: $0) }
+            inputs.userVectors = userVectors.map { URL(fileURLWithPath: $0) }
+            inputs.freshDays = freshDays
+            inputs.cfNeighbours = cfNeighbours
+            inputs.trendingDays = feed.trendingDays
+            var generation = try CandidateGeneration.prepare(
+                inputs: inputs, users: users, profiles: profiles, cut: cut, pool: pool, comm: comm)
             feed.configure(&generation.settings)
-            generation.pool = pool
-            generation.profiles = profiles
-            generation.weights.merge(try weights) { _, new in new }
-            if freshDays > 0 {
-                generation.fresh = try ContentChannel.build(
-                    world: reader, created: (horizon - Int64(freshDays) * 86_400_000)..<horizon, comm: comm)
-            }
             generation.count = count
-            generation.walks = try walks.map { try WalkChannel.load(root: URL(fileURLWithPath: $0), comm: comm) }
-            if let pinsageEmbeddings, let pinsageIndex {
-                let pinsage = try ContentChannel.load(
-                    embeddings: URL(fileURLWithPath: pinsageEmbeddings), index: URL(fileURLWithPath: pinsageIndex),
-                    categoriesFrom: content, comm: comm)
-                generation.pinsage = pinsage
-                generation.userVectors = try userVectors.map {
-                    try UserVectorChannel.load(
-                        root: URL(fileURLWithPath: $0), embeddingVersion: pinsage.embeddingVersion, d: pinsage.d,
-                        comm: comm)
-                }
-                if userVectors != nil, cfNeighbours > 0 {
-                    generation.userCF = UserCFChannel()
-                    generation.userCF?.neighbours = cfNeighbours
-                }
-            }
+            generation.weights.merge(try weights) { _, new in new }
+            let loadSeconds = now() - started
             let t0 = now()
             var lastLog = 0.0
             let result = try generation.run(users: users, cut: cut, comm: comm) { done, total in
@@ -164,33 +143,18 @@ struct FeedCandidatesCommand: ParsableCommand {
             let mergeWriteSeconds = now() - t0 - retrieveSeconds
             var table = ""
             if feed.holdoutDays > 0, let world = FeedEvaluation.world(of: reader.run) {
-                let evaluation = FeedEvaluation(k: count, world: world, cut: cut)
-                let sizes = Array(Set([100, pool, count].filter { $0 <= count })).sorted()
-                let merged = users.indices.map { Array(candidates.pins(ofUser: $0)) }
-                let labels = [
-                    "content": "content (multi-interest IVF)", "trending": "trending by category",
-                    "pixie": "pixie (walk neighbours)", "pinsage": "pinsage (multi-interest IVF over PinSage vectors)",
-                    "two-tower": "two-tower (user vector in the PinSage index)",
-                    "user-cf": "user-cf (saves of the nearest users)",
-                    "fresh": "fresh (content IVF over pins of the last days)",
-                ]
-                let popular = try FeedPrecompute.mostSaved(users, before: cut, m: count + 200, comm: comm)
-                let popularity = users.indices.map { i in
-                    let seen = users[i].excluded(before: cut, seenDays: feed.seenDays)
-                    return Array(popular.lazy.filter { !seen.contains($0) }.prefix(count))
-                }
-                let channels =
-                    zip(result.names, result.lists).map { (labels[$0] ?? $0, $1) } + [
-                        ("merged", merged), ("popularity (most saved, baseline)", popularity),
-                    ]
-                let rows = try evaluation.candidateRecall(users: users, channels: channels, sizes: sizes, comm: comm)
-                table = FeedEvaluation.markdown(rows, sizes: sizes, oracleCount: 100)
+                table = try result.evaluate(
+                    users: users, cut: cut, world: world, pool: pool, count: count, seenDays: feed.seenDays, comm: comm)
             }
             let totalUsers = try comm.allreduce(Int64(users.count))
             let totalCandidates = try comm.allreduce(Int64(candidates.pins.count))
             let memory = try comm.peakMemoryPerRank()
-            let slowestIndex = try comm.allreduce(indexSeconds, op: .max)
-            let slowestTrending = try comm.allreduce(trendingSeconds, op: .max)
+            let slowestLoad = try comm.allreduce(loadSeconds, op: .max)
+            var channelSeconds: [String] = []
+            for name in result.seconds.keys.sorted() {
+                let slowest = try comm.allreduce(result.seconds[name]!, op: .max)
+                channelSeconds.append(String(format: "%@:%.2f", name, slowest))
+            }
             if comm.isRoot {
                 if feed.holdoutDays > 0 {
                     print("cut_ms=\(cut) (build the walks' graph with `graph build --before-ms \(cut)`)")
@@ -198,9 +162,10 @@ struct FeedCandidatesCommand: ParsableCommand {
                 print(
                     String(
                         format:
-                            "FEED CANDIDATES ranks=%d users=%lld candidates=%lld seconds=%.2f users_per_s=%.0f index_s=%.2f trending_s=%.2f retrieve_s=%.2f merge_write_s=%.2f peak_rss_mib=%@ run=%@",
+                            "FEED CANDIDATES ranks=%d users=%lld candidates=%lld seconds=%.2f users_per_s=%.0f load_s=%.2f retrieve_s=%.2f merge_write_s=%.2f channel_s=%@ peak_rss_mib=%@ run=%@",
                         comm.size, totalUsers, totalCandidates, seconds, Double(totalUsers) / max(seconds, 1e-9),
-                        slowestIndex, slowestTrending, retrieveSeconds, mergeWriteSeconds, memory, manifest.runID))
+                        slowestLoad, retrieveSeconds, mergeWriteSeconds, channelSeconds.joined(separator: ","), memory,
+                        manifest.runID))
                 if !table.isEmpty { print("\n" + table) }
             }
         }
