@@ -120,7 +120,10 @@ let package = Package(
         // and every user's feed precomputed.
         .target(
             name: "Feed",
-            dependencies: ["EventData", "Publishing", "Events", "Index", "Graph", "Models", "Collective", "Artifacts"],
+            dependencies: [
+                "EventData", "Publishing", "Events", "Index", "Graph", "Models", "Ranking", "Learning", "Collective",
+                "Artifacts",
+            ],
             swiftSettings: swiftSettings),
 
         // MARK: - Serving

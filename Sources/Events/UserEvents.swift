@@ -6,6 +6,9 @@ import Foundation
 public struct UserEvents: Sendable {
     public var user: Int64
     public var pins: [Int64] = [], types: [UInt8] = [], times: [Int64] = []
+    /// Per event: its session, feed slot and surface (filled by `load(world:comm:)`; empty for
+    /// events built by hand).
+    public var sessions: [Int64] = [], positions: [Int32] = [], surfaces: [UInt8] = []
 
     /// A user with no events yet (append them in time order).
     public init(user: Int64) { self.user = user }
@@ -30,6 +33,30 @@ public struct UserEvents: Sendable {
         return Set(
             pins.indices.filter { times[$0] < cut && (times[$0] >= since || kept.contains(types[$0])) }.map { pins[$0] }
         )
+    }
+
+    /// For every event: for an impression, the bit mask (`1 << EventType.rawValue`) of the
+    /// engagements the user performed on the same pin in the same session at or after it,
+    /// credited to the latest such impression only (as `ImpressionLabels`); 0 for other events.
+    /// Needs `sessions`.
+    public func impressionLabels() -> [UInt8] {
+        precondition(sessions.count == pins.count, "impressionLabels needs the events' sessions")
+        struct Key: Hashable { let session: Int64, pin: Int64 }
+        var labels = [UInt8](repeating: 0, count: pins.count)
+        var after: [Key: (mask: UInt8, first: Int64)] = [:]
+        for i in pins.indices.reversed() {
+            let k = Key(session: sessions[i], pin: pins[i])
+            if types[i] == EventType.impression.rawValue {
+                if let a = after[k], a.first >= times[i] {
+                    labels[i] = a.mask
+                    after[k] = nil
+                }
+            } else {
+                let old = after[k]
+                after[k] = ((old?.mask ?? 0) | UInt8(1) << types[i], min(old?.first ?? .max, times[i]))
+            }
+        }
+        return labels
     }
 
     /// Pins saved at or after `cut` (the held-out saves of an evaluation).
@@ -80,16 +107,22 @@ public struct UserEvents: Sendable {
         }
         for t in tables {
             let users = t.i64("user_id"), p = t.i64("pin_id"), ts = t.i64("timestamp_ms"), ty = t.uint8["event_type"]!
+            let session = t.i64("session_id"), position = t.int32["position"]!, surface = t.uint8["surface"]!
             for i in 0..<t.count {
                 byUser[users[i], default: UserEvents(user: users[i])].pins.append(p[i])
                 byUser[users[i]]!.types.append(ty[i])
                 byUser[users[i]]!.times.append(ts[i])
+                byUser[users[i]]!.sessions.append(session[i])
+                byUser[users[i]]!.positions.append(position[i])
+                byUser[users[i]]!.surfaces.append(surface[i])
             }
         }
         return byUser.keys.sorted().map { u in
             var e = byUser[u]!
             let order = e.times.indices.sorted { (e.times[$0], $0) < (e.times[$1], $1) }
             e.pins = order.map { e.pins[$0] }; e.types = order.map { e.types[$0] }; e.times = order.map { e.times[$0] }
+            e.sessions = order.map { e.sessions[$0] }; e.positions = order.map { e.positions[$0] }
+            e.surfaces = order.map { e.surfaces[$0] }
             return e
         }
     }

@@ -203,3 +203,25 @@ extension TwoTowerModel: TrainableModel {
         return (total, [])
     }
 }
+
+extension TwoTowerModel where T == Float {
+    /// The model of the two-tower run at `root` (`mosaic retrieval train`) with its version,
+    /// checked against the PinSage vectors it will read.
+    ///
+    /// - Throws: `ArtifactError` naming the model file when it was trained on other embeddings
+    ///   than `embeddingVersion` or has another width than `d`.
+    public static func load(run root: URL, embeddingVersion: String, d: Int) throws -> (
+        model: TwoTowerModel, version: String
+    ) {
+        let path = try PublishedRun.open(root: root).paths(of: "model")[0]
+        let (model, version, trainedOn) = try load(path: path)
+        guard trainedOn == embeddingVersion, model.config.d == d else {
+            throw ArtifactError(
+                file: path,
+                message:
+                    "model trained on embeddings '\(trainedOn)' (d \(model.config.d)); the embeddings given are '\(embeddingVersion)' (d \(d)): retrain with `mosaic retrieval train` on them"
+            )
+        }
+        return (model, version)
+    }
+}

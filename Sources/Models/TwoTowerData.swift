@@ -66,6 +66,15 @@ public struct UserTowerState: Sendable {
         lastEngagement = time
     }
 
+    /// The decayed mean of the engagements' vectors (d; zeros before any engagement).
+    public var longTermMean: [Float] { long.map { longWeight > 0 ? $0 / longWeight : 0 } }
+
+    /// The mean of the last `shortLength` engagements' vectors (d; zeros before any).
+    public var shortTermMean: [Float] {
+        let d = config.d, n = short.count / max(d, 1)
+        return (0..<d).map { j in n > 0 ? (0..<n).reduce(Float(0)) { $0 + short[$1 * d + j] } / Float(n) : 0 }
+    }
+
     /// Appends the tower's input row (`config.inputWidth`) for a request at `time` (ms) by a
     /// user with `profile` (nil: unknown) to `out`.
     public func encode(at time: Int64, profile: UserProfile?, into out: inout [Float]) {

@@ -10,5 +10,5 @@ struct FeedCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "feed",
         abstract: "Home feeds built from a published dataset.",
-        subcommands: [FeedCandidatesCommand.self, FeedPrecomputeCommand.self, FeedPreview.self])
+        subcommands: [FeedCandidatesCommand.self, FeedRankCommand.self, FeedPrecomputeCommand.self, FeedPreview.self])
 }

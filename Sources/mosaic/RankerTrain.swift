@@ -9,7 +9,8 @@ import Ranking
 struct RankerTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train a ranker on a CTR CSV (BARS layout: label,f1,…,fF), early-stopping on --valid.",
+        abstract:
+            "Train the feed's ranker on a dataset run's impressions (--data), or a ranker on a CTR CSV (BARS layout: label,f1,…,fF).",
         discussion: """
             --frappe DIR takes train.csv, valid.csv and test.csv from DIR (BARS Frappe_x1) and \
             prints test AUC/logloss beside the BARS leaderboard. Each rank reads only its block of \
@@ -17,8 +18,19 @@ struct RankerTrain: ParsableCommand {
             batch is split over ranks and the ranks exchange the rows their slice needs, so 1, 2 \
             or 4 ranks train the same model. The RANKER TRAIN line shows the rows and the peak \
             resident memory of every rank.
+
+            --data RUN --embeddings RUN [--user-model RUN]: one row per impression before the cut with \
+            the feed's features as of its request (Feed.FeedFeatures: category, surface, device, \
+            country, hour; pin age, the user's engagements, the pin's impressions and smoothed \
+            closeup / save rates before that day, the two-tower score, the cosines with the user's \
+            decayed and recent engagements, the category share; the PinSage vector; the slot for the \
+            position tower), labels save and closeup from the same session; the last --valid-days \
+            are the validation rows (early stopping, Platt calibration); rows dealt by a hash so 1, 2 \
+            and 4 ranks train the same model. DCN-v2 + MMoE (Feed.FeedRankerSetup), saved with its \
+            calibration to --out.
             """)
 
+    @OptionGroup var dataset: RankerRunInputs
     @Option(help: "Folder with BARS Frappe_x1 train.csv, valid.csv, test.csv.") var frappe: String?
     @Option(help: "Training CSV (label,f1,…,fF with header).") var train: String?
     @Option(help: "Validation CSV for early stopping.") var valid: String?
@@ -47,6 +59,7 @@ struct RankerTrain: ParsableCommand {
     @Option(help: "Where to save the model (HDF5 with its config).") var out: String?
 
     func run() throws {
+        if dataset.data != nil { return try runOnDataset() }
         Communicator.runJob { comm in
             var cfg = RankerConfig()
             if let config {

@@ -25,17 +25,9 @@ struct RetrievalEmbedUsers: ParsableCommand {
     func run() throws {
         Communicator.runJob { comm in
             let t0 = now()
-            let run = try PublishedRun.open(root: URL(fileURLWithPath: model))
-            let path = try run.paths(of: "model")[0]
-            let (tower, version, trainedOn) = try TwoTowerModel<Float>.load(path: path)
             let (users, profiles, vectors, embeddingVersion, cut, dataset) = try inputs.load(comm: comm)
-            guard trainedOn == embeddingVersion, tower.config.d == vectors.d else {
-                throw ArtifactError(
-                    file: path,
-                    message:
-                        "model trained on embeddings '\(trainedOn)' (d \(tower.config.d)); the embeddings at \(inputs.embeddings) are '\(embeddingVersion)' (d \(vectors.d)): retrain with `mosaic retrieval train --embeddings \(inputs.embeddings)`"
-                )
-            }
+            let (tower, version) = try TwoTowerModel<Float>.load(
+                run: URL(fileURLWithPath: model), embeddingVersion: embeddingVersion, d: vectors.d)
             let embedded = try UserVectors.embed(
                 users: users, profiles: profiles, vectors: vectors, model: tower, at: cut, modelVersion: version,
                 embeddingVersion: embeddingVersion, batchUsers: inputs.batchUsers, comm: comm)

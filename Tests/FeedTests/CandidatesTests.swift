@@ -92,7 +92,8 @@ struct CandidatesJobTests {
     }
 
     @Test(
-        "`mosaic feed candidates`: the same merged candidates on 1, 2 and 4 ranks; every candidate names its channels")
+        "the funnel under mpirun: two-tower, candidates, ranker and ranked feeds give the same results on 1, 2 and 4 ranks; every candidate names its channels"
+    )
     func sameCandidatesAnyRankCount() throws {
         let world = try MPIRun.temporaryDirectory("candidates-world")
         let gen = try MPIRun.mosaic(
@@ -186,7 +187,7 @@ struct CandidatesJobTests {
                 [
                     "feed", "candidates", "--world", world.path, "--out", out.path, "--count", "80", "--pool", "50",
                     "--batch-users", "16", "--walks", walks.path, "--pinsage-embeddings", path("emb"),
-                    "--pinsage-index", path("ivf"), "--user-vectors", path("uv"),
+                    "--pinsage-index", path("ivf"), "--user-vectors", path("uv"), "--holdout-days", "1",
                 ])
             #expect(r.status == 0 && r.stdout.contains("FEED CANDIDATES ranks=\(ranks) users=150"), "\(r.output)")
             runs.append(try read(out))
@@ -223,5 +224,50 @@ struct CandidatesJobTests {
         #expect(shared > 0, "no pin proposed by several channels")
         #expect(
             proposed.allSatisfy { $0 > 0 }, "candidates per channel \(zip(expected, proposed).map { "\($0)=\($1)" })")
+
+        // The ranking stage: the ranker trained on the run's impressions (the same model on 1, 2
+        // and 4 ranks), then every user's candidates ranked and re-ranked into the feed (the same
+        // feeds on 1 and 2 ranks), judged beside the other policies.
+        func trainRanker(_ ranks: Int) throws -> Double {
+            let r = try MPIRun.mosaic(
+                ranks: ranks,
+                [
+                    "ranker", "train", "--data", world.path, "--embeddings", path("emb"), "--user-model",
+                    path("tt-2"), "--holdout-days", "1", "--epochs", "2", "--batch-size", "512", "--out",
+                    path("ranker-\(ranks).h5"),
+                ])
+            #expect(r.status == 0 && r.stdout.contains("RANKER TRAIN ranks=\(ranks)"), "\(r.output)")
+            let sum = r.stdout.components(separatedBy: "param_sum=").last?.prefix { !$0.isWhitespace } ?? ""
+            return Double(sum) ?? .nan
+        }
+        let rankerSums = try [1, 2, 4].map(trainRanker)
+        for s in rankerSums.dropFirst() {
+            #expect(abs(s - rankerSums[0]) <= 1e-4 * max(1, abs(rankerSums[0])), "ranker parameter sums \(rankerSums)")
+        }
+        var feeds: [[Int64: [Int64]]] = []
+        for ranks in [1, 2] {
+            let r = try MPIRun.mosaic(
+                ranks: ranks,
+                [
+                    "feed", "rank", "--world", world.path, "--candidates", outs[0].path, "--embeddings", path("emb"),
+                    "--ranker", path("ranker-1.h5"), "--user-model", path("tt-2"), "--out", path("ranked-\(ranks)"),
+                    "--k", "10", "--keep", "40", "--batch-users", "16",
+                ])
+            #expect(r.status == 0 && r.stdout.contains("FEED RANK ranks=\(ranks) users="), "\(r.output)")
+            #expect(
+                r.stdout.contains("| ranked + diversity re-rank (published)") && r.stdout.contains("| oracle"),
+                "\(r.output)")
+            var byUser: [Int64: [Int64]] = [:]
+            for file in try PublishedRun.open(root: URL(fileURLWithPath: path("ranked-\(ranks)"))).paths(of: "feeds") {
+                let f = try H5File(path: file, mode: .read)
+                let users = try f.root.read("user_id", as: Int64.self), pins = try f.root.read("pin_id", as: Int64.self)
+                for (i, u) in users.enumerated() { byUser[u] = Array(pins[i * 10..<(i + 1) * 10]) }
+            }
+            feeds.append(byUser)
+        }
+        // Every user with an event before the cut gets a feed (the others are cold start).
+        #expect(
+            feeds[0].count > 130 && feeds[0] == feeds[1], "the same feeds on 1 and 2 ranks: \(feeds[0].count) users")
+        #expect(feeds[0].values.filter { $0.allSatisfy { $0 >= 0 } }.count > 100, "most feeds are full")
     }
 }

@@ -1,0 +1,138 @@
+import Artifacts
+import Collective
+import EventData
+import Foundation
+import Publishing
+
+/// The ranked feeds of this rank's users: the artifact `feeds` of `mosaic feed rank`.
+///
+/// HDF5 layout of each shard `feeds/part-RRRRR-of-SSSSS.h5` (one per rank, the rank's users):
+/// `user_id` int64 (n); `pin_id` int64 (n, k), the feed after the diversity re-rank, −1 where
+/// shorter (the layout of `feed precompute`, so the serving shard reads either); `score`,
+/// `p_save`, `p_closeup` float32 (n, k) and `channels` uint8 (n, k), the candidate's channel
+/// mask; group `/ranked`: `offsets` int64 (n + 1), user i's ranked candidates (best first, up to
+/// `keep`) being rows `offsets[i] ..< offsets[i + 1]` of `pin_id` int64, `score`, `p_save`,
+/// `p_closeup` float32, `channels` uint8 — what the serving shard re-scores online. Attributes
+/// `k`, `cut_ms`, `source_run`, `channel_names`, `ranker`, `save_weight`, `closeup_weight`.
+public struct RankedFeeds: Sendable {
+    public var k: Int
+    public var users: [Int64] = []
+    public var feedPins: [Int64] = [], feedScore: [Float] = [], feedSave: [Float] = [], feedCloseup: [Float] = []
+    public var feedChannels: [UInt8] = []
+    public var offsets: [Int64] = [0]
+    public var pins: [Int64] = [], score: [Float] = [], pSave: [Float] = [], pCloseup: [Float] = []
+    public var channels: [UInt8] = []
+
+    public init(k: Int) { self.k = k }
+
+    /// Appends one user's ranking (`FeedRanking.Ranked`), with the channel mask of each pin.
+    public mutating func append(user: Int64, _ r: FeedRanking.Ranked, channelOf: [Int64: UInt8]) {
+        users.append(user)
+        for slot in 0..<k {
+            if slot < r.feed.count {
+                let j = r.feed[slot]
+                feedPins.append(r.pins[j])
+                feedScore.append(r.score[j])
+                feedSave.append(r.pSave[j])
+                feedCloseup.append(r.pCloseup[j])
+                feedChannels.append(channelOf[r.pins[j]] ?? 0)
+            } else {
+                feedPins.append(-1)
+                feedScore.append(0)
+                feedSave.append(0)
+                feedCloseup.append(0)
+                feedChannels.append(0)
+            }
+        }
+        pins += r.pins
+        score += r.score
+        pSave += r.pSave
+        pCloseup += r.pCloseup
+        channels += r.pins.map { channelOf[$0] ?? 0 }
+        offsets.append(Int64(pins.count))
+    }
+
+    /// User i's feed (padding dropped).
+    public func feed(ofUser i: Int) -> [Int64] { feedPins[i * k..<(i + 1) * k].filter { $0 >= 0 } }
+
+    /// User i's ranked candidates, best first.
+    public func ranked(ofUser i: Int) -> ArraySlice<Int64> { pins[Int(offsets[i])..<Int(offsets[i + 1])] }
+
+    /// Writes this rank's shard into `run` and records it.
+    public func write(to run: RunWriter, attributes: [String: String], cutMs: Int64) throws {
+        let path = try run.shardPath(artifact: "feeds")
+        do {
+            let f = try H5File(path: path, mode: .create)
+            let n = users.count
+            try f.root.write("user_id", users)
+            try f.root.write("pin_id", feedPins, shape: [n, k])
+            try f.root.write("score", feedScore, shape: [n, k])
+            try f.root.write("p_save", feedSave, shape: [n, k])
+            try f.root.write("p_closeup", feedCloseup, shape: [n, k])
+            try f.root.write("channels", feedChannels, shape: [n, k])
+            let g = try f.root.createGroup("ranked")
+            try g.write("offsets", offsets)
+            try g.write("pin_id", pins)
+            try g.write("score", score)
+            try g.write("p_save", pSave)
+            try g.write("p_closeup", pCloseup)
+            try g.write("channels", channels)
+            try f.root.setAttribute("k", Int64(k))
+            try f.root.setAttribute("cut_ms", cutMs)
+            for (key, value) in attributes.sorted(by: { $0.key < $1.key }) { try f.root.setAttribute(key, value) }
+            try f.flush()
+        }
+        try run.record(artifact: "feeds", path: path, rows: users.count)
+    }
+}
+
+extension Candidates {
+    /// Collective: the candidates of the users this rank owns from the candidates run at `root`
+    /// (`Sharding.owner` over `comm.size`): rank r reads shards r, r + size, …, and when the run
+    /// was written by another rank count the users are routed to their owners.
+    public static func readMine(root: URL, comm: Communicator) throws -> Candidates {
+        let paths = try PublishedRun.open(root: root).paths(of: "candidates")
+        var names: [String] = []
+        var mine: Candidates? = nil
+        for (i, path) in paths.enumerated() where i % comm.size == comm.rank {
+            let c = try read(path: path)
+            if mine == nil { mine = Candidates(channelNames: c.channelNames) }
+            for u in c.users.indices {
+                let rows = Int(c.offsets[u])..<Int(c.offsets[u + 1])
+                mine!.users.append(c.users[u])
+                mine!.pins += c.pins[rows]
+                mine!.channels += c.channels[rows]
+                let w = c.channelNames.count
+                mine!.channelRanks += c.channelRanks[rows.lowerBound * w..<rows.upperBound * w]
+                mine!.offsets.append(Int64(mine!.pins.count))
+            }
+        }
+        names = try comm.broadcast(string: mine?.channelNames.joined(separator: ",") ?? "").split(separator: ",").map(
+            String.init)
+        var out = mine ?? Candidates(channelNames: names)
+        if paths.count == comm.size { return out }
+        // Route each user's rows to the owner: [user, n, pins…, masks…, ranks…].
+        let w = names.count
+        var outgoing = [[Int64]](repeating: [], count: comm.size)
+        for u in out.users.indices {
+            let rows = Int(out.offsets[u])..<Int(out.offsets[u + 1])
+            var msg: [Int64] = [out.users[u], Int64(rows.count)] + out.pins[rows]
+            msg += out.channels[rows].map { Int64($0) }
+            msg += out.channelRanks[rows.lowerBound * w..<rows.upperBound * w].map { Int64($0) }
+            outgoing[Sharding.owner(out.users[u], ranks: comm.size)] += msg
+        }
+        let (received, _) = try comm.alltoallv(outgoing.flatMap { $0 }, sendCounts: outgoing.map(\.count))
+        out = Candidates(channelNames: names)
+        var i = 0
+        while i < received.count {
+            let n = Int(received[i + 1])
+            out.users.append(received[i])
+            out.pins += received[(i + 2)..<(i + 2 + n)]
+            out.channels += received[(i + 2 + n)..<(i + 2 + 2 * n)].map { UInt8($0) }
+            out.channelRanks += received[(i + 2 + 2 * n)..<(i + 2 + 2 * n + n * w)].map { Int32($0) }
+            out.offsets.append(Int64(out.pins.count))
+            i += 2 + 2 * n + n * w
+        }
+        return out
+    }
+}

@@ -1,0 +1,163 @@
+import ArgumentParser
+import Artifacts
+import Collective
+import EventData
+import Events
+import Feed
+import Foundation
+import Models
+import ProcessKit
+import Publishing
+import Ranking
+
+/// `mosaic feed rank`: every user's merged candidates ranked and re-ranked into the feed.
+struct FeedRankCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rank",
+        abstract: "Rank every user's merged candidates with the ranker, re-rank for diversity, publish the feeds.",
+        discussion: """
+            Reads the candidates run of `mosaic feed candidates` (each rank its users) and scores each \
+            user's candidates with the ranker of `ranker train --data` through the serving fast path \
+            (RequestScorer, position-free), features as of the candidates' cut (Feed.FeedFeatures, the \
+            training rows' implementation); calibrated P(save) and P(closeup) combine as \
+            --save-weight · P(save) + --closeup-weight · P(closeup); the top --keep stay ranked for the \
+            serving shard and the diversity re-rank (MMR over the PinSage vectors, category cap) picks \
+            the --k feed. Only users with an event in the last --active-days get a feed (the others \
+            get the cold-start path at serving); both counts are printed. Publishes the artifact \
+            `feeds` (docs/artifacts.md). When the candidates hold out the last days of a generated \
+            world, prints every policy beside the others under the world's truth.
+            """)
+
+    @Option(help: "Root folder of the dataset runs (its `current` run is read).") var world = "out/world"
+    @Option(help: "Root of the candidates run (`mosaic feed candidates`).") var candidates = "out/candidates"
+    @Option(help: "Root of the PinSage embeddings run the ranker was trained with.") var embeddings = "out/embeddings"
+    @Option(help: "The ranker model file (`mosaic ranker train --data … --out FILE`).") var ranker = "out/ranker.h5"
+    @Option(help: "Root of the two-tower run, when the ranker was trained with it (`--user-model`).") var userModel:
+        String?
+    @Option(help: "Root folder the feeds are published under.") var out = "out/feeds"
+    @Option(help: "Run id (default: ranked-<candidates run id>).") var runID: String?
+    @Option(help: "Feed length.") var k = 50
+    @Option(help: "Ranked candidates kept per user for the serving shard.") var keep = 500
+    @Option(help: "Weight of the calibrated P(save) in the score.") var saveWeight = 1.0
+    @Option(
+        help:
+            "Weight of the calibrated P(closeup) in the score (1: the closeup head, trained on ten times more positives, ranks the truth better; docs/feed.md)."
+    )
+    var closeupWeight = 1.0
+    @Option(help: "Diversity trade-off λ of the re-rank (1 = ranked order; 0.85 measured best with the cap of 4).")
+    var diversity = 0.85
+    @Option(help: "Re-rank window (slots).") var window = 8
+    @Option(help: "At most this many pins of a category per window.") var maxPerCategory = 4
+    @Option(help: "Only users with an event in the last D days before the cut get a feed (0 = every user).")
+    var activeDays = 0
+    @Option(help: "Users per rank per round.") var batchUsers = 256
+
+    func validate() throws {
+        guard k >= 1, keep >= k, (0...1).contains(diversity), window >= 1, maxPerCategory >= 1, activeDays >= 0 else {
+            throw ValidationError(
+                "--k ≥ 1, --keep ≥ --k, --diversity in [0, 1], --window and --max-per-category ≥ 1, --active-days ≥ 0")
+        }
+        guard saveWeight >= 0, closeupWeight >= 0, saveWeight + closeupWeight > 0 else {
+            throw ValidationError("--save-weight and --closeup-weight ≥ 0, not both 0")
+        }
+    }
+
+    func run() throws {
+        Communicator.runJob { comm in
+            let t0 = now()
+            let reader = try DatasetReader(root: URL(fileURLWithPath: world))
+            let candidateRun = try PublishedRun.open(root: URL(fileURLWithPath: candidates))
+            let cut = try H5File(path: try candidateRun.paths(of: "candidates")[0], mode: .read).root.intAttribute(
+                "cut_ms")
+            var allUsers = try UserEvents.load(world: reader, comm: comm)
+            let profiles = try UserProfile.load(world: reader, comm: comm)
+            let mine = try Candidates.readMine(root: URL(fileURLWithPath: candidates), comm: comm)
+            let pins = try PinFeatureTable.load(world: reader, embeddings: URL(fileURLWithPath: embeddings), comm: comm)
+            let (config, model, calibrators) = try RankerArtifact.load(ranker)
+            guard let net = model as? RankerModel<Float>, config.contentWidth == pins.d else {
+                throw ArtifactError(
+                    file: ranker,
+                    message:
+                        "expected a DCN-v2 ranker over PinSage vectors of width \(pins.d) (`ranker train --data`), found \(config.architecture.rawValue) with content width \(config.contentWidth)"
+                )
+            }
+            let tower = try userModel.map {
+                try TwoTowerModel<Float>.load(
+                    run: URL(fileURLWithPath: $0), embeddingVersion: pins.embeddingVersion, d: pins.d
+                ).model
+            }
+            let stats = try PinDailyStats.build(users: allUsers, before: cut, comm: comm)
+            // Users with candidates, active in the window; aligned with their candidates.
+            let since = activeDays > 0 && cut != .max ? cut - Int64(activeDays) * 86_400_000 : Int64.min
+            let rowOf = Dictionary(uniqueKeysWithValues: mine.users.enumerated().map { ($1, $0) })
+            allUsers = allUsers.filter { rowOf[$0.user] != nil }
+            let users = allUsers.filter { u in u.times.contains { $0 >= since && $0 < cut } }
+            var ranking = FeedRanking(model: net, calibrators: calibrators, tower: tower)
+            ranking.saveWeight = saveWeight
+            ranking.closeupWeight = closeupWeight
+            ranking.k = k
+            ranking.keep = keep
+            ranking.batchUsers = batchUsers
+            ranking.rerank = DiversityRerank(lambda: diversity, window: window, maxPerCategory: maxPerCategory)
+            var aligned = Candidates(channelNames: mine.channelNames)
+            for u in users {
+                let i = rowOf[u.user]!, rows = Int(mine.offsets[i])..<Int(mine.offsets[i + 1])
+                let w = mine.channelNames.count
+                aligned.users.append(u.user)
+                aligned.pins += mine.pins[rows]
+                aligned.channels += mine.channels[rows]
+                aligned.channelRanks += mine.channelRanks[rows.lowerBound * w..<rows.upperBound * w]
+                aligned.offsets.append(Int64(aligned.pins.count))
+            }
+            let t1 = now()
+            var progress = JobProgress(comm: comm, label: "feed rank")
+            let ranked = try ranking.rank(
+                users: users, profiles: profiles, candidates: users.indices.map { Array(aligned.pins(ofUser: $0)) },
+                pins: pins, stats: stats, at: cut, comm: comm
+            ) { done, total in progress.update(done: done, total: total, items: done, unit: "users") }
+            let rankSeconds = now() - t1
+            var feeds = RankedFeeds(k: k)
+            for (i, u) in users.enumerated() {
+                let rows = Int(aligned.offsets[i])..<Int(aligned.offsets[i + 1])
+                var channelOf: [Int64: UInt8] = [:]
+                for r in rows { channelOf[aligned.pins[r]] = aligned.channels[r] }
+                feeds.append(user: u.user, ranked[i], channelOf: channelOf)
+            }
+            let id = runID ?? "ranked-\(candidateRun.manifest.runID)"
+            let writer = try RunWriter(
+                root: URL(fileURLWithPath: out), runID: id, producer: "mosaic feed rank",
+                config: [
+                    "world": reader.run.manifest.runID, "candidates": candidateRun.manifest.runID, "ranker": ranker,
+                    "k": "\(k)", "save_weight": "\(saveWeight)", "closeup_weight": "\(closeupWeight)",
+                    "diversity": "\(diversity)", "active_days": "\(activeDays)",
+                ], comm: comm)
+            try feeds.write(
+                to: writer,
+                attributes: [
+                    "source_run": reader.run.manifest.runID,
+                    "channel_names": aligned.channelNames.joined(separator: ","),
+                    "ranker": ranker,
+                ], cutMs: cut)
+            let manifest = try writer.commit()
+            var table = ""
+            if cut != .max, let truth = FeedEvaluation.world(of: reader.run) {
+                let latest = try UserEvents.latest(allUsers, comm: comm)
+                table = try FeedRanking.report(
+                    users: users, candidates: aligned, feeds: feeds, k: k, cut: cut, world: truth,
+                    holdoutDays: Int((latest - cut + 86_399_999) / 86_400_000), comm: comm)
+            }
+            var counts = [Int64(users.count), Int64(allUsers.count - users.count)]
+            try comm.allreduce(&counts)
+            let memory = try comm.peakMemoryPerRank()
+            if comm.isRoot {
+                print(
+                    String(
+                        format:
+                            "FEED RANK ranks=%d users=%lld inactive=%lld k=%d seconds=%.2f rank_s=%.2f users_per_s=%.0f peak_rss_mib=%@ run=%@",
+                        comm.size, counts[0], counts[1], k, now() - t0, rankSeconds,
+                        Double(counts[0]) / max(rankSeconds, 1e-9), memory, manifest.runID))
+                if !table.isEmpty { print("\n" + table) }
+            }
+        }
+    }
+}
