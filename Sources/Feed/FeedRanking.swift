@@ -24,6 +24,28 @@ public struct FeedRanking {
     /// per rank per round.
     public var k = 50, keep = 500, batchUsers = 256
     public var rerank = DiversityRerank(lambda: 0.85, window: 8, maxPerCategory: 4)
+    /// Slots of the feed kept for fresh pins (created in the last `freshWindow` ms): the best
+    /// scored fresh candidates not already in the feed take slots k/(n+1), 2k/(n+1), …
+    public var freshSlots = 5
+    public var freshWindow: Int64 = 2 * 86_400_000
+
+    /// `feed` (indices of ranked candidates) with up to `slots` of the `fresh` indices (best
+    /// first) placed at evenly spaced slots, the feed's own pins after them shifted down, the
+    /// length at most `k`. A feed already holding that many fresh pins is left as is.
+    public static func withFreshSlots(_ feed: [Int], fresh: [Int], slots: Int, k: Int) -> [Int] {
+        let freshSet = Set(fresh)
+        let missing = slots - feed.filter { freshSet.contains($0) }.count
+        guard missing > 0 else { return feed }
+        let inFeed = Set(feed)
+        let extra = fresh.filter { !inFeed.contains($0) }.prefix(missing)
+        guard !extra.isEmpty else { return feed }
+        var out = feed
+        for (n, j) in extra.enumerated() {
+            let slot = min(out.count, (n + 1) * k / (extra.count + 1))
+            out.insert(j, at: slot)
+        }
+        return Array(out.prefix(k))
+    }
 
     public init(model: RankerModel<Float>, calibrators: [String: Calibrator], tower: TwoTowerModel<Float>?) {
         scorer = RequestScorer(model)
@@ -124,6 +146,12 @@ public struct FeedRanking {
                 }
                 ranked.feed = rerank.order(
                     scores: ranked.score, categories: categories, embeddings: embeddings, d: d, k: k)
+                if freshSlots > 0 {
+                    let fresh = ranked.pins.indices.filter {
+                        fetched.createdAt[row[ranked.pins[$0]]!] >= now - freshWindow
+                    }
+                    ranked.feed = Self.withFreshSlots(ranked.feed, fresh: fresh, slots: freshSlots, k: k)
+                }
                 out[b] = ranked
             }
             done += Int(try comm.allreduce(Int64(batch.count)))
@@ -138,10 +166,11 @@ extension FeedRanking {
     /// (`FeedEvaluation`: logged HR / recall of the held-out saves and, with a world, the
     /// expected saves under the truth and the oracle row): popularity, each channel's own list,
     /// the merged candidates unranked, the ranked candidates without and with the re-rank.
-    /// `candidates` is aligned with `users` (`Candidates` rows), `feeds` likewise.
+    /// `candidates` is aligned with `users` (`Candidates` rows), `feeds` likewise. With `pins`,
+    /// a second table: each policy's shape (`FeedShape`).
     public static func report(
         users: [UserEvents], candidates: Candidates, feeds: RankedFeeds, k: Int, cut: Int64, world: WorldGenerator?,
-        holdoutDays: Int, comm: Communicator
+        holdoutDays: Int, pins: PinFeatureTable? = nil, freshDays: Int = 2, comm: Communicator
     ) throws -> String {
         let popular = try FeedPrecompute.mostSaved(users, before: cut, m: k + 1_000, comm: comm)
         var policies: [(name: String, feeds: [[Int64]])] = [
@@ -173,6 +202,95 @@ extension FeedRanking {
         policies.append(("ranked + diversity re-rank (published)", users.indices.map { feeds.feed(ofUser: $0) }))
         let evaluation = FeedEvaluation(k: k, world: world, cut: cut)
         let rows = try evaluation.evaluate(users: users, policies: policies, comm: comm)
-        return FeedEvaluation.markdown(rows, k: k, holdoutDays: holdoutDays)
+        var table = FeedEvaluation.markdown(rows, k: k, holdoutDays: holdoutDays)
+        if let pins {
+            let shape = try FeedShape.measure(
+                policies: policies, pins: pins, freshSince: cut - Int64(freshDays) * 86_400_000, comm: comm)
+            table += "\n\n" + FeedShape.markdown(shape, freshDays: freshDays)
+        }
+        return table
+    }
+}
+
+/// What a feed looks like beyond its saves: distinct categories per feed, the mean pairwise
+/// cosine of its pins' PinSage vectors (intra-list similarity: lower is more diverse), the
+/// share of the catalogue that some user's feed shows (coverage), and the share of fresh pins.
+public enum FeedShape {
+    public struct Row: Sendable {
+        public var policy: String
+        public var categoriesPerFeed: Double, intraListCosine: Double, coverage: Double, freshShare: Double
+    }
+
+    /// Collective: one row per policy (each rank passes its users' feeds). Coverage counts the
+    /// distinct pins over every rank's feeds (at the pins' owners) over the pins of `pins`.
+    public static func measure(
+        policies: [(name: String, feeds: [[Int64]])], pins: PinFeatureTable, freshSince: Int64, comm: Communicator
+    ) throws -> [Row] {
+        let d = pins.d
+        let catalogue = Double(try comm.allreduce(Int64(pins.table.ids.count)))
+        var out: [Row] = []
+        for policy in policies {
+            let all = policy.feeds.flatMap { $0 }
+            let fetched = try pins.lookup(all, comm: comm)
+            var sums = [0.0, 0.0, 0.0, 0.0, 0.0]  // categories, cosine, pairs users, fresh, pins
+            var at = 0
+            for feed in policy.feeds {
+                defer { at += feed.count }
+                guard !feed.isEmpty else { continue }
+                sums[0] += Double(Set(fetched.categories[at..<at + feed.count]).count)
+                var unit = [[Float]]()
+                for i in at..<at + feed.count {
+                    let v = fetched.vectors[i * d..<(i + 1) * d]
+                    let norm = v.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
+                    unit.append(v.map { norm > 0 ? $0 / norm : 0 })
+                    if fetched.createdAt[i] >= freshSince { sums[3] += 1 }
+                }
+                if unit.count > 1 {
+                    var cos = 0.0
+                    for a in 0..<unit.count {
+                        for b in (a + 1)..<unit.count {
+                            var dot: Float = 0
+                            for j in 0..<d { dot += unit[a][j] * unit[b][j] }
+                            cos += Double(dot)
+                        }
+                    }
+                    sums[1] += cos / Double(unit.count * (unit.count - 1) / 2)
+                    sums[2] += 1
+                }
+                sums[4] += Double(feed.count)
+            }
+            let users = Double(policy.feeds.filter { !$0.isEmpty }.count)
+            var totals = sums + [users]
+            try comm.allreduce(&totals)
+            let distinct = try distinctCount(all, comm: comm)
+            out.append(
+                Row(
+                    policy: policy.name, categoriesPerFeed: totals[0] / max(totals[5], 1),
+                    intraListCosine: totals[1] / max(totals[2], 1), coverage: Double(distinct) / max(catalogue, 1),
+                    freshShare: totals[3] / max(totals[4], 1)))
+        }
+        return out
+    }
+
+    /// Distinct pins over every rank's `pins` (counted at the owners). Collective.
+    static func distinctCount(_ pins: [Int64], comm: Communicator) throws -> Int64 {
+        var outgoing = [[Int64]](repeating: [], count: comm.size)
+        for p in Set(pins) { outgoing[Sharding.owner(p, ranks: comm.size)].append(p) }
+        let (received, _) = try comm.alltoallv(outgoing.flatMap { $0 }, sendCounts: outgoing.map(\.count))
+        return try comm.allreduce(Int64(Set(received).count))
+    }
+
+    public static func markdown(_ rows: [Row], freshDays: Int) -> String {
+        var out = [
+            "| feed | categories per feed | intra-list cosine (PinSage) | catalogue coverage | fresh share (last \(freshDays) days) |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for r in rows {
+            out.append(
+                String(
+                    format: "| %@ | %.2f | %.3f | %.4f | %.4f |", r.policy, r.categoriesPerFeed, r.intraListCosine,
+                    r.coverage, r.freshShare))
+        }
+        return out.joined(separator: "\n")
     }
 }

@@ -48,14 +48,22 @@ struct FeedRankCommand: ParsableCommand {
     var diversity = 0.85
     @Option(help: "Re-rank window (slots).") var window = 8
     @Option(help: "At most this many pins of a category per window.") var maxPerCategory = 4
+    @Option(
+        help:
+            "Feed slots kept for fresh pins (created in the last 2 days), evenly spaced (5: best of 0, 3, 5, 10 on the validation world, docs/feed.md); 0: none."
+    )
+    var freshSlots = 5
     @Option(help: "Only users with an event in the last D days before the cut get a feed (0 = every user).")
     var activeDays = 0
     @Option(help: "Users per rank per round.") var batchUsers = 256
 
     func validate() throws {
-        guard k >= 1, keep >= k, (0...1).contains(diversity), window >= 1, maxPerCategory >= 1, activeDays >= 0 else {
+        guard k >= 1, keep >= k, (0...1).contains(diversity), window >= 1, maxPerCategory >= 1, activeDays >= 0,
+            freshSlots >= 0, freshSlots <= k
+        else {
             throw ValidationError(
-                "--k ≥ 1, --keep ≥ --k, --diversity in [0, 1], --window and --max-per-category ≥ 1, --active-days ≥ 0")
+                "--k ≥ 1, --keep ≥ --k, --diversity in [0, 1], --window and --max-per-category ≥ 1, --active-days ≥ 0, --fresh-slots in 0 … k"
+            )
         }
         guard saveWeight >= 0, closeupWeight >= 0, saveWeight + closeupWeight > 0 else {
             throw ValidationError("--save-weight and --closeup-weight ≥ 0, not both 0")
@@ -98,6 +106,7 @@ struct FeedRankCommand: ParsableCommand {
             ranking.k = k
             ranking.keep = keep
             ranking.batchUsers = batchUsers
+            ranking.freshSlots = freshSlots
             ranking.rerank = DiversityRerank(lambda: diversity, window: window, maxPerCategory: maxPerCategory)
             var aligned = Candidates(channelNames: mine.channelNames)
             for u in users {
@@ -144,7 +153,7 @@ struct FeedRankCommand: ParsableCommand {
                 let latest = try UserEvents.latest(allUsers, comm: comm)
                 table = try FeedRanking.report(
                     users: users, candidates: aligned, feeds: feeds, k: k, cut: cut, world: truth,
-                    holdoutDays: Int((latest - cut + 86_399_999) / 86_400_000), comm: comm)
+                    holdoutDays: Int((latest - cut + 86_399_999) / 86_400_000), pins: pins, comm: comm)
             }
             var counts = [Int64(users.count), Int64(allUsers.count - users.count)]
             try comm.allreduce(&counts)

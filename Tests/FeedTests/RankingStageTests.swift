@@ -100,3 +100,18 @@ struct RankingStageTests {
         #expect(abs(stats.prior.save - 1.0 / 3) < 1e-9 && abs(stats.prior.closeup - 1.0 / 3) < 1e-9)
     }
 }
+
+@Suite("Fresh slots in the feed")
+struct FreshSlotTests {
+    @Test("the best fresh candidates take evenly spaced slots; a feed with enough fresh pins is kept")
+    func freshSlots() {
+        let feed = Array(0..<10)
+        // Candidates 20 and 21 are fresh (best first); 3 is fresh and already in the feed.
+        #expect(
+            FeedRanking.withFreshSlots(feed, fresh: [20, 21], slots: 2, k: 10) == [0, 1, 2, 20, 3, 4, 21, 5, 6, 7])
+        #expect(
+            FeedRanking.withFreshSlots(feed, fresh: [3, 20, 21], slots: 2, k: 10) == [0, 1, 2, 3, 4, 20, 5, 6, 7, 8])
+        #expect(FeedRanking.withFreshSlots(feed, fresh: [3], slots: 1, k: 10) == feed)
+        #expect(FeedRanking.withFreshSlots([0, 1], fresh: [9], slots: 1, k: 10) == [0, 1, 9], "a short feed grows")
+    }
+}
