@@ -1,18 +1,83 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: install what is missing, build in release mode, then on
-# 2 ranks: check the node, generate the embedded default synthetic world, precompute and publish
-# every user's feed, and show one user's feed.
-#   Cluster/quickstart.sh            (RANKS=N and USERS=N change the defaults; OUT the folder)
+# The main job on a fresh machine: install what is missing, build in release mode, then run the
+# whole funnel on 2 ranks over the embedded default synthetic world and serve its feeds:
+#   world → graph, walks, PinSage, IVF index, two-tower (the night's models, trained on the
+#   events before T0 = last event − 7 days) → every user's candidates from seven channels →
+#   the ranker (trained on the impressions after T0) → ranked, re-ranked feeds, judged by the
+#   world's truth on the held-out last day → the serving shard answers a user's feed over HTTP,
+#   then the same feed after a save posted in the session.
+#   Cluster/quickstart.sh            (RANKS=N and USERS=N change the defaults; OUT the folder;
+#                                     PORT the serving port, default 8080)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ranks="${RANKS:-2}"
 users="${USERS:-2000}"
 out="${OUT:-out/quickstart}"
+port="${PORT:-8080}"
 bash Cluster/install-deps.sh
 swift build -c release
+m=.build/release/mosaic
+run() { echo "+ mosaic $*" >&2; Cluster/mpirun-local.sh -np "$ranks" "$m" "$@"; }
 RANKS="$ranks" Cluster/run-job.sh Jobs/doctor.job
-rm -rf "$out/world"
-Cluster/mpirun-local.sh -np "$ranks" .build/release/mosaic generate --users "$users" --out "$out/world"
-rm -rf "$out/feeds"
-Cluster/mpirun-local.sh -np "$ranks" .build/release/mosaic feed precompute --world "$out/world" --out "$out/feeds"
-Cluster/mpirun-local.sh -np "$ranks" .build/release/mosaic feed preview --world "$out/world"
+rm -rf "$out"
+mkdir -p "$out"
+run generate --users "$users" --out "$out/world"
+cut=$(Cluster/mpirun-local.sh -np "$ranks" "$m" cut --data "$out/world" --holdout-days 1)
+t0=$(Cluster/mpirun-local.sh -np "$ranks" "$m" cut --data "$out/world" --holdout-days 7)
+echo "quickstart: evaluation cut $cut (last day held out); the night's models see the events before $t0" >&2
+run graph build --data "$out/world" --out "$out/graph" --before-ms "$t0"
+run graph walks --graph "$out/graph" --out "$out/walks"
+run pinsage train --data "$out/world" --walks "$out/walks" --out "$out/pinsage"
+run pinsage embed --data "$out/world" --walks "$out/walks" --model "$out/pinsage" --out "$out/embeddings"
+run index build --embeddings "$out/embeddings" --out "$out/index" --quiet
+run retrieval train --data "$out/world" --embeddings "$out/embeddings" --before-ms "$t0" --out "$out/two-tower"
+run retrieval embed-users --data "$out/world" --embeddings "$out/embeddings" --before-ms "$cut" \
+  --model "$out/two-tower" --out "$out/user-vectors"
+run feed candidates --world "$out/world" --walks "$out/walks" --pinsage-embeddings "$out/embeddings" \
+  --pinsage-index "$out/index" --user-vectors "$out/user-vectors" --holdout-days 1 --out "$out/candidates"
+run ranker train --data "$out/world" --embeddings "$out/embeddings" --user-model "$out/two-tower" \
+  --before-ms "$cut" --rows-from-ms "$t0" --epochs 10 --batch-size 1024 --out "$out/ranker.h5"
+run feed rank --world "$out/world" --candidates "$out/candidates" --embeddings "$out/embeddings" \
+  --ranker "$out/ranker.h5" --user-model "$out/two-tower" --out "$out/feeds"
+
+# Serve the published feeds and ask for one user's feed, then post a save and ask again.
+.build/release/mosaic-serve --feeds "$out/feeds" --world "$out/world" --port "$port" > "$out/serve.log" 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null || true' EXIT
+python3 - "$port" <<'PY'
+import json, sys, time, urllib.error, urllib.request
+base = f"http://127.0.0.1:{sys.argv[1]}"
+for _ in range(100):
+    try:
+        health = json.load(urllib.request.urlopen(base + "/healthz"))
+        break
+    except OSError:
+        time.sleep(0.1)
+else:
+    sys.exit("quickstart: the serving shard did not start (see serve.log)")
+feed = None
+for user in range(100):  # the first user with a published feed
+    try:
+        feed = json.load(urllib.request.urlopen(f"{base}/v1/feed/{user}?k=10"))
+        break
+    except urllib.error.HTTPError:
+        continue
+if feed is None:
+    sys.exit("quickstart: no user among the first 100 has a feed")
+print(f"\nserving shard: run {health['run']}, {health['users']} users")
+print(f"GET /v1/feed/{user}?k=10 →", json.dumps(feed)[:400])
+first = feed["pins"][0] if isinstance(feed, dict) and feed.get("pins") else None
+if first is not None:
+    body = json.dumps({"events": [{"pin": first, "type": "save"}]}).encode()
+    request = urllib.request.Request(f"{base}/v1/feed/{user}?k=10", data=body, headers={"Content-Type": "application/json"})
+    after = json.load(urllib.request.urlopen(request))
+    print(f"POST /v1/feed/{user}?k=10 with a save of pin {first} →", json.dumps(after)[:400])
+PY
+cat >&2 <<EOF
+
+quickstart: done. Artifacts under $out/ (docs/artifacts.md). Serve them again with
+  .build/release/mosaic-serve --feeds $out/feeds --world $out/world --port $port
+and query it with
+  curl 'http://127.0.0.1:$port/v1/feed/7?k=10'
+(the server started here has been stopped).
+EOF

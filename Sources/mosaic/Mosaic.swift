@@ -12,7 +12,7 @@ struct Mosaic: ParsableCommand {
             cluster. Without a launcher a job runs as a one-rank world. Logs come from rank 0.
             """,
         subcommands: [
-            Doctor.self, Generate.self, Ingest.self, Export.self, Adapt.self, Digest.self, IndexCommand.self,
+            Doctor.self, Generate.self, Cut.self, Ingest.self, Export.self, Adapt.self, Digest.self, IndexCommand.self,
             FeedCommand.self, RankerCommand.self, GraphCommand.self, PinSageCommand.self, RetrievalCommand.self,
         ])
 }
