@@ -245,7 +245,9 @@ public enum RankingExamples {
         positionBuckets: Int = 32, batchUsers: Int = 256, comm: Communicator
     ) throws -> (train: CTRData, valid: CTRData) {
         let d = pins.d
-        let validCut = cut == .max ? Int64.max : cut - Int64(validDays) * 86_400_000
+        // Without a cut, the validation days end at the latest event.
+        let end = cut == .max ? try UserEvents.latest(users, comm: comm) + 1 : cut
+        let validCut = end - Int64(validDays) * 86_400_000
         var parts = [FeedFeatures.emptyData(contentWidth: d), FeedFeatures.emptyData(contentWidth: d)]
         var keys: [[UInt64]] = [[], []]
         let config = tower?.config ?? TwoTowerConfig(d: d)

@@ -53,9 +53,15 @@ struct RankerRunInputs: ParsableArguments {
             )
         }
         comm.log("ranker train: \(train.globalCount) train and \(valid.globalCount) valid impressions before \(cut)")
+        guard train.globalCount > 0 else {
+            throw ValidationError("\(data): no impression before the cut after --rows-from-ms: nothing to train on")
+        }
+        if valid.globalCount == 0 {
+            comm.log("ranker train: no validation rows (--valid-days \(validDays)): no early stopping, no calibration")
+        }
         let outcome = try RankerTrainer.train(
-            config: FeedRankerSetup.config(d: pins.d), train: train, valid: valid, options: options, comm: comm,
-            save: out)
+            config: FeedRankerSetup.config(d: pins.d), train: train, valid: valid.globalCount > 0 ? valid : nil,
+            options: options, comm: comm, save: out)
         return (outcome, train, valid)
     }
 }
