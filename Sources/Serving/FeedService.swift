@@ -61,6 +61,8 @@ public struct FeedService: Sendable {
         public var user: Int64
         public var run: String
         public var pins: [Int64]
+        /// With a ranked feeds run: each pin's score, calibrated probabilities and channels.
+        public var items: [FeedItem]? = nil
     }
 
     /// A feed request's body.
@@ -94,7 +96,15 @@ public struct FeedService: Sendable {
         guard let feed = store.feeds[user] else {
             throw HTTPError(.notFound, message: "user \(user) has no precomputed feed in run \(store.runID)")
         }
-        guard let session else { return FeedAnswer(user: user, run: store.runID, pins: Array(feed.prefix(k))) }
+        func answer(_ pins: [Int64]) -> FeedAnswer {
+            var a = FeedAnswer(user: user, run: store.runID, pins: pins)
+            if let items = store.items[user] {
+                let byPin = Dictionary(items.map { ($0.pin, $0) }, uniquingKeysWith: { a, _ in a })
+                a.items = pins.compactMap { byPin[$0] }
+            }
+            return a
+        }
+        guard let session else { return answer(Array(feed.prefix(k))) }
         guard session.count <= 1_000 else {
             throw HTTPError(.badRequest, message: "\(session.count) session events; at most 1000 per request")
         }
@@ -105,8 +115,7 @@ public struct FeedService: Sendable {
                     "events[\(i)].type '\(e.type)' is not one of \(SessionRerank.types.sorted().joined(separator: ", "))"
             )
         }
-        let pins = rerank.rerank(feed: feed, session: session, k: k) { store.embeddings[$0] }
-        return FeedAnswer(user: user, run: store.runID, pins: pins)
+        return answer(rerank.rerank(feed: feed, session: session, k: k) { store.embeddings[$0] })
     }
 
     /// Runs `body`, recording the route's count, latency and whether it failed.

@@ -2,6 +2,23 @@ import Artifacts
 import EventData
 import Foundation
 
+/// What a ranked feed (`mosaic feed rank`) stores about each pin of a user's feed.
+public struct FeedItem: Sendable, Codable, Equatable {
+    public var pin: Int64
+    /// The weighted score and the calibrated probabilities of the ranker.
+    public var score: Float, p_save: Float, p_closeup: Float
+    /// The retrieval channels that proposed the pin.
+    public var channels: [String]
+
+    public init(pin: Int64, score: Float, p_save: Float, p_closeup: Float, channels: [String]) {
+        self.pin = pin
+        self.score = score
+        self.p_save = p_save
+        self.p_closeup = p_closeup
+        self.channels = channels
+    }
+}
+
 /// The feeds one serving shard answers for: the users with `user mod shards == shard` of a
 /// published feeds run (`mosaic feed precompute`), and the content embeddings and categories of
 /// the pins in those feeds (for the session re-rank). Every feeds file is streamed and only this
@@ -9,6 +26,8 @@ import Foundation
 public struct FeedStore: Sendable {
     /// This shard's users → their precomputed feed (pin ids, best first, no padding).
     public let feeds: [Int64: [Int64]]
+    /// With a ranked feeds run: each user's feed items (aligned with `feeds`), else empty.
+    public var items: [Int64: [FeedItem]] = [:]
     /// Content embedding (d values) and category of every pin in this shard's feeds.
     public let embeddings: [Int64: [Float]], categories: [Int64: Int32]
     public let d: Int
@@ -40,7 +59,7 @@ public struct FeedStore: Sendable {
             throw ArtifactError(file: feeds.path, message: "shard \(shard) of \(shards): expected 0 ≤ shard < shards")
         }
         let run = try PublishedRun.open(root: feeds)
-        var byUser: [Int64: [Int64]] = [:]
+        var byUser: [Int64: [Int64]] = [:], items: [Int64: [FeedItem]] = [:]
         var source = ""
         for path in try run.paths(of: "feeds") {
             let file = try H5File(path: path, mode: .read)
@@ -51,6 +70,25 @@ public struct FeedStore: Sendable {
             let values = try pins.read(as: Int64.self)
             for (i, u) in users.enumerated() where Int(u.magnitude % UInt64(shards)) == shard {
                 byUser[u] = values[i * k..<(i + 1) * k].filter { $0 >= 0 }
+            }
+            // A ranked feed (`mosaic feed rank`) also stores each pin's score, probabilities, channels.
+            guard file.root.contains("score"), file.root.contains("channels") else { continue }
+            let score = try file.root.read("score", as: Float.self), save = try file.root.read("p_save", as: Float.self)
+            let closeup = try file.root.read("p_closeup", as: Float.self)
+            let masks = try file.root.read("channels", as: UInt8.self)
+            let names = try file.root.stringAttribute("channel_names").split(separator: ",").map(String.init)
+            guard score.count == values.count, save.count == values.count, closeup.count == values.count,
+                masks.count == values.count
+            else {
+                throw ArtifactError(
+                    file: path, message: "score, p_save, p_closeup or channels differ from pin_id in shape")
+            }
+            for (i, u) in users.enumerated() where Int(u.magnitude % UInt64(shards)) == shard {
+                items[u] = (i * k..<(i + 1) * k).filter { values[$0] >= 0 }.map { j in
+                    FeedItem(
+                        pin: values[j], score: score[j], p_save: save[j], p_closeup: closeup[j],
+                        channels: names.indices.filter { masks[j] & (1 << $0) != 0 }.map { names[$0] })
+                }
             }
         }
         var wanted = Set<Int64>()
@@ -68,8 +106,10 @@ public struct FeedStore: Sendable {
                 categories[p] = cats[i]
             }
         }
-        return FeedStore(
+        var store = FeedStore(
             feeds: byUser, embeddings: embeddings, categories: categories, d: d, runID: run.manifest.runID,
             sourceRun: source, shard: shard, shards: shards)
+        store.items = items
+        return store
     }
 }

@@ -75,6 +75,31 @@ struct ServingAPITests {
         }
     }
 
+    @Test("a ranked feed's items carry the score, the calibrated probabilities and the channels, after a session too")
+    func rankedItems() async throws {
+        var store = smallStore()
+        store.items[6] = [
+            FeedItem(pin: 6, score: 0.9, p_save: 0.2, p_closeup: 0.7, channels: ["two-tower"]),
+            FeedItem(pin: 5, score: 0.5, p_save: 0.1, p_closeup: 0.4, channels: ["content", "trending"]),
+        ]
+        let expected = store.items[6]
+        let app = Application(router: FeedService(store: store, rerank: SessionRerank(alpha: 1, beta: 1)).router())
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/v1/feed/6?k=2", method: .get) { r in
+                let a = try JSONDecoder().decode(FeedService.FeedAnswer.self, from: Data(body(r).utf8))
+                #expect(a.pins == [6, 5] && a.items == expected, "\(body(r))")
+            }
+            let session = #"{"events":[{"pin":6,"type":"closeup"}]}"#
+            try await client.execute(uri: "/v1/feed/6?k=2", method: .post, body: ByteBuffer(string: session)) { r in
+                let a = try JSONDecoder().decode(FeedService.FeedAnswer.self, from: Data(body(r).utf8))
+                #expect(a.pins == [5] && a.items?.map(\.pin) == [5] && a.items?[0].channels == ["content", "trending"])
+            }
+            try await client.execute(uri: "/v1/feed/4?k=1", method: .get) { r in
+                #expect(!body(r).contains("items"), "a feed without ranking details has no items: \(body(r))")
+            }
+        }
+    }
+
     @Test("bad input gets a 4xx JSON error naming what is wrong, and the server keeps answering")
     func badInput() async throws {
         try await app.test(.router) { client in
