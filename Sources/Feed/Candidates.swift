@@ -33,21 +33,23 @@ public struct Candidates: Sendable {
     public mutating func append(user: Int64, lists: [[Int64]], count: Int, weights: [Double] = []) {
         precondition(lists.count == channelNames.count)
         let merged = Self.merge(lists, count: count, weights: weights)
-        var rankIn = [[Int64: Int32]](repeating: [:], count: lists.count)
+        // Each merged pin's first rank in each channel: one pass over the lists.
+        let w = lists.count
+        var slot = [Int64: Int](minimumCapacity: merged.count)
+        for (i, pin) in merged.enumerated() { slot[pin] = i }
+        var ranks = [Int32](repeating: -1, count: merged.count * w)
+        var masks = [UInt8](repeating: 0, count: merged.count)
         for (c, list) in lists.enumerated() {
-            for (r, pin) in list.enumerated() where rankIn[c][pin] == nil { rankIn[c][pin] = Int32(r) }
+            for (r, pin) in list.enumerated() {
+                guard let i = slot[pin], ranks[i * w + c] < 0 else { continue }
+                ranks[i * w + c] = Int32(r)
+                masks[i] |= 1 << UInt8(c)
+            }
         }
         users.append(user)
-        for pin in merged {
-            var mask: UInt8 = 0
-            for c in lists.indices {
-                let r = rankIn[c][pin] ?? -1
-                if r >= 0 { mask |= 1 << UInt8(c) }
-                channelRanks.append(r)
-            }
-            pins.append(pin)
-            channels.append(mask)
-        }
+        pins += merged
+        channels += masks
+        channelRanks += ranks
         offsets.append(Int64(pins.count))
     }
 
