@@ -28,6 +28,9 @@ public struct CandidateGeneration: Sendable {
     public var userVectors: UserVectorChannel? = nil
     /// Needs `userVectors`: pins recently saved by the nearest users.
     public var userCF: UserCFChannel? = nil
+    /// The PinSage channel's interests: clusters of the engaged pins' PinSage vectors
+    /// (PinnerSage) instead of the most engaged categories.
+    public var pinsageClusters = false
     /// Merge weight of each channel by name (`Candidates.merge`); a channel not named weighs 1.
     /// The defaults were tuned on the validation world (seed 43) for the merged set's recall of
     /// the oracle set at 1,000 (docs/retrieval.md).
@@ -84,7 +87,9 @@ public struct CandidateGeneration: Sendable {
         if let pinsage {
             t = Date()
             names.append("pinsage")
-            lists.append(try job.run(channel: pinsage, users: users, cut: cut, comm: comm).contentCandidates)
+            var clustered = job
+            clustered.clusterInterests = pinsageClusters
+            lists.append(try clustered.run(channel: pinsage, users: users, cut: cut, comm: comm).contentCandidates)
             seconds["pinsage"] = Date().timeIntervalSince(t)
             if let userVectors {
                 t = Date()

@@ -164,6 +164,79 @@ public struct ContentChannel: Sendable {
         return (top.map(\.key), top.map { $0.value.count }, queries)
     }
 
+    /// Interests as clusters of the engaged pins' vectors, as PinnerSage does: up to `count`
+    /// clusters of `embeddings` (n × d, most recent last) by k-means (10 iterations) seeded
+    /// with the most recent vector and then, one at a time, the vector farthest from the seeds
+    /// (ties to the more recent) while it lies farther than half the rows' mean squared norm
+    /// (for unit vectors: a cosine below 0.75), so one interest stays one cluster; each
+    /// interest's query is its medoid (the member nearest to the
+    /// cluster mean) and its weight the cluster's size. Zero vectors (unknown pins) are left out.
+    /// Returns the interests largest first (ties to the earlier seed) in `interests`' shape, the
+    /// cluster index standing in for the category.
+    public static func clusteredInterests(embeddings: [Float], d: Int, count: Int) -> (
+        categories: [Int32], engagement: [Int], queries: [Float]
+    ) {
+        let rows = (0..<(embeddings.count / max(d, 1))).filter { r in
+            (0..<d).contains { embeddings[r * d + $0] != 0 }
+        }
+        guard !rows.isEmpty, count >= 1 else { return ([], [], []) }
+        func distance(_ a: Int, _ center: [Float]) -> Float {
+            var s: Float = 0
+            for j in 0..<d {
+                let x = embeddings[a * d + j] - center[j]
+                s += x * x
+            }
+            return s
+        }
+        func vector(_ r: Int) -> [Float] { Array(embeddings[r * d..<(r + 1) * d]) }
+        var centers = [vector(rows.last!)]
+        let separation =
+            rows.reduce(Float(0)) { sum, r in
+                sum + (0..<d).reduce(Float(0)) { $0 + embeddings[r * d + $1] * embeddings[r * d + $1] }
+            } / Float(rows.count) / 2
+        while centers.count < min(count, rows.count) {
+            var best = -1, far: Float = -1
+            for r in rows.reversed() {
+                let m = centers.map { distance(r, $0) }.min()!
+                if m > far {
+                    far = m
+                    best = r
+                }
+            }
+            guard far > separation else { break }
+            centers.append(vector(best))
+        }
+        var assignment = [Int](repeating: 0, count: rows.count)
+        for _ in 0..<10 {
+            for (i, r) in rows.enumerated() {
+                var best = 0, bestDistance = Float.infinity
+                for (c, center) in centers.enumerated() {
+                    let dd = distance(r, center)
+                    if dd < bestDistance { (best, bestDistance) = (c, dd) }
+                }
+                assignment[i] = best
+            }
+            for c in centers.indices {
+                let members = rows.indices.filter { assignment[$0] == c }
+                guard !members.isEmpty else { continue }
+                var mean = [Float](repeating: 0, count: d)
+                for i in members { for j in 0..<d { mean[j] += embeddings[rows[i] * d + j] / Float(members.count) } }
+                centers[c] = mean
+            }
+        }
+        var clusters: [(seed: Int, size: Int, medoid: Int)] = []
+        for c in centers.indices {
+            let members = rows.indices.filter { assignment[$0] == c }
+            guard !members.isEmpty else { continue }
+            let medoid = members.min { (distance(rows[$0], centers[c]), -$0) < (distance(rows[$1], centers[c]), -$1) }!
+            clusters.append((c, members.count, rows[medoid]))
+        }
+        clusters.sort { ($0.size, -$0.seed) > ($1.size, -$1.seed) }
+        return (
+            clusters.map { Int32($0.seed) }, clusters.map(\.size), clusters.flatMap { vector($0.medoid) }
+        )
+    }
+
     /// Merges per-interest result lists into one list of `k`: slots shared in proportion to
     /// `engagement` (largest remainder), filled round-robin, nearest first; duplicates and
     /// `exclude` left out. Returns (pin, distance, index of the list it came from).

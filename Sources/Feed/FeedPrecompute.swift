@@ -17,6 +17,9 @@ public struct FeedPrecompute: Sendable {
     public var k = 50, pool = 0, interests = 5, recent = 50, nprobe = 16, batchUsers = 256
     /// The last stage.
     public var rerank = DiversityRerank()
+    /// Interests as clusters of the engaged pins' vectors (PinnerSage: medoids, slots by cluster
+    /// size) instead of the most engaged categories.
+    public var clusterInterests = false
     /// Pins shown in the last `seenDays` days before the cut are left out, and saved or hidden
     /// ones whenever; nil leaves out every pin seen before the cut.
     public var seenDays: Int? = nil
@@ -107,10 +110,13 @@ public struct FeedPrecompute: Sendable {
                             engagedCategories: categories, k: p, exclude: seen[b], profile: profile)
                     }
                 }
-                let top = ContentChannel.interests(
-                    embeddings: Array(e[offset * d..<(offset + pins.count) * d]),
-                    categories: Array(c[offset..<offset + pins.count]),
-                    d: d, count: interests)
+                let engagedVectors = Array(e[offset * d..<(offset + pins.count) * d])
+                let top =
+                    clusterInterests
+                    ? ContentChannel.clusteredInterests(embeddings: engagedVectors, d: d, count: interests)
+                    : ContentChannel.interests(
+                        embeddings: engagedVectors, categories: Array(c[offset..<offset + pins.count]), d: d,
+                        count: interests)
                 offset += pins.count
                 guard !top.categories.isEmpty else { continue }
                 queries += top.queries

@@ -77,6 +77,12 @@ struct FeedCandidatesCommand: ParsableCommand {
             "User–user CF channel (with --user-vectors): the recent saves of this many nearest users in two-tower space; 0 turns it off."
     )
     var cfNeighbours = 100
+    @Flag(
+        inversion: .prefixedNo,
+        help:
+            "PinSage channel: interests as clusters of the engaged pins' PinSage vectors (PinnerSage medoids) instead of the most engaged categories."
+    )
+    var pinsageClusters = false
 
     func validate() throws {
         _ = try weights
@@ -113,6 +119,7 @@ struct FeedCandidatesCommand: ParsableCommand {
                 inputs: inputs, users: users, profiles: profiles, cut: cut, pool: pool, comm: comm)
             feed.configure(&generation.settings)
             generation.count = count
+            generation.pinsageClusters = pinsageClusters
             generation.weights.merge(try weights) { _, new in new }
             let loadSeconds = now() - started
             let t0 = now()

@@ -59,6 +59,18 @@ struct DiversityRerankTests {
 
 @Suite("Multi-interest interleave")
 struct InterleaveTests {
+    @Test("clustered interests (PinnerSage): one medoid per planted group, the largest first, unknown pins left out")
+    func clusteredInterests() {
+        // Three near (1, 0), two near (0, 1), one unknown (zeros), most recent last.
+        let e: [Float] = [1, 0.1, 0.9, 0, 0, 1, 1, -0.1, 0, 0, 0.1, 0.9]
+        let top = ContentChannel.clusteredInterests(embeddings: e, d: 2, count: 3)
+        #expect(top.engagement == [3, 2], "two groups found: \(top.engagement)")
+        #expect(Array(top.queries[0..<2]) == [0.9, 0], "the medoid of the larger group: \(top.queries)")
+        #expect(Array(top.queries[2..<4]) == [0, 1] || Array(top.queries[2..<4]) == [0.1, 0.9])
+        #expect(ContentChannel.clusteredInterests(embeddings: [0, 0], d: 2, count: 3).queries.isEmpty)
+        #expect(ContentChannel.clusteredInterests(embeddings: e, d: 2, count: 1).engagement == [5])
+    }
+
     @Test("slots follow engagement (largest remainder), round-robin, nearest first; seen pins and duplicates left out")
     func quotasAndExclusion() {
         let a: [(pin: Int64, distance: Float)] = [(1, 0.1), (2, 0.2), (3, 0.3), (4, 0.4), (5, 0.5)]
