@@ -210,7 +210,7 @@ let package = Package(
         .testTarget(
             name: "ServingTests",
             dependencies: [
-                "Serving", "ProcessKit", "_TestSupport", "mosaic", "mosaic-serve",
+                "Serving", "EventData", "ProcessKit", "_TestSupport", "mosaic", "mosaic-serve",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings),

@@ -5,7 +5,7 @@
 #   events before T0 = last event − 7 days) → every user's candidates from seven channels →
 #   the ranker (trained on the impressions after T0) → ranked, re-ranked feeds, judged by the
 #   world's truth on the held-out last day → the serving shard answers a user's feed over HTTP,
-#   then the same feed after a save posted in the session.
+#   then the same feed after a save posted in the session, then a new user's cold-start feed.
 #   Cluster/quickstart.sh            (RANKS=N and USERS=N change the defaults; OUT the folder;
 #                                     PORT the serving port, default 8080)
 set -euo pipefail
@@ -72,6 +72,8 @@ if first is not None:
     request = urllib.request.Request(f"{base}/v1/feed/{user}?k=10", data=body, headers={"Content-Type": "application/json"})
     after = json.load(urllib.request.urlopen(request))
     print(f"POST /v1/feed/{user}?k=10 with a save of pin {first} →", json.dumps(after)[:400])
+new = json.load(urllib.request.urlopen(f"{base}/v1/feed/999999?k=5&country=FR&device=ios"))
+print("GET /v1/feed/999999?k=5&country=FR&device=ios (a user without a feed) →", json.dumps(new))
 PY
 cat >&2 <<EOF
 

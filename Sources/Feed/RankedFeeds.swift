@@ -136,3 +136,32 @@ extension Candidates {
         return out
     }
 }
+
+/// The cold-start lists of a feeds run: what a user without a precomputed feed is shown, by
+/// segment (`TrendingChannel.segment(country:device:)`, `segment(country:)`, and −1 for
+/// everyone), best first. Artifact `cold_start`, one file `cold_start/cold_start.h5`:
+/// `segment` int64 (m), `offsets` int64 (m + 1), `pin_id` int64 (segment i's list being rows
+/// `offsets[i] ..< offsets[i + 1]`).
+public enum ColdStartLists {
+    /// Writes the trending channel's segment lists and its overall list (rank 0 only; every rank
+    /// calls it, then commit).
+    public static func write(_ trending: TrendingChannel, to run: RunWriter, isRoot: Bool) throws {
+        guard isRoot else { return }
+        let path = try run.filePath(artifact: "cold_start", name: "cold_start.h5")
+        var segments: [Int64] = [-1], offsets: [Int64] = [0, Int64(trending.overall.count)]
+        var pins = trending.overall
+        for key in trending.bySegment.keys.sorted() {
+            segments.append(key)
+            pins += trending.bySegment[key]!
+            offsets.append(Int64(pins.count))
+        }
+        do {
+            let f = try H5File(path: path, mode: .create)
+            try f.root.write("segment", segments)
+            try f.root.write("offsets", offsets)
+            try f.root.write("pin_id", pins)
+            try f.flush()
+        }
+        try run.record(artifact: "cold_start", path: path, rows: segments.count)
+    }
+}

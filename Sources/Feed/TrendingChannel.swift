@@ -47,6 +47,17 @@ public struct TrendingChannel: Sendable {
         users: [UserEvents], profiles: [Int64: UserProfile] = [:], cut: Int64, days: Int, perCategory: Int,
         smoothing m: Double = 20, content: ContentChannel, comm: Communicator
     ) throws -> TrendingChannel {
+        try build(
+            users: users, profiles: profiles, cut: cut, days: days, perCategory: perCategory, smoothing: m,
+            categoriesOf: { try content.lookupDistinct($0, comm: comm).categories }, comm: comm)
+    }
+
+    /// The same with the pins' categories from `categoriesOf` (collective: every rank calls it
+    /// once with the pins it owns; −1 unknown).
+    public static func build(
+        users: [UserEvents], profiles: [Int64: UserProfile] = [:], cut: Int64, days: Int, perCategory: Int,
+        smoothing m: Double = 20, categoriesOf: ([Int64]) throws -> [Int32], comm: Communicator
+    ) throws -> TrendingChannel {
         let from = days > 0 && cut != .max ? cut - Int64(days) * 86_400_000 : Int64.min
         struct Key: Hashable { var pin: Int64, segment: Int64 }
         var counts: [Key: (shown: Int64, saved: Int64)] = [:]
@@ -80,7 +91,7 @@ public struct TrendingChannel: Sendable {
         try comm.allreduce(&totals)
         let prior = totals[0] > 0 ? Double(totals[1]) / Double(totals[0]) : 0
         let pins = Set(owned.keys.map(\.pin)).sorted()
-        let categories = try content.lookupDistinct(pins, comm: comm).categories
+        let categories = try categoriesOf(pins)
         let category = Dictionary(uniqueKeysWithValues: zip(pins, categories))
         func rate(_ c: (shown: Int64, saved: Int64)) -> Double { (Double(c.saved) + m * prior) / (Double(c.shown) + m) }
         // Tables: a category (key ≥ 0, everyone's counts) or a segment (its users' counts).

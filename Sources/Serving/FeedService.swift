@@ -1,3 +1,4 @@
+import EventData
 import Foundation
 import Hummingbird
 import Synchronization
@@ -63,6 +64,9 @@ public struct FeedService: Sendable {
         public var pins: [Int64]
         /// With a ranked feeds run: each pin's score, calibrated probabilities and channels.
         public var items: [FeedItem]? = nil
+        /// True when the user had no feed and got the cold-start lists (trending by country and
+        /// device).
+        public var cold_start: Bool? = nil
     }
 
     /// A feed request's body.
@@ -76,7 +80,9 @@ public struct FeedService: Sendable {
 
     /// The feed of `user` (path text), first `k` (query text), re-ranked by `session` when given.
     /// Throws `HTTPError` (4xx) on bad input.
-    public func answer(user text: String, k kText: Substring?, session: [SessionEvent]?) throws -> FeedAnswer {
+    public func answer(
+        user text: String, k kText: Substring?, session: [SessionEvent]?, query: [String: Substring] = [:]
+    ) throws -> FeedAnswer {
         guard let user = Int64(text) else {
             throw HTTPError(.badRequest, message: "user id '\(text)' is not an integer")
         }
@@ -94,7 +100,28 @@ public struct FeedService: Sendable {
                 message: "user \(user) is served by shard \(owner) of \(store.shards), not \(store.shard)")
         }
         guard let feed = store.feeds[user] else {
-            throw HTTPError(.notFound, message: "user \(user) has no precomputed feed in run \(store.runID)")
+            // A user without a feed (new, or inactive at the night's run): the cold-start lists.
+            guard !store.coldStart.isEmpty else {
+                throw HTTPError(.notFound, message: "user \(user) has no precomputed feed in run \(store.runID)")
+            }
+            var country: Int32? = nil, device: UInt8? = nil
+            if let c = query["country"] {
+                guard let code = CountryCode.pack(String(c)) else {
+                    throw HTTPError(.badRequest, message: "country '\(c)' is not a two-letter code")
+                }
+                country = code
+            }
+            if let d = query["device"] {
+                guard let v = Device.allCases.first(where: { $0.name == String(d) }) else {
+                    throw HTTPError(
+                        .badRequest, message: "device '\(d)' is not one of \(Device.names.joined(separator: ", "))")
+                }
+                device = v.rawValue
+            }
+            var a = FeedAnswer(
+                user: user, run: store.runID, pins: store.coldStartFeed(country: country, device: device, k: k))
+            a.cold_start = true
+            return a
         }
         func answer(_ pins: [Int64]) -> FeedAnswer {
             var a = FeedAnswer(user: user, run: store.runID, pins: pins)
@@ -143,7 +170,11 @@ public struct FeedService: Sendable {
         router.get("v1/feed/:user") { request, context in
             try await service.timed("get_feed") {
                 try service.answer(
-                    user: try context.parameters.require("user"), k: request.uri.queryParameters["k"], session: nil)
+                    user: try context.parameters.require("user"), k: request.uri.queryParameters["k"], session: nil,
+                    query: [
+                        "country": request.uri.queryParameters["country"],
+                        "device": request.uri.queryParameters["device"],
+                    ].compactMapValues { $0 })
             }
         }
         router.post("v1/feed/:user") { request, context in

@@ -28,6 +28,29 @@ public struct FeedStore: Sendable {
     public let feeds: [Int64: [Int64]]
     /// With a ranked feeds run: each user's feed items (aligned with `feeds`), else empty.
     public var items: [Int64: [FeedItem]] = [:]
+    /// With a ranked feeds run: the cold-start lists by segment (−1: everyone; country;
+    /// country and device, keyed as `coldStartSegment`), best first.
+    public var coldStart: [Int64: [Int64]] = [:]
+
+    /// The key of a cold-start segment (the batch jobs' `TrendingChannel.segment`).
+    public static func coldStartSegment(country: Int32, device: UInt8? = nil) -> Int64 {
+        guard let device else { return 1 << 40 | Int64(UInt32(bitPattern: country)) }
+        return 2 << 40 | Int64(UInt32(bitPattern: country)) << 8 | Int64(device)
+    }
+
+    /// The cold-start feed of a user of `country` (packed code) on `device`: the segment's
+    /// list, topped up from the country's, then everyone's; empty without cold-start lists.
+    public func coldStartFeed(country: Int32?, device: UInt8?, k: Int) -> [Int64] {
+        var lists: [[Int64]] = []
+        if let country {
+            if let device { lists.append(coldStart[Self.coldStartSegment(country: country, device: device)] ?? []) }
+            lists.append(coldStart[Self.coldStartSegment(country: country)] ?? [])
+        }
+        lists.append(coldStart[-1] ?? [])
+        var out: [Int64] = [], taken = Set<Int64>()
+        for pin in lists.joined() where out.count < k && taken.insert(pin).inserted { out.append(pin) }
+        return out
+    }
     /// Content embedding (d values) and category of every pin in this shard's feeds.
     public let embeddings: [Int64: [Float]], categories: [Int64: Int32]
     public let d: Int
@@ -93,6 +116,21 @@ public struct FeedStore: Sendable {
         }
         var wanted = Set<Int64>()
         for feed in byUser.values { wanted.formUnion(feed) }
+        var coldStart: [Int64: [Int64]] = [:]
+        if run.manifest.artifact("cold_start") != nil {
+            let path = try run.paths(of: "cold_start")[0]
+            let f = try H5File(path: path, mode: .read)
+            let segments = try f.root.read("segment", as: Int64.self),
+                offsets = try f.root.read("offsets", as: Int64.self)
+            let pins = try f.root.read("pin_id", as: Int64.self)
+            guard offsets.count == segments.count + 1, offsets.last == Int64(pins.count) else {
+                throw ArtifactError(file: path, message: "segment, offsets and pin_id disagree")
+            }
+            for (i, key) in segments.enumerated() {
+                coldStart[key] = Array(pins[Int(offsets[i])..<Int(offsets[i + 1])])
+            }
+            for list in coldStart.values { wanted.formUnion(list) }
+        }
         let reader = try DatasetReader(root: world)
         var embeddings: [Int64: [Float]] = [:], categories: [Int64: Int32] = [:]
         var d = 0
@@ -110,6 +148,7 @@ public struct FeedStore: Sendable {
             feeds: byUser, embeddings: embeddings, categories: categories, d: d, runID: run.manifest.runID,
             sourceRun: source, shard: shard, shards: shards)
         store.items = items
+        store.coldStart = coldStart
         return store
     }
 }

@@ -24,7 +24,8 @@ struct FeedRankCommand: ParsableCommand {
             serving shard and the diversity re-rank (MMR over the PinSage vectors, category cap) picks \
             the --k feed. Only users with an event in the last --active-days get a feed (the others \
             get the cold-start path at serving); both counts are printed. Publishes the artifact \
-            `feeds` (docs/artifacts.md). When the candidates hold out the last days of a generated \
+            `feeds` and the cold-start lists `cold_start` (trending by country and device, for users \
+            without a feed; docs/artifacts.md). When the candidates hold out the last days of a generated \
             world, prints every policy beside the others under the world's truth.
             """)
 
@@ -77,7 +78,8 @@ struct FeedRankCommand: ParsableCommand {
             let candidateRun = try PublishedRun.open(root: URL(fileURLWithPath: candidates))
             let cut = try H5File(path: try candidateRun.paths(of: "candidates")[0], mode: .read).root.intAttribute(
                 "cut_ms")
-            var allUsers = try UserEvents.load(world: reader, comm: comm)
+            let loaded = try UserEvents.load(world: reader, comm: comm)
+            var allUsers = loaded
             let profiles = try UserProfile.load(world: reader, comm: comm)
             let mine = try Candidates.readMine(root: URL(fileURLWithPath: candidates), comm: comm)
             let pins = try PinFeatureTable.load(world: reader, embeddings: URL(fileURLWithPath: embeddings), comm: comm)
@@ -147,6 +149,11 @@ struct FeedRankCommand: ParsableCommand {
                     "channel_names": aligned.channelNames.joined(separator: ","),
                     "ranker": ranker,
                 ], cutMs: cut)
+            // What a user without a feed gets: trending by country and device (the serving shard).
+            let trending = try TrendingChannel.build(
+                users: loaded, profiles: profiles, cut: cut, days: 14, perCategory: keep,
+                categoriesOf: { try pins.lookup($0, comm: comm).categories }, comm: comm)
+            try ColdStartLists.write(trending, to: writer, isRoot: comm.isRoot)
             let manifest = try writer.commit()
             var table = ""
             if cut != .max, let truth = FeedEvaluation.world(of: reader.run) {

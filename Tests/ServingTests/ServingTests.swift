@@ -1,3 +1,4 @@
+import EventData
 import Foundation
 import Hummingbird
 import ProcessKit
@@ -96,6 +97,37 @@ struct ServingAPITests {
             }
             try await client.execute(uri: "/v1/feed/4?k=1", method: .get) { r in
                 #expect(!body(r).contains("items"), "a feed without ranking details has no items: \(body(r))")
+            }
+        }
+    }
+
+    @Test(
+        "a user without a feed gets the cold-start lists by country and device, topped up from the country and everyone"
+    )
+    func coldStart() async throws {
+        var store = smallStore()
+        let fr = CountryCode.pack("FR")!
+        store.coldStart = [
+            -1: [3, 1, 2],
+            FeedStore.coldStartSegment(country: fr): [5, 2],
+            FeedStore.coldStartSegment(country: fr, device: Device.ios.rawValue): [6],
+        ]
+        let app = Application(router: FeedService(store: store, rerank: SessionRerank(alpha: 1, beta: 1)).router())
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/v1/feed/8?k=4&country=FR&device=ios", method: .get) { r in
+                let a = try JSONDecoder().decode(FeedService.FeedAnswer.self, from: Data(body(r).utf8))
+                #expect(r.status == .ok && a.pins == [6, 5, 2, 3] && a.cold_start == true, "\(body(r))")
+            }
+            try await client.execute(uri: "/v1/feed/8?k=2", method: .get) { r in
+                let a = try JSONDecoder().decode(FeedService.FeedAnswer.self, from: Data(body(r).utf8))
+                #expect(a.pins == [3, 1], "no country: everyone's list")
+            }
+            try await client.execute(uri: "/v1/feed/8?device=fridge", method: .get) { r in
+                #expect(r.status == .badRequest && body(r).contains("fridge"), "\(body(r))")
+            }
+            try await client.execute(uri: "/v1/feed/4?k=1&country=FR", method: .get) { r in
+                let a = try JSONDecoder().decode(FeedService.FeedAnswer.self, from: Data(body(r).utf8))
+                #expect(a.pins == [1] && a.cold_start == nil, "a user with a feed gets it")
             }
         }
     }
