@@ -49,74 +49,97 @@ public struct CandidateGeneration: Sendable {
     public struct Result: Sendable {
         /// Channel names in merge order (the bit order of `Candidates.channels`).
         public var names: [String]
-        /// `lists[c][u]`: channel c's candidates for user u, best first.
+        /// `lists[c][u]`: channel c's candidates for user u, best first (empty without
+        /// `keepLists`).
         public var lists: [[[Int64]]]
         public var merged: Candidates
         /// Seconds spent in each channel (this rank), by name.
         public var seconds: [String: Double]
     }
 
-    /// Runs every channel for this rank's `users` on the events before `cut`, then merges.
-    /// `progress(done, total)` reports the content/trending/Pixie pass (global user counts).
+    /// Users per rank per outer round: every channel runs on one round's users, whose lists are
+    /// merged before the next round, so a rank holds one round's channel lists, not all users'.
+    public var roundUsers = 4096
+
+    /// Runs every channel for this rank's `users` on the events before `cut`, merging round by
+    /// round (`roundUsers`). `keepLists` keeps every channel's lists in the result (for the
+    /// evaluation; memory: channels × pool per user). `progress(done, total)` runs after each
+    /// round (global user counts). Collective.
     public func run(
-        users: [UserEvents], cut: Int64, comm: Communicator, progress: (Int, Int) -> Void = { _, _ in }
+        users: [UserEvents], cut: Int64, keepLists: Bool = false, comm: Communicator,
+        progress: (Int, Int) -> Void = { _, _ in }
     ) throws -> Result {
         precondition(userVectors == nil || pinsage != nil, "the two-tower channel searches the PinSage index")
         var job = settings
         job.k = min(pool, 50)
         job.pool = pool
         job.buildFeeds = false
+        var clustered = job
+        clustered.clusterInterests = pinsageClusters
+        var names = ["content", "trending"]
+        if walks != nil { names.append("pixie") }
+        if fresh != nil { names.append("fresh") }
+        if pinsage != nil { names.append("pinsage") }
+        if userVectors != nil { names.append("two-tower") }
+        if userCF != nil && userVectors != nil { names.append("user-cf") }
         var seconds: [String: Double] = [:]
         var t = Date()
-        let first = try job.run(
-            channel: content, trending: trending, walks: walks, users: users, profiles: profiles, cut: cut, comm: comm,
-            progress: progress)
-        seconds["content+trending+pixie"] = Date().timeIntervalSince(t)
-        var names = ["content", "trending"]
-        var lists = [first.contentCandidates, first.trendingCandidates]
-        if walks != nil {
-            names.append("pixie")
-            lists.append(first.walkCandidates)
+        let cf = try userVectors.flatMap { vectors in
+            try userCF?.prepare(users: users, vectors: vectors, cut: cut, comm: comm)
         }
-        if let fresh {
+        if userCF != nil && userVectors != nil { seconds["user-cf", default: 0] += Date().timeIntervalSince(t) }
+        var merged = Candidates(channelNames: names)
+        var kept = [[[Int64]]](repeating: [], count: keepLists ? names.count : 0)
+        let w = names.map { weights[$0] ?? 1 }
+        let rounds = Int(try comm.allreduce(Int64((users.count + roundUsers - 1) / roundUsers), op: .max))
+        let total = Int(try comm.allreduce(Int64(users.count)))
+        var done = 0
+        for round in 0..<rounds {
+            let part = Array(users.dropFirst(round * roundUsers).prefix(roundUsers))
+            func exclude(_ i: Int) -> Set<Int64> { part[i].excluded(before: cut, seenDays: settings.seenDays) }
             t = Date()
-            names.append("fresh")
-            lists.append(try job.run(channel: fresh, users: users, cut: cut, comm: comm).contentCandidates)
-            seconds["fresh"] = Date().timeIntervalSince(t)
-        }
-        if let pinsage {
-            t = Date()
-            names.append("pinsage")
-            var clustered = job
-            clustered.clusterInterests = pinsageClusters
-            lists.append(try clustered.run(channel: pinsage, users: users, cut: cut, comm: comm).contentCandidates)
-            seconds["pinsage"] = Date().timeIntervalSince(t)
-            if let userVectors {
+            let first = try job.run(
+                channel: content, trending: trending, walks: walks, users: part, profiles: profiles, cut: cut,
+                comm: comm)
+            seconds["content+trending+pixie", default: 0] += Date().timeIntervalSince(t)
+            var lists = [first.contentCandidates, first.trendingCandidates]
+            if walks != nil { lists.append(first.walkCandidates) }
+            if let fresh {
                 t = Date()
-                names.append("two-tower")
-                lists.append(
-                    try userVectors.candidates(
-                        users: users, index: pinsage.index, k: pool, nprobe: settings.nprobe,
-                        batchUsers: settings.batchUsers,
-                        exclude: { users[$0].excluded(before: cut, seenDays: settings.seenDays) }, comm: comm))
-                seconds["two-tower"] = Date().timeIntervalSince(t)
-                if let userCF {
+                lists.append(try job.run(channel: fresh, users: part, cut: cut, comm: comm).contentCandidates)
+                seconds["fresh", default: 0] += Date().timeIntervalSince(t)
+            }
+            if let pinsage {
+                t = Date()
+                lists.append(try clustered.run(channel: pinsage, users: part, cut: cut, comm: comm).contentCandidates)
+                seconds["pinsage", default: 0] += Date().timeIntervalSince(t)
+                if let userVectors {
                     t = Date()
-                    names.append("user-cf")
                     lists.append(
-                        try userCF.candidates(
-                            users: users, vectors: userVectors, cut: cut, k: pool, batchUsers: settings.batchUsers,
-                            exclude: { users[$0].excluded(before: cut, seenDays: settings.seenDays) }, comm: comm))
-                    seconds["user-cf"] = Date().timeIntervalSince(t)
+                        try userVectors.candidates(
+                            users: part, index: pinsage.index, k: pool, nprobe: settings.nprobe,
+                            batchUsers: settings.batchUsers, exclude: exclude, comm: comm))
+                    seconds["two-tower", default: 0] += Date().timeIntervalSince(t)
+                    if let userCF {
+                        t = Date()
+                        lists.append(
+                            try userCF.candidates(
+                                users: part, prepared: cf, k: pool, batchUsers: settings.batchUsers, exclude: exclude,
+                                comm: comm))
+                        seconds["user-cf", default: 0] += Date().timeIntervalSince(t)
+                    }
                 }
             }
+            t = Date()
+            for (i, u) in part.enumerated() {
+                merged.append(user: u.user, lists: lists.map { $0[i] }, count: count, weights: w)
+            }
+            seconds["merge", default: 0] += Date().timeIntervalSince(t)
+            if keepLists { for c in lists.indices { kept[c] += lists[c] } }
+            done += Int(try comm.allreduce(Int64(part.count)))
+            progress(done, total)
         }
-        var merged = Candidates(channelNames: names)
-        let w = names.map { weights[$0] ?? 1 }
-        for (i, u) in users.enumerated() {
-            merged.append(user: u.user, lists: lists.map { $0[i] }, count: count, weights: w)
-        }
-        return Result(names: names, lists: lists, merged: merged, seconds: seconds)
+        return Result(names: names, lists: kept, merged: merged, seconds: seconds)
     }
 }
 

@@ -3,6 +3,7 @@ import EventData
 import Events
 import Foundation
 import Index
+import Models
 
 /// User–user collaborative filtering: the pins recently saved by the users nearest to a user in
 /// two-tower space. Each pin scores Σ over the neighbours that saved it of
@@ -20,17 +21,24 @@ public struct UserCFChannel: Sendable {
 
     public init() {}
 
-    /// Up to `k` candidates for each of this rank's `users` from events strictly before `cut`,
-    /// best first, `exclude(user index)` left out; empty for a user without a vector.
-    /// Collective: users go in rounds of `batchUsers`.
-    public func candidates(
-        users: [UserEvents], vectors: UserVectorChannel, cut: Int64, k: Int, batchUsers: Int,
-        exclude: (Int) -> Set<Int64>, comm: Communicator
-    ) throws -> [[Int64]] {
+    /// The user index and this rank's users' recent saves, built once for many `candidates`
+    /// calls (collective).
+    public struct Prepared: Sendable {
+        let index: IVFIndex
+        let saves: [Int64: [Int64]]
+        let row: [Int64: Int]
+        let vectors: UserVectors
+    }
+
+    /// Builds the distributed IVF over the user vectors and collects the recent saves before
+    /// `cut` of every one of this rank's `users` (collective). Nil when fewer than 2 users have
+    /// vectors.
+    public func prepare(users: [UserEvents], vectors: UserVectorChannel, cut: Int64, comm: Communicator) throws
+        -> Prepared?
+    {
         let v = vectors.vectors, d = v.d
         let total = Int(try comm.allreduce(Int64(v.users.count)))
-        var out = [[Int64]](repeating: [], count: users.count)
-        guard total > 1, d > 0 else { return out }
+        guard total > 1, d > 0 else { return nil }
         var kmeans = KMeansParameters(seed: 77, initialization: .random)
         kmeans.iterations = 15
         var index = try IVFIndex(
@@ -45,7 +53,33 @@ public struct UserCFChannel: Sendable {
                 .map { u.pins[$0] }
             saves[u.user] = Array(pins.reversed().prefix(recentSaves))
         }
-        let row = Dictionary(v.users.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        return Prepared(
+            index: index, saves: saves,
+            row: Dictionary(v.users.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a }), vectors: v)
+    }
+
+    /// Up to `k` candidates for each of this rank's `users` from events strictly before `cut`,
+    /// best first, `exclude(user index)` left out; empty for a user without a vector.
+    /// Collective: users go in rounds of `batchUsers`.
+    public func candidates(
+        users: [UserEvents], vectors: UserVectorChannel, cut: Int64, k: Int, batchUsers: Int,
+        exclude: (Int) -> Set<Int64>, comm: Communicator
+    ) throws -> [[Int64]] {
+        let prepared = try prepare(users: users, vectors: vectors, cut: cut, comm: comm)
+        return try candidates(
+            users: users, prepared: prepared, k: k, batchUsers: batchUsers, exclude: exclude, comm: comm)
+    }
+
+    /// The same with a `prepare`d index (its users' saves answer the neighbours' requests;
+    /// `users` may be any subset of this rank's users). Collective.
+    public func candidates(
+        users: [UserEvents], prepared: Prepared?, k: Int, batchUsers: Int, exclude: (Int) -> Set<Int64>,
+        comm: Communicator
+    ) throws -> [[Int64]] {
+        var out = [[Int64]](repeating: [], count: users.count)
+        guard let prepared else { return out }
+        let v = prepared.vectors, d = v.d, index = prepared.index, saves = prepared.saves
+        let row = prepared.row
         let rounds = Int(try comm.allreduce(Int64((users.count + batchUsers - 1) / batchUsers), op: .max))
         for round in 0..<rounds {
             let batch = Array(users.indices.dropFirst(round * batchUsers).prefix(batchUsers))

@@ -124,7 +124,8 @@ struct FeedCandidatesCommand: ParsableCommand {
             let loadSeconds = now() - started
             let t0 = now()
             var lastLog = 0.0
-            let result = try generation.run(users: users, cut: cut, comm: comm) { done, total in
+            let result = try generation.run(users: users, cut: cut, keepLists: feed.holdoutDays > 0, comm: comm) {
+                done, total in
                 guard now() - lastLog > 2 || done == total else { return }
                 lastLog = now()
                 let rate = Double(done) / max(now() - t0, 1e-9)
