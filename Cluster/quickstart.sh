@@ -36,7 +36,7 @@ run retrieval embed-users --data "$out/world" --embeddings "$out/embeddings" --b
 run feed candidates --world "$out/world" --walks "$out/walks" --pinsage-embeddings "$out/embeddings" \
   --pinsage-index "$out/index" --user-vectors "$out/user-vectors" --holdout-days 1 --out "$out/candidates"
 run ranker train --data "$out/world" --embeddings "$out/embeddings" --user-model "$out/two-tower" \
-  --before-ms "$cut" --rows-from-ms "$t0" --epochs 10 --batch-size 1024 --out "$out/ranker.h5"
+  --before-ms "$cut" --rows-from-ms "$t0" --out "$out/ranker.h5"
 run feed rank --world "$out/world" --candidates "$out/candidates" --embeddings "$out/embeddings" \
   --ranker "$out/ranker.h5" --user-model "$out/two-tower" --out "$out/feeds"
 

@@ -95,17 +95,7 @@ public struct UserEvents: Sendable {
     /// about 1/size of the users whatever the writer's rank count.
     public static func load(world: DatasetReader, comm: Communicator) throws -> [UserEvents] {
         var byUser: [Int64: UserEvents] = [:]
-        var tables: [Table] = []
-        for path in try world.myShards("events", comm: comm) {
-            tables.append(try DatasetReader.readShard(path, entity: "events"))
-        }
-        if try world.shards("events").count != comm.size {
-            var mine = Table(schema: .events)
-            for t in tables { mine.append(t) }
-            let owners = mine.i64("user_id").map { Sharding.owner($0, ranks: comm.size) }
-            tables = [try mine.route(to: owners, comm: comm)]
-        }
-        for t in tables {
+        for t in try ownedRows(of: .events, world: world, comm: comm) {
             let users = t.i64("user_id"), p = t.i64("pin_id"), ts = t.i64("timestamp_ms"), ty = t.uint8["event_type"]!
             let session = t.i64("session_id"), position = t.int32["position"]!, surface = t.uint8["surface"]!
             for i in 0..<t.count {
@@ -128,6 +118,23 @@ public struct UserEvents: Sendable {
     }
 }
 
+extension UserEvents {
+    /// This rank's rows of a user-sharded `entity` of `world`: the rank's own shards when the
+    /// run was written by as many ranks as read it, otherwise every shard's rows routed to the
+    /// users' owners (`Sharding.owner` of `user_id`). Collective.
+    static func ownedRows(of entity: EntitySchema, world: DatasetReader, comm: Communicator) throws -> [Table] {
+        var tables: [Table] = []
+        for path in try world.myShards(entity.name, comm: comm) {
+            tables.append(try DatasetReader.readShard(path, entity: entity.name))
+        }
+        guard try world.shards(entity.name).count != comm.size else { return tables }
+        var mine = Table(schema: entity)
+        for t in tables { mine.append(t) }
+        let owners = mine.i64("user_id").map { Sharding.owner($0, ranks: comm.size) }
+        return [try mine.route(to: owners, comm: comm)]
+    }
+}
+
 /// What the dataset knows about a user besides events: country code and device.
 public struct UserProfile: Sendable, Equatable {
     public var country: Int32
@@ -143,18 +150,8 @@ extension UserProfile {
     /// rank: `Sharding.owner`, or the rank's own shard when the writer had as many ranks).
     /// Collective.
     public static func load(world: DatasetReader, comm: Communicator) throws -> [Int64: UserProfile] {
-        var tables: [Table] = []
-        for path in try world.myShards("users", comm: comm) {
-            tables.append(try DatasetReader.readShard(path, entity: "users"))
-        }
-        if try world.shards("users").count != comm.size {
-            var mine = Table(schema: .users)
-            for t in tables { mine.append(t) }
-            let owners = mine.i64("user_id").map { Sharding.owner($0, ranks: comm.size) }
-            tables = [try mine.route(to: owners, comm: comm)]
-        }
         var out: [Int64: UserProfile] = [:]
-        for t in tables {
+        for t in try UserEvents.ownedRows(of: .users, world: world, comm: comm) {
             let users = t.i64("user_id"), country = t.int32["country"]!, device = t.uint8["device"]!
             for i in 0..<t.count { out[users[i]] = UserProfile(country: country[i], device: device[i]) }
         }

@@ -273,7 +273,7 @@ public struct ContentChannel: Sendable {
     /// (`PinVectorTable.lookupDistinct`). Collective.
     public func lookupDistinct(_ pins: [Int64], comm: Communicator) throws -> (embeddings: [Float], categories: [Int32])
     {
-        let (v, t) = try table.lookupDistinct(pins, comm: comm)
+        let (v, t, _) = try table.lookupDistinct(pins, comm: comm)
         return (v, t)
     }
 }

@@ -87,6 +87,17 @@ public struct RankedFeeds: Sendable {
 }
 
 extension Candidates {
+    /// Appends user `i` of `other` (same channels) with its rows.
+    public mutating func appendUser(_ i: Int, of other: Candidates) {
+        precondition(other.channelNames == channelNames, "appendUser: other channels")
+        let rows = Int(other.offsets[i])..<Int(other.offsets[i + 1]), w = channelNames.count
+        users.append(other.users[i])
+        pins += other.pins[rows]
+        channels += other.channels[rows]
+        channelRanks += other.channelRanks[rows.lowerBound * w..<rows.upperBound * w]
+        offsets.append(Int64(pins.count))
+    }
+
     /// Collective: the candidates of the users this rank owns from the candidates run at `root`
     /// (`Sharding.owner` over `comm.size`): rank r reads shards r, r + size, …, and when the run
     /// was written by another rank count the users are routed to their owners.
@@ -97,15 +108,7 @@ extension Candidates {
         for (i, path) in paths.enumerated() where i % comm.size == comm.rank {
             let c = try read(path: path)
             if mine == nil { mine = Candidates(channelNames: c.channelNames) }
-            for u in c.users.indices {
-                let rows = Int(c.offsets[u])..<Int(c.offsets[u + 1])
-                mine!.users.append(c.users[u])
-                mine!.pins += c.pins[rows]
-                mine!.channels += c.channels[rows]
-                let w = c.channelNames.count
-                mine!.channelRanks += c.channelRanks[rows.lowerBound * w..<rows.upperBound * w]
-                mine!.offsets.append(Int64(mine!.pins.count))
-            }
+            for u in c.users.indices { mine!.appendUser(u, of: c) }
         }
         names = try comm.broadcast(string: mine?.channelNames.joined(separator: ",") ?? "").split(separator: ",").map(
             String.init)
@@ -138,8 +141,7 @@ extension Candidates {
 }
 
 /// The cold-start lists of a feeds run: what a user without a precomputed feed is shown, by
-/// segment (`TrendingChannel.segment(country:device:)`, `segment(country:)`, and −1 for
-/// everyone), best first. Artifact `cold_start`, one file `cold_start/cold_start.h5`:
+/// segment (`AudienceSegment`), best first. Artifact `cold_start`, one file `cold_start/cold_start.h5`:
 /// `segment` int64 (m), `offsets` int64 (m + 1), `pin_id` int64 (segment i's list being rows
 /// `offsets[i] ..< offsets[i + 1]`).
 public enum ColdStartLists {
@@ -148,7 +150,7 @@ public enum ColdStartLists {
     public static func write(_ trending: TrendingChannel, to run: RunWriter, isRoot: Bool) throws {
         guard isRoot else { return }
         let path = try run.filePath(artifact: "cold_start", name: "cold_start.h5")
-        var segments: [Int64] = [-1], offsets: [Int64] = [0, Int64(trending.overall.count)]
+        var segments: [Int64] = [AudienceSegment.everyone], offsets: [Int64] = [0, Int64(trending.overall.count)]
         var pins = trending.overall
         for key in trending.bySegment.keys.sorted() {
             segments.append(key)

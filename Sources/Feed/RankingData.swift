@@ -71,14 +71,13 @@ public struct PinFeatureTable: Sendable {
     public func lookup(_ pins: [Int64], comm: Communicator) throws -> (
         vectors: [Float], categories: [Int32], createdAt: [Int64], known: [Bool]
     ) {
-        let (rows, tags) = try table.lookupDistinct(pins, comm: comm)
+        let (rows, tags, known) = try table.lookupDistinct(pins, comm: comm)
         let w = d + 1
-        var vectors: [Float] = [], created: [Int64] = [], known: [Bool] = []
+        var vectors: [Float] = [], created: [Int64] = []
         vectors.reserveCapacity(pins.count * d)
         for i in pins.indices {
             vectors += rows[i * w..<(i * w + d)]
             created.append(Int64(Double(rows[i * w + d]) * 86_400_000))
-            known.append(tags[i] >= 0)
         }
         return (vectors, tags, created, known)
     }

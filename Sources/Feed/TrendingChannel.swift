@@ -34,10 +34,10 @@ public struct TrendingChannel: Sendable {
         self.prior = prior
     }
 
-    /// The segment key of the users of a country, and of a country and device.
-    public static func segment(country: Int32) -> Int64 { 1 << 40 | Int64(UInt32(bitPattern: country)) }
+    /// The segment key of the users of a country, and of a country and device (`AudienceSegment`).
+    public static func segment(country: Int32) -> Int64 { AudienceSegment.key(country: country) }
     public static func segment(country: Int32, device: UInt8) -> Int64 {
-        2 << 40 | Int64(UInt32(bitPattern: country)) << 8 | Int64(device)
+        AudienceSegment.key(country: country, device: device)
     }
 
     /// Collective: builds the tables from every rank's `users` (events strictly before `cut`
@@ -139,16 +139,9 @@ public struct TrendingChannel: Sendable {
         var count: [Int32: Int] = [:]
         for c in categories where c >= 0 { count[c, default: 0] += 1 }
         if count.isEmpty {
-            var lists: [[Int64]] = []
-            if let profile {
-                lists.append(bySegment[Self.segment(country: profile.country, device: profile.device)] ?? [])
-                lists.append(bySegment[Self.segment(country: profile.country)] ?? [])
+            return AudienceSegment.feed(country: profile?.country, device: profile?.device, k: k, exclude: exclude) {
+                $0 == AudienceSegment.everyone ? overall : bySegment[$0]
             }
-            var out: [Int64] = [], taken = exclude
-            for pin in (lists + [overall]).joined() where out.count < k && taken.insert(pin).inserted {
-                out.append(pin)
-            }
-            return out
         }
         let order = count.sorted { ($0.value, -$0.key) > ($1.value, -$1.key) }
         let lists = order.map { (byCategory[$0.key] ?? []).map { (pin: $0, distance: Float(0)) } }

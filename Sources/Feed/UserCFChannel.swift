@@ -26,8 +26,7 @@ public struct UserCFChannel: Sendable {
     public struct Prepared: Sendable {
         let index: IVFIndex
         let saves: [Int64: [Int64]]
-        let row: [Int64: Int]
-        let vectors: UserVectors
+        let vectors: UserVectorChannel
     }
 
     /// Builds the distributed IVF over the user vectors and collects the recent saves before
@@ -53,9 +52,7 @@ public struct UserCFChannel: Sendable {
                 .map { u.pins[$0] }
             saves[u.user] = Array(pins.reversed().prefix(recentSaves))
         }
-        return Prepared(
-            index: index, saves: saves,
-            row: Dictionary(v.users.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a }), vectors: v)
+        return Prepared(index: index, saves: saves, vectors: vectors)
     }
 
     /// Up to `k` candidates for each of this rank's `users` from events strictly before `cut`,
@@ -78,17 +75,11 @@ public struct UserCFChannel: Sendable {
     ) throws -> [[Int64]] {
         var out = [[Int64]](repeating: [], count: users.count)
         guard let prepared else { return out }
-        let v = prepared.vectors, d = v.d, index = prepared.index, saves = prepared.saves
-        let row = prepared.row
+        let index = prepared.index, saves = prepared.saves
         let rounds = Int(try comm.allreduce(Int64((users.count + batchUsers - 1) / batchUsers), op: .max))
         for round in 0..<rounds {
             let batch = Array(users.indices.dropFirst(round * batchUsers).prefix(batchUsers))
-            var queries: [Float] = [], asked: [Int] = []
-            for i in batch {
-                guard let r = row[users[i].user] else { continue }
-                queries += v.vectors[r * d..<(r + 1) * d]
-                asked.append(i)
-            }
+            let (queries, asked) = prepared.vectors.queries(users, batch)
             let want = neighbours + 1
             let (distances, labels) = try index.searchOwn(
                 queries, k: want, parameters: SearchParameters(nprobe: nprobe), comm: comm)

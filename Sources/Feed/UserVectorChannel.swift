@@ -35,6 +35,18 @@ public struct UserVectorChannel: Sendable {
         return UserVectorChannel(vectors: v)
     }
 
+    /// The vectors (one row each) of `users[i]` for `i` in `batch` that have one, and those `i`.
+    func queries(_ users: [UserEvents], _ batch: [Int]) -> (queries: [Float], asked: [Int]) {
+        let d = vectors.d
+        var queries: [Float] = [], asked: [Int] = []
+        for i in batch {
+            guard let r = row[users[i].user] else { continue }
+            queries += vectors.vectors[r * d..<(r + 1) * d]
+            asked.append(i)
+        }
+        return (queries, asked)
+    }
+
     /// For each of this rank's `users`, up to `k` pins nearest to the user's vector in `index`,
     /// best first, `exclude(user index)` left out; empty for a user without a vector.
     /// Collective: users go in rounds of `batchUsers`, every rank's queries searched together.
@@ -42,17 +54,12 @@ public struct UserVectorChannel: Sendable {
         users: [UserEvents], index: IVFIndex, k: Int, nprobe: Int, batchUsers: Int,
         exclude: (Int) -> Set<Int64>, comm: Communicator
     ) throws -> [[Int64]] {
-        let d = vectors.d, want = k + k / 4
+        let want = k + k / 4
         var out = [[Int64]](repeating: [], count: users.count)
         let rounds = Int(try comm.allreduce(Int64((users.count + batchUsers - 1) / batchUsers), op: .max))
         for round in 0..<rounds {
             let batch = Array(users.indices.dropFirst(round * batchUsers).prefix(batchUsers))
-            var queries: [Float] = [], asked: [Int] = []
-            for i in batch {
-                guard let r = row[users[i].user] else { continue }
-                queries += vectors.vectors[r * d..<(r + 1) * d]
-                asked.append(i)
-            }
+            let (queries, asked) = self.queries(users, batch)
             let (_, labels) = try index.searchOwn(
                 queries, k: want, parameters: SearchParameters(nprobe: nprobe), comm: comm)
             for (q, i) in asked.enumerated() {

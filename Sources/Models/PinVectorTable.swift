@@ -28,18 +28,21 @@ public struct PinVectorTable: Sendable {
     /// The local row of `pin`, nil when another rank holds it.
     public func localRow(_ pin: Int64) -> Int? { row[pin] }
 
-    /// Vectors `(pins.count × d)` and tags of this rank's own `pins` — every rank passes its own
-    /// list: the lists are allgathered, each rank fills the pins it holds, and one
-    /// reduce-scatter returns each rank its part. Unknown pins get zeros and tag −1.
-    /// Memory: O(Σ lists · d). Collective.
-    public func lookupDistinct(_ pins: [Int64], comm: Communicator) throws -> (vectors: [Float], tags: [Int32]) {
+    /// Vectors `(pins.count × d)`, tags and whether some rank holds each of this rank's own
+    /// `pins` — every rank passes its own list: the lists are allgathered, each rank fills the
+    /// pins it holds, and one reduce-scatter returns each rank its part. Unknown pins get zeros,
+    /// tag −1 and `known` false. Memory: O(Σ lists · d). Collective.
+    public func lookupDistinct(_ pins: [Int64], comm: Communicator) throws -> (
+        vectors: [Float], tags: [Int32], known: [Bool]
+    ) {
         let (all, counts) = try comm.allgatherv(pins)
-        let w = d + 1  // vector, then tag + 1 (0 = unknown; exact in Float below 2^24)
+        let w = d + 2  // vector, then 1 (held), then the tag (exact in Float below 2^24)
         var mine = [Float](repeating: 0, count: all.count * w)
         for (i, p) in all.enumerated() {
             guard let r = row[p] else { continue }
             for j in 0..<d { mine[i * w + j] = vectors[r * d + j] }
-            mine[i * w + d] = Float(tags[r] + 1)
+            mine[i * w + d] = 1
+            mine[i * w + d + 1] = Float(tags[r])
         }
         var back = [Float](repeating: 0, count: pins.count * w)
         try mine.withUnsafeBufferPointer { send in
@@ -48,11 +51,12 @@ public struct PinVectorTable: Sendable {
             }
         }
         var v = [Float](repeating: 0, count: pins.count * d)
-        var t = [Int32](repeating: -1, count: pins.count)
+        var t = [Int32](repeating: -1, count: pins.count), known = [Bool](repeating: false, count: pins.count)
         for i in 0..<pins.count {
             for j in 0..<d { v[i * d + j] = back[i * w + j] }
-            t[i] = Int32(back[i * w + d]) - 1
+            known[i] = back[i * w + d] > 0
+            if known[i] { t[i] = Int32(back[i * w + d + 1]) }
         }
-        return (v, t)
+        return (v, t, known)
     }
 }

@@ -205,16 +205,8 @@ enum UserHistoryRounds {
                 }
             }
             let fetched = try vectors.lookupDistinct(pins, comm: comm)
-            // Pins no rank holds come back as zeros with tag −1: leave them out.
-            for (i, pin) in pins.enumerated() where fetched.tags[i] < 0 && isZero(fetched.vectors, i, vectors.d) {
-                row[pin] = nil
-            }
+            for (i, pin) in pins.enumerated() where !fetched.known[i] { row[pin] = nil }  // no rank holds it
             for u in batch { try visit(u, row, fetched.vectors) }
         }
-    }
-
-    private static func isZero(_ v: [Float], _ i: Int, _ d: Int) -> Bool {
-        for j in 0..<d where v[i * d + j] != 0 { return false }
-        return true
     }
 }

@@ -32,25 +32,17 @@ public struct FeedStore: Sendable {
     /// country and device, keyed as `coldStartSegment`), best first.
     public var coldStart: [Int64: [Int64]] = [:]
 
-    /// The key of a cold-start segment (the batch jobs' `TrendingChannel.segment`).
+    /// The key of a cold-start segment (`AudienceSegment`, as the batch jobs write it).
     public static func coldStartSegment(country: Int32, device: UInt8? = nil) -> Int64 {
-        guard let device else { return 1 << 40 | Int64(UInt32(bitPattern: country)) }
-        return 2 << 40 | Int64(UInt32(bitPattern: country)) << 8 | Int64(device)
+        AudienceSegment.key(country: country, device: device)
     }
 
     /// The cold-start feed of a user of `country` (packed code) on `device`: the segment's
     /// list, topped up from the country's, then everyone's; empty without cold-start lists.
     public func coldStartFeed(country: Int32?, device: UInt8?, k: Int) -> [Int64] {
-        var lists: [[Int64]] = []
-        if let country {
-            if let device { lists.append(coldStart[Self.coldStartSegment(country: country, device: device)] ?? []) }
-            lists.append(coldStart[Self.coldStartSegment(country: country)] ?? [])
-        }
-        lists.append(coldStart[-1] ?? [])
-        var out: [Int64] = [], taken = Set<Int64>()
-        for pin in lists.joined() where out.count < k && taken.insert(pin).inserted { out.append(pin) }
-        return out
+        AudienceSegment.feed(country: country, device: device, k: k) { coldStart[$0] }
     }
+
     /// Content embedding (d values) and category of every pin in this shard's feeds.
     public let embeddings: [Int64: [Float]], categories: [Int64: Int32]
     public let d: Int

@@ -35,67 +35,10 @@ struct FeedCandidatesCommand: ParsableCommand {
     @Option(help: "Run id (default: candidates-<dataset run id>[-holdout<D>]).") var runID: String?
     @Option(help: "Merged candidates per user.") var count = 1_000
     @Option(help: "Candidates per channel.") var pool = 500
-    @Option(help: "Pixie channel: root of a walks run (`mosaic graph walks`) over the dataset's graph; optional.")
-    var walks: String?
-    @Option(help: "PinSage channel: root of an embeddings run (`mosaic pinsage embed`); with --pinsage-index.")
-    var pinsageEmbeddings: String?
-    @Option(
-        help: "PinSage channel: root of the index run over those embeddings (`mosaic index build --embeddings --out`).")
-    var pinsageIndex: String?
-    @Option(
-        help:
-            "Two-tower channel: root of a user-vectors run (`mosaic retrieval embed-users`) over the PinSage embeddings; needs --pinsage-index."
-    )
-    var userVectors: String?
-    @Option(
-        help:
-            "Fresh channel: pins created in the last D days before the cut, by content similarity to the user's interests; 0 turns it off."
-    )
-    var freshDays = 2
-    @Option(
-        help:
-            "Merge weights, e.g. `two-tower=2,fresh=0.5`: each channel's share of the merged slots is its weight over the sum (0 drops a channel from the merge); defaults, tuned on the validation world: content=2, trending=4, pixie=1, fresh=0.25, pinsage=0.5, two-tower=4, user-cf=0.5."
-    )
-    var channelWeights = ""
-
-    /// `--channel-weights` parsed.
-    var weights: [String: Double] {
-        get throws {
-            var out: [String: Double] = [:]
-            for item in channelWeights.split(separator: ",") {
-                let parts = item.split(separator: "=")
-                guard parts.count == 2, let w = Double(parts[1]), w >= 0 else {
-                    throw ValidationError("--channel-weights: expected name=weight (weight ≥ 0), found '\(item)'")
-                }
-                out[String(parts[0])] = w
-            }
-            return out
-        }
-    }
-    @Option(
-        help:
-            "User–user CF channel (with --user-vectors): the recent saves of this many nearest users in two-tower space; 0 turns it off."
-    )
-    var cfNeighbours = 100
-    @Flag(
-        inversion: .prefixedNo,
-        help:
-            "PinSage channel: interests as clusters of the engaged pins' PinSage vectors (PinnerSage medoids) instead of the most engaged categories."
-    )
-    var pinsageClusters = false
+    @OptionGroup var channels: CandidateChannelOptions
 
     func validate() throws {
-        _ = try weights
-        guard count >= 1, pool >= 1, cfNeighbours >= 0, freshDays >= 0 else {
-            throw ValidationError("--count and --pool must be ≥ 1, --cf-neighbours and --fresh-days ≥ 0")
-        }
-        guard (pinsageEmbeddings == nil) == (pinsageIndex == nil) else {
-            throw ValidationError("pass both --pinsage-embeddings and --pinsage-index, or neither")
-        }
-        guard userVectors == nil || pinsageIndex != nil else {
-            throw ValidationError(
-                "--user-vectors searches the PinSage index: pass --pinsage-embeddings and --pinsage-index")
-        }
+        guard count >= 1, pool >= 1 else { throw ValidationError("--count and --pool must be ≥ 1") }
     }
 
     func run() throws {
@@ -107,20 +50,12 @@ struct FeedCandidatesCommand: ParsableCommand {
             let users = try UserEvents.load(world: reader, comm: comm)
             let profiles = try UserProfile.load(world: reader, comm: comm)
             let cut = try UserEvents.cut(holdoutDays: feed.holdoutDays, users: users, comm: comm)
-            var inputs = CandidateGeneration.Inputs(world: reader)
-            inputs.walks = walks.map { URL(fileURLWithPath: $0) }
-            inputs.pinsageEmbeddings = pinsageEmbeddings.map { URL(fileURLWithPath: $0) }
-            inputs.pinsageIndex = pinsageIndex.map { URL(fileURLWithPath: $0) }
-            inputs.userVectors = userVectors.map { URL(fileURLWithPath: $0) }
-            inputs.freshDays = freshDays
-            inputs.cfNeighbours = cfNeighbours
-            inputs.trendingDays = feed.trendingDays
             var generation = try CandidateGeneration.prepare(
-                inputs: inputs, users: users, profiles: profiles, cut: cut, pool: pool, comm: comm)
+                inputs: channels.inputs(world: reader, trendingDays: feed.trendingDays), users: users,
+                profiles: profiles, cut: cut, pool: pool, comm: comm)
             feed.configure(&generation.settings)
             generation.count = count
-            generation.pinsageClusters = pinsageClusters
-            generation.weights.merge(try weights) { _, new in new }
+            try channels.configure(&generation)
             let loadSeconds = now() - started
             let t0 = now()
             var lastLog = 0.0
@@ -143,8 +78,8 @@ struct FeedCandidatesCommand: ParsableCommand {
                 config: [
                     "world": source, "count": "\(count)", "pool": "\(pool)", "trending_days": "\(feed.trendingDays)",
                     "holdout_days": "\(feed.holdoutDays)", "channels": candidates.channelNames.joined(separator: ","),
-                    "walks": walks ?? "", "pinsage_embeddings": pinsageEmbeddings ?? "",
-                    "pinsage_index": pinsageIndex ?? "", "user_vectors": userVectors ?? "",
+                    "walks": channels.walks ?? "", "pinsage_embeddings": channels.pinsageEmbeddings ?? "",
+                    "pinsage_index": channels.pinsageIndex ?? "", "user_vectors": channels.userVectors ?? "",
                 ], comm: comm)
             try candidates.write(to: writer, cutMs: cut, sourceRun: source)
             let manifest = try writer.commit()

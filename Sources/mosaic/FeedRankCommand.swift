@@ -111,15 +111,7 @@ struct FeedRankCommand: ParsableCommand {
             ranking.freshSlots = freshSlots
             ranking.rerank = DiversityRerank(lambda: diversity, window: window, maxPerCategory: maxPerCategory)
             var aligned = Candidates(channelNames: mine.channelNames)
-            for u in users {
-                let i = rowOf[u.user]!, rows = Int(mine.offsets[i])..<Int(mine.offsets[i + 1])
-                let w = mine.channelNames.count
-                aligned.users.append(u.user)
-                aligned.pins += mine.pins[rows]
-                aligned.channels += mine.channels[rows]
-                aligned.channelRanks += mine.channelRanks[rows.lowerBound * w..<rows.upperBound * w]
-                aligned.offsets.append(Int64(aligned.pins.count))
-            }
+            for u in users { aligned.appendUser(rowOf[u.user]!, of: mine) }
             let t1 = now()
             var progress = JobProgress(comm: comm, label: "feed rank")
             let ranked = try ranking.rank(

@@ -122,16 +122,8 @@ struct RankerTrain: ParsableCommand {
             comm.log(
                 "ranker train: \(arch.rawValue), \(trainData.globalCount) train rows, \(validData?.globalCount ?? 0) valid, "
                     + "\(testData?.globalCount ?? 0) test, \(comm.size) rank(s); config \(cfg.json())")
-            var options = RankerTrainingOptions()
-            options.epochs = epochs
-            options.batchSize = batchSize
-            options.learningRate = lr
-            options.patience = patience
-            options.reduceOnPlateau = !noReduceOnPlateau
-            options.maxStepsPerEpoch = maxStepsPerEpoch
-            options.seed = seed
             let outcome = try RankerTrainer.train(
-                config: cfg, train: trainData, valid: validData, options: options, comm: comm, save: out)
+                config: cfg, train: trainData, valid: validData, options: trainingOptions, comm: comm, save: out)
             let sum =
                 outcome.model.parameters.values.reduce(0.0) { $0 + Double($1) }
                 + outcome.model.tables.reduce(0.0) { $0 + $1.values.reduce(0.0) { $0 + Double($1) } }

@@ -67,18 +67,23 @@ struct RankerRunInputs: ParsableArguments {
 }
 
 extension RankerTrain {
+    /// The training options from the flags (every mode).
+    var trainingOptions: RankerTrainingOptions {
+        var options = RankerTrainingOptions()
+        options.epochs = epochs
+        options.batchSize = batchSize
+        options.learningRate = lr
+        options.patience = patience
+        options.reduceOnPlateau = !noReduceOnPlateau
+        options.maxStepsPerEpoch = maxStepsPerEpoch
+        options.seed = seed
+        return options
+    }
+
     /// `--data`: the feed's ranker on a dataset run.
     func runOnDataset() throws {
         Communicator.runJob { comm in
-            var options = RankerTrainingOptions()
-            options.epochs = epochs
-            options.batchSize = batchSize
-            options.learningRate = lr
-            options.patience = patience
-            options.reduceOnPlateau = !noReduceOnPlateau
-            options.maxStepsPerEpoch = maxStepsPerEpoch
-            options.seed = seed
-            let (outcome, train, valid) = try dataset.train(options: options, out: out, comm: comm)
+            let (outcome, train, valid) = try dataset.train(options: trainingOptions, out: out, comm: comm)
             let sum =
                 outcome.model.parameters.values.reduce(0.0) { $0 + Double($1) }
                 + outcome.model.tables.reduce(0.0) { $0 + $1.values.reduce(0.0) { $0 + Double($1) } }
