@@ -29,6 +29,7 @@ let package = Package(
         .library(name: "Artifacts", targets: ["Artifacts"]),
         .library(name: "EventData", targets: ["EventData"]),
         .library(name: "Publishing", targets: ["Publishing"]),
+        .library(name: "Pipeline", targets: ["Pipeline"]),
         .library(name: "Events", targets: ["Events"]),
         .library(name: "Evaluation", targets: ["Evaluation"]),
         .library(name: "Learning", targets: ["Learning"]),
@@ -66,6 +67,10 @@ let package = Package(
         .target(name: "Linalg", dependencies: ["CBLAS"], swiftSettings: swiftSettings),
         // HDF5 files, the manifest, reading a published run. No MPI: serving links it.
         .target(name: "Artifacts", dependencies: ["CHDF5"], swiftSettings: swiftSettings),
+
+        // The nightly DAG: stage specs, the local runner (skip, resume, publish a night with
+        // checksums, roll back) and the Slurm submitter. No MPI: it launches mpirun.
+        .target(name: "Pipeline", dependencies: ["Artifacts"], swiftSettings: swiftSettings),
 
         // MARK: - Data and evaluation
         // The dataset's schema, column tables, the dataset reader, splits and point-in-time
@@ -140,7 +145,7 @@ let package = Package(
             name: "mosaic",
             dependencies: [
                 "ProcessKit", "Collective", "Linalg", "Artifacts", "EventData", "Publishing", "Events", "Evaluation",
-                "Learning", "Index", "Feed", "Ranking", "Graph", "Models",
+                "Learning", "Index", "Feed", "Ranking", "Graph", "Models", "Pipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
@@ -220,6 +225,12 @@ let package = Package(
                 "Ranking", "CKernels", "Learning", "Evaluation", "Linalg", "Collective", "Artifacts", "_TestSupport",
                 "mosaic",
                 "mosaic-selftest",
+            ],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "PipelineTests",
+            dependencies: [
+                "Pipeline", "Artifacts", "Serving", "ProcessKit", "_TestSupport", "mosaic", "mosaic-serve",
             ],
             swiftSettings: swiftSettings),
         .testTarget(

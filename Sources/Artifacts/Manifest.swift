@@ -13,11 +13,14 @@ public struct Manifest: Codable, Equatable, Sendable {
         public var rows: Int64
         /// The rank that wrote it.
         public var rank: Int
-        public init(path: String, bytes: Int64, rows: Int64, rank: Int) {
+        /// `FileChecksum` of its bytes (hex), where the writer recorded one (published nights).
+        public var checksum: String?
+        public init(path: String, bytes: Int64, rows: Int64, rank: Int, checksum: String? = nil) {
             self.path = path
             self.bytes = bytes
             self.rows = rows
             self.rank = rank
+            self.checksum = checksum
         }
     }
 

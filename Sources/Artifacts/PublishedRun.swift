@@ -72,3 +72,22 @@ public struct PublishedRun: Sendable {
         return a.files.map { directory.appendingPathComponent($0.path).path }
     }
 }
+
+extension PublishedRun {
+    /// Recomputes the checksum of every file whose manifest entry has one; throws naming the
+    /// first file that differs.
+    public func verifyChecksums() throws {
+        for artifact in manifest.artifacts {
+            for f in artifact.files {
+                guard let expected = f.checksum else { continue }
+                let path = directory.appendingPathComponent(f.path).path
+                let actual = try FileChecksum.of(path: path)
+                guard actual == expected else {
+                    throw ArtifactError(
+                        file: path,
+                        message: "checksum \(actual), manifest of \(manifest.runID) says \(expected) (corrupted?)")
+                }
+            }
+        }
+    }
+}

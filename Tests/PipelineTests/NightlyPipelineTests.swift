@@ -1,0 +1,165 @@
+import Artifacts
+import Foundation
+import ProcessKit
+import Testing
+import _TestSupport
+
+@testable import Pipeline
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// The real nightly DAG (Jobs/nightly.dag) on a tiny world, 2 ranks per stage: it runs end to
+/// end and publishes; the serving shard started on the published night serves the published
+/// ranking; a rank killed in the middle of the two-tower's training stops the night, names the
+/// stage, the rank and the signal, publishes nothing, and the rerun resumes from the checkpoint
+/// to the same artifacts as the uninterrupted night.
+@Suite(.serialized, .enabled(if: MPIRun.mpirunAvailable, "mpirun is not installed"))
+struct NightlyPipelineTests {
+    static let repository = PipelineSpecTests.repository
+    static let tiny = [
+        "USERS=150", "PINS=1500", "FRESH_PINS=100", "PINSAGE_STEPS=10", "TWO_TOWER_EPOCHS=40", "CHECKPOINT_EVERY=2",
+        "RANKER_EPOCHS=3",
+    ]
+
+    static func pipeline(_ args: [String], root: URL, night: String) -> [String] {
+        [
+            "pipeline", "run", repository.appendingPathComponent("Jobs/nightly.dag").path, "--root", root.path,
+            "--night", night, "--quiet", "--mosaic", MPIRun.mosaicPath,
+        ] + tiny.flatMap { ["--set", $0] } + args
+    }
+
+    /// Digests of every HDF5 file under `folder` (or of the file `folder`) but checkpoints, by path.
+    static func digests(_ folder: URL) throws -> [String: String] {
+        if folder.pathExtension == "h5" { return [folder.lastPathComponent: try H5Digest.of(path: folder.path)] }
+        var out: [String: String] = [:]
+        for case let rel as String in FileManager.default.enumerator(atPath: folder.path) ?? NSEnumerator()
+        where rel.hasSuffix(".h5") && !rel.hasSuffix(".checkpoint.h5") && !rel.contains(".staging") {
+            out[rel] = try H5Digest.of(path: folder.appendingPathComponent(rel).path)
+        }
+        return out
+    }
+
+    @Test func theNightRunsServesItsRankingAndResumesAfterAKilledRank() async throws {
+        let root = try MPIRun.temporaryDirectory("nightly")
+        let first = try MPIRun.run(MPIRun.mosaicPath, Self.pipeline([], root: root, night: "a"), timeout: 900)
+        try #require(first.status == 0, "\(first.output)")
+        #expect(first.stderr.contains("published night a"))
+        let night = try PublishedRun.open(root: root)
+        try night.verifyChecksums()
+        #expect(
+            Set(night.manifest.artifacts.map(\.name)).isSuperset(of: [
+                "world", "embeddings", "index", "two-tower", "candidates", "ranker.h5", "feeds",
+            ]))
+        try await servedFeedIsThePublishedRanking(run: night.directory)
+
+        // Night b: a rank of the two-tower's training is killed once its first checkpoint exists.
+        let runner = Process()
+        runner.executableURL = URL(fileURLWithPath: MPIRun.mosaicPath)
+        runner.arguments = Self.pipeline([], root: root, night: "b")
+        runner.environment = ChildProcess.cleanEnvironment
+        let errors = Pipe()
+        runner.standardError = errors
+        runner.standardOutput = FileHandle.nullDevice
+        try runner.run()
+        let checkpoint = root.appendingPathComponent("runs/b/two-tower/two-tower.checkpoint.h5").path
+        var killed: Int32? = nil
+        for _ in 0..<6000 where runner.isRunning && killed == nil {
+            if FileManager.default.fileExists(atPath: checkpoint) {
+                killed = Self.rankProcess(rank: 1, executable: MPIRun.mosaicPath, containing: "retrieval")
+                if let pid = killed { kill(pid, SIGKILL) }
+            }
+            try await Task.sleep(nanoseconds: 20_000_000)
+        }
+        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        runner.waitUntilExit()
+        try #require(killed != nil, "no rank 1 of retrieval train to kill: \(stderr.suffix(2000))")
+        #expect(runner.terminationStatus != 0)
+        #expect(
+            stderr.contains("stage retrieval-train failed") && stderr.contains("rank 1") && stderr.contains("signal 9"),
+            "\(stderr.suffix(2000))")
+        #expect(NightPublisher.history(root: root) == ["a"], "a failed night publishes nothing")
+
+        let rerun = try MPIRun.run(MPIRun.mosaicPath, Self.pipeline([], root: root, night: "b"), timeout: 900)
+        try #require(rerun.status == 0, "\(rerun.output)")
+        #expect(rerun.stderr.contains("retrieval-train: resuming from its checkpoint"))
+        #expect(rerun.stderr.contains("generate: up to date, skipped"))
+        let state = try PipelineState.read(run: root.appendingPathComponent("runs/b"), night: "b")
+        #expect(state.stages["retrieval-train"]?.resumed == true)
+        #expect(NightPublisher.history(root: root) == ["a", "b"])
+        for artifact in ["two-tower", "user-vectors", "candidates", "ranker.h5", "feeds"] {
+            let a = try Self.digests(root.appendingPathComponent("runs/a/\(artifact)"))
+            let b = try Self.digests(root.appendingPathComponent("runs/b/\(artifact)"))
+            #expect(!a.isEmpty && a == b, "\(artifact): resumed night differs from the uninterrupted one")
+        }
+    }
+
+    /// The pid of the rank-`rank` process of `executable` whose command line contains `word`.
+    static func rankProcess(rank: Int, executable: String, containing word: String) -> Int32? {
+        let target = URL(fileURLWithPath: executable).resolvingSymlinksInPath().path
+        for e in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(e),
+                (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(e)/exe")) == target,
+                let cmd = FileManager.default.contents(atPath: "/proc/\(e)/cmdline"),
+                String(decoding: cmd, as: UTF8.self).contains(word),
+                let env = FileManager.default.contents(atPath: "/proc/\(e)/environ")
+            else { continue }
+            if env.split(separator: 0).contains(where: {
+                String(decoding: $0, as: UTF8.self) == "OMPI_COMM_WORLD_RANK=\(rank)"
+            }) {
+                return pid
+            }
+        }
+        return nil
+    }
+
+    /// Starts `mosaic-serve` on the night's feeds and checks that every user's served feed is
+    /// the published ranking (the feeds artifact's pin_id rows).
+    func servedFeedIsThePublishedRanking(run: URL) async throws {
+        var published: [Int64: [Int64]] = [:]
+        let feeds = try PublishedRun.open(root: run.appendingPathComponent("feeds"))
+        for path in try feeds.paths(of: "feeds") {
+            let f = try H5File(path: path, mode: .read)
+            let users = try f.root.read("user_id", as: Int64.self), pins = try f.root.read("pin_id", as: Int64.self)
+            let k = users.isEmpty ? 0 : pins.count / users.count
+            for (i, u) in users.enumerated() { published[u] = pins[i * k..<(i + 1) * k].filter { $0 >= 0 } }
+        }
+        try #require(!published.isEmpty)
+        let port = 20_000 + Int((getpid() + 7_919) % 20_000)
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: MPIRun.servePath)
+        server.arguments = [
+            "--feeds", run.appendingPathComponent("feeds").path, "--world", run.appendingPathComponent("world").path,
+            "--port", "\(port)",
+        ]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer {
+            server.terminate()
+            server.waitUntilExit()
+        }
+        func get(_ path: String) async throws -> (Int, Data) {
+            var r = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+            r.timeoutInterval = 10
+            let (data, response) = try await URLSession.shared.data(for: r)
+            return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
+        }
+        var ready = false
+        for _ in 0..<300 where server.isRunning {
+            if let (status, _) = try? await get("/healthz"), status == 200 {
+                ready = true
+                break
+            }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        try #require(ready, "mosaic-serve did not start on the published night")
+        struct Answer: Decodable { var pins: [Int64] }
+        for (user, pins) in published.sorted(by: { $0.key < $1.key }).prefix(40) {
+            let (status, data) = try await get("/v1/feed/\(user)?k=\(pins.count)")
+            #expect(status == 200)
+            #expect(try JSONDecoder().decode(Answer.self, from: data).pins == pins, "user \(user)")
+        }
+    }
+}
