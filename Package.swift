@@ -154,7 +154,7 @@ let package = Package(
             name: "mosaic-bench",
             dependencies: [
                 "ProcessKit", "Collective", "Linalg", "Artifacts", "EventData", "Publishing", "Events", "Evaluation",
-                "Learning", "Index", "Ranking", "Graph", "Models", "CMPI", "CBLAS",
+                "Learning", "Index", "Ranking", "Graph", "Models", "CMPI", "CBLAS", "Pipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),

@@ -1,47 +1,31 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: install what is missing, build in release mode, then run the
-# whole funnel on 2 ranks over the embedded default synthetic world and serve its feeds:
+# The main job on a fresh machine: install what is missing, build in release mode, run the
+# nightly DAG (Jobs/nightly.dag) on the embedded default synthetic world, and serve its feeds:
 #   world → graph, walks, PinSage, IVF index, two-tower (the night's models, trained on the
 #   events before T0 = last event − 7 days) → every user's candidates from seven channels →
 #   the ranker (trained on the impressions after T0) → ranked, re-ranked feeds, judged by the
-#   world's truth on the held-out last day → the serving shard answers a user's feed over HTTP,
-#   then the same feed after a save posted in the session, then a new user's cold-start feed.
-#   Cluster/quickstart.sh            (RANKS=N and USERS=N change the defaults; OUT the folder;
-#                                     PORT the serving port, default 8080)
+#   world's truth on the held-out last day → the night published (manifest with checksums) →
+#   the serving shard answers a user's feed over HTTP, then the same feed after a save posted in
+#   the session, then a new user's cold-start feed.
+#   Cluster/quickstart.sh            (RANKS=N and USERS=N change the defaults; OUT the pipeline's
+#                                     root; PORT the serving port, default 8080)
+# Run again the same day, it skips every stage that is up to date and serves at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ranks="${RANKS:-2}"
 users="${USERS:-2000}"
-out="${OUT:-out/quickstart}"
+out="${OUT:-out/nightly}"
 port="${PORT:-8080}"
 bash Cluster/install-deps.sh
 swift build -c release
 m=.build/release/mosaic
-run() { echo "+ mosaic $*" >&2; Cluster/mpirun-local.sh -np "$ranks" "$m" "$@"; }
-RANKS="$ranks" Cluster/run-job.sh Jobs/doctor.job
-rm -rf "$out"
-mkdir -p "$out"
-run generate --users "$users" --out "$out/world"
-cut=$(Cluster/mpirun-local.sh -np "$ranks" "$m" cut --data "$out/world" --holdout-days 1)
-t0=$(Cluster/mpirun-local.sh -np "$ranks" "$m" cut --data "$out/world" --holdout-days 7)
-echo "quickstart: evaluation cut $cut (last day held out); the night's models see the events before $t0" >&2
-run graph build --data "$out/world" --out "$out/graph" --before-ms "$t0"
-run graph walks --graph "$out/graph" --out "$out/walks"
-run pinsage train --data "$out/world" --walks "$out/walks" --out "$out/pinsage"
-run pinsage embed --data "$out/world" --walks "$out/walks" --model "$out/pinsage" --out "$out/embeddings"
-run index build --embeddings "$out/embeddings" --out "$out/index" --quiet
-run retrieval train --data "$out/world" --embeddings "$out/embeddings" --before-ms "$t0" --out "$out/two-tower"
-run retrieval embed-users --data "$out/world" --embeddings "$out/embeddings" --before-ms "$cut" \
-  --model "$out/two-tower" --out "$out/user-vectors"
-run feed candidates --world "$out/world" --walks "$out/walks" --pinsage-embeddings "$out/embeddings" \
-  --pinsage-index "$out/index" --user-vectors "$out/user-vectors" --holdout-days 1 --out "$out/candidates"
-run ranker train --data "$out/world" --embeddings "$out/embeddings" --user-model "$out/two-tower" \
-  --before-ms "$cut" --rows-from-ms "$t0" --out "$out/ranker.h5"
-run feed rank --world "$out/world" --candidates "$out/candidates" --embeddings "$out/embeddings" \
-  --ranker "$out/ranker.h5" --user-model "$out/two-tower" --out "$out/feeds"
+Cluster/mpirun-local.sh -np "$ranks" "$m" doctor
+"$m" pipeline run Jobs/nightly.dag --root "$out" --ranks "$ranks" --set USERS="$users"
+"$m" pipeline status Jobs/nightly.dag --root "$out" --ranks "$ranks" --set USERS="$users" >&2
+night="$out/current"
 
 # Serve the published feeds and ask for one user's feed, then post a save and ask again.
-.build/release/mosaic-serve --feeds "$out/feeds" --world "$out/world" --port "$port" > "$out/serve.log" 2>&1 &
+.build/release/mosaic-serve --feeds "$night/feeds" --world "$night/world" --port "$port" > "$out/serve.log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true' EXIT
 python3 - "$port" <<'PY'
@@ -77,8 +61,9 @@ print("GET /v1/feed/999999?k=5&country=FR&device=ios (a user without a feed) →
 PY
 cat >&2 <<EOF
 
-quickstart: done. Artifacts under $out/ (docs/artifacts.md). Serve them again with
-  .build/release/mosaic-serve --feeds $out/feeds --world $out/world --port $port
+quickstart: done. The published night is $night/ (docs/artifacts.md; its stages:
+  $m pipeline status --root $out). Serve it again with
+  .build/release/mosaic-serve --feeds $night/feeds --world $night/world --port $port
 and query it with
   curl 'http://127.0.0.1:$port/v1/feed/7?k=10'
 (the server started here has been stopped).

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Brings up (or down) a one-node Slurm cluster on this machine, so that the cluster path —
-# sbatch, dependencies, mpirun inside an allocation — is exercised for real:
-#   Cluster/slurm/local-cluster.sh up      install slurm-wlm + munge if missing, write the
-#                                          config, start munged, slurmctld and slurmd (as root)
+# A one-node Slurm cluster on this machine, so that the cluster path — sbatch, afterok
+# dependencies, mpirun inside an allocation — is exercised for real:
+#   Cluster/slurm/local-cluster.sh install   install slurm-wlm and munge from Debian if missing
+#   Cluster/slurm/local-cluster.sh up        install, write the config, start munged, slurmctld
+#                                            and slurmd (as root) unless already running
 #   Cluster/slurm/local-cluster.sh status
-#   Cluster/slurm/local-cluster.sh down
+#   Cluster/slurm/local-cluster.sh down      stop the daemons `up` started, by the pids it recorded
+#                                            (never by name: a cluster already running is left alone)
 # The node is this host with all its CPUs and memory (as `slurmd -C` reports them).
 set -euo pipefail
 action="${1:-status}"
@@ -12,13 +14,46 @@ SUDO=""
 if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
 conf=/etc/slurm/slurm.conf
 state=/var/spool/slurmctld
+pids=/run/mosaic-local-cluster     # pid files of the daemons this script started
 
-case "$action" in
-up)
-  if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
+install() {
+  if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null || ! command -v sbatch >/dev/null; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq slurm-wlm munge >/dev/null
   fi
+}
+
+# running NAME: a live (not zombie) process of that name exists.
+running() {
+  local p
+  for p in $(pgrep -x "$1"); do
+    [ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" != "Z" ] && return 0
+  done
+  return 1
+}
+
+# start NAME PIDFILE COMMAND...: runs a daemon unless one is running; records its pid if started.
+start() {
+  local name="$1" pidfile="$2"
+  shift 2
+  if running "$name"; then
+    echo "local-cluster: $name already running; left alone"
+    return
+  fi
+  $SUDO rm -f "$pidfile"   # a stale one would name a dead daemon
+  # No inherited stdio: a caller reading this script's output must see its end.
+  "$@" </dev/null >/dev/null 2>&1
+  for _ in $(seq 1 50); do [ -s "$pidfile" ] && break; sleep 0.1; done
+  $SUDO mkdir -p "$pids"
+  $SUDO cp "$pidfile" "$pids/$name.pid"
+}
+
+case "$action" in
+install)
+  install
+  ;;
+up)
+  install
   node="$(slurmd -C | head -1)"          # NodeName=<host> CPUs=... RealMemory=...
   host="$(hostname -s)"
   $SUDO mkdir -p /etc/slurm "$state" /var/spool/slurmd /var/log/slurm /run/munge
@@ -49,26 +84,32 @@ MpiDefault=none
 $node State=UNKNOWN
 PartitionName=main Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
 CONF
-  pgrep -x munged >/dev/null || $SUDO -u munge /usr/sbin/munged 2>/dev/null || $SUDO /usr/sbin/munged --force
-  pgrep -x slurmctld >/dev/null || $SUDO slurmctld
-  pgrep -x slurmd >/dev/null || $SUDO slurmd
+  start munged /run/munge/munged.pid $SUDO -u munge /usr/sbin/munged 2>/dev/null || \
+    start munged /run/munge/munged.pid $SUDO /usr/sbin/munged --force
+  start slurmctld /run/slurmctld.pid $SUDO slurmctld
+  start slurmd /run/slurmd.pid $SUDO slurmd
   for _ in $(seq 1 30); do
-    if sinfo -h -o '%T' 2>/dev/null | grep -qE 'idle|mix|alloc'; then break; fi
+    if timeout 5 sinfo -h -o '%T' 2>/dev/null | grep -qE 'idle|mix|alloc'; then break; fi
     sleep 1
   done
-  $SUDO scontrol update NodeName="$host" State=RESUME 2>/dev/null || true
-  sinfo
+  timeout 10 $SUDO scontrol update NodeName="$host" State=RESUME 2>/dev/null || true
+  timeout 10 sinfo
   ;;
 status)
   sinfo && squeue
   ;;
 down)
-  $SUDO pkill -x slurmd || true
-  $SUDO pkill -x slurmctld || true
-  $SUDO pkill -x munged || true
+  for name in slurmd slurmctld munged; do
+    f="$pids/$name.pid"
+    [ -f "$f" ] || continue
+    pid="$(cat "$f")"
+    # Only if that pid is still the daemon we started (a pid can be reused).
+    if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ]; then $SUDO kill "$pid"; fi
+    $SUDO rm -f "$f"
+  done
   ;;
 *)
-  echo "usage: Cluster/slurm/local-cluster.sh up|status|down" >&2
+  echo "usage: Cluster/slurm/local-cluster.sh install|up|status|down" >&2
   exit 2
   ;;
 esac

@@ -32,7 +32,7 @@ public enum SlurmSubmitter {
                 "--parsable", "--job-name=mosaic-\(name)", "--ntasks=\(ranks)", "--time=\(minutes)",
                 "--output=\(logs)/\(name).slurm-%j.out",
                 "--export=ALL,MOSAIC_DAG=\(dagPath),MOSAIC_ROOT=\(options.root.path),MOSAIC_NIGHT=\(options.night),"
-                    + "MOSAIC_STAGE=\(stage),MOSAIC=\(options.executable),MOSAIC_SET=\(sets)",
+                    + "MOSAIC_STAGE=\(stage),MOSAIC_RANKS=\(ranks),MOSAIC=\(options.executable),MOSAIC_SET=\(sets)",
             ]
             if let memory { args.append("--mem=\(memory)") }
             if !after.isEmpty {

@@ -12,6 +12,7 @@ struct PipelineOptions: ParsableArguments {
         name: .customLong("set"),
         help: ArgumentHelp("Override a DAG variable, e.g. --set USERS=500 (repeatable).", valueName: "NAME=value"))
     var overrides: [String] = []
+    @Option(help: "Run every stage on this many ranks instead of its spec's RANKS.") var ranks: Int?
     @Option(help: "Run only this stage (its inputs must exist).") var only: String?
     @Option(help: "Run this stage and every stage after it that depends on it.") var from: String?
     @Option(
@@ -24,6 +25,7 @@ struct PipelineOptions: ParsableArguments {
 
     func validate() throws {
         for o in overrides where !o.contains("=") { throw ValidationError("--set \(o): expected NAME=value") }
+        if let ranks, ranks < 1 { throw ValidationError("--ranks must be ≥ 1") }
     }
 
     /// Today's UTC date, the default night id (one night a day; rerunning it resumes it).
@@ -45,6 +47,11 @@ struct PipelineOptions: ParsableArguments {
         for s in overrides {
             let eq = s.firstIndex(of: "=")!
             o.overrides[String(s[..<eq])] = String(s[s.index(after: eq)...])
+        }
+        if let ranks {
+            o.dag.stages = o.dag.stages.map {
+                var s = $0; s.ranks = ranks; return s
+            }
         }
         o.only = only
         o.from = from
