@@ -41,8 +41,15 @@ start() {
     return
   fi
   $SUDO rm -f "$pidfile"   # a stale one would name a dead daemon
-  # No inherited stdio: a caller reading this script's output must see its end.
-  "$@" </dev/null >/dev/null 2>&1
+  # Nothing inherited but /dev/null: a caller that waits for the end of this script's output,
+  # or for a descriptor it passed down (Foundation's Process watches a socket), must see it.
+  (
+    for fd in /proc/$BASHPID/fd/*; do
+      fd="${fd##*/}"
+      if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+    done
+    exec "$@"
+  ) </dev/null >/dev/null 2>&1
   for _ in $(seq 1 50); do [ -s "$pidfile" ] && break; sleep 0.1; done
   $SUDO mkdir -p "$pids"
   $SUDO cp "$pidfile" "$pids/$name.pid"
@@ -84,8 +91,9 @@ MpiDefault=none
 $node State=UNKNOWN
 PartitionName=main Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
 CONF
-  start munged /run/munge/munged.pid $SUDO -u munge /usr/sbin/munged 2>/dev/null || \
-    start munged /run/munge/munged.pid $SUDO /usr/sbin/munged --force
+  # munged runs as its own user (root would need --force).
+  if [ -z "$SUDO" ]; then asmunge=(runuser -u munge --); else asmunge=(sudo -u munge); fi
+  start munged /run/munge/munged.pid "${asmunge[@]}" /usr/sbin/munged
   start slurmctld /run/slurmctld.pid $SUDO slurmctld
   start slurmd /run/slurmd.pid $SUDO slurmd
   for _ in $(seq 1 30); do
@@ -104,7 +112,12 @@ down)
     [ -f "$f" ] || continue
     pid="$(cat "$f")"
     # Only if that pid is still the daemon we started (a pid can be reused).
-    if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ]; then $SUDO kill "$pid"; fi
+    if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ]; then
+      $SUDO kill "$pid"
+      # A daemon started with SIGTERM blocked (inherited from its caller) gets SIGKILL after 10 s.
+      for _ in $(seq 1 100); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+      if [ -d "/proc/$pid" ]; then $SUDO kill -9 "$pid"; fi
+    fi
     $SUDO rm -f "$f"
   done
   ;;
