@@ -84,7 +84,7 @@ public final class EventLog: @unchecked Sendable {
         }
         nextSeq = last + 1
         try openSegment()
-        let thread = Thread { [unowned self] in self.writeLoop() }
+        let thread = Thread { self.writeLoop() }  // holds the log until `close()`
         thread.name = "mosaic-wal"
         writer = thread
         thread.start()

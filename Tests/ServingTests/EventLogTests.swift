@@ -141,9 +141,10 @@ struct EventLogTests {
     }
 }
 
-/// True for the first caller of `setOnce` only.
+/// A flag shared between tasks; `setOnce` is true for its first caller only.
 final class Flag: Sendable {
     let state = Mutex(false)
+    var isSet: Bool { state.withLock { $0 } }
     func setOnce() -> Bool {
         state.withLock { s in
             defer { s = true }

@@ -104,22 +104,25 @@ struct ServeProcessTests {
         defer { server.stop() }
         let before = try await server.health()
         #expect(before.version == 1)
-        let stop = Mutex(false)
-        let load = Task { () -> (ok: Int, bad: [String]) in
-            var ok = 0, bad: [String] = []
-            var i = 0
-            while !stop.withLock({ $0 }) && i < 20_000 {
-                i += 1
-                do {
-                    let (status, data) = try await server.request("/v1/feed/\(i % 60)?k=5")
-                    if status == 200 {
-                        ok += 1
-                    } else {
-                        bad.append("\(status) \(String(decoding: data, as: UTF8.self))")
-                    }
-                } catch { bad.append("\(error)") }
+        let stop = Flag()
+        // Four clients asking for feeds until the end of the test.
+        let load = (0..<4).map { c in
+            Task { () -> (ok: Int, bad: [String]) in
+                var ok = 0, bad: [String] = []
+                var i = c
+                while !stop.isSet && i < 40_000 {
+                    i += 4
+                    do {
+                        let (status, data) = try await server.request("/v1/feed/\(i % 60)?k=5")
+                        if status == 200 {
+                            ok += 1
+                        } else {
+                            bad.append("\(status) \(String(decoding: data, as: UTF8.self))")
+                        }
+                    } catch { bad.append("\(error)") }
+                }
+                return (ok, bad)
             }
-            return (ok, bad)
         }
         // Publish a new run into the same root: the watcher sees `current` move.
         let pre = try MPIRun.mosaic(
@@ -153,10 +156,15 @@ struct ServeProcessTests {
             text.contains("mosaic_reload_failures_total 1") || text.contains("mosaic_reload_failures_total 2"),
             "\(text)")
         #expect(text.contains("mosaic_run_version 2") && text.contains(#"mosaic_run_info{run="feeds-v2"} 1"#))
-        stop.withLock { $0 = true }
-        let (ok, errors) = await load.value
+        _ = stop.setOnce()
+        var ok = 0, errors: [String] = []
+        for t in load {
+            let r = await t.value
+            ok += r.ok
+            errors += r.bad
+        }
         #expect(errors.isEmpty, "\(errors.prefix(3))")
-        #expect(ok > 0)
+        #expect(ok >= 4, "every client was answered")
         let now = try await server.health()
         #expect(now.version == 2 && now.run == "feeds-v2", "the refused run did not replace the served one")
         // Put the good run back for the other tests.
