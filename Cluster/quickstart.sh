@@ -5,8 +5,8 @@
 #   events before T0 = last event − 7 days) → every user's candidates from seven channels →
 #   the ranker (trained on the impressions after T0) → ranked, re-ranked feeds, judged by the
 #   world's truth on the held-out last day → the night published (manifest with checksums) →
-#   the serving shard answers a user's feed over HTTP, then the same feed after a save posted in
-#   the session, then a new user's cold-start feed.
+#   the serving shard answers a user's feed over HTTP, then the next page after a save posted to
+#   /v1/events (logged durably in out/nightly/serve-wal), then a new user's cold-start feed.
 #   Cluster/quickstart.sh            (RANKS=N and USERS=N change the defaults; OUT the pipeline's
 #                                     root; PORT the serving port, default 8080)
 # Run again the same day, it skips every stage that is up to date and serves at once.
@@ -25,7 +25,8 @@ Cluster/mpirun-local.sh -np "$ranks" "$m" doctor
 night="$out/current"
 
 # Serve the published feeds and ask for one user's feed, then post a save and ask again.
-.build/release/mosaic-serve --feeds "$night/feeds" --world "$night/world" --port "$port" > "$out/serve.log" 2>&1 &
+.build/release/mosaic-serve --feeds "$night/feeds" --world "$night/world" --port "$port" \
+  --wal-dir "$out/serve-wal" > "$out/serve.log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true' EXIT
 python3 - "$port" <<'PY'
@@ -52,10 +53,11 @@ print(f"\nserving shard: run {health['run']}, {health['users']} users")
 print(f"GET /v1/feed/{user}?k=10 →", json.dumps(feed)[:400])
 first = feed["pins"][0] if isinstance(feed, dict) and feed.get("pins") else None
 if first is not None:
-    body = json.dumps({"events": [{"pin": first, "type": "save"}]}).encode()
-    request = urllib.request.Request(f"{base}/v1/feed/{user}?k=10", data=body, headers={"Content-Type": "application/json"})
-    after = json.load(urllib.request.urlopen(request))
-    print(f"POST /v1/feed/{user}?k=10 with a save of pin {first} →", json.dumps(after)[:400])
+    body = json.dumps({"events": [{"user": user, "pin": first, "type": "save"}]}).encode()
+    request = urllib.request.Request(f"{base}/v1/events", data=body, headers={"Content-Type": "application/json"})
+    print(f"POST /v1/events (user {user} saves pin {first}) →", json.dumps(json.load(urllib.request.urlopen(request))))
+    after = json.load(urllib.request.urlopen(f"{base}/v1/feed/{user}?k=10"))
+    print(f"GET /v1/feed/{user}?k=10 (the next pins, re-ranked by the save) →", json.dumps(after)[:400])
 new = json.load(urllib.request.urlopen(f"{base}/v1/feed/999999?k=5&country=FR&device=ios"))
 print("GET /v1/feed/999999?k=5&country=FR&device=ios (a user without a feed) →", json.dumps(new))
 PY

@@ -1,61 +1,59 @@
 import EventData
 import Foundation
 import Hummingbird
-import Synchronization
 
-/// The serving shard's HTTP API (JSON):
-///
-/// | request | answer |
-/// |---|---|
-/// | `GET /healthz` | `{"status":"ok","run":…,"users":…,"shard":…,"shards":…}` |
-/// | `GET /v1/feed/{user}?k=K` | `{"user":…,"run":…,"pins":[…]}`: the precomputed feed, first K (default 20, 1…500) |
-/// | `POST /v1/feed/{user}?k=K` with `{"events":[{"pin":1,"type":"save"},…]}` | the feed re-ranked with the session's events (`SessionRerank`) |
-/// | `GET /metrics` | Prometheus text: requests and errors by route, latency sum |
-///
-/// Errors are JSON `{"error":{"message":…}}` with a 4xx status and never stop the server: 400
-/// for a bad user id, k, body, event type or more than 1,000 events; 404 for a user without a
-/// feed; 421 (misdirected) for a user of another shard, naming the shard that owns it.
+/// The serving shard: answers feed requests from the loaded run (`RunHolder`, swapped by
+/// reloads) and the users' sessions (`SessionStore`, fed by `POST /v1/events` through the
+/// write-ahead `EventLog`). The HTTP API is in `router()`; docs/serving.md lists it.
 public struct FeedService: Sendable {
-    public let store: FeedStore
+    /// Request limits: every one answers 4xx when passed.
+    public struct Limits: Sendable {
+        /// Largest request body in bytes (413 above; default 1 MiB).
+        public var maxBodyBytes = 1 << 20
+        /// Most events in one `POST /v1/events` or `POST /v1/feed` (400 above; default 1,000).
+        public var maxEventsPerRequest = 1_000
+        /// Largest `k` (pins per feed page; default 500).
+        public var maxK = 500
+
+        public init(maxBodyBytes: Int = 1 << 20, maxEventsPerRequest: Int = 1_000, maxK: Int = 500) {
+            self.maxBodyBytes = maxBodyBytes
+            self.maxEventsPerRequest = maxEventsPerRequest
+            self.maxK = maxK
+        }
+    }
+
+    public let runs: RunHolder
     public let rerank: SessionRerank
-    let metrics = Metrics()
+    public let sessions: SessionStore
+    /// The write-ahead log; nil: `POST /v1/events` answers 503 (no durable log configured).
+    public let log: EventLog?
+    public let limits: Limits
+    /// The bearer token of `/admin/*`; nil: the admin API is disabled (403).
+    public let adminToken: String?
+    public let metrics: ServiceMetrics
 
-    public init(store: FeedStore, rerank: SessionRerank = SessionRerank()) {
-        self.store = store
+    /// A service over `runs` with the given session store, event log, limits and admin token.
+    public init(
+        runs: RunHolder, rerank: SessionRerank = SessionRerank(), sessions: SessionStore = SessionStore(),
+        log: EventLog? = nil, limits: Limits = Limits(), adminToken: String? = nil,
+        metrics: ServiceMetrics = ServiceMetrics()
+    ) {
+        self.runs = runs
         self.rerank = rerank
+        self.sessions = sessions
+        self.log = log
+        self.limits = limits
+        self.adminToken = adminToken
+        self.metrics = metrics
     }
 
-    /// Request and error counts and latency, by route.
-    final class Metrics: Sendable {
-        struct Counts {
-            var requests: [String: Int] = [:], errors: [String: Int] = [:], seconds: [String: Double] = [:]
-        }
-        let counts = Mutex(Counts())
-        func record(_ route: String, seconds: Double, error: Bool) {
-            counts.withLock {
-                $0.requests[route, default: 0] += 1
-                $0.seconds[route, default: 0] += seconds
-                if error { $0.errors[route, default: 0] += 1 }
-            }
-        }
-        func text() -> String {
-            counts.withLock { c in
-                var out = "# TYPE mosaic_requests_total counter\n"
-                for (r, n) in c.requests.sorted(by: { $0.key < $1.key }) {
-                    out += "mosaic_requests_total{route=\"\(r)\"} \(n)\n"
-                }
-                out += "# TYPE mosaic_request_errors_total counter\n"
-                for (r, n) in c.errors.sorted(by: { $0.key < $1.key }) {
-                    out += "mosaic_request_errors_total{route=\"\(r)\"} \(n)\n"
-                }
-                out += "# TYPE mosaic_request_seconds_sum counter\n"
-                for (r, s) in c.seconds.sorted(by: { $0.key < $1.key }) {
-                    out += "mosaic_request_seconds_sum{route=\"\(r)\"} \(String(format: "%.6f", s))\n"
-                }
-                return out
-            }
-        }
+    /// A service over one fixed store (no reloads, no event log).
+    public init(store: FeedStore, rerank: SessionRerank = SessionRerank()) {
+        self.init(runs: RunHolder(store: store), rerank: rerank)
     }
+
+    /// The run served now.
+    public var store: FeedStore { runs.current.store }
 
     /// A feed answer.
     public struct FeedAnswer: ResponseEncodable, Decodable, Sendable {
@@ -67,31 +65,18 @@ public struct FeedService: Sendable {
         /// True when the user had no feed and got the cold-start lists (trending by country and
         /// device).
         public var cold_start: Bool? = nil
+        /// Pass as `?cursor=` for the next page of the same ranking; absent on the last page.
+        public var cursor: String? = nil
     }
 
-    /// A feed request's body.
+    /// A feed request's body (`POST /v1/feed/{user}`).
     public struct SessionBody: Decodable, Sendable {
         public var events: [SessionEvent]
     }
 
-    struct Health: ResponseEncodable {
-        var status: String, run: String, source_run: String, users: Int, shard: Int, shards: Int
-    }
-
-    /// The feed of `user` (path text), first `k` (query text), re-ranked by `session` when given.
-    /// Throws `HTTPError` (4xx) on bad input.
-    public func answer(
-        user text: String, k kText: Substring?, session: [SessionEvent]?, query: [String: Substring] = [:]
-    ) throws -> FeedAnswer {
-        guard let user = Int64(text) else {
-            throw HTTPError(.badRequest, message: "user id '\(text)' is not an integer")
-        }
-        var k = 20
-        if let kText {
-            guard let v = Int(kText), (1...500).contains(v) else {
-                throw HTTPError(.badRequest, message: "k '\(kText)' must be an integer in 1…500")
-            }
-            k = v
+    func parseUser(_ text: String, _ store: FeedStore) throws -> Int64 {
+        guard let user = Int64(text), user >= 0 else {
+            throw HTTPError(.badRequest, message: "user id '\(text.prefix(64))' is not a non-negative integer")
         }
         guard store.owns(user) else {
             let owner = Int(user.magnitude % UInt64(store.shards))
@@ -99,99 +84,162 @@ public struct FeedService: Sendable {
                 .misdirectedRequest,
                 message: "user \(user) is served by shard \(owner) of \(store.shards), not \(store.shard)")
         }
-        guard let feed = store.feeds[user] else {
-            // A user without a feed (new, or inactive at the night's run): the cold-start lists.
-            guard !store.coldStart.isEmpty else {
-                throw HTTPError(.notFound, message: "user \(user) has no precomputed feed in run \(store.runID)")
-            }
-            var country: Int32? = nil, device: UInt8? = nil
-            if let c = query["country"] {
-                guard let code = CountryCode.pack(String(c)) else {
-                    throw HTTPError(.badRequest, message: "country '\(c)' is not a two-letter code")
-                }
-                country = code
-            }
-            if let d = query["device"] {
-                guard let v = Device.allCases.first(where: { $0.name == String(d) }) else {
-                    throw HTTPError(
-                        .badRequest, message: "device '\(d)' is not one of \(Device.names.joined(separator: ", "))")
-                }
-                device = v.rawValue
-            }
-            var a = FeedAnswer(
-                user: user, run: store.runID, pins: store.coldStartFeed(country: country, device: device, k: k))
-            a.cold_start = true
-            return a
+        return user
+    }
+
+    func parseK(_ text: Substring?) throws -> Int {
+        guard let text else { return min(20, limits.maxK) }
+        guard let v = Int(text), (1...limits.maxK).contains(v) else {
+            throw HTTPError(.badRequest, message: "k '\(text.prefix(64))' must be an integer in 1…\(limits.maxK)")
         }
-        func answer(_ pins: [Int64]) -> FeedAnswer {
-            var a = FeedAnswer(user: user, run: store.runID, pins: pins)
-            if let items = store.items[user] {
-                let byPin = Dictionary(items.map { ($0.pin, $0) }, uniquingKeysWith: { a, _ in a })
-                a.items = pins.compactMap { byPin[$0] }
-            }
-            return a
+        return v
+    }
+
+    /// The user's stored ranking: the run's feed, or the cold-start lists (trending by country
+    /// and device) for a user without one. Throws 404 when neither exists, 400 on a bad
+    /// country or device.
+    func baseFeed(_ user: Int64, _ store: FeedStore, query: [String: Substring]) throws -> (feed: [Int64], cold: Bool) {
+        if let feed = store.feeds[user] { return (feed, false) }
+        guard !store.coldStart.isEmpty else {
+            throw HTTPError(.notFound, message: "user \(user) has no precomputed feed in run \(store.runID)")
         }
-        guard let session else { return answer(Array(feed.prefix(k))) }
-        guard session.count <= 1_000 else {
-            throw HTTPError(.badRequest, message: "\(session.count) session events; at most 1000 per request")
+        var country: Int32? = nil, device: UInt8? = nil
+        if let c = query["country"] {
+            guard let code = CountryCode.pack(String(c)) else {
+                throw HTTPError(.badRequest, message: "country '\(c.prefix(64))' is not a two-letter code")
+            }
+            country = code
+        }
+        if let d = query["device"] {
+            guard let v = Device.allCases.first(where: { $0.name == String(d) }) else {
+                throw HTTPError(
+                    .badRequest,
+                    message: "device '\(d.prefix(64))' is not one of \(Device.names.joined(separator: ", "))")
+            }
+            device = v.rawValue
+        }
+        return (store.coldStartFeed(country: country, device: device, k: limits.maxK), true)
+    }
+
+    func answer(_ user: Int64, _ store: FeedStore, _ pins: [Int64], cold: Bool) -> FeedAnswer {
+        var a = FeedAnswer(user: user, run: store.runID, pins: pins)
+        if let items = store.items[user] {
+            let byPin = Dictionary(items.map { ($0.pin, $0) }, uniquingKeysWith: { a, _ in a })
+            a.items = pins.compactMap { byPin[$0] }
+        }
+        if cold { a.cold_start = true }
+        return a
+    }
+
+    /// `POST /v1/feed/{user}`: the feed of `user` (path text), first `k` (query text),
+    /// re-ranked by the events of `session` sent with the request (the stored session is
+    /// neither read nor changed). Throws `HTTPError` (4xx) on bad input.
+    public func answer(
+        user text: String, k kText: Substring?, session: [SessionEvent]?, query: [String: Substring] = [:]
+    ) throws -> FeedAnswer {
+        let store = runs.current.store
+        let user = try parseUser(text, store)
+        let k = try parseK(kText)
+        let (feed, cold) = try baseFeed(user, store, query: query)
+        if cold { return answer(user, store, Array(feed.prefix(k)), cold: true) }
+        guard let session else { return answer(user, store, Array(feed.prefix(k)), cold: false) }
+        guard session.count <= limits.maxEventsPerRequest else {
+            throw HTTPError(
+                .badRequest,
+                message: "\(session.count) session events; at most \(limits.maxEventsPerRequest) per request")
         }
         for (i, e) in session.enumerated() where !SessionRerank.types.contains(e.type) {
             throw HTTPError(
                 .badRequest,
                 message:
-                    "events[\(i)].type '\(e.type)' is not one of \(SessionRerank.types.sorted().joined(separator: ", "))"
+                    "events[\(i)].type '\(e.type.prefix(64))' is not one of \(SessionRerank.types.sorted().joined(separator: ", "))"
             )
         }
-        return answer(rerank.rerank(feed: feed, session: session, k: k) { store.embeddings[$0] })
+        return answer(
+            user, store, rerank.rerank(feed: feed, session: session, k: k) { store.embeddings[$0] }, cold: false)
     }
 
-    /// Runs `body`, recording the route's count, latency and whether it failed.
-    func timed<T>(_ route: String, _ body: () async throws -> T) async throws -> T {
-        let t0 = Date()
-        do {
-            let value = try await body()
-            metrics.record(route, seconds: Date().timeIntervalSince(t0), error: false)
-            return value
-        } catch {
-            metrics.record(route, seconds: Date().timeIntervalSince(t0), error: true)
-            throw error
+    /// `GET /v1/feed/{user}`: the next `k` pins of `user`'s feed with the stored session: pins
+    /// saved, hidden or met in the session and pins already served leave it, the session's
+    /// closeups, clicks, saves and hides re-rank the rest (`SessionRerank`). Without `cursor`
+    /// the ranking is computed afresh and remembered; `cursor` (from the previous answer) pages
+    /// through that remembered ranking. When every pin has been served, serving starts over.
+    public func feed(
+        user text: String, k kText: Substring?, cursor: Substring?, query: [String: Substring] = [:]
+    ) throws -> FeedAnswer {
+        let store = runs.current.store
+        let user = try parseUser(text, store)
+        let k = try parseK(kText)
+        var page: (id: UInt64, offset: Int)? = nil
+        if let cursor {
+            let parts = cursor.split(separator: ".", omittingEmptySubsequences: false)
+            guard cursor.count <= 40, parts.count == 2, let id = UInt64(parts[0]), let offset = Int(parts[1]),
+                offset >= 0
+            else { throw HTTPError(.badRequest, message: "cursor '\(cursor.prefix(64))' is not a cursor of this API") }
+            page = (id, offset)
         }
-    }
-
-    /// The router of the API.
-    public func router() -> Router<BasicRequestContext> {
-        let router = Router()
-        let service = self
-        router.get("healthz") { _, _ in
-            Health(
-                status: "ok", run: service.store.runID, source_run: service.store.sourceRun,
-                users: service.store.feeds.count, shard: service.store.shard, shards: service.store.shards)
-        }
-        router.get("v1/feed/:user") { request, context in
-            try await service.timed("get_feed") {
-                try service.answer(
-                    user: try context.parameters.require("user"), k: request.uri.queryParameters["k"], session: nil,
-                    query: [
-                        "country": request.uri.queryParameters["country"],
-                        "device": request.uri.queryParameters["device"],
-                    ].compactMapValues { $0 })
+        let (feed, cold) = try baseFeed(user, store, query: query)
+        let session = sessions.session(user) ?? Session()
+        let removed = session.removed
+        if let page {
+            guard page.id == session.rankingID, page.offset <= session.ranking.count else {
+                throw HTTPError(
+                    .gone, message: "cursor '\(cursor ?? "")' is stale (the session has moved on); ask without a cursor"
+                )
             }
-        }
-        router.post("v1/feed/:user") { request, context in
-            try await service.timed("post_feed") {
-                let body = try await request.decode(as: SessionBody.self, context: context)
-                return try service.answer(
-                    user: try context.parameters.require("user"), k: request.uri.queryParameters["k"],
-                    session: body.events)
+            let rest = session.ranking[page.offset...]
+            var pins: [Int64] = []
+            var end = page.offset
+            for pin in rest where pins.count < k {
+                end += 1
+                if !removed.contains(pin) { pins.append(pin) }
             }
+            let id = sessions.update(user) { s in
+                s.served += pins
+                return s.rankingID
+            }
+            var a = answer(user, store, pins, cold: cold)
+            if end < session.ranking.count { a.cursor = "\(id).\(end)" }
+            return a
         }
-        router.get("metrics") { _, _ in service.metrics.text() }
-        return router
+        let ranked = rerank.rerank(feed: feed, session: session.rerankEvents, k: feed.count) { store.embeddings[$0] }
+        let served = Set(session.served)
+        var ranking = ranked.filter { !served.contains($0) }
+        let startOver = ranking.isEmpty && !served.isEmpty
+        if startOver { ranking = ranked }
+        let pins = Array(ranking.prefix(k))
+        let id = sessions.update(user) { s in
+            if startOver { s.served = [] }
+            s.served += pins
+            s.ranking = ranking
+            s.rankingID += 1
+            return s.rankingID
+        }
+        var a = answer(user, store, pins, cold: cold)
+        if pins.count < ranking.count { a.cursor = "\(id).\(pins.count)" }
+        return a
     }
 
-    /// Serves on `host:port` until the process is stopped.
-    public func run(host: String, port: Int) async throws {
-        let app = Application(router: router(), configuration: .init(address: .hostname(host, port: port)))
-        try await app.runService()
+    /// `GET /v1/session/{user}`'s answer.
+    public struct SessionAnswer: ResponseEncodable, Decodable, Sendable {
+        /// One stored event (`ts` in ms since the epoch).
+        public struct Event: Codable, Sendable, Equatable {
+            public var seq: UInt64, pin: Int64, type: String, ts: Int64
+        }
+        public var user: Int64
+        public var events: [Event]
+        public var served: [Int64]
+        public var saved: [Int64], hidden: [Int64]
+    }
+
+    /// The stored session of `user` (empty when it has none).
+    public func session(user text: String) throws -> SessionAnswer {
+        let user = try parseUser(text, runs.current.store)
+        let s = sessions.session(user) ?? Session()
+        return SessionAnswer(
+            user: user,
+            events: s.events.map { .init(seq: $0.seq, pin: $0.pin, type: $0.type.name, ts: $0.timestampMs) },
+            served: s.served, saved: s.events.filter { $0.type == .save }.map(\.pin),
+            hidden: s.events.filter { $0.type == .hide }.map(\.pin))
     }
 }

@@ -49,6 +49,9 @@ public struct FeedStore: Sendable {
     /// The published feeds run and the dataset run it was built from.
     public let runID: String, sourceRun: String
     public let shard: Int, shards: Int
+    /// The published run's folder (symlinks resolved), as the reload watcher compares it with
+    /// the feeds' `current` pointer.
+    public var runDirectory = ""
 
     public init(
         feeds: [Int64: [Int64]], embeddings: [Int64: [Float]], categories: [Int64: Int32], d: Int, runID: String,
@@ -68,12 +71,20 @@ public struct FeedStore: Sendable {
     public func owns(_ user: Int64) -> Bool { Int(user.magnitude % UInt64(shards)) == shard }
 
     /// Loads shard `shard` of `shards` from the feeds run at `feeds` (its `current` run) and the
-    /// pins of its feeds from the dataset at `world`.
-    public static func load(feeds: URL, world: URL, shard: Int = 0, shards: Int = 1) throws -> FeedStore {
+    /// pins of its feeds from the dataset at `world`. Checks the manifest (every file present with
+    /// its recorded size), the shapes of the feeds, and with `verifyChecksums` every file's
+    /// checksum recorded in the manifest.
+    public static func load(
+        feeds: URL, world: URL, shard: Int = 0, shards: Int = 1, verifyChecksums: Bool = false
+    ) throws -> FeedStore {
         guard shards >= 1, (0..<shards).contains(shard) else {
             throw ArtifactError(file: feeds.path, message: "shard \(shard) of \(shards): expected 0 ≤ shard < shards")
         }
         let run = try PublishedRun.open(root: feeds)
+        if verifyChecksums { try run.verifyChecksums() }
+        guard run.manifest.artifact("feeds") != nil else {
+            throw ArtifactError(file: run.directory.path, message: "run \(run.manifest.runID) has no feeds artifact")
+        }
         var byUser: [Int64: [Int64]] = [:], items: [Int64: [FeedItem]] = [:]
         var source = ""
         for path in try run.paths(of: "feeds") {
@@ -83,6 +94,10 @@ public struct FeedStore: Sendable {
             let pins = try file.root.dataset("pin_id", of: Int64.self, shape: [nil, nil])
             let k = pins.shape.count == 2 ? pins.shape[1] : 0
             let values = try pins.read(as: Int64.self)
+            guard values.count == users.count * k else {
+                throw ArtifactError(
+                    file: path, message: "pin_id holds \(values.count) ids for \(users.count) users × \(k)")
+            }
             for (i, u) in users.enumerated() where Int(u.magnitude % UInt64(shards)) == shard {
                 byUser[u] = values[i * k..<(i + 1) * k].filter { $0 >= 0 }
             }
@@ -141,6 +156,7 @@ public struct FeedStore: Sendable {
             sourceRun: source, shard: shard, shards: shards)
         store.items = items
         store.coldStart = coldStart
+        store.runDirectory = run.directory.path
         return store
     }
 }
