@@ -59,6 +59,28 @@ public struct UserEvents: Sendable {
         return labels
     }
 
+    /// Delayed feedback: for every impression, the bit mask of the engagements the user
+    /// performed on the same pin at or after it and at most `window` ms later, in any session
+    /// (a save may come back days later), each credited to the latest impression of the pin
+    /// before it only; 0 for other events. An impression just before a training cut thus gets
+    /// the saves that arrive up to `window` after the cut, and no later ones.
+    public func impressionLabels(joinWindow window: Int64) -> [UInt8] {
+        precondition(window >= 0, "impressionLabels: negative join window")
+        var labels = [UInt8](repeating: 0, count: pins.count)
+        var after: [Int64: [(type: UInt8, time: Int64)]] = [:]  // per pin: engagements until its next impression
+        for i in pins.indices.reversed() {
+            if types[i] == EventType.impression.rawValue {
+                for e in after[pins[i]] ?? [] where e.time >= times[i] && e.time - times[i] <= window {
+                    labels[i] |= UInt8(1) << e.type
+                }
+                after[pins[i]] = nil
+            } else {
+                after[pins[i], default: []].append((types[i], times[i]))
+            }
+        }
+        return labels
+    }
+
     /// Pins saved at or after `cut` (the held-out saves of an evaluation).
     public func saved(from cut: Int64) -> Set<Int64> {
         Set(pins.indices.filter { times[$0] >= cut && types[$0] == EventType.save.rawValue }.map { pins[$0] })

@@ -216,6 +216,16 @@ extension CandidateGeneration.Result {
         users: [UserEvents], cut: Int64, world: WorldGenerator, pool: Int, count: Int, seenDays: Int?,
         comm: Communicator
     ) throws -> String {
+        let (rows, sizes) = try evaluateRows(
+            users: users, cut: cut, world: world, pool: pool, count: count, seenDays: seenDays, comm: comm)
+        return FeedEvaluation.markdown(rows, sizes: sizes, oracleCount: 100)
+    }
+
+    /// Collective: the rows of `evaluate`'s table and the sizes they are measured at.
+    public func evaluateRows(
+        users: [UserEvents], cut: Int64, world: WorldGenerator, pool: Int, count: Int, seenDays: Int?,
+        comm: Communicator
+    ) throws -> (rows: [FeedEvaluation.CandidateRow], sizes: [Int]) {
         let evaluation = FeedEvaluation(k: count, world: world, cut: cut)
         let sizes = Array(Set([100, pool, count].filter { $0 <= count })).sorted()
         let popular = try FeedPrecompute.mostSaved(users, before: cut, m: count + 200, comm: comm)
@@ -228,7 +238,6 @@ extension CandidateGeneration.Result {
                 ("merged", users.indices.map { Array(merged.pins(ofUser: $0)) }),
                 ("popularity (most saved, baseline)", popularity),
             ]
-        let rows = try evaluation.candidateRecall(users: users, channels: channels, sizes: sizes, comm: comm)
-        return FeedEvaluation.markdown(rows, sizes: sizes, oracleCount: 100)
+        return (try evaluation.candidateRecall(users: users, channels: channels, sizes: sizes, comm: comm), sizes)
     }
 }

@@ -172,6 +172,19 @@ extension FeedRanking {
         users: [UserEvents], candidates: Candidates, feeds: RankedFeeds, k: Int, cut: Int64, world: WorldGenerator?,
         holdoutDays: Int, pins: PinFeatureTable? = nil, freshDays: Int = 2, comm: Communicator
     ) throws -> String {
+        let (rows, shape) = try reportRows(
+            users: users, candidates: candidates, feeds: feeds, k: k, cut: cut, world: world, pins: pins,
+            freshDays: freshDays, comm: comm)
+        var table = FeedEvaluation.markdown(rows, k: k, holdoutDays: holdoutDays)
+        if let shape { table += "\n\n" + FeedShape.markdown(shape, freshDays: freshDays) }
+        return table
+    }
+
+    /// Collective: the rows of `report`'s tables (the shape rows when `pins` is given).
+    public static func reportRows(
+        users: [UserEvents], candidates: Candidates, feeds: RankedFeeds, k: Int, cut: Int64, world: WorldGenerator?,
+        pins: PinFeatureTable? = nil, freshDays: Int = 2, comm: Communicator
+    ) throws -> (rows: [FeedEvaluation.Row], shape: [FeedShape.Row]?) {
         let popular = try FeedPrecompute.mostSaved(users, before: cut, m: k + 1_000, comm: comm)
         var policies: [(name: String, feeds: [[Int64]])] = [
             (
@@ -202,13 +215,11 @@ extension FeedRanking {
         policies.append(("ranked + diversity re-rank (published)", users.indices.map { feeds.feed(ofUser: $0) }))
         let evaluation = FeedEvaluation(k: k, world: world, cut: cut)
         let rows = try evaluation.evaluate(users: users, policies: policies, comm: comm)
-        var table = FeedEvaluation.markdown(rows, k: k, holdoutDays: holdoutDays)
-        if let pins {
-            let shape = try FeedShape.measure(
-                policies: policies, pins: pins, freshSince: cut - Int64(freshDays) * 86_400_000, comm: comm)
-            table += "\n\n" + FeedShape.markdown(shape, freshDays: freshDays)
+        let shape = try pins.map {
+            try FeedShape.measure(
+                policies: policies, pins: $0, freshSince: cut - Int64(freshDays) * 86_400_000, comm: comm)
         }
-        return table
+        return (rows, shape)
     }
 }
 

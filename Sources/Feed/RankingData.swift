@@ -237,11 +237,14 @@ public struct RankingUserState: Sendable {
 /// by a hash of (user, time, pin) (`CTRData.routed(byKey:)`), so 1, 2 or 4 ranks train on the
 /// same rows in the same order.
 public enum RankingExamples {
-    /// Collective. `tower`: the two-tower model for the tower score (nil: 0).
+    /// Collective. `tower`: the two-tower model for the tower score (nil: 0). `labelWindow` (ms):
+    /// label with delayed feedback (`UserEvents.impressionLabels(joinWindow:)`: engagements
+    /// with the pin up to that long after the impression, in any session, also after the cut);
+    /// nil: the same session's engagements.
     public static func build(
         users: [UserEvents], profiles: [Int64: UserProfile], pins: PinFeatureTable, stats: PinDailyStats,
         tower: TwoTowerModel<Float>?, before cut: Int64, rowsFrom: Int64 = .min, validDays: Int = 1,
-        positionBuckets: Int = 32, batchUsers: Int = 256, comm: Communicator
+        positionBuckets: Int = 32, batchUsers: Int = 256, labelWindow: Int64? = nil, comm: Communicator
     ) throws -> (train: CTRData, valid: CTRData) {
         let d = pins.d
         // Without a cut, the validation days end at the latest event.
@@ -277,7 +280,7 @@ public enum RankingExamples {
             }
             let pinStats = try stats.lookup(requests.map(\.pin), days: requests.map(\.day), comm: comm)
             for (b, u) in batch.enumerated() {
-                let labels = u.impressionLabels()
+                let labels = labelWindow.map { u.impressionLabels(joinWindow: $0) } ?? u.impressionLabels()
                 var state = RankingUserState(config: config, profile: profiles[u.user])
                 var snapshot: (time: Int64, user: FeedFeatures.User)? = nil
                 var k = 0

@@ -12,7 +12,7 @@ struct SelfTest: ParsableCommand {
         abstract: "Multi-rank self-checks used by the test suite (run under mpirun); not a user tool.",
         subcommands: [
             SelfTestCollectives.self, SelfTestArtifacts.self, SelfTestFeatures.self, SelfTestTrain.self,
-            SelfTestMetrics.self,
+            SelfTestMetrics.self, SelfTestDrift.self,
         ])
 }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Collective
 import EventData
+import Evaluation
 import Events
 import Feed
 import Foundation
@@ -84,13 +85,21 @@ struct FeedCandidatesCommand: ParsableCommand {
             try candidates.write(to: writer, cutMs: cut, sourceRun: source)
             let manifest = try writer.commit()
             let mergeWriteSeconds = now() - t0 - retrieveSeconds
-            var table = ""
+            var table = "", recall: (rows: [FeedEvaluation.CandidateRow], sizes: [Int]) = ([], [])
             if feed.holdoutDays > 0, let world = FeedEvaluation.world(of: reader.run) {
-                table = try result.evaluate(
+                recall = try result.evaluateRows(
                     users: users, cut: cut, world: world, pool: pool, count: count, seenDays: feed.seenDays, comm: comm)
+                table = FeedEvaluation.markdown(recall.rows, sizes: recall.sizes, oracleCount: 100)
             }
             let totalUsers = try comm.allreduce(Int64(users.count))
             let totalCandidates = try comm.allreduce(Int64(candidates.pins.count))
+            if comm.isRoot {  // recall per channel for `mosaic evaluate` (none without a hold-out)
+                let summary = CandidatesSummary(
+                    rows: recall.rows, sizes: recall.sizes, users: Int(totalUsers),
+                    candidatesPerUser: Double(totalCandidates) / Double(max(totalUsers, 1)),
+                    holdoutDays: recall.rows.isEmpty ? 0 : feed.holdoutDays)
+                try StageSummary.write(summary, to: StageSummary.path(besideArtifact: out))
+            }
             let memory = try comm.peakMemoryPerRank()
             let slowestLoad = try comm.allreduce(loadSeconds, op: .max)
             var channelSeconds: [String] = []

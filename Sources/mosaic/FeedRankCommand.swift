@@ -2,6 +2,7 @@ import ArgumentParser
 import Artifacts
 import Collective
 import EventData
+import Evaluation
 import Events
 import Feed
 import Foundation
@@ -26,7 +27,8 @@ struct FeedRankCommand: ParsableCommand {
             get the cold-start path at serving); both counts are printed. Publishes the artifact \
             `feeds` and the cold-start lists `cold_start` (trending by country and device, for users \
             without a feed; docs/artifacts.md). When the candidates hold out the last days of a generated \
-            world, prints every policy beside the others under the world's truth.
+            world, prints every policy beside the others under the world's truth. Writes those figures \
+            to <out>/summary.json (`mosaic evaluate`).
             """)
 
     @Option(help: "Root folder of the dataset runs (its `current` run is read).") var world = "out/world"
@@ -147,15 +149,16 @@ struct FeedRankCommand: ParsableCommand {
                 categoriesOf: { try pins.lookup($0, comm: comm).categories }, comm: comm)
             try ColdStartLists.write(trending, to: writer, isRoot: comm.isRoot)
             let manifest = try writer.commit()
-            var table = ""
+            var table = "", summary = FeedSummary(users: 0, k: k, holdoutDays: 0, policies: [])
             if cut != .max, let truth = FeedEvaluation.world(of: reader.run) {
-                let latest = try UserEvents.latest(allUsers, comm: comm)
-                table = try FeedRanking.report(
-                    users: users, candidates: aligned, feeds: feeds, k: k, cut: cut, world: truth,
-                    holdoutDays: Int((latest - cut + 86_399_999) / 86_400_000), pins: pins, comm: comm)
+                (table, summary) = try FeedSummary.evaluate(
+                    users: users, allUsers: allUsers, candidates: aligned, feeds: feeds, k: k, cut: cut, world: truth,
+                    pins: pins, comm: comm)
             }
             var counts = [Int64(users.count), Int64(allUsers.count - users.count)]
             try comm.allreduce(&counts)
+            summary.users = Int(counts[0])
+            if comm.isRoot { try StageSummary.write(summary, to: StageSummary.path(besideArtifact: out)) }
             let memory = try comm.peakMemoryPerRank()
             if comm.isRoot {
                 print(

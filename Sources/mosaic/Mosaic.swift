@@ -14,6 +14,6 @@ struct Mosaic: ParsableCommand {
         subcommands: [
             Doctor.self, Generate.self, Cut.self, Ingest.self, Export.self, Adapt.self, Digest.self, IndexCommand.self,
             FeedCommand.self, RankerCommand.self, GraphCommand.self, PinSageCommand.self, RetrievalCommand.self,
-            PipelineCommand.self, Publish.self,
+            PipelineCommand.self, Publish.self, EvaluateCommand.self, MonitorCommand.self,
         ])
 }

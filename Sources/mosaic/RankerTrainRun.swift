@@ -1,5 +1,6 @@
 import ArgumentParser
 import Collective
+import Evaluation
 import EventData
 import Events
 import Feed
@@ -27,12 +28,18 @@ struct RankerRunInputs: ParsableArguments {
             "With --data: only impressions at or after this time (ms) become rows; set it to the training cut of the PinSage and two-tower runs (their `--before-ms`), or their vectors leak the rows' saves."
     )
     var rowsFromMs: Int64?
+    @Option(
+        help:
+            "With --data: delayed feedback: an engagement with the pin up to H hours after the impression, in any session and also after the cut, labels it (default: the same session's engagements only)."
+    )
+    var labelWindowHours: Double?
 
     /// Trains on the run and saves the model with its calibration to `out` (collective).
     func train(options: RankerTrainingOptions, out: String?, comm: Communicator) throws -> (
-        outcome: RankerTrainer.Outcome, train: CTRData, valid: CTRData
+        outcome: RankerTrainer.Outcome, train: CTRData, valid: CTRData, history: SequenceLengths
     ) {
         guard let data, let embeddings else { throw ValidationError("--data needs --embeddings") }
+        guard (labelWindowHours ?? 0) >= 0 else { throw ValidationError("--label-window-hours must be ≥ 0") }
         let reader = try DatasetReader(root: URL(fileURLWithPath: data))
         let users = try UserEvents.load(world: reader, comm: comm)
         let profiles = try UserProfile.load(world: reader, comm: comm)
@@ -46,7 +53,8 @@ struct RankerRunInputs: ParsableArguments {
         let stats = try PinDailyStats.build(users: users, before: cut, comm: comm)
         let (train, valid) = try RankingExamples.build(
             users: users, profiles: profiles, pins: pins, stats: stats, tower: tower, before: cut,
-            rowsFrom: rowsFromMs ?? .min, validDays: validDays, comm: comm)
+            rowsFrom: rowsFromMs ?? .min, validDays: validDays,
+            labelWindow: labelWindowHours.map { Int64($0 * 3_600_000) }, comm: comm)
         if rowsFromMs == nil {
             comm.log(
                 "ranker train: warning: no --rows-from-ms; if the PinSage or two-tower runs saw these impressions' saves, validation figures are optimistic"
@@ -62,7 +70,8 @@ struct RankerRunInputs: ParsableArguments {
         let outcome = try RankerTrainer.train(
             config: FeedRankerSetup.config(d: pins.d), train: train, valid: valid.globalCount > 0 ? valid : nil,
             options: options, comm: comm, save: out)
-        return (outcome, train, valid)
+        let history = try SequenceLengths(lengths: users.map { $0.engaged(before: cut).count }, comm: comm)
+        return (outcome, train, valid, history)
     }
 }
 
@@ -83,7 +92,10 @@ extension RankerTrain {
     /// `--data`: the feed's ranker on a dataset run.
     func runOnDataset() throws {
         Communicator.runJob { comm in
-            let (outcome, train, valid) = try dataset.train(options: trainingOptions, out: out, comm: comm)
+            let (outcome, train, valid, history) = try dataset.train(options: trainingOptions, out: out, comm: comm)
+            let summary = try RankerSummary.measure(
+                outcome: outcome, train: train, valid: valid, history: history, comm: comm)
+            if comm.isRoot, let out { try StageSummary.write(summary, to: StageSummary.path(besideArtifact: out)) }
             let sum =
                 outcome.model.parameters.values.reduce(0.0) { $0 + Double($1) }
                 + outcome.model.tables.reduce(0.0) { $0 + $1.values.reduce(0.0) { $0 + Double($1) } }
@@ -93,11 +105,14 @@ extension RankerTrain {
                     "RANKER TRAIN ranks=\(comm.size) arch=dcn-mmoe data=\(dataset.data!) train_rows=\(train.globalCount) valid_rows=\(valid.globalCount) best_epoch=\(outcome.bestEpoch) steps=\(outcome.steps) "
                         + String(format: "param_sum=%.6e examples_per_s=%.0f", sum, outcome.examplesPerSecond)
                         + " peak_rss_mib=\(rss)")
-                if let v = outcome.valid {
-                    print("\n| split | task | AUC | logloss |\n|---|---|---|---|")
-                    for (k, task) in ["save", "closeup"].enumerated() where k < v.auc.count {
-                        print(String(format: "| valid | %@ | %.4f | %.4f |", task, v.auc[k], v.logloss[k]))
-                    }
+                if !summary.tasks.isEmpty {
+                    print("\n| split | task | AUC | GAUC | logloss | ECE |\n|---|---|---|---|---|---|")
+                }
+                for t in summary.tasks {
+                    print(
+                        String(
+                            format: "| valid | %@ | %.4f | %.4f | %.4f | %@ |", t.task, t.auc ?? .nan, t.gauc ?? .nan,
+                            t.logloss, t.reliability.map { String(format: "%.4f", $0.ece) } ?? "–"))
                 }
             }
         }

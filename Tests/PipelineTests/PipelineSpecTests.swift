@@ -67,7 +67,11 @@ import Testing
             for d in s.dependencies { #expect(position(d) < position(s.spec.name), "\(d) before \(s.spec.name)") }
         }
         let from = try plan.selected(from: "retrieval-train").map(\.spec.name)
-        #expect(from == ["retrieval-train", "retrieval-embed-users", "feed-candidates", "ranker-train", "feed-rank"])
+        #expect(
+            from == [
+                "retrieval-train", "retrieval-embed-users", "feed-candidates", "ranker-train", "feed-rank", "evaluate",
+                "monitor",
+            ])
         #expect(try plan.selected(only: "cuts").map(\.spec.name) == ["cuts"])
         #expect(throws: PipelineError.self) { try plan.selected(only: "nope") }
     }

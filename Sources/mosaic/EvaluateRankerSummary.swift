@@ -1,0 +1,43 @@
+import Collective
+import Evaluation
+import Feed
+import Foundation
+import Ranking
+
+extension RankerSummary {
+    /// Collective: the summary of a trained feed ranker — per task the validation AUC, GAUC (by
+    /// user), log loss and the calibrated probabilities' reliability diagram; the moments of
+    /// the training rows' dense features (`FeedFeatures.denseNames`); `history`, the users'
+    /// engagements before the cut. The feed's ranker has no sequence attention (`attention`
+    /// stays nil). Memory: the rank's validation logits.
+    static func measure(
+        outcome: RankerTrainer.Outcome, train: CTRData, valid: CTRData, history: SequenceLengths, comm: Communicator
+    ) throws -> RankerSummary {
+        var tasks: [Task] = []
+        if valid.globalCount > 0 {
+            let logits = RankerTrainer.scoreLocal(any: outcome.model, valid, comm: comm)
+            let labels = RankerTrainer.localLabels(valid, comm: comm)
+            let rows = RankerTrainer.localRows(valid, comm: comm)
+            let groups = valid.groups.isEmpty ? rows.map { Int64($0) } : Array(valid.groups[rows])
+            for (k, task) in outcome.model.config.tasks.enumerated() {
+                let z = logits[k].map(Double.init), y = labels[k].map(Double.init)
+                let sorted = try DistributedScores.sort(scores: z, labels: y, comm: comm)
+                let reliability = try outcome.calibrators[task].map { c in
+                    try ReliabilityDiagram(probabilities: z.map { c($0) }, labels: y, comm: comm)
+                }
+                tasks.append(
+                    Task(
+                        task: task, auc: try sorted.auc(comm: comm),
+                        gauc: try DistributedScores.gauc(scores: z, labels: y, groups: groups, comm: comm),
+                        logloss: try DistributedScores.logloss(logits: z, labels: y, comm: comm),
+                        reliability: reliability))
+            }
+        }
+        let features =
+            train.denseWidth == FeedFeatures.denseNames.count
+            ? try FeatureMoments(rows: train.dense, names: FeedFeatures.denseNames, comm: comm) : nil
+        return RankerSummary(
+            trainRows: train.globalCount, validRows: valid.globalCount, bestEpoch: outcome.bestEpoch, tasks: tasks,
+            features: features, historyLengths: history, attention: nil)
+    }
+}
