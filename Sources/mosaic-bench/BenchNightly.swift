@@ -38,7 +38,9 @@ struct BenchNightly: ParsableCommand {
         }
         var dag = try PipelineDAG.read(dagPath)
         dag.stages = dag.stages.map {
-            var s = $0; s.ranks = ranks; return s
+            var s = $0
+            if s.ranks > 1 { s.ranks = ranks }  // serial stages (evaluate) stay on one rank
+            return s
         }
         let rootURL = URL(fileURLWithPath: root).standardizedFileURL
         try? FileManager.default.removeItem(at: rootURL)

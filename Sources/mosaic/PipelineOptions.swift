@@ -12,7 +12,7 @@ struct PipelineOptions: ParsableArguments {
         name: .customLong("set"),
         help: ArgumentHelp("Override a DAG variable, e.g. --set USERS=500 (repeatable).", valueName: "NAME=value"))
     var overrides: [String] = []
-    @Option(help: "Run every stage on this many ranks instead of its spec's RANKS.") var ranks: Int?
+    @Option(help: "Run every MPI stage (spec RANKS > 1) on this many ranks; serial stages keep 1.") var ranks: Int?
     @Option(help: "Run only this stage (its inputs must exist).") var only: String?
     @Option(help: "Run this stage and every stage after it that depends on it.") var from: String?
     @Option(
@@ -50,7 +50,9 @@ struct PipelineOptions: ParsableArguments {
         }
         if let ranks {
             o.dag.stages = o.dag.stages.map {
-                var s = $0; s.ranks = ranks; return s
+                var s = $0
+                if s.ranks > 1 { s.ranks = ranks }
+                return s
             }
         }
         o.only = only
