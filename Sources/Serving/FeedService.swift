@@ -202,7 +202,10 @@ public struct FeedService: Sendable {
             if end < session.ranking.count { a.cursor = "\(id).\(end)" }
             return a
         }
-        let ranked = rerank.rerank(feed: feed, session: session.rerankEvents, k: feed.count) { store.embeddings[$0] }
+        // Without events the re-rank keeps the stored order: skip it.
+        let ranked =
+            session.events.isEmpty
+            ? feed : rerank.rerank(feed: feed, session: session.rerankEvents, k: feed.count) { store.embeddings[$0] }
         let served = Set(session.served)
         var ranking = ranked.filter { !served.contains($0) }
         let startOver = ranking.isEmpty && !served.isEmpty
