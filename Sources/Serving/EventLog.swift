@@ -75,6 +75,10 @@ public final class EventLog: @unchecked Sendable {
         var last: UInt64 = 0
         for name in try fm.contentsOfDirectory(atPath: rotatedDirectory.path) {
             if let range = Self.seqRange(ofRotated: name) { last = max(last, range.upperBound) }
+            // A temporary file of a rotation cut short: its segment is still there and rotates again.
+            if name.hasPrefix("."), name.hasSuffix(".tmp") {
+                try fm.removeItem(at: rotatedDirectory.appendingPathComponent(name))
+            }
         }
         for (number, path) in try Self.segments(in: directory) {
             if let url = try Self.rotateSegment(path, into: rotatedDirectory, shard: options.shard) {

@@ -31,13 +31,17 @@ public struct FeedService: Sendable {
     /// The bearer token of `/admin/*`; nil: the admin API is disabled (403).
     public let adminToken: String?
     public let metrics: ServiceMetrics
+    /// Seconds without a feed request after which a session's served pins are forgotten (a new
+    /// visit may see them again; its saves and hides still apply); 0: never.
+    public let sessionTTL: Double
 
     /// A service over `runs` with the given session store, event log, limits and admin token.
     public init(
         runs: RunHolder, rerank: SessionRerank = SessionRerank(), sessions: SessionStore = SessionStore(),
         log: EventLog? = nil, limits: Limits = Limits(), adminToken: String? = nil,
-        metrics: ServiceMetrics = ServiceMetrics()
+        metrics: ServiceMetrics = ServiceMetrics(), sessionTTL: Double = 1_800
     ) {
+        self.sessionTTL = sessionTTL
         self.runs = runs
         self.rerank = rerank
         self.sessions = sessions
@@ -163,9 +167,11 @@ public struct FeedService: Sendable {
     /// saved, hidden or met in the session and pins already served leave it, the session's
     /// closeups, clicks, saves and hides re-rank the rest (`SessionRerank`). Without `cursor`
     /// the ranking is computed afresh and remembered; `cursor` (from the previous answer) pages
-    /// through that remembered ranking. When every pin has been served, serving starts over.
+    /// through that remembered ranking. When every pin has been served, serving starts over; a
+    /// session idle for `sessionTTL` seconds (by `now`, seconds of a monotonic clock) starts over too.
     public func feed(
-        user text: String, k kText: Substring?, cursor: Substring?, query: [String: Substring] = [:]
+        user text: String, k kText: Substring?, cursor: Substring?, query: [String: Substring] = [:],
+        now: Double = Double(DispatchTime.now().uptimeNanoseconds) / 1e9
     ) throws -> FeedAnswer {
         let store = runs.current.store
         let user = try parseUser(text, store)
@@ -179,7 +185,9 @@ public struct FeedService: Sendable {
             page = (id, offset)
         }
         let (feed, cold) = try baseFeed(user, store, query: query)
-        let session = sessions.session(user) ?? Session()
+        var session = sessions.session(user) ?? Session()
+        let expired = sessionTTL > 0 && !session.served.isEmpty && now - session.lastServedAt > sessionTTL
+        if expired { (session.served, session.ranking) = ([], []) }
         let removed = session.removed
         if let page {
             guard page.id == session.rankingID, page.offset <= session.ranking.count else {
@@ -196,6 +204,7 @@ public struct FeedService: Sendable {
             }
             let id = sessions.update(user) { s in
                 s.served += pins
+                s.lastServedAt = now
                 return s.rankingID
             }
             var a = answer(user, store, pins, cold: cold)
@@ -212,8 +221,9 @@ public struct FeedService: Sendable {
         if startOver { ranking = ranked }
         let pins = Array(ranking.prefix(k))
         let id = sessions.update(user) { s in
-            if startOver { s.served = [] }
+            if startOver || expired { s.served = [] }
             s.served += pins
+            s.lastServedAt = now
             s.ranking = ranking
             s.rankingID += 1
             return s.rankingID
