@@ -44,9 +44,11 @@ public final class EventLog: @unchecked Sendable {
 
     /// Errors of the log (a failed write or sync stops the log: later appends fail too).
     public struct Failure: Error, CustomStringConvertible {
+        /// What failed (the call and errno).
         public var description: String
     }
 
+    /// The log's folder (`--wal-dir`) and its `rotated/` folder of ingest-format files.
     public let directory: URL, rotatedDirectory: URL
     let options: Options
     let cond = NSCondition()

@@ -33,7 +33,9 @@ extension FeedService {
     /// `POST /v1/events`' answer: how many events were acknowledged (durable) and their
     /// sequence numbers.
     public struct EventsAnswer: ResponseEncodable, Decodable, Sendable {
+        /// Events acknowledged (written and synced).
         public var accepted: Int
+        /// Sequence numbers of the first and last of them (consecutive).
         public var first_seq: UInt64?, last_seq: UInt64?
     }
 

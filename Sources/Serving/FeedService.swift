@@ -22,14 +22,19 @@ public struct FeedService: Sendable {
         }
     }
 
+    /// The served run, swapped by reloads.
     public let runs: RunHolder
+    /// The session re-rank's weights.
     public let rerank: SessionRerank
+    /// The users' sessions (events, served pins, cursor rankings).
     public let sessions: SessionStore
     /// The write-ahead log; nil: `POST /v1/events` answers 503 (no durable log configured).
     public let log: EventLog?
+    /// Request limits.
     public let limits: Limits
     /// The bearer token of `/admin/*`; nil: the admin API is disabled (403).
     public let adminToken: String?
+    /// What `/metrics` reports.
     public let metrics: ServiceMetrics
     /// Seconds without a feed request after which a session's served pins are forgotten (a new
     /// visit may see them again; its saves and hides still apply); 0: never.
@@ -61,6 +66,7 @@ public struct FeedService: Sendable {
 
     /// A feed answer.
     public struct FeedAnswer: ResponseEncodable, Decodable, Sendable {
+        /// The user, the run served and the pins, best first.
         public var user: Int64
         public var run: String
         public var pins: [Int64]
@@ -75,6 +81,7 @@ public struct FeedService: Sendable {
 
     /// A feed request's body (`POST /v1/feed/{user}`).
     public struct SessionBody: Decodable, Sendable {
+        /// The session's events, sent with the request.
         public var events: [SessionEvent]
     }
 
@@ -239,6 +246,8 @@ public struct FeedService: Sendable {
         public struct Event: Codable, Sendable, Equatable {
             public var seq: UInt64, pin: Int64, type: String, ts: Int64
         }
+        /// The user, the stored events (oldest first), the pins served in this session (in
+        /// serving order) and the pins saved and hidden.
         public var user: Int64
         public var events: [Event]
         public var served: [Int64]
