@@ -8,16 +8,17 @@ enum JSONValue: Decodable, Sendable {
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
+        // Integers and strings first: what events hold (each failed try costs a thrown error).
         if c.decodeNil() {
             self = .null
-        } else if let b = try? c.decode(Bool.self) {
-            self = .bool(b)
         } else if let i = try? c.decode(Int64.self) {
             self = .int(i)
-        } else if let d = try? c.decode(Double.self) {
-            self = .number(d)
         } else if let s = try? c.decode(String.self) {
             self = .string(s)
+        } else if let d = try? c.decode(Double.self) {
+            self = .number(d)
+        } else if let b = try? c.decode(Bool.self) {
+            self = .bool(b)
         } else {
             self = .other
         }

@@ -52,6 +52,8 @@ struct BadRequest: Sendable, CustomStringConvertible {
         event(#""user":"x","pin":1,"type":"save""#),
         event(#""user":-1,"pin":1,"type":"save""#),
         event(#""user":1,"pin":1.5,"type":"save""#),
+        event(#""user":true,"pin":1,"type":"save""#),
+        event(#""user":1,"pin":[1],"type":"save""#),
         event(#""user":1,"pin":1,"type":"like""#),
         event(#""user":1,"pin":1,"type":3"#),
         event(#""user":1,"pin":1,"type":"save","ts":-5"#),
