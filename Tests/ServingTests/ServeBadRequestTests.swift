@@ -76,6 +76,7 @@ struct BadRequest: Sendable, CustomStringConvertible {
         BadRequest(method: "DELETE", path: "/v1/feed/1", status: 405),
         BadRequest(path: "/v1/events", status: 405),
         BadRequest(path: "/nowhere", status: 404),
+        BadRequest(path: "/v1/feed/1/more", status: 404),
         BadRequest(method: "POST", path: "/admin/reload", status: 401),
         BadRequest(method: "POST", path: "/admin/reload", headers: ["Authorization": "Bearer wrong"], status: 401),
         BadRequest(method: "POST", path: "/admin/rotate", headers: ["Authorization": "t0ken"], status: 401),
