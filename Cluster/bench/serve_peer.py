@@ -2,12 +2,16 @@
 uvicorn (one worker process, like one Mosaic serving shard), feeds and pin embeddings loaded
 from the same published HDF5 runs with h5py, the same session re-rank in numpy.
 
-    python serve_peer.py FEEDS_ROOT WORLD_ROOT PORT
+    python serve_peer.py FEEDS_ROOT WORLD_ROOT PORT [EVENTS_LOG]
+
+POST /v1/events validates a batch like Mosaic and appends it to EVENTS_LOG (CSV) with one
+os.fsync per request before answering (durable, no group commit).
 """
 import glob
 import json
 import os
 import sys
+import time
 
 import h5py
 import numpy as np
@@ -18,6 +22,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 feeds_root, world_root, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+events_log = open(sys.argv[4] if len(sys.argv) > 4 else os.devnull, "ab")
+next_seq = 1
 run = os.path.realpath(os.path.join(feeds_root, "current"))
 run_id = json.load(open(os.path.join(run, "MANIFEST.json")))["runID"]
 feeds = {}
@@ -111,7 +117,40 @@ async def post_feed(request: Request):
     return JSONResponse({"user": user, "run": run_id, "pins": [p for _, _, p in scored[:k]]})
 
 
+SURFACES = ["home", "related", "search", "board"]
+
+
+async def post_events(request: Request):
+    global next_seq
+    try:
+        events = (await request.json())["events"]
+        assert isinstance(events, list) and 0 < len(events) <= 1000
+    except Exception as e:  # noqa: BLE001
+        return error(400, f"bad body: {e}")
+    lines = []
+    for i, e in enumerate(events):
+        user, pin, t = e.get("user"), e.get("pin"), e.get("type")
+        if not isinstance(user, int) or user < 0:
+            return error(400, f"events[{i}].user: not a non-negative integer")
+        if not isinstance(pin, int) or pin < 0:
+            return error(400, f"events[{i}].pin: not a non-negative integer")
+        if t not in TYPES:
+            return error(400, f"events[{i}].type: '{t}' is not one of {', '.join(sorted(TYPES))}")
+        ts = e.get("ts", int(time.time() * 1000))
+        surface = e.get("surface", "home")
+        if surface not in SURFACES:
+            return error(400, f"events[{i}].surface: '{surface}' is not one of {', '.join(SURFACES)}")
+        lines.append(f"{next_seq + i},{user},{pin},{t},{ts},{e.get('position', 0)},{surface},{e.get('session', 0)}\n")
+    first = next_seq
+    next_seq += len(lines)
+    events_log.write("".join(lines).encode())
+    events_log.flush()
+    os.fsync(events_log.fileno())
+    return JSONResponse({"accepted": len(lines), "first_seq": first, "last_seq": next_seq - 1})
+
+
 app = Starlette(routes=[Route("/v1/feed/{user}", get_feed, methods=["GET"]),
-                        Route("/v1/feed/{user}", post_feed, methods=["POST"])])
+                        Route("/v1/feed/{user}", post_feed, methods=["POST"]),
+                        Route("/v1/events", post_events, methods=["POST"])])
 print(f"peer: {len(feeds)} users, {len(emb)} pins, run {run_id}", file=sys.stderr, flush=True)
 uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)

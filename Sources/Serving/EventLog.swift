@@ -30,6 +30,8 @@ public final class EventLog: @unchecked Sendable {
         public var shard: Int = 0
         /// Test hook: runs on the writer thread before each `fsync`.
         var beforeSync: (@Sendable () -> Void)? = nil
+        /// Test hook: runs on the rotation queue before a closed segment is converted.
+        var beforeRotation: (@Sendable () -> Void)? = nil
         /// Called after each `fsync` with its duration in seconds.
         public var onSync: (@Sendable (Double) -> Void)? = nil
 
@@ -42,9 +44,11 @@ public final class EventLog: @unchecked Sendable {
 
     /// Errors of the log (a failed write or sync stops the log: later appends fail too).
     public struct Failure: Error, CustomStringConvertible {
+        /// What failed (the call and errno).
         public var description: String
     }
 
+    /// The log's folder (`--wal-dir`) and its `rotated/` folder of ingest-format files.
     public let directory: URL, rotatedDirectory: URL
     let options: Options
     let cond = NSCondition()
@@ -63,6 +67,8 @@ public final class EventLog: @unchecked Sendable {
     var segmentStart: Date?
     var writer: Thread?
     let finished = DispatchSemaphore(value: 0)
+    /// Converts closed segments into rotated files, in order.
+    let rotations = DispatchQueue(label: "mosaic-wal-rotation")
 
     /// Opens the log in `directory` (created when missing): rotates every segment left by a
     /// previous process (replaying its valid records) and starts a new one.
@@ -75,6 +81,10 @@ public final class EventLog: @unchecked Sendable {
         var last: UInt64 = 0
         for name in try fm.contentsOfDirectory(atPath: rotatedDirectory.path) {
             if let range = Self.seqRange(ofRotated: name) { last = max(last, range.upperBound) }
+            // A temporary file of a rotation cut short: its segment is still there and rotates again.
+            if name.hasPrefix("."), name.hasSuffix(".tmp") {
+                try fm.removeItem(at: rotatedDirectory.appendingPathComponent(name))
+            }
         }
         for (number, path) in try Self.segments(in: directory) {
             if let url = try Self.rotateSegment(path, into: rotatedDirectory, shard: options.shard) {
@@ -159,6 +169,7 @@ public final class EventLog: @unchecked Sendable {
             return !closing
         }
         if first { finished.wait() }
+        rotations.sync {}  // the rotations already started end
     }
 
     func writeLoop() {
@@ -186,12 +197,27 @@ public final class EventLog: @unchecked Sendable {
                 }
             }
             if error == nil && (!rotators.isEmpty || segmentBytes >= options.maxSegmentBytes || ageDue()) {
-                do {
-                    let url = try rotateCurrent()
-                    for r in rotators { r.resume(returning: url) }
-                } catch {
+                // Switch to a new segment here; the old one becomes a rotated file on the
+                // rotation queue, so commits do not wait for its conversion.
+                let old = Self.segmentPath(directory, segmentNumber)
+                _ = Glibc.close(fd)
+                fd = -1
+                do { try openSegment() } catch {
                     for r in rotators { r.resume(throwing: error) }
-                    fail("rotation failed: \(error)")
+                    fail("cannot open the next segment: \(error)")
+                    continue
+                }
+                let (rotated, shard, hook) = (rotatedDirectory, options.shard, options.beforeRotation)
+                rotations.async {
+                    hook?()
+                    do {
+                        let url = try Self.rotateSegment(old, into: rotated, shard: shard)
+                        for r in rotators { r.resume(returning: url) }
+                    } catch {
+                        // The segment stays (its events are durable); the next start rotates it.
+                        FileHandle.standardError.write(Data("event log: rotation of \(old) failed: \(error)\n".utf8))
+                        for r in rotators { r.resume(throwing: error) }
+                    }
                 }
             } else {
                 for r in rotators { r.resume(throwing: Failure(description: error ?? "the event log failed")) }
@@ -225,15 +251,6 @@ public final class EventLog: @unchecked Sendable {
     func fail(_ message: String) -> String {
         cond.withLock { if failed == nil { failed = message } }
         return message
-    }
-
-    /// Closes the current segment, rotates it and opens the next one.
-    func rotateCurrent() throws -> URL? {
-        let path = Self.segmentPath(directory, segmentNumber)
-        _ = Glibc.close(fd)
-        fd = -1
-        try openSegment()
-        return try Self.rotateSegment(path, into: rotatedDirectory, shard: options.shard)
     }
 
     func openSegment() throws {

@@ -8,16 +8,17 @@ enum JSONValue: Decodable, Sendable {
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
+        // Integers and strings first: what events hold (each failed try costs a thrown error).
         if c.decodeNil() {
             self = .null
-        } else if let b = try? c.decode(Bool.self) {
-            self = .bool(b)
         } else if let i = try? c.decode(Int64.self) {
             self = .int(i)
-        } else if let d = try? c.decode(Double.self) {
-            self = .number(d)
         } else if let s = try? c.decode(String.self) {
             self = .string(s)
+        } else if let d = try? c.decode(Double.self) {
+            self = .number(d)
+        } else if let b = try? c.decode(Bool.self) {
+            self = .bool(b)
         } else {
             self = .other
         }
@@ -33,7 +34,9 @@ extension FeedService {
     /// `POST /v1/events`' answer: how many events were acknowledged (durable) and their
     /// sequence numbers.
     public struct EventsAnswer: ResponseEncodable, Decodable, Sendable {
+        /// Events acknowledged (written and synced).
         public var accepted: Int
+        /// Sequence numbers of the first and last of them (consecutive).
         public var first_seq: UInt64?, last_seq: UInt64?
     }
 

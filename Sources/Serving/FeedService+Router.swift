@@ -50,7 +50,9 @@ extension FeedService {
                 switch e.status {
                 case .notFound:
                     let known = paths.contains {
-                        $0.hasSuffix("/") ? path.hasPrefix($0) && path.count > $0.count : path == $0
+                        $0.hasSuffix("/")
+                            ? path.hasPrefix($0) && path.count > $0.count && !path.dropFirst($0.count).contains("/")
+                            : path == $0
                     }
                     if known {
                         return HTTPError(.methodNotAllowed, message: "\(request.method) is not allowed on \(path)")

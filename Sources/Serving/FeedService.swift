@@ -22,22 +22,31 @@ public struct FeedService: Sendable {
         }
     }
 
+    /// The served run, swapped by reloads.
     public let runs: RunHolder
+    /// The session re-rank's weights.
     public let rerank: SessionRerank
+    /// The users' sessions (events, served pins, cursor rankings).
     public let sessions: SessionStore
     /// The write-ahead log; nil: `POST /v1/events` answers 503 (no durable log configured).
     public let log: EventLog?
+    /// Request limits.
     public let limits: Limits
     /// The bearer token of `/admin/*`; nil: the admin API is disabled (403).
     public let adminToken: String?
+    /// What `/metrics` reports.
     public let metrics: ServiceMetrics
+    /// Seconds without a feed request after which a session's served pins are forgotten (a new
+    /// visit may see them again; its saves and hides still apply); 0: never.
+    public let sessionTTL: Double
 
     /// A service over `runs` with the given session store, event log, limits and admin token.
     public init(
         runs: RunHolder, rerank: SessionRerank = SessionRerank(), sessions: SessionStore = SessionStore(),
         log: EventLog? = nil, limits: Limits = Limits(), adminToken: String? = nil,
-        metrics: ServiceMetrics = ServiceMetrics()
+        metrics: ServiceMetrics = ServiceMetrics(), sessionTTL: Double = 1_800
     ) {
+        self.sessionTTL = sessionTTL
         self.runs = runs
         self.rerank = rerank
         self.sessions = sessions
@@ -57,6 +66,7 @@ public struct FeedService: Sendable {
 
     /// A feed answer.
     public struct FeedAnswer: ResponseEncodable, Decodable, Sendable {
+        /// The user, the run served and the pins, best first.
         public var user: Int64
         public var run: String
         public var pins: [Int64]
@@ -71,6 +81,7 @@ public struct FeedService: Sendable {
 
     /// A feed request's body (`POST /v1/feed/{user}`).
     public struct SessionBody: Decodable, Sendable {
+        /// The session's events, sent with the request.
         public var events: [SessionEvent]
     }
 
@@ -163,9 +174,11 @@ public struct FeedService: Sendable {
     /// saved, hidden or met in the session and pins already served leave it, the session's
     /// closeups, clicks, saves and hides re-rank the rest (`SessionRerank`). Without `cursor`
     /// the ranking is computed afresh and remembered; `cursor` (from the previous answer) pages
-    /// through that remembered ranking. When every pin has been served, serving starts over.
+    /// through that remembered ranking. When every pin has been served, serving starts over; a
+    /// session idle for `sessionTTL` seconds (by `now`, seconds of a monotonic clock) starts over too.
     public func feed(
-        user text: String, k kText: Substring?, cursor: Substring?, query: [String: Substring] = [:]
+        user text: String, k kText: Substring?, cursor: Substring?, query: [String: Substring] = [:],
+        now: Double = Double(DispatchTime.now().uptimeNanoseconds) / 1e9
     ) throws -> FeedAnswer {
         let store = runs.current.store
         let user = try parseUser(text, store)
@@ -179,7 +192,9 @@ public struct FeedService: Sendable {
             page = (id, offset)
         }
         let (feed, cold) = try baseFeed(user, store, query: query)
-        let session = sessions.session(user) ?? Session()
+        var session = sessions.session(user) ?? Session()
+        let expired = sessionTTL > 0 && !session.served.isEmpty && now - session.lastServedAt > sessionTTL
+        if expired { (session.served, session.ranking) = ([], []) }
         let removed = session.removed
         if let page {
             guard page.id == session.rankingID, page.offset <= session.ranking.count else {
@@ -196,21 +211,26 @@ public struct FeedService: Sendable {
             }
             let id = sessions.update(user) { s in
                 s.served += pins
+                s.lastServedAt = now
                 return s.rankingID
             }
             var a = answer(user, store, pins, cold: cold)
             if end < session.ranking.count { a.cursor = "\(id).\(end)" }
             return a
         }
-        let ranked = rerank.rerank(feed: feed, session: session.rerankEvents, k: feed.count) { store.embeddings[$0] }
+        // Without events the re-rank keeps the stored order: skip it.
+        let ranked =
+            session.events.isEmpty
+            ? feed : rerank.rerank(feed: feed, session: session.rerankEvents, k: feed.count) { store.embeddings[$0] }
         let served = Set(session.served)
         var ranking = ranked.filter { !served.contains($0) }
         let startOver = ranking.isEmpty && !served.isEmpty
         if startOver { ranking = ranked }
         let pins = Array(ranking.prefix(k))
         let id = sessions.update(user) { s in
-            if startOver { s.served = [] }
+            if startOver || expired { s.served = [] }
             s.served += pins
+            s.lastServedAt = now
             s.ranking = ranking
             s.rankingID += 1
             return s.rankingID
@@ -226,6 +246,8 @@ public struct FeedService: Sendable {
         public struct Event: Codable, Sendable, Equatable {
             public var seq: UInt64, pin: Int64, type: String, ts: Int64
         }
+        /// The user, the stored events (oldest first), the pins served in this session (in
+        /// serving order) and the pins saved and hidden.
         public var user: Int64
         public var events: [Event]
         public var served: [Int64]

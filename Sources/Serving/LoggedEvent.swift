@@ -6,6 +6,7 @@ import Foundation
 public struct LoggedEvent: Sendable, Equatable {
     /// The log's sequence number (1, 2, … in acknowledgement order; unique per log directory).
     public var seq: UInt64
+    /// Who did what to which pin.
     public var user: Int64
     public var pin: Int64
     public var type: EventType
@@ -13,6 +14,7 @@ public struct LoggedEvent: Sendable, Equatable {
     public var timestampMs: Int64
     /// Slot in the feed (0 = top).
     public var position: Int32
+    /// Where it happened (`home` unless the client says).
     public var surface: Surface
     /// The client's session id (0 when not given).
     public var session: Int64

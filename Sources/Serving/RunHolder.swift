@@ -3,7 +3,9 @@ import Synchronization
 
 /// One loaded feeds run and its version (1 for the run loaded at start, +1 per swap).
 public final class LoadedRun: Sendable {
+    /// The loaded feeds and pins.
     public let store: FeedStore
+    /// 1 for the run loaded at start, +1 per swap.
     public let version: Int
 
     public init(store: FeedStore, version: Int) {

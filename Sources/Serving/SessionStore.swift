@@ -13,6 +13,8 @@ public struct Session: Sendable, Equatable {
     public var ranking: [Int64] = []
     /// Identifies `ranking` in cursors (1, 2, … per session).
     public var rankingID: UInt64 = 0
+    /// When a feed was last served (seconds of the service's monotonic clock).
+    public var lastServedAt: Double = 0
 
     public init() {}
 

@@ -39,6 +39,8 @@ struct Serve: ParsableCommand {
     @Option(help: "Rotate a non-empty segment after this many seconds (0: never by age).") var walSegmentAge = 3600.0
     @Option(help: "Sessions kept at most (least recently used evicted).") var maxSessions = 20_000
     @Option(help: "Events kept per session at most (the latest).") var sessionEvents = 256
+    @Option(help: "Seconds without a feed request after which the served pins are forgotten (0: never).")
+    var sessionTTL = 1_800.0
     @Option(help: "Largest request body in bytes (413 above).") var maxBodyBytes = 1 << 20
     @Option(help: "Most events per request (400 above).") var maxEventsPerRequest = 1_000
     @Option(help: "File holding the bearer token of /admin/* (else env MOSAIC_ADMIN_TOKEN; neither: disabled).")
@@ -53,8 +55,8 @@ struct Serve: ParsableCommand {
         guard maxSessions >= 1, sessionEvents >= 1, maxBodyBytes >= 1, maxEventsPerRequest >= 1 else {
             throw ValidationError("--max-sessions, --session-events, --max-body-bytes, --max-events-per-request ≥ 1")
         }
-        guard walSegmentBytes >= LoggedEvent.recordSize, walSegmentAge >= 0, watchInterval >= 0 else {
-            throw ValidationError("--wal-segment-bytes ≥ 56, --wal-segment-age ≥ 0 and --watch-interval ≥ 0")
+        guard walSegmentBytes >= LoggedEvent.recordSize, walSegmentAge >= 0, watchInterval >= 0, sessionTTL >= 0 else {
+            throw ValidationError("--wal-segment-bytes ≥ 56; --wal-segment-age, --watch-interval, --session-ttl ≥ 0")
         }
     }
 
@@ -108,7 +110,7 @@ struct Serve: ParsableCommand {
         let service = FeedService(
             runs: runs, rerank: SessionRerank(alpha: alpha, beta: beta), sessions: sessions, log: log,
             limits: .init(maxBodyBytes: maxBodyBytes, maxEventsPerRequest: maxEventsPerRequest), adminToken: token,
-            metrics: metrics)
+            metrics: metrics, sessionTTL: sessionTTL)
         Self.say("http://\(host):\(port)")
         let done = DispatchSemaphore(value: 0)
         let failure = Failure()

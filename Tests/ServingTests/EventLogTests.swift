@@ -125,6 +125,24 @@ struct EventLogTests {
         log.close()
     }
 
+    @Test("commits go on while a rotated segment is being converted", .timeLimit(.minutes(1)))
+    func rotationDoesNotBlockCommits() async throws {
+        let release = DispatchSemaphore(value: 0)
+        let first = Flag()
+        var options = EventLog.Options(maxSegmentBytes: LoggedEvent.recordSize, maxSegmentAge: 0)
+        options.beforeRotation = { if first.setOnce() { release.wait() } }
+        let dir = try MPIRun.temporaryDirectory("wal-rotation-async")
+        let log = try EventLog(directory: dir, options: options)
+        var acked = try await log.append(sampleEvents(1))  // fills the segment: its conversion waits
+        acked += try await log.append(sampleEvents(2, from: 1))  // acknowledged all the same
+        #expect(acked.map(\.seq) == [1, 2, 3])
+        release.signal()
+        log.close()
+        let reopened = try EventLog(directory: dir)
+        #expect(try reopened.replay() == acked)
+        reopened.close()
+    }
+
     @Test("a crash after the rotated file is written but before the segment is deleted doubles nothing")
     func crashDuringRotation() async throws {
         let dir = try MPIRun.temporaryDirectory("wal-crash")

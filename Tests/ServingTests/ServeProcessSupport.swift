@@ -37,32 +37,38 @@ let nextPort = Mutex(20_000 + Int(getpid() % 2_000) * 10)
 
 /// A `mosaic-serve` process on loopback, started and stopped by a test.
 final class ServeProcess: @unchecked Sendable {
-    let process = Process()
-    let port: Int
+    private(set) var process = Process()
+    private(set) var port = 0
     var base: String { "http://127.0.0.1:\(port)" }
 
-    /// Starts `mosaic-serve` with `arguments` (plus `--port`) and waits for `/healthz`.
+    /// Starts `mosaic-serve` with `arguments` (plus `--port`) and waits for `/healthz`; a port
+    /// that is taken (something answers before the start, or the server exits) moves on to the
+    /// next one, five times at most.
     init(_ arguments: [String], environment: [String: String] = [:]) async throws {
-        port = nextPort.withLock { p in
-            defer { p += 1 }
-            return p
-        }
-        process.executableURL = URL(fileURLWithPath: MPIRun.servePath)
-        process.arguments = arguments + ["--port", "\(port)"]
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, b in b }
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
         var ready = false
-        for _ in 0..<300 where process.isRunning {
-            if let (status, _) = try? await request("/healthz"), status == 200 {
-                ready = true
-                break
+        for _ in 0..<5 where !ready {
+            port = nextPort.withLock { p in
+                defer { p += 1 }
+                return p
             }
-            try await Task.sleep(nanoseconds: 100_000_000)
+            if (try? await request("/healthz")) != nil { continue }  // another server has this port
+            process = Process()
+            process.executableURL = URL(fileURLWithPath: MPIRun.servePath)
+            process.arguments = arguments + ["--port", "\(port)"]
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, b in b }
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            for _ in 0..<300 where process.isRunning {
+                if let (status, _) = try? await request("/healthz"), status == 200, process.isRunning {
+                    ready = true
+                    break
+                }
+                try await Task.sleep(nanoseconds: 100_000_000)
+            }
+            if !ready { stop() }
         }
-        if !ready { stop() }
-        try #require(ready, "mosaic-serve did not answer /healthz on port \(port)")
+        try #require(ready, "mosaic-serve did not answer /healthz (last port \(port))")
     }
 
     /// SIGKILL: no shutdown code runs.

@@ -172,3 +172,44 @@ struct ServeProcessTests {
         #expect(rename(tmp.path, link.path) == 0)
     }
 }
+
+extension ServeProcessTests {
+    @Test("saves posted over HTTP pull their topic up in the next feed; hides push theirs down")
+    func sessionTopics() async throws {
+        let f = try fixture()
+        let store = try FeedStore.load(feeds: f.feeds, world: f.world)
+        let server = try await ServeProcess([
+            "--feeds", f.feeds.path, "--world", f.world.path, "--wal-dir", try MPIRun.temporaryDirectory("topics").path,
+        ])
+        defer { server.stop() }
+        let users = store.feeds.keys.sorted().filter { store.feeds[$0]!.count >= 6 }.prefix(30)
+        try #require(users.count >= 10)
+        var (savedBefore, savedAfter, hiddenBefore, hiddenAfter) = (0, 0, 0, 0)
+        for (n, user) in users.enumerated() {
+            // Half the users save a pin of a topic (category) missing from the top 3 of their
+            // stored feed; the others hide their first pin. Each topic is then counted in the top 3
+            // of the stored order (without the pin) and of the served feed.
+            let feed = store.feeds[user]!
+            let top = Set(feed.prefix(3).compactMap { store.categories[$0] })
+            let pin = n % 2 == 0 ? feed.last { !top.contains(store.categories[$0] ?? -1) } : feed[0]
+            guard let pin else { continue }
+            let topic = store.categories[pin]
+            let type = n % 2 == 0 ? "save" : "hide"
+            let (status, _) = try await server.post(
+                "/v1/events", #"{"events":[{"user":\#(user),"pin":\#(pin),"type":"\#(type)"}]}"#)
+            #expect(status == 200)
+            let (_, data) = try await server.request("/v1/feed/\(user)?k=3")
+            let served = try JSONDecoder().decode(FeedService.FeedAnswer.self, from: data).pins
+            #expect(!served.contains(pin))
+            let before = feed.filter { $0 != pin }.prefix(3).filter { store.categories[$0] == topic }.count
+            let after = served.filter { store.categories[$0] == topic }.count
+            if type == "save" {
+                (savedBefore, savedAfter) = (savedBefore + before, savedAfter + after)
+            } else {
+                (hiddenBefore, hiddenAfter) = (hiddenBefore + before, hiddenAfter + after)
+            }
+        }
+        #expect(savedAfter > savedBefore, "saved topic in the top 3: \(savedBefore) → \(savedAfter)")
+        #expect(hiddenAfter < hiddenBefore, "hidden topic in the top 3: \(hiddenBefore) → \(hiddenAfter)")
+    }
+}

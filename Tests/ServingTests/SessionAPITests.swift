@@ -83,6 +83,18 @@ struct SessionAPITests {
         }
     }
 
+    @Test("a session idle for longer than the TTL forgets its served pins; its saves still apply")
+    func sessionTTL() throws {
+        let s = FeedService(
+            runs: RunHolder(store: smallStore()), rerank: SessionRerank(alpha: 1, beta: 1), sessionTTL: 60)
+        s.sessions.apply([LoggedEvent(seq: 1, user: 4, pin: 2, type: .save, timestampMs: 0)])
+        #expect(try s.feed(user: "4", k: "2", cursor: nil, now: 1_000).pins == [1, 3])
+        #expect(try s.feed(user: "4", k: "2", cursor: nil, now: 1_059).pins == [4, 5])
+        let stale = try s.feed(user: "4", k: "2", cursor: nil, now: 1_200)
+        #expect(stale.pins == [1, 3], "a new visit: the served pins come back, the saved one does not")
+        #expect(s.sessions.session(4)?.served == [1, 3])
+    }
+
     @Test("without a log, events are refused (503) and the sessions are unchanged")
     func noLog() async throws {
         let s = service(log: nil)
