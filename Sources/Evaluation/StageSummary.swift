@@ -116,6 +116,8 @@ public struct FeedSummary: Sendable, Codable, Equatable {
         public var policy: String
         /// Users with held-out saves, HR@k and recall@k of those saves.
         public var usersWithSaves: Int, hitRate: Double, recall: Double
+        /// NDCG@k of the held-out saves (binary gains; nil when not measured).
+        public var ndcg: Double?
         /// Expected saves per user and recall of the oracle set under the world's truth (nil on
         /// real data).
         public var expectedSaves: Double?, oracleRecall: Double?
