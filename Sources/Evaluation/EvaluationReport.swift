@@ -68,11 +68,11 @@ public enum EvaluationReport {
             page.paragraph(
                 "\(r.trainRows) training and \(r.validRows) validation impressions; best epoch \(r.bestEpoch).")
             page.table(
-                headers: ["task", "AUC", "GAUC", "logloss", "ECE (calibrated)"],
+                headers: ["task", "AUC", "GAUC", "logloss", "ECE (calibrated)", "train positive rate"],
                 rows: r.tasks.map {
                     [
                         $0.task, HTMLReport.format($0.auc), HTMLReport.format($0.gauc), HTMLReport.format($0.logloss),
-                        HTMLReport.format($0.reliability?.ece),
+                        HTMLReport.format($0.reliability?.ece), HTMLReport.format($0.trainPositiveRate),
                     ]
                 })
             if let f = r.features {

@@ -81,6 +81,8 @@ public struct RankerSummary: Sendable, Codable, Equatable {
         public var auc: Double?, gauc: Double?, logloss: Double
         /// The calibrated probabilities on the validation rows (nil without a calibrator).
         public var reliability: ReliabilityDiagram?
+        /// Share of positive labels in the training rows (label drift; the join window's effect).
+        public var trainPositiveRate: Double?
         public init(task: String, auc: Double?, gauc: Double?, logloss: Double, reliability: ReliabilityDiagram?) {
             self.task = task
             self.auc = auc
