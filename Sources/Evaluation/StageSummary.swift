@@ -70,6 +70,8 @@ public struct RankerSummary: Sendable, Codable, Equatable {
     public var tasks: [Task]
     /// Moments of the dense features over the training rows.
     public var features: FeatureMoments?
+    /// The values of the sparse (categorical) features over the training rows.
+    public var categorical: [CategoricalDistribution]?
     /// Engagements per user before the cut.
     public var historyLengths: SequenceLengths?
     /// The ESU attention's entropy on the validation rows (nil: the model has no sequence).

@@ -7,10 +7,11 @@ import Ranking
 extension RankerSummary {
     /// Collective: the summary of a trained feed ranker — per task the validation AUC, GAUC (by
     /// user), log loss and the calibrated probabilities' reliability diagram, and the training
-    /// rows' positive rate; the moments of
-    /// the training rows' dense features (`FeedFeatures.denseNames`); `history`, the users'
-    /// engagements before the cut. The feed's ranker has no sequence attention (`attention`
-    /// stays nil). Memory: the rank's validation logits.
+    /// rows' positive rate; the moments of the training rows' dense features
+    /// (`FeedFeatures.denseNames`) and the values of their sparse fields
+    /// (`FeedFeatures.fieldNames`); `history`, the users' engagements before the cut. The feed's
+    /// ranker has no sequence attention (`attention` stays nil). Memory: the rank's validation
+    /// logits.
     static func measure(
         outcome: RankerTrainer.Outcome, train: CTRData, valid: CTRData, history: SequenceLengths, comm: Communicator
     ) throws -> RankerSummary {
@@ -41,8 +42,13 @@ extension RankerSummary {
         let features =
             train.denseWidth == FeedFeatures.denseNames.count
             ? try FeatureMoments(rows: train.dense, names: FeedFeatures.denseNames, comm: comm) : nil
-        return RankerSummary(
+        var summary = RankerSummary(
             trainRows: train.globalCount, validRows: valid.globalCount, bestEpoch: outcome.bestEpoch, tasks: tasks,
             features: features, historyLengths: history, attention: nil)
+        if train.fields == FeedFeatures.fieldNames.count {
+            summary.categorical = try CategoricalDistribution.measure(
+                ids: train.ids, names: FeedFeatures.fieldNames, comm: comm)
+        }
+        return summary
     }
 }

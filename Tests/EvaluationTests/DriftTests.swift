@@ -35,6 +35,19 @@ struct DriftStatisticsTests {
         #expect(drift[1].meanShift == 0 && drift[1].stdRatio == 1)
     }
 
+    @Test("Categorical distributions and their PSI by hand; a shifted field is flagged, the others not")
+    func categoricalByHand() {
+        // Two fields: a = (1, 1, 2, 2), b = (7, 7, 7, 9).
+        let d = CategoricalDistribution.measure(ids: [1, 7, 1, 7, 2, 7, 2, 9], names: ["a", "b"])
+        #expect(d[0].values == [1, 2] && d[0].counts == [2, 2] && d[1].values == [7, 9] && d[1].counts == [3, 1])
+        // a moves to (1, 1, 1, 2): ¾ / ¼ against ½ / ½, PSI = ¼·ln(3/2) + ¼·ln 2 = ¼·ln 3.
+        let moved = CategoricalDistribution.measure(ids: [1, 7, 1, 7, 1, 7, 2, 9], names: ["a", "b"])
+        #expect(abs(CategoricalDistribution.psi(base: d[0], new: moved[0]) - 0.25 * log(3.0)) < 1e-12)
+        #expect(CategoricalDistribution.psi(base: d[1], new: moved[1]) == 0)
+        let checks = DriftCheck.categories(base: d, new: moved, DriftThresholds())
+        #expect(checks.filter(\.warning).map(\.subject) == ["a"])
+    }
+
     @Test("Sequence-length buckets, attention entropy and embedding cosine by hand")
     func sequenceAttentionEmbeddingByHand() {
         #expect([0, 1, 2, 3, 4, 7, 8].map(SequenceLengths.bucket) == [0, 1, 2, 2, 3, 3, 4])
