@@ -8,6 +8,8 @@ public struct DriftThresholds: Sendable, Codable, Equatable {
     public var featureMeanShift = 0.5
     /// A feature's std ratio outside [1 / this, this].
     public var featureStdRatio = 2.0
+    /// PSI of a categorical feature's values.
+    public var categoryPSI = 0.2
     /// PSI of the sequence-length buckets.
     public var sequenceLengthPSI = 0.2
     /// |Δ| of the mean normalised attention entropy (0 … 1).
@@ -21,7 +23,7 @@ public struct DriftThresholds: Sendable, Codable, Equatable {
 /// One statistic of a base run against a new run, with its threshold and verdict.
 public struct DriftCheck: Sendable, Codable, Equatable {
     /// What is checked (`score_psi`, `feature_mean_shift`, `feature_std_ratio`,
-    /// `sequence_length_psi`, `attention_entropy_change`, `embedding_cosine`).
+    /// `feature_category_psi`, `sequence_length_psi`, `attention_entropy_change`, `embedding_cosine`).
     public var check: String
     /// Of what: a task, a feature, `history`, `esu`, `pinsage`.
     public var subject: String
@@ -59,6 +61,19 @@ public struct DriftCheck: Sendable, Codable, Equatable {
                     check: "feature_std_ratio", subject: f.name, value: f.stdRatio, threshold: t.featureStdRatio,
                     warning: f.stdRatio > t.featureStdRatio || f.stdRatio < 1 / t.featureStdRatio, detail: means),
             ]
+        }
+    }
+
+    /// PSI of each categorical feature present in both runs (by name).
+    public static func categories(
+        base: [CategoricalDistribution], new: [CategoricalDistribution], _ t: DriftThresholds
+    ) -> [DriftCheck] {
+        base.compactMap { b in
+            guard let n = new.first(where: { $0.name == b.name }) else { return nil }
+            let psi = CategoricalDistribution.psi(base: b, new: n)
+            return DriftCheck(
+                check: "feature_category_psi", subject: b.name, value: psi, threshold: t.categoryPSI,
+                warning: psi > t.categoryPSI, detail: "\(b.values.count) → \(n.values.count) distinct values")
         }
     }
 

@@ -68,11 +68,11 @@ public enum EvaluationReport {
             page.paragraph(
                 "\(r.trainRows) training and \(r.validRows) validation impressions; best epoch \(r.bestEpoch).")
             page.table(
-                headers: ["task", "AUC", "GAUC", "logloss", "ECE (calibrated)"],
+                headers: ["task", "AUC", "GAUC", "logloss", "ECE (calibrated)", "train positive rate"],
                 rows: r.tasks.map {
                     [
                         $0.task, HTMLReport.format($0.auc), HTMLReport.format($0.gauc), HTMLReport.format($0.logloss),
-                        HTMLReport.format($0.reliability?.ece),
+                        HTMLReport.format($0.reliability?.ece), HTMLReport.format($0.trainPositiveRate),
                     ]
                 })
             if let f = r.features {
@@ -115,13 +115,13 @@ public enum EvaluationReport {
         }
         page.table(
             headers: [
-                "policy", "users with held-out saves", "HR@\(f.k)", "recall@\(f.k)", "expected saves / user",
-                "oracle-set recall@\(f.k)",
+                "policy", "users with held-out saves", "HR@\(f.k)", "recall@\(f.k)", "NDCG@\(f.k)",
+                "expected saves / user", "oracle-set recall@\(f.k)",
             ],
             rows: f.policies.map {
                 [
                     $0.policy, "\($0.usersWithSaves)", HTMLReport.format($0.hitRate), HTMLReport.format($0.recall),
-                    HTMLReport.format($0.expectedSaves), HTMLReport.format($0.oracleRecall),
+                    HTMLReport.format($0.ndcg), HTMLReport.format($0.expectedSaves), HTMLReport.format($0.oracleRecall),
                 ]
             }, flagged: marked)
         page.section(id: "feed-shape", title: "Diversity, coverage, freshness")

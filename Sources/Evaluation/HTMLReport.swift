@@ -47,7 +47,9 @@ public struct HTMLReport {
         var t = "<table><thead><tr>" + headers.map { "<th>\(Self.escape($0))</th>" }.joined() + "</tr></thead><tbody>"
         for (i, r) in rows.enumerated() {
             t += (flagged.contains(i) ? "<tr class=\"warning\">" : "<tr>")
-            t += r.map { "<td>\(Self.escape($0))</td>" }.joined() + "</tr>"
+            // Numbers right-aligned, text left.
+            t += r.map { Double($0) != nil ? "<td class=\"n\">\($0)</td>" : "<td>\(Self.escape($0))</td>" }.joined()
+            t += "</tr>"
         }
         body.append(t + "</tbody></table>")
     }
@@ -111,7 +113,7 @@ public struct HTMLReport {
     public func render() -> String {
         let style = """
             body{font-family:sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse;margin:0.5em 0}\
-            td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}td:first-child,th:first-child{text-align:left}\
+            td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}td.n{text-align:right}\
             tr.warning td,p.warning{background:#fde0dd}figure{margin:0.5em 0}
             """
         var page = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE html>\n"

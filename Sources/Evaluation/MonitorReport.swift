@@ -45,7 +45,10 @@ public struct MonitorReport: Sendable, Codable, Equatable {
         for note in notes { page.paragraph(note) }
         let groups: [(id: String, title: String, checks: Set<String>)] = [
             ("scores", "Predicted scores: PSI per task", ["score_psi"]),
-            ("features", "Input features: mean and std drift", ["feature_mean_shift", "feature_std_ratio"]),
+            (
+                "features", "Input features: mean and std drift, categorical PSI",
+                ["feature_mean_shift", "feature_std_ratio", "feature_category_psi"]
+            ),
             ("sequences", "Sequence lengths", ["sequence_length_psi"]),
             ("attention", "Attention entropy", ["attention_entropy_change"]),
             ("embeddings", "Embedding drift between versions", ["embedding_cosine"]),

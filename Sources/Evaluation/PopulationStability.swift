@@ -68,8 +68,17 @@ public struct PopulationStability: Sendable, Codable, Equatable {
     /// the values, whatever the rank count and however the values are spread (memory: the
     /// rank's values).
     public init(base: [Double], new: [Double], bins: Int = 10, comm: Communicator) throws {
+        let edges = try Self.quantileEdges(base, bins: bins, comm: comm)
+        var c = Self.counts(base, edges: edges) + Self.counts(new, edges: edges)
+        try comm.allreduce(&c)
+        self.init(edges: edges, baseCounts: Array(c[0...edges.count]), newCounts: Array(c[(edges.count + 1)...]))
+    }
+
+    /// Collective: `quantileEdges(_:bins:)` of every rank's values, the same edges whatever the
+    /// rank count (a global sample sort, `DistributedScores`; memory: the rank's values).
+    public static func quantileEdges(_ values: [Double], bins: Int, comm: Communicator) throws -> [Double] {
         let sorted = try DistributedScores.sort(
-            scores: base, labels: [Double](repeating: 0, count: base.count), comm: comm)
+            scores: values, labels: [Double](repeating: 0, count: values.count), comm: comm)
         let held = try comm.allgather([Int64(sorted.scores.count)]).map { Int($0) }
         let n = held.reduce(0, +), first = held[0..<comm.rank].reduce(0, +)
         var picked = [Double](repeating: -.infinity, count: max(bins - 1, 0))
@@ -80,10 +89,7 @@ public struct PopulationStability: Sendable, Codable, Equatable {
             }
         }
         try comm.allreduce(&picked, op: .max)
-        let edges = n > 0 ? Self.distinct(picked) : []
-        var c = Self.counts(base, edges: edges) + Self.counts(new, edges: edges)
-        try comm.allreduce(&c)
-        self.init(edges: edges, baseCounts: Array(c[0...edges.count]), newCounts: Array(c[(edges.count + 1)...]))
+        return n > 0 ? distinct(picked) : []
     }
 
     /// From bin counts (edges.count + 1 each).

@@ -1,29 +1,30 @@
 import Collective
 import Foundation
 
-/// Calibration as a reliability diagram: predicted probabilities in equal-width bins over
-/// [0, 1], each bin's mean prediction beside its observed positive rate. A calibrated model's
-/// points lie on the diagonal.
+/// Calibration as a reliability diagram: the predicted probabilities in bins of equal mass
+/// (cut at their quantiles, so that a rare positive class, whose predictions all sit near 0,
+/// still spreads over the bins), each bin's mean prediction beside its observed positive rate.
+/// A calibrated model's points lie on the diagonal.
 public struct ReliabilityDiagram: Sendable, Codable, Equatable {
-    /// One bin [lower, upper) (the last one closed).
+    /// One bin [lower, upper) of predicted probability (the first from 0, the last to 1).
     public struct Bin: Sendable, Codable, Equatable {
         public var lower: Double, upper: Double
-        /// Examples in the bin, their mean predicted probability and observed positive rate
-        /// (both 0 for an empty bin).
+        /// Examples in the bin, their mean predicted probability and observed positive rate.
         public var count: Int, meanPredicted: Double, observedRate: Double
     }
 
+    /// The non-empty bins, ascending.
     public var bins: [Bin]
     /// Expected calibration error: Σ_bins (count / total) · |meanPredicted − observedRate|.
     public var ece: Double
 
-    /// The sums of (probabilities, labels) per bin: [count, Σ p, Σ y] × bins.
-    static func sums(probabilities: [Double], labels: [Double], bins: Int) -> [Double] {
+    /// The sums per bin of `edges`: [count, Σ p, Σ y] × (edges.count + 1).
+    static func sums(probabilities: [Double], labels: [Double], edges: [Double]) -> [Double] {
         precondition(
             probabilities.count == labels.count, "ReliabilityDiagram: \(probabilities.count) vs \(labels.count)")
-        var s = [Double](repeating: 0, count: 3 * bins)
+        var s = [Double](repeating: 0, count: 3 * (edges.count + 1))
         for (p, y) in zip(probabilities, labels) {
-            let b = min(bins - 1, max(0, Int(p * Double(bins))))
+            let b = PopulationStability.bin(p, edges: edges)
             s[3 * b] += 1
             s[3 * b + 1] += p
             s[3 * b + 2] += y > 0.5 ? 1 : 0
@@ -31,26 +32,31 @@ public struct ReliabilityDiagram: Sendable, Codable, Equatable {
         return s
     }
 
-    /// The diagram of `probabilities` (in [0, 1]) and 0/1 `labels` over `bins` bins (one process).
+    /// The diagram of `probabilities` (in [0, 1]) and 0/1 `labels` over up to `bins` bins at
+    /// the probabilities' quantiles (fewer when they tie; one process).
     public init(probabilities: [Double], labels: [Double], bins: Int = 10) {
-        self.init(sums: Self.sums(probabilities: probabilities, labels: labels, bins: bins))
+        let edges = PopulationStability.quantileEdges(probabilities, bins: bins)
+        self.init(edges: edges, sums: Self.sums(probabilities: probabilities, labels: labels, edges: edges))
     }
 
-    /// Collective: the diagram over every rank's examples (one allreduce of 3 · bins values).
+    /// Collective: the diagram over every rank's examples, the same as the one-process one
+    /// (quantiles by a global sample sort, then one allreduce of the bins' sums).
     public init(probabilities: [Double], labels: [Double], bins: Int = 10, comm: Communicator) throws {
-        var s = Self.sums(probabilities: probabilities, labels: labels, bins: bins)
+        let edges = try PopulationStability.quantileEdges(probabilities, bins: bins, comm: comm)
+        var s = Self.sums(probabilities: probabilities, labels: labels, edges: edges)
         try comm.allreduce(&s)
-        self.init(sums: s)
+        self.init(edges: edges, sums: s)
     }
 
-    init(sums s: [Double]) {
-        let n = s.count / 3
-        let total = (0..<n).reduce(0.0) { $0 + s[3 * $1] }
-        bins = (0..<n).map { b in
+    init(edges: [Double], sums s: [Double]) {
+        let bounds = [0.0] + edges + [1.0]
+        let total = stride(from: 0, to: s.count, by: 3).reduce(0.0) { $0 + s[$1] }
+        bins = (0...edges.count).compactMap { b in
             let c = s[3 * b]
+            guard c > 0 else { return nil }
             return Bin(
-                lower: Double(b) / Double(n), upper: Double(b + 1) / Double(n), count: Int(c),
-                meanPredicted: c > 0 ? s[3 * b + 1] / c : 0, observedRate: c > 0 ? s[3 * b + 2] / c : 0)
+                lower: bounds[b], upper: bounds[b + 1], count: Int(c), meanPredicted: s[3 * b + 1] / c,
+                observedRate: s[3 * b + 2] / c)
         }
         ece = bins.reduce(0.0) { $0 + Double($1.count) / max(total, 1) * abs($1.meanPredicted - $1.observedRate) }
     }

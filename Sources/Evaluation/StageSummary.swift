@@ -70,6 +70,8 @@ public struct RankerSummary: Sendable, Codable, Equatable {
     public var tasks: [Task]
     /// Moments of the dense features over the training rows.
     public var features: FeatureMoments?
+    /// The values of the sparse (categorical) features over the training rows.
+    public var categorical: [CategoricalDistribution]?
     /// Engagements per user before the cut.
     public var historyLengths: SequenceLengths?
     /// The ESU attention's entropy on the validation rows (nil: the model has no sequence).
@@ -81,6 +83,8 @@ public struct RankerSummary: Sendable, Codable, Equatable {
         public var auc: Double?, gauc: Double?, logloss: Double
         /// The calibrated probabilities on the validation rows (nil without a calibrator).
         public var reliability: ReliabilityDiagram?
+        /// Share of positive labels in the training rows (label drift; the join window's effect).
+        public var trainPositiveRate: Double?
         public init(task: String, auc: Double?, gauc: Double?, logloss: Double, reliability: ReliabilityDiagram?) {
             self.task = task
             self.auc = auc
@@ -116,6 +120,8 @@ public struct FeedSummary: Sendable, Codable, Equatable {
         public var policy: String
         /// Users with held-out saves, HR@k and recall@k of those saves.
         public var usersWithSaves: Int, hitRate: Double, recall: Double
+        /// NDCG@k of the held-out saves (binary gains; nil when not measured).
+        public var ndcg: Double?
         /// Expected saves per user and recall of the oracle set under the world's truth (nil on
         /// real data).
         public var expectedSaves: Double?, oracleRecall: Double?

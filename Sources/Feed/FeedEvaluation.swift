@@ -17,8 +17,9 @@ public struct FeedEvaluation {
     /// One policy's figures, averaged over users.
     public struct Row: Sendable {
         public var policy: String
-        /// Users with at least one held-out save, and their HR@k and recall@k.
-        public var usersWithSaves: Int, hitRate: Double, recall: Double
+        /// Users with at least one held-out save, and their HR@k, recall@k and NDCG@k (binary
+        /// gains: each held-out save in the feed counts 1 / log2(slot + 2), over the ideal DCG).
+        public var usersWithSaves: Int, hitRate: Double, recall: Double, ndcg: Double
         /// Users evaluated under the truth, expected saves per user, recall of the oracle set
         /// (nil without a world).
         public var users: Int, expectedSaves: Double?, oracleRecall: Double?
@@ -70,38 +71,44 @@ public struct FeedEvaluation {
     ) throws -> [Row] {
         let oracle = oracleFeeds(users, count: k)
         let policies = world == nil ? policies : policies + [("oracle (true save probability)", oracle)]
-        // Per policy: [users with saves, held-out saves, users hit, saves hit, expected saves, oracle hits].
-        var sums = [Double](repeating: 0, count: 6 * policies.count + 1)
+        // Per policy: [users with saves, held-out saves, users hit, saves hit, expected saves, oracle hits, NDCG].
+        let w = 7
+        var sums = [Double](repeating: 0, count: w * policies.count + 1)
         for (i, u) in users.enumerated() {
             let later = u.saved(from: cut)
             let truth = world?.truth(ofUser: Int(u.user))
             let oracleSet = Set(oracle[i])
-            if world != nil { sums[6 * policies.count] += 1 }
+            if world != nil { sums[w * policies.count] += 1 }
             for (p, policy) in policies.enumerated() {
                 let feed = Array(policy.feeds[i].filter { $0 >= 0 }.prefix(k))
                 if !later.isEmpty {
                     let hits = Set(feed).intersection(later).count
-                    sums[6 * p] += 1
-                    sums[6 * p + 1] += Double(later.count)
-                    sums[6 * p + 2] += hits > 0 ? 1 : 0
-                    sums[6 * p + 3] += Double(hits)
+                    sums[w * p] += 1
+                    sums[w * p + 1] += Double(later.count)
+                    sums[w * p + 2] += hits > 0 ? 1 : 0
+                    sums[w * p + 3] += Double(hits)
+                    var dcg = 0.0, ideal = 0.0
+                    for (slot, pin) in feed.enumerated() where later.contains(pin) { dcg += 1 / log2(Double(slot) + 2) }
+                    for slot in 0..<min(k, later.count) { ideal += 1 / log2(Double(slot) + 2) }
+                    sums[w * p + 6] += dcg / ideal
                 }
                 if let world, let truth {
                     for (slot, pin) in feed.enumerated() {
-                        sums[6 * p + 4] += world.expectedOutcomeProbabilities(truth, pin: Int(pin), position: slot).save
+                        sums[w * p + 4] += world.expectedOutcomeProbabilities(truth, pin: Int(pin), position: slot).save
                     }
-                    sums[6 * p + 5] += Double(Set(feed).intersection(oracleSet).count) / Double(max(1, oracleSet.count))
+                    sums[w * p + 5] += Double(Set(feed).intersection(oracleSet).count) / Double(max(1, oracleSet.count))
                 }
             }
         }
         try comm.allreduce(&sums, op: .sum)
-        let evaluated = sums[6 * policies.count]
+        let evaluated = sums[w * policies.count]
         return policies.enumerated().map { p, policy in
             Row(
-                policy: policy.name, usersWithSaves: Int(sums[6 * p]),
-                hitRate: sums[6 * p + 2] / max(sums[6 * p], 1), recall: sums[6 * p + 3] / max(sums[6 * p + 1], 1),
-                users: Int(evaluated), expectedSaves: world == nil ? nil : sums[6 * p + 4] / max(evaluated, 1),
-                oracleRecall: world == nil ? nil : sums[6 * p + 5] / max(evaluated, 1))
+                policy: policy.name, usersWithSaves: Int(sums[w * p]),
+                hitRate: sums[w * p + 2] / max(sums[w * p], 1), recall: sums[w * p + 3] / max(sums[w * p + 1], 1),
+                ndcg: sums[w * p + 6] / max(sums[w * p], 1), users: Int(evaluated),
+                expectedSaves: world == nil ? nil : sums[w * p + 4] / max(evaluated, 1),
+                oracleRecall: world == nil ? nil : sums[w * p + 5] / max(evaluated, 1))
         }
     }
 
@@ -179,15 +186,15 @@ public struct FeedEvaluation {
     /// The rows as a markdown table.
     public static func markdown(_ rows: [Row], k: Int, holdoutDays: Int) -> String {
         var out = [
-            "| feed (last \(holdoutDays) day(s) held out) | users with held-out saves | HR@\(k) | recall@\(k) | expected saves / user (truth) | oracle-set recall@\(k) |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| feed (last \(holdoutDays) day(s) held out) | users with held-out saves | HR@\(k) | recall@\(k) | expected saves / user (truth) | oracle-set recall@\(k) | NDCG@\(k) |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for r in rows {
             out.append(
                 String(
-                    format: "| %@ | %d | %.4f | %.4f | %@ | %@ |", r.policy, r.usersWithSaves, r.hitRate, r.recall,
-                    r.expectedSaves.map { String(format: "%.4f", $0) } ?? "–",
-                    r.oracleRecall.map { String(format: "%.4f", $0) } ?? "–"))
+                    format: "| %@ | %d | %.4f | %.4f | %@ | %@ | %.4f |", r.policy, r.usersWithSaves, r.hitRate,
+                    r.recall, r.expectedSaves.map { String(format: "%.4f", $0) } ?? "–",
+                    r.oracleRecall.map { String(format: "%.4f", $0) } ?? "–", r.ndcg))
         }
         return out.joined(separator: "\n")
     }

@@ -72,6 +72,10 @@ struct SelfTestDrift: ParsableCommand {
             let refReliability = ReliabilityDiagram(probabilities: probabilities, labels: labels)
             let refPSI = PopulationStability(base: base, new: new, bins: 10)
             let refMoments = FeatureMoments(rows: features, names: ["a", "b", "c"])
+            let codes = features.map { Int64($0 * 3) }  // three columns of small integers
+            let categories = try CategoricalDistribution.measure(
+                ids: Array(codes[mine.lowerBound * 3..<mine.upperBound * 3]), names: ["a", "b", "c"], comm: comm)
+            let refCategories = CategoricalDistribution.measure(ids: codes, names: ["a", "b", "c"])
             let refSeq = SequenceLengths(lengths: lengths)
             let refEntropy = AttentionEntropy(weights: weights, mask: mask, heads: 1, length: t)
             let refDrift = EmbeddingDrift(baseIDs: ids, base: oldVectors, newIDs: ids, new: newVectors, d: d)
@@ -88,6 +92,7 @@ struct SelfTestDrift: ParsableCommand {
             {
                 failures.append("moments \(moments) vs \(refMoments)")
             }
+            if categories != refCategories { failures.append("categorical distributions differ") }
             if seq != refSeq { failures.append("sequence lengths \(seq) vs \(refSeq)") }
             if entropy.count != refEntropy.count || !close(entropy.mean, refEntropy.mean) {
                 failures.append("attention entropy \(entropy) vs \(refEntropy)")

@@ -31,6 +31,7 @@ extension FeedSummary {
                 var p = Policy(
                     policy: r.policy, usersWithSaves: r.usersWithSaves, hitRate: r.hitRate, recall: r.recall,
                     expectedSaves: r.expectedSaves, oracleRecall: r.oracleRecall)
+                p.ndcg = r.ndcg
                 if let s = shapeOf[r.policy] {
                     p.categoriesPerFeed = s.categoriesPerFeed
                     p.intraListCosine = s.intraListCosine

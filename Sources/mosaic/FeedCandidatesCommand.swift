@@ -24,7 +24,8 @@ struct FeedCandidatesCommand: ParsableCommand {
             night's PinSage vectors and their IVF index). Seen pins are left out. The lists are merged round-robin and \
             de-duplicated, up to --count per user, each candidate keeping the channels that proposed \
             it and its rank in each (docs/feed.md has the HDF5 layout). Users stay on the rank of \
-            their event shards; progress with users/s and ETA on rank 0.
+            their event shards; progress with users/s and ETA on rank 0. Writes <out>/summary.json \
+            (users, candidates per user and, with a hold-out, the recalls below) for `mosaic evaluate`.
 
             With --holdout-days D > 0 the candidates come from the events before the last D days, \
             and a generated world's truth reports each channel's recall of the oracle set (each \

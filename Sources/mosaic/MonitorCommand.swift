@@ -66,6 +66,9 @@ struct MonitorCommand: ParsableCommand {
                 if let fb = rb.features, let fn = rn.features {
                     checks += DriftCheck.features(FeatureMoments.drift(base: fb, new: fn), t)
                 }
+                if let cb = rb.categorical, let cn = rn.categorical {
+                    checks += DriftCheck.categories(base: cb, new: cn, t)
+                }
                 if let hb = rb.historyLengths, let hn = rn.historyLengths {
                     checks.append(.sequenceLengths(subject: "user history", base: hb, new: hn, t))
                 }

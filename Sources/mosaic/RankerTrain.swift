@@ -27,7 +27,9 @@ struct RankerTrain: ParsableCommand {
             position tower), labels save and closeup from the same session; the last --valid-days \
             are the validation rows (early stopping, Platt calibration); rows dealt by a hash so 1, 2 \
             and 4 ranks train the same model. DCN-v2 + MMoE (Feed.FeedRankerSetup), saved with its \
-            calibration to --out.
+            calibration to --out; its validation AUC / GAUC / logloss and reliability per task, the \
+            dense features' moments and the history lengths go to NAME.summary.json beside --out NAME.h5 (`mosaic evaluate`, \
+            `mosaic monitor`).
             """)
 
     @OptionGroup var dataset: RankerRunInputs

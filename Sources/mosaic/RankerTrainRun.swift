@@ -106,13 +106,16 @@ extension RankerTrain {
                         + String(format: "param_sum=%.6e examples_per_s=%.0f", sum, outcome.examplesPerSecond)
                         + " peak_rss_mib=\(rss)")
                 if !summary.tasks.isEmpty {
-                    print("\n| split | task | AUC | GAUC | logloss | ECE |\n|---|---|---|---|---|---|")
+                    print(
+                        "\n| split | task | AUC | GAUC | logloss | ECE | train positive rate |\n|---|---|---|---|---|---|---|"
+                    )
                 }
                 for t in summary.tasks {
                     print(
                         String(
-                            format: "| valid | %@ | %.4f | %.4f | %.4f | %@ |", t.task, t.auc ?? .nan, t.gauc ?? .nan,
-                            t.logloss, t.reliability.map { String(format: "%.4f", $0.ece) } ?? "–"))
+                            format: "| valid | %@ | %.4f | %.4f | %.4f | %@ | %.4f |", t.task, t.auc ?? .nan,
+                            t.gauc ?? .nan, t.logloss, t.reliability.map { String(format: "%.4f", $0.ece) } ?? "–",
+                            t.trainPositiveRate ?? .nan))
                 }
             }
         }

@@ -113,6 +113,16 @@ struct RankerWorld: ParsableCommand {
                     withPosition = z
                 }
                 report.addBias(variant, closeupLogits: logits[1], withPositionTower: withPosition)
+                // The monitor's attention statistic on the trained ESU, and with its query zeroed
+                // (planted: a model that no longer tells the history's events apart).
+                if let m = outcome.model as? RankerModel<Float>, let h = try m.esuEntropy(test, comm: comm) {
+                    let flat = try m.esuEntropy(test, queryScale: 0, comm: comm)!
+                    let check = DriftCheck.attention(subject: "esu", base: h, new: flat, DriftThresholds())
+                    comm.log(
+                        String(
+                            format: "%@: ESU attention entropy %.6f (normalised, 1 = uniform); query zeroed %.6f (%@)",
+                            variant, h.mean, flat.mean, check.warning ? "flagged" : "not flagged"))
+                }
                 comm.log(
                     String(
                         format: "%@: best epoch %d, %.0f s, %.0f examples/s", variant, outcome.bestEpoch,

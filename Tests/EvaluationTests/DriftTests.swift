@@ -35,6 +35,19 @@ struct DriftStatisticsTests {
         #expect(drift[1].meanShift == 0 && drift[1].stdRatio == 1)
     }
 
+    @Test("Categorical distributions and their PSI by hand; a shifted field is flagged, the others not")
+    func categoricalByHand() {
+        // Two fields: a = (1, 1, 2, 2), b = (7, 7, 7, 9).
+        let d = CategoricalDistribution.measure(ids: [1, 7, 1, 7, 2, 7, 2, 9], names: ["a", "b"])
+        #expect(d[0].values == [1, 2] && d[0].counts == [2, 2] && d[1].values == [7, 9] && d[1].counts == [3, 1])
+        // a moves to (1, 1, 1, 2): ¾ / ¼ against ½ / ½, PSI = ¼·ln(3/2) + ¼·ln 2 = ¼·ln 3.
+        let moved = CategoricalDistribution.measure(ids: [1, 7, 1, 7, 1, 7, 2, 9], names: ["a", "b"])
+        #expect(abs(CategoricalDistribution.psi(base: d[0], new: moved[0]) - 0.25 * log(3.0)) < 1e-12)
+        #expect(CategoricalDistribution.psi(base: d[1], new: moved[1]) == 0)
+        let checks = DriftCheck.categories(base: d, new: moved, DriftThresholds())
+        #expect(checks.filter(\.warning).map(\.subject) == ["a"])
+    }
+
     @Test("Sequence-length buckets, attention entropy and embedding cosine by hand")
     func sequenceAttentionEmbeddingByHand() {
         #expect([0, 1, 2, 3, 4, 7, 8].map(SequenceLengths.bucket) == [0, 1, 2, 2, 3, 3, 4])
@@ -52,13 +65,18 @@ struct DriftStatisticsTests {
         #expect(drift.common == 2 && drift.baseOnly == 1 && drift.newOnly == 1 && abs(drift.meanCosine - 0.5) < 1e-12)
     }
 
-    @Test("Reliability diagram and its ECE by hand")
+    @Test("Reliability diagram at the predictions' quantiles and its ECE by hand")
     func reliabilityByHand() {
-        let r = ReliabilityDiagram(probabilities: [0.05, 0.15, 0.12, 0.95], labels: [0, 1, 0, 1], bins: 10)
-        #expect(r.bins.map(\.count) == [1, 2, 0, 0, 0, 0, 0, 0, 0, 1])
-        #expect(abs(r.bins[1].meanPredicted - 0.135) < 1e-12 && r.bins[1].observedRate == 0.5)
-        // ECE = ¼·0.05 + ½·0.365 + ¼·0.05.
-        #expect(abs(r.ece - 0.2075) < 1e-12)
+        // Two bins split at the median prediction 0.15: {0.05, 0.12} (mean 0.085, rate 0) and
+        // {0.15, 0.95} (mean 0.55, rate 1); ECE = ½·0.085 + ½·0.45.
+        let r = ReliabilityDiagram(probabilities: [0.05, 0.15, 0.12, 0.95], labels: [0, 1, 0, 1], bins: 2)
+        #expect(r.bins.map(\.count) == [2, 2] && r.bins[0].upper == 0.15 && r.bins[1].lower == 0.15)
+        #expect(abs(r.bins[0].meanPredicted - 0.085) < 1e-12 && r.bins[0].observedRate == 0)
+        #expect(abs(r.bins[1].meanPredicted - 0.55) < 1e-12 && r.bins[1].observedRate == 1)
+        #expect(abs(r.ece - 0.2675) < 1e-12)
+        // Rare positives still spread over the bins: 10 bins of 100 predictions each below 0.1.
+        let p = (0..<1_000).map { Double($0) / 10_000 }
+        #expect(ReliabilityDiagram(probabilities: p, labels: p.map { _ in 0 }).bins.count == 10)
     }
 
     /// n scores ~ N(shift, 1) from a seed.

@@ -53,6 +53,11 @@ struct NightlyPipelineTests {
                 "world", "embeddings", "index", "two-tower", "candidates", "ranker.h5", "feeds",
             ]))
         try await servedFeedIsThePublishedRanking(run: night.directory)
+        // The evaluate stage found every stage's summary; the first night's monitor had no base.
+        let report = try Self.json(night.directory.appendingPathComponent("summary.json"))
+        #expect((report["missing"] as? [String]) == [] && report["feed"] != nil && report["candidates"] != nil)
+        #expect(FileManager.default.fileExists(atPath: night.directory.appendingPathComponent("report.html").path))
+        #expect(try Self.json(night.directory.appendingPathComponent("monitor.json"))["baseFound"] as? Bool == false)
 
         // Night b: a rank of the two-tower's training is killed once its first checkpoint exists.
         let runner = Process()
@@ -88,11 +93,21 @@ struct NightlyPipelineTests {
         let state = try PipelineState.read(run: root.appendingPathComponent("runs/b"), night: "b")
         #expect(state.stages["retrieval-train"]?.resumed == true)
         #expect(NightPublisher.history(root: root) == ["a", "b"])
+        // Night b against night a (the same world and seeds): every check within its threshold.
+        let monitor = try Self.json(root.appendingPathComponent("runs/b/monitor.json"))
+        let checks = monitor["checks"] as? [[String: Any]] ?? []
+        #expect(monitor["baseFound"] as? Bool == true && !checks.isEmpty)
+        #expect(checks.allSatisfy { $0["warning"] as? Bool == false }, "\(checks)")
         for artifact in ["two-tower", "user-vectors", "candidates", "ranker.h5", "feeds"] {
             let a = try Self.digests(root.appendingPathComponent("runs/a/\(artifact)"))
             let b = try Self.digests(root.appendingPathComponent("runs/b/\(artifact)"))
             #expect(!a.isEmpty && a == b, "\(artifact): resumed night differs from the uninterrupted one")
         }
+    }
+
+    /// A JSON object file.
+    static func json(_ url: URL) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any] ?? [:]
     }
 
     /// The pid of the rank-`rank` process of `executable` whose command line contains `word`.
