@@ -20,8 +20,12 @@ bash Cluster/install-deps.sh
 swift build -c release
 m=.build/release/mosaic
 Cluster/mpirun-local.sh -np "$ranks" "$m" doctor
-"$m" pipeline run Jobs/nightly.dag --root "$out" --ranks "$ranks" --set USERS="$users"
-"$m" pipeline status Jobs/nightly.dag --root "$out" --ranks "$ranks" --set USERS="$users" >&2
+# The drift monitor reports but does not hold the night back here: a rerun with another USERS
+# into the same root would otherwise (rightly) refuse to publish. Nightly jobs keep the default.
+"$m" pipeline run Jobs/nightly.dag --root "$out" --ranks "$ranks" --set USERS="$users" \
+  --set MONITOR_ON_WARNING=--no-fail-on-warning
+"$m" pipeline status Jobs/nightly.dag --root "$out" --ranks "$ranks" --set USERS="$users" \
+  --set MONITOR_ON_WARNING=--no-fail-on-warning >&2
 night="$out/current"
 
 # Serve the published feeds and ask for one user's feed, then post a save and ask again.

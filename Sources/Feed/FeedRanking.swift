@@ -28,6 +28,8 @@ public struct FeedRanking {
     /// scored fresh candidates not already in the feed take slots k/(n+1), 2k/(n+1), …
     public var freshSlots = 5
     public var freshWindow: Int64 = 2 * 86_400_000
+    /// The model's file, named by the error on a score that is not finite.
+    public var modelSource = "the ranker"
 
     /// `feed` (indices of ranked candidates) with up to `slots` of the `fresh` indices (best
     /// first) placed at evenly spaced slots, the feed's own pins after them shifted down, the
@@ -122,6 +124,15 @@ public struct FeedRanking {
                 }
                 guard !kept.isEmpty else { continue }
                 let logits = try scorer.logits(data, range: 0..<kept.count)
+                for (task, row) in logits.enumerated() {
+                    if let i = row.firstIndex(where: { !$0.isFinite }) {
+                        throw ArtifactError(
+                            file: modelSource,
+                            message:
+                                "\(tasks[task]) score \(row[i]) for user \(u.user), pin \(candidates[b][kept[i]]): the model's parameters or the pin's features are not finite; nothing is published"
+                        )
+                    }
+                }
                 func probability(_ task: Int, _ i: Int) -> Float {
                     let z = Double(logits[task][i])
                     return Float(calibrators[tasks[task]].map { $0(z) } ?? 1 / (1 + exp(-z)))

@@ -19,6 +19,10 @@ public enum FeedFeatures {
     ]
     /// Smoothing of the pin rates: (events + m · prior) / (impressions + m).
     public static let smoothing = 20.0
+    /// The features' version, stored with a ranker trained on them (`RankerArtifact.Provenance`)
+    /// and checked before ranking: change it whenever a feature's meaning changes.
+    public static let version =
+        "feed-features-1 sparse=\(fieldNames.joined(separator: ",")) dense=\(denseNames.joined(separator: ",")) m=\(Int(smoothing))"
 
     /// A pin's engagement counts over every user before a day.
     public struct PinStats: Sendable, Equatable {

@@ -45,4 +45,49 @@ public enum RankerArtifact {
         }
         return (config, model, try DataParallelTrainer<RankerModel<Float>>.calibrators(in: path))
     }
+
+    /// What a ranker was trained on: the PinSage embedding model's version and the features'
+    /// version (`FeedFeatures.version`); stored as attributes of the ranker file.
+    public struct Provenance: Equatable, Sendable {
+        public var embeddingVersion: String
+        public var featureVersion: String
+        public init(embeddingVersion: String, featureVersion: String) {
+            self.embeddingVersion = embeddingVersion
+            self.featureVersion = featureVersion
+        }
+    }
+
+    /// Stores `provenance` in the ranker file at `path`. Collective (rank 0 writes).
+    public static func stamp(_ path: String, provenance: Provenance, comm: Communicator) throws {
+        if comm.isRoot {
+            let file = try H5File(path: path, mode: .readWrite)
+            try file.root.setAttribute("embedding_version", provenance.embeddingVersion)
+            try file.root.setAttribute("feature_version", provenance.featureVersion)
+            try file.flush()
+        }
+        try comm.barrier()
+    }
+
+    /// Throws naming `path` and what differs unless the ranker there was trained on `expected`
+    /// (a ranker without the attributes predates them and is refused too).
+    public static func check(_ path: String, expected: Provenance) throws {
+        let root = try H5File(path: path, mode: .read).root
+        for (name, want) in [
+            ("embedding_version", expected.embeddingVersion), ("feature_version", expected.featureVersion),
+        ] {
+            guard let found = try? root.stringAttribute(name) else {
+                throw ArtifactError(
+                    file: path,
+                    message:
+                        "no \(name) attribute: train the ranker again with `mosaic ranker train --data` on this run")
+            }
+            guard found == want else {
+                throw ArtifactError(
+                    file: path,
+                    message:
+                        "trained with \(name) '\(found)', but this run has '\(want)': train the ranker again on this run's embeddings and features"
+                )
+            }
+        }
+    }
 }

@@ -25,6 +25,13 @@ public struct RankerTrainingOptions: Sendable {
     /// Per-task calibration fitted on the validation logits after training and saved with the
     /// model: "platt", "isotonic" or "none".
     public var calibration = "platt"
+    /// Write a checkpoint (trainer state and the loop's: epoch, step, learning rate, best epoch
+    /// and its parameters) to `checkpointPath` every this many steps and after every epoch
+    /// (0: never).
+    public var checkpointEvery = 0
+    public var checkpointPath: String?
+    /// Continue from `checkpointPath`: the run ends with the model of an uninterrupted run.
+    public var resume = false
     public init() {}
 }
 
@@ -162,23 +169,37 @@ public enum RankerTrainer {
         _ model: M, _ train: CTRData, _ valid: CTRData?, _ options: RankerTrainingOptions, _ comm: Communicator,
         _ path: String?
     ) throws -> Outcome where M.Scalar == Float {
-        var lr = options.learningRate
         (model as? RankerModel<Float>)?.addsTableDecay = comm.isRoot
-        var trainer = try DataParallelTrainer(model: model, comm: comm, config: trainerConfig(options, lr: lr))
+        var loop = TrainingLoopState(lr: options.learningRate)
+        var trainer = try DataParallelTrainer(model: model, comm: comm, config: trainerConfig(options, lr: loop.lr))
+        if options.resume, let path = options.checkpointPath {
+            loop = try TrainingLoopState.read(path)
+            trainer = try DataParallelTrainer(model: model, comm: comm, config: trainerConfig(options, lr: loop.lr))
+            try trainer.loadCheckpoint(from: path)
+            comm.log("ranker train: resumed from \(path) at epoch \(loop.epoch), step \(loop.step) of the epoch")
+        }
+        func checkpoint() throws {
+            guard let path = options.checkpointPath else { return }
+            let staging = try comm.broadcast(string: path + ".staging")
+            try trainer.saveCheckpoint(to: staging)
+            if comm.isRoot {
+                try loop.write(staging)
+                if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
+                try FileManager.default.moveItem(atPath: staging, toPath: path)
+            }
+            try comm.barrier()
+        }
         let n = train.globalCount, b = options.batchSize
         let validLabels = valid.map { localLabels($0, comm: comm) }
-        var bestAUC = -Double.infinity, bestEpoch = 0, bad = 0
-        var best: (params: [Float], tables: [[Float]])? = nil
         var bestMetrics: RankerMetrics? = nil
         let started = Date()
         var trainSeconds = 0.0, examples = 0
         let stepsPerEpoch =
             options.maxStepsPerEpoch > 0 ? min(options.maxStepsPerEpoch, (n + b - 1) / b) : (n + b - 1) / b
-        for epoch in 1...options.epochs {
+        for epoch in loop.epoch...max(loop.epoch, options.epochs) where epoch <= options.epochs && !loop.stopped {
             let order = EpochPermutation(n: n, seed: options.seed, epoch: epoch)
             let t0 = Date()
-            var lossSum = 0.0
-            for s in 0..<stepsPerEpoch {
+            for s in loop.step..<stepsPerEpoch {
                 let lo = s * b, hi = min(n, lo + b)
                 let slice = BatchSharding.slice(globalBatch: hi - lo, rank: comm.rank, size: comm.size)
                 let firstIndex = (epoch - 1) * n + lo + slice.lowerBound
@@ -191,53 +212,69 @@ public enum RankerTrainer {
                     let rows = (lo + slice.lowerBound..<lo + slice.upperBound).map { order($0) - train.shardStart }
                     batch = train.batch(rows, firstIndex: firstIndex, config: model.config, table: model.tables[0])
                 }
-                lossSum += try trainer.step(batch, globalBatchSize: hi - lo)
+                loop.lossSum += try trainer.step(batch, globalBatchSize: hi - lo)
+                loop.step = s + 1
                 examples += hi - lo
-            }
-            trainSeconds += Date().timeIntervalSince(t0)
-            let meanLoss = lossSum / Double(stepsPerEpoch)
-            guard let valid else {
-                comm.log(String(format: "epoch %d/%d train loss %.5f", epoch, options.epochs, meanLoss))
-                bestEpoch = epoch
-                continue
-            }
-            let m = try distributedMetrics(
-                logits: scoreLocal(model, valid, comm: comm, batch: options.evalBatch), labels: validLabels!, comm: comm
-            )
-            let elapsed = Date().timeIntervalSince(started)
-            comm.log(
-                String(
-                    format: "epoch %d/%d train loss %.5f valid %@ (%.0f s, ETA ≤ %.0f s)", epoch, options.epochs,
-                    meanLoss,
-                    m.description, elapsed, elapsed / Double(epoch) * Double(options.epochs - epoch)))
-            let meanAUC = m.auc.reduce(0, +) / Double(m.auc.count)
-            if meanAUC > bestAUC {
-                bestAUC = meanAUC
-                bestEpoch = epoch
-                bestMetrics = m
-                bad = 0
-                best = (model.parameters.valuesArray(), model.tables.map(\.values))
-            } else {
-                bad += 1
-                if bad >= options.patience { break }
-                if options.reduceOnPlateau {
-                    // A new trainer at lr·0.1 that continues from the current state (optimizer
-                    // moments and step restored through a checkpoint).
-                    lr *= 0.1
-                    let tmp = (path ?? NSTemporaryDirectory() + "/mosaic-ranker-\(getpid())") + ".plateau.h5"
-                    let shared = try comm.broadcast(string: tmp)
-                    try trainer.saveCheckpoint(to: shared)
-                    trainer = try DataParallelTrainer(model: model, comm: comm, config: trainerConfig(options, lr: lr))
-                    try trainer.loadCheckpoint(from: shared)
-                    try comm.barrier()
-                    if comm.isRoot { try? FileManager.default.removeItem(atPath: shared) }
-                    comm.log(String(format: "valid AUC did not improve: learning rate → %.1e", lr))
+                if options.checkpointEvery > 0 && trainer.step % options.checkpointEvery == 0 && s + 1 < stepsPerEpoch {
+                    try checkpoint()
                 }
             }
+            trainSeconds += Date().timeIntervalSince(t0)
+            let meanLoss = loop.lossSum / Double(stepsPerEpoch)
+            if let valid {
+                let m = try distributedMetrics(
+                    logits: scoreLocal(model, valid, comm: comm, batch: options.evalBatch), labels: validLabels!,
+                    comm: comm)
+                let elapsed = Date().timeIntervalSince(started)
+                comm.log(
+                    String(
+                        format: "epoch %d/%d train loss %.5f valid %@ (%.0f s, ETA ≤ %.0f s)", epoch, options.epochs,
+                        meanLoss, m.description, elapsed, elapsed / Double(epoch) * Double(options.epochs - epoch)))
+                let meanAUC = m.auc.reduce(0, +) / Double(m.auc.count)
+                if meanAUC > loop.bestAUC {
+                    loop.bestAUC = meanAUC
+                    loop.bestEpoch = epoch
+                    bestMetrics = m
+                    loop.bad = 0
+                    loop.best = (model.parameters.valuesArray(), model.tables.map(\.values))
+                } else {
+                    loop.bad += 1
+                    loop.stopped = loop.bad >= options.patience
+                    if !loop.stopped && options.reduceOnPlateau {
+                        // A new trainer at lr·0.1 that continues from the current state (optimizer
+                        // moments and step restored through a checkpoint).
+                        loop.lr *= 0.1
+                        let tmp = (path ?? NSTemporaryDirectory() + "/mosaic-ranker-\(getpid())") + ".plateau.h5"
+                        let shared = try comm.broadcast(string: tmp)
+                        try trainer.saveCheckpoint(to: shared)
+                        trainer = try DataParallelTrainer(
+                            model: model, comm: comm, config: trainerConfig(options, lr: loop.lr))
+                        try trainer.loadCheckpoint(from: shared)
+                        try comm.barrier()
+                        if comm.isRoot { try? FileManager.default.removeItem(atPath: shared) }
+                        comm.log(String(format: "valid AUC did not improve: learning rate → %.1e", loop.lr))
+                    }
+                }
+            } else {
+                comm.log(String(format: "epoch %d/%d train loss %.5f", epoch, options.epochs, meanLoss))
+                loop.bestEpoch = epoch
+            }
+            // The epoch is done: a checkpoint from here on resumes at the next one.
+            loop.epoch = epoch + 1
+            loop.step = 0
+            loop.lossSum = 0
+            if options.checkpointEvery > 0 { try checkpoint() }
+            if loop.stopped { break }
         }
-        if let best {
+        if let best = loop.best {
             model.parameters.setValues(best.params)
             for (t, v) in zip(model.tables, best.tables) { t.values = v }
+            if bestMetrics == nil, let valid {
+                // Resumed after the best epoch: its metrics again, from its restored parameters.
+                bestMetrics = try distributedMetrics(
+                    logits: scoreLocal(model, valid, comm: comm, batch: options.evalBatch), labels: validLabels!,
+                    comm: comm)
+            }
         }
         var cal: [String: Calibrator] = [:]
         if let valid, options.calibration != "none" {
@@ -247,7 +284,7 @@ public enum RankerTrainer {
         }
         if let path { try RankerArtifact.save(trainer: trainer, to: path, calibrators: cal) }
         return Outcome(
-            model: model, bestEpoch: bestEpoch, valid: bestMetrics,
+            model: model, bestEpoch: loop.bestEpoch, valid: bestMetrics,
             examplesPerSecond: Double(examples) / max(trainSeconds, 1e-9), steps: trainer.step, calibrators: cal)
     }
 

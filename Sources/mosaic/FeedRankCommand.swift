@@ -93,6 +93,16 @@ struct FeedRankCommand: ParsableCommand {
                         "expected a DCN-v2 ranker over PinSage vectors of width \(pins.d) (`ranker train --data`), found \(config.architecture.rawValue) with content width \(config.contentWidth)"
                 )
             }
+            try RankerArtifact.check(
+                ranker,
+                expected: .init(embeddingVersion: pins.embeddingVersion, featureVersion: FeedFeatures.version))
+            if let source = candidateRun.manifest.config["world"], source != reader.run.manifest.runID {
+                throw ArtifactError(
+                    file: candidateRun.directory.appendingPathComponent(PublishedRun.manifestName).path,
+                    message:
+                        "candidates of dataset run '\(source)', but --world is '\(reader.run.manifest.runID)': make the candidates from this world (`mosaic feed candidates --world \(world)`)"
+                )
+            }
             let tower = try userModel.map {
                 try TwoTowerModel<Float>.load(
                     run: URL(fileURLWithPath: $0), embeddingVersion: pins.embeddingVersion, d: pins.d
@@ -105,6 +115,7 @@ struct FeedRankCommand: ParsableCommand {
             allUsers = allUsers.filter { rowOf[$0.user] != nil }
             let users = allUsers.filter { u in u.times.contains { $0 >= since && $0 < cut } }
             var ranking = FeedRanking(model: net, calibrators: calibrators, tower: tower)
+            ranking.modelSource = ranker
             ranking.saveWeight = saveWeight
             ranking.closeupWeight = closeupWeight
             ranking.k = k

@@ -64,6 +64,10 @@ struct RankerTrain: ParsableCommand {
     @Option(help: "Cap steps per epoch (tests; 0 = whole epoch).") var maxStepsPerEpoch = 0
     @Option(help: "Seed of parameters and shuffles.") var seed: UInt64 = 2021
     @Option(help: "Where to save the model (HDF5 with its config).") var out: String?
+    @Option(help: "Checkpoint every N steps and after every epoch to OUT's name with .checkpoint.h5 (0: never).")
+    var checkpointEvery = 0
+    @Flag(help: "Continue from the checkpoint of --checkpoint-every (same data and options): same model.")
+    var resume = false
 
     func run() throws {
         if dataset.data != nil { return try runOnDataset() }

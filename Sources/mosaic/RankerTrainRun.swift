@@ -70,12 +70,25 @@ struct RankerRunInputs: ParsableArguments {
         let outcome = try RankerTrainer.train(
             config: FeedRankerSetup.config(d: pins.d), train: train, valid: valid.globalCount > 0 ? valid : nil,
             options: options, comm: comm, save: out)
+        if let out {
+            try RankerArtifact.stamp(
+                out,
+                provenance: .init(embeddingVersion: pins.embeddingVersion, featureVersion: FeedFeatures.version),
+                comm: comm)
+        }
         let history = try SequenceLengths(lengths: users.map { $0.engaged(before: cut).count }, comm: comm)
         return (outcome, train, valid, history)
     }
 }
 
 extension RankerTrain {
+    func validate() throws {
+        guard checkpointEvery >= 0 else { throw ValidationError("--checkpoint-every must be ≥ 0") }
+        if (checkpointEvery > 0 || resume) && out == nil {
+            throw ValidationError("--checkpoint-every and --resume need --out (the checkpoint is written beside it)")
+        }
+    }
+
     /// The training options from the flags (every mode).
     var trainingOptions: RankerTrainingOptions {
         var options = RankerTrainingOptions()
@@ -86,6 +99,11 @@ extension RankerTrain {
         options.reduceOnPlateau = !noReduceOnPlateau
         options.maxStepsPerEpoch = maxStepsPerEpoch
         options.seed = seed
+        options.checkpointEvery = checkpointEvery
+        options.resume = resume
+        if let out, checkpointEvery > 0 || resume {
+            options.checkpointPath = (out.hasSuffix(".h5") ? String(out.dropLast(3)) : out) + ".checkpoint.h5"
+        }
         return options
     }
 

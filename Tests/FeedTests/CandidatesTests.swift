@@ -228,22 +228,34 @@ struct CandidatesJobTests {
         // The ranking stage: the ranker trained on the run's impressions (the same model on 1, 2
         // and 4 ranks), then every user's candidates ranked and re-ranked into the feed (the same
         // feeds on 1 and 2 ranks), judged beside the other policies.
-        func trainRanker(_ ranks: Int) throws -> Double {
+        var lastTrainOutput = ""
+        func trainRanker(_ ranks: Int, name: String? = nil, _ extra: [String] = ["--epochs", "2"]) throws -> Double {
             let r = try MPIRun.mosaic(
                 ranks: ranks,
                 [
                     "ranker", "train", "--data", world.path, "--embeddings", path("emb"), "--user-model",
-                    path("tt-2"), "--holdout-days", "1", "--epochs", "2", "--batch-size", "512", "--out",
-                    path("ranker-\(ranks).h5"),
-                ])
+                    path("tt-2"), "--holdout-days", "1", "--batch-size", "512", "--out",
+                    path(name ?? "ranker-\(ranks).h5"),
+                ] + extra)
             #expect(r.status == 0 && r.stdout.contains("RANKER TRAIN ranks=\(ranks)"), "\(r.output)")
             let sum = r.stdout.components(separatedBy: "param_sum=").last?.prefix { !$0.isWhitespace } ?? ""
+            lastTrainOutput = r.output
             return Double(sum) ?? .nan
         }
-        let rankerSums = try [1, 2, 4].map(trainRanker)
+        let rankerSums = try [1, 2, 4].map { try trainRanker($0) }
         for s in rankerSums.dropFirst() {
             #expect(abs(s - rankerSums[0]) <= 1e-4 * max(1, abs(rankerSums[0])), "ranker parameter sums \(rankerSums)")
         }
+        // Checkpoints and --resume: a run stopped after its first epoch (checkpoints every 3
+        // steps and after the epoch), resumed for the second, ends with the uninterrupted model.
+        _ = try trainRanker(2, name: "ranker-resume.h5", ["--epochs", "1", "--checkpoint-every", "3"])
+        #expect(FileManager.default.fileExists(atPath: path("ranker-resume.checkpoint.h5")))
+        let resumed = try trainRanker(2, name: "ranker-resume.h5", ["--epochs", "2", "--resume"])
+        #expect(
+            lastTrainOutput.contains("resumed from") && lastTrainOutput.contains("at epoch 2, step 0"),
+            "\(lastTrainOutput)")
+        #expect(
+            abs(resumed - rankerSums[1]) <= 1e-5 * max(1, abs(rankerSums[1])), "resumed \(resumed) vs \(rankerSums)")
         var feeds: [[Int64: [Int64]]] = []
         for ranks in [1, 2] {
             let r = try MPIRun.mosaic(
@@ -269,5 +281,50 @@ struct CandidatesJobTests {
         #expect(
             feeds[0].count > 130 && feeds[0] == feeds[1], "the same feeds on 1 and 2 ranks: \(feeds[0].count) users")
         #expect(feeds[0].values.filter { $0.allSatisfy { $0 >= 0 } }.count > 100, "most feeds are full")
+
+        // Bad input stops `feed rank` with an error naming the file and what differs; nothing
+        // is published.
+        func rankFails(ranker: String, candidates: URL, _ needles: String...) throws {
+            let out = path("ranked-bad")
+            let r = try MPIRun.mosaic(
+                ranks: 2,
+                [
+                    "feed", "rank", "--world", world.path, "--candidates", candidates.path, "--embeddings", path("emb"),
+                    "--ranker", ranker, "--user-model", path("tt-2"), "--out", out, "--k", "10", "--keep", "40",
+                ])
+            #expect(r.status != 0 && needles.allSatisfy { r.output.contains($0) }, "\(r.output)")
+            #expect((try? PublishedRun.open(root: URL(fileURLWithPath: out))) == nil, "a failed ranking published")
+        }
+        // A ranker trained on other features.
+        let otherFeatures = path("ranker-other-features.h5")
+        try FileManager.default.copyItem(atPath: path("ranker-1.h5"), toPath: otherFeatures)
+        do {
+            let file = try H5File(path: otherFeatures, mode: .readWrite)
+            try file.root.setAttribute("feature_version", "feed-features-0")
+            try file.flush()
+        }
+        try rankFails(
+            ranker: otherFeatures, candidates: outs[0],
+            "ranker-other-features.h5: trained with feature_version 'feed-features-0'")
+        // A ranker whose parameters are NaN.
+        let nanRanker = path("ranker-nan.h5")
+        try FileManager.default.copyItem(atPath: path("ranker-1.h5"), toPath: nanRanker)
+        do {
+            let file = try H5File(path: nanRanker, mode: .readWrite)
+            let count = try file.root.read("parameters", as: Float.self).count
+            try file.root.dataset("parameters").write([Float](repeating: .nan, count: count))
+            try file.flush()
+        }
+        try rankFails(ranker: nanRanker, candidates: outs[0], "ranker-nan.h5: ", "score nan for user")
+        // Candidates of another dataset run.
+        let otherCandidates = URL(fileURLWithPath: path("candidates-other"))
+        try FileManager.default.copyItem(at: outs[0], to: otherCandidates)
+        let run = try PublishedRun.open(root: otherCandidates)
+        var manifest = run.manifest
+        manifest.config["world"] = "another-world"
+        try JSONEncoder().encode(manifest).write(
+            to: run.directory.appendingPathComponent(PublishedRun.manifestName))
+        try rankFails(
+            ranker: path("ranker-1.h5"), candidates: otherCandidates, "candidates of dataset run 'another-world'")
     }
 }
