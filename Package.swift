@@ -157,10 +157,14 @@ let package = Package(
 
         // MARK: - Serving
         // The online shard: loads published feeds (HDF5) and answers feed requests over HTTP
-        // (Hummingbird), re-ranking with the session's fresh events.
+        // (Hummingbird), re-ranking with the session's fresh events; the night's ranker scores online
+        // (`OnlineRanker`, from RankerInference: no MPI).
         .target(
             name: "Serving",
-            dependencies: ["EventData", "Artifacts", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: [
+                "EventData", "Artifacts", "Layers", "RankerInference",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
             swiftSettings: swiftSettings),
 
         // MARK: - Executables
@@ -246,7 +250,8 @@ let package = Package(
         .testTarget(
             name: "RankingTests",
             dependencies: [
-                "Ranking", "RankerInference", "CKernels", "Learning", "Evaluation", "Linalg", "Collective", "Artifacts",
+                "Ranking", "RankerInference", "Serving", "CKernels", "Learning", "Evaluation", "Linalg", "Collective",
+                "Artifacts",
                 "_TestSupport",
                 "mosaic",
                 "mosaic-selftest",

@@ -70,7 +70,6 @@ public struct FeedRanking {
         precondition(candidates.count == users.count)
         let d = pins.d, config = tower?.config ?? TwoTowerConfig(d: d)
         let tasks = scorer.model.config.tasks
-        let saveTask = tasks.firstIndex(of: "save") ?? 0, closeupTask = tasks.firstIndex(of: "closeup") ?? 0
         var out = [Ranked](repeating: Ranked(), count: users.count)
         let rounds = Int(try comm.allreduce(Int64((users.count + batchUsers - 1) / batchUsers), op: .max))
         let total = Int(try comm.allreduce(Int64(users.count)))
@@ -133,14 +132,12 @@ public struct FeedRanking {
                         )
                     }
                 }
-                func probability(_ task: Int, _ i: Int) -> Float {
-                    let z = Double(logits[task][i])
-                    return Float(calibrators[tasks[task]].map { $0(z) } ?? 1 / (1 + exp(-z)))
-                }
+                let combined = FeedScore.combine(
+                    logits: logits, tasks: tasks, calibrators: calibrators, saveWeight: saveWeight,
+                    closeupWeight: closeupWeight)
                 var scored: [(j: Int, score: Float, save: Float, closeup: Float)] = []
                 for (i, j) in kept.enumerated() {
-                    let s = probability(saveTask, i), c = probability(closeupTask, i)
-                    scored.append((j, Float(saveWeight) * s + Float(closeupWeight) * c, s, c))
+                    scored.append((j, combined[i].score, combined[i].pSave, combined[i].pCloseup))
                 }
                 scored.sort { ($0.score, -$0.j) > ($1.score, -$1.j) }
                 scored = Array(scored.prefix(keep))
