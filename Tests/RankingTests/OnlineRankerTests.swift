@@ -1,4 +1,5 @@
 import Collective
+import EventData
 import Foundation
 import Learning
 import Linalg
@@ -83,5 +84,100 @@ struct OnlineRankerTests {
             #expect(abs(a.pCloseup - b.pCloseup) <= 1e-6)
         }
         #expect(Set(batch.map(\.score)).count > 1)
+    }
+
+    /// Rows of users whose saves follow the share of their engagements in the pin's category.
+    static func categoryRows(n: Int, seed: UInt64) -> CTRData {
+        var r = RandomStream(seed: seed)
+        var data = FeedFeatures.emptyData(contentWidth: d)
+        var save: [Float] = [], closeup: [Float] = []
+        for _ in 0..<n {
+            var user = FeedFeatures.User()
+            user.engagements = 5 + r.int(below: 20)
+            let category = Int32(r.int(below: 3))
+            let inCategory = r.int(below: user.engagements + 1)
+            user.categoryCounts = [category: inCategory]
+            let vector = (0..<d).map { _ in Float(r.normal()) }
+            FeedFeatures.append(
+                user: user,
+                pin: FeedFeatures.Pin(
+                    category: category, createdAt: 0, vector: vector[...], stats: FeedFeatures.PinStats()),
+                surface: 0, time: 3_600_000, prior: FeedFeatures.Prior(closeup: 0.1, save: 0.05), into: &data)
+            let share = Double(inCategory) / Double(user.engagements)
+            save.append(r.uniform() < share ? 1 : 0)
+            closeup.append(r.uniform() < 0.5 * share ? 1 : 0)
+        }
+        data.labels = [save, closeup]
+        return data
+    }
+
+    @Test("a session's saves raise p_save of the feed's pins in their category (online re-scoring)")
+    func sessionSavesRaiseCategory() throws {
+        var c = Self.config()
+        c.hashIDs = true
+        let dir = try MPIRun.temporaryDirectory("online-session")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("ranker.h5").path
+        var options = RankerTrainingOptions()
+        options.epochs = 6
+        options.batchSize = 256
+        options.learningRate = 3e-3
+        _ = try RankerTrainer.train(
+            config: c, train: Self.categoryRows(n: 6_000, seed: 1), valid: Self.categoryRows(n: 1_000, seed: 2),
+            options: options, comm: try Communicator.world(), save: path)
+        let ranker = try OnlineRanker(path: path)
+
+        // User 7: 20 engagements, 2 in category 0; a feed of 12 pins over categories 0, 1, 2.
+        var user = FeedFeatures.User()
+        user.engagements = 20
+        user.categoryCounts = [0: 2, 1: 9, 2: 9]
+        var r = RandomStream(seed: 9)
+        var data = FeedFeatures.emptyData(contentWidth: Self.d)
+        var categories: [Int64: Int32] = [:]
+        let pins = (0..<12).map { Int64(100 + $0) }
+        for (i, p) in pins.enumerated() {
+            let vector = (0..<Self.d).map { _ in Float(r.normal()) }
+            categories[p] = Int32(i % 3)
+            FeedFeatures.append(
+                user: user,
+                pin: FeedFeatures.Pin(
+                    category: Int32(i % 3), createdAt: 0, vector: vector[...], stats: FeedFeatures.PinStats()),
+                surface: 0, time: 3_600_000, prior: FeedFeatures.Prior(closeup: 0.1, save: 0.05), into: &data)
+        }
+        let scores = try ranker.score(data)
+        var stored = StoredFeatures(contentWidth: Self.d)
+        stored.ids = data.ids
+        stored.dense = data.dense
+        stored.content = data.content
+        let items = pins.indices.map {
+            FeedItem(
+                pin: pins[$0], score: scores[$0].score, p_save: scores[$0].pSave, p_closeup: scores[$0].pCloseup,
+                channels: ["content"])
+        }
+        var store = FeedStore(
+            feeds: [7: pins], embeddings: [:], categories: categories, d: Self.d, runID: "night", sourceRun: "world")
+        store.items = [7: items]
+        store.features = [7: stored]
+        store.ranker = ranker
+        let service = FeedService(store: store)
+
+        // Without session events: the stored ranking and scores.
+        let before = try service.feed(user: "7", k: "12", cursor: nil)
+        #expect(before.pins == pins)
+        #expect(before.items == items)
+
+        // Three saves in category 0 (pins 100, 103, 106): the other category-0 pins' p_save rises.
+        service.sessions.apply(
+            [100, 103, 106].enumerated().map {
+                LoggedEvent(seq: UInt64($0.offset + 1), user: 7, pin: Int64($0.element), type: .save, timestampMs: 1)
+            })
+        let after = try service.feed(user: "7", k: "12", cursor: nil)
+        let byPin = Dictionary(uniqueKeysWithValues: items.map { ($0.pin, $0) })
+        let rescored = try #require(after.items)
+        #expect(!rescored.contains { [100, 103, 106].contains($0.pin) })
+        let same = rescored.filter { categories[$0.pin] == 0 }
+        #expect(same.count == 1)
+        for item in same { #expect(item.p_save > byPin[item.pin]!.p_save) }
+        for item in rescored { #expect(item.channels == ["content"]) }
     }
 }
