@@ -28,13 +28,20 @@ public struct RankedFeeds: Sendable {
     public var feedIDs: [Int64] = [], feedDense: [Float] = [], feedContent: [Float] = []
     public var contentWidth = 0
 
-    public init(k: Int) { self.k = k }
+    /// Feeds of length `k`; `contentWidth`: the ranker's content width d (0: taken from the
+    /// first user with ranked candidates).
+    public init(k: Int, contentWidth: Int = 0) {
+        self.k = k
+        self.contentWidth = contentWidth
+    }
 
     /// Appends one user's ranking (`FeedRanking.Ranked`), with the channel mask of each pin.
     public mutating func append(user: Int64, _ r: FeedRanking.Ranked, channelOf: [Int64: UInt8]) {
         users.append(user)
         let f = FeedFeatures.fieldNames.count, w = FeedFeatures.denseNames.count
-        if !r.pins.isEmpty, r.ids.count == r.pins.count * f { contentWidth = r.content.count / r.pins.count }
+        if contentWidth == 0, !r.pins.isEmpty, r.ids.count == r.pins.count * f {
+            contentWidth = r.content.count / r.pins.count
+        }
         let d = contentWidth
         for slot in 0..<k {
             if slot < r.feed.count, r.ids.count == r.pins.count * f {

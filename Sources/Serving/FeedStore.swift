@@ -121,13 +121,13 @@ public struct FeedStore: Sendable {
                 throw ArtifactError(
                     file: path, message: "score, p_save, p_closeup or channels differ from pin_id in shape")
             }
-            if file.root.contains("features") {
+            if file.root.contains("features"), !users.isEmpty, k > 0 {
                 let g = try file.root.group("features")
                 let ids = try g.read("ids", as: Int64.self), dense = try g.read("dense", as: Float.self)
                 let content = try g.read("content", as: Float.self)
                 let nf = FeedFeatures.fieldNames.count, nd = FeedFeatures.denseNames.count
                 let slots = users.count * k
-                guard slots > 0, ids.count == slots * nf, dense.count == slots * nd, content.count % slots == 0 else {
+                guard ids.count == slots * nf, dense.count == slots * nd, content.count % slots == 0 else {
                     throw ArtifactError(file: path, object: "/features", message: "shapes differ from pin_id")
                 }
                 let cw = content.count / slots
