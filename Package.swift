@@ -4,13 +4,17 @@ import PackageDescription
 /// Mosaic: an MPI-parallel home-feed recommender. See README.md.
 ///
 /// Dependencies flow one way (a module imports only modules above it):
-///   C modules (CMPI, CHDF5, CBLAS, CKernels), ProcessKit
+///   C modules (CMPI, CHDF5, CBLAS, CKernels), ProcessKit, Scalars (message element kinds; no MPI)
 ///   ← Linalg (BLAS) / Collective (MPI) / Artifacts (HDF5 files, manifest, published runs; no MPI)
 ///   ← EventData (schema, tables, dataset reader, point-in-time features; no MPI)
+///   ← Layers (layers, losses, optimizers, calibrators; no MPI)
+///   ← RankerInference (the ranker's model, features, request scorer, loading; no MPI)
 ///   ← Publishing (the collective run writer)
-///   ← Events / Graph / Learning / Evaluation
-///   ← Models / Index / Ranking ← Feed ← the `mosaic` jobs and `mosaic-bench`.
-/// Serving (and `mosaic-serve`) imports Artifacts and EventData only: it links no MPI library.
+///   ← Events / Graph / Learning (re-exports Layers) / Evaluation
+///   ← Models / Index / Ranking (re-exports RankerInference) ← Feed ← the `mosaic` jobs and
+///   `mosaic-bench`.
+/// Serving (and `mosaic-serve`) imports Artifacts, EventData, Layers and RankerInference only:
+/// it links no MPI library.
 
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny")
@@ -24,6 +28,9 @@ let package = Package(
         .executable(name: "mosaic-bench", targets: ["mosaic-bench"]),
         .executable(name: "mosaic-serve", targets: ["mosaic-serve"]),
         .library(name: "ProcessKit", targets: ["ProcessKit"]),
+        .library(name: "Scalars", targets: ["Scalars"]),
+        .library(name: "Layers", targets: ["Layers"]),
+        .library(name: "RankerInference", targets: ["RankerInference"]),
         .library(name: "Collective", targets: ["Collective"]),
         .library(name: "Linalg", targets: ["Linalg"]),
         .library(name: "Artifacts", targets: ["Artifacts"]),
@@ -63,7 +70,10 @@ let package = Package(
         // MARK: - Foundation modules
         // This process's clock, CPU time and peak memory; the one runner of child processes.
         .target(name: "ProcessKit", swiftSettings: swiftSettings),
-        .target(name: "Collective", dependencies: ["CMPI", "ProcessKit"], swiftSettings: swiftSettings),
+        // The element kinds a message carries (`MPIScalar`) and count displacements, without MPI:
+        // `Real` conforms in Layers.
+        .target(name: "Scalars", swiftSettings: swiftSettings),
+        .target(name: "Collective", dependencies: ["CMPI", "ProcessKit", "Scalars"], swiftSettings: swiftSettings),
         .target(name: "Linalg", dependencies: ["CBLAS"], swiftSettings: swiftSettings),
         // HDF5 files, the manifest, reading a published run. No MPI: serving links it.
         .target(name: "Artifacts", dependencies: ["CHDF5"], swiftSettings: swiftSettings),
@@ -87,8 +97,14 @@ let package = Package(
         .target(name: "Evaluation", dependencies: ["Linalg", "Collective"], swiftSettings: swiftSettings),
 
         // MARK: - Learning
-        // Layers with hand-written backward passes, losses, optimizers, data-parallel trainer.
-        .target(name: "Learning", dependencies: ["Linalg", "Collective", "Artifacts"], swiftSettings: swiftSettings),
+        // Layers with hand-written backward passes, losses, optimizers, calibrators, embedding
+        // tables, loading their values. No MPI: serving links it.
+        .target(name: "Layers", dependencies: ["Scalars", "Linalg", "Artifacts"], swiftSettings: swiftSettings),
+        // The layers (re-exported) and what trains them across ranks: the data-parallel trainer,
+        // gradient fusion, sharded optimizer state, sparse exchanges, distributed calibration.
+        .target(
+            name: "Learning", dependencies: ["Layers", "Linalg", "Collective", "Artifacts"],
+            swiftSettings: swiftSettings),
 
         // MARK: - Retrieval index
         // Distributed k-means, IVF-Flat and IVF-PQ (build, add, remove, search, HDF5).
@@ -112,11 +128,19 @@ let package = Package(
             swiftSettings: swiftSettings),
 
         // MARK: - Ranking
-        // The ranker (DCN-v2 + MMoE + position tower, SIM/DIN, LR baseline), training and scoring.
+        // The ranker's inference: config, models (DCN-v2 + MMoE, LR), features, CTR batches,
+        // the request scorer, loading a saved ranker with its calibrators. No MPI: serving links it.
+        .target(
+            name: "RankerInference",
+            dependencies: ["Layers", "EventData", "Linalg", "Artifacts", "CKernels"],
+            swiftSettings: swiftSettings),
+        // The ranker's training and evaluation (re-exports RankerInference): the trainer, variants,
+        // sharded CTR data and routing, the world examples.
         .target(
             name: "Ranking",
             dependencies: [
-                "Learning", "EventData", "Events", "Evaluation", "Linalg", "Collective", "Artifacts", "CKernels",
+                "RankerInference", "Learning", "EventData", "Events", "Evaluation", "Linalg", "Collective", "Artifacts",
+                "CKernels",
             ],
             swiftSettings: swiftSettings),
 
@@ -133,10 +157,14 @@ let package = Package(
 
         // MARK: - Serving
         // The online shard: loads published feeds (HDF5) and answers feed requests over HTTP
-        // (Hummingbird), re-ranking with the session's fresh events.
+        // (Hummingbird), re-ranking with the session's fresh events; the night's ranker scores online
+        // (`OnlineRanker`, from RankerInference: no MPI).
         .target(
             name: "Serving",
-            dependencies: ["EventData", "Artifacts", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: [
+                "EventData", "Artifacts", "Layers", "RankerInference",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
             swiftSettings: swiftSettings),
 
         // MARK: - Executables
@@ -222,7 +250,9 @@ let package = Package(
         .testTarget(
             name: "RankingTests",
             dependencies: [
-                "Ranking", "CKernels", "Learning", "Evaluation", "Linalg", "Collective", "Artifacts", "_TestSupport",
+                "Ranking", "RankerInference", "Serving", "CKernels", "Learning", "Evaluation", "Linalg", "Collective",
+                "Artifacts",
+                "_TestSupport",
                 "mosaic",
                 "mosaic-selftest",
             ],

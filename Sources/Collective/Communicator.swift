@@ -1,3 +1,4 @@
+@_exported import Scalars
 import CMPI
 import Foundation
 import Synchronization
@@ -28,18 +29,19 @@ public enum ReduceOp: Sendable {
     }
 }
 
-/// Element types that MPI can move and reduce.
-public protocol MPIScalar: Sendable {
-    /// The matching MPI datatype handle.
-    static var mpiDatatype: MPI_Datatype { get }
+extension MPIScalar {
+    /// The matching MPI datatype handle (of `scalarKind`).
+    @inlinable public static var mpiDatatype: MPI_Datatype {
+        switch scalarKind {
+        case .float32: mosaic_type_float()
+        case .float64: mosaic_type_double()
+        case .int32: mosaic_type_int32()
+        case .int64: mosaic_type_int64()
+        case .uint8: mosaic_type_uint8()
+        case .uint64: mosaic_type_uint64()
+        }
+    }
 }
-extension Float: MPIScalar { public static var mpiDatatype: MPI_Datatype { mosaic_type_float() } }
-extension Double: MPIScalar { public static var mpiDatatype: MPI_Datatype { mosaic_type_double() } }
-extension Int32: MPIScalar { public static var mpiDatatype: MPI_Datatype { mosaic_type_int32() } }
-extension Int64: MPIScalar { public static var mpiDatatype: MPI_Datatype { mosaic_type_int64() } }
-extension UInt8: MPIScalar { public static var mpiDatatype: MPI_Datatype { mosaic_type_uint8() } }
-extension UInt64: MPIScalar { public static var mpiDatatype: MPI_Datatype { mosaic_type_uint64() } }
-extension Int: MPIScalar { public static var mpiDatatype: MPI_Datatype { mosaic_type_int64() } }
 
 /// Process-wide MPI state: initialised once, finalised at exit.
 ///

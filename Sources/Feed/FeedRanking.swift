@@ -60,6 +60,10 @@ public struct FeedRanking {
     public struct Ranked: Sendable {
         public var feed: [Int] = []  // indices into `pins`
         public var pins: [Int64] = [], score: [Float] = [], pSave: [Float] = [], pCloseup: [Float] = []
+        /// Each ranked candidate's ranker features (`FeedFeatures`, aligned with `pins`): the
+        /// field ids (`fieldNames.count` each), the dense values (`denseNames.count` each) and the
+        /// content vector (d each), published so the serving shard re-scores them online.
+        public var ids: [Int64] = [], dense: [Float] = [], content: [Float] = []
     }
 
     /// Ranks each of this rank's `users`' `candidates` at `cut` (collective).
@@ -70,7 +74,6 @@ public struct FeedRanking {
         precondition(candidates.count == users.count)
         let d = pins.d, config = tower?.config ?? TwoTowerConfig(d: d)
         let tasks = scorer.model.config.tasks
-        let saveTask = tasks.firstIndex(of: "save") ?? 0, closeupTask = tasks.firstIndex(of: "closeup") ?? 0
         var out = [Ranked](repeating: Ranked(), count: users.count)
         let rounds = Int(try comm.allreduce(Int64((users.count + batchUsers - 1) / batchUsers), op: .max))
         let total = Int(try comm.allreduce(Int64(users.count)))
@@ -133,14 +136,12 @@ public struct FeedRanking {
                         )
                     }
                 }
-                func probability(_ task: Int, _ i: Int) -> Float {
-                    let z = Double(logits[task][i])
-                    return Float(calibrators[tasks[task]].map { $0(z) } ?? 1 / (1 + exp(-z)))
-                }
-                var scored: [(j: Int, score: Float, save: Float, closeup: Float)] = []
+                let combined = FeedScore.combine(
+                    logits: logits, tasks: tasks, calibrators: calibrators, saveWeight: saveWeight,
+                    closeupWeight: closeupWeight)
+                var scored: [(j: Int, score: Float, save: Float, closeup: Float, row: Int)] = []
                 for (i, j) in kept.enumerated() {
-                    let s = probability(saveTask, i), c = probability(closeupTask, i)
-                    scored.append((j, Float(saveWeight) * s + Float(closeupWeight) * c, s, c))
+                    scored.append((j, combined[i].score, combined[i].pSave, combined[i].pCloseup, i))
                 }
                 scored.sort { ($0.score, -$0.j) > ($1.score, -$1.j) }
                 scored = Array(scored.prefix(keep))
@@ -149,6 +150,12 @@ public struct FeedRanking {
                 ranked.score = scored.map(\.score)
                 ranked.pSave = scored.map(\.save)
                 ranked.pCloseup = scored.map(\.closeup)
+                let f = data.fields, w = data.denseWidth
+                for s in scored {
+                    ranked.ids += data.ids[s.row * f..<(s.row + 1) * f]
+                    ranked.dense += data.dense[s.row * w..<(s.row + 1) * w]
+                    ranked.content += data.content[s.row * d..<(s.row + 1) * d]
+                }
                 var embeddings: [Float] = [], categories: [Int32] = []
                 for p in ranked.pins {
                     let r = row[p]!

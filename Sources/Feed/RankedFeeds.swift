@@ -3,6 +3,7 @@ import Collective
 import EventData
 import Foundation
 import Publishing
+import Ranking
 
 /// The ranked feeds of this rank's users: the artifact `feeds` of `mosaic feed rank`.
 ///
@@ -22,13 +23,37 @@ public struct RankedFeeds: Sendable {
     public var offsets: [Int64] = [0]
     public var pins: [Int64] = [], score: [Float] = [], pSave: [Float] = [], pCloseup: [Float] = []
     public var channels: [UInt8] = []
+    /// Per feed slot (users × k, zero padding): the ranker features of the pin
+    /// (`FeedRanking.Ranked.ids`, `dense`, `content`), and the content width d.
+    public var feedIDs: [Int64] = [], feedDense: [Float] = [], feedContent: [Float] = []
+    public var contentWidth = 0
 
-    public init(k: Int) { self.k = k }
+    /// Feeds of length `k`; `contentWidth`: the ranker's content width d (0: taken from the
+    /// first user with ranked candidates).
+    public init(k: Int, contentWidth: Int = 0) {
+        self.k = k
+        self.contentWidth = contentWidth
+    }
 
     /// Appends one user's ranking (`FeedRanking.Ranked`), with the channel mask of each pin.
     public mutating func append(user: Int64, _ r: FeedRanking.Ranked, channelOf: [Int64: UInt8]) {
         users.append(user)
+        let f = FeedFeatures.fieldNames.count, w = FeedFeatures.denseNames.count
+        if contentWidth == 0, !r.pins.isEmpty, r.ids.count == r.pins.count * f {
+            contentWidth = r.content.count / r.pins.count
+        }
+        let d = contentWidth
         for slot in 0..<k {
+            if slot < r.feed.count, r.ids.count == r.pins.count * f {
+                let j = r.feed[slot]
+                feedIDs += r.ids[j * f..<(j + 1) * f]
+                feedDense += r.dense[j * w..<(j + 1) * w]
+                feedContent += r.content[j * d..<(j + 1) * d]
+            } else {
+                feedIDs += [Int64](repeating: 0, count: f)
+                feedDense += [Float](repeating: 0, count: w)
+                feedContent += [Float](repeating: 0, count: d)
+            }
             if slot < r.feed.count {
                 let j = r.feed[slot]
                 feedPins.append(r.pins[j])
@@ -70,6 +95,14 @@ public struct RankedFeeds: Sendable {
             try f.root.write("p_save", feedSave, shape: [n, k])
             try f.root.write("p_closeup", feedCloseup, shape: [n, k])
             try f.root.write("channels", feedChannels, shape: [n, k])
+            // The feed pins' ranker features, for the serving shard's online re-scoring.
+            let nf = FeedFeatures.fieldNames.count, nd = FeedFeatures.denseNames.count
+            if feedIDs.count == n * k * nf, feedContent.count == n * k * contentWidth {
+                let features = try f.root.createGroup("features")
+                try features.write("ids", feedIDs, shape: [n, k, nf])
+                try features.write("dense", feedDense, shape: [n, k, nd])
+                try features.write("content", feedContent, shape: [n, k, contentWidth])
+            }
             let g = try f.root.createGroup("ranked")
             try g.write("offsets", offsets)
             try g.write("pin_id", pins)

@@ -54,25 +54,4 @@ extension IsotonicRegression {
         let global = pool(means: means, weights: weights, centres: centres)
         return IsotonicRegression(thresholds: global.centres, values: global.means)
     }
-
-    /// Pool-adjacent-violators over weighted blocks in score order: merges a block into its
-    /// predecessor while the predecessor's mean is ≥ its own (as `fit(scores:labels:)` does).
-    static func pool(means: [Double], weights: [Double], centres: [Double]) -> (
-        means: [Double], weights: [Double], centres: [Double]
-    ) {
-        var mean: [Double] = [], weight: [Double] = [], centre: [Double] = []
-        for i in means.indices {
-            var m = means[i], w = weights[i], c = centres[i]
-            while let last = mean.last, last >= m {
-                let lw = weight.removeLast()
-                mean.removeLast()
-                let lc = centre.removeLast()
-                m = (last * lw + m * w) / (lw + w)
-                c = (lc * lw + c * w) / (lw + w)
-                w += lw
-            }
-            mean.append(m); weight.append(w); centre.append(c)
-        }
-        return (mean, weight, centre)
-    }
 }

@@ -3,37 +3,6 @@ import Collective
 import Foundation
 import Linalg
 
-/// A model the data-parallel trainer can train: dense parameters in one store, embedding
-/// tables updated sparsely.
-public protocol TrainableModel: AnyObject {
-    associatedtype Scalar: Real
-    associatedtype Batch
-    var parameters: ParameterStore<Scalar> { get }
-    var tables: [EmbeddingTable<Scalar>] { get }
-    /// Forward and backward on this rank's examples of the step's global batch, with losses
-    /// divided by `normalizer` (the global batch size). Adds dense gradients into `parameters`;
-    /// returns this rank's loss share and one sparse gradient per table.
-    func lossAndGradients(_ batch: Batch, normalizer: Scalar, step: Int) -> (loss: Double, sparse: [SparseRows<Scalar>])
-    /// The same, calling `gradientsReady(range)` as soon as the dense gradients in `range` of
-    /// `parameters` are final; the ranges are disjoint, each reported once, in the same order on
-    /// every rank. The data-parallel trainer starts exchanging a bucket as soon as all of it has
-    /// been reported (overlapping communication with the rest of backward), and drives the
-    /// transfers in flight at each call. The default reports everything after backward.
-    func lossAndGradients(
-        _ batch: Batch, normalizer: Scalar, step: Int, gradientsReady: (Range<Int>) -> Void
-    ) -> (loss: Double, sparse: [SparseRows<Scalar>])
-}
-
-extension TrainableModel {
-    public func lossAndGradients(
-        _ batch: Batch, normalizer: Scalar, step: Int, gradientsReady: (Range<Int>) -> Void
-    ) -> (loss: Double, sparse: [SparseRows<Scalar>]) {
-        let result = lossAndGradients(batch, normalizer: normalizer, step: step)
-        gradientsReady(0..<parameters.count)
-        return result
-    }
-}
-
 /// Trainer settings.
 public struct TrainerConfig: Sendable, Equatable {
     /// Optimizer for the dense parameters and for embedding rows.
@@ -560,12 +529,7 @@ public final class DataParallelTrainer<Model: TrainableModel> {
 
     /// The calibrators saved with a checkpoint (by name, e.g. one per task); empty when none.
     public static func calibrators(in path: String) throws -> [String: Calibrator] {
-        let root = try H5File(path: path, mode: .read).root
-        guard root.contains("calibration") else { return [:] }
-        let group = try root.group("calibration")
-        var out: [String: Calibrator] = [:]
-        for name in try group.names() { out[name] = try Calibrator.load(from: try group.group(name)) }
-        return out
+        try Calibrator.saved(in: path)
     }
 
     /// Restores everything `saveCheckpoint` wrote, on any rank count. Every rank reads the file.

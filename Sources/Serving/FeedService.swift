@@ -1,6 +1,7 @@
 import EventData
 import Foundation
 import Hummingbird
+import RankerInference
 
 /// The serving shard: answers feed requests from the loaded run (`RunHolder`, swapped by
 /// reloads) and the users' sessions (`SessionStore`, fed by `POST /v1/events` through the
@@ -132,9 +133,11 @@ public struct FeedService: Sendable {
         return (store.coldStartFeed(country: country, device: device, k: limits.maxK), true)
     }
 
-    func answer(_ user: Int64, _ store: FeedStore, _ pins: [Int64], cold: Bool) -> FeedAnswer {
+    func answer(_ user: Int64, _ store: FeedStore, _ pins: [Int64], cold: Bool, items: [FeedItem]? = nil)
+        -> FeedAnswer
+    {
         var a = FeedAnswer(user: user, run: store.runID, pins: pins)
-        if let items = store.items[user] {
+        if let items = items ?? store.items[user] {
             let byPin = Dictionary(items.map { ($0.pin, $0) }, uniquingKeysWith: { a, _ in a })
             a.items = pins.compactMap { byPin[$0] }
         }
@@ -218,10 +221,13 @@ public struct FeedService: Sendable {
             if end < session.ranking.count { a.cursor = "\(id).\(end)" }
             return a
         }
-        // Without events the re-rank keeps the stored order: skip it.
+        // With the night's ranker and engagements in the session, the feed's pins are re-scored
+        // online first (`rescored`); without events the re-rank keeps the stored order: skip it.
+        let rescoredItems = cold ? nil : try rescored(user, store, session)
+        let base = rescoredItems?.map(\.pin) ?? feed
         let ranked =
             session.events.isEmpty
-            ? feed : rerank.rerank(feed: feed, session: session.rerankEvents, k: feed.count) { store.embeddings[$0] }
+            ? feed : rerank.rerank(feed: base, session: session.rerankEvents, k: base.count) { store.embeddings[$0] }
         let served = Set(session.served)
         var ranking = ranked.filter { !served.contains($0) }
         let startOver = ranking.isEmpty && !served.isEmpty
@@ -235,9 +241,44 @@ public struct FeedService: Sendable {
             s.rankingID += 1
             return s.rankingID
         }
-        var a = answer(user, store, pins, cold: cold)
+        var a = answer(user, store, pins, cold: cold, items: rescoredItems)
         if pins.count < ranking.count { a.cursor = "\(id).\(pins.count)" }
         return a
+    }
+
+    /// The feed's items re-scored by the night's ranker with the session's engagements (saves,
+    /// closeups, clicks) folded into the stored features (`FeedFeatures.applySession`), best
+    /// first (ties keep the stored order); nil without a ranker, stored features or engagements.
+    /// The session's pins read their content vectors from the user's stored rows and their
+    /// categories from there or the shard's pins.
+    func rescored(_ user: Int64, _ store: FeedStore, _ session: Session) throws -> [FeedItem]? {
+        guard let ranker = store.ranker, let stored = store.features[user], let items = store.items[user],
+            items.count == stored.count, !items.isEmpty
+        else { return nil }
+        let engaged = session.events.filter { $0.type == .save || $0.type == .closeup || $0.type == .click }
+        guard !engaged.isEmpty else { return nil }
+        let f = FeedFeatures.fieldNames.count, d = stored.contentWidth
+        var row: [Int64: Int] = [:]
+        for (i, item) in items.enumerated() where row[item.pin] == nil { row[item.pin] = i }
+        let session = engaged.map { e -> FeedFeatures.SessionEngagement in
+            if let i = row[e.pin] {
+                return .init(
+                    category: Int32(truncatingIfNeeded: stored.ids[i * f]),
+                    vector: Array(stored.content[i * d..<(i + 1) * d]))
+            }
+            return .init(category: store.categories[e.pin] ?? -1, vector: nil)
+        }
+        var data = stored.data()
+        FeedFeatures.applySession(session, to: &data)
+        let scores = try ranker.score(data)
+        var out = items
+        for i in out.indices {
+            out[i].score = scores[i].score
+            out[i].p_save = scores[i].pSave
+            out[i].p_closeup = scores[i].pCloseup
+        }
+        let order = out.indices.sorted { (out[$0].score, -$0) > (out[$1].score, -$1) }
+        return order.map { out[$0] }
     }
 
     /// `GET /v1/session/{user}`'s answer.

@@ -1,6 +1,7 @@
 import Artifacts
 import EventData
 import Foundation
+import RankerInference
 
 /// What a ranked feed (`mosaic feed rank`) stores about each pin of a user's feed.
 public struct FeedItem: Sendable, Codable, Equatable {
@@ -28,6 +29,12 @@ public struct FeedStore: Sendable {
     public let feeds: [Int64: [Int64]]
     /// With a ranked feeds run: each user's feed items (aligned with `feeds`), else empty.
     public var items: [Int64: [FeedItem]] = [:]
+    /// With a ranked feeds run that stores them: each user's feed pins' ranker features
+    /// (aligned with `items`), for the online re-scoring.
+    public var features: [Int64: StoredFeatures] = [:]
+    /// The night's ranker (`--ranker`), loaded with the run; nil: the stored ranking is served
+    /// with the session re-rank only.
+    public var ranker: OnlineRanker? = nil
     /// With a ranked feeds run: the cold-start lists by segment (−1: everyone; country;
     /// country and device, keyed as `coldStartSegment`), best first.
     public var coldStart: [Int64: [Int64]] = [:]
@@ -86,6 +93,7 @@ public struct FeedStore: Sendable {
             throw ArtifactError(file: run.directory.path, message: "run \(run.manifest.runID) has no feeds artifact")
         }
         var byUser: [Int64: [Int64]] = [:], items: [Int64: [FeedItem]] = [:]
+        var features: [Int64: StoredFeatures] = [:]
         var source = ""
         for path in try run.paths(of: "feeds") {
             let file = try H5File(path: path, mode: .read)
@@ -112,6 +120,26 @@ public struct FeedStore: Sendable {
             else {
                 throw ArtifactError(
                     file: path, message: "score, p_save, p_closeup or channels differ from pin_id in shape")
+            }
+            if file.root.contains("features"), !users.isEmpty, k > 0 {
+                let g = try file.root.group("features")
+                let ids = try g.read("ids", as: Int64.self), dense = try g.read("dense", as: Float.self)
+                let content = try g.read("content", as: Float.self)
+                let nf = FeedFeatures.fieldNames.count, nd = FeedFeatures.denseNames.count
+                let slots = users.count * k
+                guard ids.count == slots * nf, dense.count == slots * nd, content.count % slots == 0 else {
+                    throw ArtifactError(file: path, object: "/features", message: "shapes differ from pin_id")
+                }
+                let cw = content.count / slots
+                for (i, u) in users.enumerated() where Int(u.magnitude % UInt64(shards)) == shard {
+                    var stored = StoredFeatures(contentWidth: cw)
+                    for j in i * k..<(i + 1) * k where values[j] >= 0 {
+                        stored.ids += ids[j * nf..<(j + 1) * nf]
+                        stored.dense += dense[j * nd..<(j + 1) * nd]
+                        stored.content += content[j * cw..<(j + 1) * cw]
+                    }
+                    features[u] = stored
+                }
             }
             for (i, u) in users.enumerated() where Int(u.magnitude % UInt64(shards)) == shard {
                 items[u] = (i * k..<(i + 1) * k).filter { values[$0] >= 0 }.map { j in
@@ -155,8 +183,31 @@ public struct FeedStore: Sendable {
             feeds: byUser, embeddings: embeddings, categories: categories, d: d, runID: run.manifest.runID,
             sourceRun: source, shard: shard, shards: shards)
         store.items = items
+        store.features = features
         store.coldStart = coldStart
         store.runDirectory = run.directory.path
         return store
+    }
+}
+
+/// One user's feed pins' ranker features as `feed rank` computed them (aligned with the feed's
+/// items): `FeedFeatures` field ids, dense values and content vectors, row-major.
+public struct StoredFeatures: Sendable, Equatable {
+    public var ids: [Int64] = [], dense: [Float] = [], content: [Float] = []
+    public let contentWidth: Int
+
+    public init(contentWidth: Int) { self.contentWidth = contentWidth }
+
+    /// Rows stored.
+    public var count: Int { ids.count / FeedFeatures.fieldNames.count }
+
+    /// The rows as the ranker's input (position-free).
+    public func data() -> CTRData {
+        var d = FeedFeatures.emptyData(contentWidth: contentWidth)
+        d.ids = ids
+        d.dense = dense
+        d.content = content
+        d.labels = [[Float](repeating: 0, count: count), [Float](repeating: 0, count: count)]
+        return d
     }
 }

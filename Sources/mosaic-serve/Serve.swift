@@ -12,7 +12,9 @@ struct Serve: ParsableCommand {
         abstract: "Serve precomputed feeds over HTTP with the session's events, logged durably.",
         discussion: """
             Loads the feeds of --feeds (its `current` run) for the users with user mod --shards = \
-            --shard, and the content embeddings of their feeds' pins from --world. API (JSON; \
+            --shard, and the content embeddings of their feeds' pins from --world. With the night's \
+            ranker (--ranker, default ranker.h5 beside --feeds), a session with saves, closeups or \
+            clicks re-scores the feed's pins online. API (JSON; \
             docs/serving.md): GET /v1/feed/{user}?k=20&cursor=… (the feed without the pins saved, \
             hidden or already served in the session, re-ranked by the session's events); POST \
             /v1/events {"events":[{"user":1,"pin":2,"type":"save"},…]} (acknowledged once in the \
@@ -27,6 +29,11 @@ struct Serve: ParsableCommand {
     @Option(help: "Root folder of the published feeds (its `current` run is served and watched).")
     var feeds = "out/feeds"
     @Option(help: "Root folder of the dataset the feeds were built from (pin embeddings).") var world = "out/world"
+    @Option(
+        help:
+            "The night's feed ranker, loaded with each run to re-score a session's feed online (default: ranker.h5 beside --feeds, when it exists)."
+    )
+    var ranker: String?
     @Option(help: "This shard's index.") var shard = 0
     @Option(help: "Number of serving shards.") var shards = 1
     @Option(help: "Address to listen on (loopback unless told otherwise).") var host = "127.0.0.1"
@@ -80,8 +87,17 @@ struct Serve: ParsableCommand {
         let (feedsURL, worldURL, shard, shards) = (
             URL(fileURLWithPath: feeds), URL(fileURLWithPath: world), shard, shards
         )
+        let rankerOption = ranker
         let loader: @Sendable () throws -> FeedStore = {
-            try FeedStore.load(feeds: feedsURL, world: worldURL, shard: shard, shards: shards, verifyChecksums: true)
+            var store = try FeedStore.load(
+                feeds: feedsURL, world: worldURL, shard: shard, shards: shards, verifyChecksums: true)
+            // The nightly layout: <run>/ranker.h5 beside <run>/feeds.
+            let path =
+                rankerOption ?? feedsURL.deletingLastPathComponent().appendingPathComponent("ranker.h5").path
+            if rankerOption != nil || FileManager.default.fileExists(atPath: path) {
+                store.ranker = try OnlineRanker(path: path)
+            }
+            return store
         }
         let store = try loader()
         Self.say(
@@ -89,6 +105,10 @@ struct Serve: ParsableCommand {
                 format: "run %@ (dataset %@), shard %d of %d: %d users, %d pins loaded in %.1f s",
                 store.runID, store.sourceRun, shard, shards, store.feeds.count, store.embeddings.count,
                 Date().timeIntervalSince(t0)))
+        if let r = store.ranker {
+            Self.say(
+                "ranker \(r.path): re-scoring sessions' feeds online (\(store.features.count) users with features)")
+        }
         let metrics = ServiceMetrics()
         let sessions = SessionStore(capacity: maxSessions, maxEvents: sessionEvents)
         var log: EventLog?

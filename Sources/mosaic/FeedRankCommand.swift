@@ -132,7 +132,7 @@ struct FeedRankCommand: ParsableCommand {
                 pins: pins, stats: stats, at: cut, comm: comm
             ) { done, total in progress.update(done: done, total: total, items: done, unit: "users") }
             let rankSeconds = now() - t1
-            var feeds = RankedFeeds(k: k)
+            var feeds = RankedFeeds(k: k, contentWidth: pins.d)
             for (i, u) in users.enumerated() {
                 let rows = Int(aligned.offsets[i])..<Int(aligned.offsets[i + 1])
                 var channelOf: [Int64: UInt8] = [:]

@@ -130,23 +130,38 @@ struct NightlyPipelineTests {
     }
 
     /// Starts `mosaic-serve` on the night's feeds and checks that every user's served feed is
-    /// the published ranking (the feeds artifact's pin_id rows).
+    /// the published ranking (the feeds artifact's pin_id rows); then that saves posted over
+    /// HTTP raise p_save of the user's other feed pins in their category (online re-scoring with
+    /// the night's `ranker.h5`, loaded by default).
     func servedFeedIsThePublishedRanking(run: URL) async throws {
         var published: [Int64: [Int64]] = [:]
+        var pSave: [Int64: [Int64: Float]] = [:], category: [Int64: [Int64: Int64]] = [:]
         let feeds = try PublishedRun.open(root: run.appendingPathComponent("feeds"))
         for path in try feeds.paths(of: "feeds") {
             let f = try H5File(path: path, mode: .read)
             let users = try f.root.read("user_id", as: Int64.self), pins = try f.root.read("pin_id", as: Int64.self)
             let k = users.isEmpty ? 0 : pins.count / users.count
             for (i, u) in users.enumerated() { published[u] = pins[i * k..<(i + 1) * k].filter { $0 >= 0 } }
+            // The ranked feed stores each pin's p_save and its ranker features (field 0: category).
+            try #require(f.root.contains("features"), "\(path): no /features for online re-scoring")
+            let save = try f.root.read("p_save", as: Float.self)
+            let ids = try f.root.group("features").read("ids", as: Int64.self)
+            let nf = ids.count / max(pins.count, 1)
+            for (i, u) in users.enumerated() {
+                for j in i * k..<(i + 1) * k where pins[j] >= 0 {
+                    pSave[u, default: [:]][pins[j]] = save[j]
+                    category[u, default: [:]][pins[j]] = ids[j * nf]
+                }
+            }
         }
+        #expect(FileManager.default.fileExists(atPath: run.appendingPathComponent("ranker.h5").path))
         try #require(!published.isEmpty)
         let port = 20_000 + Int((getpid() + 7_919) % 20_000)
         let server = Process()
         server.executableURL = URL(fileURLWithPath: MPIRun.servePath)
         server.arguments = [
             "--feeds", run.appendingPathComponent("feeds").path, "--world", run.appendingPathComponent("world").path,
-            "--port", "\(port)",
+            "--port", "\(port)", "--wal-dir", run.appendingPathComponent("serve-wal").path,
         ]
         server.standardOutput = FileHandle.nullDevice
         server.standardError = FileHandle.nullDevice
@@ -176,5 +191,28 @@ struct NightlyPipelineTests {
             #expect(status == 200)
             #expect(try JSONDecoder().decode(Answer.self, from: data).pins == pins, "user \(user)")
         }
+        // A user with ≥ 3 feed pins in one category: saves of two of them, then the next feed.
+        let pick = published.keys.sorted().lazy.compactMap { u -> (Int64, [Int64])? in
+            let byCategory = Dictionary(grouping: published[u]!, by: { category[u]![$0]! })
+            return byCategory.values.filter { $0.count >= 3 }.max { $0.count < $1.count }.map { (u, $0) }
+        }.first
+        let (user, same) = try #require(pick, "no user with 3 feed pins in one category")
+        var post = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/v1/events")!)
+        post.httpMethod = "POST"
+        post.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        post.httpBody = Data(
+            "{\"events\":[\(same.prefix(2).map { "{\"user\":\(user),\"pin\":\($0),\"type\":\"save\"}" }.joined(separator: ","))]}"
+                .utf8)
+        let (_, postResponse) = try await URLSession.shared.data(for: post)
+        #expect((postResponse as? HTTPURLResponse)?.statusCode == 200)
+        struct Item: Decodable { var pin: Int64, p_save: Float }
+        struct Rescored: Decodable { var items: [Item]? }
+        let (status, data) = try await get("/v1/feed/\(user)?k=\(published[user]!.count)")
+        #expect(status == 200)
+        let items = try #require(try JSONDecoder().decode(Rescored.self, from: data).items)
+        let rest = items.filter { same.dropFirst(2).contains($0.pin) }
+        try #require(!rest.isEmpty)
+        let up = rest.map { $0.p_save - pSave[user]![$0.pin]! }.reduce(0, +) / Float(rest.count)
+        #expect(up > 0, "mean p_save change \(up) of user \(user)'s other pins in the saved category")
     }
 }

@@ -4,6 +4,7 @@ import Linalg
 import Testing
 import _TestSupport
 
+@testable import RankerInference
 @testable import Ranking
 
 /// The position leak of the DIN/SIM variants: features taken at each slot's display time include

@@ -2,6 +2,7 @@ import Learning
 import Linalg
 import Testing
 
+@testable import RankerInference
 @testable import Ranking
 
 /// The serving fast path (`RequestScorer`) against the batch path (`CTRData.batch` +

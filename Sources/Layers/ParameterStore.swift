@@ -98,7 +98,7 @@ public final class ParameterStore<T: Real> {
     /// once those values are final. nil when every value is final. Every read through `value(_:)`,
     /// `values`, `valuesArray` and `setValues` passes through it, so a layer waits only for its
     /// own parameters and other readers (evaluation, checkpoints) always see final values.
-    var readFence: ((Range<Int>) -> Void)?
+    package var readFence: ((Range<Int>) -> Void)?
 
     /// Values of `view` (`view.count` scalars), final (see `readFence`).
     @inline(__always) public func value(_ view: ParameterView) -> UnsafeMutablePointer<T> {
@@ -115,7 +115,9 @@ public final class ParameterStore<T: Real> {
     }
     /// All values without waiting for values in flight (the trainer's own collectives and updates,
     /// which know which parts are final).
-    var unfencedValues: UnsafeMutableBufferPointer<T> { UnsafeMutableBufferPointer(start: storage, count: count) }
+    package var unfencedValues: UnsafeMutableBufferPointer<T> {
+        UnsafeMutableBufferPointer(start: storage, count: count)
+    }
     /// All gradients, `count` scalars.
     public var grads: UnsafeMutableBufferPointer<T> { UnsafeMutableBufferPointer(start: gradStorage, count: count) }
 

@@ -1,5 +1,5 @@
-import Collective
 import Linalg
+import Scalars
 
 /// Gradient rows of an embedding table: `rows[i]`'s gradient is `grads[i*dim ..< (i+1)*dim]`.
 /// Rows are unique and ascending once `deduplicated`.

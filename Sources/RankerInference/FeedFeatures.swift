@@ -113,3 +113,55 @@ public enum FeedFeatures {
         return d
     }
 }
+
+extension FeedFeatures {
+    /// One engagement of the user's current session (save, closeup or click) as the online
+    /// update reads it: the pin's category and content vector (nil: unknown).
+    public struct SessionEngagement: Sendable {
+        public var category: Int32
+        public var vector: [Float]?
+        public init(category: Int32, vector: [Float]?) {
+            self.category = category
+            self.vector = vector
+        }
+    }
+
+    /// Folds a session's engagements into rows computed before it (one user's candidates), as
+    /// the serving shard does between two nightly runs. The user features the session changes are
+    /// recomputed: log1p(engagements) (+1 per engagement), the category share (the row's category
+    /// count, share · engagements, + the session's engagements in it, over the new total), and
+    /// the short-term cosine: the mean of the stored cosine, weighted by the engagements still in
+    /// the window of the last `shortLength`, and the cosine with the session's mean vector,
+    /// weighted by the session's (an approximation of the cosine of the new window mean, whose
+    /// vectors the rows do not keep). Everything else stays as stored.
+    public static func applySession(_ session: [SessionEngagement], to data: inout CTRData, shortLength: Int = 5) {
+        guard !session.isEmpty else { return }
+        let f = fieldNames.count, w = denseNames.count, d = data.contentWidth
+        let iE = denseNames.firstIndex(of: "log_user_engagements")!
+        let iS = denseNames.firstIndex(of: "short_term_cosine")!
+        let iC = denseNames.firstIndex(of: "category_share")!
+        let known = session.compactMap(\.vector).filter { $0.count == d }
+        var mean: [Float] = []
+        if let first = known.first {
+            mean = [Float](repeating: 0, count: first.count)
+            for v in known { for j in mean.indices { mean[j] += v[j] / Float(known.count) } }
+        }
+        let s = session.count
+        for r in 0..<data.count {
+            let category = Int32(truncatingIfNeeded: data.ids[r * f])
+            let e = max(0, Int(expm1(Double(data.dense[r * w + iE])).rounded()))
+            let inCategory = Double(data.dense[r * w + iC]) * Double(e)
+            let added = session.filter { $0.category == category }.count
+            let total = e + s
+            data.dense[r * w + iE] = Float(log1p(Double(total)))
+            data.dense[r * w + iC] = Float((inCategory + Double(added)) / Double(total))
+            if !mean.isEmpty {
+                let fresh = min(known.count, shortLength)
+                let old = min(min(e, shortLength), shortLength - fresh)
+                let cosSession = cosine(mean, data.content[r * d..<(r + 1) * d])
+                let stored = data.dense[r * w + iS]
+                data.dense[r * w + iS] = (Float(old) * stored + Float(fresh) * cosSession) / Float(old + fresh)
+            }
+        }
+    }
+}

@@ -1,4 +1,4 @@
-import Learning
+import Layers
 import Linalg
 
 /// Logistic regression baseline (one logit per task), the model every report shows the lift

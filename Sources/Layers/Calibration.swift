@@ -83,7 +83,7 @@ public struct IsotonicRegression: Sendable, Equatable {
 
     /// Blocks of equal scores (ascending `scores`): one block per distinct score with the
     /// weighted mean label, so tied scores always get one prediction.
-    static func tiedBlocks(scores: [Double], labels: [Double], weights: [Double]) -> (
+    package static func tiedBlocks(scores: [Double], labels: [Double], weights: [Double]) -> (
         means: [Double], weights: [Double], centres: [Double]
     ) {
         var means: [Double] = [], ws: [Double] = [], centres: [Double] = []
@@ -174,5 +174,41 @@ public enum Calibrator: Sendable, Equatable {
         case let other:
             throw ArtifactError(file: group.file.path, object: group.path, message: "unknown calibration kind \(other)")
         }
+    }
+}
+
+extension Calibrator {
+    /// The calibrators saved with a checkpoint under `/calibration` (by name, e.g. one per
+    /// task); empty when none.
+    public static func saved(in path: String) throws -> [String: Calibrator] {
+        let root = try H5File(path: path, mode: .read).root
+        guard root.contains("calibration") else { return [:] }
+        let group = try root.group("calibration")
+        var out: [String: Calibrator] = [:]
+        for name in try group.names() { out[name] = try Calibrator.load(from: try group.group(name)) }
+        return out
+    }
+}
+
+extension IsotonicRegression {
+    /// Pool-adjacent-violators over weighted blocks in score order: merges a block into its
+    /// predecessor while the predecessor's mean is ≥ its own (as `fit(scores:labels:)` does).
+    package static func pool(means: [Double], weights: [Double], centres: [Double]) -> (
+        means: [Double], weights: [Double], centres: [Double]
+    ) {
+        var mean: [Double] = [], weight: [Double] = [], centre: [Double] = []
+        for i in means.indices {
+            var m = means[i], w = weights[i], c = centres[i]
+            while let last = mean.last, last >= m {
+                let lw = weight.removeLast()
+                mean.removeLast()
+                let lc = centre.removeLast()
+                m = (last * lw + m * w) / (lw + w)
+                c = (lc * lw + c * w) / (lw + w)
+                w += lw
+            }
+            mean.append(m); weight.append(w); centre.append(c)
+        }
+        return (mean, weight, centre)
     }
 }

@@ -1,7 +1,6 @@
 import EventData
-import Events
 import Foundation
-import Learning
+import Layers
 import Linalg
 
 /// The users' engagement histories and, per example, what the sequence features need; fills a

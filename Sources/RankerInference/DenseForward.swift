@@ -1,5 +1,5 @@
 import CKernels
-import Learning
+import Layers
 import Linalg
 
 /// Forward-only (inference) pass of a `RankerModel<Float>`'s dense network — DCN-v2 cross

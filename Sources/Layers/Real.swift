@@ -1,5 +1,5 @@
 import Artifacts
-import Collective
+import Scalars
 import Foundation
 import Linalg
 

@@ -1,5 +1,5 @@
 import Foundation
-import Learning
+import Layers
 
 /// Shape and training settings of a ranker, saved as JSON beside the model in its HDF5 file so
 /// that `mosaic ranker score` rebuilds exactly the trained architecture.

@@ -1,4 +1,4 @@
-import Learning
+import Layers
 import Linalg
 
 /// A batch of ranking examples (user, candidate, context): `count` examples with global

@@ -1,6 +1,6 @@
 import CKernels
 import Foundation
-import Learning
+import Layers
 import Linalg
 
 /// The serving fast path of a `RankerModel<Float>`: scores one request — many candidates for ONE

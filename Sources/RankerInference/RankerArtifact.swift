@@ -1,24 +1,10 @@
 import Artifacts
-import Collective
-import Learning
+import Layers
 
 /// A saved ranker: the trainer's HDF5 checkpoint (parameters, embedding tables, optimizer
 /// state, optional per-task calibrators under `/calibration`) plus the attribute
 /// `ranker_config` (the `RankerConfig` as JSON), so a scorer rebuilds the architecture.
 public enum RankerArtifact {
-    /// Writes the checkpoint and the config. Collective (rank 0 writes).
-    public static func save<M: RankingModel>(
-        trainer: DataParallelTrainer<M>, to path: String, calibrators: [String: Calibrator] = [:]
-    ) throws {
-        try trainer.saveCheckpoint(to: path, calibrators: calibrators)
-        if trainer.comm.isRoot {
-            let file = try H5File(path: path, mode: .readWrite)
-            try file.root.setAttribute("ranker_config", trainer.model.config.json())
-            try file.flush()
-        }
-        try trainer.comm.barrier()
-    }
-
     /// The config, the model with its saved parameters, and the saved calibrators (by task
     /// name; empty when none). Throws naming the file and object on mismatch.
     public static func load(_ path: String) throws -> (
@@ -43,7 +29,7 @@ public enum RankerArtifact {
             }
             table.values = v
         }
-        return (config, model, try DataParallelTrainer<RankerModel<Float>>.calibrators(in: path))
+        return (config, model, try Calibrator.saved(in: path))
     }
 
     /// What a ranker was trained on: the PinSage embedding model's version and the features'
@@ -55,17 +41,6 @@ public enum RankerArtifact {
             self.embeddingVersion = embeddingVersion
             self.featureVersion = featureVersion
         }
-    }
-
-    /// Stores `provenance` in the ranker file at `path`. Collective (rank 0 writes).
-    public static func stamp(_ path: String, provenance: Provenance, comm: Communicator) throws {
-        if comm.isRoot {
-            let file = try H5File(path: path, mode: .readWrite)
-            try file.root.setAttribute("embedding_version", provenance.embeddingVersion)
-            try file.root.setAttribute("feature_version", provenance.featureVersion)
-            try file.flush()
-        }
-        try comm.barrier()
     }
 
     /// Throws naming `path` and what differs unless the ranker there was trained on `expected`
