@@ -18,6 +18,13 @@ public struct PipelineDAG: Sendable {
         self.stages = stages
     }
 
+    /// The DAG with every MPI stage (spec `RANKS` > 1) on `ranks` ranks; serial stages keep 1.
+    public func withRanks(_ ranks: Int) -> PipelineDAG {
+        var dag = self
+        for i in dag.stages.indices where dag.stages[i].ranks > 1 { dag.stages[i].ranks = ranks }
+        return dag
+    }
+
     /// Reads a DAG file and its stage specs.
     public static func read(_ path: String) throws -> PipelineDAG {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {

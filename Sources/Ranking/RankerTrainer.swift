@@ -180,7 +180,7 @@ public enum RankerTrainer {
         }
         func checkpoint() throws {
             guard let path = options.checkpointPath else { return }
-            let staging = try comm.broadcast(string: path + ".staging")
+            let staging = path + ".staging"
             try trainer.saveCheckpoint(to: staging)
             if comm.isRoot {
                 try loop.write(staging)

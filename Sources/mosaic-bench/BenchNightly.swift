@@ -36,12 +36,7 @@ struct BenchNightly: ParsableCommand {
         guard FileManager.default.fileExists(atPath: dagPath) else {
             throw ValidationError("run it from the repository root (no Jobs/nightly.dag here)")
         }
-        var dag = try PipelineDAG.read(dagPath)
-        dag.stages = dag.stages.map {
-            var s = $0
-            if s.ranks > 1 { s.ranks = ranks }  // serial stages (evaluate) stay on one rank
-            return s
-        }
+        let dag = try PipelineDAG.read(dagPath).withRanks(ranks)
         let rootURL = URL(fileURLWithPath: root).standardizedFileURL
         try? FileManager.default.removeItem(at: rootURL)
         defer { if !keep { try? FileManager.default.removeItem(at: rootURL) } }

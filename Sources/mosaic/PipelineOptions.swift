@@ -48,13 +48,7 @@ struct PipelineOptions: ParsableArguments {
             let eq = s.firstIndex(of: "=")!
             o.overrides[String(s[..<eq])] = String(s[s.index(after: eq)...])
         }
-        if let ranks {
-            o.dag.stages = o.dag.stages.map {
-                var s = $0
-                if s.ranks > 1 { s.ranks = ranks }
-                return s
-            }
-        }
+        if let ranks { o.dag = o.dag.withRanks(ranks) }
         o.only = only
         o.from = from
         o.launcher = defaultLauncher
