@@ -78,6 +78,13 @@ struct FeedRankCommand: ParsableCommand {
             let t0 = now()
             let reader = try DatasetReader(root: URL(fileURLWithPath: world))
             let candidateRun = try PublishedRun.open(root: URL(fileURLWithPath: candidates))
+            if let source = candidateRun.manifest.config["world"], source != reader.run.manifest.runID {
+                throw ArtifactError(
+                    file: candidateRun.directory.appendingPathComponent(PublishedRun.manifestName).path,
+                    message:
+                        "candidates of dataset run '\(source)', but --world is '\(reader.run.manifest.runID)': make the candidates from this world (`mosaic feed candidates --world \(world)`)"
+                )
+            }
             let cut = try H5File(path: try candidateRun.paths(of: "candidates")[0], mode: .read).root.intAttribute(
                 "cut_ms")
             let loaded = try UserEvents.load(world: reader, comm: comm)
@@ -96,13 +103,6 @@ struct FeedRankCommand: ParsableCommand {
             try RankerArtifact.check(
                 ranker,
                 expected: .init(embeddingVersion: pins.embeddingVersion, featureVersion: FeedFeatures.version))
-            if let source = candidateRun.manifest.config["world"], source != reader.run.manifest.runID {
-                throw ArtifactError(
-                    file: candidateRun.directory.appendingPathComponent(PublishedRun.manifestName).path,
-                    message:
-                        "candidates of dataset run '\(source)', but --world is '\(reader.run.manifest.runID)': make the candidates from this world (`mosaic feed candidates --world \(world)`)"
-                )
-            }
             let tower = try userModel.map {
                 try TwoTowerModel<Float>.load(
                     run: URL(fileURLWithPath: $0), embeddingVersion: pins.embeddingVersion, d: pins.d
