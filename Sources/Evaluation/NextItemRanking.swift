@@ -6,6 +6,13 @@ import Linalg
 /// `weight · sim(item, j)` to `scores[j]` for every `j` in `0 ... itemCount` (index 0 unused).
 public protocol ItemSimilarity {
     func addScores(of item: Int, weight: Float, into scores: inout [Float])
+    /// The weights of a user's query items, most recent first; their count is the query's length.
+    func queryWeights(recent: Int) -> [Float]
+}
+
+extension ItemSimilarity {
+    /// The default query: the last `recent` items weighted 1, 1/2, 1/3, … from the most recent.
+    public func queryWeights(recent: Int) -> [Float] { (0..<recent).map { 1 / Float($0 + 1) } }
 }
 
 /// Cosine of item co-occurrence in the users' training prefixes (each user a basket):
@@ -98,8 +105,9 @@ public struct EmbeddingSimilarity: ItemSimilarity {
 /// Leave-one-out next-item evaluation by full ranking, as the S3-Rec protocol defines it: a
 /// user's last item is the test target and the second last the validation target; the input
 /// is every item before the target; all items are ranked, the input items removed, ties at the
-/// average rank. The query is the user's last `recent` input items, weighted 1, 1/2, 1/3, …
-/// from the most recent; an item's score is the weighted sum of its similarity to them.
+/// average rank. The query is the user's last input items weighted by the method's
+/// `queryWeights(recent:)` (by default the last `recent`, weighted 1, 1/2, 1/3, … from the most
+/// recent); an item's score is the weighted sum of its similarity to them.
 public struct NextItemFullRanking: Sendable {
     /// Which target is held out.
     public enum Target: String, Sendable { case validation, test }
@@ -131,11 +139,11 @@ public struct NextItemFullRanking: Sendable {
             let input = Array(s.dropLast(target == .test ? 1 : 2))
             let targetItem = target == .test ? s[s.count - 1] : s[s.count - 2]
             let exclude = Set(input).union([0])
-            let query = Array(input.suffix(recent).reversed())  // most recent first
+            let newestFirst = Array(input.reversed())
             for (m, method) in methods.enumerated() {
                 for i in scores.indices { scores[i] = 0 }
-                for (k, item) in query.enumerated() {
-                    method.addScores(of: item, weight: 1 / Float(k + 1), into: &scores)
+                for (item, weight) in zip(newestFirst, method.queryWeights(recent: recent)) {
+                    method.addScores(of: item, weight: weight, into: &scores)
                 }
                 accumulators[m].add(
                     rank: RankingProtocol.fullRank(scores: scores, target: targetItem, exclude: exclude, ties: .average)

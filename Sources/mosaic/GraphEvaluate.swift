@@ -20,7 +20,9 @@ struct GraphEvaluate: ParsableCommand {
             The query is the user's last --recent input items (test input = seq[:-1]), weighted 1, 1/2, 1/3, … from \
             the most recent; an item's score is the weighted sum of its similarity to them. All items are ranked; \
             the input items are removed; ties count as the average rank. Methods: co-occurrence (cosine of item \
-            co-occurrence in the training prefixes seq[:-2]), content (cosine of the attribute multi-hots; with \
+            co-occurrence in the training prefixes seq[:-2]), transitions (directed item-to-item transitions within 8 \
+            positions of the training prefixes, its own query of the last 5 items; settings chosen on validation, \
+            `TransitionSimilarity.Config`), content (cosine of the attribute multi-hots; with \
             --attributes), walks (importance weights of --walks neighbours; the graph must be built with \
             --hold-out 2) and pinsage (dot products of --embeddings vectors). Users are split over the ranks. \
             Without --sequences, reads S3-Rec Beauty from the shared data folder ($MOSAIC_SHARED or \
@@ -66,7 +68,11 @@ struct GraphEvaluate: ParsableCommand {
                 (
                     "co-occurrence",
                     CoOccurrenceSimilarity(baskets: NextItemFullRanking.trainingPrefixes(sequences), itemCount: n)
-                )
+                ),
+                (
+                    "transitions",
+                    TransitionSimilarity(sequences: NextItemFullRanking.trainingPrefixes(sequences), itemCount: n)
+                ),
             ]
             if let attributesPath {
                 var tags = [[Int]](repeating: [], count: n + 1)
