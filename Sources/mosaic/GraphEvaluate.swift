@@ -19,7 +19,7 @@ struct GraphEvaluate: ParsableCommand {
             Leave-one-out: the last item of each user is the test target, the second last the validation target. \
             The query is the user's last --recent input items (test input = seq[:-1]), weighted 1, 1/2, 1/3, … from \
             the most recent; an item's score is the weighted sum of its similarity to them. All items are ranked; \
-            the input items are removed; ties count as the average rank. Methods: co-occurrence (cosine of item \
+            the input items are removed; ties count as the average rank; Recall@k (one target per user) is HR@k. Methods: co-occurrence (cosine of item \
             co-occurrence in the training prefixes seq[:-2]), transitions (directed item-to-item transitions within 8 \
             positions of the training prefixes, its own query of the last 5 items; settings chosen on validation, \
             `TransitionSimilarity.Config`), content (cosine of the attribute multi-hots; with \
@@ -97,26 +97,27 @@ struct GraphEvaluate: ParsableCommand {
                 }
                 methods.append(("pinsage", EmbeddingSimilarity(vectors: z, d: e.d)))
             }
-            let protocolSpec = NextItemFullRanking(target: split == "test" ? .test : .validation, recent: recent)
+            let protocolSpec = NextItemFullRanking(
+                target: split == "test" ? .test : .validation, recent: recent, cutoffs: [5, 10, 20, 100, 500])
             let results = try protocolSpec.evaluate(
                 sequences: sequences, itemCount: n, methods: methods.map(\.1), comm: comm)
             comm.log(String(format: "graph evaluate: %d users, %d items, %.1fs", sequences.count, n, now() - t0))
             guard comm.isRoot else { return }
             let name = (data.path as NSString).lastPathComponent
             print(
-                "| method (\(name), \(split), full ranking, \(sequences.count) users) | HR@5 | NDCG@5 | HR@10 | NDCG@10 | HR@20 | NDCG@20 |"
+                "| method (\(name), \(split), full ranking, \(sequences.count) users) | HR@5 | NDCG@5 | HR@10 | NDCG@10 | HR@20 | NDCG@20 | Recall@100 | Recall@500 |"
             )
-            print("|---|---|---|---|---|---|---|")
+            print("|---|---|---|---|---|---|---|---|---|")
             for ((method, _), a) in zip(methods, results) {
                 print(
                     String(
-                        format: "| %@ | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f |", method, a.hitRate(5), a.ndcg(5),
-                        a.hitRate(10), a.ndcg(10), a.hitRate(20), a.ndcg(20)))
+                        format: "| %@ | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f |", method, a.hitRate(5),
+                        a.ndcg(5), a.hitRate(10), a.ndcg(10), a.hitRate(20), a.ndcg(20), a.hitRate(100), a.hitRate(500)))
             }
             for row in PublishedFigures.fullRanking(fileName: name, users: sequences.count, items: n) {
                 print(
                     String(
-                        format: "| %@ | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f |", row.model, row.hitRate[5]!,
+                        format: "| %@ | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | – | – |", row.model, row.hitRate[5]!,
                         row.ndcg[5]!,
                         row.hitRate[10]!, row.ndcg[10]!, row.hitRate[20]!, row.ndcg[20]!))
             }
