@@ -112,7 +112,8 @@ struct GraphEvaluate: ParsableCommand {
                 print(
                     String(
                         format: "| %@ | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f |", method, a.hitRate(5),
-                        a.ndcg(5), a.hitRate(10), a.ndcg(10), a.hitRate(20), a.ndcg(20), a.hitRate(100), a.hitRate(500)))
+                        a.ndcg(5), a.hitRate(10), a.ndcg(10), a.hitRate(20), a.ndcg(20), a.hitRate(100), a.hitRate(500))
+                )
             }
             for row in PublishedFigures.fullRanking(fileName: name, users: sequences.count, items: n) {
                 print(
