@@ -1,3 +1,4 @@
+import Collective
 import EventData
 import Events
 import Feed
@@ -37,6 +38,34 @@ struct TrendingChannelTests {
         #expect(channel.candidates(engagedCategories: [], k: 2, exclude: [], profile: elsewhere) == [20, 10])
         #expect(
             channel.candidates(engagedCategories: [1], k: 2, exclude: [], profile: ios) == [10], "warm: by category")
+    }
+
+    @Test("the rate counts closeups: with weight 0 only saves rank the pins, with the default weight closeups do too")
+    func closeupsSharpenTheRate() throws {
+        // Pins 1 and 2 are shown 10 times each in category 7; pin 1 gets one save, pin 2 six
+        // closeups and no save; pin 3 gets nothing; pin 4 one save and six closeups.
+        var u = UserEvents(user: 1)
+        func add(_ pin: Int64, _ type: EventType, _ n: Int) {
+            for _ in 0..<n {
+                u.pins.append(pin)
+                u.types.append(type.rawValue)
+                u.times.append(1_000)
+            }
+        }
+        for pin: Int64 in 1...4 { add(pin, .impression, 10) }
+        add(1, .save, 1)
+        add(2, .closeup, 6)
+        add(4, .save, 1)
+        add(4, .closeup, 6)
+        let comm = try Communicator.world()
+        func order(_ w: Double) throws -> [Int64] {
+            try TrendingChannel.build(
+                users: comm.rank == 0 ? [u] : [], cut: 10_000, days: 0, perCategory: 4, closeupWeight: w,
+                categoriesOf: { $0.map { _ in 7 } }, comm: comm
+            ).byCategory[7] ?? []
+        }
+        #expect(try order(0) == [1, 4, 2, 3], "saves only: ties to the smaller id")
+        #expect(try order(TrendingChannel.defaultCloseupWeight) == [4, 2, 1, 3])
     }
 
     @Test("merge: round-robin over the channels, duplicates dropped, up to the count")
