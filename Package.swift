@@ -250,7 +250,8 @@ let package = Package(
         .testTarget(
             name: "RankingTests",
             dependencies: [
-                "Ranking", "RankerInference", "Serving", "CKernels", "Learning", "Evaluation", "Linalg", "Collective",
+                "Ranking", "RankerInference", "Serving", "CKernels", "Learning", "Evaluation", "Events", "Linalg",
+                "Collective",
                 "Artifacts",
                 "_TestSupport",
                 "mosaic",

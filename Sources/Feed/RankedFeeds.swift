@@ -13,7 +13,10 @@ import Ranking
 /// `p_save`, `p_closeup` float32 (n, k) and `channels` uint8 (n, k), the candidate's channel
 /// mask; group `/ranked`: `offsets` int64 (n + 1), user i's ranked candidates (best first, up to
 /// `keep`) being rows `offsets[i] ..< offsets[i + 1]` of `pin_id` int64, `score`, `p_save`,
-/// `p_closeup` float32, `channels` uint8 — what the serving shard re-scores online. Attributes
+/// `p_closeup` float32, `channels` uint8, and the rows' ranker features `ids` int64 (N, fields),
+/// `dense` float32 (N, dense width) and their content vectors once per pin of the shard,
+/// `content_pin_id` int64 (m) and `content` float32 (m, d) — what the serving shard re-scores
+/// online. Attributes
 /// `k`, `cut_ms`, `source_run`, `channel_names`, `ranker`, `save_weight`, `closeup_weight`.
 public struct RankedFeeds: Sendable {
     public var k: Int
@@ -27,6 +30,11 @@ public struct RankedFeeds: Sendable {
     /// (`FeedRanking.Ranked.ids`, `dense`, `content`), and the content width d.
     public var feedIDs: [Int64] = [], feedDense: [Float] = [], feedContent: [Float] = []
     public var contentWidth = 0
+    /// Per ranked candidate (aligned with `pins`): its ranker field ids and dense values; the
+    /// content vectors once per pin (`contentPins`, d each in `content`).
+    public var rankedIDs: [Int64] = [], rankedDense: [Float] = []
+    public var contentPins: [Int64] = [], content: [Float] = []
+    var contentRow: [Int64: Int] = [:]
 
     /// Feeds of length `k`; `contentWidth`: the ranker's content width d (0: taken from the
     /// first user with ranked candidates).
@@ -67,6 +75,15 @@ public struct RankedFeeds: Sendable {
                 feedSave.append(0)
                 feedCloseup.append(0)
                 feedChannels.append(0)
+            }
+        }
+        if r.ids.count == r.pins.count * f, r.content.count == r.pins.count * d {
+            rankedIDs += r.ids
+            rankedDense += r.dense
+            for (j, p) in r.pins.enumerated() where contentRow[p] == nil {
+                contentRow[p] = contentPins.count
+                contentPins.append(p)
+                content += r.content[j * d..<(j + 1) * d]
             }
         }
         pins += r.pins
@@ -110,6 +127,12 @@ public struct RankedFeeds: Sendable {
             try g.write("p_save", pSave)
             try g.write("p_closeup", pCloseup)
             try g.write("channels", channels)
+            if rankedIDs.count == pins.count * nf, content.count == contentPins.count * contentWidth, contentWidth > 0 {
+                try g.write("ids", rankedIDs, shape: [pins.count, nf])
+                try g.write("dense", rankedDense, shape: [pins.count, nd])
+                try g.write("content_pin_id", contentPins)
+                try g.write("content", content, shape: [contentPins.count, contentWidth])
+            }
             try f.root.setAttribute("k", Int64(k))
             try f.root.setAttribute("cut_ms", cutMs)
             for (key, value) in attributes.sorted(by: { $0.key < $1.key }) { try f.root.setAttribute(key, value) }

@@ -18,6 +18,12 @@ import Foundation
 /// Every acknowledged event is in exactly one rotated file or live segment, whatever the
 /// moment of a crash: a segment and its file have the same name range, and rewriting the file
 /// from the segment is idempotent.
+///
+/// Events with a client event id (`LoggedEvent.clientKey`) are logged once per user and id: a
+/// retry of an acknowledged (or queued) event is dropped by `append`, which still answers after
+/// the next sync. The keys of a rotated file go to `events-<first>-<last>.keys` beside it (written
+/// before the events file), and `replay()` remembers them, so retries are dropped across
+/// restarts too (for the events still in `rotated/`; at most `dedupCapacity` keys are kept).
 public final class EventLog: @unchecked Sendable {
     /// When a segment rotates and how rotated files name their events.
     public struct Options: Sendable {
@@ -60,6 +66,7 @@ public final class EventLog: @unchecked Sendable {
     var failed: String?
     var closing = false
     var syncs = 0
+    var seen = Set<DedupKey>(), seenOrder: [DedupKey] = [], seenNext = 0
     // Owned by the writer thread:
     var fd: Int32 = -1
     var segmentNumber = 0
@@ -70,6 +77,11 @@ public final class EventLog: @unchecked Sendable {
     /// Converts closed segments into rotated files, in order.
     let rotations = DispatchQueue(label: "mosaic-wal-rotation")
 
+    /// A user's client event key.
+    struct DedupKey: Hashable { var user: Int64, key: UInt64 }
+    /// Client event keys remembered at most (the oldest forgotten first).
+    public var dedupCapacity = 1 << 20
+
     /// Opens the log in `directory` (created when missing): rotates every segment left by a
     /// previous process (replaying its valid records) and starts a new one.
     public init(directory: URL, options: Options = Options()) throws {
@@ -79,6 +91,11 @@ public final class EventLog: @unchecked Sendable {
         let fm = FileManager.default
         try fm.createDirectory(at: rotatedDirectory, withIntermediateDirectories: true)
         var last: UInt64 = 0
+        // Files the night moved to `ingested/` still hold sequence numbers: never reuse them.
+        let ingested = directory.appendingPathComponent("ingested").path
+        for name in (try? fm.contentsOfDirectory(atPath: ingested)) ?? [] {
+            if let range = Self.seqRange(ofRotated: name) { last = max(last, range.upperBound) }
+        }
         for name in try fm.contentsOfDirectory(atPath: rotatedDirectory.path) {
             if let range = Self.seqRange(ofRotated: name) { last = max(last, range.upperBound) }
             // A temporary file of a rotation cut short: its segment is still there and rotates again.
@@ -103,7 +120,8 @@ public final class EventLog: @unchecked Sendable {
     deinit { if fd >= 0 { _ = Glibc.close(fd) } }
 
     /// Every event of the rotated files (the events acknowledged before this process, and the
-    /// ones it rotated since), in sequence order: what the session state is rebuilt from.
+    /// ones it rotated since), in sequence order, with their client keys: what the session state
+    /// is rebuilt from. Their client keys are remembered (a retry of them is dropped).
     public func replay() throws -> [LoggedEvent] {
         var files: [(ClosedRange<UInt64>, String)] = []
         for name in try FileManager.default.contentsOfDirectory(atPath: rotatedDirectory.path) {
@@ -111,28 +129,60 @@ public final class EventLog: @unchecked Sendable {
         }
         var events: [LoggedEvent] = []
         for (_, name) in files.sorted(by: { $0.0.lowerBound < $1.0.lowerBound }) {
-            let text = try String(contentsOf: rotatedDirectory.appendingPathComponent(name), encoding: .utf8)
+            let url = rotatedDirectory.appendingPathComponent(name)
+            let text = try String(contentsOf: url, encoding: .utf8)
+            var keys: [UInt64: UInt64] = [:]
+            let keysURL = url.deletingPathExtension().appendingPathExtension("keys")
+            if let k = try? String(contentsOf: keysURL, encoding: .utf8) {
+                for line in k.split(separator: "\n").dropFirst() {
+                    let f = line.split(separator: ",")
+                    if f.count == 3, let seq = UInt64(f[0]), let key = UInt64(f[2]) { keys[seq] = key }
+                }
+            }
             for line in text.split(separator: "\n").dropFirst() {
-                if let e = LoggedEvent.parse(csvLine: line) { events.append(e) }
+                if var e = LoggedEvent.parse(csvLine: line) {
+                    e.clientKey = keys[e.seq] ?? 0
+                    events.append(e)
+                }
             }
         }
+        cond.withLock { for e in events where e.clientKey != 0 { remember(DedupKey(user: e.user, key: e.clientKey)) } }
         return events
     }
 
+    /// Adds `key` to the remembered client keys (forgetting the oldest past `dedupCapacity`);
+    /// false when it was there. Call with `cond` held.
+    func remember(_ key: DedupKey) -> Bool {
+        guard seen.insert(key).inserted else { return false }
+        if seenOrder.count < dedupCapacity {
+            seenOrder.append(key)
+        } else {
+            seen.remove(seenOrder[seenNext])
+            seenOrder[seenNext] = key
+            seenNext = (seenNext + 1) % dedupCapacity
+        }
+        return true
+    }
+
     /// Appends `events`, numbering them, and returns them with their sequence numbers once they
-    /// are written and synced. Throws `Failure` when the log has failed or is closed.
+    /// are written and synced. An event whose client key (`clientKey` ≠ 0) this user already
+    /// logged — earlier, or earlier in `events` — is dropped: it is not in the result, and the
+    /// answer still waits for the next sync (the first copy is durable by then). Throws `Failure`
+    /// when the log has failed or is closed.
     public func append(_ events: [LoggedEvent]) async throws -> [LoggedEvent] {
         guard !events.isEmpty else { return [] }
-        var numbered = events
+        var numbered: [LoggedEvent] = []
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
             cond.lock()
             defer { cond.unlock() }
             if let failed { return c.resume(throwing: Failure(description: failed)) }
             if closing { return c.resume(throwing: Failure(description: "the event log is closed")) }
-            for i in numbered.indices {
-                numbered[i].seq = nextSeq
+            numbered.reserveCapacity(events.count)
+            for var e in events where e.clientKey == 0 || remember(DedupKey(user: e.user, key: e.clientKey)) {
+                e.seq = nextSeq
                 nextSeq += 1
-                numbered[i].encode(into: &pending)
+                e.encode(into: &pending)
+                numbered.append(e)
             }
             waiters.append(c)
             cond.signal()
@@ -175,7 +225,7 @@ public final class EventLog: @unchecked Sendable {
     func writeLoop() {
         while true {
             cond.lock()
-            while pending.isEmpty && rotateWaiters.isEmpty && !closing && !ageDue() {
+            while pending.isEmpty && waiters.isEmpty && rotateWaiters.isEmpty && !closing && !ageDue() {
                 if let start = segmentStart, options.maxSegmentAge > 0 {
                     _ = cond.wait(until: start.addingTimeInterval(options.maxSegmentAge))
                 } else {
@@ -186,15 +236,14 @@ public final class EventLog: @unchecked Sendable {
             pending.removeAll(keepingCapacity: true)
             waiters.removeAll()
             rotateWaiters.removeAll()
-            let stop = closing && batch.isEmpty
+            let stop = closing && batch.isEmpty && batchWaiters.isEmpty
+            let failedBefore = failed
             cond.unlock()
             if stop { break }
             var error: String?
-            if !batch.isEmpty {
-                error = commit(batch)
-                for w in batchWaiters {
-                    if let error { w.resume(throwing: Failure(description: error)) } else { w.resume() }
-                }
+            if !batch.isEmpty { error = commit(batch) } else if !batchWaiters.isEmpty { error = failedBefore }
+            for w in batchWaiters {
+                if let error { w.resume(throwing: Failure(description: error)) } else { w.resume() }
             }
             if error == nil && (!rotators.isEmpty || segmentBytes >= options.maxSegmentBytes || ageDue()) {
                 // Switch to a new segment here; the old one becomes a rotated file on the
@@ -301,23 +350,37 @@ public final class EventLog: @unchecked Sendable {
         if let first = events.first, let last = events.last {
             let name = String(format: "events-%012llu-%012llu.csv", first.seq, last.seq)
             let target = rotated.appendingPathComponent(name)
-            let tmp = rotated.appendingPathComponent(".\(name).tmp")
+            // The client keys first: a rotated events file always has its keys beside it.
+            let keyed = events.filter { $0.clientKey != 0 }
+            if !keyed.isEmpty {
+                var keys = LoggedEvent.keysHeader + "\n"
+                for e in keyed { keys += e.keysLine() }
+                try writeDurably(keys, to: target.deletingPathExtension().appendingPathExtension("keys"))
+            }
             var text = LoggedEvent.csvHeader + "\n"
             text.reserveCapacity(events.count * 64)
             for e in events { text += e.csvLine(shard: shard) }
-            let fd = open(tmp.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-            guard fd >= 0 else { throw Failure(description: "cannot create \(tmp.path): errno \(errno)") }
-            let ok = Array(text.utf8).withUnsafeBytes { writeAll(fd, $0) } && fsync(fd) == 0
-            _ = Glibc.close(fd)
-            guard ok, rename(tmp.path, target.path) == 0 else {
-                throw Failure(description: "cannot write \(target.path): errno \(errno)")
-            }
-            try syncDirectory(rotated.path)
+            try writeDurably(text, to: target)
             url = target
         }
         guard unlink(path) == 0 else { throw Failure(description: "cannot delete \(path): errno \(errno)") }
         try syncDirectory((path as NSString).deletingLastPathComponent)
         return url
+    }
+
+    /// Writes `text` to `target` through a temporary name beside it (write, sync, rename, sync
+    /// the folder).
+    static func writeDurably(_ text: String, to target: URL) throws {
+        let folder = target.deletingLastPathComponent()
+        let tmp = folder.appendingPathComponent(".\(target.lastPathComponent).tmp")
+        let fd = open(tmp.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw Failure(description: "cannot create \(tmp.path): errno \(errno)") }
+        let ok = Array(text.utf8).withUnsafeBytes { writeAll(fd, $0) } && fsync(fd) == 0
+        _ = Glibc.close(fd)
+        guard ok, rename(tmp.path, target.path) == 0 else {
+            throw Failure(description: "cannot write \(target.path): errno \(errno)")
+        }
+        try syncDirectory(folder.path)
     }
 
     /// The sequence numbers a rotated file's name covers, or nil for another name.

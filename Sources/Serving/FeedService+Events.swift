@@ -38,10 +38,13 @@ extension FeedService {
         public var accepted: Int
         /// Sequence numbers of the first and last of them (consecutive).
         public var first_seq: UInt64?, last_seq: UInt64?
+        /// Events of the batch dropped because their client `id` was already logged for their
+        /// user (a retry): durable already, not logged again.
+        public var duplicates: Int? = nil
     }
 
     /// The fields an event may carry.
-    static let eventFields: Set<String> = ["user", "pin", "type", "ts", "position", "surface", "session"]
+    static let eventFields: Set<String> = ["user", "pin", "type", "ts", "position", "surface", "session", "id"]
 
     /// Validates the JSON body of `POST /v1/events` into events (400 naming the index and field
     /// of the first bad one; 421 for a user of another shard). `now` stamps events without `ts`.
@@ -101,6 +104,14 @@ extension FeedService {
                     message: "events[\(i)].user: user \(user) is served by shard "
                         + "\(Int(user.magnitude % UInt64(store.shards))) of \(store.shards), not \(store.shard)")
             }
+            var clientKey: UInt64 = 0
+            switch e["id"] {
+            case .string(let id)?:
+                guard (1...64).contains(id.utf8.count) else { throw bad("id", "must be 1…64 bytes long") }
+                clientKey = LoggedEvent.clientKey(id)
+            case nil, .null?: break
+            default: throw bad("id", "not a string")
+            }
             events.append(
                 LoggedEvent(
                     user: user, pin: try int("pin", 0...Int64.max),
@@ -108,7 +119,7 @@ extension FeedService {
                     timestampMs: try int("ts", 0...4_102_444_800_000, default: now),
                     position: Int32(try int("position", 0...1_000_000, default: 0)),
                     surface: try name("surface", Surface.names, { Surface.allCases[$0] }, default: .home),
-                    session: try int("session", 0...Int64.max, default: 0)))
+                    session: try int("session", 0...Int64.max, default: 0), clientKey: clientKey))
         }
         return events
     }
@@ -135,7 +146,9 @@ extension FeedService {
         }
         sessions.apply(acked)
         metrics.events(accepted: acked.count)
-        return EventsAnswer(accepted: acked.count, first_seq: acked.first?.seq, last_seq: acked.last?.seq)
+        var answer = EventsAnswer(accepted: acked.count, first_seq: acked.first?.seq, last_seq: acked.last?.seq)
+        if acked.count < events.count { answer.duplicates = events.count - acked.count }
+        return answer
     }
 
     /// A decoding error in one line.

@@ -40,14 +40,18 @@ public struct FeedService: Sendable {
     /// Seconds without a feed request after which a session's served pins are forgotten (a new
     /// visit may see them again; its saves and hides still apply); 0: never.
     public let sessionTTL: Double
+    /// Reuse a session's last re-scoring while its engagements and the run are unchanged
+    /// (default); false: every feed request of a session with engagements re-scores (benchmarks).
+    public let cacheScores: Bool
 
     /// A service over `runs` with the given session store, event log, limits and admin token.
     public init(
         runs: RunHolder, rerank: SessionRerank = SessionRerank(), sessions: SessionStore = SessionStore(),
         log: EventLog? = nil, limits: Limits = Limits(), adminToken: String? = nil,
-        metrics: ServiceMetrics = ServiceMetrics(), sessionTTL: Double = 1_800
+        metrics: ServiceMetrics = ServiceMetrics(), sessionTTL: Double = 1_800, cacheScores: Bool = true
     ) {
         self.sessionTTL = sessionTTL
+        self.cacheScores = cacheScores
         self.runs = runs
         self.rerank = rerank
         self.sessions = sessions
@@ -169,9 +173,16 @@ public struct FeedService: Sendable {
                     "events[\(i)].type '\(e.type.prefix(64))' is not one of \(SessionRerank.types.sorted().joined(separator: ", "))"
             )
         }
+        let engaged = session.filter { Self.engagedTypes.contains($0.type) }.map { ($0.pin, $0.type) }
+        let items = try rescored(user, store, engaged: engaged)
+        let base = items?.map(\.pin) ?? feed
         return answer(
-            user, store, rerank.rerank(feed: feed, session: session, k: k) { store.embeddings[$0] }, cold: false)
+            user, store, rerank.rerank(feed: base, session: session, k: k) { store.embeddings[$0] }, cold: false,
+            items: items)
     }
+
+    /// The event types whose pins enter the ranker's session features.
+    static let engagedTypes: Set<String> = ["save", "closeup", "click"]
 
     /// `GET /v1/feed/{user}`: the next `k` pins of `user`'s feed with the stored session: pins
     /// saved, hidden or met in the session and pins already served leave it, the session's
@@ -217,13 +228,24 @@ public struct FeedService: Sendable {
                 s.lastServedAt = now
                 return s.rankingID
             }
-            var a = answer(user, store, pins, cold: cold)
+            var a = answer(user, store, pins, cold: cold, items: session.rankingItems)
             if end < session.ranking.count { a.cursor = "\(id).\(end)" }
             return a
         }
         // With the night's ranker and engagements in the session, the feed's pins are re-scored
         // online first (`rescored`); without events the re-rank keeps the stored order: skip it.
-        let rescoredItems = cold ? nil : try rescored(user, store, session)
+        let engaged = session.events.filter { $0.type == .save || $0.type == .closeup || $0.type == .click }
+        var rescoredItems: [FeedItem]? = nil, newKey: String? = nil
+        if !cold, let last = engaged.last, store.ranker != nil {
+            let key = "\(store.runID)\u{0}\(runs.current.version)\u{0}\(engaged.count)\u{0}\(last.seq)"
+            if cacheScores, session.scoredKey == key, !session.scored.isEmpty {
+                rescoredItems = session.scored
+                metrics.rescore(cached: true)
+            } else {
+                rescoredItems = try rescored(user, store, engaged: engaged.map { ($0.pin, $0.type.name) })
+                newKey = key
+            }
+        }
         let base = rescoredItems?.map(\.pin) ?? feed
         let ranked =
             session.events.isEmpty
@@ -238,6 +260,8 @@ public struct FeedService: Sendable {
             s.served += pins
             s.lastServedAt = now
             s.ranking = ranking
+            s.rankingItems = rescoredItems
+            if let newKey, let rescoredItems { (s.scoredKey, s.scored) = (newKey, rescoredItems) }
             s.rankingID += 1
             return s.rankingID
         }
@@ -246,17 +270,17 @@ public struct FeedService: Sendable {
         return a
     }
 
-    /// The feed's items re-scored by the night's ranker with the session's engagements (saves,
-    /// closeups, clicks) folded into the stored features (`FeedFeatures.applySession`), best
-    /// first (ties keep the stored order); nil without a ranker, stored features or engagements.
-    /// The session's pins read their content vectors from the user's stored rows and their
-    /// categories from there or the shard's pins.
-    func rescored(_ user: Int64, _ store: FeedStore, _ session: Session) throws -> [FeedItem]? {
-        guard let ranker = store.ranker, let stored = store.features[user], let items = store.items[user],
-            items.count == stored.count, !items.isEmpty
+    /// The user's candidates (`FeedStore.candidates`: the run's top 500 ranked, or the feed)
+    /// re-scored by the night's ranker with the session's engagements (`engaged`: pins and
+    /// types of its saves, closeups, clicks) folded into the stored features
+    /// (`FeedFeatures.applySession`), best first (ties keep the stored order); nil without a
+    /// ranker, stored features or engagements. The session's pins read their content vectors
+    /// from the user's stored rows and their categories from there or the shard's pins.
+    func rescored(_ user: Int64, _ store: FeedStore, engaged: [(pin: Int64, type: String)]) throws -> [FeedItem]? {
+        guard !engaged.isEmpty, let ranker = store.ranker, let stored = store.features[user],
+            let items = store.candidates[user] ?? store.items[user], items.count == stored.count, !items.isEmpty
         else { return nil }
-        let engaged = session.events.filter { $0.type == .save || $0.type == .closeup || $0.type == .click }
-        guard !engaged.isEmpty else { return nil }
+        let t0 = DispatchTime.now().uptimeNanoseconds
         let f = FeedFeatures.fieldNames.count, d = stored.contentWidth
         var row: [Int64: Int] = [:]
         for (i, item) in items.enumerated() where row[item.pin] == nil { row[item.pin] = i }
@@ -278,6 +302,7 @@ public struct FeedService: Sendable {
             out[i].p_closeup = scores[i].pCloseup
         }
         let order = out.indices.sorted { (out[$0].score, -$0) > (out[$1].score, -$1) }
+        metrics.rescore(seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
         return order.map { out[$0] }
     }
 

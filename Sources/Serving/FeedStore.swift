@@ -29,8 +29,11 @@ public struct FeedStore: Sendable {
     public let feeds: [Int64: [Int64]]
     /// With a ranked feeds run: each user's feed items (aligned with `feeds`), else empty.
     public var items: [Int64: [FeedItem]] = [:]
-    /// With a ranked feeds run that stores them: each user's feed pins' ranker features
-    /// (aligned with `items`), for the online re-scoring.
+    /// With a ranked feeds run that stores them: each user's candidates for the online
+    /// re-scoring, best first — the run's ranked candidates (up to `feed rank --keep`, 500)
+    /// when it stores their features (`/ranked/ids`), else the feed's pins — and their ranker
+    /// features (`features`, aligned).
+    public var candidates: [Int64: [FeedItem]] = [:]
     public var features: [Int64: StoredFeatures] = [:]
     /// The night's ranker (`--ranker`), loaded with the run; nil: the stored ranking is served
     /// with the session re-rank only.
@@ -93,7 +96,7 @@ public struct FeedStore: Sendable {
             throw ArtifactError(file: run.directory.path, message: "run \(run.manifest.runID) has no feeds artifact")
         }
         var byUser: [Int64: [Int64]] = [:], items: [Int64: [FeedItem]] = [:]
-        var features: [Int64: StoredFeatures] = [:]
+        var features: [Int64: StoredFeatures] = [:], candidates: [Int64: [FeedItem]] = [:]
         var source = ""
         for path in try run.paths(of: "feeds") {
             let file = try H5File(path: path, mode: .read)
@@ -121,11 +124,49 @@ public struct FeedStore: Sendable {
                 throw ArtifactError(
                     file: path, message: "score, p_save, p_closeup or channels differ from pin_id in shape")
             }
-            if file.root.contains("features"), !users.isEmpty, k > 0 {
+            let nf = FeedFeatures.fieldNames.count, nd = FeedFeatures.denseNames.count
+            let mask = { (m: UInt8) in names.indices.filter { m & (1 << $0) != 0 }.map { names[$0] } }
+            if file.root.contains("ranked"), try file.root.group("ranked").contains("ids") {
+                // The ranked candidates (up to 500 per user) with their features: what is re-scored.
+                let g = try file.root.group("ranked")
+                let offsets = try g.read("offsets", as: Int64.self), rpins = try g.read("pin_id", as: Int64.self)
+                let rscore = try g.read("score", as: Float.self), rsave = try g.read("p_save", as: Float.self)
+                let rcloseup = try g.read("p_closeup", as: Float.self)
+                let rmask = try g.read("channels", as: UInt8.self)
+                let ids = try g.read("ids", as: Int64.self), dense = try g.read("dense", as: Float.self)
+                let cpins = try g.read("content_pin_id", as: Int64.self)
+                let content = try g.read("content", as: Float.self)
+                let rows = rpins.count
+                guard offsets.count == users.count + 1, offsets.last == Int64(rows), rscore.count == rows,
+                    rsave.count == rows, rcloseup.count == rows, rmask.count == rows, ids.count == rows * nf,
+                    dense.count == rows * nd, cpins.isEmpty || content.count % cpins.count == 0
+                else { throw ArtifactError(file: path, object: "/ranked", message: "shapes disagree") }
+                let cw = cpins.isEmpty ? 0 : content.count / cpins.count
+                var crow: [Int64: Int] = [:]
+                for (i, p) in cpins.enumerated() { crow[p] = i }
+                for (i, u) in users.enumerated() where Int(u.magnitude % UInt64(shards)) == shard {
+                    var stored = StoredFeatures(contentWidth: cw)
+                    var list: [FeedItem] = []
+                    for j in Int(offsets[i])..<Int(offsets[i + 1]) {
+                        guard let c = crow[rpins[j]] else {
+                            throw ArtifactError(
+                                file: path, object: "/ranked", message: "pin \(rpins[j]) has no content row")
+                        }
+                        stored.ids += ids[j * nf..<(j + 1) * nf]
+                        stored.dense += dense[j * nd..<(j + 1) * nd]
+                        stored.content += content[c * cw..<(c + 1) * cw]
+                        list.append(
+                            FeedItem(
+                                pin: rpins[j], score: rscore[j], p_save: rsave[j], p_closeup: rcloseup[j],
+                                channels: mask(rmask[j])))
+                    }
+                    features[u] = stored
+                    candidates[u] = list
+                }
+            } else if file.root.contains("features"), !users.isEmpty, k > 0 {
                 let g = try file.root.group("features")
                 let ids = try g.read("ids", as: Int64.self), dense = try g.read("dense", as: Float.self)
                 let content = try g.read("content", as: Float.self)
-                let nf = FeedFeatures.fieldNames.count, nd = FeedFeatures.denseNames.count
                 let slots = users.count * k
                 guard ids.count == slots * nf, dense.count == slots * nd, content.count % slots == 0 else {
                     throw ArtifactError(file: path, object: "/features", message: "shapes differ from pin_id")
@@ -145,12 +186,14 @@ public struct FeedStore: Sendable {
                 items[u] = (i * k..<(i + 1) * k).filter { values[$0] >= 0 }.map { j in
                     FeedItem(
                         pin: values[j], score: score[j], p_save: save[j], p_closeup: closeup[j],
-                        channels: names.indices.filter { masks[j] & (1 << $0) != 0 }.map { names[$0] })
+                        channels: mask(masks[j]))
                 }
+                if candidates[u] == nil, features[u] != nil { candidates[u] = items[u] }
             }
         }
         var wanted = Set<Int64>()
         for feed in byUser.values { wanted.formUnion(feed) }
+        for list in candidates.values { wanted.formUnion(list.lazy.map(\.pin)) }
         var coldStart: [Int64: [Int64]] = [:]
         if run.manifest.artifact("cold_start") != nil {
             let path = try run.paths(of: "cold_start")[0]
@@ -184,6 +227,7 @@ public struct FeedStore: Sendable {
             sourceRun: source, shard: shard, shards: shards)
         store.items = items
         store.features = features
+        store.candidates = candidates
         store.coldStart = coldStart
         store.runDirectory = run.directory.path
         return store

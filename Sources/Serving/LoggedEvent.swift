@@ -18,11 +18,15 @@ public struct LoggedEvent: Sendable, Equatable {
     public var surface: Surface
     /// The client's session id (0 when not given).
     public var session: Int64
+    /// The hash of the client's event id (`clientKey(_:)`; 0: none): a retried event with the
+    /// same id for the same user is logged once.
+    public var clientKey: UInt64
 
     public init(
         seq: UInt64 = 0, user: Int64, pin: Int64, type: EventType, timestampMs: Int64, position: Int32 = 0,
-        surface: Surface = .home, session: Int64 = 0
+        surface: Surface = .home, session: Int64 = 0, clientKey: UInt64 = 0
     ) {
+        self.clientKey = clientKey
         self.seq = seq
         self.user = user
         self.pin = pin
@@ -33,11 +37,18 @@ public struct LoggedEvent: Sendable, Equatable {
         self.session = session
     }
 
-    /// Bytes of one record in a log segment: 48 bytes of fields and an 8-byte checksum.
-    public static let recordSize = 56
+    /// The key of a client event id (FNV-1a, 64 bits, never 0).
+    public static func clientKey(_ id: String) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in id.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return h == 0 ? 1 : h
+    }
+
+    /// Bytes of one record in a log segment: 56 bytes of fields and an 8-byte checksum.
+    public static let recordSize = 64
     static let checksumSeed: UInt64 = 0x4D4F_5341_4943_5741  // "MOSAICWA": an all-zero record never checks
 
-    /// Appends the record (little-endian fields, then the checksum of those 48 bytes) to `out`.
+    /// Appends the record (little-endian fields, then the checksum of those 56 bytes) to `out`.
     func encode(into out: inout [UInt8]) {
         let start = out.count
         func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
@@ -50,6 +61,7 @@ public struct LoggedEvent: Sendable, Equatable {
         put(type.rawValue)
         put(surface.rawValue)
         put(UInt16(0))
+        put(clientKey)
         let sum = out[start..<out.count].withUnsafeBytes { Self.checksum($0) }
         put(sum)
     }
@@ -61,13 +73,13 @@ public struct LoggedEvent: Sendable, Equatable {
         func get<T: FixedWidthInteger>(_ offset: Int, _: T.Type) -> T {
             T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))
         }
-        guard get(48, UInt64.self) == checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<48])),
+        guard get(56, UInt64.self) == checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<56])),
             let type = EventType(rawValue: get(44, UInt8.self)), let surface = Surface(rawValue: get(45, UInt8.self))
         else { return nil }
         return LoggedEvent(
             seq: get(0, UInt64.self), user: get(8, Int64.self), pin: get(16, Int64.self), type: type,
             timestampMs: get(24, Int64.self), position: get(40, Int32.self), surface: surface,
-            session: get(32, Int64.self))
+            session: get(32, Int64.self), clientKey: get(48, UInt64.self))
     }
 
     /// A multiply–xorshift hash of `bytes` (whole 8-byte words), seeded so zeros do not check.
@@ -90,6 +102,12 @@ public struct LoggedEvent: Sendable, Equatable {
 
     /// The header of a rotated events file (the `mosaic ingest` events columns).
     public static let csvHeader = "event_id,user_id,pin_id,event_type,timestamp_ms,position,surface,session_id"
+
+    /// The header of a rotated file's client keys (`events-…keys`, beside its events file).
+    public static let keysHeader = "seq,user_id,client_key"
+
+    /// The event's line of a keys file (with its newline).
+    func keysLine() -> String { "\(seq),\(user),\(clientKey)\n" }
 
     /// The event as a line of a rotated events file (with its newline).
     public func csvLine(shard: Int) -> String {

@@ -51,6 +51,8 @@ public final class ServiceMetrics: Sendable {
         var eventsAccepted = 0, eventsRejected = 0, requestsRejected = 0
         var reloads = 0, reloadFailures = 0
         var lastReloadFailure = ""
+        var rescore = Histogram(bounds: Histogram.seconds)
+        var rescoreCacheHits = 0
     }
     let state = Mutex(State())
 
@@ -75,6 +77,17 @@ public final class ServiceMetrics: Sendable {
             $0.eventsRejected += rejected
         }
     }
+    /// Records one online re-scoring of a user's candidates by the ranker (`seconds`), or a
+    /// feed served from the session's cached re-scoring (`cached`).
+    public func rescore(seconds: Double? = nil, cached: Bool = false) {
+        state.withLock {
+            if let seconds { $0.rescore.observe(seconds) }
+            if cached { $0.rescoreCacheHits += 1 }
+        }
+    }
+    /// Re-scorings so far and feeds served from a cached re-scoring.
+    public var rescores: (count: Int, cached: Int) { state.withLock { ($0.rescore.count, $0.rescoreCacheHits) } }
+
     /// Records a reload: nil for a swap, else the reason it was refused.
     public func reload(failure: String?) {
         state.withLock {
@@ -110,6 +123,9 @@ public final class ServiceMetrics: Sendable {
             }
             out += "# TYPE mosaic_feed_size histogram\n" + s.feedSize.text("mosaic_feed_size", labels: "")
             out += "# TYPE mosaic_wal_fsync_seconds histogram\n" + s.fsync.text("mosaic_wal_fsync_seconds", labels: "")
+            out += "# TYPE mosaic_rescore_seconds histogram\n" + s.rescore.text("mosaic_rescore_seconds", labels: "")
+            out +=
+                "# TYPE mosaic_rescore_cache_hits_total counter\nmosaic_rescore_cache_hits_total \(s.rescoreCacheHits)\n"
             out += "# TYPE mosaic_events_accepted_total counter\nmosaic_events_accepted_total \(s.eventsAccepted)\n"
             out += "# TYPE mosaic_events_rejected_total counter\nmosaic_events_rejected_total \(s.eventsRejected)\n"
             out += "# TYPE mosaic_wal_failed gauge\nmosaic_wal_failed \(walFailed ? 1 : 0)\n"

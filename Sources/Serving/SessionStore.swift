@@ -15,6 +15,11 @@ public struct Session: Sendable, Equatable {
     public var rankingID: UInt64 = 0
     /// When a feed was last served (seconds of the service's monotonic clock).
     public var lastServedAt: Double = 0
+    /// The items of `ranking` when the ranker re-scored them (their new scores), else nil.
+    public var rankingItems: [FeedItem]? = nil
+    /// The last online re-scoring of the user's candidates (best first) and what it depended
+    /// on (run, engagements): reused while neither changes.
+    public var scored: [FeedItem] = [], scoredKey = ""
 
     public init() {}
 
@@ -55,7 +60,14 @@ public final class SessionStore: @unchecked Sendable {
         lock.withLock {
             for (user, list) in byUser {
                 lru.update(user) { s in
-                    let inOrder = s.events.last.map { $0.seq < list[0].seq } ?? true
+                    // A client event id already in the session (a retry) is not applied twice.
+                    let keys = Set(s.events.lazy.map(\.clientKey).filter { $0 != 0 })
+                    var fresh = Set<UInt64>()
+                    let list = list.filter {
+                        $0.clientKey == 0 || (!keys.contains($0.clientKey) && fresh.insert($0.clientKey).inserted)
+                    }
+                    guard let head = list.first else { return }
+                    let inOrder = s.events.last.map { $0.seq < head.seq } ?? true
                     s.events += list
                     if !inOrder { s.events.sort { $0.seq < $1.seq } }
                     if s.events.count > maxEvents { s.events.removeFirst(s.events.count - maxEvents) }

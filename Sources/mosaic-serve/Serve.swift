@@ -53,6 +53,8 @@ struct Serve: ParsableCommand {
     @Option(help: "File holding the bearer token of /admin/* (else env MOSAIC_ADMIN_TOKEN; neither: disabled).")
     var adminTokenFile: String?
     @Option(help: "Seconds between checks of the feeds' `current` pointer (0: no watcher).") var watchInterval = 5.0
+    @Flag(help: "Re-score on every feed request instead of reusing a session's last re-scoring (benchmarks).")
+    var noScoreCache = false
 
     func validate() throws {
         guard shards >= 1, (0..<shards).contains(shard) else {
@@ -63,7 +65,9 @@ struct Serve: ParsableCommand {
             throw ValidationError("--max-sessions, --session-events, --max-body-bytes, --max-events-per-request ≥ 1")
         }
         guard walSegmentBytes >= LoggedEvent.recordSize, walSegmentAge >= 0, watchInterval >= 0, sessionTTL >= 0 else {
-            throw ValidationError("--wal-segment-bytes ≥ 56; --wal-segment-age, --watch-interval, --session-ttl ≥ 0")
+            throw ValidationError(
+                "--wal-segment-bytes ≥ \(LoggedEvent.recordSize); --wal-segment-age, --watch-interval, --session-ttl ≥ 0"
+            )
         }
     }
 
@@ -107,7 +111,8 @@ struct Serve: ParsableCommand {
                 Date().timeIntervalSince(t0)))
         if let r = store.ranker {
             Self.say(
-                "ranker \(r.path): re-scoring sessions' feeds online (\(store.features.count) users with features)")
+                "ranker \(r.path): re-scoring sessions' candidates online (\(store.features.count) users, "
+                    + "\(store.candidates.values.reduce(0) { $0 + $1.count }) candidates with features)")
         }
         let metrics = ServiceMetrics()
         let sessions = SessionStore(capacity: maxSessions, maxEvents: sessionEvents)
@@ -130,7 +135,7 @@ struct Serve: ParsableCommand {
         let service = FeedService(
             runs: runs, rerank: SessionRerank(alpha: alpha, beta: beta), sessions: sessions, log: log,
             limits: .init(maxBodyBytes: maxBodyBytes, maxEventsPerRequest: maxEventsPerRequest), adminToken: token,
-            metrics: metrics, sessionTTL: sessionTTL)
+            metrics: metrics, sessionTTL: sessionTTL, cacheScores: !noScoreCache)
         Self.say("http://\(host):\(port)")
         let done = DispatchSemaphore(value: 0)
         let failure = Failure()

@@ -31,10 +31,15 @@ struct Ingest: ParsableCommand {
     @Option(help: "Rejects file (TSV); default <out>/rejects-<run-id>.tsv.") var rejects: String?
     @Option(help: "Field delimiter: comma or tab (default: tab for .tsv/.tab/.txt, else comma).") var delimiter: String?
     @Option(help: "Pin embedding width (default: counted in the first data row).") var dimension: Int?
+    @Option(
+        help:
+            "A serving shard's rotated event log (<wal-dir>/rotated; repeat for several shards): its events-*.csv are ingested with --events, then moved to <wal-dir>/ingested once the run is published."
+    )
+    var servingEvents: [String] = []
 
     func validate() throws {
-        guard [events, pins, boards, saves, users].contains(where: { $0 != nil }) else {
-            throw ValidationError("give at least one of --events, --pins, --boards, --saves, --users")
+        guard [events, pins, boards, saves, users].contains(where: { $0 != nil }) || !servingEvents.isEmpty else {
+            throw ValidationError("give at least one of --events, --pins, --boards, --saves, --users, --serving-events")
         }
         guard (0...1).contains(maxRejectRate) else { throw ValidationError("--max-reject-rate must be in 0…1") }
         if let delimiter, !["comma", "tab", ",", "\\t"].contains(delimiter) {
@@ -49,10 +54,32 @@ struct Ingest: ParsableCommand {
         let delim: UInt8? = delimiter.map { $0 == "tab" || $0 == "\\t" ? 9 : 44 }
         let id = runID ?? "import-\(Int(Date().timeIntervalSince1970))"
         let rejectsPath = rejects ?? URL(fileURLWithPath: out).appendingPathComponent("rejects-\(id).tsv").path
+        let (servingFolders, out) = (servingEvents.map { URL(fileURLWithPath: $0) }, out)
         Communicator.runJob { comm in
             let t0 = now()
             let cpu0 = ProcessStats.cpuSeconds()
             let runID = try comm.broadcast(string: id)
+            var files = files
+            // The serving shards' rotated events, merged with --events into one file by rank 0.
+            var rotated: [URL] = []
+            if !servingFolders.isEmpty {
+                var merged = ""
+                if comm.isRoot {
+                    rotated = try servingFolders.flatMap { try ServingEvents.files(in: $0) }
+                    let inputs = (files["events"].map { [URL(fileURLWithPath: $0)] } ?? []) + rotated
+                    if !rotated.isEmpty {
+                        let url = URL(fileURLWithPath: out).appendingPathComponent("serving-events-\(runID).csv")
+                        try FileManager.default.createDirectory(
+                            at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+                        try ServingEvents.merge(inputs, into: url)
+                        merged = url.path
+                    }
+                    comm.log("ingest: \(rotated.count) new rotated serving event file(s)")
+                }
+                merged = try comm.broadcast(string: merged)
+                if !merged.isEmpty { files["events"] = merged }
+                guard !files.isEmpty else { return comm.log("ingest: nothing new to ingest; nothing published") }
+            }
             comm.log(
                 "ingest: \(files.keys.sorted().joined(separator: ", ")) on \(comm.size) rank(s) → \(out)/runs/\(runID)")
             // Start the run first, so that an already published run id fails before any work.
@@ -113,6 +140,10 @@ struct Ingest: ParsableCommand {
                 try writer.append(t)
             }
             try writer.commit()
+            if comm.isRoot, !rotated.isEmpty {
+                try ServingEvents.markIngested(rotated)
+                try? FileManager.default.removeItem(atPath: files["events"]!)
+            }
             let seconds = try comm.allreduce(now() - t0, op: .max)
             let memory = try comm.peakMemoryPerRank()
             let cpu = try comm.maxCPUSeconds(since: cpu0)

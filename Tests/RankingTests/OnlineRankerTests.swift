@@ -111,23 +111,27 @@ struct OnlineRankerTests {
         return data
     }
 
-    @Test("a session's saves raise p_save of the feed's pins in their category (online re-scoring)")
-    func sessionSavesRaiseCategory() throws {
-        var c = Self.config()
-        c.hashIDs = true
-        let dir = try MPIRun.temporaryDirectory("online-session")
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = dir.appendingPathComponent("ranker.h5").path
-        var options = RankerTrainingOptions()
-        options.epochs = 6
-        options.batchSize = 256
-        options.learningRate = 3e-3
-        _ = try RankerTrainer.train(
-            config: c, train: Self.categoryRows(n: 6_000, seed: 1), valid: Self.categoryRows(n: 1_000, seed: 2),
-            options: options, comm: try Communicator.world(), save: path)
-        let ranker = try OnlineRanker(path: path)
+    /// A small ranker trained on rows whose saves follow the category share (made once).
+    static let trained: Result<String, TrainingFailure> = {
+        do {
+            let dir = try MPIRun.temporaryDirectory("online-session")
+            let path = dir.appendingPathComponent("ranker.h5").path
+            var options = RankerTrainingOptions()
+            options.epochs = 6
+            options.batchSize = 256
+            options.learningRate = 3e-3
+            _ = try RankerTrainer.train(
+                config: config(), train: categoryRows(n: 6_000, seed: 1), valid: categoryRows(n: 1_000, seed: 2),
+                options: options, comm: try Communicator.world(), save: path)
+            return .success(path)
+        } catch { return .failure(TrainingFailure(message: "\(error)")) }
+    }()
+    struct TrainingFailure: Error { var message: String }
 
-        // User 7: 20 engagements, 2 in category 0; a feed of 12 pins over categories 0, 1, 2.
+    /// User 7 (20 engagements, 2 in category 0) with a feed of 12 pins 100… over categories 0, 1,
+    /// 2, scored by the trained ranker: the store (ranker, items, features) and the items.
+    static func session7Store() throws -> (store: FeedStore, items: [FeedItem], categories: [Int64: Int32]) {
+        let ranker = try OnlineRanker(path: try trained.get())
         var user = FeedFeatures.User()
         user.engagements = 20
         user.categoryCounts = [0: 2, 1: 9, 2: 9]
@@ -159,6 +163,18 @@ struct OnlineRankerTests {
         store.items = [7: items]
         store.features = [7: stored]
         store.ranker = ranker
+        return (store, items, categories)
+    }
+
+    /// Three saves of user 7 in category 0 (pins 100, 103, 106).
+    static let threeSaves = [100, 103, 106].enumerated().map {
+        LoggedEvent(seq: UInt64($0.offset + 1), user: 7, pin: Int64($0.element), type: .save, timestampMs: 1)
+    }
+
+    @Test("a session's saves raise p_save of the feed's pins in their category (online re-scoring)")
+    func sessionSavesRaiseCategory() throws {
+        let (store, items, categories) = try Self.session7Store()
+        let pins = items.map(\.pin)
         let service = FeedService(store: store)
 
         // Without session events: the stored ranking and scores.
@@ -167,10 +183,7 @@ struct OnlineRankerTests {
         #expect(before.items == items)
 
         // Three saves in category 0 (pins 100, 103, 106): the other category-0 pins' p_save rises.
-        service.sessions.apply(
-            [100, 103, 106].enumerated().map {
-                LoggedEvent(seq: UInt64($0.offset + 1), user: 7, pin: Int64($0.element), type: .save, timestampMs: 1)
-            })
+        service.sessions.apply(Self.threeSaves)
         let after = try service.feed(user: "7", k: "12", cursor: nil)
         let byPin = Dictionary(uniqueKeysWithValues: items.map { ($0.pin, $0) })
         let rescored = try #require(after.items)
@@ -179,5 +192,33 @@ struct OnlineRankerTests {
         #expect(same.count == 1)
         for item in same { #expect(item.p_save > byPin[item.pin]!.p_save) }
         for item in rescored { #expect(item.channels == ["content"]) }
+    }
+
+    @Test("cursor pages and POST /v1/feed show the re-scored ranking, not the stored scores")
+    func pagesAndStatelessFeedRescore() throws {
+        let (store, items, _) = try Self.session7Store()
+        let stored = Dictionary(uniqueKeysWithValues: items.map { ($0.pin, $0) })
+        // The whole re-scored ranking in one page, from a service with the same session.
+        let whole = FeedService(store: store)
+        whole.sessions.apply(Self.threeSaves)
+        let full = try #require(try whole.feed(user: "7", k: "12", cursor: nil).items)
+        #expect(full.count == 9)
+        #expect(full.contains { $0.score != stored[$0.pin]!.score }, "the session changes scores")
+        // The same ranking in pages of 4 through the cursor.
+        let paged = FeedService(store: store)
+        paged.sessions.apply(Self.threeSaves)
+        var pages: [FeedItem] = []
+        var answer = try paged.feed(user: "7", k: "4", cursor: nil)
+        pages += try #require(answer.items)
+        while let cursor = answer.cursor {
+            answer = try paged.feed(user: "7", k: "4", cursor: Substring(cursor))
+            pages += try #require(answer.items)
+        }
+        #expect(pages == full, "every page carries the re-scored items of the one ranking")
+        // POST /v1/feed with the saves in the body (stateless) re-scores the same way.
+        let stateless = try FeedService(store: store).answer(
+            user: "7", k: "12", session: [100, 103, 106].map { SessionEvent(pin: Int64($0), type: "save") })
+        #expect(stateless.items == full)
+        #expect(stateless.pins == full.map(\.pin))
     }
 }
