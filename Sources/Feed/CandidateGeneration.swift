@@ -35,7 +35,7 @@ public struct CandidateGeneration: Sendable {
     /// The defaults were tuned on the validation world (seed 43) for the merged set's recall of
     /// the oracle set at 1,000 (docs/retrieval.md).
     public var weights: [String: Double] = [
-        "content": 2, "trending": 4, "pixie": 1, "fresh": 0.25, "pinsage": 0.5, "two-tower": 4, "user-cf": 0.5,
+        "content": 2, "trending": 8, "pixie": 1, "fresh": 0.25, "pinsage": 0.5, "two-tower": 4, "user-cf": 0.5,
     ]
     /// This rank's users' countries and devices (trending's cold start).
     public var profiles: [Int64: UserProfile] = [:]

@@ -25,7 +25,7 @@ struct CandidateChannelOptions: ParsableArguments {
     var freshDays = 2
     @Option(
         help:
-            "Merge weights, e.g. `two-tower=2,fresh=0.5`: each channel's share of the merged slots is its weight over the sum (0 drops a channel from the merge); defaults, tuned on the validation world: content=2, trending=4, pixie=1, fresh=0.25, pinsage=0.5, two-tower=4, user-cf=0.5."
+            "Merge weights, e.g. `two-tower=2,fresh=0.5`: each channel's share of the merged slots is its weight over the sum (0 drops a channel from the merge); defaults, tuned on the validation world: content=2, trending=8, pixie=1, fresh=0.25, pinsage=0.5, two-tower=4, user-cf=0.5."
     )
     var channelWeights = ""
 
