@@ -59,6 +59,10 @@ public struct RankerConfig: Sendable, Codable, Equatable {
     public var transformerLength = 0, transformerHeads = 2, transformerLayers = 1
     /// Whether the transformer's event tokens include the time-since-event bucket embedding.
     public var transformerTime = true
+    /// Whether the transformer's tokens also hold the pins' content embeddings (events' pins and
+    /// the candidate's), projected contentWidth → dim by one learned matrix, as TransAct's
+    /// tokens hold PinSage embeddings. Needs `contentWidth` > 0 and histories with embeddings.
+    public var transformerContent = false
     /// Whether the histories hold skip events (impressions without engagement, type
     /// `impression`, their own type embedding) beside the engagements; hides stay their own type.
     /// Recorded so that serving feeds the same kind of history the model was trained on.
@@ -104,6 +108,7 @@ public struct RankerConfig: Sendable, Codable, Equatable {
         try get(.transformerHeads, &transformerHeads)
         try get(.transformerLayers, &transformerLayers)
         try get(.transformerTime, &transformerTime)
+        try get(.transformerContent, &transformerContent)
         try get(.skipEvents, &skipEvents)
     }
 

@@ -26,6 +26,9 @@ public struct RankerBatch<T: Real>: Sendable {
     public var long = SequenceSlots()
     /// The transformer's last `transformerLength` events, (count, transformerLength) each.
     public var recent = SequenceSlots()
+    /// Content embeddings of the `recent` slots' pins, (count·transformerLength, contentWidth),
+    /// zeros at padding; filled when `transformerContent`.
+    public var recentContent: [T] = []
     /// Mean content embedding of the short sequence's events other than hides, (count,
     /// contentWidth); zeros for an empty history. Filled for the logistic baseline only.
     public var historyContent: [T] = []
@@ -118,6 +121,8 @@ public final class RankerModel<T: Real>: RankingModel {
     public let esu: TargetAttention<T>?, din: TargetAttention<T>?
     /// Transformer over the last `transformerLength` events, the candidate as the final token.
     public let transformer: SequenceTransformer<T>?
+    /// contentWidth → dim projection of the pins' content into the transformer's tokens (no bias).
+    public let transformerContent: Linear<T>?
     /// Event-type (5, dim) and time-bucket (timeBuckets, dim) encodings added to sequence
     /// events' pin embeddings.
     public let typeEmbedding: ParameterView?, timeEmbedding: ParameterView?
@@ -152,6 +157,10 @@ public final class RankerModel<T: Real>: RankingModel {
             ? SequenceTransformer(
                 parameters, name: "transformer", width: d, length: config.transformerLength,
                 heads: config.transformerHeads, layers: config.transformerLayers, ffnWidth: 2 * d)
+            : nil
+        transformerContent =
+            config.transformerLength > 0 && config.transformerContent && config.contentWidth > 0
+            ? Linear(parameters, name: "transformer.content", inputs: config.contentWidth, outputs: d, bias: false)
             : nil
         if config.usesSequences {
             typeEmbedding = parameters.add(
@@ -302,10 +311,20 @@ public final class RankerModel<T: Real>: RankingModel {
         }
         if let transformer {
             let l = config.transformerLength
-            parts.append(
-                transformer.forward(
-                    events: sequenceKeys(batch.recent, n * l, time: config.transformerTime), mask: batch.recent.mask,
-                    candidate: candidateEmbedding(e)))
+            var events = sequenceKeys(batch.recent, n * l, time: config.transformerTime)
+            var candidate = candidateEmbedding(e)
+            if let transformerContent {
+                // Events' and candidates' content stacked: one projection (B·L + B, w) → (·, dim).
+                let w = config.contentWidth, d = config.dim
+                precondition(
+                    batch.recentContent.count == n * l * w, "transformer: recent content missing from the batch")
+                let p = transformerContent.forward(
+                    Tensor(rows: n * l + n, cols: w, data: batch.recentContent + batch.content)
+                ).data
+                for j in 0..<n * l * d { events[j] += p[j] }
+                for j in 0..<n * d { candidate.data[j] += p[n * l * d + j] }
+            }
+            parts.append(transformer.forward(events: events, mask: batch.recent.mask, candidate: candidate))
         }
         let x0 = parts.count == 1 ? e : Tensor.concat(parts)
         var h = cross.forward(x0)
@@ -361,6 +380,10 @@ public final class RankerModel<T: Real>: RankingModel {
         }
         if let transformer {
             let (dEvents, dCandidate) = transformer.backward(pieces[next])
+            if let transformerContent {
+                let rows = n * config.transformerLength + n
+                _ = transformerContent.backward(Tensor(rows: rows, cols: config.dim, data: dEvents + dCandidate.data))
+            }
             sequenceBackward(
                 batch.recent, dEvents, rows: &extraRows, grads: &extraGrads, time: config.transformerTime)
             let d = config.dim, f = config.candidateField, w = de.cols

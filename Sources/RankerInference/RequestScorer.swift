@@ -158,8 +158,33 @@ public final class RequestScorer {
                 cand.data.withUnsafeMutableBufferPointer { cp in
                     for i in 0..<n { Self.copy(query + i * width, to: cp.baseAddress! + i * d, d) }
                 }
-                let out = transformer.forwardRequest(
-                    events: Array(UnsafeBufferPointer(start: events, count: l * d)), count: l, candidates: cand)
+                var tokens = Array(UnsafeBufferPointer(start: events, count: l * d))
+                if let projection = model.transformerContent {
+                    // Content of the events' pins and of the candidates, projected into the tokens.
+                    let w = c.contentWidth, weight = model.parameters.value(projection.weight)
+                    precondition(
+                        src.width == w, "request scorer: history embeddings are \(src.width) wide, content \(w)")
+                    var eventContent = [Float](repeating: 0, count: max(1, l) * w)
+                    src.pinEmbedding.withUnsafeBufferPointer { emb in
+                        eventContent.withUnsafeMutableBufferPointer { ec in
+                            for j in 0..<l {
+                                Self.copy(
+                                    emb.baseAddress! + Int(src.pin[end - l + j]) * w, to: ec.baseAddress! + j * w, w)
+                            }
+                        }
+                    }
+                    if l > 0 {
+                        BLAS.gemm(
+                            .none, .none, m: l, n: d, k: w, alpha: 1, a: eventContent, lda: w, b: weight, ldb: d,
+                            beta: 1, c: &tokens, ldc: d)
+                    }
+                    data.content.withUnsafeBufferPointer { cp in
+                        BLAS.gemm(
+                            .none, .none, m: n, n: d, k: w, alpha: 1, a: cp.baseAddress! + range.lowerBound * w, lda: w,
+                            b: weight, ldb: d, beta: 1, c: &cand.data, ldc: d)
+                    }
+                }
+                let out = transformer.forwardRequest(events: tokens, count: l, candidates: cand)
                 out.data.withUnsafeBufferPointer { op in
                     for i in 0..<n { Self.copy(op.baseAddress! + i * d, to: x0 + i * width + offset, d) }
                 }

@@ -104,6 +104,7 @@ public final class SequenceSource: @unchecked Sendable {
         contentWidth: Int, row: (Int64) -> Int
     ) {
         var short = SequenceSlots(), long = SequenceSlots(), recent = SequenceSlots()
+        var recentContent: [T] = []
         for i in indices {
             let u = exampleUser[i], t = exampleTime[i]
             func encode(_ js: [Int]) -> (rows: [Int], types: [Int], buckets: [Int]) {
@@ -121,6 +122,14 @@ public final class SequenceSource: @unchecked Sendable {
                 let e = end(user: u, before: t)
                 let s = encode(Array(max(offsets[u], e - config.transformerLength)..<e))
                 recent.append(rows: s.rows, types: s.types, buckets: s.buckets, length: config.transformerLength)
+                if config.transformerContent, width > 0 {
+                    var c = [T](repeating: 0, count: config.transformerLength * width)
+                    for (slot, j) in (max(offsets[u], e - config.transformerLength)..<e).enumerated() {
+                        let base = Int(pin[j]) * width
+                        for x in 0..<width { c[slot * width + x] = T(Double(pinEmbedding[base + x])) }
+                    }
+                    recentContent += c
+                }
             }
             if config.simK > 0 {
                 let q = content[i * contentWidth..<(i + 1) * contentWidth]
@@ -131,6 +140,7 @@ public final class SequenceSource: @unchecked Sendable {
         batch.short = short
         batch.long = long
         batch.recent = recent
+        batch.recentContent = recentContent
         if config.architecture == .logistic, config.shortLength > 0, width > 0 {
             batch.historyContent = meanHistoryContent(indices: indices, length: config.shortLength)
         }

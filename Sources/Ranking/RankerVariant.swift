@@ -7,7 +7,8 @@ import Foundation
 /// then sequence parts (`din`: target attention over the last `shortLength` events; `sim-hard`
 /// or `sim` / `sim-soft`: SIM's GSU keeping `simK` events by category or by embedding;
 /// `transformer`: the Transformer over the last `transformerLength` events with the candidate as
-/// the final token; `notime`: its event tokens without the time-since bucket; `skips`: histories
+/// the final token, its tokens with the pins' content embeddings when the data has them; `ids`:
+/// its tokens without content; `notime`: without the time-since bucket; `skips`: histories
 /// with skip events — impressions without engagement — which the data must then provide).
 public enum RankerVariant {
     /// Applies `variant` to `config` (a DCN base configuration).
@@ -40,12 +41,15 @@ public enum RankerVariant {
             case "sim-soft":
                 config.simK = simK
                 config.simSearch = "soft"
-            case "transformer": config.transformerLength = transformerLength
+            case "transformer":
+                config.transformerLength = transformerLength
+                config.transformerContent = config.contentWidth > 0
+            case "ids": config.transformerContent = false
             case "notime": config.transformerTime = false
             case "skips": config.skipEvents = true
             default:
                 throw RankerError(
-                    "variant '\(variant)': unknown part '\(part)' (din, sim-hard, sim-soft, transformer, notime, skips)"
+                    "variant '\(variant)': unknown part '\(part)' (din, sim-hard, sim-soft, transformer, ids, notime, skips)"
                 )
             }
         }

@@ -75,19 +75,21 @@ struct RequestScorerTests {
         ("hard", true, false, 0), ("soft", true, true, 1), ("hard", true, true, 2), ("soft", true, true, 2),
     ]
 
-    /// Transformer cases: (user, layers, time encoding, with DIN + SIM hard).
-    static let transformerCases: [(Int, Int, Bool, Bool)] = [
-        (0, 1, true, false), (1, 1, true, false), (2, 1, true, false), (0, 2, true, false), (0, 1, false, false),
-        (0, 2, false, true), (1, 2, true, true),
+    /// Transformer cases: (user, layers, time encoding, with DIN + SIM hard, content in the tokens).
+    static let transformerCases: [(Int, Int, Bool, Bool, Bool)] = [
+        (0, 1, true, false, false), (1, 1, true, false, false), (2, 1, true, false, false), (0, 2, true, false, false),
+        (0, 1, false, false, false), (0, 2, false, true, false), (1, 2, true, true, false), (0, 1, true, false, true),
+        (1, 2, false, true, true), (2, 1, true, false, true),
     ]
 
     @Test(
         "fast path equals the batch path with the transformer (events encoded once per request)",
         arguments: 0..<transformerCases.count)
     func sameScoresTransformer(_ which: Int) throws {
-        let (user, layers, time, others) = Self.transformerCases[which]
+        let (user, layers, time, others, content) = Self.transformerCases[which]
         var c = Self.config(search: "hard", din: others, sim: others)
         c.transformerLength = 7; c.transformerHeads = 3; c.transformerLayers = layers; c.transformerTime = time
+        c.transformerContent = content
         let (model, data) = Self.request(c, user: user, time: 200 * 97_000 + 5, n: 70)
         let fast = try RequestScorer(model).logits(data, range: 0..<data.count)
         let batch: RankerBatch<Float> = data.batch(0..<data.count, firstIndex: 0, config: c, table: model.table)
