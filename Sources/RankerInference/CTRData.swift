@@ -89,7 +89,7 @@ public struct CTRData: Sendable {
         var batch = RankerBatch(
             count: indices.count, firstIndex: firstIndex, rows: rows, dense: dense, content: content, positions: pos,
             labels: labs)
-        if let sequences, config.shortLength > 0 || config.simK > 0 {
+        if let sequences, config.usesSequences {
             let salt = config.candidateField
             sequences.fill(
                 &batch, indices: indices, config: config, content: self.content, contentWidth: contentWidth,

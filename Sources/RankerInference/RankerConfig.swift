@@ -53,14 +53,75 @@ public struct RankerConfig: Sendable, Codable, Equatable {
     /// The sparse field holding the candidate pin id: its embedding is the attention query, and
     /// sequence events' pins are looked up with the same hashing salt.
     public var candidateField = 1
+    /// Transformer sequence encoder (`SequenceTransformer`, TransAct style) over the last
+    /// `transformerLength` events with the candidate as the final token (0 = off); heads split
+    /// `dim`; `transformerLayers` post-LN blocks with an FFN of width 2·dim.
+    public var transformerLength = 0, transformerHeads = 2, transformerLayers = 1
+    /// Whether the transformer's event tokens include the time-since-event bucket embedding.
+    public var transformerTime = true
+    /// Whether the transformer's tokens also hold the pins' content embeddings (events' pins and
+    /// the candidate's), projected contentWidth → dim by one learned matrix, as TransAct's
+    /// tokens hold PinSage embeddings. Needs `contentWidth` > 0 and histories with embeddings.
+    public var transformerContent = false
+    /// Whether the histories hold skip events (impressions without engagement, type
+    /// `impression`, their own type embedding) beside the engagements; hides stay their own type.
+    /// Recorded so that serving feeds the same kind of history the model was trained on.
+    public var skipEvents = false
 
     public init() {}
+
+    /// Decodes every field when present, keeping the default otherwise (model files written
+    /// before a field existed still load).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func get<V: Decodable>(_ key: CodingKeys, _ value: inout V) throws {
+            if let v = try c.decodeIfPresent(V.self, forKey: key) { value = v }
+        }
+        try get(.architecture, &architecture)
+        try get(.fields, &fields)
+        try get(.dim, &dim)
+        try get(.tableRows, &tableRows)
+        try get(.hashIDs, &hashIDs)
+        try get(.denseWidth, &denseWidth)
+        try get(.contentWidth, &contentWidth)
+        try get(.crossLayers, &crossLayers)
+        try get(.crossRank, &crossRank)
+        try get(.crossExperts, &crossExperts)
+        try get(.experts, &experts)
+        try get(.expertWidths, &expertWidths)
+        try get(.towerWidths, &towerWidths)
+        try get(.tasks, &tasks)
+        try get(.taskWeights, &taskWeights)
+        try get(.positionBuckets, &positionBuckets)
+        try get(.positionHidden, &positionHidden)
+        try get(.dropout, &dropout)
+        try get(.embeddingL2, &embeddingL2)
+        try get(.embeddingDecay, &embeddingDecay)
+        try get(.seed, &seed)
+        try get(.shortLength, &shortLength)
+        try get(.simK, &simK)
+        try get(.simHeads, &simHeads)
+        try get(.simSearch, &simSearch)
+        try get(.timeBuckets, &timeBuckets)
+        try get(.candidateField, &candidateField)
+        try get(.transformerLength, &transformerLength)
+        try get(.transformerHeads, &transformerHeads)
+        try get(.transformerLayers, &transformerLayers)
+        try get(.transformerTime, &transformerTime)
+        try get(.transformerContent, &transformerContent)
+        try get(.skipEvents, &skipEvents)
+    }
 
     /// Event types in sequence encodings (impression, closeup, click, save, hide).
     public static let eventTypes = 5
 
     /// Width added to the DCN input by the attention outputs.
-    public var attentionWidth: Int { (shortLength > 0 ? dim : 0) + (simK > 0 ? dim : 0) }
+    public var attentionWidth: Int {
+        (shortLength > 0 ? dim : 0) + (simK > 0 ? dim : 0) + (transformerLength > 0 ? dim : 0)
+    }
+
+    /// Whether the model reads sequence slots (DIN, SIM or the transformer).
+    public var usesSequences: Bool { shortLength > 0 || simK > 0 || transformerLength > 0 }
 
     /// Width of the DCN input: F·dim + denseWidth + contentWidth.
     public var inputWidth: Int { fields * dim + denseWidth + contentWidth + attentionWidth }
@@ -81,6 +142,9 @@ public struct RankerConfig: Sendable, Codable, Equatable {
         guard positionBuckets >= 0 else { throw fail("position_buckets must be ≥ 0") }
         guard shortLength >= 0, simK >= 0, simHeads > 0, timeBuckets > 0 else {
             throw fail("short_length, sim_k must be ≥ 0; sim_heads, time_buckets > 0")
+        }
+        guard transformerLength >= 0, transformerLayers > 0, transformerHeads > 0, dim % transformerHeads == 0 else {
+            throw fail("transformer_length must be ≥ 0, transformer_layers > 0, and transformer_heads must divide dim")
         }
         guard ["hard", "soft"].contains(simSearch) else {
             throw fail("sim_search is '\(simSearch)', expected hard or soft")

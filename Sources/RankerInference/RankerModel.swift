@@ -24,6 +24,11 @@ public struct RankerBatch<T: Real>: Sendable {
     public var short = SequenceSlots()
     /// SIM GSU results, (count, simK) each, same layout.
     public var long = SequenceSlots()
+    /// The transformer's last `transformerLength` events, (count, transformerLength) each.
+    public var recent = SequenceSlots()
+    /// Content embeddings of the `recent` slots' pins, (count·transformerLength, contentWidth),
+    /// zeros at padding; filled when `transformerContent`.
+    public var recentContent: [T] = []
     /// Mean content embedding of the short sequence's events other than hides, (count,
     /// contentWidth); zeros for an empty history. Filled for the logistic baseline only.
     public var historyContent: [T] = []
@@ -114,6 +119,10 @@ public final class RankerModel<T: Real>: RankingModel {
     public let positionTower: Sequential<T>?
     /// ESU (SIM) and DIN target attention; nil when off.
     public let esu: TargetAttention<T>?, din: TargetAttention<T>?
+    /// Transformer over the last `transformerLength` events, the candidate as the final token.
+    public let transformer: SequenceTransformer<T>?
+    /// contentWidth → dim projection of the pins' content into the transformer's tokens (no bias).
+    public let transformerContent: Linear<T>?
     /// Event-type (5, dim) and time-bucket (timeBuckets, dim) encodings added to sequence
     /// events' pin embeddings.
     public let typeEmbedding: ParameterView?, timeEmbedding: ParameterView?
@@ -143,7 +152,17 @@ public final class RankerModel<T: Real>: RankingModel {
             config.shortLength > 0
             ? TargetAttention(parameters, name: "din", queryWidth: d, keyWidth: d, heads: 1, headWidth: d, outputs: d)
             : nil
-        if config.simK > 0 || config.shortLength > 0 {
+        transformer =
+            config.transformerLength > 0
+            ? SequenceTransformer(
+                parameters, name: "transformer", width: d, length: config.transformerLength,
+                heads: config.transformerHeads, layers: config.transformerLayers, ffnWidth: 2 * d)
+            : nil
+        transformerContent =
+            config.transformerLength > 0 && config.transformerContent && config.contentWidth > 0
+            ? Linear(parameters, name: "transformer.content", inputs: config.contentWidth, outputs: d, bias: false)
+            : nil
+        if config.usesSequences {
             typeEmbedding = parameters.add(
                 "sequence.type", shape: [RankerConfig.eventTypes, d], .normal(std: 0.01))
             timeEmbedding = parameters.add("sequence.time", shape: [config.timeBuckets, d], .normal(std: 0.01))
@@ -179,9 +198,10 @@ public final class RankerModel<T: Real>: RankingModel {
         return Tensor(rows: e.rows, cols: d, data: q)
     }
 
-    /// Sequence encodings (slots, dim): pin embedding + type + time bucket; zero when masked.
-    /// Also kept in `lastKeys` (they are both keys and values of the attention).
-    func sequenceKeys(_ s: SequenceSlots, _ slots: Int) -> [T] {
+    /// Sequence encodings (slots, dim): pin embedding + type + time bucket (unless `time` is
+    /// false); zero when masked. Also kept in `lastKeys` (they are both keys and values of the
+    /// attention).
+    func sequenceKeys(_ s: SequenceSlots, _ slots: Int, time: Bool = true) -> [T] {
         precondition(
             s.rows.count == slots && s.mask.count == slots, "sequence slots: \(s.rows.count), expected \(slots)")
         let d = config.dim
@@ -192,7 +212,11 @@ public final class RankerModel<T: Real>: RankingModel {
                 precondition(s.types[j] >= 0 && s.types[j] < RankerConfig.eventTypes, "event type \(s.types[j])")
                 precondition(s.buckets[j] >= 0 && s.buckets[j] < config.timeBuckets, "time bucket \(s.buckets[j])")
                 let r = s.rows[j] * d, t = s.types[j] * d, b = s.buckets[j] * d
-                for c in 0..<d { k[j * d + c] = v[r + c] + te[t + c] + tb[b + c] }
+                if time {
+                    for c in 0..<d { k[j * d + c] = v[r + c] + te[t + c] + tb[b + c] }
+                } else {
+                    for c in 0..<d { k[j * d + c] = v[r + c] + te[t + c] }
+                }
             }
         }
         lastKeys = k
@@ -230,7 +254,7 @@ public final class RankerModel<T: Real>: RankingModel {
 
     /// Gradient of sequence encodings (slots, dim) → type/time parameters, and pin rows
     /// appended to `rows`/`grads` (sparse).
-    func sequenceBackward(_ s: SequenceSlots, _ g: [T], rows: inout [Int64], grads: inout [T]) {
+    func sequenceBackward(_ s: SequenceSlots, _ g: [T], rows: inout [Int64], grads: inout [T], time: Bool = true) {
         let d = config.dim
         let te = parameters.grad(typeEmbedding!), tb = parameters.grad(timeEmbedding!)
         for j in 0..<s.mask.count where s.mask[j] {
@@ -238,7 +262,7 @@ public final class RankerModel<T: Real>: RankingModel {
             for c in 0..<d {
                 let v = g[j * d + c]
                 te[s.types[j] * d + c] += v
-                tb[s.buckets[j] * d + c] += v
+                if time { tb[s.buckets[j] * d + c] += v }
                 grads.append(v)
             }
         }
@@ -285,6 +309,23 @@ public final class RankerModel<T: Real>: RankingModel {
                         mask: batch.short.mask, length: config.shortLength))
             }
         }
+        if let transformer {
+            let l = config.transformerLength
+            var events = sequenceKeys(batch.recent, n * l, time: config.transformerTime)
+            var candidate = candidateEmbedding(e)
+            if let transformerContent {
+                // Events' and candidates' content stacked: one projection (B·L + B, w) → (·, dim).
+                let w = config.contentWidth, d = config.dim
+                precondition(
+                    batch.recentContent.count == n * l * w, "transformer: recent content missing from the batch")
+                let p = transformerContent.forward(
+                    Tensor(rows: n * l + n, cols: w, data: batch.recentContent + batch.content)
+                ).data
+                for j in 0..<n * l * d { events[j] += p[j] }
+                for j in 0..<n * d { candidate.data[j] += p[n * l * d + j] }
+            }
+            parts.append(transformer.forward(events: events, mask: batch.recent.mask, candidate: candidate))
+        }
         let x0 = parts.count == 1 ? e : Tensor.concat(parts)
         var h = cross.forward(x0)
         dropout.isTraining = training
@@ -321,10 +362,11 @@ public final class RankerModel<T: Real>: RankingModel {
         if config.contentWidth > 0 { widths.append(config.contentWidth) }
         if esu != nil { widths.append(config.dim) }
         if din != nil { widths.append(config.dim) }
+        if transformer != nil { widths.append(config.dim) }
         let pieces = widths.count == 1 ? [dx0] : dx0.split(widths)
         var de = pieces[0]
         var extraRows: [Int64] = [], extraGrads: [T] = []
-        var next = pieces.count - (esu != nil ? 1 : 0) - (din != nil ? 1 : 0)
+        var next = pieces.count - (esu != nil ? 1 : 0) - (din != nil ? 1 : 0) - (transformer != nil ? 1 : 0)
         for (attention, slots) in [(esu, batch.long), (din, batch.short)] {
             guard let attention else { continue }
             let (dq, dk, dv) = attention.backward(pieces[next])
@@ -335,6 +377,17 @@ public final class RankerModel<T: Real>: RankingModel {
             // The query is the candidate field's embedding.
             let d = config.dim, f = config.candidateField, w = de.cols
             for i in 0..<n { for c in 0..<d { de.data[i * w + f * d + c] += dq.data[i * d + c] } }
+        }
+        if let transformer {
+            let (dEvents, dCandidate) = transformer.backward(pieces[next])
+            if let transformerContent {
+                let rows = n * config.transformerLength + n
+                _ = transformerContent.backward(Tensor(rows: rows, cols: config.dim, data: dEvents + dCandidate.data))
+            }
+            sequenceBackward(
+                batch.recent, dEvents, rows: &extraRows, grads: &extraGrads, time: config.transformerTime)
+            let d = config.dim, f = config.candidateField, w = de.cols
+            for i in 0..<n { for c in 0..<d { de.data[i * w + f * d + c] += dCandidate.data[i * d + c] } }
         }
         if config.embeddingL2 > 0 {
             // L = λ·Σ‖e‖²/normalizer over looked-up rows; dL/de = 2λ·e/normalizer.

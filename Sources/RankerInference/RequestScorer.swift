@@ -68,7 +68,7 @@ public final class RequestScorer {
     // Workspace slots of the request.
     enum Slot: Int {
         case x0, history, historyContent, mu, second, projected, softScores, query, keys, values, context, scores
-        case dinQuery, dinKeys, dinValues, dinContext
+        case dinQuery, dinKeys, dinValues, dinContext, recentHistory
     }
 
     /// Per-task logits (tasks × n) of the examples `range` of `data`, which must all have the
@@ -117,7 +117,7 @@ public final class RequestScorer {
             }
             offset += w
         }
-        if model.esu != nil || model.din != nil {
+        if c.usesSequences {
             guard let src = data.sequences else {
                 throw RankerError("request scorer: the model uses sequences but the data has no histories")
             }
@@ -129,7 +129,7 @@ public final class RequestScorer {
             }
             let start = src.offsets[u], end = src.end(user: u, before: t), h = end - start
             // The user's history, encoded once: (H, d).
-            let history = encodeHistory(src, start: start, end: end, time: t)
+            let history = encodeHistory(src, start: start, end: end, time: t, into: .history)
             // The attention query: the candidate field's embedding, read in place from x0.
             let query = UnsafePointer(x0 + c.candidateField * d)
             if let esu = model.esu {
@@ -145,6 +145,51 @@ public final class RequestScorer {
                     ldo: width)
                 offset += din.outputs
             }
+            if let transformer = model.transformer {
+                // The transformer's event tokens: the last L events, encoded once per request
+                // (with or without the time bucket) and passed through its blocks once; only the
+                // candidate's rows are per candidate.
+                let l = min(c.transformerLength, h)
+                let events =
+                    c.transformerTime
+                    ? history + (h - l) * d
+                    : encodeHistory(src, start: end - l, end: end, time: t, into: .recentHistory, withTime: false)
+                var cand = Tensor<Float>.zeros(n, d)
+                cand.data.withUnsafeMutableBufferPointer { cp in
+                    for i in 0..<n { Self.copy(query + i * width, to: cp.baseAddress! + i * d, d) }
+                }
+                var tokens = Array(UnsafeBufferPointer(start: events, count: l * d))
+                if let projection = model.transformerContent {
+                    // Content of the events' pins and of the candidates, projected into the tokens.
+                    let w = c.contentWidth, weight = model.parameters.value(projection.weight)
+                    precondition(
+                        src.width == w, "request scorer: history embeddings are \(src.width) wide, content \(w)")
+                    var eventContent = [Float](repeating: 0, count: max(1, l) * w)
+                    src.pinEmbedding.withUnsafeBufferPointer { emb in
+                        eventContent.withUnsafeMutableBufferPointer { ec in
+                            for j in 0..<l {
+                                Self.copy(
+                                    emb.baseAddress! + Int(src.pin[end - l + j]) * w, to: ec.baseAddress! + j * w, w)
+                            }
+                        }
+                    }
+                    if l > 0 {
+                        BLAS.gemm(
+                            .none, .none, m: l, n: d, k: w, alpha: 1, a: eventContent, lda: w, b: weight, ldb: d,
+                            beta: 1, c: &tokens, ldc: d)
+                    }
+                    data.content.withUnsafeBufferPointer { cp in
+                        BLAS.gemm(
+                            .none, .none, m: n, n: d, k: w, alpha: 1, a: cp.baseAddress! + range.lowerBound * w, lda: w,
+                            b: weight, ldb: d, beta: 1, c: &cand.data, ldc: d)
+                    }
+                }
+                let out = transformer.forwardRequest(events: tokens, count: l, candidates: cand)
+                out.data.withUnsafeBufferPointer { op in
+                    for i in 0..<n { Self.copy(op.baseAddress! + i * d, to: x0 + i * width + offset, d) }
+                }
+                offset += d
+            }
         }
         precondition(offset == width, "request scorer: filled \(offset) input columns of \(width)")
         return dense.logits(x0, rows: n)
@@ -152,9 +197,11 @@ public final class RequestScorer {
 
     /// Events `start ..< end` encoded as pin row + type + time bucket at `time`, (H, d), in the
     /// history slot.
-    func encodeHistory(_ src: SequenceSource, start: Int, end: Int, time: Int64) -> UnsafeMutablePointer<Float> {
+    func encodeHistory(
+        _ src: SequenceSource, start: Int, end: Int, time: Int64, into slot: Slot, withTime: Bool = true
+    ) -> UnsafeMutablePointer<Float> {
         let c = model.config, d = c.dim, h = end - start
-        let o = ws.floats(Slot.history.rawValue, max(1, h) * d)
+        let o = ws.floats(slot.rawValue, max(1, h) * d)
         guard h > 0 else { return o }
         let te = model.parameters.value(model.typeEmbedding!), tm = model.parameters.value(model.timeEmbedding!)
         let table = model.table, salt = c.candidateField
@@ -170,7 +217,11 @@ public final class RequestScorer {
                 let r = Int(tableRows[j]) * d
                 let ty = Int(src.type[start + j]) * d
                 let b = SequenceSource.bucket(sinceMs: time - src.time[start + j], buckets: c.timeBuckets) * d
-                for k in 0..<d { o[j * d + k] = v[r + k] + te[ty + k] + tm[b + k] }
+                if withTime {
+                    for k in 0..<d { o[j * d + k] = v[r + k] + te[ty + k] + tm[b + k] }
+                } else {
+                    for k in 0..<d { o[j * d + k] = v[r + k] + te[ty + k] }
+                }
             }
         }
         return o

@@ -97,12 +97,14 @@ public final class SequenceSource: @unchecked Sendable {
         return heap.sorted().map { Int($0.id) }.sorted()
     }
 
-    /// Fills the DIN (last `config.shortLength` events) and SIM (GSU) slots of examples `indices`.
+    /// Fills the DIN (last `config.shortLength` events), SIM (GSU) and transformer (last
+    /// `config.transformerLength` events) slots of examples `indices`.
     public func fill<T>(
         _ batch: inout RankerBatch<T>, indices: some Collection<Int>, config: RankerConfig, content: [Float],
         contentWidth: Int, row: (Int64) -> Int
     ) {
-        var short = SequenceSlots(), long = SequenceSlots()
+        var short = SequenceSlots(), long = SequenceSlots(), recent = SequenceSlots()
+        var recentContent: [T] = []
         for i in indices {
             let u = exampleUser[i], t = exampleTime[i]
             func encode(_ js: [Int]) -> (rows: [Int], types: [Int], buckets: [Int]) {
@@ -116,6 +118,19 @@ public final class SequenceSource: @unchecked Sendable {
                 let s = encode(Array(max(offsets[u], e - config.shortLength)..<e))
                 short.append(rows: s.rows, types: s.types, buckets: s.buckets, length: config.shortLength)
             }
+            if config.transformerLength > 0 {
+                let e = end(user: u, before: t)
+                let s = encode(Array(max(offsets[u], e - config.transformerLength)..<e))
+                recent.append(rows: s.rows, types: s.types, buckets: s.buckets, length: config.transformerLength)
+                if config.transformerContent, width > 0 {
+                    var c = [T](repeating: 0, count: config.transformerLength * width)
+                    for (slot, j) in (max(offsets[u], e - config.transformerLength)..<e).enumerated() {
+                        let base = Int(pin[j]) * width
+                        for x in 0..<width { c[slot * width + x] = T(Double(pinEmbedding[base + x])) }
+                    }
+                    recentContent += c
+                }
+            }
             if config.simK > 0 {
                 let q = content[i * contentWidth..<(i + 1) * contentWidth]
                 let s = encode(gsu(example: i, k: config.simK, mode: config.simSearch, query: q))
@@ -124,6 +139,8 @@ public final class SequenceSource: @unchecked Sendable {
         }
         batch.short = short
         batch.long = long
+        batch.recent = recent
+        batch.recentContent = recentContent
         if config.architecture == .logistic, config.shortLength > 0, width > 0 {
             batch.historyContent = meanHistoryContent(indices: indices, length: config.shortLength)
         }

@@ -5,12 +5,18 @@ import Foundation
 /// logistic baseline with the mean-pooled short history; `lr-nohist`: without history; `dcn`:
 /// DCN-v2 + MMoE with the position tower when the config has one; `dcn-nopos`: without it),
 /// then sequence parts (`din`: target attention over the last `shortLength` events; `sim-hard`
-/// or `sim` / `sim-soft`: SIM's GSU keeping `simK` events by category or by embedding).
+/// or `sim` / `sim-soft`: SIM's GSU keeping `simK` events by category or by embedding;
+/// `transformer`: the Transformer over the last `transformerLength` events with the candidate as
+/// the final token, its tokens with the pins' content embeddings when the data has them; `ids`:
+/// its tokens without content; `notime`: without the time-since bucket; `skips`: histories
+/// with skip events — impressions without engagement — which the data must then provide).
 public enum RankerVariant {
     /// Applies `variant` to `config` (a DCN base configuration).
     ///
     /// - Throws: `RankerError` naming the variant and the part that is not understood.
-    public static func apply(_ variant: String, to config: inout RankerConfig, shortLength: Int, simK: Int) throws {
+    public static func apply(
+        _ variant: String, to config: inout RankerConfig, shortLength: Int, simK: Int, transformerLength: Int = 50
+    ) throws {
         var parts = variant.split(separator: "+").map(String.init)
         guard let base = parts.first else { throw RankerError("variant '\(variant)': empty") }
         parts.removeFirst()
@@ -35,7 +41,16 @@ public enum RankerVariant {
             case "sim-soft":
                 config.simK = simK
                 config.simSearch = "soft"
-            default: throw RankerError("variant '\(variant)': unknown part '\(part)' (din, sim-hard, sim-soft)")
+            case "transformer":
+                config.transformerLength = transformerLength
+                config.transformerContent = config.contentWidth > 0
+            case "ids": config.transformerContent = false
+            case "notime": config.transformerTime = false
+            case "skips": config.skipEvents = true
+            default:
+                throw RankerError(
+                    "variant '\(variant)': unknown part '\(part)' (din, sim-hard, sim-soft, transformer, ids, notime, skips)"
+                )
             }
         }
     }

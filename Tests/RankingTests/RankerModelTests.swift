@@ -48,6 +48,13 @@ func smallBatch(_ config: RankerConfig, count: Int, seed: UInt64, table: Embeddi
     }
     if config.shortLength > 0 { batch.short = slots(config.shortLength) }
     if config.simK > 0 { batch.long = slots(config.simK) }
+    if config.transformerLength > 0 {
+        batch.recent = slots(config.transformerLength)
+        if config.transformerContent {
+            let w = config.contentWidth
+            batch.recentContent = batch.recent.mask.flatMap { real in (0..<w).map { _ in real ? rng.normal() : 0 } }
+        }
+    }
     if config.architecture == .logistic && config.shortLength > 0 {
         // Example 0's history is empty: its mean content is zero, like SequenceSource's.
         batch.historyContent = (0..<count * config.contentWidth).map { $0 < config.contentWidth ? 0 : rng.normal() }
@@ -159,6 +166,18 @@ struct RankerModelTests {
         try check(c)
     }
 
+    @Test(
+        "whole-model gradient with the transformer (with and without time encoding, beside DIN) matches finite differences",
+        arguments: [true, false])
+    func gradientTransformer(time: Bool) throws {
+        var c = smallConfig(.dcnMMoE)
+        c.dim = 4; c.transformerLength = 4; c.transformerHeads = 2; c.transformerLayers = 2
+        c.transformerTime = time; c.timeBuckets = 5
+        if !time { c.shortLength = 3 }
+        c.transformerContent = time  // with the pins' content in the tokens in one of the two
+        try check(c)
+    }
+
     @Test("serving path (distinct events projected once) gives the same inference logits as the per-slot path")
     func sharedInference() throws {
         var c = smallConfig(.dcnMMoE)
@@ -237,6 +256,21 @@ struct RankerModelTests {
         var bad = c
         bad.taskWeights = [1]
         #expect(throws: RankerError.self) { try bad.validate() }
+        var t = c
+        t.transformerLength = 50; t.transformerHeads = 4; t.transformerLayers = 2; t.transformerTime = false
+        t.skipEvents = true; t.transformerContent = true
+        #expect(try RankerConfig.fromJSON(t.json()) == t)
+        // A model file written before the transformer fields existed still loads, with them off.
+        let old = c.json().replacingOccurrences(
+            of:
+                #","transformerContent":false,"transformerHeads":2,"transformerLayers":1,"transformerLength":0,"transformerTime":true"#,
+            with: ""
+        ).replacingOccurrences(of: #""skipEvents":false,"#, with: "")
+        #expect(!old.contains("transformer") && !old.contains("skipEvents"), "\(old)")
+        #expect(try RankerConfig.fromJSON(old) == c)
+        bad = c
+        bad.transformerLength = 5; bad.transformerHeads = 2
+        #expect(throws: RankerError.self) { try bad.validate() }  // dim 3 is not divisible by 2 heads
     }
 
     @Test("CSV errors name the file, row and field")

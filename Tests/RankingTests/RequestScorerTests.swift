@@ -75,6 +75,45 @@ struct RequestScorerTests {
         ("hard", true, false, 0), ("soft", true, true, 1), ("hard", true, true, 2), ("soft", true, true, 2),
     ]
 
+    /// Transformer cases: (user, layers, time encoding, with DIN + SIM hard, content in the tokens).
+    static let transformerCases: [(Int, Int, Bool, Bool, Bool)] = [
+        (0, 1, true, false, false), (1, 1, true, false, false), (2, 1, true, false, false), (0, 2, true, false, false),
+        (0, 1, false, false, false), (0, 2, false, true, false), (1, 2, true, true, false), (0, 1, true, false, true),
+        (1, 2, false, true, true), (2, 1, true, false, true),
+    ]
+
+    @Test(
+        "fast path equals the batch path with the transformer (events encoded once per request)",
+        arguments: 0..<transformerCases.count)
+    func sameScoresTransformer(_ which: Int) throws {
+        let (user, layers, time, others, content) = Self.transformerCases[which]
+        var c = Self.config(search: "hard", din: others, sim: others)
+        c.transformerLength = 7; c.transformerHeads = 3; c.transformerLayers = layers; c.transformerTime = time
+        c.transformerContent = content
+        let (model, data) = Self.request(c, user: user, time: 200 * 97_000 + 5, n: 70)
+        let fast = try RequestScorer(model).logits(data, range: 0..<data.count)
+        let batch: RankerBatch<Float> = data.batch(0..<data.count, firstIndex: 0, config: c, table: model.table)
+        let slow = model.logits(batch, training: false, step: 0)
+        var worst: Float = 0, scale: Float = 0
+        for k in slow.indices {
+            for i in slow[k].indices {
+                worst = max(worst, abs(slow[k][i] - fast[k][i]))
+                scale = max(scale, abs(slow[k][i]))
+            }
+        }
+        #expect(worst <= 1e-5 * max(1, scale), "case \(which): max |Δlogit| \(worst), max |logit| \(scale)")
+        #expect(Set(fast[0].map { ($0 * 1e4).rounded() }).count > 10)
+        // Not vacuous: the transformer's output depends on the history (user 0 against user 2's
+        // empty one), so an encoder that ignored the events would fail the equality above.
+        if user == 0, let t = model.transformer {
+            let d = c.dim, q = Tensor<Float>(rows: 1, cols: d, data: (0..<d).map { Float($0) / 10 })
+            let events = (0..<7 * d).map { Float(($0 * 7) % 11) / 5 - 1 }
+            let with = t.forwardRequest(events: events, count: 7, candidates: q).data
+            let without = t.forwardRequest(events: [], count: 0, candidates: q).data
+            #expect(zip(with, without).contains { abs($0 - $1) > 1e-3 })
+        }
+    }
+
     @Test(
         "fast path scores equal the batch path's (DIN, SIM hard/soft; long, short and empty histories)",
         arguments: 0..<cases.count)
