@@ -1,3 +1,4 @@
+import Artifacts
 import Collective
 import EventData
 import Foundation
@@ -187,6 +188,37 @@ extension UserEvents {
     /// Collective.
     public static func cut(holdoutDays days: Int, users: [UserEvents], comm: Communicator) throws -> Int64 {
         days > 0 ? try latest(users, comm: comm) - Int64(days) * 86_400_000 : Int64.max
+    }
+
+    /// The cut that holds out the last `days` days of `world`'s events (`Int64.max` when `days`
+    /// is 0), the same as `cut(holdoutDays:users:comm:)` over every user's events, but reading
+    /// only their timestamps (`latest(world:comm:)`). Collective.
+    public static func cut(holdoutDays days: Int, world: DatasetReader, comm: Communicator) throws -> Int64 {
+        days > 0 ? try latest(world: world, comm: comm) - Int64(days) * 86_400_000 : Int64.max
+    }
+
+    /// The time of the latest event of `world` (`Int64.min` if none): each rank reads the
+    /// `timestamp_ms` column of its events shards (`myShards`) in blocks of `blockRows` rows,
+    /// nothing else. Memory: one block. Collective.
+    public static func latest(world: DatasetReader, blockRows: Int = 1 << 20, comm: Communicator) throws -> Int64 {
+        var latest = Int64.min
+        for path in try world.myShards(EntitySchema.events.name, comm: comm) {
+            let file = try H5File(path: path, mode: .read)
+            let v = try file.root.intAttribute("schema_version")
+            guard v == EntitySchema.version else {
+                throw ArtifactError(
+                    file: path, object: "/", message: "schema_version \(v), this build reads \(EntitySchema.version)")
+            }
+            let times = try file.root.group(EntitySchema.events.name).dataset("timestamp_ms")
+            let n = times.rowCount
+            var at = 0
+            while at < n {
+                let block = try times.readRows(at..<Swift.min(n, at + blockRows), as: Int64.self)
+                latest = Swift.max(latest, block.max() ?? .min)
+                at += blockRows
+            }
+        }
+        return try comm.allreduce(latest, op: .max)
     }
 
     /// The time of the latest event of any rank's `users` (`Int64.min` if none). Collective.

@@ -96,22 +96,27 @@ public struct CandidateGeneration: Sendable {
         var done = 0
         for round in 0..<rounds {
             let part = Array(users.dropFirst(round * roundUsers).prefix(roundUsers))
-            func exclude(_ i: Int) -> Set<Int64> { part[i].excluded(before: cut, seenDays: settings.seenDays) }
+            // The pins every channel leaves out, once per user.
+            let seen = part.map { $0.excluded(before: cut, seenDays: settings.seenDays) }
+            func exclude(_ i: Int) -> Set<Int64> { seen[i] }
             t = Date()
             let first = try job.run(
-                channel: content, trending: trending, walks: walks, users: part, profiles: profiles, cut: cut,
-                comm: comm)
+                channel: content, trending: trending, walks: walks, users: part, profiles: profiles, excluded: seen,
+                cut: cut, comm: comm)
             seconds["content+trending+pixie", default: 0] += Date().timeIntervalSince(t)
             var lists = [first.contentCandidates, first.trendingCandidates]
             if walks != nil { lists.append(first.walkCandidates) }
             if let fresh {
                 t = Date()
-                lists.append(try job.run(channel: fresh, users: part, cut: cut, comm: comm).contentCandidates)
+                lists.append(
+                    try job.run(channel: fresh, users: part, excluded: seen, cut: cut, comm: comm).contentCandidates)
                 seconds["fresh", default: 0] += Date().timeIntervalSince(t)
             }
             if let pinsage {
                 t = Date()
-                lists.append(try clustered.run(channel: pinsage, users: part, cut: cut, comm: comm).contentCandidates)
+                lists.append(
+                    try clustered.run(channel: pinsage, users: part, excluded: seen, cut: cut, comm: comm)
+                        .contentCandidates)
                 seconds["pinsage", default: 0] += Date().timeIntervalSince(t)
                 if let userVectors {
                     t = Date()

@@ -251,13 +251,17 @@ public struct ContentChannel: Sendable {
         }
         while quota.reduce(0, +) < k, !order.isEmpty { quota[order.removeFirst()] += 1 }
         var out: [(pin: Int64, distance: Float, list: Int)] = []
-        var taken = exclude
+        var taken = Set<Int64>(minimumCapacity: k)  // besides `exclude` (not copied)
         var cursor = [Int](repeating: 0, count: lists.count)
         var progress = true
         while out.count < k && progress {
             progress = false
             for q in lists.indices where quota[q] > 0 && out.count < k {
-                while cursor[q] < lists[q].count, taken.contains(lists[q][cursor[q]].pin) { cursor[q] += 1 }
+                while cursor[q] < lists[q].count,
+                    taken.contains(lists[q][cursor[q]].pin) || exclude.contains(lists[q][cursor[q]].pin)
+                {
+                    cursor[q] += 1
+                }
                 guard cursor[q] < lists[q].count else { continue }
                 let item = lists[q][cursor[q]]
                 out.append((item.pin, item.distance, q))

@@ -58,23 +58,27 @@ public struct DiversityRerank: Sendable {
                     }()
         }
         var inWindow = [Int](repeating: 0, count: dense.count)
-        // similarity[t][c] = cos(candidate c, the pin picked at slot t), computed once per pick.
-        var similarity: [[Float]] = []
+        // similarity[t * n + c] = cos(candidate c, the pin picked at slot t), computed once per pick.
+        var similarity = [Float](repeating: 0, count: lambda < 1 ? Swift.min(k, n) * n : 0)
         var picked: [Int] = []
         var used = [Bool](repeating: false, count: n)
         let count = min(k, n)
         while picked.count < count {
             let first = max(0, picked.count - (window - 1))  // slots in the window before this one
             var best = -1, bestValue = -Double.infinity, bestCapped = true
-            for c in 0..<n where !used[c] {
-                let capped = category[c] >= 0 && inWindow[category[c]] >= maxPerCategory
-                // An allowed candidate always beats a capped one.
-                if capped && !bestCapped { continue }
-                var nearest: Float = 0
-                if lambda < 1 { for t in first..<picked.count { nearest = max(nearest, similarity[t][c]) } }
-                let value = lambda * relevance[c] - (1 - lambda) * Double(nearest)
-                if (bestCapped && !capped) || value > bestValue {
-                    best = c; bestValue = value; bestCapped = capped
+            similarity.withUnsafeBufferPointer { sim in
+                for c in 0..<n where !used[c] {
+                    let capped = category[c] >= 0 && inWindow[category[c]] >= maxPerCategory
+                    // An allowed candidate always beats a capped one.
+                    if capped && !bestCapped { continue }
+                    var nearest: Float = 0
+                    if lambda < 1 { for t in first..<picked.count { nearest = max(nearest, sim[t * n + c]) } }
+                    let value = lambda * relevance[c] - (1 - lambda) * Double(nearest)
+                    if (bestCapped && !capped) || value > bestValue {
+                        best = c
+                        bestValue = value
+                        bestCapped = capped
+                    }
                 }
             }
             used[best] = true
@@ -84,22 +88,36 @@ public struct DiversityRerank: Sendable {
             let leaving = picked.count - window
             if leaving >= 0, category[picked[leaving]] >= 0 { inWindow[category[picked[leaving]]] -= 1 }
             if lambda < 1 && picked.count < count {
-                var column = [Float](repeating: 0, count: n)
+                let t = picked.count - 1
                 unit.withUnsafeBufferPointer { u in
-                    let b = u.baseAddress! + best * d
-                    for c in 0..<n where !used[c] {
-                        let a = u.baseAddress! + c * d
-                        var dot: Float = 0
-                        for j in 0..<d { dot += a[j] * b[j] }
-                        column[c] = dot
+                    similarity.withUnsafeMutableBufferPointer { sim in
+                        let b = u.baseAddress! + best * d
+                        for c in 0..<n where !used[c] { sim[t * n + c] = Self.dot(u.baseAddress! + c * d, b, d) }
                     }
                 }
-                similarity.append(column)
-            } else {
-                similarity.append([])
             }
         }
         return picked
+    }
+
+    /// `a · b` over `d` floats, 8 lanes at a time.
+    @inline(__always)
+    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ d: Int) -> Float {
+        var acc = SIMD8<Float>()
+        var j = 0
+        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+        while j + 8 <= d {
+            acc +=
+                ra.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
+                * rb.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
+            j += 8
+        }
+        var s = acc.sum()
+        while j < d {
+            s += a[j] * b[j]
+            j += 1
+        }
+        return s
     }
 
     /// The largest number of pins of one category in any `window` consecutive slots of a feed.

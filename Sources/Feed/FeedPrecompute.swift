@@ -57,13 +57,16 @@ public struct FeedPrecompute: Sendable {
         }
     }
 
-    /// Collective: every rank calls it with its own users. `progress(done, total)` is called on
-    /// every rank after each round with global user counts.
+    /// Collective: every rank calls it with its own users. `excluded[i]`: the pins left out of
+    /// user i's candidates when the caller has them already (nil: `UserEvents.excluded(before:
+    /// cut, seenDays:)`). `progress(done, total)` is called on every rank after each round with
+    /// global user counts.
     public func run(
         channel: ContentChannel, trending: TrendingChannel? = nil, walks: WalkChannel? = nil, users: [UserEvents],
-        profiles: [Int64: UserProfile] = [:],
+        profiles: [Int64: UserProfile] = [:], excluded: [Set<Int64>]? = nil,
         cut: Int64, comm: Communicator, progress: (Int, Int) -> Void = { _, _ in }
     ) throws -> Feeds {
+        precondition(excluded == nil || excluded!.count == users.count)
         let d = channel.d, p = poolSize
         var feeds = Feeds(
             users: users.map(\.user), pins: [Int64](repeating: -1, count: users.count * k),
@@ -83,7 +86,7 @@ public struct FeedPrecompute: Sendable {
             // Interests: the engaged pins' embeddings and categories.
             let engaged = batch.map { Array(users[$0].engaged(before: cut).suffix(recent)) }
             // Every channel leaves these out.
-            let seen = batch.map { users[$0].excluded(before: cut, seenDays: seenDays) }
+            let seen = batch.map { excluded?[$0] ?? users[$0].excluded(before: cut, seenDays: seenDays) }
             let (e, c) = try channel.lookupDistinct(engaged.flatMap { $0 }, comm: comm)
             if let walks {
                 let lists = try walks.lookup(engaged.flatMap { $0 }, comm: comm)

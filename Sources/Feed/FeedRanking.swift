@@ -66,15 +66,34 @@ public struct FeedRanking {
         public var ids: [Int64] = [], dense: [Float] = [], content: [Float] = []
     }
 
-    /// Ranks each of this rank's `users`' `candidates` at `cut` (collective).
+    /// Ranks each of this rank's `users`' `candidates` at `cut` (collective); every user's
+    /// result at once (memory: users × `keep` ranked candidates with their features; see
+    /// `rank(…, round:)` for bounded memory).
     public func rank(
         users: [UserEvents], profiles: [Int64: UserProfile], candidates: [[Int64]], pins: PinFeatureTable,
         stats: PinDailyStats, at cut: Int64, comm: Communicator, progress: (Int, Int) -> Void = { _, _ in }
     ) throws -> [Ranked] {
         precondition(candidates.count == users.count)
+        var out = [Ranked](repeating: Ranked(), count: users.count)
+        try rank(
+            users: users, profiles: profiles, candidates: { $0.map { candidates[$0] } }, pins: pins, stats: stats,
+            at: cut,
+            comm: comm, progress: progress
+        ) { batch, ranked in for (b, r) in zip(batch, ranked) { out[b] = r } }
+        return out
+    }
+
+    /// Ranks this rank's `users` in rounds of `batchUsers` (collective): `candidates(indices)`
+    /// gives the candidates of a round's users (indices into `users`) when the round starts, and
+    /// `round(indices, results)` receives them and their results before the next round starts,
+    /// so a rank holds one round's candidates, features and results at a time.
+    public func rank(
+        users: [UserEvents], profiles: [Int64: UserProfile], candidates candidatesOf: ([Int]) throws -> [[Int64]],
+        pins: PinFeatureTable, stats: PinDailyStats, at cut: Int64, comm: Communicator,
+        progress: (Int, Int) -> Void = { _, _ in }, round consume: ([Int], [Ranked]) throws -> Void
+    ) throws {
         let d = pins.d, config = tower?.config ?? TwoTowerConfig(d: d)
         let tasks = scorer.model.config.tasks
-        var out = [Ranked](repeating: Ranked(), count: users.count)
         let rounds = Int(try comm.allreduce(Int64((users.count + batchUsers - 1) / batchUsers), op: .max))
         let total = Int(try comm.allreduce(Int64(users.count)))
         var done = 0
@@ -83,6 +102,9 @@ public struct FeedRanking {
         let day = PinDailyStats.day(now)
         for round in 0..<rounds {
             let batch = Array(users.indices.dropFirst(round * batchUsers).prefix(batchUsers))
+            var roundCandidates: [Int: [Int64]] = [:]
+            for (b, list) in zip(batch, try candidatesOf(batch)) { roundCandidates[b] = list }
+            var out = [Ranked](repeating: Ranked(), count: batch.count)
             var row: [Int64: Int] = [:], list: [Int64] = []
             func need(_ p: Int64) {
                 if row[p] == nil {
@@ -93,15 +115,16 @@ public struct FeedRanking {
             for b in batch {
                 let u = users[b]
                 for i in u.pins.indices where u.times[i] < cut && UserTowerState.reads(u.types[i]) { need(u.pins[i]) }
-                for p in candidates[b] { need(p) }
+                for p in roundCandidates[b]! { need(p) }
             }
             let fetched = try pins.lookup(list, comm: comm)
-            let shown = batch.flatMap { candidates[$0] }
+            let shown = batch.flatMap { roundCandidates[$0]! }
             let pinStats = try stats.lookup(shown, days: shown.map { _ in day }, comm: comm)
             var at = 0
-            for b in batch {
+            for (slot, b) in batch.enumerated() {
                 let u = users[b]
-                defer { at += candidates[b].count }
+                let candidates = roundCandidates[b]!
+                defer { at += candidates.count }
                 var state = RankingUserState(config: config, profile: profiles[u.user])
                 for i in u.pins.indices where u.times[i] < cut && UserTowerState.reads(u.types[i]) {
                     let r = row[u.pins[i]]!
@@ -114,7 +137,7 @@ public struct FeedRanking {
                 let user = state.features(at: time, model: tower)
                 var data = FeedFeatures.emptyData(contentWidth: d)
                 var kept: [Int] = []
-                for (j, p) in candidates[b].enumerated() {
+                for (j, p) in candidates.enumerated() {
                     let r = row[p]!
                     guard fetched.known[r] else { continue }
                     FeedFeatures.append(
@@ -132,7 +155,7 @@ public struct FeedRanking {
                         throw ArtifactError(
                             file: modelSource,
                             message:
-                                "\(tasks[task]) score \(row[i]) for user \(u.user), pin \(candidates[b][kept[i]]): the model's parameters or the pin's features are not finite; nothing is published"
+                                "\(tasks[task]) score \(row[i]) for user \(u.user), pin \(candidates[kept[i]]): the model's parameters or the pin's features are not finite; nothing is published"
                         )
                     }
                 }
@@ -146,7 +169,7 @@ public struct FeedRanking {
                 scored.sort { ($0.score, -$0.j) > ($1.score, -$1.j) }
                 scored = Array(scored.prefix(keep))
                 var ranked = Ranked()
-                ranked.pins = scored.map { candidates[b][$0.j] }
+                ranked.pins = scored.map { candidates[$0.j] }
                 ranked.score = scored.map(\.score)
                 ranked.pSave = scored.map(\.save)
                 ranked.pCloseup = scored.map(\.closeup)
@@ -170,16 +193,77 @@ public struct FeedRanking {
                     }
                     ranked.feed = Self.withFreshSlots(ranked.feed, fresh: fresh, slots: freshSlots, k: k)
                 }
-                out[b] = ranked
+                out[slot] = ranked
             }
+            try consume(batch, out)
             done += Int(try comm.allreduce(Int64(batch.count)))
             progress(done, total)
         }
-        return out
     }
 }
 
 extension FeedRanking {
+    /// The ranker of `ranker train --data` in the file `ranker`, checked against `pins` (a
+    /// DCN-v2 ranker over PinSage vectors of their width, trained on their embedding version
+    /// and on `FeedFeatures.version`), with the two-tower run at `userModel` for the tower
+    /// score (nil: none).
+    ///
+    /// - Throws: `ArtifactError` naming the file and what differs.
+    public static func load(ranker: String, pins: PinFeatureTable, userModel: URL?) throws -> FeedRanking {
+        let (config, model, calibrators) = try RankerArtifact.load(ranker)
+        guard let net = model as? RankerModel<Float>, config.contentWidth == pins.d else {
+            throw ArtifactError(
+                file: ranker,
+                message:
+                    "expected a DCN-v2 ranker over PinSage vectors of width \(pins.d) (`ranker train --data`), found \(config.architecture.rawValue) with content width \(config.contentWidth)"
+            )
+        }
+        try RankerArtifact.check(
+            ranker, expected: .init(embeddingVersion: pins.embeddingVersion, featureVersion: FeedFeatures.version))
+        let tower = try userModel.map {
+            try TwoTowerModel<Float>.load(run: $0, embeddingVersion: pins.embeddingVersion, d: pins.d).model
+        }
+        var ranking = FeedRanking(model: net, calibrators: calibrators, tower: tower)
+        ranking.modelSource = ranker
+        return ranking
+    }
+
+    /// Ranks this rank's `users` round by round, `candidates(indices)` giving the candidates of
+    /// a round's users (indices into `users`, in that order; e.g. `CandidateSource.rows`), and
+    /// appends each round's feeds, with every pin's channel mask, to `shard` before the next
+    /// round (collective): memory holds one round's candidates, features and results. Returns
+    /// every user's feeds without their features when `keepFeeds` (for the evaluation; users ×
+    /// (k + `keep`) pins and scores), otherwise feeds of no users.
+    public func rank(
+        users: [UserEvents], profiles: [Int64: UserProfile], candidates: ([Int]) throws -> Candidates,
+        pins: PinFeatureTable, stats: PinDailyStats, at cut: Int64, into shard: RankedFeeds.ShardWriter,
+        keepFeeds: Bool, comm: Communicator, progress: (Int, Int) -> Void = { _, _ in }
+    ) throws -> RankedFeeds {
+        var kept = RankedFeeds(k: k, contentWidth: pins.d)
+        kept.keepsFeatures = false
+        var current = Candidates(channelNames: [])
+        try rank(
+            users: users, profiles: profiles,
+            candidates: { batch in
+                current = try candidates(batch)
+                precondition(current.users.count == batch.count, "rank: candidates of another round")
+                return batch.indices.map { Array(current.pins(ofUser: $0)) }
+            }, pins: pins, stats: stats, at: cut, comm: comm, progress: progress
+        ) { batch, ranked in
+            var round = RankedFeeds(k: k, contentWidth: pins.d)
+            for (b, (i, r)) in zip(batch, ranked).enumerated() {
+                var channelOf: [Int64: UInt8] = [:]
+                for j in Int(current.offsets[b])..<Int(current.offsets[b + 1]) {
+                    channelOf[current.pins[j]] = current.channels[j]
+                }
+                round.append(user: users[i].user, r, channelOf: channelOf)
+                if keepFeeds { kept.append(user: users[i].user, r, channelOf: channelOf) }
+            }
+            try shard.append(round)
+        }
+        return kept
+    }
+
     /// Collective: the feed policies judged side by side on this rank's `users` after `cut`
     /// (`FeedEvaluation`: logged HR / recall of the held-out saves and, with a world, the
     /// expected saves under the truth and the oracle row): popularity, each channel's own list,

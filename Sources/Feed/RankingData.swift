@@ -149,27 +149,36 @@ public struct PinDailyStats: Sendable {
     /// pin), asked of the pins' owners (collective).
     public func lookup(_ pins: [Int64], days: [Int64], comm: Communicator) throws -> [FeedFeatures.PinStats] {
         precondition(pins.count == days.count)
-        let p = comm.size
-        var outgoing = [[Int64]](repeating: [], count: p), slot: [(rank: Int, at: Int)] = []
-        for (pin, day) in zip(pins, days) {
-            let r = Sharding.owner(pin, ranks: p)
-            slot.append((r, outgoing[r].count / 2))
-            outgoing[r] += [pin, day]
+        let p = comm.size, n = pins.count
+        // Requests (pin, day) in owner order; `at[i]`: request i's place in that order.
+        var owner = [Int](repeating: 0, count: n), perRank = [Int](repeating: 0, count: p)
+        for i in 0..<n {
+            owner[i] = Sharding.owner(pins[i], ranks: p)
+            perRank[owner[i]] += 1
         }
-        let (asked, counts) = try comm.alltoallv(outgoing.flatMap { $0 }, sendCounts: outgoing.map(\.count))
-        var answers: [Int64] = []
-        answers.reserveCapacity(asked.count / 2 * 3)
-        for i in stride(from: 0, to: asked.count, by: 2) {
-            let s = before(pin: asked[i], day: asked[i + 1])
-            answers += [s.impressions, s.closeups, s.saves]
+        var next = [Int](repeating: 0, count: p)
+        for r in 1..<max(p, 1) { next[r] = next[r - 1] + perRank[r - 1] }
+        var outgoing = [Int64](repeating: 0, count: 2 * n), at = [Int](repeating: 0, count: n)
+        for i in 0..<n {
+            let j = next[owner[i]]
+            next[owner[i]] += 1
+            at[i] = j
+            outgoing[2 * j] = pins[i]
+            outgoing[2 * j + 1] = days[i]
         }
-        let back = try comm.alltoallv(answers, sendCounts: counts.map { $0 / 2 * 3 })
-        var start = [Int](repeating: 0, count: p)
-        for r in 1..<max(p, 1) { start[r] = start[r - 1] + back.counts[r - 1] }
-        return slot.map {
-            let a = start[$0.rank] + 3 * $0.at
-            return FeedFeatures.PinStats(
-                impressions: back.values[a], closeups: back.values[a + 1], saves: back.values[a + 2])
+        let (asked, counts) = try comm.alltoallv(outgoing, sendCounts: perRank.map { 2 * $0 })
+        var answers = [Int64](repeating: 0, count: asked.count / 2 * 3)
+        for i in 0..<(asked.count / 2) {
+            let s = before(pin: asked[2 * i], day: asked[2 * i + 1])
+            answers[3 * i] = s.impressions
+            answers[3 * i + 1] = s.closeups
+            answers[3 * i + 2] = s.saves
+        }
+        // The answers come back rank by rank in the order asked: request i's at 3 · at[i].
+        let back = try comm.alltoallv(answers, sendCounts: counts.map { $0 / 2 * 3 }).values
+        return (0..<n).map {
+            let a = 3 * at[$0]
+            return FeedFeatures.PinStats(impressions: back[a], closeups: back[a + 1], saves: back[a + 2])
         }
     }
 

@@ -214,13 +214,31 @@ struct ResultHeap {
         labels[i] = label
     }
 
-    /// Sorts the kept entries nearest first in place; unused slots get (+inf, −1).
+    /// Sorts the kept entries nearest first in place (heapsort: the largest moves to the end,
+    /// no allocation); unused slots get (+inf, −1). The heap is spent afterwards (`count` stays).
     mutating func sortAscending() {
-        var pairs = (0..<count).map { (distances[$0], labels[$0]) }
-        pairs.sort { Self.worse($1.0, $1.1, $0.0, $0.1) }
-        for (i, p) in pairs.enumerated() {
-            distances[i] = p.0
-            labels[i] = p.1
+        var n = count
+        while n > 1 {
+            n -= 1
+            let d = distances[n], l = labels[n]
+            distances[n] = distances[0]
+            labels[n] = labels[0]
+            var i = 0
+            while true {
+                let c = 2 * i + 1
+                if c >= n { break }
+                var m = c
+                if c + 1 < n && Self.worse(distances[c + 1], labels[c + 1], distances[c], labels[c]) { m = c + 1 }
+                if Self.worse(distances[m], labels[m], d, l) {
+                    distances[i] = distances[m]
+                    labels[i] = labels[m]
+                    i = m
+                } else {
+                    break
+                }
+            }
+            distances[i] = d
+            labels[i] = l
         }
         for i in count..<k {
             distances[i] = .infinity

@@ -46,53 +46,7 @@ struct BenchRetrieval: ParsableCommand {
                 ]),
             prefix: "GENERATE")
         log("world: \(gen["users"]!) users, \(gen["pins"]!) pins, \(gen["events"]!) events")
-        var channels: [String] = []
-        if night {
-            func path(_ name: String) -> String { workURL.appendingPathComponent(name).path }
-            let steps: [(String, [String])] = [
-                ("graph", ["graph", "build", "--data", world, "--out", path("graph")]),
-                ("walks", ["graph", "walks", "--graph", path("graph"), "--out", path("walks")]),
-                (
-                    "pinsage train",
-                    [
-                        "pinsage", "train", "--data", world, "--walks", path("walks"), "--out", path("pinsage"),
-                        "--steps", "\(trainSteps)",
-                    ]
-                ),
-                (
-                    "pinsage embed",
-                    [
-                        "pinsage", "embed", "--data", world, "--walks", path("walks"), "--model", path("pinsage"),
-                        "--out", path("emb"),
-                    ]
-                ),
-                ("index", ["index", "build", "--embeddings", path("emb"), "--out", path("ivf"), "--quiet"]),
-                (
-                    "two-tower train",
-                    [
-                        "retrieval", "train", "--data", world, "--embeddings", path("emb"), "--out", path("tt"),
-                        "--epochs", "\(max(1, trainSteps / 50))",
-                    ]
-                ),
-                (
-                    "user vectors",
-                    [
-                        "retrieval", "embed-users", "--data", world, "--embeddings", path("emb"), "--model", path("tt"),
-                        "--out", path("uv"),
-                    ]
-                ),
-            ]
-            for (name, arguments) in steps {
-                let t = now()
-                let r = try benchRun(2, arguments, forwardStderr: false)
-                guard r.status == 0 else { throw ValidationError("\(name) failed:\n\(r.output.suffix(2000))") }
-                log(String(format: "night: %@ in %.1f s", name, now() - t))
-            }
-            channels = [
-                "--walks", path("walks"), "--pinsage-embeddings", path("emb"), "--pinsage-index", path("ivf"),
-                "--user-vectors", path("uv"),
-            ]
-        }
+        let channels = night ? try benchNight(world: world, work: workURL, trainSteps: trainSteps) : []
         var table = [
             "| ranks | users/s | users/s per rank | load s | retrieve s | seconds per channel (slowest rank) | merge + write s | candidates / user | peak RSS per rank (MiB) | vs 1 rank |",
             "|---:|---:|---:|---:|---:|---|---:|---:|---|---:|",
@@ -125,4 +79,54 @@ struct BenchRetrieval: ParsableCommand {
     }
 
     func log(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+}
+
+/// The night's runs on 2 ranks in `work` (graph, walks, PinSage train and embed, index,
+/// two-tower train and user vectors; `trainSteps` PinSage steps, `trainSteps / 50` two-tower
+/// epochs), logged to stderr; returns the `feed candidates` options of every channel they feed.
+func benchNight(world: String, work: URL, trainSteps: Int) throws -> [String] {
+    func path(_ name: String) -> String { work.appendingPathComponent(name).path }
+    let steps: [(String, [String])] = [
+        ("graph", ["graph", "build", "--data", world, "--out", path("graph")]),
+        ("walks", ["graph", "walks", "--graph", path("graph"), "--out", path("walks")]),
+        (
+            "pinsage train",
+            [
+                "pinsage", "train", "--data", world, "--walks", path("walks"), "--out", path("pinsage"), "--steps",
+                "\(trainSteps)",
+            ]
+        ),
+        (
+            "pinsage embed",
+            [
+                "pinsage", "embed", "--data", world, "--walks", path("walks"), "--model", path("pinsage"), "--out",
+                path("emb"),
+            ]
+        ),
+        ("index", ["index", "build", "--embeddings", path("emb"), "--out", path("ivf"), "--quiet"]),
+        (
+            "two-tower train",
+            [
+                "retrieval", "train", "--data", world, "--embeddings", path("emb"), "--out", path("tt"), "--epochs",
+                "\(max(1, trainSteps / 50))",
+            ]
+        ),
+        (
+            "user vectors",
+            [
+                "retrieval", "embed-users", "--data", world, "--embeddings", path("emb"), "--model", path("tt"),
+                "--out", path("uv"),
+            ]
+        ),
+    ]
+    for (name, arguments) in steps {
+        let t = now()
+        let r = try benchRun(2, arguments, forwardStderr: false)
+        guard r.status == 0 else { throw ValidationError("\(name) failed:\n\(r.output.suffix(2000))") }
+        FileHandle.standardError.write(Data(String(format: "night: %@ in %.1f s\n", name, now() - t).utf8))
+    }
+    return [
+        "--walks", path("walks"), "--pinsage-embeddings", path("emb"), "--pinsage-index", path("ivf"),
+        "--user-vectors", path("uv"),
+    ]
 }

@@ -15,6 +15,6 @@ struct MosaicBench: ParsableCommand {
             """,
         subcommands: [
             BenchCollectives.self, BenchGemm.self, BenchData.self, BenchTrain.self, BenchIndex.self, BenchRank.self,
-            BenchGraph.self, BenchGraphWorker.self, BenchRetrieval.self, BenchNightly.self,
+            BenchGraph.self, BenchGraphWorker.self, BenchRetrieval.self, BenchFeeds.self, BenchNightly.self,
         ])
 }

@@ -16,7 +16,8 @@ struct Cut: ParsableCommand {
               CUT=$(mosaic cut --data out/world --holdout-days 1)
             Prints only the number on stdout. With --out FILE and --var NAME=D (repeatable), writes \
             one NAME=<cut of D days> line per --var to FILE instead: the variables file a pipeline \
-            stage reads (Jobs/cuts.job).
+            stage reads (Jobs/cuts.job). Reads only the events' timestamps, in blocks (each rank its \
+            shards under mpirun).
             """)
 
     @Option(help: "Root folder of the dataset runs (its `current` run is read).") var data = "out/world"
@@ -40,17 +41,17 @@ struct Cut: ParsableCommand {
 
     func run() throws {
         Communicator.runJob { comm in
+            // Only the events' timestamps are read, each rank its own shards.
             let reader = try DatasetReader(root: URL(fileURLWithPath: data))
-            let users = try UserEvents.load(world: reader, comm: comm)
             guard let out else {
-                let cut = try UserEvents.cut(holdoutDays: holdoutDays, users: users, comm: comm)
+                let cut = try UserEvents.cut(holdoutDays: holdoutDays, world: reader, comm: comm)
                 if comm.isRoot { print(cut) }
                 return
             }
             var lines = ""
             for v in variables {
                 let parts = v.split(separator: "=")
-                let cut = try UserEvents.cut(holdoutDays: Int(parts[1])!, users: users, comm: comm)
+                let cut = try UserEvents.cut(holdoutDays: Int(parts[1])!, world: reader, comm: comm)
                 lines += "\(parts[0])=\(cut)\n"
             }
             if comm.isRoot { try Data(lines.utf8).write(to: URL(fileURLWithPath: out), options: .atomic) }

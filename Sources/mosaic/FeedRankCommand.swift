@@ -90,32 +90,16 @@ struct FeedRankCommand: ParsableCommand {
             let loaded = try UserEvents.load(world: reader, comm: comm)
             var allUsers = loaded
             let profiles = try UserProfile.load(world: reader, comm: comm)
-            let mine = try Candidates.readMine(root: URL(fileURLWithPath: candidates), comm: comm)
+            let source = try CandidateSource(root: URL(fileURLWithPath: candidates), comm: comm)
             let pins = try PinFeatureTable.load(world: reader, embeddings: URL(fileURLWithPath: embeddings), comm: comm)
-            let (config, model, calibrators) = try RankerArtifact.load(ranker)
-            guard let net = model as? RankerModel<Float>, config.contentWidth == pins.d else {
-                throw ArtifactError(
-                    file: ranker,
-                    message:
-                        "expected a DCN-v2 ranker over PinSage vectors of width \(pins.d) (`ranker train --data`), found \(config.architecture.rawValue) with content width \(config.contentWidth)"
-                )
-            }
-            try RankerArtifact.check(
-                ranker,
-                expected: .init(embeddingVersion: pins.embeddingVersion, featureVersion: FeedFeatures.version))
-            let tower = try userModel.map {
-                try TwoTowerModel<Float>.load(
-                    run: URL(fileURLWithPath: $0), embeddingVersion: pins.embeddingVersion, d: pins.d
-                ).model
-            }
             let stats = try PinDailyStats.build(users: allUsers, before: cut, comm: comm)
             // Users with candidates, active in the window; aligned with their candidates.
             let since = activeDays > 0 && cut != .max ? cut - Int64(activeDays) * 86_400_000 : Int64.min
-            let rowOf = Dictionary(uniqueKeysWithValues: mine.users.enumerated().map { ($1, $0) })
+            let rowOf = Dictionary(uniqueKeysWithValues: source.users.enumerated().map { ($1, $0) })
             allUsers = allUsers.filter { rowOf[$0.user] != nil }
             let users = allUsers.filter { u in u.times.contains { $0 >= since && $0 < cut } }
-            var ranking = FeedRanking(model: net, calibrators: calibrators, tower: tower)
-            ranking.modelSource = ranker
+            var ranking = try FeedRanking.load(
+                ranker: ranker, pins: pins, userModel: userModel.map { URL(fileURLWithPath: $0) })
             ranking.saveWeight = saveWeight
             ranking.closeupWeight = closeupWeight
             ranking.k = k
@@ -123,35 +107,29 @@ struct FeedRankCommand: ParsableCommand {
             ranking.batchUsers = batchUsers
             ranking.freshSlots = freshSlots
             ranking.rerank = DiversityRerank(lambda: diversity, window: window, maxPerCategory: maxPerCategory)
-            var aligned = Candidates(channelNames: mine.channelNames)
-            for u in users { aligned.appendUser(rowOf[u.user]!, of: mine) }
-            let t1 = now()
-            var progress = JobProgress(comm: comm, label: "feed rank")
-            let ranked = try ranking.rank(
-                users: users, profiles: profiles, candidates: users.indices.map { Array(aligned.pins(ofUser: $0)) },
-                pins: pins, stats: stats, at: cut, comm: comm
-            ) { done, total in progress.update(done: done, total: total, items: done, unit: "users") }
-            let rankSeconds = now() - t1
-            var feeds = RankedFeeds(k: k, contentWidth: pins.d)
-            for (i, u) in users.enumerated() {
-                let rows = Int(aligned.offsets[i])..<Int(aligned.offsets[i + 1])
-                var channelOf: [Int64: UInt8] = [:]
-                for r in rows { channelOf[aligned.pins[r]] = aligned.channels[r] }
-                feeds.append(user: u.user, ranked[i], channelOf: channelOf)
-            }
-            let id = runID ?? "ranked-\(candidateRun.manifest.runID)"
             let writer = try RunWriter(
-                root: URL(fileURLWithPath: out), runID: id, producer: "mosaic feed rank",
+                root: URL(fileURLWithPath: out), runID: runID ?? "ranked-\(candidateRun.manifest.runID)",
+                producer: "mosaic feed rank",
                 config: [
                     "world": reader.run.manifest.runID, "candidates": candidateRun.manifest.runID, "ranker": ranker,
                     "k": "\(k)", "save_weight": "\(saveWeight)", "closeup_weight": "\(closeupWeight)",
                     "diversity": "\(diversity)", "active_days": "\(activeDays)",
                 ], comm: comm)
-            try feeds.write(
-                to: writer,
+            // Users in rounds, each round's feeds written before the next (memory: one round).
+            let shard = try RankedFeeds.ShardWriter(run: writer, k: k, contentWidth: pins.d)
+            let truth = cut != .max ? FeedEvaluation.world(of: reader.run) : nil
+            let rows = users.map { rowOf[$0.user]! }
+            let t1 = now()
+            var progress = JobProgress(comm: comm, label: "feed rank")
+            let feeds = try ranking.rank(
+                users: users, profiles: profiles, candidates: { try source.rows($0.map { rows[$0] }) }, pins: pins,
+                stats: stats, at: cut, into: shard, keepFeeds: truth != nil, comm: comm
+            ) { done, total in progress.update(done: done, total: total, items: done, unit: "users") }
+            let rankSeconds = now() - t1
+            try shard.finish(
                 attributes: [
                     "source_run": reader.run.manifest.runID,
-                    "channel_names": aligned.channelNames.joined(separator: ","),
+                    "channel_names": source.channelNames.joined(separator: ","),
                     "ranker": ranker,
                 ], cutMs: cut)
             // What a user without a feed gets: trending by country and device (the serving shard).
@@ -161,9 +139,10 @@ struct FeedRankCommand: ParsableCommand {
             try ColdStartLists.write(trending, to: writer, isRoot: comm.isRoot)
             let manifest = try writer.commit()
             var table = "", summary = FeedSummary(users: 0, k: k, holdoutDays: 0, policies: [])
-            if cut != .max, let truth = FeedEvaluation.world(of: reader.run) {
+            if let truth {
                 (table, summary) = try FeedSummary.evaluate(
-                    users: users, allUsers: allUsers, candidates: aligned, feeds: feeds, k: k, cut: cut, world: truth,
+                    users: users, allUsers: allUsers, candidates: try source.rows(rows), feeds: feeds, k: k, cut: cut,
+                    world: truth,
                     pins: pins, comm: comm)
             }
             var counts = [Int64(users.count), Int64(allUsers.count - users.count)]

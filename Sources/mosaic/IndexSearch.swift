@@ -26,6 +26,11 @@ struct IndexSearch: ParsableCommand {
     @Option(help: "Output HDF5 file for labels and distances (omit to skip).") var output: String?
     @Option(help: "Dataset in --queries with the true neighbour ids, int64 (nq, ≥ k), to print recall@k.")
     var groundTruth: String?
+    @Flag(
+        help:
+            "Each rank searches its block of the queries (`searchOwn`: a query goes only to the shards owning its probed lists); no IVF-PQ re-ranking."
+    )
+    var own = false
 
     func run() throws {
         Communicator.runJob { comm in
@@ -40,7 +45,14 @@ struct IndexSearch: ParsableCommand {
             try comm.barrier()
             let t0 = Date()
             let params = SearchParameters(nprobe: nprobe, refineFactor: refineFactor, threads: threads)
-            let (distances, labels) = try ivf.search(q, k: k, parameters: params, comm: comm)
+            var (distances, labels) = ([Float](), [Int64]())
+            if own {
+                let lo = nq * comm.rank / comm.size, hi = nq * (comm.rank + 1) / comm.size
+                let mine = try ivf.searchOwn(Array(q[lo * ivf.d..<hi * ivf.d]), k: k, parameters: params, comm: comm)
+                (distances, labels) = (try comm.allgatherv(mine.distances).0, try comm.allgatherv(mine.labels).0)
+            } else {
+                (distances, labels) = try ivf.search(q, k: k, parameters: params, comm: comm)
+            }
             let seconds = Date().timeIntervalSince(t0)
             var recallText = ""
             if let gt = groundTruth {

@@ -191,6 +191,12 @@ struct CandidatesJobTests {
                 ])
             #expect(r.status == 0 && r.stdout.contains("FEED CANDIDATES ranks=\(ranks) users=150"), "\(r.output)")
             runs.append(try read(out))
+            // `mosaic cut` reads only the events' timestamps: the same cut as the job's, on any rank count.
+            let cut = r.stdout.components(separatedBy: "cut_ms=").dropFirst().first?.prefix { $0.isNumber } ?? ""
+            let printed = try MPIRun.mosaic(ranks: ranks, ["cut", "--data", world.path, "--holdout-days", "1"])
+            #expect(
+                !cut.isEmpty && printed.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == String(cut),
+                "cut \(cut) vs \(printed.output)")
         }
         #expect(runs[0].count == 150)
         // Every user gets candidates, also one who engaged with nothing (trending's cold start).

@@ -12,6 +12,9 @@ struct IndexMultiRankTests {
     struct Outcome {
         var centroids: [Float], pqCentroids: [Float], offsets: [Int64], ids: [Int64], codes: [UInt8]
         var labels: [Int64], distances: [Float], searchLine: String, afterUpdate: [Int64]
+        /// Without re-ranking: `search` (every query on every shard) and `searchOwn` (each rank
+        /// its block of queries, routed to the shards owning their probed lists).
+        var plainLabels: [Int64] = [], ownLabels: [Int64] = []
     }
 
     static let d = 16
@@ -62,6 +65,18 @@ struct IndexMultiRankTests {
                 "--refine-factor", "4", "--output", results,
             ])
         let line = search.stdout.split(separator: "\n").first { $0.hasPrefix("SEARCH") }.map(String.init) ?? ""
+        var plainOwn: [[Int64]] = []
+        for (name, extra) in [("plain", [String]()), ("own", ["--own"])] {
+            let file = dir.appendingPathComponent("\(name)-\(ranks).h5").path
+            _ = try run(
+                ranks,
+                [
+                    "index", "search", "--index", index, "--queries", input, "--k", "10", "--nprobe", "6", "--output",
+                    file,
+                ]
+                    + extra)
+            plainOwn.append(try H5File(path: file, mode: .read).root.read("labels", as: Int64.self))
+        }
         let f = try H5File(path: index, mode: .read)
         let r = try H5File(path: results, mode: .read)
         // Update path: add fresh vectors, remove some ids, search again.
@@ -89,7 +104,8 @@ struct IndexMultiRankTests {
             offsets: try f.root.read("list_offsets", as: Int64.self), ids: try f.root.read("ids", as: Int64.self),
             codes: try f.root.read("codes", as: UInt8.self), labels: try r.root.read("labels", as: Int64.self),
             distances: try r.root.read("distances", as: Float.self), searchLine: line,
-            afterUpdate: try H5File(path: after, mode: .read).root.read("labels", as: Int64.self))
+            afterUpdate: try H5File(path: after, mode: .read).root.read("labels", as: Int64.self),
+            plainLabels: plainOwn[0], ownLabels: plainOwn[1])
     }
 
     @Test("1, 2 and 4 ranks: same k-means centroids (k-means++ init), same lists, same search results, same updates")
@@ -99,6 +115,8 @@ struct IndexMultiRankTests {
         let input = try Self.input(dir)
         let one = try Self.outcome(ranks: 1, dir: dir, input: input)
         #expect(one.labels.filter { $0 >= 0 }.count == 64 * 10)
+        #expect(one.plainLabels.filter { $0 >= 0 }.count == 64 * 10)
+        #expect(one.ownLabels == one.plainLabels, "searchOwn differs from search on 1 rank")
         #expect(one.afterUpdate.contains { $0 >= 900_002 }, "fresh vectors are found after `index add`")
         #expect(!one.afterUpdate.contains(900_000) && !one.afterUpdate.contains(100_000), "removed ids are gone")
         for ranks in [2, 4] {
@@ -114,6 +132,8 @@ struct IndexMultiRankTests {
             let distDiff = zip(one.distances, other.distances).map { abs($0 - $1) }.max() ?? .infinity
             #expect(distDiff < 1e-3)
             #expect(one.afterUpdate == other.afterUpdate)
+            #expect(other.plainLabels == one.plainLabels, "search on \(ranks) ranks")
+            #expect(other.ownLabels == one.plainLabels, "searchOwn on \(ranks) ranks differs from search on 1")
             let digest = { (line: String) in line.split(separator: " ").last.map(String.init) ?? "" }
             #expect(digest(one.searchLine) == digest(other.searchLine), "\(one.searchLine) vs \(other.searchLine)")
         }
