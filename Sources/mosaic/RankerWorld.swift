@@ -18,9 +18,10 @@ struct RankerWorld: ParsableCommand {
             --short-length events: history × candidate crosses and mean history content), lr-nohist \
             (the same without history), dcn-nopos (no position tower), dcn, dcn+din, \
             dcn+din+sim-hard, dcn+din+sim-soft, dcn+sim-hard, dcn+sim-soft, dcn+transformer (the \
-            Transformer over the last --transformer-length events, the candidate as the final token), \
-            with +notime (its tokens without the time bucket) or +skips (histories with skip events: \
-            impressions without engagement). Examples are the world's \
+            Transformer over the last --transformer-length events, the candidate as the final token; \
+            its tokens hold the pins' content embeddings), with +ids (tokens without content), +notime \
+            (without the time bucket) or +skips (histories with skip events: impressions without \
+            engagement). Examples are the world's \
             impressions (labels save and closeup); the last 2 days are test, the 2 before valid. \
             Position-bias check: Pearson correlation of each score with the logged position on \
             test; the position-free truth is P(closeup)/examination(position). A ranker's \
