@@ -22,7 +22,11 @@ import Foundation
 ///   log1p(the pin's impressions so far, over all users);
 /// - content: the pin's content embedding;
 /// - position: the logged feed slot (capped at `positionBuckets − 1`), for the position tower;
-/// - sequences: the user's closeup/click/save/hide events (`SequenceSource`).
+/// - sequences: the user's closeup/click/save/hide events (`SequenceSource`); with `skipEvents`
+///   also skips — impressions without any engagement in their session — as events of type
+///   `impression` (their own type embedding; hides stay their own, strong, negative type). A
+///   skip is known only once its session is over; with features taken at the request, only
+///   earlier sessions' skips are before an example's time.
 /// Split by time: the last `testDays` days test, the `validDays` before valid, the rest train.
 public struct WorldExamples: Sendable {
     /// The time every feature of an impression is taken at (strictly before it).
@@ -46,7 +50,7 @@ public struct WorldExamples: Sendable {
     /// it is small; training splits each step's batch over ranks).
     public static func build(
         _ parameters: WorldParameters, positionBuckets: Int = 32, validDays: Int = 2, testDays: Int = 2,
-        featureTime: FeatureTime = .request
+        featureTime: FeatureTime = .request, skipEvents: Bool = false
     ) -> WorldExamples {
         let gen = WorldGenerator(parameters)
         let block = gen.users(Array(0..<parameters.users))
@@ -65,14 +69,15 @@ public struct WorldExamples: Sendable {
         var userIndex: [Int64: Int] = [:]
         for (i, u) in users.i64("user_id").enumerated() { userIndex[u] = i }
 
-        // Histories: engagement events (not impressions), per user in time order.
+        // Histories: engagement events (not impressions) and, with `skipEvents`, impressions
+        // without engagement, per user in time order.
         var offsets = [0]
         var hPin: [Int64] = [], hType: [UInt8] = [], hTime: [Int64] = [], hCat: [Int32] = []
         let ranges = Splits.userRanges(events)
         var rangeOfUser = [Range<Int>](repeating: 0..<0, count: users.count)
         for (u, rows) in ranges { rangeOfUser[userIndex[u]!] = rows }
         for u in 0..<users.count {
-            for i in rangeOfUser[u] where type[i] != EventType.impression.rawValue {
+            for i in rangeOfUser[u] where type[i] != EventType.impression.rawValue || (skipEvents && labels[i] == 0) {
                 hPin.append(pin[i]); hType.append(type[i]); hTime.append(ts[i]); hCat.append(pinCategory[Int(pin[i])])
             }
             offsets.append(hPin.count)

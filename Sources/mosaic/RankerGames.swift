@@ -25,7 +25,8 @@ struct RankerGames: ParsableCommand {
             scoring strictly higher); --eval-users users sampled (the reference code samples \
             10,000). Variants: lr (logistic regression with the mean-pooled last 20 items: hashed \
             history × candidate crosses), lr-nohist (user and item weights only), dcn, dcn+din, \
-            dcn+sim, dcn+din+sim. The dataset has neither \
+            dcn+sim, dcn+din+sim, dcn+transformer (the Transformer over the last --transformer-length \
+            items, the candidate as the final token). The dataset has neither \
             categories nor content embeddings, so SIM's hard search (one category) keeps the \
             user's last K events and soft search is unavailable.
             """)
@@ -44,6 +45,9 @@ struct RankerGames: ParsableCommand {
     @Option(help: "Users for validation AUC.") var validUsers = 2_000
     @Option(help: "Use only the first N users of the file (tests).") var maxUsers: Int?
     @Option(help: "SIM top-K.") var simK = 50
+    @Option(help: "Transformer sequence length.") var transformerLength = 50
+    @Option(help: "Transformer blocks.") var transformerLayers = 1
+    @Option(help: "Seed of the training shuffle (the model's initialisation: 2018 + seed).") var seed: UInt64 = 3
 
     func run() throws {
         Communicator.runJob { comm in
@@ -71,11 +75,13 @@ struct RankerGames: ParsableCommand {
                 c.fields = 2; c.dim = dim; c.tableRows = protocolData.tableRows; c.hashIDs = false
                 c.crossLayers = 2; c.experts = 1; c.expertWidths = [128, 64]; c.towerWidths = [1]
                 c.tasks = ["click"]; c.taskWeights = [1]; c.dropout = 0.2; c.candidateField = 1
-                try RankerVariant.apply(variant, to: &c, shortLength: 20, simK: simK)
+                c.transformerLayers = transformerLayers; c.seed = 2018 &+ seed
+                try RankerVariant.apply(
+                    variant, to: &c, shortLength: 20, simK: simK, transformerLength: transformerLength)
                 var options = RankerTrainingOptions()
                 options.epochs = epochs; options.batchSize = batchSize
                 options.learningRate = c.architecture == .logistic ? baselineLr : lr
-                options.patience = 2; options.calibration = "none"; options.seed = 3
+                options.patience = 2; options.calibration = "none"; options.seed = seed
                 let outcome = try RankerTrainer.train(
                     config: c, train: protocolData.train, valid: protocolData.valid, options: options, comm: comm)
                 let z = try RankerTrainer.score(any: outcome.model, protocolData.test, comm: comm)[0]

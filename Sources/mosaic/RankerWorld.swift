@@ -17,7 +17,11 @@ struct RankerWorld: ParsableCommand {
             Variants (comma-separated): lr (logistic regression with the mean-pooled last \
             --short-length events: history × candidate crosses and mean history content), lr-nohist \
             (the same without history), dcn-nopos (no position tower), dcn, dcn+din, \
-            dcn+din+sim-hard, dcn+din+sim-soft, dcn+sim-hard, dcn+sim-soft. Examples are the world's \
+            dcn+din+sim-hard, dcn+din+sim-soft, dcn+sim-hard, dcn+sim-soft, dcn+transformer (the \
+            Transformer over the last --transformer-length events, the candidate as the final token; \
+            its tokens hold the pins' content embeddings), with +ids (tokens without content), +notime \
+            (without the time bucket) or +skips (histories with skip events: impressions without \
+            engagement). Examples are the world's \
             impressions (labels save and closeup); the last 2 days are test, the 2 before valid. \
             Position-bias check: Pearson correlation of each score with the logged position on \
             test; the position-free truth is P(closeup)/examination(position). A ranker's \
@@ -41,6 +45,8 @@ struct RankerWorld: ParsableCommand {
     @Option(help: "Final-score weights w_save,w_closeup.") var taskWeights = "1,0.25"
     @Option(help: "SIM top-K (GSU).") var simK = 50
     @Option(help: "Short-sequence length (DIN).") var shortLength = 20
+    @Option(help: "Transformer sequence length.") var transformerLength = 50
+    @Option(help: "Transformer blocks.") var transformerLayers = 1
     @Option(help: "Cap steps per epoch (tests; 0 = whole epoch).") var maxStepsPerEpoch = 0
     @Option(help: "Save each variant's model as <prefix><variant>.h5.") var outPrefix: String?
     @Option(help: "Dropout after the cross network.") var dropout = 0.1
@@ -73,6 +79,7 @@ struct RankerWorld: ParsableCommand {
                         world.test.labels[0].reduce(0, +) / Float(world.test.count),
                         world.test.labels[1].reduce(0, +) / Float(world.test.count)))
             let test = world.test
+            var skipWorld: WorldExamples? = nil
             var report = WorldRankerReport(world: world, taskWeights: weights)
             for variant in variants.split(separator: ",").map(String.init) {
                 var c = RankerConfig()
@@ -84,7 +91,13 @@ struct RankerWorld: ParsableCommand {
                 c.positionBuckets = 32; c.dropout = dropout; c.embeddingL2 = embeddingL2
                 c.candidateField = 1
                 c.seed = 7
-                try RankerVariant.apply(variant, to: &c, shortLength: shortLength, simK: simK)
+                c.transformerLayers = transformerLayers
+                try RankerVariant.apply(
+                    variant, to: &c, shortLength: shortLength, simK: simK, transformerLength: transformerLength)
+                if c.skipEvents, skipWorld == nil {
+                    skipWorld = WorldExamples.build(wp, featureTime: ft, skipEvents: true)
+                }
+                let data = c.skipEvents ? skipWorld! : world
                 var options = RankerTrainingOptions()
                 options.epochs = epochs; options.batchSize = batchSize
                 options.learningRate = c.architecture == .logistic ? baselineLr : lr
@@ -92,9 +105,9 @@ struct RankerWorld: ParsableCommand {
                 options.seed = 11
                 let started = Date()
                 let outcome = try RankerTrainer.train(
-                    config: c, train: world.train, valid: world.valid, options: options, comm: comm,
+                    config: c, train: data.train, valid: data.valid, options: options, comm: comm,
                     save: outPrefix.map { "\($0)\(variant).h5" })
-                let logits = try RankerTrainer.score(any: outcome.model, test, comm: comm)
+                let logits = try RankerTrainer.score(any: outcome.model, data.test, comm: comm)
                 let probs = logits.enumerated().map { k, z in
                     z.map { outcome.calibrators[c.tasks[k]]?(Double($0)) ?? Double(Float.sigmoid($0)) }
                 }
@@ -105,7 +118,7 @@ struct RankerWorld: ParsableCommand {
                     var s = 0
                     while s < test.count {
                         let e = min(test.count, s + 8192)
-                        let b: RankerBatch<Float> = test.batch(s..<e, firstIndex: s, config: c, table: m.table)
+                        let b: RankerBatch<Float> = data.test.batch(s..<e, firstIndex: s, config: c, table: m.table)
                         let p = m.positionLogits(b)[1]
                         for i in s..<e { z[i] += p[i - s] }
                         s = e
@@ -115,8 +128,8 @@ struct RankerWorld: ParsableCommand {
                 report.addBias(variant, closeupLogits: logits[1], withPositionTower: withPosition)
                 // The monitor's attention statistic on the trained ESU, and with its query zeroed
                 // (planted: a model that no longer tells the history's events apart).
-                if let m = outcome.model as? RankerModel<Float>, let h = try m.esuEntropy(test, comm: comm) {
-                    let flat = try m.esuEntropy(test, queryScale: 0, comm: comm)!
+                if let m = outcome.model as? RankerModel<Float>, let h = try m.esuEntropy(data.test, comm: comm) {
+                    let flat = try m.esuEntropy(data.test, queryScale: 0, comm: comm)!
                     let check = DriftCheck.attention(subject: "esu", base: h, new: flat, DriftThresholds())
                     comm.log(
                         String(

@@ -138,7 +138,7 @@ struct RankerTrainingTests {
 @Suite("Ranker on the synthetic world", .serialized, .enabled(if: MPIRun.mpirunAvailable, "mpirun is not installed"))
 struct RankerWorldTests {
     @Test(
-        "`mosaic ranker world` trains LR (history crosses) and DCN+DIN+SIM with the position tower on 1 and 2 ranks; same table; oracle row"
+        "`mosaic ranker world` trains LR (history crosses), DCN+DIN+SIM and DCN+transformer with skips on 1 and 2 ranks; same table; oracle row"
     )
     func worldSmall() throws {
         var outputs: [Int: String] = [:]
@@ -148,7 +148,7 @@ struct RankerWorldTests {
                 [
                     "ranker", "world", "--users", "120", "--days", "6", "--pins", "1500", "--fresh-pins", "50",
                     "--epochs", "1", "--max-steps-per-epoch", "6", "--batch-size", "256",
-                    "--variants", "lr,dcn+din+sim-hard",
+                    "--variants", "lr,dcn+din+sim-hard,dcn+transformer+skips", "--transformer-length", "12",
                 ])
             #expect(r.status == 0, "\(r.output)")
             #expect(r.stdout.contains("RANKER WORLD ranks=\(ranks)"), "\(r.output)")
