@@ -315,6 +315,22 @@ extension FeedRanking {
         policies.append(
             ("ranked (calibrated score), no re-rank", users.indices.map { Array(feeds.ranked(ofUser: $0).prefix(k)) }))
         policies.append(("ranked + diversity re-rank (published)", users.indices.map { feeds.feed(ofUser: $0) }))
+        if let world {
+            // The ranker's ceiling: the same merged candidates in the order of their true save
+            // probability (what a perfect ranker would publish from them).
+            policies.append(
+                (
+                    "merged candidates in true order (the ranker's ceiling)",
+                    users.indices.map { i in
+                        let truth = world.truth(ofUser: Int(users[i].user))
+                        return candidates.pins(ofUser: i)
+                            .map {
+                                (pin: $0, p: world.expectedOutcomeProbabilities(truth, pin: Int($0), position: 0).save)
+                            }
+                            .sorted { ($0.p, -$0.pin) > ($1.p, -$1.pin) }.prefix(k).map(\.pin)
+                    }
+                ))
+        }
         let evaluation = FeedEvaluation(k: k, world: world, cut: cut)
         let rows = try evaluation.evaluate(users: users, policies: policies, comm: comm)
         let shape = try pins.map {
