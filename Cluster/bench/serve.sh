@@ -7,7 +7,8 @@
 # The world: the nightly DAG (Jobs/nightly.dag) on the default synthetic world (USERS users), so
 # the run holds a trained ranker (ranker.h5) and feeds whose /ranked group stores every user's
 # top-500 candidates with their ranker features; a second `feed rank` run beside it for the hot
-# swaps. Every user's session first gets 3 saves (so every feed request re-scores), and both
+# swaps. Every user's session first gets 3 saves (so every feed request re-scores; the server
+# that keeps re-scorings then answers each user once, so its runs start warm), and both
 # sides are checked to give user 7 the same pins and scores (to 1e-4).
 # Load: wrk on this machine (1 thread, 8 s per run), random users; GET /v1/feed/{user}?k=20 at
 # 1, 8 and 32 connections while a second wrk posts POST /v1/events (10 events, 1 connection,
@@ -85,6 +86,8 @@ for u, pins in first.items():
 for port in ports:
     for i in range(0, len(batch), 300):
         call(port, "/v1/events", {"events": batch[i:i + 300]})
+for u in first:  # the kept re-scorings of the third server (default cache) start warm
+    call(ports[2], f"/v1/feed/{u}?k=20")
 a, b = call(ports[0], "/v1/feed/7?k=50"), call(ports[1], "/v1/feed/7?k=50")
 sa = {it["pin"]: it["score"] for it in a["items"]}
 sb = {it["pin"]: it["score"] for it in b["items"]}
