@@ -60,11 +60,11 @@ extension WorldGenerator {
     /// (0-based) in a session whose short-term topic is `sessionTopic`: relevance from the
     /// long-term and session interest and the pin's quality; examination falls with position.
     public func outcomeProbabilities(
-        _ user: UserTruth, pin: Int, position: Int, sessionTopic: Int
+        _ user: UserTruth, pin: Int, position: Int, sessionTopic: Int, quality given: Double? = nil
     ) -> OutcomeProbabilities {
         let topic = topic(ofPin: pin)
         let affinity =
-            3 * user.weight(of: topic) + 1.5 * (topic == sessionTopic ? 1 : 0) + 0.5 * quality(ofPin: pin)
+            3 * user.weight(of: topic) + 1.5 * (topic == sessionTopic ? 1 : 0) + 0.5 * (given ?? quality(ofPin: pin))
         let exam = 1 / Foundation.pow(1 + Double(position), 0.6)
         let closeup = exam * Self.sigmoid(affinity - 2.5)
         return OutcomeProbabilities(
@@ -81,10 +81,15 @@ extension WorldGenerator {
 
     /// True outcome probabilities for the next home-feed request of `user`, whose session topic
     /// is not known yet: the expectation over `sessionTopicProbability`.
-    public func expectedOutcomeProbabilities(_ user: UserTruth, pin: Int, position: Int) -> OutcomeProbabilities {
+    /// With `quality`, the pin's latent quality is replaced by that value (e.g. 0, its prior
+    /// mean: what the user's interests alone predict).
+    public func expectedOutcomeProbabilities(
+        _ user: UserTruth, pin: Int, position: Int, quality given: Double? = nil
+    ) -> OutcomeProbabilities {
         let topic = topic(ofPin: pin)
-        let same = outcomeProbabilities(user, pin: pin, position: position, sessionTopic: topic)
-        let other = outcomeProbabilities(user, pin: pin, position: position, sessionTopic: topic == 0 ? 1 : 0)
+        let same = outcomeProbabilities(user, pin: pin, position: position, sessionTopic: topic, quality: given)
+        let other = outcomeProbabilities(
+            user, pin: pin, position: position, sessionTopic: topic == 0 ? 1 : 0, quality: given)
         let q = parameters.topics > 1 ? sessionTopicProbability(user, topic: topic) : 1
         func mix(_ a: Double, _ b: Double) -> Double { q * a + (1 - q) * b }
         return OutcomeProbabilities(

@@ -316,6 +316,24 @@ extension FeedRanking {
             ("ranked (calibrated score), no re-rank", users.indices.map { Array(feeds.ranked(ofUser: $0).prefix(k)) }))
         policies.append(("ranked + diversity re-rank (published)", users.indices.map { feeds.feed(ofUser: $0) }))
         if let world {
+            // What the user's true interests alone give: the merged candidates by their true save
+            // probability with every pin's latent quality at its mean (ties to the smaller id).
+            policies.append(
+                (
+                    "merged candidates by true interest, quality unknown",
+                    users.indices.map { i in
+                        let truth = world.truth(ofUser: Int(users[i].user))
+                        return candidates.pins(ofUser: i)
+                            .map {
+                                (
+                                    pin: $0,
+                                    p: world.expectedOutcomeProbabilities(truth, pin: Int($0), position: 0, quality: 0)
+                                        .save
+                                )
+                            }
+                            .sorted { ($0.p, -$0.pin) > ($1.p, -$1.pin) }.prefix(k).map(\.pin)
+                    }
+                ))
             // The ranker's ceiling: the same merged candidates in the order of their true save
             // probability (what a perfect ranker would publish from them).
             policies.append(
