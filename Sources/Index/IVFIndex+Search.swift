@@ -520,10 +520,12 @@ extension IVFIndex {
                         }
                         let kept = Swift.min(k, m)
                         mosaic_top_keys(key, m, kept)
+                        // Back to (distance, position) keys, sorted ascending (no comparator).
                         var top = UnsafeMutableBufferPointer(start: key, count: kept)
-                        top.sort(by: >)
+                        for r in 0..<kept { top[r] = ~top[r] }
+                        top.sort()
                         for r in 0..<kept {
-                            let j = Int(UInt32(truncatingIfNeeded: ~top[r]))
+                            let j = Int(UInt32(truncatingIfNeeded: top[r]))
                             // The sorted list holding position j.
                             var a = 0, b = nprobe - 1
                             while a < b {
