@@ -261,7 +261,7 @@ let package = Package(
         .testTarget(
             name: "PipelineTests",
             dependencies: [
-                "Pipeline", "Artifacts", "Serving", "ProcessKit", "_TestSupport", "mosaic", "mosaic-serve",
+                "Pipeline", "Artifacts", "Events", "Serving", "ProcessKit", "_TestSupport", "mosaic", "mosaic-serve",
             ],
             swiftSettings: swiftSettings),
         .testTarget(

@@ -1,4 +1,5 @@
 import Artifacts
+import Events
 import Foundation
 import ProcessKit
 import Testing
@@ -221,5 +222,62 @@ struct NightlyPipelineTests {
         #expect(
             changes.contains { $0 != 0 }, "p_save changes \(changes) of user \(user)'s other pins in the saved category"
         )
+        // Judged by the world's truth (the generator's outcome probabilities given the session's
+        // topic, the saved pins' topic): the session's next 20 pins earn more expected saves than
+        // the published feed's first 20 (the saved pins left out of both).
+        let world = try Self.world(of: run)
+        let topic = world.topic(ofPin: Int(same[0]))
+        func expectedSaves(_ user: Int64, _ pins: [Int64]) -> Double {
+            let truth = world.truth(ofUser: Int(user))
+            return pins.prefix(20).enumerated().reduce(0) { sum, e in
+                sum
+                    + world.outcomeProbabilities(truth, pin: Int(e.element), position: e.offset, sessionTopic: topic)
+                    .save
+            }
+        }
+        let saved = Set(same.prefix(2))
+        let before = expectedSaves(user, published[user]!.filter { !saved.contains($0) })
+        let after = expectedSaves(user, items.map(\.pin).filter { !saved.contains($0) })
+        print("NIGHTLY-TRUTH user \(user) topic \(topic): expected saves of 20 pins \(before) → \(after)")
+        #expect(after > before, "expected saves under session topic \(topic): \(before) before, \(after) after")
+        // Hides push a topic down: another unserved user hides two pins of the topic with the
+        // most pins in their first 20; that topic's pins among the next 20 fall.
+        let other = try #require(
+            published.keys.sorted().dropFirst(40).first { u in
+                u != user
+                    && Dictionary(grouping: published[u]!.prefix(20), by: { world.topic(ofPin: Int($0)) }).values
+                        .contains { $0.count >= 4 }
+            }, "no user with 4 pins of one topic in their first 20")
+        let first20 = Array(published[other]!.prefix(20))
+        let crowded = Dictionary(grouping: first20, by: { world.topic(ofPin: Int($0)) }).max {
+            ($0.value.count, -$0.key) < ($1.value.count, -$1.key)
+        }!
+        let hidden = Set(crowded.value.prefix(2))
+        var hide = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/v1/events")!)
+        hide.httpMethod = "POST"
+        hide.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        hide.httpBody = Data(
+            "{\"events\":[\(hidden.sorted().map { "{\"user\":\(other),\"pin\":\($0),\"type\":\"hide\"}" }.joined(separator: ","))]}"
+                .utf8)
+        let (_, hideResponse) = try await URLSession.shared.data(for: hide)
+        #expect((hideResponse as? HTTPURLResponse)?.statusCode == 200)
+        let (hideStatus, hideData) = try await get("/v1/feed/\(other)?k=20")
+        #expect(hideStatus == 200)
+        let next = try JSONDecoder().decode(Answer.self, from: hideData).pins
+        func share(_ pins: [Int64]) -> Int {
+            pins.filter { !hidden.contains($0) && world.topic(ofPin: Int($0)) == crowded.key }.count
+        }
+        print("NIGHTLY-TRUTH user \(other) hid topic \(crowded.key): its pins in 20 \(share(first20)) → \(share(next))")
+        #expect(
+            share(next) < share(first20),
+            "topic \(crowded.key)'s pins in user \(other)'s first 20: \(share(first20)) before the hides, \(share(next)) after"
+        )
+    }
+
+    /// The world the night generated (its parameters in the world run's manifest).
+    static func world(of run: URL) throws -> WorldGenerator {
+        let manifest = try PublishedRun.open(root: run.appendingPathComponent("world")).manifest
+        let json = try #require(manifest.config["world"], "the world run records no parameters")
+        return WorldGenerator(try JSONDecoder().decode(WorldParameters.self, from: Data(json.utf8)))
     }
 }
