@@ -1,3 +1,5 @@
+import Linalg
+
 /// The last stage of a feed: re-orders ranked candidates so that a page does not repeat the same
 /// idea — maximal marginal relevance (MMR, Carbonell & Goldstein 1998) over content embeddings,
 /// under a sliding-window category cap (at most `maxPerCategory` pins of one category in any
@@ -92,32 +94,14 @@ public struct DiversityRerank: Sendable {
                 unit.withUnsafeBufferPointer { u in
                     similarity.withUnsafeMutableBufferPointer { sim in
                         let b = u.baseAddress! + best * d
-                        for c in 0..<n where !used[c] { sim[t * n + c] = Self.dot(u.baseAddress! + c * d, b, d) }
+                        for c in 0..<n where !used[c] {
+                            sim[t * n + c] = VectorKernels.dot(u.baseAddress! + c * d, b, d)
+                        }
                     }
                 }
             }
         }
         return picked
-    }
-
-    /// `a · b` over `d` floats, 8 lanes at a time.
-    @inline(__always)
-    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ d: Int) -> Float {
-        var acc = SIMD8<Float>()
-        var j = 0
-        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
-        while j + 8 <= d {
-            acc +=
-                ra.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
-                * rb.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
-            j += 8
-        }
-        var s = acc.sum()
-        while j < d {
-            s += a[j] * b[j]
-            j += 1
-        }
-        return s
     }
 
     /// The largest number of pins of one category in any `window` consecutive slots of a feed.

@@ -27,24 +27,10 @@ enum Distances {
         return out
     }
 
-    /// `a · b` over `d` elements (SIMD, 8 lanes).
+    /// `a · b` over `d` elements (`VectorKernels.dot`).
     @inline(__always)
     static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ d: Int) -> Float {
-        var acc = SIMD8<Float>()
-        var j = 0
-        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
-        while j + 8 <= d {
-            let va = ra.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
-            let vb = rb.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
-            acc += va * vb
-            j += 8
-        }
-        var s = acc.sum()
-        while j < d {
-            s += a[j] * b[j]
-            j += 1
-        }
-        return s
+        VectorKernels.dot(a, b, d)
     }
 
     /// ‖a − b‖² over `d` elements (SIMD, 8 lanes).
@@ -190,18 +176,19 @@ struct ResultHeap {
             distances[i] = d
             labels[i] = label
         } else if k > 0 && Self.worse(distances[0], labels[0], d, label) {
-            siftDownFromTop(d, label)
+            siftDownFromTop(d, label, within: count)
         }
     }
 
+    /// Puts (d, label) at the root of the heap of the first `n` entries and sifts it down.
     @inline(__always)
-    private mutating func siftDownFromTop(_ d: Float, _ label: Int64) {
+    private mutating func siftDownFromTop(_ d: Float, _ label: Int64, within n: Int) {
         var i = 0
         while true {
             let l = 2 * i + 1
-            if l >= count { break }
+            if l >= n { break }
             var m = l
-            if l + 1 < count && Self.worse(distances[l + 1], labels[l + 1], distances[l], labels[l]) { m = l + 1 }
+            if l + 1 < n && Self.worse(distances[l + 1], labels[l + 1], distances[l], labels[l]) { m = l + 1 }
             if Self.worse(distances[m], labels[m], d, label) {
                 distances[i] = distances[m]
                 labels[i] = labels[m]
@@ -223,22 +210,7 @@ struct ResultHeap {
             let d = distances[n], l = labels[n]
             distances[n] = distances[0]
             labels[n] = labels[0]
-            var i = 0
-            while true {
-                let c = 2 * i + 1
-                if c >= n { break }
-                var m = c
-                if c + 1 < n && Self.worse(distances[c + 1], labels[c + 1], distances[c], labels[c]) { m = c + 1 }
-                if Self.worse(distances[m], labels[m], d, l) {
-                    distances[i] = distances[m]
-                    labels[i] = labels[m]
-                    i = m
-                } else {
-                    break
-                }
-            }
-            distances[i] = d
-            labels[i] = l
+            siftDownFromTop(d, l, within: n)
         }
         for i in count..<k {
             distances[i] = .infinity

@@ -307,8 +307,8 @@ public final class RequestScorer {
                                 c: projected, ldc: w)
                             for r in 0..<m {
                                 let c = cb + r * w
-                                let mean = Self.dot(c, mu, w)
-                                let square = Self.dot(c, projected + r * w, w)
+                                let mean = VectorKernels.dot(c, mu, w)
+                                let square = VectorKernels.dot(c, projected + r * w, w)
                                 let std = max(0, square - mean * mean).squareRoot()
                                 Self.topK(
                                     softScores + r * h, count: h, k: k, mean: mean, std: std, z: z,
@@ -445,22 +445,4 @@ public final class RequestScorer {
         }
     }
 
-    /// Σ a[c]·b[c] over `n` values, 8 lanes at a time.
-    @inline(__always) static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-        var acc = SIMD8<Float>()
-        var c = 0
-        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
-        while c + 8 <= n {
-            acc +=
-                ra.loadUnaligned(fromByteOffset: c * 4, as: SIMD8<Float>.self)
-                * rb.loadUnaligned(fromByteOffset: c * 4, as: SIMD8<Float>.self)
-            c += 8
-        }
-        var s = acc.sum()
-        while c < n {
-            s += a[c] * b[c]
-            c += 1
-        }
-        return s
-    }
 }
