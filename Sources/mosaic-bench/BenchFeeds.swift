@@ -39,15 +39,7 @@ struct BenchFeeds: ParsableCommand {
         defer { if !keepFiles { try? FileManager.default.removeItem(at: workURL) } }
         func path(_ name: String) -> String { workURL.appendingPathComponent(name).path }
         let world = path("world")
-        let gen = try benchParse(
-            try benchRun(
-                2,
-                [
-                    "generate", "--users", "\(users)", "--pins", "\(pins)", "--fresh-pins-per-day", "1000", "--out",
-                    world,
-                ]),
-            prefix: "GENERATE")
-        log("world: \(gen["users"]!) users, \(gen["pins"]!) pins, \(gen["events"]!) events")
+        let gen = try benchGenerateWorld(users: users, pins: pins, out: world)
         let channels = try benchNight(world: world, work: workURL, trainSteps: trainSteps)
         let t = now()
         let ranker = try benchRun(

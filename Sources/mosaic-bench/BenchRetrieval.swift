@@ -37,15 +37,7 @@ struct BenchRetrieval: ParsableCommand {
         let workURL = try freshDirectory(work)
         defer { if !keep { try? FileManager.default.removeItem(at: workURL) } }
         let world = workURL.appendingPathComponent("world").path
-        let gen = try benchParse(
-            try benchRun(
-                2,
-                [
-                    "generate", "--users", "\(users)", "--pins", "\(pins)", "--fresh-pins-per-day", "1000", "--out",
-                    world,
-                ]),
-            prefix: "GENERATE")
-        log("world: \(gen["users"]!) users, \(gen["pins"]!) pins, \(gen["events"]!) events")
+        let gen = try benchGenerateWorld(users: users, pins: pins, out: world)
         let channels = night ? try benchNight(world: world, work: workURL, trainSteps: trainSteps) : []
         var table = [
             "| ranks | users/s | users/s per rank | load s | retrieve s | seconds per channel (slowest rank) | merge + write s | candidates / user | peak RSS per rank (MiB) | vs 1 rank |",
@@ -84,6 +76,22 @@ struct BenchRetrieval: ParsableCommand {
 /// The night's runs on 2 ranks in `work` (graph, walks, PinSage train and embed, index,
 /// two-tower train and user vectors; `trainSteps` PinSage steps, `trainSteps / 50` two-tower
 /// epochs), logged to stderr; returns the `feed candidates` options of every channel they feed.
+/// Generates the benchmark world (`users` users, `pins` pins plus 1,000 fresh per day) on 2
+/// ranks at `out`, logs its size to stderr and returns the generator's figures (users, pins,
+/// events).
+func benchGenerateWorld(users: Int, pins: Int, out world: String) throws -> [String: String] {
+    let gen = try benchParse(
+        try benchRun(
+            2,
+            [
+                "generate", "--users", "\(users)", "--pins", "\(pins)", "--fresh-pins-per-day", "1000", "--out", world,
+            ]),
+        prefix: "GENERATE")
+    FileHandle.standardError.write(
+        Data("world: \(gen["users"]!) users, \(gen["pins"]!) pins, \(gen["events"]!) events\n".utf8))
+    return gen
+}
+
 func benchNight(world: String, work: URL, trainSteps: Int) throws -> [String] {
     func path(_ name: String) -> String { work.appendingPathComponent(name).path }
     let steps: [(String, [String])] = [
