@@ -316,38 +316,28 @@ extension FeedRanking {
             ("ranked (calibrated score), no re-rank", users.indices.map { Array(feeds.ranked(ofUser: $0).prefix(k)) }))
         policies.append(("ranked + diversity re-rank (published)", users.indices.map { feeds.feed(ofUser: $0) }))
         if let world {
-            // What the user's true interests alone give: the merged candidates by their true save
-            // probability with every pin's latent quality at its mean (ties to the smaller id).
-            policies.append(
-                (
-                    "merged candidates by true interest, quality unknown",
-                    users.indices.map { i in
-                        let truth = world.truth(ofUser: Int(users[i].user))
-                        return candidates.pins(ofUser: i)
-                            .map {
-                                (
-                                    pin: $0,
-                                    p: world.expectedOutcomeProbabilities(truth, pin: Int($0), position: 0, quality: 0)
-                                        .save
+            // Each user's merged candidates in the order of their true save probability (ties to
+            // the smaller id); `quality` replaces every pin's latent quality when given.
+            func trueOrder(quality: Double?) -> [[Int64]] {
+                users.indices.map { i in
+                    let truth = world.truth(ofUser: Int(users[i].user))
+                    return candidates.pins(ofUser: i)
+                        .map {
+                            (
+                                pin: $0,
+                                p: world.expectedOutcomeProbabilities(
+                                    truth, pin: Int($0), position: 0, quality: quality
                                 )
-                            }
-                            .sorted { ($0.p, -$0.pin) > ($1.p, -$1.pin) }.prefix(k).map(\.pin)
-                    }
-                ))
-            // The ranker's ceiling: the same merged candidates in the order of their true save
-            // probability (what a perfect ranker would publish from them).
-            policies.append(
-                (
-                    "merged candidates in true order (the ranker's ceiling)",
-                    users.indices.map { i in
-                        let truth = world.truth(ofUser: Int(users[i].user))
-                        return candidates.pins(ofUser: i)
-                            .map {
-                                (pin: $0, p: world.expectedOutcomeProbabilities(truth, pin: Int($0), position: 0).save)
-                            }
-                            .sorted { ($0.p, -$0.pin) > ($1.p, -$1.pin) }.prefix(k).map(\.pin)
-                    }
-                ))
+                                .save
+                            )
+                        }
+                        .sorted { ($0.p, -$0.pin) > ($1.p, -$1.pin) }.prefix(k).map(\.pin)
+                }
+            }
+            // What the user's true interests alone give: every pin's quality at its mean.
+            policies.append(("merged candidates by true interest, quality unknown", trueOrder(quality: 0)))
+            // The ranker's ceiling: what a perfect ranker would publish from the same candidates.
+            policies.append(("merged candidates in true order (the ranker's ceiling)", trueOrder(quality: nil)))
         }
         let evaluation = FeedEvaluation(k: k, world: world, cut: cut)
         let rows = try evaluation.evaluate(users: users, policies: policies, comm: comm)
